@@ -1,0 +1,60 @@
+//! Command-line definition (clap derive). Raw user input only: nothing here is
+//! validated beyond its shape; `scenario::load` turns it into a `Plan`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lockimpact",
+    version,
+    about = "Rehearse a PostgreSQL schema migration under a recorded workload and measure its impact",
+    long_about = "Rehearse a PostgreSQL schema migration on a disposable clone while a read/write \
+workload runs at its target rate; report the locks each step takes, the sessions it blocks, \
+the latency it causes and the longest step.\n\nExit codes: 0 ok, 1 budget exceeded, 2 bad input \
+or environment, 130 interrupted."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Rehearse one migration: start a disposable server, load the dataset, run
+    /// the workload, apply the migration step by step, print the report.
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The scenario file (TOML), e.g. scenarios/orders-index-plain.toml.
+    pub scenario: PathBuf,
+
+    /// Override a scenario value, e.g. `--set vars.rows=100000` or
+    /// `--set phases.baseline=2s`. Repeatable.
+    #[arg(long = "set", value_name = "DOTTED.KEY=VALUE")]
+    pub set: Vec<String>,
+
+    /// Also write the report as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+
+    /// Which clone backend to use (overrides `clone.backend`).
+    #[arg(long, value_name = "auto|local")]
+    pub backend: Option<String>,
+
+    /// Directory holding the PostgreSQL server binaries (initdb, pg_ctl).
+    #[arg(long, value_name = "DIR", env = "PG_BIN")]
+    pub pg_bin: Option<PathBuf>,
+
+    /// Leave the disposable server running after the run and print how to
+    /// connect to it and how to stop it.
+    #[arg(long)]
+    pub keep: bool,
+
+    /// Print only the report (no progress lines on stderr).
+    #[arg(long, short)]
+    pub quiet: bool,
+}

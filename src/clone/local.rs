@@ -1,0 +1,322 @@
+//! The `local` backend: `initdb` + `pg_ctl` from server binaries found on this
+//! machine, in a temp dir with a free port and a short unix-socket path. As
+//! root it runs them as the `postgres` user (initdb refuses root).
+
+use std::ffi::CString;
+
+use super::ServerHandle;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::scenario::ClonePlan;
+
+/// Server binaries of one major version.
+#[derive(Debug, Clone)]
+pub struct Binaries {
+    pub dir: PathBuf,
+    pub major: u32,
+    pub version: String,
+}
+
+pub struct LocalServer {
+    bins: Binaries,
+    /// Removed on drop unless kept.
+    dir: Option<tempfile::TempDir>,
+    data: PathBuf,
+    socket_dir: PathBuf,
+    port: u16,
+    pid: i32,
+    run_as: Option<(u32, u32)>,
+    kept: bool,
+}
+
+impl LocalServer {
+    pub fn start(plan: &ClonePlan) -> Result<LocalServer> {
+        let bins = find_binaries(plan.pg_bin.as_deref(), plan.pg_version)?;
+        let run_as = if unsafe { libc::geteuid() } == 0 { Some(postgres_user()?) } else { None };
+        let dir = tempfile::Builder::new()
+            .prefix("lockimpact-")
+            .tempdir_in("/tmp")
+            .map_err(|e| Error::env(format!("cannot create a temp dir in /tmp: {e}")))?;
+        let root = dir.path().to_path_buf();
+        let data = root.join("data");
+        if let Some((uid, gid)) = run_as {
+            chown(&root, uid, gid)?;
+        }
+        let mut server = LocalServer {
+            bins,
+            dir: Some(dir),
+            data,
+            socket_dir: root.clone(),
+            port: 0,
+            pid: 0,
+            run_as,
+            kept: false,
+        };
+        server.initdb()?;
+        server.port = free_port()?;
+        server.pg_ctl_start(&plan.settings)?;
+        server.pid = server.read_pid()?;
+        Ok(server)
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let mut c = Command::new(self.bins.dir.join(program));
+        c.current_dir(self.socket_dir.as_path()).env_remove("PGDATA").stdin(Stdio::null());
+        // Its own process group: a Ctrl-C in the terminal reaches us, not the
+        // server; we stop the server ourselves.
+        c.process_group(0);
+        if let Some((uid, gid)) = self.run_as {
+            c.uid(uid).gid(gid);
+        }
+        c
+    }
+
+    fn initdb(&self) -> Result<()> {
+        let out = self
+            .command("initdb")
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"])
+            .output()
+            .map_err(|e| Error::env(format!("cannot run {}: {e}", self.bins.dir.join("initdb").display())))?;
+        if !out.status.success() {
+            return Err(Error::env(format!(
+                "initdb failed ({}):\n{}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )));
+        }
+        Ok(())
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.socket_dir.join("server.log")
+    }
+
+    fn pg_ctl_start(&mut self, settings: &[(String, String)]) -> Result<()> {
+        let mut opts = vec![
+            "-p".to_string(),
+            self.port.to_string(),
+            "-k".to_string(),
+            self.socket_dir.display().to_string(),
+            "-c".to_string(),
+            "listen_addresses=127.0.0.1".to_string(),
+        ];
+        for (k, v) in settings {
+            opts.push("-c".into());
+            opts.push(format!("{k}={v}"));
+        }
+        let quoted: Vec<String> = opts.iter().map(|o| shell_quote(o)).collect();
+        let out = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(&self.data)
+            .arg("-l")
+            .arg(self.log_path())
+            .args(["-w", "-t", "60", "-o"])
+            .arg(quoted.join(" "))
+            .arg("start")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .output()
+            .map_err(|e| Error::env(format!("cannot run pg_ctl: {e}")))?;
+        if !out.status.success() {
+            return Err(Error::env(format!(
+                "the server did not start ({}): {}\nserver log:\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim(),
+                self.log_tail()
+            )));
+        }
+        Ok(())
+    }
+
+    fn read_pid(&self) -> Result<i32> {
+        let text = std::fs::read_to_string(self.data.join("postmaster.pid"))
+            .map_err(|e| Error::env(format!("server started but postmaster.pid is unreadable: {e}")))?;
+        text.lines()
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+            .ok_or_else(|| Error::env("server started but postmaster.pid holds no pid"))
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_ref().map(|d| d.path())
+    }
+
+    fn stop(&mut self) {
+        if self.pid <= 0 {
+            return;
+        }
+        let stopped = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-m", "immediate", "-w", "-t", "20", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if !stopped || process_alive(self.pid) {
+            unsafe { libc::kill(self.pid, libc::SIGKILL) };
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while process_alive(self.pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl super::ServerHandle for LocalServer {
+    fn config(&self, dbname: &str) -> tokio_postgres::Config {
+        let mut c = tokio_postgres::Config::new();
+        c.host_path(&self.socket_dir).port(self.port).user("postgres").dbname(dbname);
+        c.application_name("lockimpact");
+        c.connect_timeout(Duration::from_secs(10));
+        c
+    }
+
+    fn describe(&self) -> String {
+        format!("local PostgreSQL {} ({}), port {}", self.bins.version, self.bins.dir.display(), self.port)
+    }
+
+    fn keep(&mut self, dbname: &str) -> String {
+        self.kept = true;
+        let path = self.dir.take().map(|d| d.keep()).unwrap_or_default();
+        let su = if self.run_as.is_some() { "su postgres -s /bin/sh -c " } else { "" };
+        let stop = format!("{}/pg_ctl -D {} stop", self.bins.dir.display(), self.data.display());
+        format!(
+            "the clone keeps running (postmaster pid {}):\n  connect: psql -h {} -p {} -U postgres {dbname}\n  stop:    {}{}\n  then remove {}",
+            self.pid,
+            self.socket_dir.display(),
+            self.port,
+            su,
+            if su.is_empty() { stop } else { shell_quote(&stop) },
+            path.display()
+        )
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+}
+
+impl Drop for LocalServer {
+    fn drop(&mut self) {
+        if !self.kept {
+            self.stop();
+        }
+        // TempDir's own drop removes the directory.
+    }
+}
+
+fn process_alive(pid: i32) -> bool {
+    // A zombie child would still answer; the postmaster is pg_ctl's child, not ours.
+    unsafe { libc::kill(pid, 0) == 0 }
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+fn free_port() -> Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| Error::env(format!("no free TCP port on 127.0.0.1: {e}")))?;
+    Ok(l.local_addr().map_err(|e| Error::env(e.to_string()))?.port())
+}
+
+fn chown(path: &Path, uid: u32, gid: u32) -> Result<()> {
+    std::os::unix::fs::chown(path, Some(uid), Some(gid))
+        .map_err(|e| Error::env(format!("cannot hand {} to the postgres user: {e}", path.display())))
+}
+
+/// uid and gid of the `postgres` user, to run the server as when we are root.
+fn postgres_user() -> Result<(u32, u32)> {
+    let name = CString::new("postgres").expect("static");
+    let pw = unsafe { libc::getpwnam(name.as_ptr()) };
+    if pw.is_null() {
+        return Err(Error::env(
+            "running as root, and initdb refuses to run as root, but there is no `postgres` user to run the \
+             server as; create one (useradd --system postgres) or run lockimpact as a normal user",
+        ));
+    }
+    Ok(unsafe { ((*pw).pw_uid, (*pw).pw_gid) })
+}
+
+/// Finds server binaries: `--pg-bin`/`PG_BIN`, `pg_config --bindir`, `PATH`,
+/// then `/usr/lib/postgresql/*/bin` (newest first). With `want` set, only that
+/// major version is accepted.
+pub fn find_binaries(explicit: Option<&Path>, want: Option<u32>) -> Result<Binaries> {
+    if let Some(dir) = explicit {
+        let b = probe(dir).ok_or_else(|| {
+            Error::env(format!("--pg-bin/PG_BIN {}: no initdb, pg_ctl and postgres there", dir.display()))
+        })?;
+        return match want {
+            Some(v) if v != b.major => Err(Error::env(format!(
+                "--pg-bin {} holds PostgreSQL {}, but the scenario asks for clone.pg_version = {v}",
+                dir.display(),
+                b.major
+            ))),
+            _ => Ok(b),
+        };
+    }
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
+        if out.status.success() {
+            candidates.push(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));
+        }
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        candidates.extend(std::env::split_paths(&path));
+    }
+    let mut versioned: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path().join("bin"))))
+        .collect();
+    versioned.sort_by(|a, b| b.0.cmp(&a.0));
+    candidates.extend(versioned.into_iter().map(|(_, p)| p));
+
+    let mut seen = Vec::new();
+    for dir in candidates {
+        if let Some(b) = probe(&dir) {
+            if want.is_none_or(|v| v == b.major) {
+                return Ok(b);
+            }
+            seen.push(format!("{} ({})", b.dir.display(), b.major));
+        }
+    }
+    Err(Error::env(match want {
+        Some(v) if !seen.is_empty() => format!(
+            "no PostgreSQL {v} server binaries found (found: {}); install postgresql-{v} or set clone.pg_version to one of those",
+            seen.join(", ")
+        ),
+        _ => "no PostgreSQL server binaries (initdb, pg_ctl, postgres) found via --pg-bin, PG_BIN, pg_config, PATH \
+              or /usr/lib/postgresql/*/bin; install them (Debian/Ubuntu: apt-get install postgresql)"
+            .to_string(),
+    }))
+}
+
+fn probe(dir: &Path) -> Option<Binaries> {
+    if !["initdb", "pg_ctl", "postgres"].iter().all(|b| dir.join(b).is_file()) {
+        return None;
+    }
+    let out = Command::new(dir.join("postgres")).arg("--version").output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // "postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"
+    let version = text.split_whitespace().nth(2)?.to_string();
+    let major = version.split(['.', 'b', 'r']).next()?.parse().ok()?;
+    Some(Binaries { dir: dir.to_path_buf(), major, version })
+}

@@ -1,0 +1,109 @@
+//! The dataset: the seed script builds it once in a template database, then
+//! ANALYZE; every rehearsal runs on a fresh copy made with
+//! `CREATE DATABASE … TEMPLATE`, so runs start from identical data.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::Server;
+use crate::error::{describe_pg, Error, Result};
+
+pub const TEMPLATE_DB: &str = "lockimpact_template";
+
+/// One table of the dataset, as the report shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TableInfo {
+    pub name: String,
+    pub rows: i64,
+    pub bytes: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    pub tables: Vec<TableInfo>,
+    pub seed_time: Duration,
+}
+
+/// Connects to one database of the server; the connection task is spawned.
+pub async fn connect(server: &Server, dbname: &str) -> Result<tokio_postgres::Client> {
+    let (client, conn) = server
+        .config(dbname)
+        .connect(tokio_postgres::NoTls)
+        .await
+        .map_err(|e| Error::db(format!("cannot connect to database {dbname} of the clone: {}", describe_pg(&e))))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(client)
+}
+
+/// Builds the template database from the seed script, then ANALYZE.
+pub async fn build(server: &Server, seed_sql: &str, seed_path: &Path) -> Result<Dataset> {
+    let started = Instant::now();
+    let admin = connect(server, "postgres").await?;
+    admin
+        .batch_execute(&format!("CREATE DATABASE {TEMPLATE_DB}"))
+        .await
+        .map_err(|e| Error::db(format!("cannot create the template database: {}", describe_pg(&e))))?;
+    drop(admin);
+    let db = connect(server, TEMPLATE_DB).await?;
+    db.batch_execute(seed_sql).await.map_err(|e| {
+        let line = e
+            .as_db_error()
+            .and_then(|d| match d.position() {
+                Some(tokio_postgres::error::ErrorPosition::Original(p)) => Some(*p as usize),
+                _ => None,
+            })
+            .map(|p| seed_sql.chars().take(p).filter(|&c| c == '\n').count() + 1);
+        let at = line.map(|l| format!(":{l}")).unwrap_or_default();
+        Error::input(format!("{}{at}: the seed script failed: {}", seed_path.display(), describe_pg(&e)))
+    })?;
+    db.batch_execute("ANALYZE").await.map_err(|e| Error::db(format!("ANALYZE failed: {}", describe_pg(&e))))?;
+    let rows = db
+        .query(
+            "SELECT c.oid::regclass::text, pg_total_relation_size(c.oid) FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('r','p','m') AND n.nspname NOT IN ('pg_catalog','information_schema') \
+             AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 2 DESC, 1",
+            &[],
+        )
+        .await
+        .map_err(|e| Error::db(describe_pg(&e)))?;
+    let mut tables = Vec::new();
+    for r in rows {
+        let name: String = r.get(0);
+        let count: i64 = db
+            .query_one(&format!("SELECT count(*) FROM {name}"), &[])
+            .await
+            .map_err(|e| Error::db(describe_pg(&e)))?
+            .get(0);
+        tables.push(TableInfo { name, rows: count, bytes: r.get(1) });
+    }
+    if tables.is_empty() {
+        return Err(Error::input(format!(
+            "{}: the seed script created no tables; it must build the dataset the workload and migration use",
+            seed_path.display()
+        )));
+    }
+    Ok(Dataset { tables, seed_time: started.elapsed() })
+}
+
+/// Makes a fresh copy of the template; returns how long the copy took.
+pub async fn fresh_copy(server: &Server, name: &str) -> Result<Duration> {
+    let started = Instant::now();
+    let admin = connect(server, "postgres").await?;
+    let v: i32 = admin
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .await
+        .map_err(|e| Error::db(describe_pg(&e)))?
+        .get(0);
+    // FILE_COPY (15+) copies files instead of WAL-logging every block: much faster for a big dataset.
+    let strategy = if v >= 150000 { " STRATEGY = FILE_COPY" } else { "" };
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB}{strategy}"))
+        .await
+        .map_err(|e| Error::db(format!("cannot copy the template database: {}", describe_pg(&e))))?;
+    Ok(started.elapsed())
+}

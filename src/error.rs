@@ -1,0 +1,87 @@
+//! The error type at the library boundary. Every message says what went wrong
+//! and what to do about it, naming the file, line or key involved; the kind
+//! decides the exit code.
+
+use std::fmt;
+
+/// Why a command failed; decides the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A scenario, workload or migration file (or a flag) is wrong.
+    Input,
+    /// The machine lacks something (server binaries, a free port, permissions).
+    Environment,
+    /// The disposable server misbehaved during the rehearsal.
+    Database,
+    /// Ctrl-C or SIGTERM.
+    Interrupted,
+}
+
+#[derive(Debug)]
+pub struct Error {
+    pub kind: Kind,
+    pub message: String,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn input(message: impl Into<String>) -> Self {
+        Error { kind: Kind::Input, message: message.into() }
+    }
+    pub fn env(message: impl Into<String>) -> Self {
+        Error { kind: Kind::Environment, message: message.into() }
+    }
+    pub fn db(message: impl Into<String>) -> Self {
+        Error { kind: Kind::Database, message: message.into() }
+    }
+    pub fn interrupted() -> Self {
+        Error { kind: Kind::Interrupted, message: "interrupted; the disposable server was stopped and its files removed".into() }
+    }
+    /// Prefixes the message with where it happened.
+    pub fn context(mut self, what: impl fmt::Display) -> Self {
+        self.message = format!("{what}: {}", self.message);
+        self
+    }
+    pub fn exit_code(&self) -> i32 {
+        match self.kind {
+            Kind::Input | Kind::Environment | Kind::Database => 2,
+            Kind::Interrupted => 130,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Formats a PostgreSQL error with its SQLSTATE, message, detail and hint.
+pub fn describe_pg(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut s = format!("{} (SQLSTATE {})", db.message(), db.code().code());
+            if let Some(d) = db.detail() {
+                s.push_str(&format!("; detail: {d}"));
+            }
+            if let Some(h) = db.hint() {
+                s.push_str(&format!("; hint: {h}"));
+            }
+            s
+        }
+        None => e.to_string(),
+    }
+}
+
+/// The SQLSTATE of a PostgreSQL error, or a client-side code when the error did
+/// not come from the server (`08006` connection failure, `XXCLI` otherwise).
+pub fn sqlstate(e: &tokio_postgres::Error) -> String {
+    match e.code() {
+        Some(c) => c.code().to_string(),
+        None if e.is_closed() => "08006".to_string(),
+        None => "XXCLI".to_string(),
+    }
+}

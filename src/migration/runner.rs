@@ -1,0 +1,318 @@
+//! Applies the migration step by step on its own connection, in the chosen
+//! transaction mode, with each step's lock and statement timeouts and retries.
+//! For every step it records duration, outcome, rows, WAL written, tables
+//! rewritten and, inside a transaction, the relation locks it holds.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_postgres::{Client, SimpleQueryMessage};
+use tokio_util::sync::CancellationToken;
+
+use super::split::Statement;
+use super::{Migration, Step, StepKind, TxMode};
+use crate::error::{describe_pg, sqlstate};
+use crate::record::{MigrationRecord, Outcome, StepRecord};
+use crate::sampler::lockmode::stronger;
+use crate::timeline::{Clock, Slot};
+
+/// A backfill stops after this many batches unless `max_batches` says otherwise.
+const DEFAULT_MAX_BATCHES: u64 = 100_000;
+
+/// Retry backoff doubles up to this (or the configured backoff, if larger).
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Relation locks (user relations only) held by this session right now.
+const HELD_LOCKS_SQL: &str = "SELECT l.relation::regclass::text, l.mode FROM pg_locks l \
+     WHERE l.pid = pg_backend_pid() AND l.granted AND l.locktype = 'relation' AND l.relation >= 16384";
+
+/// relfilenode of every user table, to detect rewrites.
+const FILENODES_SQL: &str = "SELECT c.oid::regclass::text, c.relfilenode::text FROM pg_class c \
+     WHERE c.oid >= 16384 AND c.relkind IN ('r','m')";
+
+struct Failure {
+    outcome: Outcome,
+    sqlstate: String,
+    message: String,
+    statement: Option<usize>,
+}
+
+impl Failure {
+    fn from_pg(e: &tokio_postgres::Error, statement: Option<usize>) -> Failure {
+        let code = sqlstate(e);
+        Failure { outcome: Outcome::from_sqlstate(&code), sqlstate: code, message: describe_pg(e), statement }
+    }
+}
+
+pub struct Runner<'a> {
+    pub client: &'a Client,
+    pub clock: Arc<Clock>,
+    pub cancel: CancellationToken,
+    pub say: &'a (dyn Fn(&str) + Sync),
+}
+
+impl Runner<'_> {
+    pub async fn run(&self, m: &Migration, rec: &mut MigrationRecord) {
+        rec.transaction = Some(m.transaction);
+        let file_tx = m.transaction == TxMode::File;
+        self.clock.enter(Slot::Between);
+        let mut failed = false;
+        if file_tx {
+            if let Err(e) = self.client.batch_execute("BEGIN").await {
+                (self.say)(&format!("migration: BEGIN failed: {}", describe_pg(&e)));
+                failed = true;
+            }
+        }
+        for (i, step) in m.steps.iter().enumerate() {
+            let mut r = StepRecord {
+                name: step.name.clone(),
+                kind: match step.kind {
+                    StepKind::Sql(_) => "sql",
+                    StepKind::Backfill { .. } => "backfill",
+                    StepKind::Pause(_) => "pause",
+                },
+                line: step.line,
+                statements: match &step.kind {
+                    StepKind::Sql(s) => s.len(),
+                    StepKind::Backfill { .. } => 1,
+                    StepKind::Pause(_) => 0,
+                },
+                start: self.clock.since_start(Instant::now()),
+                duration: Duration::ZERO,
+                outcome: Outcome::Skipped,
+                sqlstate: None,
+                error: None,
+                failed_statement: None,
+                retries: 0,
+                batches: None,
+                rows: 0,
+                wal_bytes: None,
+                rewritten: Vec::new(),
+                locks: Vec::new(),
+            };
+            if failed || self.cancel.is_cancelled() {
+                rec.steps.push(r);
+                continue;
+            }
+            (self.say)(&format!("step {}/{}: {}", i + 1, m.steps.len(), step.name));
+            self.clock.enter(Slot::Step(i));
+            let started = Instant::now();
+            r.start = self.clock.since_start(started);
+            let result = tokio::select! {
+                res = self.run_step(step, m.transaction, &mut r) => res,
+                _ = self.cancel.cancelled() => Err(Failure { outcome: Outcome::Interrupted, sqlstate: String::new(), message: "interrupted".into(), statement: None }),
+            };
+            r.duration = started.elapsed();
+            self.clock.enter(Slot::Between);
+            match result {
+                Ok(()) => r.outcome = Outcome::Ok,
+                Err(f) => {
+                    (self.say)(&format!("step {} failed: {}", i + 1, f.message));
+                    r.outcome = f.outcome;
+                    r.sqlstate = (!f.sqlstate.is_empty()).then_some(f.sqlstate);
+                    r.error = Some(f.message);
+                    r.failed_statement = f.statement;
+                    failed = true;
+                }
+            }
+            rec.steps.push(r);
+        }
+        if file_tx {
+            let end = if failed { "ROLLBACK" } else { "COMMIT" };
+            let started = Instant::now();
+            let res = self.client.batch_execute(end).await;
+            if let Some(last) = rec.steps.iter_mut().rev().find(|s| s.outcome != Outcome::Skipped) {
+                last.duration += started.elapsed();
+            }
+            rec.committed = !failed && res.is_ok();
+        } else {
+            rec.committed = !failed;
+        }
+    }
+
+    async fn run_step(&self, step: &Step, mode: TxMode, r: &mut StepRecord) -> Result<(), Failure> {
+        if let StepKind::Pause(d) = step.kind {
+            tokio::time::sleep(d).await;
+            return Ok(());
+        }
+        let before_nodes = self.filenodes().await;
+        let wal_before = self.wal_lsn().await;
+        let mut attempt = 0;
+        loop {
+            let res = self.attempt(step, mode, r).await;
+            match res {
+                Err(f) if f.outcome == Outcome::LockTimeout && attempt < step.retries => {
+                    let backoff = step.retry_backoff.saturating_mul(1 << attempt.min(16)).min(step.retry_backoff.max(MAX_BACKOFF));
+                    attempt += 1;
+                    r.retries = attempt;
+                    (self.say)(&format!("  lock timeout; retry {attempt}/{} in {} ms", step.retries, backoff.as_millis()));
+                    tokio::time::sleep(backoff).await;
+                }
+                other => {
+                    if let (Some(a), Some(b)) = (wal_before, self.wal_lsn().await) {
+                        r.wal_bytes = Some(b.saturating_sub(a));
+                    }
+                    if let (Some(before), Some(after)) = (before_nodes, self.filenodes().await) {
+                        r.rewritten = before
+                            .iter()
+                            .filter(|(rel, node)| after.get(*rel).is_some_and(|n| n != *node))
+                            .map(|(rel, _)| rel.clone())
+                            .collect();
+                    }
+                    return other;
+                }
+            }
+        }
+    }
+
+    /// One attempt of a step, inside the transaction the mode asks for.
+    async fn attempt(&self, step: &Step, mode: TxMode, r: &mut StepRecord) -> Result<(), Failure> {
+        let c = self.client;
+        let exec = |sql: String| async move { c.batch_execute(&sql).await.map_err(|e| Failure::from_pg(&e, None)) };
+        let own_tx = mode == TxMode::Step && !matches!(step.kind, StepKind::Backfill { .. });
+        let savepoint = mode == TxMode::File && step.retries > 0;
+        if own_tx {
+            exec("BEGIN".into()).await?;
+        }
+        if savepoint {
+            exec("SAVEPOINT lockimpact_step".into()).await?;
+        }
+        exec(format!(
+            "SET lock_timeout = {}; SET statement_timeout = {}",
+            step.lock_timeout.as_millis(),
+            step.statement_timeout.as_millis()
+        ))
+        .await?;
+        let body = self.body(step, mode, r).await;
+        if body.is_ok() && mode != TxMode::None {
+            r.locks = self.held_locks().await;
+        }
+        match body {
+            Ok(()) => {
+                if own_tx {
+                    exec("COMMIT".into()).await.map_err(|f| Failure { statement: None, ..f })?;
+                }
+                Ok(())
+            }
+            Err(f) => {
+                if own_tx {
+                    let _ = c.batch_execute("ROLLBACK").await;
+                } else if savepoint {
+                    let _ = c.batch_execute("ROLLBACK TO SAVEPOINT lockimpact_step").await;
+                }
+                Err(f)
+            }
+        }
+    }
+
+    async fn body(&self, step: &Step, mode: TxMode, r: &mut StepRecord) -> Result<(), Failure> {
+        match &step.kind {
+            StepKind::Sql(statements) => {
+                for s in statements {
+                    r.rows += self.execute(s).await?;
+                }
+                Ok(())
+            }
+            StepKind::Backfill { statement, pause, max_batches } => {
+                let limit = max_batches.unwrap_or(DEFAULT_MAX_BATCHES);
+                let mut batches = 0u64;
+                loop {
+                    // In `step` mode every batch commits on its own: that is what batching is for.
+                    let batch_tx = mode == TxMode::Step;
+                    if batch_tx {
+                        self.client.batch_execute("BEGIN").await.map_err(|e| Failure::from_pg(&e, None))?;
+                    }
+                    let res = self.execute(statement).await;
+                    if batch_tx {
+                        if res.is_ok() {
+                            self.merge_locks(r).await;
+                        }
+                        let end = if res.is_ok() { "COMMIT" } else { "ROLLBACK" };
+                        let _ = self.client.batch_execute(end).await;
+                    }
+                    let rows = res?;
+                    batches += 1;
+                    r.rows += rows;
+                    r.batches = Some(batches);
+                    if rows == 0 {
+                        return Ok(());
+                    }
+                    if batches >= limit {
+                        return Err(Failure {
+                            outcome: Outcome::Error,
+                            sqlstate: String::new(),
+                            message: format!(
+                                "backfill still affected rows after {limit} batches; raise max_batches or check that the statement converges to 0 rows"
+                            ),
+                            statement: Some(statement.number),
+                        });
+                    }
+                    if !pause.is_zero() {
+                        tokio::time::sleep(*pause).await;
+                    }
+                }
+            }
+            StepKind::Pause(_) => Ok(()),
+        }
+    }
+
+    /// Runs one statement; returns the rows it affected.
+    async fn execute(&self, s: &Statement) -> Result<u64, Failure> {
+        let msgs = self.client.simple_query(&s.sql).await.map_err(|e| Failure::from_pg(&e, Some(s.number)))?;
+        Ok(msgs
+            .iter()
+            .map(|m| match m {
+                SimpleQueryMessage::CommandComplete(n) => *n,
+                _ => 0,
+            })
+            .sum())
+    }
+
+    async fn held_locks(&self) -> Vec<(String, String)> {
+        let Ok(rows) = self.client.query(HELD_LOCKS_SQL, &[]).await else { return Vec::new() };
+        let mut held: BTreeMap<String, String> = BTreeMap::new();
+        for row in rows {
+            let (rel, mode): (String, String) = (row.get(0), row.get(1));
+            let m = held.get(&rel).map(|old| stronger(old, &mode)).unwrap_or(mode);
+            held.insert(rel, m);
+        }
+        held.into_iter().collect()
+    }
+
+    /// Adds the locks held now to the step's (for backfill batches).
+    async fn merge_locks(&self, r: &mut StepRecord) {
+        let mut all: BTreeMap<String, String> = r.locks.drain(..).collect();
+        for (rel, mode) in self.held_locks().await {
+            let m = all.get(&rel).map(|old| stronger(old, &mode)).unwrap_or(mode);
+            all.insert(rel, m);
+        }
+        r.locks = all.into_iter().collect();
+    }
+
+    async fn filenodes(&self) -> Option<BTreeMap<String, String>> {
+        let rows = self.client.query(FILENODES_SQL, &[]).await.ok()?;
+        Some(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    async fn wal_lsn(&self) -> Option<u64> {
+        let row = self.client.query_one("SELECT pg_current_wal_lsn()::text", &[]).await.ok()?;
+        parse_lsn(&row.get::<_, String>(0))
+    }
+}
+
+/// "16/B374D848" → byte position.
+fn parse_lsn(s: &str) -> Option<u64> {
+    let (hi, lo) = s.split_once('/')?;
+    Some((u64::from_str_radix(hi, 16).ok()? << 32) | u64::from_str_radix(lo, 16).ok()?)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn lsn() {
+        assert_eq!(super::parse_lsn("0/10"), Some(16));
+        assert_eq!(super::parse_lsn("1/0"), Some(1 << 32));
+        assert_eq!(super::parse_lsn("junk"), None);
+    }
+}

@@ -1,0 +1,475 @@
+//! Splits a migration `.sql` file into steps with PostgreSQL's own parser
+//! (pg_query), keeping dollar-quoted bodies, `DO` blocks and comments intact,
+//! and reads the `-- lockimpact:` directives written between statements.
+//!
+//! Directives (one per comment line, between statements):
+//! - `-- lockimpact: transaction file|step|none` (before the first statement)
+//! - `-- lockimpact: step "name" [lock_timeout=2s] [statement_timeout=1m] [retries=3] [retry_backoff=500ms]`
+//!   groups the following statements into one named step, up to the next directive
+//! - `-- lockimpact: end` closes a `step` group
+//! - `-- lockimpact: backfill "name" [pause=100ms] [max_batches=N] [timeouts, retries]`
+//!   repeats the next statement until it affects 0 rows, pausing between batches
+//! - `-- lockimpact: pause 5s ["name"]` waits (an application deploy between phases)
+
+use std::time::Duration;
+
+use pg_query::protobuf::Token;
+use pg_query::NodeEnum;
+
+use crate::scenario::values::Dur;
+use crate::workload::file::pg_message;
+
+/// How the migration's statements are wrapped in transactions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TxMode {
+    /// The whole file in one transaction (as most migration frameworks run it).
+    File,
+    /// One transaction per step.
+    Step,
+    /// Autocommit: every statement commits on its own (required for CONCURRENTLY).
+    None,
+}
+
+impl TxMode {
+    pub fn parse(s: &str) -> Option<TxMode> {
+        match s {
+            "file" => Some(TxMode::File),
+            "step" => Some(TxMode::Step),
+            "none" => Some(TxMode::None),
+            _ => None,
+        }
+    }
+}
+
+/// One SQL statement of the file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Statement {
+    /// 1-based position in the file.
+    pub number: usize,
+    /// 1-based line of its first token.
+    pub line: usize,
+    pub sql: String,
+    /// Set when the statement cannot run inside a transaction block (names it).
+    pub needs_autocommit: Option<&'static str>,
+    /// Set for BEGIN/COMMIT/ROLLBACK/SAVEPOINT written in the file.
+    pub is_transaction_control: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepKind {
+    Sql(Vec<Statement>),
+    Backfill { statement: Statement, pause: Duration, max_batches: Option<u64> },
+    Pause(Duration),
+}
+
+/// Per-step settings written in a directive; `None` means the scenario default.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StepOptions {
+    pub lock_timeout: Option<Duration>,
+    pub statement_timeout: Option<Duration>,
+    pub retries: Option<u32>,
+    pub retry_backoff: Option<Duration>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParsedStep {
+    pub name: String,
+    pub line: usize,
+    pub kind: StepKind,
+    pub options: StepOptions,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParsedMigration {
+    pub transaction: Option<TxMode>,
+    pub steps: Vec<ParsedStep>,
+}
+
+/// An error with the 1-based line it points at.
+#[derive(Debug, PartialEq)]
+pub struct SplitError {
+    pub line: usize,
+    pub message: String,
+}
+
+fn err<T>(line: usize, message: impl Into<String>) -> Result<T, SplitError> {
+    Err(SplitError { line, message: message.into() })
+}
+
+fn line_of(text: &str, pos: usize) -> usize {
+    text[..pos.min(text.len())].matches('\n').count() + 1
+}
+
+enum Event {
+    Directive { line: usize, text: String },
+    Statement(Statement),
+}
+
+/// Splits `text` into steps. Errors name the line.
+pub fn split(text: &str) -> Result<ParsedMigration, SplitError> {
+    let tokens = pg_query::scan_tokens(text).map_err(|e| SplitError { line: 1, message: pg_message(&e) })?;
+    let is_comment = |t: &pg_query::protobuf::ScanToken| {
+        t.token == Token::SqlComment as i32 || t.token == Token::CComment as i32
+    };
+    let statements = match pg_query::split_with_parser(text) {
+        Ok(s) => s,
+        Err(e) => return Err(locate_syntax_error(text, &e)),
+    };
+
+    let mut events: Vec<(usize, Event)> = Vec::new();
+    for t in tokens.iter().filter(|t| t.token == Token::SqlComment as i32) {
+        let raw = &text[t.start as usize..t.end as usize];
+        let body = raw.trim_start_matches('-').trim();
+        if let Some(rest) = body.strip_prefix("lockimpact:") {
+            events.push((t.start as usize, Event::Directive { line: line_of(text, t.start as usize), text: rest.trim().to_string() }));
+        } else if body.starts_with("lockimpact") {
+            return err(line_of(text, t.start as usize), format!("malformed directive {raw:?}: write `-- lockimpact: VERB …`"));
+        }
+    }
+    for (i, stmt) in statements.iter().enumerate() {
+        let base = stmt.as_ptr() as usize - text.as_ptr() as usize;
+        let end = base + stmt.len();
+        let Some(first) = tokens
+            .iter()
+            .find(|t| t.start as usize >= base && (t.start as usize) < end && !is_comment(t))
+        else {
+            continue;
+        };
+        let start = first.start as usize;
+        let line = line_of(text, start);
+        if let Some((_, Event::Directive { line: dl, .. })) =
+            events.iter().find(|(p, e)| matches!(e, Event::Directive { .. }) && *p > start && *p < end)
+        {
+            return err(*dl, "a directive inside a statement; put it on its own line between statements");
+        }
+        let sql = text[start..end].trim_end().to_string();
+        let (needs_autocommit, is_transaction_control) = classify(&sql);
+        events.push((start, Event::Statement(Statement { number: i + 1, line, sql, needs_autocommit, is_transaction_control })));
+    }
+    events.sort_by_key(|(p, _)| *p);
+    build_steps(events)
+}
+
+/// Finds which statement holds a syntax error and on which line.
+fn locate_syntax_error(text: &str, e: &pg_query::Error) -> SplitError {
+    if let Ok(parts) = pg_query::split_with_scanner(text) {
+        for (i, part) in parts.iter().enumerate() {
+            if let Err(pe) = pg_query::parse(part, 0) {
+                let base = part.as_ptr() as usize - text.as_ptr() as usize;
+                let lead = part.len() - part.trim_start().len();
+                return SplitError {
+                    line: line_of(text, base + lead),
+                    message: format!("statement {}: SQL syntax error: {}", i + 1, pg_message(&pe)),
+                };
+            }
+        }
+    }
+    SplitError { line: 1, message: format!("SQL syntax error: {}", pg_message(e)) }
+}
+
+/// (what keeps it out of a transaction block, whether it is BEGIN/COMMIT/…).
+fn classify(sql: &str) -> (Option<&'static str>, bool) {
+    let Ok(parsed) = pg_query::parse(sql, 0) else { return (None, false) };
+    let Some(node) = parsed.protobuf.stmts.first().and_then(|s| s.stmt.as_ref()).and_then(|n| n.node.as_ref()) else {
+        return (None, false);
+    };
+    let concurrently = |params: &[pg_query::protobuf::Node]| {
+        params.iter().any(|p| matches!(&p.node, Some(NodeEnum::DefElem(d)) if d.defname == "concurrently"))
+    };
+    match node {
+        NodeEnum::IndexStmt(s) if s.concurrent => (Some("CREATE INDEX CONCURRENTLY"), false),
+        NodeEnum::DropStmt(s) if s.concurrent => (Some("DROP INDEX CONCURRENTLY"), false),
+        NodeEnum::ReindexStmt(s) if concurrently(&s.params) => (Some("REINDEX CONCURRENTLY"), false),
+        NodeEnum::VacuumStmt(s) if s.is_vacuumcmd => (Some("VACUUM"), false),
+        NodeEnum::TransactionStmt(_) => (None, true),
+        _ => (None, false),
+    }
+}
+
+#[derive(Default)]
+struct Group {
+    name: String,
+    line: usize,
+    options: StepOptions,
+    statements: Vec<Statement>,
+}
+
+fn build_steps(events: Vec<(usize, Event)>) -> Result<ParsedMigration, SplitError> {
+    let mut out = ParsedMigration { transaction: None, steps: Vec::new() };
+    let mut group: Option<Group> = None;
+    let mut backfill: Option<(usize, Group, Duration, Option<u64>)> = None;
+    let mut seen_statement = false;
+
+    fn close(group: &mut Option<Group>, steps: &mut Vec<ParsedStep>) -> Result<(), SplitError> {
+        if let Some(g) = group.take() {
+            if g.statements.is_empty() {
+                return err(g.line, format!("step {:?} has no statements", g.name));
+            }
+            steps.push(ParsedStep { name: g.name, line: g.line, kind: StepKind::Sql(g.statements), options: g.options });
+        }
+        Ok(())
+    }
+
+    for (_, event) in events {
+        match event {
+            Event::Statement(s) => {
+                seen_statement = true;
+                if let Some((line, g, pause, max_batches)) = backfill.take() {
+                    let name = if g.name.is_empty() { default_name(&s.sql) } else { g.name };
+                    out.steps.push(ParsedStep { name, line, kind: StepKind::Backfill { statement: s, pause, max_batches }, options: g.options });
+                } else if let Some(g) = group.as_mut() {
+                    g.statements.push(s);
+                } else {
+                    out.steps.push(ParsedStep {
+                        name: default_name(&s.sql),
+                        line: s.line,
+                        kind: StepKind::Sql(vec![s]),
+                        options: StepOptions::default(),
+                    });
+                }
+            }
+            Event::Directive { line, text } => {
+                if let Some((bl, ..)) = &backfill {
+                    return err(*bl, "backfill directive must be followed by the statement to repeat");
+                }
+                let words = tokenize(&text).map_err(|m| SplitError { line, message: m })?;
+                let Some((verb, args)) = words.split_first() else {
+                    return err(line, "empty directive; expected step, end, backfill, pause or transaction");
+                };
+                match verb.as_str() {
+                    "transaction" => {
+                        if seen_statement {
+                            return err(line, "the transaction directive must come before the first statement");
+                        }
+                        let [mode] = args else { return err(line, "write `-- lockimpact: transaction file|step|none`") };
+                        out.transaction = Some(TxMode::parse(mode).ok_or_else(|| SplitError {
+                            line,
+                            message: format!("unknown transaction mode {mode:?}; use file, step or none"),
+                        })?);
+                    }
+                    "step" => {
+                        close(&mut group, &mut out.steps)?;
+                        let (name, options, _) = step_args(args, line, &[])?;
+                        let Some(name) = name else { return err(line, "a step needs a name: -- lockimpact: step \"add column\"") };
+                        group = Some(Group { name, line, options, statements: Vec::new() });
+                    }
+                    "end" => {
+                        if group.is_none() {
+                            return err(line, "`end` without an open `step`");
+                        }
+                        close(&mut group, &mut out.steps)?;
+                    }
+                    "backfill" => {
+                        close(&mut group, &mut out.steps)?;
+                        let (name, options, extra) = step_args(args, line, &["pause", "max_batches"])?;
+                        let mut pause = Duration::ZERO;
+                        let mut max_batches = None;
+                        for (k, v) in extra {
+                            match k.as_str() {
+                                "pause" => pause = parse_dur(&k, &v, line)?,
+                                _ => {
+                                    let n: u64 = v.parse().map_err(|_| SplitError { line, message: format!("max_batches must be a positive integer, not {v:?}") })?;
+                                    if n == 0 {
+                                        return err(line, "max_batches must be at least 1");
+                                    }
+                                    max_batches = Some(n);
+                                }
+                            }
+                        }
+                        backfill = Some((line, Group { name: name.unwrap_or_default(), line, options, statements: vec![] }, pause, max_batches));
+                    }
+                    "pause" => {
+                        close(&mut group, &mut out.steps)?;
+                        let Some((dur, rest)) = args.split_first() else {
+                            return err(line, "write `-- lockimpact: pause 5s \"deploy the app\"`");
+                        };
+                        let d = Dur::parse(dur).map_err(|m| SplitError { line, message: m })?.0;
+                        let name = match rest {
+                            [] => format!("pause {dur}"),
+                            [n] if !n.contains('=') => n.clone(),
+                            _ => return err(line, "pause takes a duration and an optional name"),
+                        };
+                        out.steps.push(ParsedStep { name, line, kind: StepKind::Pause(d), options: StepOptions::default() });
+                    }
+                    other => {
+                        return err(line, format!("unknown directive {other:?}; expected step, end, backfill, pause or transaction"));
+                    }
+                }
+            }
+        }
+    }
+    if let Some((line, ..)) = backfill {
+        return err(line, "backfill directive must be followed by the statement to repeat");
+    }
+    close(&mut group, &mut out.steps)?;
+    if !out.steps.iter().any(|s| !matches!(s.kind, StepKind::Pause(_))) {
+        return err(1, "the migration has no SQL statements");
+    }
+    Ok(out)
+}
+
+/// Reads `["name"] key=value…`; keys in `extra` are returned to the caller.
+fn step_args(args: &[String], line: usize, extra: &[&str]) -> Result<(Option<String>, StepOptions, Vec<(String, String)>), SplitError> {
+    let mut name = None;
+    let mut options = StepOptions::default();
+    let mut rest = Vec::new();
+    for a in args {
+        let Some((k, v)) = a.split_once('=') else {
+            if name.is_some() {
+                return err(line, format!("unexpected {a:?}; quote a name with spaces: \"my step\""));
+            }
+            name = Some(a.clone());
+            continue;
+        };
+        match k {
+            "lock_timeout" => options.lock_timeout = Some(parse_dur(k, v, line)?),
+            "statement_timeout" => options.statement_timeout = Some(parse_dur(k, v, line)?),
+            "retry_backoff" => options.retry_backoff = Some(parse_dur(k, v, line)?),
+            "retries" => {
+                options.retries = Some(v.parse().map_err(|_| SplitError { line, message: format!("retries must be a whole number, not {v:?}") })?)
+            }
+            k if extra.contains(&k) => rest.push((k.to_string(), v.to_string())),
+            _ => {
+                let mut known = vec!["lock_timeout", "statement_timeout", "retries", "retry_backoff"];
+                known.extend_from_slice(extra);
+                return err(line, format!("unknown option {k:?}; known: {}", known.join(", ")));
+            }
+        }
+    }
+    Ok((name, options, rest))
+}
+
+fn parse_dur(key: &str, v: &str, line: usize) -> Result<Duration, SplitError> {
+    Dur::parse(v).map(|d| d.0).map_err(|m| SplitError { line, message: format!("{key}: {m}") })
+}
+
+/// Splits on whitespace, keeping "double quoted" words together.
+fn tokenize(text: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut has = false;
+    for c in text.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                has = true;
+            }
+            c if c.is_whitespace() && !quoted => {
+                if has {
+                    words.push(std::mem::take(&mut cur));
+                    has = false;
+                }
+            }
+            c => {
+                cur.push(c);
+                has = true;
+            }
+        }
+    }
+    if quoted {
+        return Err("unclosed double quote in directive".into());
+    }
+    if has {
+        words.push(cur);
+    }
+    Ok(words)
+}
+
+/// A step name made from its statement: whitespace collapsed, at most 60 chars.
+pub fn default_name(sql: &str) -> String {
+    let flat = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() > 60 {
+        let cut: String = flat.chars().take(59).collect();
+        format!("{cut}…")
+    } else {
+        flat
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sql_of(step: &ParsedStep) -> Vec<&str> {
+        match &step.kind {
+            StepKind::Sql(s) => s.iter().map(|s| s.sql.as_str()).collect(),
+            StepKind::Backfill { statement, .. } => vec![statement.sql.as_str()],
+            StepKind::Pause(_) => vec![],
+        }
+    }
+
+    #[test]
+    fn keeps_dollar_quotes_do_blocks_and_comments() {
+        let text = r#"-- add the column
+ALTER TABLE t ADD COLUMN c int; -- trailing
+CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $body$
+BEGIN
+  -- a comment; with a semicolon
+  RETURN 1;
+END
+$body$;
+DO $$ BEGIN RAISE NOTICE 'x;y'; END $$;
+/* block; comment */ SELECT 'a;b' /* inner; */;
+"#;
+        let m = split(text).unwrap();
+        assert_eq!(m.steps.len(), 4);
+        assert_eq!(sql_of(&m.steps[0]), ["ALTER TABLE t ADD COLUMN c int"]);
+        assert!(sql_of(&m.steps[1])[0].contains("-- a comment; with a semicolon\n  RETURN 1;\nEND\n$body$"));
+        assert_eq!(sql_of(&m.steps[2]), ["DO $$ BEGIN RAISE NOTICE 'x;y'; END $$"]);
+        assert_eq!(sql_of(&m.steps[3]), ["SELECT 'a;b' /* inner; */"]);
+        assert_eq!(m.steps[1].line, 3);
+        assert_eq!(m.steps[3].line, 10);
+    }
+
+    #[test]
+    fn directives_group_backfill_and_pause() {
+        let text = r#"-- lockimpact: transaction step
+-- lockimpact: step "add column" lock_timeout=2s retries=3 retry_backoff=100ms
+SET x = 1;
+ALTER TABLE t ADD COLUMN c int;
+-- lockimpact: backfill "fill c" pause=50ms max_batches=10
+UPDATE t SET c = 1 WHERE id IN (SELECT id FROM t WHERE c IS NULL LIMIT 100);
+-- lockimpact: pause 2s "deploy app"
+ALTER TABLE t ALTER COLUMN c SET NOT NULL;
+"#;
+        let m = split(text).unwrap();
+        assert_eq!(m.transaction, Some(TxMode::Step));
+        assert_eq!(m.steps.len(), 4);
+        assert_eq!(m.steps[0].name, "add column");
+        assert_eq!(sql_of(&m.steps[0]).len(), 2);
+        assert_eq!(m.steps[0].options.lock_timeout, Some(Duration::from_secs(2)));
+        assert_eq!(m.steps[0].options.retries, Some(3));
+        assert!(matches!(m.steps[1].kind, StepKind::Backfill { pause, max_batches: Some(10), .. } if pause == Duration::from_millis(50)));
+        assert_eq!(m.steps[2].kind, StepKind::Pause(Duration::from_secs(2)));
+        assert_eq!(m.steps[2].name, "deploy app");
+        assert_eq!(m.steps[3].name, "ALTER TABLE t ALTER COLUMN c SET NOT NULL");
+    }
+
+    #[test]
+    fn flags_concurrently_and_transaction_control() {
+        let m = split("CREATE INDEX CONCURRENTLY i ON t (a);\nBEGIN;").unwrap();
+        let StepKind::Sql(s) = &m.steps[0].kind else { panic!() };
+        assert_eq!(s[0].needs_autocommit, Some("CREATE INDEX CONCURRENTLY"));
+        let StepKind::Sql(s) = &m.steps[1].kind else { panic!() };
+        assert!(s[0].is_transaction_control);
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let e = split("SELECT 1;\n\nALTER TABLEX t;\n").unwrap_err();
+        assert_eq!(e.line, 3);
+        assert!(e.message.contains("statement 2: SQL syntax error"), "{}", e.message);
+        let e = split("SELECT 1;\n-- lockimpact: stpe \"x\"\nSELECT 2;").unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.message.contains("unknown directive"));
+        let e = split("SELECT 1;\n-- lockimpact: step \"x\" lock_timeout=soon\nSELECT 2;").unwrap_err();
+        assert!(e.message.contains("lock_timeout"), "{}", e.message);
+        let e = split("SELECT 1;\n-- lockimpact: transaction none\n").unwrap_err();
+        assert!(e.message.contains("before the first statement"));
+        let e = split("-- lockimpact: backfill\n").unwrap_err();
+        assert!(e.message.contains("followed by the statement"));
+        assert!(split("-- nothing\n").is_err());
+    }
+}

@@ -1,0 +1,182 @@
+//! `RunRecord`: everything one rehearsal measured, raw and in memory. The
+//! workload, sampler and migration runner each fill their part; the report
+//! builder is the only reader and the only place numbers are derived.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+use crate::clone::template::TableInfo;
+use crate::migration::TxMode;
+use crate::scenario::file::BudgetSection;
+use crate::timeline::Mark;
+
+pub type Hist = Histogram<u64>;
+
+/// A latency histogram in microseconds, 1µs to 1h, 3 significant digits.
+pub fn new_hist() -> Hist {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")
+}
+
+#[derive(Debug)]
+pub struct RunRecord {
+    pub scenario_name: String,
+    pub scenario_path: String,
+    pub clone_description: String,
+    pub server_version: String,
+    pub tables: Vec<TableInfo>,
+    pub seed_time: Duration,
+    pub copy_time: Duration,
+    pub marks: Vec<Mark>,
+    /// When the run ended (clock offset).
+    pub end: Duration,
+    pub workload: WorkloadRecord,
+    pub migration: MigrationRecord,
+    pub sampler: SamplerRecord,
+    pub budget: BudgetSection,
+}
+
+#[derive(Debug)]
+pub struct WorkloadRecord {
+    pub classes: Vec<String>,
+    pub target_rate: f64,
+    pub connections: u32,
+    /// Per class, per slot index: latency of successful operations (µs).
+    pub latency: Vec<Vec<Option<Hist>>>,
+    /// (class index, SQLSTATE) → (count, first message).
+    pub errors: BTreeMap<(usize, String), (u64, String)>,
+    /// Operations the pacer emitted, and that finished (ok or error), in measured phases.
+    pub issued_measured: u64,
+    pub finished_measured: u64,
+    /// Operations still queued or running when the run ended.
+    pub unfinished: u64,
+    /// How late the pacer emitted operations against their intended start (µs).
+    pub schedule_lag: Hist,
+    /// Per second since the clock started.
+    pub seconds: Vec<SecondRecord>,
+}
+
+impl Default for WorkloadRecord {
+    fn default() -> Self {
+        WorkloadRecord {
+            classes: Vec::new(),
+            target_rate: 0.0,
+            connections: 0,
+            latency: Vec::new(),
+            errors: BTreeMap::new(),
+            issued_measured: 0,
+            finished_measured: 0,
+            unfinished: 0,
+            schedule_lag: new_hist(),
+            seconds: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SecondRecord {
+    pub ops: u64,
+    pub errors: u64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Ok,
+    LockTimeout,
+    StatementTimeout,
+    Deadlock,
+    SerializationFailure,
+    Error,
+    /// Not run because an earlier step failed.
+    Skipped,
+    /// The run was interrupted during this step.
+    Interrupted,
+}
+
+impl Outcome {
+    pub fn from_sqlstate(code: &str) -> Outcome {
+        match code {
+            "55P03" => Outcome::LockTimeout,
+            "57014" => Outcome::StatementTimeout,
+            "40P01" => Outcome::Deadlock,
+            "40001" => Outcome::SerializationFailure,
+            _ => Outcome::Error,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::LockTimeout => "lock_timeout",
+            Outcome::StatementTimeout => "statement_timeout",
+            Outcome::Deadlock => "deadlock",
+            Outcome::SerializationFailure => "serialization_failure",
+            Outcome::Error => "error",
+            Outcome::Skipped => "skipped",
+            Outcome::Interrupted => "interrupted",
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct MigrationRecord {
+    pub file: String,
+    pub transaction: Option<TxMode>,
+    pub pid: i32,
+    pub committed: bool,
+    pub steps: Vec<StepRecord>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StepRecord {
+    pub name: String,
+    pub kind: &'static str,
+    pub line: usize,
+    pub statements: usize,
+    pub start: Duration,
+    pub duration: Duration,
+    pub outcome: Outcome,
+    pub sqlstate: Option<String>,
+    pub error: Option<String>,
+    /// 1-based statement number in the file that failed.
+    pub failed_statement: Option<usize>,
+    pub retries: u32,
+    pub batches: Option<u64>,
+    pub rows: u64,
+    pub wal_bytes: Option<u64>,
+    pub rewritten: Vec<String>,
+    /// Relation → lock mode, as read inside the step's transaction.
+    pub locks: Vec<(String, String)>,
+}
+
+/// One session waiting for a lock, from first to last sighting.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Episode {
+    pub pid: i32,
+    /// Query class, "migration", or "other".
+    pub who: String,
+    pub start: Duration,
+    pub end: Duration,
+    pub mode: String,
+    pub locktype: String,
+    pub relation: Option<String>,
+    pub blockers: Vec<i32>,
+    /// The migration backend is in its blocking chain.
+    pub by_migration: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct SamplerRecord {
+    pub interval: Duration,
+    pub polls: u64,
+    /// The sampler's own query time (µs).
+    pub query_time: Option<Hist>,
+    pub episodes: Vec<Episode>,
+    /// Per slot index: relation → lock modes the migration held (sampled).
+    pub migration_locks: BTreeMap<usize, BTreeMap<String, String>>,
+    /// Per second: most workload sessions waiting on a lock at once (any cause / by the migration).
+    pub blocked_per_second: Vec<(u32, u32)>,
+}

@@ -1,0 +1,119 @@
+//! One rehearsal, following the data flow: template → fresh copy → workload,
+//! sampler and migration running together under the phase clock → RunRecord.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::clone::template::{self, connect};
+use crate::clone::Server;
+use crate::error::{describe_pg, Error, Result};
+use crate::migration::runner::Runner;
+use crate::record::{MigrationRecord, RunRecord};
+use crate::sampler::{Roles, Sampler};
+use crate::scenario::Plan;
+use crate::timeline::{Clock, Slot};
+use crate::workload;
+
+/// The database each rehearsal runs on, copied fresh from the template.
+pub const RUN_DB: &str = "lockimpact_run";
+
+/// How long queued operations may take to finish after the cooldown.
+const DRAIN_GRACE: Duration = Duration::from_secs(5);
+
+async fn sleep_or_cancel(d: Duration, cancel: &CancellationToken) -> Result<()> {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => Ok(()),
+        _ = cancel.cancelled() => Err(Error::interrupted()),
+    }
+}
+
+pub async fn rehearse(plan: &Plan, server: &Server, say: &(dyn Fn(&str) + Sync), cancel: &CancellationToken) -> Result<RunRecord> {
+    say(&format!("clone: {}", server.describe()));
+    say(&format!("seeding the template from {}", plan.seed_path.display()));
+    let dataset = template::build(server, &plan.seed_sql, &plan.seed_path).await?;
+    for t in &dataset.tables {
+        say(&format!("  {}: {} rows, {} bytes", t.name, t.rows, t.bytes));
+    }
+    let copy_time = template::fresh_copy(server, RUN_DB).await?;
+
+    let admin = connect(server, RUN_DB).await?;
+    let server_version: String = admin
+        .query_one("SHOW server_version", &[])
+        .await
+        .map_err(|e| Error::db(describe_pg(&e)))?
+        .get(0);
+    let mut classes = plan.workload.classes.clone();
+    workload::bind_samples(&mut classes, &admin, &plan.workload.path.display().to_string()).await?;
+    drop(admin);
+
+    let roles = Arc::new(Roles::new(&classes));
+    let mut mig_config = server.config(RUN_DB);
+    mig_config.application_name("lockimpact-migration");
+    let (migration_client, conn) = mig_config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .map_err(|e| Error::db(format!("cannot open the migration connection: {}", describe_pg(&e))))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let mig_pid: i32 = migration_client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .map_err(|e| Error::db(describe_pg(&e)))?
+        .get(0);
+    roles.set_migration(mig_pid);
+
+    let mut sampler_config = server.config(RUN_DB);
+    sampler_config.application_name("lockimpact-sampler");
+    let (sampler_client, conn) = sampler_config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .map_err(|e| Error::db(format!("cannot open the sampler connection: {}", describe_pg(&e))))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+
+    let clock = Arc::new(Clock::new());
+    let slots = Slot::count(plan.migration.steps.len());
+    let workload = workload::start(&plan.workload, classes, server.config(RUN_DB), clock.clone(), roles.clone(), slots).await?;
+    let sampler = Sampler::start(sampler_client, plan.sampler_interval, clock.clone(), roles.clone());
+
+    say(&format!("warmup {} ms at {} ops/s", plan.phases.warmup.as_millis(), plan.workload.rate));
+    sleep_or_cancel(plan.phases.warmup, cancel).await?;
+    clock.enter(Slot::Baseline);
+    say(&format!("baseline {} ms", plan.phases.baseline.as_millis()));
+    sleep_or_cancel(plan.phases.baseline, cancel).await?;
+
+    say(&format!("migration: {} steps, transaction {:?}", plan.migration.steps.len(), plan.migration.transaction));
+    let mut migration = MigrationRecord { file: plan.migration_path.display().to_string(), pid: mig_pid, ..Default::default() };
+    let runner = Runner { client: &migration_client, clock: clock.clone(), cancel: cancel.clone(), say };
+    runner.run(&plan.migration, &mut migration).await;
+    if cancel.is_cancelled() {
+        return Err(Error::interrupted());
+    }
+    clock.enter(Slot::After);
+    say(&format!("after the migration {} ms (queued operations: {})", plan.phases.cooldown.as_millis(), workload.queued()));
+    sleep_or_cancel(plan.phases.cooldown, cancel).await?;
+
+    let finishing = Instant::now();
+    let end = clock.since_start(finishing);
+    let workload = workload.finish(DRAIN_GRACE).await;
+    let sampler = sampler.finish().await;
+    Ok(RunRecord {
+        scenario_name: plan.name.clone(),
+        scenario_path: plan.scenario_path.display().to_string(),
+        clone_description: server.describe(),
+        server_version,
+        tables: dataset.tables,
+        seed_time: dataset.seed_time,
+        copy_time,
+        marks: clock.marks(),
+        end,
+        workload,
+        migration,
+        sampler,
+        budget: plan.budget.clone(),
+    })
+}

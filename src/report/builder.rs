@@ -1,0 +1,330 @@
+//! Builds the `Report` from a `RunRecord`: the one place where numbers are
+//! derived (percentiles, blocked time per step, rates, the verdict).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::model::*;
+use crate::record::{Episode, Hist, Outcome, RunRecord};
+use crate::sampler::lockmode::stronger;
+use crate::timeline::{Mark, Slot};
+
+fn ms(d: Duration) -> f64 {
+    round3(d.as_secs_f64() * 1000.0)
+}
+
+fn us_to_ms(us: u64) -> f64 {
+    round3(us as f64 / 1000.0)
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+fn latency(h: &Hist) -> Latency {
+    Latency {
+        count: h.len(),
+        p50_ms: us_to_ms(h.value_at_quantile(0.50)),
+        p95_ms: us_to_ms(h.value_at_quantile(0.95)),
+        p99_ms: us_to_ms(h.value_at_quantile(0.99)),
+        max_ms: us_to_ms(h.max()),
+    }
+}
+
+fn merged<'a>(hists: impl Iterator<Item = &'a Option<Hist>>) -> Option<Hist> {
+    let mut out: Option<Hist> = None;
+    for h in hists.flatten() {
+        match out.as_mut() {
+            None => out = Some(h.clone()),
+            Some(o) => {
+                let _ = o.add(h);
+            }
+        }
+    }
+    out
+}
+
+/// Start of the first mark of `slot`, if it was entered.
+fn mark_of(marks: &[Mark], pred: impl Fn(Slot) -> bool) -> Option<Duration> {
+    marks.iter().find(|m| pred(m.slot)).map(|m| m.at)
+}
+
+/// Most intervals overlapping at once, each clipped to `[from, to)`.
+fn max_overlap<'a>(eps: impl Iterator<Item = &'a Episode>, from: Duration, to: Duration) -> u32 {
+    let mut events: Vec<(Duration, i32)> = Vec::new();
+    for e in eps {
+        let (s, t) = (e.start.max(from), e.end.min(to));
+        if s < t {
+            events.push((s, 1));
+            events.push((t, -1));
+        }
+    }
+    events.sort();
+    let (mut cur, mut best) = (0i32, 0i32);
+    for (_, d) in events {
+        cur += d;
+        best = best.max(cur);
+    }
+    best as u32
+}
+
+/// Total time of `eps` inside `[from, to)`.
+fn overlap_ms<'a>(eps: impl Iterator<Item = &'a Episode>, from: Duration, to: Duration) -> f64 {
+    ms(eps.map(|e| e.end.min(to).saturating_sub(e.start.max(from))).sum())
+}
+
+pub fn build(rec: &RunRecord) -> Report {
+    let marks = &rec.marks;
+    let baseline_at = mark_of(marks, |s| s == Slot::Baseline).unwrap_or(rec.end);
+    let migration_at = mark_of(marks, Slot::is_during).unwrap_or(rec.end);
+    let after_at = mark_of(marks, |s| s == Slot::After).unwrap_or(rec.end);
+    let w = &rec.workload;
+
+    // Latency per class and phase.
+    let mut lat: BTreeMap<String, BTreeMap<String, Latency>> = BTreeMap::new();
+    for (c, name) in w.classes.iter().enumerate() {
+        let slots = &w.latency[c];
+        let phases = [
+            ("baseline", merged(slots.get(Slot::Baseline.index()).into_iter())),
+            ("during", merged(slots.iter().enumerate().filter(|(i, _)| Slot::from_index(*i).is_during()).map(|(_, h)| h))),
+            ("after", merged(slots.get(Slot::After.index()).into_iter())),
+        ];
+        let entry = lat.entry(name.clone()).or_default();
+        for (phase, h) in phases {
+            entry.insert(phase.to_string(), h.as_ref().map(latency).unwrap_or_default());
+        }
+    }
+
+    // Blocked episodes.
+    let workload_eps: Vec<&Episode> = rec.sampler.episodes.iter().filter(|e| e.who != "migration").collect();
+    let mig_eps: Vec<&Episode> = rec.sampler.episodes.iter().filter(|e| e.who == "migration").collect();
+    let by_mig: Vec<&Episode> = workload_eps.iter().copied().filter(|e| e.by_migration).collect();
+    let mut sessions: Vec<i32> = by_mig.iter().map(|e| e.pid).collect();
+    sessions.sort_unstable();
+    sessions.dedup();
+
+    // Steps.
+    let step_of = |t: Duration| rec.migration.steps.iter().position(|s| s.outcome != Outcome::Skipped && t >= s.start && t < s.start + s.duration);
+    let steps: Vec<StepReport> = rec
+        .migration
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let (from, to) = (s.start, s.start + s.duration);
+            let ran = s.outcome != Outcome::Skipped;
+            let mut locks: BTreeMap<String, String> = s.locks.iter().cloned().collect();
+            for (rel, mode) in rec.sampler.migration_locks.get(&Slot::Step(i).index()).into_iter().flatten() {
+                let m = locks.get(rel).map(|old| stronger(old, mode)).unwrap_or_else(|| mode.clone());
+                locks.insert(rel.clone(), m);
+            }
+            let step_latency = w
+                .classes
+                .iter()
+                .enumerate()
+                .filter_map(|(c, name)| Some((name.clone(), latency(w.latency[c].get(Slot::Step(i).index())?.as_ref()?))))
+                .collect();
+            StepReport {
+                name: s.name.clone(),
+                kind: s.kind.to_string(),
+                line: s.line,
+                start_ms: ms(s.start),
+                duration_ms: ms(s.duration),
+                outcome: s.outcome,
+                sqlstate: s.sqlstate.clone(),
+                error: s.error.clone(),
+                failed_statement: s.failed_statement,
+                retries: s.retries,
+                batches: s.batches,
+                rows: s.rows,
+                locks: locks.into_iter().map(|(relation, mode)| LockHeld { relation, mode }).collect(),
+                rewrote: !s.rewritten.is_empty(),
+                rewritten: s.rewritten.clone(),
+                wal_bytes: s.wal_bytes,
+                blocked_ms: if ran { overlap_ms(by_mig.iter().copied(), from, to) } else { 0.0 },
+                blocked_sessions: if ran { max_overlap(by_mig.iter().copied(), from, to) } else { 0 },
+                lock_wait_ms: if ran { overlap_ms(mig_eps.iter().copied(), from, to) } else { 0.0 },
+                latency: step_latency,
+            }
+        })
+        .collect();
+    let longest_step = steps
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.kind != "pause" && s.outcome != Outcome::Skipped)
+        .max_by(|a, b| a.1.duration_ms.total_cmp(&b.1.duration_ms))
+        .map(|(i, _)| i);
+
+    let mut episodes: Vec<EpisodeReport> = workload_eps
+        .iter()
+        .map(|e| EpisodeReport {
+            pid: e.pid,
+            class: e.who.clone(),
+            start_ms: ms(e.start),
+            duration_ms: ms(e.end.saturating_sub(e.start)),
+            mode: e.mode.clone(),
+            locktype: e.locktype.clone(),
+            relation: e.relation.clone(),
+            blockers: e.blockers.clone(),
+            by_migration: e.by_migration,
+            step: step_of(e.start),
+        })
+        .collect();
+    episodes.sort_by(|a, b| b.duration_ms.total_cmp(&a.duration_ms).then(a.start_ms.total_cmp(&b.start_ms)));
+    episodes.truncate(50);
+    let blocked = BlockedSummary {
+        by_migration_sessions: sessions.len() as u32,
+        by_migration_episodes: by_mig.len() as u32,
+        max_concurrent: max_overlap(by_mig.iter().copied(), Duration::ZERO, rec.end + Duration::from_secs(1)),
+        total_ms: overlap_ms(by_mig.iter().copied(), Duration::ZERO, rec.end + Duration::from_secs(1)),
+        longest_ms: by_mig.iter().map(|e| ms(e.end.saturating_sub(e.start))).fold(0.0, f64::max),
+        other_episodes: (workload_eps.len() - by_mig.len()) as u32,
+        episodes,
+    };
+
+    // Workload rates and errors.
+    let window = rec.end.saturating_sub(baseline_at).as_secs_f64().max(1e-9);
+    let errors: u64 = w.errors.values().map(|(n, _)| n).sum();
+    let error_detail = w
+        .errors
+        .iter()
+        .map(|((c, code), (n, msg))| ErrorCount { class: w.classes[*c].clone(), sqlstate: code.clone(), count: *n, message: msg.clone() })
+        .collect();
+    let lag_p99 = us_to_ms(w.schedule_lag.value_at_quantile(0.99));
+    let issued_rate = w.issued_measured as f64 / window;
+    let mut warnings = Vec::new();
+    let kept_schedule = lag_p99 <= 10.0 && issued_rate >= 0.98 * w.target_rate;
+    if !kept_schedule {
+        warnings.push(format!(
+            "the client could not keep the schedule (issued {:.0} of {:.0} ops/s, schedule lag p99 {lag_p99} ms): \
+             latency includes client overload; lower workload.rate or run on a bigger machine",
+            issued_rate, w.target_rate
+        ));
+    }
+    if w.unfinished > 0 {
+        warnings.push(format!("{} operations were still queued or running when the run ended", w.unfinished));
+    }
+    if !rec.migration.committed {
+        warnings.push("the migration did not complete; see the failed step".into());
+    }
+
+    // Timeline.
+    let n = w.seconds.len().max(rec.sampler.blocked_per_second.len()).max(rec.end.as_secs() as usize);
+    let phase_at = |t: Duration| {
+        if t < baseline_at {
+            "warmup"
+        } else if t < migration_at {
+            "baseline"
+        } else if t < after_at {
+            "during"
+        } else {
+            "after"
+        }
+    };
+    let timeline = (0..n)
+        .map(|t| {
+            let s = w.seconds.get(t).copied().unwrap_or_default();
+            let (b, bm) = rec.sampler.blocked_per_second.get(t).copied().unwrap_or_default();
+            Second {
+                t: t as u64,
+                ops: s.ops,
+                errors: s.errors,
+                p50_ms: us_to_ms(s.p50_us),
+                p99_ms: us_to_ms(s.p99_us),
+                blocked: b,
+                blocked_by_migration: bm,
+                phase: phase_at(Duration::from_secs(t as u64)).to_string(),
+            }
+        })
+        .collect();
+
+    let q = rec.sampler.query_time.as_ref();
+    let mut report = Report {
+        schema_version: SCHEMA_VERSION,
+        tool: format!("lockimpact {}", env!("CARGO_PKG_VERSION")),
+        scenario: ScenarioInfo {
+            name: rec.scenario_name.clone(),
+            file: rec.scenario_path.clone(),
+            migration_file: rec.migration.file.clone(),
+        },
+        clone: CloneInfo { backend: rec.clone_description.clone(), server_version: rec.server_version.clone() },
+        dataset: DatasetInfo { tables: rec.tables.clone(), seed_ms: ms(rec.seed_time), copy_ms: ms(rec.copy_time) },
+        phases: PhaseTimes {
+            warmup_ms: ms(baseline_at),
+            baseline_ms: ms(migration_at.saturating_sub(baseline_at)),
+            migration_ms: ms(after_at.saturating_sub(migration_at)),
+            after_ms: ms(rec.end.saturating_sub(after_at)),
+        },
+        workload: WorkloadSummary {
+            target_rate: w.target_rate,
+            achieved_rate: round3(w.finished_measured as f64 / window),
+            issued_rate: round3(issued_rate),
+            connections: w.connections,
+            errors,
+            error_detail,
+            unfinished: w.unfinished,
+            schedule_lag_p50_ms: us_to_ms(w.schedule_lag.value_at_quantile(0.5)),
+            schedule_lag_p99_ms: lag_p99,
+            kept_schedule,
+        },
+        migration: MigrationSummary {
+            transaction: rec.migration.transaction.map(|t| format!("{t:?}").to_lowercase()).unwrap_or_default(),
+            committed: rec.migration.committed,
+            duration_ms: ms(after_at.saturating_sub(migration_at)),
+        },
+        steps,
+        longest_step,
+        blocked,
+        latency: lat,
+        timeline,
+        sampler: SamplerInfo {
+            interval_ms: ms(rec.sampler.interval),
+            polls: rec.sampler.polls,
+            query_p50_ms: q.map_or(0.0, |h| us_to_ms(h.value_at_quantile(0.5))),
+            query_p99_ms: q.map_or(0.0, |h| us_to_ms(h.value_at_quantile(0.99))),
+        },
+        verdict: Verdict { pass: true, violations: Vec::new() },
+        warnings,
+    };
+    report.verdict = verdict(&report, &rec.budget);
+    report
+}
+
+/// Checks the report against the scenario's budget.
+pub fn verdict(r: &Report, b: &crate::scenario::file::BudgetSection) -> Verdict {
+    let mut v = Vec::new();
+    let mut check = |budget: &str, limit: f64, actual: f64, what: String| {
+        if actual > limit {
+            v.push(Violation { budget: budget.to_string(), limit, actual, message: what });
+        }
+    };
+    if let Some(d) = b.max_blocked {
+        check("max_blocked", ms(d.0), r.blocked.total_ms, format!("sessions were blocked by the migration for {} ms in total (budget {} ms)", r.blocked.total_ms, ms(d.0)));
+    }
+    if let Some(n) = b.max_blocked_sessions {
+        check("max_blocked_sessions", n as f64, r.blocked.max_concurrent as f64, format!("{} sessions were blocked by the migration at once (budget {n})", r.blocked.max_concurrent));
+    }
+    if let Some(d) = b.max_p99_during {
+        for (class, phases) in &r.latency {
+            if let Some(l) = phases.get("during") {
+                check("max_p99_during", ms(d.0), l.p99_ms, format!("p99 of {class} during the migration was {} ms (budget {} ms)", l.p99_ms, ms(d.0)));
+            }
+        }
+    }
+    if let (Some(d), Some(i)) = (b.max_step, r.longest_step) {
+        let s = &r.steps[i];
+        check("max_step", ms(d.0), s.duration_ms, format!("step {} ({}) took {} ms (budget {} ms)", i + 1, s.name, s.duration_ms, ms(d.0)));
+    }
+    if let Some(n) = b.max_errors {
+        check("max_errors", n as f64, r.workload.errors as f64, format!("the workload saw {} errors (budget {n})", r.workload.errors));
+    }
+    if !r.migration.committed {
+        let failed = r.steps.iter().enumerate().find(|(_, s)| !matches!(s.outcome, Outcome::Ok | Outcome::Skipped));
+        let what = match failed {
+            Some((i, s)) => format!("the migration did not complete: step {} ({}) ended with {}", i + 1, s.name, s.outcome.as_str()),
+            None => "the migration did not complete".to_string(),
+        };
+        v.push(Violation { budget: "migration_completes".into(), limit: 1.0, actual: 0.0, message: what });
+    }
+    Verdict { pass: v.is_empty(), violations: v }
+}

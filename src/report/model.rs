@@ -1,0 +1,219 @@
+//! The report model: the JSON contract (`schema_version` 1). Built once by
+//! `builder`; every renderer formats it and computes nothing. Changes are
+//! additive only: new fields may appear, existing ones keep name and meaning.
+//! Durations are milliseconds (`*_ms`), offsets are from the start of warmup.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::clone::template::TableInfo;
+use crate::record::Outcome;
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Report {
+    pub schema_version: u32,
+    pub tool: String,
+    pub scenario: ScenarioInfo,
+    pub clone: CloneInfo,
+    pub dataset: DatasetInfo,
+    pub phases: PhaseTimes,
+    pub workload: WorkloadSummary,
+    pub migration: MigrationSummary,
+    pub steps: Vec<StepReport>,
+    /// Index into `steps` of the longest SQL step (pauses excluded).
+    pub longest_step: Option<usize>,
+    pub blocked: BlockedSummary,
+    /// class → phase (`baseline`, `during`, `after`) → latency.
+    pub latency: BTreeMap<String, BTreeMap<String, Latency>>,
+    /// One entry per second since warmup started.
+    pub timeline: Vec<Second>,
+    pub sampler: SamplerInfo,
+    pub verdict: Verdict,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ScenarioInfo {
+    pub name: String,
+    pub file: String,
+    pub migration_file: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CloneInfo {
+    pub backend: String,
+    pub server_version: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DatasetInfo {
+    pub tables: Vec<TableInfo>,
+    pub seed_ms: f64,
+    pub copy_ms: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PhaseTimes {
+    pub warmup_ms: f64,
+    pub baseline_ms: f64,
+    pub migration_ms: f64,
+    pub after_ms: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WorkloadSummary {
+    /// ops/s the schedule asked for (weighted classes plus own-rate classes).
+    pub target_rate: f64,
+    /// ops/s that finished (ok or error) from baseline to the end.
+    pub achieved_rate: f64,
+    /// ops/s the pacer issued from baseline to the end.
+    pub issued_rate: f64,
+    pub connections: u32,
+    /// Operations that failed, all classes (see `error_detail`).
+    pub errors: u64,
+    pub error_detail: Vec<ErrorCount>,
+    /// Operations still queued or running when the run ended.
+    pub unfinished: u64,
+    /// How late the pacer issued operations against the schedule.
+    pub schedule_lag_p50_ms: f64,
+    pub schedule_lag_p99_ms: f64,
+    /// False when the client could not keep the schedule (see `warnings`).
+    pub kept_schedule: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ErrorCount {
+    pub class: String,
+    pub sqlstate: String,
+    pub count: u64,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MigrationSummary {
+    /// `file`, `step` or `none`.
+    pub transaction: String,
+    /// Every step succeeded (and, in `file` mode, the transaction committed).
+    pub committed: bool,
+    pub duration_ms: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StepReport {
+    pub name: String,
+    /// `sql`, `backfill` or `pause`.
+    pub kind: String,
+    /// Line of the step in the migration file.
+    pub line: usize,
+    pub start_ms: f64,
+    pub duration_ms: f64,
+    pub outcome: Outcome,
+    pub sqlstate: Option<String>,
+    pub error: Option<String>,
+    /// 1-based statement number in the file that failed.
+    pub failed_statement: Option<usize>,
+    pub retries: u32,
+    pub batches: Option<u64>,
+    pub rows: u64,
+    /// Strongest mode held per relation (user relations only).
+    pub locks: Vec<LockHeld>,
+    pub rewrote: bool,
+    pub rewritten: Vec<String>,
+    /// Server-wide WAL written during the step (includes the workload's).
+    pub wal_bytes: Option<u64>,
+    /// Time workload sessions spent blocked by the migration during this step.
+    pub blocked_ms: f64,
+    /// Most workload sessions blocked by the migration at once during this step.
+    pub blocked_sessions: u32,
+    /// Time the migration itself waited for locks during this step.
+    pub lock_wait_ms: f64,
+    /// class → latency of operations started during this step.
+    pub latency: BTreeMap<String, Latency>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LockHeld {
+    pub relation: String,
+    pub mode: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct BlockedSummary {
+    /// Distinct workload sessions blocked by the migration.
+    pub by_migration_sessions: u32,
+    /// Blocked episodes attributed to the migration.
+    pub by_migration_episodes: u32,
+    /// Most workload sessions blocked by the migration at once.
+    pub max_concurrent: u32,
+    /// Sum of the attributed episodes' durations.
+    pub total_ms: f64,
+    pub longest_ms: f64,
+    /// Episodes of workload sessions blocked by something else.
+    pub other_episodes: u32,
+    /// The longest episodes first (at most 50).
+    pub episodes: Vec<EpisodeReport>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EpisodeReport {
+    pub pid: i32,
+    pub class: String,
+    pub start_ms: f64,
+    pub duration_ms: f64,
+    pub mode: String,
+    pub locktype: String,
+    pub relation: Option<String>,
+    pub blockers: Vec<i32>,
+    pub by_migration: bool,
+    /// Index of the step it started in.
+    pub step: Option<usize>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Latency {
+    pub count: u64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Second {
+    pub t: u64,
+    pub ops: u64,
+    pub errors: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    /// Most workload sessions waiting on a lock at once in this second.
+    pub blocked: u32,
+    pub blocked_by_migration: u32,
+    /// `warmup`, `baseline`, `during` or `after`.
+    pub phase: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SamplerInfo {
+    pub interval_ms: f64,
+    pub polls: u64,
+    pub query_p50_ms: f64,
+    pub query_p99_ms: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Verdict {
+    pub pass: bool,
+    pub violations: Vec<Violation>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Violation {
+    /// The budget key, e.g. `max_blocked`.
+    pub budget: String,
+    pub limit: f64,
+    pub actual: f64,
+    pub message: String,
+}

@@ -1,0 +1,157 @@
+//! Terminal renderer: steps (longest marked), latency per class and phase,
+//! blocked sessions, errors, verdict. Formats the report; computes nothing.
+
+use std::io::{self, Write};
+
+use super::{fmt_bytes, fmt_ms, table};
+use crate::report::model::Report;
+
+pub fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
+    writeln!(out, "lockimpact rehearsal: {}", r.scenario.name)?;
+    writeln!(out, "  clone:     {} (server {})", r.clone.backend, r.clone.server_version)?;
+    let tables: Vec<String> =
+        r.dataset.tables.iter().map(|t| format!("{} {} rows, {}", t.name, t.rows, fmt_bytes(t.bytes.max(0) as u64))).collect();
+    writeln!(out, "  dataset:   {} (seeded in {}, copied in {})", tables.join("; "), fmt_ms(r.dataset.seed_ms), fmt_ms(r.dataset.copy_ms))?;
+    let w = &r.workload;
+    writeln!(
+        out,
+        "  workload:  target {:.1} ops/s, achieved {:.1} ops/s (issued {:.1}), {} connections, {} errors, schedule lag p99 {}",
+        w.target_rate,
+        w.achieved_rate,
+        w.issued_rate,
+        w.connections,
+        w.errors,
+        fmt_ms(w.schedule_lag_p99_ms)
+    )?;
+    writeln!(
+        out,
+        "  phases:    warmup {}, baseline {}, migration {}, after {}",
+        fmt_ms(r.phases.warmup_ms),
+        fmt_ms(r.phases.baseline_ms),
+        fmt_ms(r.phases.migration_ms),
+        fmt_ms(r.phases.after_ms)
+    )?;
+
+    writeln!(
+        out,
+        "\nSteps (transaction: {}, {})",
+        r.migration.transaction,
+        if r.migration.committed { "completed" } else { "did not complete" }
+    )?;
+    let rows: Vec<Vec<String>> = r
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let mut outcome = s.outcome.as_str().to_string();
+            if let Some(code) = &s.sqlstate {
+                outcome.push_str(&format!(" {code}"));
+            }
+            if s.retries > 0 {
+                outcome.push_str(&format!(" ({} retries)", s.retries));
+            }
+            let locks = if s.locks.is_empty() {
+                "-".to_string()
+            } else {
+                s.locks.iter().map(|l| format!("{} {}", l.relation, l.mode)).collect::<Vec<_>>().join(", ")
+            };
+            vec![
+                format!("{}{}", i + 1, if r.longest_step == Some(i) { " *" } else { "" }),
+                s.name.clone(),
+                fmt_ms(s.duration_ms),
+                outcome,
+                if s.rewrote { format!("yes ({})", s.rewritten.join(", ")) } else { "no".into() },
+                s.wal_bytes.map(fmt_bytes).unwrap_or_else(|| "-".into()),
+                s.rows.to_string(),
+                fmt_ms(s.blocked_ms),
+                s.blocked_sessions.to_string(),
+                locks,
+            ]
+        })
+        .collect();
+    table(
+        out,
+        &["#", "step", "duration", "outcome", "rewrite", "WAL", "rows", "blocked", "max blocked", "locks held"],
+        &rows,
+        &[2, 5, 6, 7, 8],
+    )?;
+    if let Some(i) = r.longest_step {
+        writeln!(out, "  * longest step: {} ({})", r.steps[i].name, fmt_ms(r.steps[i].duration_ms))?;
+    }
+    for (i, s) in r.steps.iter().enumerate() {
+        if let Some(e) = &s.error {
+            let at = s.failed_statement.map(|n| format!(" (statement {n})")).unwrap_or_default();
+            writeln!(out, "  step {}{at}: {e}", i + 1)?;
+        }
+    }
+
+    writeln!(out, "\nLatency per query class (from intended start)")?;
+    let mut rows = Vec::new();
+    for (class, phases) in &r.latency {
+        for phase in ["baseline", "during", "after"] {
+            if let Some(l) = phases.get(phase) {
+                rows.push(vec![
+                    class.clone(),
+                    phase.to_string(),
+                    l.count.to_string(),
+                    fmt_ms(l.p50_ms),
+                    fmt_ms(l.p95_ms),
+                    fmt_ms(l.p99_ms),
+                    fmt_ms(l.max_ms),
+                ]);
+            }
+        }
+    }
+    table(out, &["class", "phase", "ops", "p50", "p95", "p99", "max"], &rows, &[2, 3, 4, 5, 6])?;
+
+    let b = &r.blocked;
+    writeln!(out, "\nBlocked sessions")?;
+    writeln!(
+        out,
+        "  by the migration: {} sessions in {} episodes, at most {} at once, {} in total, longest {}",
+        b.by_migration_sessions,
+        b.by_migration_episodes,
+        b.max_concurrent,
+        fmt_ms(b.total_ms),
+        fmt_ms(b.longest_ms)
+    )?;
+    if b.other_episodes > 0 {
+        writeln!(out, "  by something else: {} episodes", b.other_episodes)?;
+    }
+    let rows: Vec<Vec<String>> = b
+        .episodes
+        .iter()
+        .take(5)
+        .map(|e| {
+            vec![
+                e.class.clone(),
+                e.pid.to_string(),
+                fmt_ms(e.start_ms),
+                fmt_ms(e.duration_ms),
+                format!("{} on {}", e.mode, e.relation.clone().unwrap_or_else(|| e.locktype.clone())),
+                e.blockers.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(","),
+                e.step.map(|s| (s + 1).to_string()).unwrap_or_else(|| "-".into()),
+                if e.by_migration { "yes" } else { "no" }.to_string(),
+            ]
+        })
+        .collect();
+    if !rows.is_empty() {
+        writeln!(out, "  longest episodes:")?;
+        table(out, &["class", "pid", "at", "waited", "wanted", "blockers", "step", "migration"], &rows, &[1, 2, 3])?;
+    }
+
+    if !w.error_detail.is_empty() {
+        writeln!(out, "\nWorkload errors")?;
+        let rows: Vec<Vec<String>> =
+            w.error_detail.iter().map(|e| vec![e.class.clone(), e.sqlstate.clone(), e.count.to_string(), e.message.clone()]).collect();
+        table(out, &["class", "sqlstate", "count", "first message"], &rows, &[2])?;
+    }
+    for warning in &r.warnings {
+        writeln!(out, "\nwarning: {warning}")?;
+    }
+    writeln!(out, "\nVerdict: {}", if r.verdict.pass { "PASS" } else { "FAIL" })?;
+    for v in &r.verdict.violations {
+        writeln!(out, "  - {}: {}", v.budget, v.message)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,270 @@
+//! The lock sampler: a dedicated connection polls `pg_locks`,
+//! `pg_stat_activity` and `pg_blocking_pids()` at a fixed interval. It turns
+//! what it sees into blocked episodes (who waited, for what, how long, behind
+//! whom) and attributes an episode to the migration when the migration backend
+//! is in the waiter's blocking chain, directly or through the lock queue. It
+//! also samples the relation locks the migration holds, per step.
+
+pub mod lockmode;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::record::{new_hist, Episode, SamplerRecord};
+use crate::timeline::Clock;
+
+/// Who is who among the backends: the migration's pid, the workload's pids,
+/// and the query text of each class (to name the class of a waiting session).
+#[derive(Debug, Default)]
+pub struct Roles {
+    migration: AtomicI32,
+    workload: Mutex<HashSet<i32>>,
+    class_by_sql: HashMap<String, String>,
+}
+
+impl Roles {
+    pub fn new(classes: &[crate::workload::file::Class]) -> Roles {
+        Roles { class_by_sql: classes.iter().map(|c| (c.sql.trim().to_string(), c.name.clone())).collect(), ..Default::default() }
+    }
+    pub fn set_migration(&self, pid: i32) {
+        self.migration.store(pid, Ordering::Release);
+    }
+    pub fn migration(&self) -> i32 {
+        self.migration.load(Ordering::Acquire)
+    }
+    pub fn add_workload(&self, pid: i32) {
+        self.workload.lock().expect("roles").insert(pid);
+    }
+    fn who(&self, pid: i32, query: Option<&str>) -> Option<String> {
+        if pid == self.migration() {
+            return Some("migration".into());
+        }
+        if !self.workload.lock().expect("roles").contains(&pid) {
+            return None;
+        }
+        let q = query.unwrap_or("").trim();
+        Some(self.class_by_sql.get(q).cloned().unwrap_or_else(|| "workload".into()))
+    }
+}
+
+const POLL_SQL: &str = "\
+SELECT l.pid, l.granted, l.mode, l.locktype, l.relation::regclass::text, \
+       l.waitstart, clock_timestamp(), a.query, \
+       CASE WHEN l.granted THEN NULL ELSE pg_blocking_pids(l.pid) END \
+FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid \
+WHERE (NOT l.granted AND l.pid IS NOT NULL) \
+   OR (l.pid = $1 AND l.locktype = 'relation' AND l.relation >= 16384)";
+
+struct Open {
+    ep: Episode,
+    waitstart: Option<SystemTime>,
+    last_seen: Duration,
+}
+
+struct State {
+    clock: Arc<Clock>,
+    roles: Arc<Roles>,
+    open: HashMap<i32, Open>,
+    rec: SamplerRecord,
+}
+
+pub struct Sampler {
+    stop: CancellationToken,
+    handle: JoinHandle<SamplerRecord>,
+}
+
+impl Sampler {
+    pub fn start(client: tokio_postgres::Client, interval: Duration, clock: Arc<Clock>, roles: Arc<Roles>) -> Sampler {
+        let stop = CancellationToken::new();
+        let token = stop.clone();
+        let handle = tokio::spawn(async move {
+            let mut st = State {
+                clock,
+                roles,
+                open: HashMap::new(),
+                rec: SamplerRecord { interval, query_time: Some(new_hist()), ..Default::default() },
+            };
+            let stmt = match client.prepare(POLL_SQL).await {
+                Ok(s) => s,
+                Err(_) => return st.rec,
+            };
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = token.cancelled() => break,
+                }
+                let sent = Instant::now();
+                let rows = match client.query(&stmt, &[&st.roles.migration()]).await {
+                    Ok(r) => r,
+                    Err(_) => break, // the server is gone; keep what was seen
+                };
+                let got = Instant::now();
+                st.poll(sent, got, &rows);
+            }
+            let now = st.clock.since_start(Instant::now());
+            let open: Vec<i32> = st.open.keys().copied().collect();
+            for pid in open {
+                st.close(pid, now);
+            }
+            st.rec.episodes.sort_by_key(|e| (e.start, e.pid));
+            st.rec
+        });
+        Sampler { stop, handle }
+    }
+
+    pub async fn finish(self) -> SamplerRecord {
+        self.stop.cancel();
+        self.handle.await.unwrap_or_default()
+    }
+}
+
+impl State {
+    fn poll(&mut self, sent: Instant, got: Instant, rows: &[tokio_postgres::Row]) {
+        let _ = self.rec.query_time.as_mut().map(|h| h.record(got.duration_since(sent).as_micros().max(1) as u64));
+        self.rec.polls += 1;
+        // The server read its clock somewhere between send and receive.
+        let poll_at = self.clock.since_start(sent + got.duration_since(sent) / 2);
+        let slot = self.clock.current();
+        let migration = self.roles.migration();
+
+        let mut waiting: HashMap<i32, (Episode, Option<SystemTime>)> = HashMap::new();
+        let mut blockers: HashMap<i32, Vec<i32>> = HashMap::new();
+        for r in rows {
+            let pid: i32 = r.get(0);
+            let granted: bool = r.get(1);
+            let mode: String = r.get(2);
+            let relation: Option<String> = r.get(4);
+            if granted {
+                if pid == migration {
+                    if let Some(rel) = relation {
+                        let held = self.rec.migration_locks.entry(slot.index()).or_default();
+                        let m = held.get(&rel).map(|old| lockmode::stronger(old, &mode)).unwrap_or(mode);
+                        held.insert(rel, m);
+                    }
+                }
+                continue;
+            }
+            let query: Option<String> = r.get(7);
+            let Some(who) = self.roles.who(pid, query.as_deref()) else { continue };
+            let waitstart: Option<SystemTime> = r.get(5);
+            let server_now: SystemTime = r.get(6);
+            let b: Vec<i32> = r.get::<_, Option<Vec<i32>>>(8).unwrap_or_default();
+            blockers.insert(pid, b.clone());
+            let waited = waitstart.and_then(|w| server_now.duration_since(w).ok()).unwrap_or_default();
+            let ep = Episode {
+                pid,
+                who,
+                start: poll_at.saturating_sub(waited),
+                end: poll_at,
+                mode,
+                locktype: r.get(3),
+                relation,
+                blockers: b,
+                by_migration: false,
+            };
+            waiting.insert(pid, (ep, waitstart));
+        }
+
+        // Close episodes of sessions that no longer wait (or wait for something else).
+        let ended: Vec<i32> = self
+            .open
+            .iter()
+            .filter(|(pid, o)| match waiting.get(pid) {
+                None => true,
+                Some((ep, ws)) => *ws != o.waitstart || ep.relation != o.ep.relation || ep.mode != o.ep.mode,
+            })
+            .map(|(pid, _)| *pid)
+            .collect();
+        for pid in ended {
+            let last = self.open[&pid].last_seen;
+            self.close(pid, last + (poll_at.saturating_sub(last)) / 2);
+        }
+
+        let (mut any, mut by_mig) = (0u32, 0u32);
+        for (pid, (ep, ws)) in waiting {
+            let chained = migration != 0 && pid != migration && reaches(pid, migration, &blockers);
+            if ep.who != "migration" {
+                any += 1;
+                if chained {
+                    by_mig += 1;
+                }
+            }
+            match self.open.get_mut(&pid) {
+                Some(o) => {
+                    o.last_seen = poll_at;
+                    o.ep.end = poll_at;
+                    o.ep.by_migration |= chained;
+                    for b in ep.blockers {
+                        if !o.ep.blockers.contains(&b) {
+                            o.ep.blockers.push(b);
+                        }
+                    }
+                }
+                None => {
+                    let mut ep = ep;
+                    ep.by_migration = chained;
+                    self.open.insert(pid, Open { ep, waitstart: ws, last_seen: poll_at });
+                }
+            }
+        }
+        let sec = poll_at.as_secs() as usize;
+        if self.rec.blocked_per_second.len() <= sec {
+            self.rec.blocked_per_second.resize(sec + 1, (0, 0));
+        }
+        let cell = &mut self.rec.blocked_per_second[sec];
+        *cell = (cell.0.max(any), cell.1.max(by_mig));
+    }
+
+    fn close(&mut self, pid: i32, end: Duration) {
+        if let Some(mut o) = self.open.remove(&pid) {
+            o.ep.end = end.max(o.ep.start);
+            self.rec.episodes.push(o.ep);
+        }
+    }
+}
+
+/// Whether `target` is in `pid`'s blocking chain (hard blockers and the
+/// waiters ahead of it in a lock queue, as `pg_blocking_pids` reports them).
+fn reaches(pid: i32, target: i32, blockers: &HashMap<i32, Vec<i32>>) -> bool {
+    let mut seen = HashSet::from([pid]);
+    let mut stack = vec![pid];
+    while let Some(p) = stack.pop() {
+        for &b in blockers.get(&p).map(Vec::as_slice).unwrap_or(&[]) {
+            if b == target {
+                return true;
+            }
+            if seen.insert(b) {
+                stack.push(b);
+            }
+        }
+    }
+    false
+}
+
+/// Sampled migration locks per slot, as (relation, mode) pairs.
+pub fn locks_of(rec: &SamplerRecord, slot: usize) -> BTreeMap<String, String> {
+    rec.migration_locks.get(&slot).cloned().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chains_through_the_queue() {
+        // 30 waits behind 20 (queued ALTER), which waits behind 10 (old reader).
+        let b = HashMap::from([(30, vec![20]), (20, vec![10])]);
+        assert!(reaches(30, 20, &b));
+        assert!(reaches(30, 10, &b));
+        assert!(!reaches(20, 30, &b));
+        let cyc = HashMap::from([(1, vec![2]), (2, vec![1])]);
+        assert!(!reaches(1, 3, &cyc));
+    }
+}

@@ -1,0 +1,149 @@
+//! The scenario file format (`scenarios/*.toml`), exactly as written by the
+//! user. Unknown keys are rejected; `scenario::load` validates the values and
+//! resolves paths into a `Plan`.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::values::Dur;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioFile {
+    /// Shown in reports; defaults to the file name.
+    pub name: Option<String>,
+    pub description: Option<String>,
+    /// Template variables for the seed script and the workload file (`{{rows}}`).
+    #[serde(default)]
+    pub vars: BTreeMap<String, toml::Value>,
+    #[serde(default)]
+    pub clone: CloneSection,
+    pub snapshot: SnapshotSection,
+    pub workload: WorkloadSection,
+    #[serde(default)]
+    pub phases: PhasesSection,
+    pub migration: MigrationSection,
+    #[serde(default)]
+    pub sampler: SamplerSection,
+    #[serde(default)]
+    pub budget: BudgetSection,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CloneSection {
+    /// `auto` (default) or `local`.
+    pub backend: Option<String>,
+    /// The production major version; the clone must match it when set.
+    pub pg_version: Option<u32>,
+    /// Server settings passed as `-c name=value` (max_connections, shared_buffers, …).
+    #[serde(default)]
+    pub settings: BTreeMap<String, toml::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotSection {
+    /// A SQL script (with `{{var}}` templates) that builds the dataset.
+    pub seed: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadSection {
+    /// The workload file (TOML), relative to the scenario file.
+    pub file: String,
+    /// More workload files whose classes are added (e.g. a long reader).
+    #[serde(default)]
+    pub extra: Vec<String>,
+    /// Target rate of the weighted classes, in operations per second.
+    pub rate: f64,
+    /// Size of the connection pool the workload runs on.
+    #[serde(default = "default_connections")]
+    pub connections: u32,
+    /// Random seed for the schedule and the parameters.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// `statement_timeout` of the workload sessions (as an application sets it).
+    #[serde(default = "default_workload_timeout")]
+    pub statement_timeout: Dur,
+}
+
+fn default_connections() -> u32 {
+    16
+}
+fn default_seed() -> u64 {
+    1
+}
+fn default_workload_timeout() -> Dur {
+    Dur(std::time::Duration::from_secs(30))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhasesSection {
+    /// Load before measuring starts (not reported).
+    #[serde(default = "d2s")]
+    pub warmup: Dur,
+    /// Measured load before the migration starts.
+    #[serde(default = "d5s")]
+    pub baseline: Dur,
+    /// Measured load after the migration ends.
+    #[serde(default = "d5s")]
+    pub cooldown: Dur,
+}
+
+impl Default for PhasesSection {
+    fn default() -> Self {
+        PhasesSection { warmup: d2s(), baseline: d5s(), cooldown: d5s() }
+    }
+}
+
+fn d2s() -> Dur {
+    Dur(std::time::Duration::from_secs(2))
+}
+fn d5s() -> Dur {
+    Dur(std::time::Duration::from_secs(5))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MigrationSection {
+    /// The migration SQL file, relative to the scenario file.
+    pub file: String,
+    /// `file` (one transaction), `step` (one per step) or `none` (autocommit).
+    /// A `-- lockimpact: transaction=…` directive in the file wins.
+    pub transaction: Option<String>,
+    /// Default `lock_timeout` of every step ("0" = none).
+    pub lock_timeout: Option<Dur>,
+    /// Default `statement_timeout` of every step ("0" = none).
+    pub statement_timeout: Option<Dur>,
+    /// Default number of retries of a step that hits its lock timeout.
+    pub retries: Option<u32>,
+    /// Pause before the first retry; doubles on each further retry.
+    pub retry_backoff: Option<Dur>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SamplerSection {
+    /// How often the lock sampler polls (1ms–1s; default 10ms).
+    pub interval: Option<Dur>,
+}
+
+/// Thresholds for the pass/fail verdict; any violation gives exit code 1.
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetSection {
+    /// Total time workload sessions spent blocked by the migration.
+    pub max_blocked: Option<Dur>,
+    /// Most workload sessions blocked by the migration at once.
+    pub max_blocked_sessions: Option<u32>,
+    /// p99 latency of any query class while the migration runs.
+    pub max_p99_during: Option<Dur>,
+    /// Duration of the longest migration step.
+    pub max_step: Option<Dur>,
+    /// Workload errors over the whole run.
+    pub max_errors: Option<u64>,
+}

@@ -1,0 +1,229 @@
+//! Scenario loading: the TOML file (`file`), `--set` overrides and templates
+//! (`values`), resolved into a validated `Plan`. Nothing downstream reads the
+//! raw file or the command line.
+
+pub mod file;
+pub mod values;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::cli::RunArgs;
+use crate::error::{Error, Result};
+use crate::migration::{self, Migration};
+use crate::workload::file::{toml_message, Class};
+use file::{BudgetSection, ScenarioFile};
+use values::{apply_set, render_template, scalar_text};
+
+/// Which clone backend runs the disposable server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Pick one that gives the requested major version.
+    Auto,
+    /// `initdb` + `pg_ctl` from local server binaries.
+    Local,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClonePlan {
+    pub backend: Backend,
+    pub pg_version: Option<u32>,
+    pub pg_bin: Option<PathBuf>,
+    /// `-c name=value` server settings, in file order.
+    pub settings: Vec<(String, String)>,
+    pub keep: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct WorkloadPlan {
+    pub path: PathBuf,
+    pub classes: Vec<Class>,
+    /// Target rate of the weighted classes (ops/s).
+    pub rate: f64,
+    pub connections: u32,
+    pub seed: u64,
+    pub statement_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Phases {
+    pub warmup: Duration,
+    pub baseline: Duration,
+    pub cooldown: Duration,
+}
+
+/// A validated rehearsal: everything the run needs, checked before anything starts.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub name: String,
+    pub scenario_path: PathBuf,
+    pub vars: BTreeMap<String, String>,
+    pub clone: ClonePlan,
+    pub seed_path: PathBuf,
+    /// The seed script with its `{{vars}}` rendered.
+    pub seed_sql: String,
+    pub workload: WorkloadPlan,
+    pub phases: Phases,
+    pub migration_path: PathBuf,
+    pub migration: Migration,
+    pub sampler_interval: Duration,
+    pub budget: BudgetSection,
+}
+
+/// Reads a text file, naming it in the error (missing, unreadable, not UTF-8, empty).
+pub fn read_text(path: &Path, what: &str) -> Result<String> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        Error::input(format!("{}: cannot read the {what}: {e}", path.display()))
+    })?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        Error::input(format!(
+            "{}: the {what} is not valid UTF-8 (byte {}); save it as UTF-8",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        ))
+    })?;
+    if text.trim().is_empty() {
+        return Err(Error::input(format!("{}: the {what} is empty", path.display())));
+    }
+    Ok(text)
+}
+
+/// Loads a scenario with its workload and migration files and validates it all.
+pub fn load(args: &RunArgs) -> Result<Plan> {
+    let path = &args.scenario;
+    let file = path.display().to_string();
+    let text = read_text(path, "scenario file")?;
+    let mut sf: ScenarioFile =
+        toml::from_str(&text).map_err(|e| Error::input(format!("{file}: {}", toml_message(&e, &text))))?;
+    if !args.set.is_empty() {
+        let mut doc: toml::Table = toml::from_str(&text).map_err(|e| Error::input(format!("{file}: {e}")))?;
+        for s in &args.set {
+            apply_set(&mut doc, s)?;
+        }
+        sf = ScenarioFile::deserialize(doc).map_err(|e| {
+            Error::input(format!("{file} with --set {}: {}", args.set.join(" --set "), e.message()))
+        })?;
+    }
+    let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let resolve = |p: &str| dir.join(p);
+
+    let mut vars = BTreeMap::new();
+    for (k, v) in &sf.vars {
+        let text = scalar_text(v)
+            .ok_or_else(|| Error::input(format!("{file}: vars.{k} must be a string, number or boolean")))?;
+        vars.insert(k.clone(), text);
+    }
+
+    // [clone]
+    let backend = match args.backend.as_deref().or(sf.clone.backend.as_deref()).unwrap_or("auto") {
+        "auto" => Backend::Auto,
+        "local" => Backend::Local,
+        other => {
+            return Err(Error::input(format!(
+                "{file}: clone.backend = {other:?} is not known; use \"auto\" or \"local\""
+            )))
+        }
+    };
+    let mut settings = Vec::new();
+    for (k, v) in &sf.clone.settings {
+        let text = scalar_text(v)
+            .ok_or_else(|| Error::input(format!("{file}: clone.settings.{k} must be a string, number or boolean")))?;
+        if !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.') {
+            return Err(Error::input(format!("{file}: clone.settings.{k}: not a PostgreSQL setting name")));
+        }
+        settings.push((k.clone(), text));
+    }
+
+    // [snapshot]
+    let seed_path = resolve(&sf.snapshot.seed);
+    let seed_text = read_text(&seed_path, "seed script")?;
+    let seed_sql = render_template(&seed_text, &vars, &seed_path.display().to_string())?;
+
+    // [workload]
+    let w = &sf.workload;
+    if !(w.rate > 0.0 && w.rate.is_finite()) {
+        return Err(Error::input(format!("{file}: workload.rate must be greater than 0 ops/s, not {}", w.rate)));
+    }
+    if w.rate > 1_000_000.0 {
+        return Err(Error::input(format!("{file}: workload.rate = {} is beyond what one client can drive; use at most 1000000", w.rate)));
+    }
+    if w.connections == 0 || w.connections > 1000 {
+        return Err(Error::input(format!("{file}: workload.connections must be between 1 and 1000, not {}", w.connections)));
+    }
+    let workload_path = resolve(&w.file);
+    let mut classes = Vec::new();
+    for p in std::iter::once(&workload_path).chain(w.extra.iter().map(|e| resolve(e)).collect::<Vec<_>>().iter()) {
+        let text = read_text(p, "workload file")?;
+        let rendered = render_template(&text, &vars, &p.display().to_string())?;
+        for c in crate::workload::file::parse(&rendered, p)? {
+            if classes.iter().any(|o: &Class| o.name == c.name) {
+                return Err(Error::input(format!("{}: class {:?} is already defined in another workload file", p.display(), c.name)));
+            }
+            classes.push(c);
+        }
+    }
+
+    // [phases]
+    let phases = Phases { warmup: sf.phases.warmup.0, baseline: sf.phases.baseline.0, cooldown: sf.phases.cooldown.0 };
+    if phases.baseline.is_zero() {
+        return Err(Error::input(format!("{file}: phases.baseline must be longer than 0: the baseline is what the migration is compared with")));
+    }
+
+    // [migration]
+    let m = &sf.migration;
+    let transaction = match m.transaction.as_deref() {
+        None => None,
+        Some(t) => Some(migration::TxMode::parse(t).ok_or_else(|| {
+            Error::input(format!("{file}: migration.transaction = {t:?} is not known; use \"file\", \"step\" or \"none\""))
+        })?),
+    };
+    let defaults = migration::Defaults {
+        transaction,
+        lock_timeout: m.lock_timeout.map_or(Duration::ZERO, |d| d.0),
+        statement_timeout: m.statement_timeout.map_or(Duration::ZERO, |d| d.0),
+        retries: m.retries.unwrap_or(0),
+        retry_backoff: m.retry_backoff.map_or(Duration::from_millis(500), |d| d.0),
+    };
+    let migration_path = resolve(&m.file);
+    let migration = migration::load(&migration_path, &defaults)?;
+
+    // [sampler]
+    let sampler_interval = sf.sampler.interval.map_or(Duration::from_millis(10), |d| d.0);
+    if sampler_interval < Duration::from_millis(1) || sampler_interval > Duration::from_secs(1) {
+        return Err(Error::input(format!("{file}: sampler.interval must be between 1ms and 1s")));
+    }
+
+    let name = sf.name.clone().unwrap_or_else(|| {
+        path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "scenario".into())
+    });
+    Ok(Plan {
+        name,
+        scenario_path: path.clone(),
+        vars,
+        clone: ClonePlan {
+            backend,
+            pg_version: sf.clone.pg_version,
+            pg_bin: args.pg_bin.clone(),
+            settings,
+            keep: args.keep,
+        },
+        seed_path,
+        seed_sql,
+        workload: WorkloadPlan {
+            path: workload_path,
+            classes,
+            rate: w.rate,
+            connections: w.connections,
+            seed: w.seed,
+            statement_timeout: w.statement_timeout.0,
+        },
+        phases,
+        migration_path,
+        migration,
+        sampler_interval,
+        budget: sf.budget,
+    })
+}

@@ -1,0 +1,259 @@
+//! The workload: query classes from the workload file (`file`), parameter
+//! generators (`params`), the open-loop pacer (`pacer`) and a pool of workers
+//! (`worker`) on deadpool connections. `start` launches it; `finish` stops it
+//! and merges what every worker measured into a `WorkloadRecord`.
+
+pub mod file;
+pub mod pacer;
+pub mod params;
+mod worker;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{describe_pg, Error, Result};
+use crate::record::{Hist, SecondRecord, WorkloadRecord};
+use crate::sampler::Roles;
+use crate::scenario::WorkloadPlan;
+use crate::timeline::{Clock, Slot};
+use file::Class;
+use params::{Param, Value};
+use worker::{Worker, WorkerStats};
+
+/// Per-second operations, errors and latency, by completion time. Only the
+/// current second keeps a histogram; finished seconds keep four numbers.
+#[derive(Debug)]
+pub struct Seconds {
+    start: Instant,
+    current: u64,
+    hist: Hist,
+    ops: u64,
+    errors: u64,
+    done: Vec<SecondRecord>,
+}
+
+impl Seconds {
+    pub fn new(start: Instant) -> Seconds {
+        Seconds {
+            start,
+            current: 0,
+            hist: Hist::new_with_bounds(1, 3_600_000_000, 2).expect("valid bounds"),
+            ops: 0,
+            errors: 0,
+            done: Vec::new(),
+        }
+    }
+
+    /// Closes every second before `now`.
+    pub fn advance(&mut self, now: Instant) {
+        let sec = now.saturating_duration_since(self.start).as_secs();
+        while self.current < sec {
+            let (p50, p99) = if self.hist.is_empty() { (0, 0) } else { (self.hist.value_at_quantile(0.5), self.hist.value_at_quantile(0.99)) };
+            self.done.push(SecondRecord { ops: self.ops, errors: self.errors, p50_us: p50, p99_us: p99 });
+            self.hist.reset();
+            self.ops = 0;
+            self.errors = 0;
+            self.current += 1;
+        }
+    }
+
+    /// One finished operation: `Some(latency µs)` if it succeeded.
+    pub fn record(&mut self, now: Instant, latency: Option<u64>) {
+        self.advance(now);
+        self.ops += 1;
+        match latency {
+            Some(us) => {
+                let _ = self.hist.record(us.max(1));
+            }
+            None => self.errors += 1,
+        }
+    }
+}
+
+/// Reads the values of every `sample` parameter from the run database.
+pub async fn bind_samples(classes: &mut [Class], client: &tokio_postgres::Client, path: &str) -> Result<()> {
+    for class in classes.iter_mut() {
+        for (i, p) in class.params.iter_mut().enumerate() {
+            if let Param::Sample { table, column, limit, values } = p {
+                let q = format!(
+                    "SELECT DISTINCT ({col})::text AS v FROM {table} WHERE ({col}) IS NOT NULL ORDER BY 1 LIMIT {limit}",
+                    col = quote_ident(column),
+                    table = quote_qualified(table)
+                );
+                let rows = client.query(&q, &[]).await.map_err(|e| {
+                    Error::input(format!(
+                        "{path}: class {:?}: params[{i}] samples {table}.{column}: {}",
+                        class.name,
+                        describe_pg(&e)
+                    ))
+                })?;
+                if rows.is_empty() {
+                    return Err(Error::input(format!(
+                        "{path}: class {:?}: params[{i}] samples {table}.{column}, which has no values in the dataset",
+                        class.name
+                    )));
+                }
+                *values = rows.iter().map(|r| Value::Text(r.get::<_, String>(0).into())).collect();
+            }
+        }
+    }
+    Ok(())
+}
+
+fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+fn quote_qualified(s: &str) -> String {
+    s.split('.').map(quote_ident).collect::<Vec<_>>().join(".")
+}
+
+/// A running workload.
+pub struct Workload {
+    classes: Arc<Vec<Class>>,
+    target_rate: f64,
+    connections: u32,
+    slots: usize,
+    stop: CancellationToken,
+    rx: async_channel::Receiver<pacer::Op>,
+    pacer: JoinHandle<pacer::PacerResult>,
+    workers: Vec<JoinHandle<()>>,
+    stats: Vec<Arc<Mutex<WorkerStats>>>,
+    seconds: Arc<Mutex<Seconds>>,
+}
+
+/// Opens the pool, prepares every class on every connection (a query on a
+/// missing table fails here, naming the class), then starts the pacer.
+pub async fn start(
+    plan: &WorkloadPlan,
+    classes: Vec<Class>,
+    config: tokio_postgres::Config,
+    clock: Arc<Clock>,
+    roles: Arc<Roles>,
+    slots: usize,
+) -> Result<Workload> {
+    let mut config = config;
+    config.application_name("lockimpact-workload");
+    config.options(format!("-c statement_timeout={}", plan.statement_timeout.as_millis()));
+    let manager = Manager::from_config(config, tokio_postgres::NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+    let pool = Pool::builder(manager)
+        .max_size(plan.connections as usize)
+        .build()
+        .map_err(|e| Error::env(format!("cannot build the connection pool: {e}")))?;
+    let classes = Arc::new(classes);
+    let stop = CancellationToken::new();
+    let seconds = Arc::new(Mutex::new(Seconds::new(clock.start)));
+    let (tx, rx) = async_channel::unbounded();
+    let path = plan.path.display().to_string();
+
+    let mut workers = Vec::new();
+    let mut stats = Vec::new();
+    for _ in 0..plan.connections {
+        let client = pool.get().await.map_err(|e| {
+            Error::db(format!("cannot open workload connection {} of {}: {e}", workers.len() + 1, plan.connections))
+        })?;
+        let mut statements = Vec::with_capacity(classes.len());
+        for c in classes.iter() {
+            let s = client.prepare_cached(&c.sql).await.map_err(|e| {
+                Error::input(format!("{path}: class {:?}: the clone rejects its SQL: {}", c.name, describe_pg(&e)))
+            })?;
+            statements.push(s);
+        }
+        let pid: i32 = client
+            .query_one("SELECT pg_backend_pid()", &[])
+            .await
+            .map_err(|e| Error::db(describe_pg(&e)))?
+            .get(0);
+        roles.add_workload(pid);
+        let s = Arc::new(Mutex::new(WorkerStats { latency: vec![vec![None; slots]; classes.len()], ..Default::default() }));
+        stats.push(s.clone());
+        let w = Worker {
+            client,
+            statements,
+            classes: classes.clone(),
+            seed: plan.seed,
+            stats: s,
+            seconds: seconds.clone(),
+            stop: stop.clone(),
+        };
+        workers.push(tokio::spawn(w.run(rx.clone())));
+    }
+    let pacer = tokio::spawn(pacer::run(classes.clone(), plan.rate, plan.seed, clock, tx, stop.clone()));
+    Ok(Workload {
+        classes,
+        target_rate: plan.rate,
+        connections: plan.connections,
+        slots,
+        stop,
+        rx,
+        pacer,
+        workers,
+        stats,
+        seconds,
+    })
+}
+
+impl Workload {
+    /// Operations waiting for a free connection right now.
+    pub fn queued(&self) -> usize {
+        self.rx.len()
+    }
+
+    /// Stops the pacer, lets the workers finish what is queued for up to
+    /// `grace`, then stops them and merges their measurements.
+    pub async fn finish(self, grace: Duration) -> WorkloadRecord {
+        self.stop.cancel();
+        let pacer = self.pacer.await.unwrap_or_else(|_| pacer::PacerResult { issued_measured: 0, schedule_lag: crate::record::new_hist() });
+        let deadline = tokio::time::Instant::now() + grace;
+        let mut unfinished = 0u64;
+        for w in self.workers {
+            let abort = w.abort_handle();
+            if tokio::time::timeout_at(deadline, w).await.is_err() {
+                unfinished += 1; // the operation it was running
+                abort.abort();
+            }
+        }
+        unfinished += self.rx.len() as u64;
+        self.rx.close();
+
+        let mut rec = WorkloadRecord {
+            classes: self.classes.iter().map(|c| c.name.clone()).collect(),
+            target_rate: self.target_rate
+                + self.classes.iter().filter_map(|c| if let file::Pace::Rate(r) = c.pace { Some(r) } else { None }).sum::<f64>(),
+            connections: self.connections,
+            latency: vec![vec![None; self.slots]; self.classes.len()],
+            issued_measured: pacer.issued_measured,
+            unfinished,
+            schedule_lag: pacer.schedule_lag,
+            ..Default::default()
+        };
+        for s in &self.stats {
+            let s = s.lock().expect("worker stats");
+            for (c, slots) in s.latency.iter().enumerate() {
+                for (i, h) in slots.iter().enumerate() {
+                    if let Some(h) = h {
+                        let _ = rec.latency[c][i].get_or_insert_with(crate::record::new_hist).add(h);
+                    }
+                }
+            }
+            for (k, (n, msg)) in &s.errors {
+                let e = rec.errors.entry(k.clone()).or_insert((0, msg.clone()));
+                e.0 += n;
+            }
+            rec.finished_measured += s.finished_measured;
+        }
+        let mut secs = self.seconds.lock().expect("seconds");
+        secs.advance(Instant::now());
+        rec.seconds = std::mem::take(&mut secs.done);
+        rec
+    }
+}
+
+/// Whether a slot's operations count as measured (everything but warmup).
+pub fn measured(slot: Slot) -> bool {
+    slot != Slot::Warmup
+}

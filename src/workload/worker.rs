@@ -1,0 +1,95 @@
+//! A workload worker: one pooled connection, its prepared statements, and its
+//! own histograms (merged at the end). It takes operations from the pacer's
+//! queue, runs them, and records latency from the intended start. Errors are
+//! counted with their SQLSTATE and never stop the run.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tokio_postgres::Statement;
+use tokio_util::sync::CancellationToken;
+
+use super::file::Class;
+use super::pacer::Op;
+use super::params::{Rng, Value};
+use super::Seconds;
+use crate::error::sqlstate;
+use crate::record::{new_hist, Hist};
+use crate::timeline::Slot;
+
+/// Salt so parameter draws are independent of the pacer's class choice.
+const PARAM_SALT: u64 = 0x5EED_0F_9A9A;
+
+/// What one worker measured; read after the worker ends (or is aborted).
+#[derive(Debug, Default)]
+pub struct WorkerStats {
+    /// [class][slot] → latency (µs) of successful operations.
+    pub latency: Vec<Vec<Option<Hist>>>,
+    pub errors: BTreeMap<(usize, String), (u64, String)>,
+    pub finished_measured: u64,
+}
+
+pub struct Worker {
+    pub client: deadpool_postgres::Object,
+    pub statements: Vec<Statement>,
+    pub classes: Arc<Vec<Class>>,
+    pub seed: u64,
+    pub stats: Arc<Mutex<WorkerStats>>,
+    pub seconds: Arc<Mutex<Seconds>>,
+    pub stop: CancellationToken,
+}
+
+impl Worker {
+    pub async fn run(self, rx: async_channel::Receiver<Op>) {
+        let mut params: Vec<Value> = Vec::new();
+        while let Ok(op) = rx.recv().await {
+            let class = &self.classes[op.class];
+            let mut rng = Rng::for_op(self.seed ^ PARAM_SALT, op.seq);
+            params.clear();
+            params.extend(class.params.iter().map(|p| p.draw(&mut rng)));
+            let result = match class.hold {
+                None => self.client.execute_raw(&self.statements[op.class], params.iter()).await.map(|_| Instant::now()),
+                Some(_) => self.long_transaction(op.class, &params).await,
+            };
+            let done = *result.as_ref().unwrap_or(&Instant::now());
+            let latency = done.saturating_duration_since(op.intended).as_micros() as u64;
+            let ok = result.is_ok();
+            {
+                let mut s = self.stats.lock().expect("worker stats");
+                match result {
+                    Ok(_) => {
+                        let slots = &mut s.latency[op.class];
+                        let _ = slots[op.slot.index()].get_or_insert_with(new_hist).record(latency.max(1));
+                    }
+                    Err(e) => {
+                        let entry = s.errors.entry((op.class, sqlstate(&e))).or_insert_with(|| (0, crate::error::describe_pg(&e)));
+                        entry.0 += 1;
+                    }
+                }
+                if op.slot != Slot::Warmup {
+                    s.finished_measured += 1;
+                }
+            }
+            self.seconds.lock().expect("seconds").record(done, ok.then_some(latency));
+        }
+    }
+
+    /// BEGIN, run the statement, hold the transaction open, COMMIT. Returns
+    /// when the statement finished: its latency is recorded, not the hold.
+    async fn long_transaction(&self, class: usize, params: &[Value]) -> Result<Instant, tokio_postgres::Error> {
+        let hold = self.classes[class].hold.unwrap_or_default();
+        self.client.batch_execute("BEGIN").await?;
+        if let Err(e) = self.client.execute_raw(&self.statements[class], params.iter()).await {
+            let _ = self.client.batch_execute("ROLLBACK").await;
+            return Err(e);
+        }
+        let read_done = Instant::now();
+        tokio::select! {
+            _ = tokio::time::sleep_until((read_done + hold).into()) => {}
+            _ = self.stop.cancelled() => {}
+        }
+        self.client.batch_execute("COMMIT").await?;
+        Ok(read_done)
+    }
+}
