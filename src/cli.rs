@@ -30,7 +30,9 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// The scenario file (TOML), e.g. scenarios/orders-index-plain.toml.
-    pub scenario: PathBuf,
+    /// Without it, the built-in default runs: scenarios/orders-lock-queue.toml
+    /// (a fast ALTER TABLE queued behind an old transaction).
+    pub scenario: Option<PathBuf>,
 
     /// Override a scenario value, e.g. `--set vars.rows=100000` or
     /// `--set phases.baseline=2s`. Repeatable.

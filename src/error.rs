@@ -43,6 +43,11 @@ impl Error {
         self.message = format!("{what}: {}", self.message);
         self
     }
+    /// Appends supporting detail (such as the server log tail) after the message.
+    pub fn detail(mut self, detail: impl fmt::Display) -> Self {
+        self.message = format!("{}\n{detail}", self.message);
+        self
+    }
     pub fn exit_code(&self) -> i32 {
         match self.kind {
             Kind::Input | Kind::Environment | Kind::Database => 2,

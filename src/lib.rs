@@ -94,6 +94,13 @@ async fn watch_signals(cancel: CancellationToken) {
 /// `lockimpact run`: returns 0, or `EXIT_BUDGET` when the verdict fails.
 pub async fn run(args: &RunArgs, cancel: &CancellationToken) -> Result<i32> {
     let plan = scenario::load(args)?;
+    if let Some(path) = &args.json {
+        // Fail now, not after a long rehearsal.
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+        if !dir.is_dir() {
+            return Err(Error::input(format!("--json {}: directory {} does not exist", path.display(), dir.display())));
+        }
+    }
     let quiet = args.quiet;
     let say = move |msg: &str| {
         if !quiet {
@@ -107,7 +114,7 @@ pub async fn run(args: &RunArgs, cancel: &CancellationToken) -> Result<i32> {
     };
     let record = match record {
         Ok(r) => r,
-        Err(e) if e.kind == error::Kind::Database => return Err(e.context(format!("server log:\n{}\n", server.log_tail()))),
+        Err(e) if e.kind == error::Kind::Database => return Err(e.detail(format!("last lines of the server log:\n{}", server.log_tail()))),
         Err(e) => return Err(e),
     };
     if plan.clone.keep {

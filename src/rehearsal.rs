@@ -34,7 +34,7 @@ pub async fn rehearse(plan: &Plan, server: &Server, say: &(dyn Fn(&str) + Sync),
     say(&format!("seeding the template from {}", plan.seed_path.display()));
     let dataset = template::build(server, &plan.seed_sql, &plan.seed_path).await?;
     for t in &dataset.tables {
-        say(&format!("  {}: {} rows, {} bytes", t.name, t.rows, t.bytes));
+        say(&format!("  {}: {} rows, {}", t.name, t.rows, crate::report::render::fmt_bytes(t.bytes.max(0) as u64)));
     }
     let copy_time = template::fresh_copy(server, RUN_DB).await?;
 
@@ -86,7 +86,7 @@ pub async fn rehearse(plan: &Plan, server: &Server, say: &(dyn Fn(&str) + Sync),
     say(&format!("baseline {} ms", plan.phases.baseline.as_millis()));
     sleep_or_cancel(plan.phases.baseline, cancel).await?;
 
-    say(&format!("migration: {} steps, transaction {:?}", plan.migration.steps.len(), plan.migration.transaction));
+    say(&format!("migration: {} steps, transaction {}", plan.migration.steps.len(), plan.migration.transaction.as_str()));
     let mut migration = MigrationRecord { file: plan.migration_path.display().to_string(), pid: mig_pid, ..Default::default() };
     let runner = Runner { client: &migration_client, clock: clock.clone(), cancel: cancel.clone(), say };
     runner.run(&plan.migration, &mut migration).await;

@@ -63,6 +63,11 @@ impl LocalServer {
         Ok(server)
     }
 
+    /// Where the server lives, for progress output: its directory and postmaster pid.
+    pub fn location(&self) -> String {
+        format!("directory {}, postmaster pid {}", self.socket_dir.display(), self.pid)
+    }
+
     fn command(&self, program: &str) -> Command {
         let mut c = Command::new(self.bins.dir.join(program));
         c.current_dir(self.socket_dir.as_path()).env_remove("PGDATA").stdin(Stdio::null());
@@ -187,7 +192,7 @@ impl super::ServerHandle for LocalServer {
     }
 
     fn describe(&self) -> String {
-        format!("local PostgreSQL {} ({}), port {}", self.bins.version, self.bins.dir.display(), self.port)
+        format!("local server binaries in {}, port {}", self.bins.dir.display(), self.port)
     }
 
     fn keep(&mut self, dbname: &str) -> String {

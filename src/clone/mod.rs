@@ -29,8 +29,8 @@ pub type Server = Box<dyn ServerHandle>;
 
 /// Starts a server with the backend the plan asks for, saying which and why.
 pub fn start(plan: &ClonePlan, say: &dyn Fn(&str)) -> Result<Server> {
-    match plan.backend {
-        Backend::Local => Ok(Box::new(local::LocalServer::start(plan)?)),
+    let server = match plan.backend {
+        Backend::Local => local::LocalServer::start(plan)?,
         Backend::Auto => {
             let server = local::LocalServer::start(plan).map_err(|e| {
                 Error::env(format!(
@@ -39,7 +39,9 @@ pub fn start(plan: &ClonePlan, say: &dyn Fn(&str)) -> Result<Server> {
                 ))
             })?;
             say("backend: local (auto: server binaries found on this machine)");
-            Ok(Box::new(server))
+            server
         }
-    }
+    };
+    say(&format!("server: {}", server.location()));
+    Ok(Box::new(server))
 }

@@ -101,9 +101,11 @@ pub async fn fresh_copy(server: &Server, name: &str) -> Result<Duration> {
         .get(0);
     // FILE_COPY (15+) copies files instead of WAL-logging every block: much faster for a big dataset.
     let strategy = if v >= 150000 { " STRATEGY = FILE_COPY" } else { "" };
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB}{strategy}"))
-        .await
-        .map_err(|e| Error::db(format!("cannot copy the template database: {}", describe_pg(&e))))?;
+    for sql in [format!("DROP DATABASE IF EXISTS {name}"), format!("CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB}{strategy}")] {
+        admin
+            .batch_execute(&sql)
+            .await
+            .map_err(|e| Error::db(format!("cannot copy the template database: {}", describe_pg(&e))))?;
+    }
     Ok(started.elapsed())
 }

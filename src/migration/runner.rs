@@ -24,7 +24,9 @@ const DEFAULT_MAX_BATCHES: u64 = 100_000;
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Relation locks (user relations only) held by this session right now.
-const HELD_LOCKS_SQL: &str = "SELECT l.relation::regclass::text, l.mode FROM pg_locks l \
+const HELD_LOCKS_SQL: &str = "SELECT CASE WHEN c.oid IS NULL THEN 'dropped relation ' || l.relation \
+     ELSE l.relation::regclass::text END, l.mode \
+     FROM pg_locks l LEFT JOIN pg_class c ON c.oid = l.relation \
      WHERE l.pid = pg_backend_pid() AND l.granted AND l.locktype = 'relation' AND l.relation >= 16384";
 
 /// relfilenode of every user table, to detect rewrites.
@@ -296,7 +298,7 @@ impl Runner<'_> {
     }
 
     async fn wal_lsn(&self) -> Option<u64> {
-        let row = self.client.query_one("SELECT pg_current_wal_lsn()::text", &[]).await.ok()?;
+        let row = self.client.query_one("SELECT pg_current_wal_insert_lsn()::text", &[]).await.ok()?;
         parse_lsn(&row.get::<_, String>(0))
     }
 }

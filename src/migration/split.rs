@@ -40,6 +40,15 @@ impl TxMode {
             _ => None,
         }
     }
+
+    /// The name used in directives and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TxMode::File => "file",
+            TxMode::Step => "step",
+            TxMode::None => "none",
+        }
+    }
 }
 
 /// One SQL statement of the file.

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::model::*;
+use super::render::fmt_ms;
 use crate::record::{Episode, Hist, Outcome, RunRecord};
 use crate::sampler::lockmode::stronger;
 use crate::timeline::{Mark, Slot};
@@ -268,7 +269,7 @@ pub fn build(rec: &RunRecord) -> Report {
             kept_schedule,
         },
         migration: MigrationSummary {
-            transaction: rec.migration.transaction.map(|t| format!("{t:?}").to_lowercase()).unwrap_or_default(),
+            transaction: rec.migration.transaction.map(|t| t.as_str().to_string()).unwrap_or_default(),
             committed: rec.migration.committed,
             duration_ms: ms(after_at.saturating_sub(migration_at)),
         },
@@ -299,7 +300,10 @@ pub fn verdict(r: &Report, b: &crate::scenario::file::BudgetSection) -> Verdict 
         }
     };
     if let Some(d) = b.max_blocked {
-        check("max_blocked", ms(d.0), r.blocked.total_ms, format!("sessions were blocked by the migration for {} ms in total (budget {} ms)", r.blocked.total_ms, ms(d.0)));
+        check("max_blocked", ms(d.0), r.blocked.total_ms, format!("sessions were blocked by the migration for {} in total (budget {})", fmt_ms(r.blocked.total_ms), fmt_ms(ms(d.0))));
+    }
+    if let Some(d) = b.max_blocked_wait {
+        check("max_blocked_wait", ms(d.0), r.blocked.longest_ms, format!("a session waited {} on the migration (budget {})", fmt_ms(r.blocked.longest_ms), fmt_ms(ms(d.0))));
     }
     if let Some(n) = b.max_blocked_sessions {
         check("max_blocked_sessions", n as f64, r.blocked.max_concurrent as f64, format!("{} sessions were blocked by the migration at once (budget {n})", r.blocked.max_concurrent));
@@ -307,13 +311,13 @@ pub fn verdict(r: &Report, b: &crate::scenario::file::BudgetSection) -> Verdict 
     if let Some(d) = b.max_p99_during {
         for (class, phases) in &r.latency {
             if let Some(l) = phases.get("during") {
-                check("max_p99_during", ms(d.0), l.p99_ms, format!("p99 of {class} during the migration was {} ms (budget {} ms)", l.p99_ms, ms(d.0)));
+                check("max_p99_during", ms(d.0), l.p99_ms, format!("p99 of {class} during the migration was {} (budget {})", fmt_ms(l.p99_ms), fmt_ms(ms(d.0))));
             }
         }
     }
     if let (Some(d), Some(i)) = (b.max_step, r.longest_step) {
         let s = &r.steps[i];
-        check("max_step", ms(d.0), s.duration_ms, format!("step {} ({}) took {} ms (budget {} ms)", i + 1, s.name, s.duration_ms, ms(d.0)));
+        check("max_step", ms(d.0), s.duration_ms, format!("step {} ({}) took {} (budget {})", i + 1, s.name, fmt_ms(s.duration_ms), fmt_ms(ms(d.0))));
     }
     if let Some(n) = b.max_errors {
         check("max_errors", n as f64, r.workload.errors as f64, format!("the workload saw {} errors (budget {n})", r.workload.errors));

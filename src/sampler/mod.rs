@@ -52,13 +52,18 @@ impl Roles {
     }
 }
 
+/// One poll: every waiting lock with its blockers, and the relation locks the
+/// migration holds. Relations the migration created in a transaction it has not
+/// committed yet are invisible here (they would print as bare OIDs); the runner
+/// reports those itself.
 const POLL_SQL: &str = "\
 SELECT l.pid, l.granted, l.mode, l.locktype, l.relation::regclass::text, \
        l.waitstart, clock_timestamp(), a.query, \
        CASE WHEN l.granted THEN NULL ELSE pg_blocking_pids(l.pid) END \
 FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid \
 WHERE (NOT l.granted AND l.pid IS NOT NULL) \
-   OR (l.pid = $1 AND l.locktype = 'relation' AND l.relation >= 16384)";
+   OR (l.pid = $1 AND l.locktype = 'relation' AND l.relation >= 16384 \
+       AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = l.relation))";
 
 struct Open {
     ep: Episode,
@@ -155,7 +160,10 @@ impl State {
             let Some(who) = self.roles.who(pid, query.as_deref()) else { continue };
             let waitstart: Option<SystemTime> = r.get(5);
             let server_now: SystemTime = r.get(6);
-            let b: Vec<i32> = r.get::<_, Option<Vec<i32>>>(8).unwrap_or_default();
+            // pg_blocking_pids() lists a pid once per conflicting lock; keep each once.
+            let mut b: Vec<i32> = r.get::<_, Option<Vec<i32>>>(8).unwrap_or_default();
+            b.sort_unstable();
+            b.dedup();
             blockers.insert(pid, b.clone());
             let waited = waitstart.and_then(|w| server_now.duration_since(w).ok()).unwrap_or_default();
             let ep = Episode {

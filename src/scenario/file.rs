@@ -138,6 +138,8 @@ pub struct SamplerSection {
 pub struct BudgetSection {
     /// Total time workload sessions spent blocked by the migration.
     pub max_blocked: Option<Dur>,
+    /// Longest single wait of a workload session blocked by the migration.
+    pub max_blocked_wait: Option<Dur>,
     /// Most workload sessions blocked by the migration at once.
     pub max_blocked_sessions: Option<u32>,
     /// p99 latency of any query class while the migration runs.

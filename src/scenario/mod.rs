@@ -2,6 +2,7 @@
 //! (`values`), resolved into a validated `Plan`. Nothing downstream reads the
 //! raw file or the command line.
 
+pub mod embedded;
 pub mod file;
 pub mod values;
 
@@ -73,6 +74,23 @@ pub struct Plan {
     pub budget: BudgetSection,
 }
 
+/// Removes `.` and `dir/..` pairs so messages show `workloads/x.sql`, not
+/// `scenarios/../workloads/x.sql` (lexical only; symlinks are not resolved).
+fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(out.components().next_back(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    if out.as_os_str().is_empty() { PathBuf::from(".") } else { out }
+}
+
 /// Reads a text file, naming it in the error (missing, unreadable, not UTF-8, empty).
 pub fn read_text(path: &Path, what: &str) -> Result<String> {
     let bytes = std::fs::read(path).map_err(|e| {
@@ -93,7 +111,24 @@ pub fn read_text(path: &Path, what: &str) -> Result<String> {
 
 /// Loads a scenario with its workload and migration files and validates it all.
 pub fn load(args: &RunArgs) -> Result<Plan> {
-    let path = &args.scenario;
+    if let Some(path) = &args.scenario {
+        return load_file(path, args);
+    }
+    let (dir, path) = embedded::materialize()?;
+    let relabel = |p: &Path| embedded::relabel(p, dir.path());
+    let mut plan = load_file(&path, args).map_err(|mut e| {
+        e.message = e.message.replace(&dir.path().display().to_string(), embedded::LABEL);
+        e
+    })?;
+    plan.scenario_path = relabel(&plan.scenario_path);
+    plan.seed_path = relabel(&plan.seed_path);
+    plan.migration_path = relabel(&plan.migration_path);
+    plan.workload.path = relabel(&plan.workload.path);
+    Ok(plan)
+}
+
+/// Loads and validates one scenario file with the `--set` overrides of `args`.
+fn load_file(path: &Path, args: &RunArgs) -> Result<Plan> {
     let file = path.display().to_string();
     let text = read_text(path, "scenario file")?;
     let mut sf: ScenarioFile =
@@ -108,7 +143,7 @@ pub fn load(args: &RunArgs) -> Result<Plan> {
         })?;
     }
     let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-    let resolve = |p: &str| dir.join(p);
+    let resolve = |p: &str| normalize(&dir.join(p));
 
     let mut vars = BTreeMap::new();
     for (k, v) in &sf.vars {
@@ -201,7 +236,7 @@ pub fn load(args: &RunArgs) -> Result<Plan> {
     });
     Ok(Plan {
         name,
-        scenario_path: path.clone(),
+        scenario_path: path.to_path_buf(),
         vars,
         clone: ClonePlan {
             backend,

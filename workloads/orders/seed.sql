@@ -20,10 +20,10 @@ CREATE TABLE orders (
 );
 
 INSERT INTO orders (customer_id, status, shipping_country, total_cents, created_at)
-SELECT 1 + (g * 7919) % {{customers}},
+SELECT 1 + (g::bigint * 7919) % {{customers}},
        (ARRAY['new','paid','shipped','delivered'])[1 + g % 4],
        (ARRAY['US','DE','FR','GB','JP','BR','IN','CA'])[1 + (g * 31) % 8],
-       (g * 7717) % 100000,
+       (g::bigint * 7717) % 100000,
        timestamptz '2026-01-01' + g * interval '10 seconds'
 FROM generate_series(1, {{rows}}) AS g;
 

@@ -8,7 +8,7 @@ use crate::report::model::Report;
 
 pub fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
     writeln!(out, "lockimpact rehearsal: {}", r.scenario.name)?;
-    writeln!(out, "  clone:     {} (server {})", r.clone.backend, r.clone.server_version)?;
+    writeln!(out, "  clone:     PostgreSQL {}, {}", r.clone.server_version, r.clone.backend)?;
     let tables: Vec<String> =
         r.dataset.tables.iter().map(|t| format!("{} {} rows, {}", t.name, t.rows, fmt_bytes(t.bytes.max(0) as u64))).collect();
     writeln!(out, "  dataset:   {} (seeded in {}, copied in {})", tables.join("; "), fmt_ms(r.dataset.seed_ms), fmt_ms(r.dataset.copy_ms))?;
@@ -59,6 +59,7 @@ pub fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
                 format!("{}{}", i + 1, if r.longest_step == Some(i) { " *" } else { "" }),
                 s.name.clone(),
                 fmt_ms(s.duration_ms),
+                fmt_ms(s.lock_wait_ms),
                 outcome,
                 if s.rewrote { format!("yes ({})", s.rewritten.join(", ")) } else { "no".into() },
                 s.wal_bytes.map(fmt_bytes).unwrap_or_else(|| "-".into()),
@@ -71,13 +72,18 @@ pub fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
         .collect();
     table(
         out,
-        &["#", "step", "duration", "outcome", "rewrite", "WAL", "rows", "blocked", "max blocked", "locks held"],
+        &["#", "step", "duration", "lock wait", "outcome", "rewrite", "WAL", "rows", "blocked", "sessions", "locks held"],
         &rows,
-        &[2, 5, 6, 7, 8],
+        &[2, 3, 6, 7, 8, 9],
     )?;
     if let Some(i) = r.longest_step {
         writeln!(out, "  * longest step: {} ({})", r.steps[i].name, fmt_ms(r.steps[i].duration_ms))?;
     }
+    writeln!(
+        out,
+        "  lock wait: time the migration itself waited for locks; blocked: time workload sessions waited on the \
+         migration during the step (summed over the sessions)"
+    )?;
     for (i, s) in r.steps.iter().enumerate() {
         if let Some(e) = &s.error {
             let at = s.failed_statement.map(|n| format!(" (statement {n})")).unwrap_or_default();
@@ -90,14 +96,15 @@ pub fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
     for (class, phases) in &r.latency {
         for phase in ["baseline", "during", "after"] {
             if let Some(l) = phases.get(phase) {
+                let q = |v: f64| if l.count == 0 { "-".to_string() } else { fmt_ms(v) };
                 rows.push(vec![
                     class.clone(),
                     phase.to_string(),
                     l.count.to_string(),
-                    fmt_ms(l.p50_ms),
-                    fmt_ms(l.p95_ms),
-                    fmt_ms(l.p99_ms),
-                    fmt_ms(l.max_ms),
+                    q(l.p50_ms),
+                    q(l.p95_ms),
+                    q(l.p99_ms),
+                    q(l.max_ms),
                 ]);
             }
         }
