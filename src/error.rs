@@ -36,7 +36,10 @@ impl Error {
         Error { kind: Kind::Database, message: message.into() }
     }
     pub fn interrupted() -> Self {
-        Error { kind: Kind::Interrupted, message: "interrupted; the disposable server was stopped and its files removed".into() }
+        Error {
+            kind: Kind::Interrupted,
+            message: "interrupted; the disposable server was stopped and its files removed".into(),
+        }
     }
     /// Prefixes the message with where it happened.
     pub fn context(mut self, what: impl fmt::Display) -> Self {

@@ -114,7 +114,9 @@ pub async fn run(args: &RunArgs, cancel: &CancellationToken) -> Result<i32> {
     };
     let record = match record {
         Ok(r) => r,
-        Err(e) if e.kind == error::Kind::Database => return Err(e.detail(format!("last lines of the server log:\n{}", server.log_tail()))),
+        Err(e) if e.kind == error::Kind::Database => {
+            return Err(e.detail(format!("last lines of the server log:\n{}", server.log_tail())));
+        }
         Err(e) => return Err(e),
     };
     if plan.clone.keep {
@@ -124,7 +126,8 @@ pub async fn run(args: &RunArgs, cancel: &CancellationToken) -> Result<i32> {
     let report = report::build(&record);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    report::render::terminal::render(&report, &mut out).map_err(|e| Error::env(format!("cannot write the report: {e}")))?;
+    report::render::terminal::render(&report, &mut out)
+        .map_err(|e| Error::env(format!("cannot write the report: {e}")))?;
     out.flush().ok();
     if let Some(path) = &args.json {
         let mut f = std::fs::File::create(path)

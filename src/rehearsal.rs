@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::clone::template::{self, connect};
 use crate::clone::Server;
-use crate::error::{describe_pg, Error, Result};
+use crate::clone::template::{self, connect};
+use crate::error::{Error, Result, describe_pg};
 use crate::migration::runner::Runner;
 use crate::record::{MigrationRecord, RunRecord};
 use crate::sampler::{Roles, Sampler};
@@ -29,7 +29,12 @@ async fn sleep_or_cancel(d: Duration, cancel: &CancellationToken) -> Result<()> 
     }
 }
 
-pub async fn rehearse(plan: &Plan, server: &Server, say: &(dyn Fn(&str) + Sync), cancel: &CancellationToken) -> Result<RunRecord> {
+pub async fn rehearse(
+    plan: &Plan,
+    server: &Server,
+    say: &(dyn Fn(&str) + Sync),
+    cancel: &CancellationToken,
+) -> Result<RunRecord> {
     say(&format!("clone: {}", server.describe()));
     say(&format!("seeding the template from {}", plan.seed_path.display()));
     let dataset = template::build(server, &plan.seed_sql, &plan.seed_path).await?;
@@ -39,11 +44,8 @@ pub async fn rehearse(plan: &Plan, server: &Server, say: &(dyn Fn(&str) + Sync),
     let copy_time = template::fresh_copy(server, RUN_DB).await?;
 
     let admin = connect(server, RUN_DB).await?;
-    let server_version: String = admin
-        .query_one("SHOW server_version", &[])
-        .await
-        .map_err(|e| Error::db(describe_pg(&e)))?
-        .get(0);
+    let server_version: String =
+        admin.query_one("SHOW server_version", &[]).await.map_err(|e| Error::db(describe_pg(&e)))?.get(0);
     let mut classes = plan.workload.classes.clone();
     workload::bind_samples(&mut classes, &admin, &plan.workload.path.display().to_string()).await?;
     drop(admin);
@@ -77,7 +79,8 @@ pub async fn rehearse(plan: &Plan, server: &Server, say: &(dyn Fn(&str) + Sync),
 
     let clock = Arc::new(Clock::new());
     let slots = Slot::count(plan.migration.steps.len());
-    let workload = workload::start(&plan.workload, classes, server.config(RUN_DB), clock.clone(), roles.clone(), slots).await?;
+    let workload =
+        workload::start(&plan.workload, classes, server.config(RUN_DB), clock.clone(), roles.clone(), slots).await?;
     let sampler = Sampler::start(sampler_client, plan.sampler_interval, clock.clone(), roles.clone());
 
     say(&format!("warmup {} ms at {} ops/s", plan.phases.warmup.as_millis(), plan.workload.rate));
@@ -86,15 +89,24 @@ pub async fn rehearse(plan: &Plan, server: &Server, say: &(dyn Fn(&str) + Sync),
     say(&format!("baseline {} ms", plan.phases.baseline.as_millis()));
     sleep_or_cancel(plan.phases.baseline, cancel).await?;
 
-    say(&format!("migration: {} steps, transaction {}", plan.migration.steps.len(), plan.migration.transaction.as_str()));
-    let mut migration = MigrationRecord { file: plan.migration_path.display().to_string(), pid: mig_pid, ..Default::default() };
+    say(&format!(
+        "migration: {} steps, transaction {}",
+        plan.migration.steps.len(),
+        plan.migration.transaction.as_str()
+    ));
+    let mut migration =
+        MigrationRecord { file: plan.migration_path.display().to_string(), pid: mig_pid, ..Default::default() };
     let runner = Runner { client: &migration_client, clock: clock.clone(), cancel: cancel.clone(), say };
     runner.run(&plan.migration, &mut migration).await;
     if cancel.is_cancelled() {
         return Err(Error::interrupted());
     }
     clock.enter(Slot::After);
-    say(&format!("after the migration {} ms (queued operations: {})", plan.phases.cooldown.as_millis(), workload.queued()));
+    say(&format!(
+        "after the migration {} ms (queued operations: {})",
+        plan.phases.cooldown.as_millis(),
+        workload.queued()
+    ));
     sleep_or_cancel(plan.phases.cooldown, cancel).await?;
 
     let finishing = Instant::now();

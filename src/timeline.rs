@@ -3,8 +3,8 @@
 //! and when each began. Operations and samples are tagged with the phase
 //! current at their intended start.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// A phase of the run, encoded as a small integer so it can live in an atomic.
@@ -63,7 +63,11 @@ pub struct Clock {
 
 impl Clock {
     pub fn new() -> Clock {
-        Clock { start: Instant::now(), current: AtomicUsize::new(0), marks: Mutex::new(vec![Mark { slot: Slot::Warmup, at: Duration::ZERO }]) }
+        Clock {
+            start: Instant::now(),
+            current: AtomicUsize::new(0),
+            marks: Mutex::new(vec![Mark { slot: Slot::Warmup, at: Duration::ZERO }]),
+        }
     }
 
     pub fn current(&self) -> Slot {

@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use lockimpact::report::{render, Report};
+use lockimpact::report::{Report, render};
 
 const FIXTURE: &str = "tests/fixtures/report.json";
 
@@ -23,7 +23,11 @@ fn check(name: &str, rendered: Vec<u8>) {
         return;
     }
     let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert!(rendered == expected, "{name} differs from {}; run with UPDATE_GOLDEN=1 to accept:\n{rendered}", path.display());
+    assert!(
+        rendered == expected,
+        "{name} differs from {}; run with UPDATE_GOLDEN=1 to accept:\n{rendered}",
+        path.display()
+    );
 }
 
 #[test]

@@ -126,15 +126,11 @@ fn lock_timeout_retries_until_the_lock_is_free() {
     let dir = tempfile::tempdir().unwrap();
     let sql = "-- lockimpact: step \"add column\" lock_timeout=100ms retries=40 retry_backoff=100ms\n\
                ALTER TABLE orders ADD COLUMN note text;\n";
-    let extra = format!(
-        "[budget]\nmax_blocked_wait = \"400ms\"\n",
-    );
-    let scenario = tiny_scenario(dir.path(), sql, &extra);
+    let scenario = tiny_scenario(dir.path(), sql, "[budget]\nmax_blocked_wait = \"400ms\"\n");
     let long = repo().join("workloads/orders/long-reader.toml");
-    let text = std::fs::read_to_string(&scenario).unwrap().replace(
-        "connections = 4\n",
-        &format!("connections = 4\nextra = [\"{}\"]\n", long.display()),
-    );
+    let text = std::fs::read_to_string(&scenario)
+        .unwrap()
+        .replace("connections = 4\n", &format!("connections = 4\nextra = [\"{}\"]\n", long.display()));
     std::fs::write(&scenario, text).unwrap();
     let o = run(&[scenario.to_str().unwrap(), "--set", "phases.baseline=2s"]);
     let r = o.report();

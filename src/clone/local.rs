@@ -46,16 +46,8 @@ impl LocalServer {
         if let Some((uid, gid)) = run_as {
             chown(&root, uid, gid)?;
         }
-        let mut server = LocalServer {
-            bins,
-            dir: Some(dir),
-            data,
-            socket_dir: root.clone(),
-            port: 0,
-            pid: 0,
-            run_as,
-            kept: false,
-        };
+        let mut server =
+            LocalServer { bins, dir: Some(dir), data, socket_dir: root.clone(), port: 0, pid: 0, run_as, kept: false };
         server.initdb()?;
         server.port = free_port()?;
         server.pg_ctl_start(&plan.settings)?;
@@ -237,7 +229,8 @@ fn shell_quote(s: &str) -> String {
 }
 
 fn free_port() -> Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| Error::env(format!("no free TCP port on 127.0.0.1: {e}")))?;
+    let l = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| Error::env(format!("no free TCP port on 127.0.0.1: {e}")))?;
     Ok(l.local_addr().map_err(|e| Error::env(e.to_string()))?.port())
 }
 
@@ -277,10 +270,10 @@ pub fn find_binaries(explicit: Option<&Path>, want: Option<u32>) -> Result<Binar
         };
     }
     let mut candidates: Vec<PathBuf> = Vec::new();
-    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
-        if out.status.success() {
-            candidates.push(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));
-        }
+    if let Ok(out) = Command::new("pg_config").arg("--bindir").output()
+        && out.status.success()
+    {
+        candidates.push(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));
     }
     if let Some(path) = std::env::var_os("PATH") {
         candidates.extend(std::env::split_paths(&path));
@@ -291,7 +284,7 @@ pub fn find_binaries(explicit: Option<&Path>, want: Option<u32>) -> Result<Binar
         .flatten()
         .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path().join("bin"))))
         .collect();
-    versioned.sort_by(|a, b| b.0.cmp(&a.0));
+    versioned.sort_by_key(|v| std::cmp::Reverse(v.0));
     candidates.extend(versioned.into_iter().map(|(_, p)| p));
 
     let mut seen = Vec::new();

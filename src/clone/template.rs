@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::Server;
-use crate::error::{describe_pg, Error, Result};
+use crate::error::{Error, Result, describe_pg};
 
 pub const TEMPLATE_DB: &str = "lockimpact_template";
 
@@ -101,7 +101,9 @@ pub async fn fresh_copy(server: &Server, name: &str) -> Result<Duration> {
         .get(0);
     // FILE_COPY (15+) copies files instead of WAL-logging every block: much faster for a big dataset.
     let strategy = if v >= 150000 { " STRATEGY = FILE_COPY" } else { "" };
-    for sql in [format!("DROP DATABASE IF EXISTS {name}"), format!("CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB}{strategy}")] {
+    for sql in
+        [format!("DROP DATABASE IF EXISTS {name}"), format!("CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB}{strategy}")]
+    {
         admin
             .batch_execute(&sql)
             .await

@@ -43,10 +43,11 @@ pub struct Defaults {
 /// Reads, splits and validates a migration file.
 pub fn load(path: &Path, defaults: &Defaults) -> Result<Migration> {
     let file = path.display();
-    let bytes = std::fs::read(path)
-        .map_err(|e| Error::input(format!("{file}: cannot read the migration file: {e}")))?;
-    let text = String::from_utf8(bytes)
-        .map_err(|e| Error::input(format!("{file}: not valid UTF-8 (byte {}); save it as UTF-8", e.utf8_error().valid_up_to())))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| Error::input(format!("{file}: cannot read the migration file: {e}")))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        Error::input(format!("{file}: not valid UTF-8 (byte {}); save it as UTF-8", e.utf8_error().valid_up_to()))
+    })?;
     let parsed = split::split(&text).map_err(|e| Error::input(format!("{file}:{}: {}", e.line, e.message)))?;
     let transaction = parsed.transaction.or(defaults.transaction).unwrap_or(TxMode::File);
     let steps: Vec<Step> = parsed

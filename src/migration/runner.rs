@@ -60,11 +60,9 @@ impl Runner<'_> {
         let file_tx = m.transaction == TxMode::File;
         self.clock.enter(Slot::Between);
         let mut failed = false;
-        if file_tx {
-            if let Err(e) = self.client.batch_execute("BEGIN").await {
-                (self.say)(&format!("migration: BEGIN failed: {}", describe_pg(&e)));
-                failed = true;
-            }
+        if file_tx && let Err(e) = self.client.batch_execute("BEGIN").await {
+            (self.say)(&format!("migration: BEGIN failed: {}", describe_pg(&e)));
+            failed = true;
         }
         for (i, step) in m.steps.iter().enumerate() {
             let mut r = StepRecord {
@@ -145,10 +143,17 @@ impl Runner<'_> {
             let res = self.attempt(step, mode, r).await;
             match res {
                 Err(f) if f.outcome == Outcome::LockTimeout && attempt < step.retries => {
-                    let backoff = step.retry_backoff.saturating_mul(1 << attempt.min(16)).min(step.retry_backoff.max(MAX_BACKOFF));
+                    let backoff = step
+                        .retry_backoff
+                        .saturating_mul(1 << attempt.min(16))
+                        .min(step.retry_backoff.max(MAX_BACKOFF));
                     attempt += 1;
                     r.retries = attempt;
-                    (self.say)(&format!("  lock timeout; retry {attempt}/{} in {} ms", step.retries, backoff.as_millis()));
+                    (self.say)(&format!(
+                        "  lock timeout; retry {attempt}/{} in {} ms",
+                        step.retries,
+                        backoff.as_millis()
+                    ));
                     tokio::time::sleep(backoff).await;
                 }
                 other => {

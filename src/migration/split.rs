@@ -13,8 +13,8 @@
 
 use std::time::Duration;
 
-use pg_query::protobuf::Token;
 use pg_query::NodeEnum;
+use pg_query::protobuf::Token;
 
 use crate::scenario::values::Dur;
 use crate::workload::file::pg_message;
@@ -118,9 +118,8 @@ enum Event {
 /// Splits `text` into steps. Errors name the line.
 pub fn split(text: &str) -> Result<ParsedMigration, SplitError> {
     let tokens = pg_query::scan_tokens(text).map_err(|e| SplitError { line: 1, message: pg_message(&e) })?;
-    let is_comment = |t: &pg_query::protobuf::ScanToken| {
-        t.token == Token::SqlComment as i32 || t.token == Token::CComment as i32
-    };
+    let is_comment =
+        |t: &pg_query::protobuf::ScanToken| t.token == Token::SqlComment as i32 || t.token == Token::CComment as i32;
     let statements = match pg_query::split_with_parser(text) {
         Ok(s) => s,
         Err(e) => return Err(locate_syntax_error(text, &e)),
@@ -131,17 +130,22 @@ pub fn split(text: &str) -> Result<ParsedMigration, SplitError> {
         let raw = &text[t.start as usize..t.end as usize];
         let body = raw.trim_start_matches('-').trim();
         if let Some(rest) = body.strip_prefix("lockimpact:") {
-            events.push((t.start as usize, Event::Directive { line: line_of(text, t.start as usize), text: rest.trim().to_string() }));
+            events.push((
+                t.start as usize,
+                Event::Directive { line: line_of(text, t.start as usize), text: rest.trim().to_string() },
+            ));
         } else if body.starts_with("lockimpact") {
-            return err(line_of(text, t.start as usize), format!("malformed directive {raw:?}: write `-- lockimpact: VERB …`"));
+            return err(
+                line_of(text, t.start as usize),
+                format!("malformed directive {raw:?}: write `-- lockimpact: VERB …`"),
+            );
         }
     }
     for (i, stmt) in statements.iter().enumerate() {
         let base = stmt.as_ptr() as usize - text.as_ptr() as usize;
         let end = base + stmt.len();
-        let Some(first) = tokens
-            .iter()
-            .find(|t| t.start as usize >= base && (t.start as usize) < end && !is_comment(t))
+        let Some(first) =
+            tokens.iter().find(|t| t.start as usize >= base && (t.start as usize) < end && !is_comment(t))
         else {
             continue;
         };
@@ -154,7 +158,10 @@ pub fn split(text: &str) -> Result<ParsedMigration, SplitError> {
         }
         let sql = text[start..end].trim_end().to_string();
         let (needs_autocommit, is_transaction_control) = classify(&sql);
-        events.push((start, Event::Statement(Statement { number: i + 1, line, sql, needs_autocommit, is_transaction_control })));
+        events.push((
+            start,
+            Event::Statement(Statement { number: i + 1, line, sql, needs_autocommit, is_transaction_control }),
+        ));
     }
     events.sort_by_key(|(p, _)| *p);
     build_steps(events)
@@ -215,7 +222,12 @@ fn build_steps(events: Vec<(usize, Event)>) -> Result<ParsedMigration, SplitErro
             if g.statements.is_empty() {
                 return err(g.line, format!("step {:?} has no statements", g.name));
             }
-            steps.push(ParsedStep { name: g.name, line: g.line, kind: StepKind::Sql(g.statements), options: g.options });
+            steps.push(ParsedStep {
+                name: g.name,
+                line: g.line,
+                kind: StepKind::Sql(g.statements),
+                options: g.options,
+            });
         }
         Ok(())
     }
@@ -226,7 +238,12 @@ fn build_steps(events: Vec<(usize, Event)>) -> Result<ParsedMigration, SplitErro
                 seen_statement = true;
                 if let Some((line, g, pause, max_batches)) = backfill.take() {
                     let name = if g.name.is_empty() { default_name(&s.sql) } else { g.name };
-                    out.steps.push(ParsedStep { name, line, kind: StepKind::Backfill { statement: s, pause, max_batches }, options: g.options });
+                    out.steps.push(ParsedStep {
+                        name,
+                        line,
+                        kind: StepKind::Backfill { statement: s, pause, max_batches },
+                        options: g.options,
+                    });
                 } else if let Some(g) = group.as_mut() {
                     g.statements.push(s);
                 } else {
@@ -251,7 +268,9 @@ fn build_steps(events: Vec<(usize, Event)>) -> Result<ParsedMigration, SplitErro
                         if seen_statement {
                             return err(line, "the transaction directive must come before the first statement");
                         }
-                        let [mode] = args else { return err(line, "write `-- lockimpact: transaction file|step|none`") };
+                        let [mode] = args else {
+                            return err(line, "write `-- lockimpact: transaction file|step|none`");
+                        };
                         out.transaction = Some(TxMode::parse(mode).ok_or_else(|| SplitError {
                             line,
                             message: format!("unknown transaction mode {mode:?}; use file, step or none"),
@@ -260,7 +279,9 @@ fn build_steps(events: Vec<(usize, Event)>) -> Result<ParsedMigration, SplitErro
                     "step" => {
                         close(&mut group, &mut out.steps)?;
                         let (name, options, _) = step_args(args, line, &[])?;
-                        let Some(name) = name else { return err(line, "a step needs a name: -- lockimpact: step \"add column\"") };
+                        let Some(name) = name else {
+                            return err(line, "a step needs a name: -- lockimpact: step \"add column\"");
+                        };
                         group = Some(Group { name, line, options, statements: Vec::new() });
                     }
                     "end" => {
@@ -278,7 +299,10 @@ fn build_steps(events: Vec<(usize, Event)>) -> Result<ParsedMigration, SplitErro
                             match k.as_str() {
                                 "pause" => pause = parse_dur(&k, &v, line)?,
                                 _ => {
-                                    let n: u64 = v.parse().map_err(|_| SplitError { line, message: format!("max_batches must be a positive integer, not {v:?}") })?;
+                                    let n: u64 = v.parse().map_err(|_| SplitError {
+                                        line,
+                                        message: format!("max_batches must be a positive integer, not {v:?}"),
+                                    })?;
                                     if n == 0 {
                                         return err(line, "max_batches must be at least 1");
                                     }
@@ -286,7 +310,12 @@ fn build_steps(events: Vec<(usize, Event)>) -> Result<ParsedMigration, SplitErro
                                 }
                             }
                         }
-                        backfill = Some((line, Group { name: name.unwrap_or_default(), line, options, statements: vec![] }, pause, max_batches));
+                        backfill = Some((
+                            line,
+                            Group { name: name.unwrap_or_default(), line, options, statements: vec![] },
+                            pause,
+                            max_batches,
+                        ));
                     }
                     "pause" => {
                         close(&mut group, &mut out.steps)?;
@@ -299,10 +328,18 @@ fn build_steps(events: Vec<(usize, Event)>) -> Result<ParsedMigration, SplitErro
                             [n] if !n.contains('=') => n.clone(),
                             _ => return err(line, "pause takes a duration and an optional name"),
                         };
-                        out.steps.push(ParsedStep { name, line, kind: StepKind::Pause(d), options: StepOptions::default() });
+                        out.steps.push(ParsedStep {
+                            name,
+                            line,
+                            kind: StepKind::Pause(d),
+                            options: StepOptions::default(),
+                        });
                     }
                     other => {
-                        return err(line, format!("unknown directive {other:?}; expected step, end, backfill, pause or transaction"));
+                        return err(
+                            line,
+                            format!("unknown directive {other:?}; expected step, end, backfill, pause or transaction"),
+                        );
                     }
                 }
             }
@@ -318,8 +355,12 @@ fn build_steps(events: Vec<(usize, Event)>) -> Result<ParsedMigration, SplitErro
     Ok(out)
 }
 
+/// A directive's arguments: its optional name, the step options, and the
+/// `key=value` pairs the caller asked to handle itself.
+type StepArgs = (Option<String>, StepOptions, Vec<(String, String)>);
+
 /// Reads `["name"] key=value…`; keys in `extra` are returned to the caller.
-fn step_args(args: &[String], line: usize, extra: &[&str]) -> Result<(Option<String>, StepOptions, Vec<(String, String)>), SplitError> {
+fn step_args(args: &[String], line: usize, extra: &[&str]) -> Result<StepArgs, SplitError> {
     let mut name = None;
     let mut options = StepOptions::default();
     let mut rest = Vec::new();
@@ -336,7 +377,11 @@ fn step_args(args: &[String], line: usize, extra: &[&str]) -> Result<(Option<Str
             "statement_timeout" => options.statement_timeout = Some(parse_dur(k, v, line)?),
             "retry_backoff" => options.retry_backoff = Some(parse_dur(k, v, line)?),
             "retries" => {
-                options.retries = Some(v.parse().map_err(|_| SplitError { line, message: format!("retries must be a whole number, not {v:?}") })?)
+                options.retries =
+                    Some(v.parse().map_err(|_| SplitError {
+                        line,
+                        message: format!("retries must be a whole number, not {v:?}"),
+                    })?)
             }
             k if extra.contains(&k) => rest.push((k.to_string(), v.to_string())),
             _ => {
@@ -450,7 +495,9 @@ ALTER TABLE t ALTER COLUMN c SET NOT NULL;
         assert_eq!(sql_of(&m.steps[0]).len(), 2);
         assert_eq!(m.steps[0].options.lock_timeout, Some(Duration::from_secs(2)));
         assert_eq!(m.steps[0].options.retries, Some(3));
-        assert!(matches!(m.steps[1].kind, StepKind::Backfill { pause, max_batches: Some(10), .. } if pause == Duration::from_millis(50)));
+        assert!(
+            matches!(m.steps[1].kind, StepKind::Backfill { pause, max_batches: Some(10), .. } if pause == Duration::from_millis(50))
+        );
         assert_eq!(m.steps[2].kind, StepKind::Pause(Duration::from_secs(2)));
         assert_eq!(m.steps[2].name, "deploy app");
         assert_eq!(m.steps[3].name, "ALTER TABLE t ALTER COLUMN c SET NOT NULL");

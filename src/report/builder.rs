@@ -87,7 +87,10 @@ pub fn build(rec: &RunRecord) -> Report {
         let slots = &w.latency[c];
         let phases = [
             ("baseline", merged(slots.get(Slot::Baseline.index()).into_iter())),
-            ("during", merged(slots.iter().enumerate().filter(|(i, _)| Slot::from_index(*i).is_during()).map(|(_, h)| h))),
+            (
+                "during",
+                merged(slots.iter().enumerate().filter(|(i, _)| Slot::from_index(*i).is_during()).map(|(_, h)| h)),
+            ),
             ("after", merged(slots.get(Slot::After.index()).into_iter())),
         ];
         let entry = lat.entry(name.clone()).or_default();
@@ -105,7 +108,12 @@ pub fn build(rec: &RunRecord) -> Report {
     sessions.dedup();
 
     // Steps.
-    let step_of = |t: Duration| rec.migration.steps.iter().position(|s| s.outcome != Outcome::Skipped && t >= s.start && t < s.start + s.duration);
+    let step_of = |t: Duration| {
+        rec.migration
+            .steps
+            .iter()
+            .position(|s| s.outcome != Outcome::Skipped && t >= s.start && t < s.start + s.duration)
+    };
     let steps: Vec<StepReport> = rec
         .migration
         .steps
@@ -123,7 +131,9 @@ pub fn build(rec: &RunRecord) -> Report {
                 .classes
                 .iter()
                 .enumerate()
-                .filter_map(|(c, name)| Some((name.clone(), latency(w.latency[c].get(Slot::Step(i).index())?.as_ref()?))))
+                .filter_map(|(c, name)| {
+                    Some((name.clone(), latency(w.latency[c].get(Slot::Step(i).index())?.as_ref()?)))
+                })
                 .collect();
             StepReport {
                 name: s.name.clone(),
@@ -189,7 +199,12 @@ pub fn build(rec: &RunRecord) -> Report {
     let error_detail = w
         .errors
         .iter()
-        .map(|((c, code), (n, msg))| ErrorCount { class: w.classes[*c].clone(), sqlstate: code.clone(), count: *n, message: msg.clone() })
+        .map(|((c, code), (n, msg))| ErrorCount {
+            class: w.classes[*c].clone(),
+            sqlstate: code.clone(),
+            count: *n,
+            message: msg.clone(),
+        })
         .collect();
     let lag_p99 = us_to_ms(w.schedule_lag.value_at_quantile(0.99));
     let issued_rate = w.issued_measured as f64 / window;
@@ -300,32 +315,72 @@ pub fn verdict(r: &Report, b: &crate::scenario::file::BudgetSection) -> Verdict 
         }
     };
     if let Some(d) = b.max_blocked {
-        check("max_blocked", ms(d.0), r.blocked.total_ms, format!("sessions were blocked by the migration for {} in total (budget {})", fmt_ms(r.blocked.total_ms), fmt_ms(ms(d.0))));
+        check(
+            "max_blocked",
+            ms(d.0),
+            r.blocked.total_ms,
+            format!(
+                "sessions were blocked by the migration for {} in total (budget {})",
+                fmt_ms(r.blocked.total_ms),
+                fmt_ms(ms(d.0))
+            ),
+        );
     }
     if let Some(d) = b.max_blocked_wait {
-        check("max_blocked_wait", ms(d.0), r.blocked.longest_ms, format!("a session waited {} on the migration (budget {})", fmt_ms(r.blocked.longest_ms), fmt_ms(ms(d.0))));
+        check(
+            "max_blocked_wait",
+            ms(d.0),
+            r.blocked.longest_ms,
+            format!("a session waited {} on the migration (budget {})", fmt_ms(r.blocked.longest_ms), fmt_ms(ms(d.0))),
+        );
     }
     if let Some(n) = b.max_blocked_sessions {
-        check("max_blocked_sessions", n as f64, r.blocked.max_concurrent as f64, format!("{} sessions were blocked by the migration at once (budget {n})", r.blocked.max_concurrent));
+        check(
+            "max_blocked_sessions",
+            n as f64,
+            r.blocked.max_concurrent as f64,
+            format!("{} sessions were blocked by the migration at once (budget {n})", r.blocked.max_concurrent),
+        );
     }
     if let Some(d) = b.max_p99_during {
         for (class, phases) in &r.latency {
             if let Some(l) = phases.get("during") {
-                check("max_p99_during", ms(d.0), l.p99_ms, format!("p99 of {class} during the migration was {} (budget {})", fmt_ms(l.p99_ms), fmt_ms(ms(d.0))));
+                check(
+                    "max_p99_during",
+                    ms(d.0),
+                    l.p99_ms,
+                    format!(
+                        "p99 of {class} during the migration was {} (budget {})",
+                        fmt_ms(l.p99_ms),
+                        fmt_ms(ms(d.0))
+                    ),
+                );
             }
         }
     }
     if let (Some(d), Some(i)) = (b.max_step, r.longest_step) {
         let s = &r.steps[i];
-        check("max_step", ms(d.0), s.duration_ms, format!("step {} ({}) took {} (budget {})", i + 1, s.name, fmt_ms(s.duration_ms), fmt_ms(ms(d.0))));
+        check(
+            "max_step",
+            ms(d.0),
+            s.duration_ms,
+            format!("step {} ({}) took {} (budget {})", i + 1, s.name, fmt_ms(s.duration_ms), fmt_ms(ms(d.0))),
+        );
     }
     if let Some(n) = b.max_errors {
-        check("max_errors", n as f64, r.workload.errors as f64, format!("the workload saw {} errors (budget {n})", r.workload.errors));
+        check(
+            "max_errors",
+            n as f64,
+            r.workload.errors as f64,
+            format!("the workload saw {} errors (budget {n})", r.workload.errors),
+        );
     }
     if !r.migration.committed {
         let failed = r.steps.iter().enumerate().find(|(_, s)| !matches!(s.outcome, Outcome::Ok | Outcome::Skipped));
         let what = match failed {
-            Some((i, s)) => format!("the migration did not complete: step {} ({}) ended with {}", i + 1, s.name, s.outcome.as_str()),
+            Some((i, s)) => {
+                format!("the migration did not complete: step {} ({}) ended with {}", i + 1, s.name, s.outcome.as_str())
+            }
             None => "the migration did not complete".to_string(),
         };
         v.push(Violation { budget: "migration_completes".into(), limit: 1.0, actual: 0.0, message: what });

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::record::{new_hist, Episode, SamplerRecord};
+use crate::record::{Episode, SamplerRecord, new_hist};
 use crate::timeline::Clock;
 
 /// Who is who among the backends: the migration's pid, the workload's pids,
@@ -29,7 +29,10 @@ pub struct Roles {
 
 impl Roles {
     pub fn new(classes: &[crate::workload::file::Class]) -> Roles {
-        Roles { class_by_sql: classes.iter().map(|c| (c.sql.trim().to_string(), c.name.clone())).collect(), ..Default::default() }
+        Roles {
+            class_by_sql: classes.iter().map(|c| (c.sql.trim().to_string(), c.name.clone())).collect(),
+            ..Default::default()
+        }
     }
     pub fn set_migration(&self, pid: i32) {
         self.migration.store(pid, Ordering::Release);
@@ -147,12 +150,12 @@ impl State {
             let mode: String = r.get(2);
             let relation: Option<String> = r.get(4);
             if granted {
-                if pid == migration {
-                    if let Some(rel) = relation {
-                        let held = self.rec.migration_locks.entry(slot.index()).or_default();
-                        let m = held.get(&rel).map(|old| lockmode::stronger(old, &mode)).unwrap_or(mode);
-                        held.insert(rel, m);
-                    }
+                if pid == migration
+                    && let Some(rel) = relation
+                {
+                    let held = self.rec.migration_locks.entry(slot.index()).or_default();
+                    let m = held.get(&rel).map(|old| lockmode::stronger(old, &mode)).unwrap_or(mode);
+                    held.insert(rel, m);
                 }
                 continue;
             }

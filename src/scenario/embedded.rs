@@ -31,7 +31,8 @@ pub fn materialize() -> Result<(tempfile::TempDir, PathBuf)> {
         .map_err(|e| Error::env(format!("cannot create a temporary directory for the default scenario: {e}")))?;
     for (rel, text) in FILES {
         let path = dir.path().join(rel);
-        let write = std::fs::create_dir_all(path.parent().unwrap_or(dir.path())).and_then(|_| std::fs::write(&path, text));
+        let write =
+            std::fs::create_dir_all(path.parent().unwrap_or(dir.path())).and_then(|_| std::fs::write(&path, text));
         write.map_err(|e| Error::env(format!("cannot write {}: {e}", path.display())))?;
     }
     let scenario = dir.path().join(DEFAULT);

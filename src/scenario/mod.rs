@@ -15,7 +15,7 @@ use serde::Deserialize;
 use crate::cli::RunArgs;
 use crate::error::{Error, Result};
 use crate::migration::{self, Migration};
-use crate::workload::file::{toml_message, Class};
+use crate::workload::file::{Class, toml_message};
 use file::{BudgetSection, ScenarioFile};
 use values::{apply_set, render_template, scalar_text};
 
@@ -93,9 +93,8 @@ fn normalize(path: &Path) -> PathBuf {
 
 /// Reads a text file, naming it in the error (missing, unreadable, not UTF-8, empty).
 pub fn read_text(path: &Path, what: &str) -> Result<String> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        Error::input(format!("{}: cannot read the {what}: {e}", path.display()))
-    })?;
+    let bytes =
+        std::fs::read(path).map_err(|e| Error::input(format!("{}: cannot read the {what}: {e}", path.display())))?;
     let text = String::from_utf8(bytes).map_err(|e| {
         Error::input(format!(
             "{}: the {what} is not valid UTF-8 (byte {}); save it as UTF-8",
@@ -138,9 +137,8 @@ fn load_file(path: &Path, args: &RunArgs) -> Result<Plan> {
         for s in &args.set {
             apply_set(&mut doc, s)?;
         }
-        sf = ScenarioFile::deserialize(doc).map_err(|e| {
-            Error::input(format!("{file} with --set {}: {}", args.set.join(" --set "), e.message()))
-        })?;
+        sf = ScenarioFile::deserialize(doc)
+            .map_err(|e| Error::input(format!("{file} with --set {}: {}", args.set.join(" --set "), e.message())))?;
     }
     let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
     let resolve = |p: &str| normalize(&dir.join(p));
@@ -159,7 +157,7 @@ fn load_file(path: &Path, args: &RunArgs) -> Result<Plan> {
         other => {
             return Err(Error::input(format!(
                 "{file}: clone.backend = {other:?} is not known; use \"auto\" or \"local\""
-            )))
+            )));
         }
     };
     let mut settings = Vec::new();
@@ -183,10 +181,16 @@ fn load_file(path: &Path, args: &RunArgs) -> Result<Plan> {
         return Err(Error::input(format!("{file}: workload.rate must be greater than 0 ops/s, not {}", w.rate)));
     }
     if w.rate > 1_000_000.0 {
-        return Err(Error::input(format!("{file}: workload.rate = {} is beyond what one client can drive; use at most 1000000", w.rate)));
+        return Err(Error::input(format!(
+            "{file}: workload.rate = {} is beyond what one client can drive; use at most 1000000",
+            w.rate
+        )));
     }
     if w.connections == 0 || w.connections > 1000 {
-        return Err(Error::input(format!("{file}: workload.connections must be between 1 and 1000, not {}", w.connections)));
+        return Err(Error::input(format!(
+            "{file}: workload.connections must be between 1 and 1000, not {}",
+            w.connections
+        )));
     }
     let workload_path = resolve(&w.file);
     let mut classes = Vec::new();
@@ -195,7 +199,11 @@ fn load_file(path: &Path, args: &RunArgs) -> Result<Plan> {
         let rendered = render_template(&text, &vars, &p.display().to_string())?;
         for c in crate::workload::file::parse(&rendered, p)? {
             if classes.iter().any(|o: &Class| o.name == c.name) {
-                return Err(Error::input(format!("{}: class {:?} is already defined in another workload file", p.display(), c.name)));
+                return Err(Error::input(format!(
+                    "{}: class {:?} is already defined in another workload file",
+                    p.display(),
+                    c.name
+                )));
             }
             classes.push(c);
         }
@@ -204,7 +212,9 @@ fn load_file(path: &Path, args: &RunArgs) -> Result<Plan> {
     // [phases]
     let phases = Phases { warmup: sf.phases.warmup.0, baseline: sf.phases.baseline.0, cooldown: sf.phases.cooldown.0 };
     if phases.baseline.is_zero() {
-        return Err(Error::input(format!("{file}: phases.baseline must be longer than 0: the baseline is what the migration is compared with")));
+        return Err(Error::input(format!(
+            "{file}: phases.baseline must be longer than 0: the baseline is what the migration is compared with"
+        )));
     }
 
     // [migration]
@@ -212,7 +222,9 @@ fn load_file(path: &Path, args: &RunArgs) -> Result<Plan> {
     let transaction = match m.transaction.as_deref() {
         None => None,
         Some(t) => Some(migration::TxMode::parse(t).ok_or_else(|| {
-            Error::input(format!("{file}: migration.transaction = {t:?} is not known; use \"file\", \"step\" or \"none\""))
+            Error::input(format!(
+                "{file}: migration.transaction = {t:?} is not known; use \"file\", \"step\" or \"none\""
+            ))
         })?),
     };
     let defaults = migration::Defaults {

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
 
 use crate::error::{Error, Result};
 
@@ -110,7 +110,9 @@ pub fn render_template(text: &str, vars: &BTreeMap<String, String>, file: &str) 
 /// as TOML (`5`, `1.5`, `true`, `"text"`) and otherwise taken as a string.
 pub fn apply_set(doc: &mut toml::Table, assignment: &str) -> Result<()> {
     let Some((key, raw)) = assignment.split_once('=') else {
-        return Err(Error::input(format!("--set {assignment:?}: expected DOTTED.KEY=VALUE, e.g. --set vars.rows=10000")));
+        return Err(Error::input(format!(
+            "--set {assignment:?}: expected DOTTED.KEY=VALUE, e.g. --set vars.rows=10000"
+        )));
     };
     let key = key.trim();
     let parts: Vec<&str> = key.split('.').collect();
@@ -127,7 +129,7 @@ pub fn apply_set(doc: &mut toml::Table, assignment: &str) -> Result<()> {
                 return Err(Error::input(format!(
                     "--set {assignment:?}: {} is a value, not a table",
                     parts[..=i].join(".")
-                )))
+                )));
             }
         };
     }

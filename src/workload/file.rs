@@ -54,7 +54,8 @@ pub enum Pace {
 /// Parses and validates a workload file whose `{{vars}}` are already rendered.
 pub fn parse(text: &str, path: &Path) -> Result<Vec<Class>> {
     let file = path.display();
-    let wf: WorkloadFile = toml::from_str(text).map_err(|e| Error::input(format!("{file}: {}", toml_message(&e, text))))?;
+    let wf: WorkloadFile =
+        toml::from_str(text).map_err(|e| Error::input(format!("{file}: {}", toml_message(&e, text))))?;
     if wf.classes.is_empty() {
         return Err(Error::input(format!("{file}: no query classes; add at least one [[class]] with a name and sql")));
     }
@@ -76,7 +77,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Vec<Class>> {
             (None, None) => {
                 return Err(Error::input(format!(
                     "{at}: set weight (a share of the scenario's rate) or rate (its own ops/s)"
-                )))
+                )));
             }
         };
         check_sql(&c.sql).map_err(|e| Error::input(format!("{at}: {e}")))?;
@@ -186,8 +187,10 @@ hold = "5s"
         assert!(e.message.contains("rate must be greater than 0"), "{}", e.message);
         let e = parse_str("[[class]]\nname = \"a\"\nsql = \"SELECT 1\"\nweight = 1\nbogus = 2\n").unwrap_err();
         assert!(e.message.contains("line 5") && e.message.contains("bogus"), "{}", e.message);
-        let e = parse_str("[[class]]\nname = \"a\"\nsql = \"SELECT $1\"\nweight = 1\nparams = [{ type = \"int\", min = 1 }]\n")
-            .unwrap_err();
+        let e = parse_str(
+            "[[class]]\nname = \"a\"\nsql = \"SELECT $1\"\nweight = 1\nparams = [{ type = \"int\", min = 1 }]\n",
+        )
+        .unwrap_err();
         assert!(e.message.contains("line 5") && e.message.contains("max"), "{}", e.message);
     }
 }

@@ -15,7 +15,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::error::{describe_pg, Error, Result};
+use crate::error::{Error, Result, describe_pg};
 use crate::record::{Hist, SecondRecord, WorkloadRecord};
 use crate::sampler::Roles;
 use crate::scenario::WorkloadPlan;
@@ -52,7 +52,11 @@ impl Seconds {
     pub fn advance(&mut self, now: Instant) {
         let sec = now.saturating_duration_since(self.start).as_secs();
         while self.current < sec {
-            let (p50, p99) = if self.hist.is_empty() { (0, 0) } else { (self.hist.value_at_quantile(0.5), self.hist.value_at_quantile(0.99)) };
+            let (p50, p99) = if self.hist.is_empty() {
+                (0, 0)
+            } else {
+                (self.hist.value_at_quantile(0.5), self.hist.value_at_quantile(0.99))
+            };
             self.done.push(SecondRecord { ops: self.ops, errors: self.errors, p50_us: p50, p99_us: p99 });
             self.hist.reset();
             self.ops = 0;
@@ -139,7 +143,8 @@ pub async fn start(
     let mut config = config;
     config.application_name("lockimpact-workload");
     config.options(format!("-c statement_timeout={}", plan.statement_timeout.as_millis()));
-    let manager = Manager::from_config(config, tokio_postgres::NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+    let manager =
+        Manager::from_config(config, tokio_postgres::NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
     let pool = Pool::builder(manager)
         .max_size(plan.connections as usize)
         .build()
@@ -163,13 +168,11 @@ pub async fn start(
             })?;
             statements.push(s);
         }
-        let pid: i32 = client
-            .query_one("SELECT pg_backend_pid()", &[])
-            .await
-            .map_err(|e| Error::db(describe_pg(&e)))?
-            .get(0);
+        let pid: i32 =
+            client.query_one("SELECT pg_backend_pid()", &[]).await.map_err(|e| Error::db(describe_pg(&e)))?.get(0);
         roles.add_workload(pid);
-        let s = Arc::new(Mutex::new(WorkerStats { latency: vec![vec![None; slots]; classes.len()], ..Default::default() }));
+        let s =
+            Arc::new(Mutex::new(WorkerStats { latency: vec![vec![None; slots]; classes.len()], ..Default::default() }));
         stats.push(s.clone());
         let w = Worker {
             client,
@@ -207,7 +210,10 @@ impl Workload {
     /// `grace`, then stops them and merges their measurements.
     pub async fn finish(self, grace: Duration) -> WorkloadRecord {
         self.stop.cancel();
-        let pacer = self.pacer.await.unwrap_or_else(|_| pacer::PacerResult { issued_measured: 0, schedule_lag: crate::record::new_hist() });
+        let pacer = self
+            .pacer
+            .await
+            .unwrap_or_else(|_| pacer::PacerResult { issued_measured: 0, schedule_lag: crate::record::new_hist() });
         let deadline = tokio::time::Instant::now() + grace;
         let mut unfinished = 0u64;
         for w in self.workers {
@@ -223,7 +229,11 @@ impl Workload {
         let mut rec = WorkloadRecord {
             classes: self.classes.iter().map(|c| c.name.clone()).collect(),
             target_rate: self.target_rate
-                + self.classes.iter().filter_map(|c| if let file::Pace::Rate(r) = c.pace { Some(r) } else { None }).sum::<f64>(),
+                + self
+                    .classes
+                    .iter()
+                    .filter_map(|c| if let file::Pace::Rate(r) = c.pace { Some(r) } else { None })
+                    .sum::<f64>(),
             connections: self.connections,
             latency: vec![vec![None; self.slots]; self.classes.len()],
             issued_measured: pacer.issued_measured,

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::file::{Class, Pace};
 use super::params::Rng;
-use crate::record::{new_hist, Hist};
+use crate::record::{Hist, new_hist};
 use crate::timeline::{Clock, Slot};
 
 /// One operation to run.

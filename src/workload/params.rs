@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use serde::Deserialize;
-use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
+use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 
 /// A parameter generator as written in the workload file.
 #[derive(Debug, Clone, Deserialize)]
@@ -162,12 +162,26 @@ impl Rng {
 /// A generator ready to draw values (sample columns already read).
 #[derive(Debug, Clone)]
 pub enum Param {
-    Uniform { min: i64, span: u64 },
-    Zipf { min: i64, zipf: Zipf },
+    Uniform {
+        min: i64,
+        span: u64,
+    },
+    Zipf {
+        min: i64,
+        zipf: Zipf,
+    },
     Choice(Vec<Value>),
-    Text { min_len: usize, max_len: usize },
+    Text {
+        min_len: usize,
+        max_len: usize,
+    },
     /// Filled by `workload::bind_samples` before the run starts.
-    Sample { table: String, column: String, limit: u32, values: Arc<[Value]> },
+    Sample {
+        table: String,
+        column: String,
+        limit: u32,
+        values: Arc<[Value]>,
+    },
 }
 
 impl Param {

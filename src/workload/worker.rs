@@ -10,16 +10,16 @@ use std::time::Instant;
 use tokio_postgres::Statement;
 use tokio_util::sync::CancellationToken;
 
+use super::Seconds;
 use super::file::Class;
 use super::pacer::Op;
 use super::params::{Rng, Value};
-use super::Seconds;
 use crate::error::sqlstate;
-use crate::record::{new_hist, Hist};
+use crate::record::{Hist, new_hist};
 use crate::timeline::Slot;
 
 /// Salt so parameter draws are independent of the pacer's class choice.
-const PARAM_SALT: u64 = 0x5EED_0F_9A9A;
+const PARAM_SALT: u64 = 0x005E_ED0F_9A9A;
 
 /// What one worker measured; read after the worker ends (or is aborted).
 #[derive(Debug, Default)]
@@ -49,7 +49,9 @@ impl Worker {
             params.clear();
             params.extend(class.params.iter().map(|p| p.draw(&mut rng)));
             let result = match class.hold {
-                None => self.client.execute_raw(&self.statements[op.class], params.iter()).await.map(|_| Instant::now()),
+                None => {
+                    self.client.execute_raw(&self.statements[op.class], params.iter()).await.map(|_| Instant::now())
+                }
                 Some(_) => self.long_transaction(op.class, &params).await,
             };
             let done = *result.as_ref().unwrap_or(&Instant::now());
@@ -63,7 +65,10 @@ impl Worker {
                         let _ = slots[op.slot.index()].get_or_insert_with(new_hist).record(latency.max(1));
                     }
                     Err(e) => {
-                        let entry = s.errors.entry((op.class, sqlstate(&e))).or_insert_with(|| (0, crate::error::describe_pg(&e)));
+                        let entry = s
+                            .errors
+                            .entry((op.class, sqlstate(&e)))
+                            .or_insert_with(|| (0, crate::error::describe_pg(&e)));
                         entry.0 += 1;
                     }
                 }

@@ -30,7 +30,12 @@ pub fn fmt_bytes(b: u64) -> String {
 
 /// A plain-text table: columns sized to their widest cell; columns listed in
 /// `right` are right-aligned.
-pub fn table(out: &mut impl std::io::Write, header: &[&str], rows: &[Vec<String>], right: &[usize]) -> std::io::Result<()> {
+pub fn table(
+    out: &mut impl std::io::Write,
+    header: &[&str],
+    rows: &[Vec<String>],
+    right: &[usize],
+) -> std::io::Result<()> {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for r in rows {
         for (i, c) in r.iter().enumerate() {

@@ -9,9 +9,19 @@ use crate::report::model::Report;
 pub fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
     writeln!(out, "lockimpact rehearsal: {}", r.scenario.name)?;
     writeln!(out, "  clone:     PostgreSQL {}, {}", r.clone.server_version, r.clone.backend)?;
-    let tables: Vec<String> =
-        r.dataset.tables.iter().map(|t| format!("{} {} rows, {}", t.name, t.rows, fmt_bytes(t.bytes.max(0) as u64))).collect();
-    writeln!(out, "  dataset:   {} (seeded in {}, copied in {})", tables.join("; "), fmt_ms(r.dataset.seed_ms), fmt_ms(r.dataset.copy_ms))?;
+    let tables: Vec<String> = r
+        .dataset
+        .tables
+        .iter()
+        .map(|t| format!("{} {} rows, {}", t.name, t.rows, fmt_bytes(t.bytes.max(0) as u64)))
+        .collect();
+    writeln!(
+        out,
+        "  dataset:   {} (seeded in {}, copied in {})",
+        tables.join("; "),
+        fmt_ms(r.dataset.seed_ms),
+        fmt_ms(r.dataset.copy_ms)
+    )?;
     let w = &r.workload;
     writeln!(
         out,
@@ -72,7 +82,19 @@ pub fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
         .collect();
     table(
         out,
-        &["#", "step", "duration", "lock wait", "outcome", "rewrite", "WAL", "rows", "blocked", "sessions", "locks held"],
+        &[
+            "#",
+            "step",
+            "duration",
+            "lock wait",
+            "outcome",
+            "rewrite",
+            "WAL",
+            "rows",
+            "blocked",
+            "sessions",
+            "locks held",
+        ],
         &rows,
         &[2, 3, 6, 7, 8, 9],
     )?;
@@ -149,8 +171,11 @@ pub fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
 
     if !w.error_detail.is_empty() {
         writeln!(out, "\nWorkload errors")?;
-        let rows: Vec<Vec<String>> =
-            w.error_detail.iter().map(|e| vec![e.class.clone(), e.sqlstate.clone(), e.count.to_string(), e.message.clone()]).collect();
+        let rows: Vec<Vec<String>> = w
+            .error_detail
+            .iter()
+            .map(|e| vec![e.class.clone(), e.sqlstate.clone(), e.count.to_string(), e.message.clone()])
+            .collect();
         table(out, &["class", "sqlstate", "count", "first message"], &rows, &[2])?;
     }
     for warning in &r.warnings {
