@@ -113,7 +113,7 @@ pub struct MigrationSection {
     /// The migration SQL file, relative to the scenario file.
     pub file: String,
     /// `file` (one transaction), `step` (one per step) or `none` (autocommit).
-    /// A `-- lockimpact: transaction=…` directive in the file wins.
+    /// A `-- lockimpact: transaction …` directive in the file wins.
     pub transaction: Option<String>,
     /// Default `lock_timeout` of every step ("0" = none).
     pub lock_timeout: Option<Dur>,

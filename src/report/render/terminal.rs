@@ -132,6 +132,7 @@ pub fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
         }
     }
     table(out, &["class", "phase", "ops", "p50", "p95", "p99", "max"], &rows, &[2, 3, 4, 5, 6])?;
+    timeline(r, out)?;
 
     let b = &r.blocked;
     writeln!(out, "\nBlocked sessions")?;
@@ -186,4 +187,38 @@ pub fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
         writeln!(out, "  - {}: {}", v.budget, v.message)?;
     }
     Ok(())
+}
+
+/// Most seconds the timeline shows; longer migrations show their first and last seconds.
+const TIMELINE_ROWS: usize = 40;
+
+/// Per-second rows around the migration: one second before it to two after.
+fn timeline(r: &Report, out: &mut impl Write) -> io::Result<()> {
+    let during: Vec<usize> = (0..r.timeline.len()).filter(|&i| r.timeline[i].phase == "during").collect();
+    let (Some(&first), Some(&last)) = (during.first(), during.last()) else { return Ok(()) };
+    let from = first.saturating_sub(1);
+    let to = (last + 2).min(r.timeline.len() - 1);
+    let mut shown: Vec<usize> = (from..=to).collect();
+    if shown.len() > TIMELINE_ROWS {
+        let tail = shown.split_off(shown.len() - TIMELINE_ROWS / 2);
+        shown.truncate(TIMELINE_ROWS / 2);
+        shown.push(usize::MAX); // the elision marker
+        shown.extend(tail);
+    }
+    writeln!(out, "\nTimeline around the migration (per second since warmup started)")?;
+    let rows: Vec<Vec<String>> = shown
+        .iter()
+        .map(|&i| match r.timeline.get(i) {
+            None => vec!["…".into(), String::new(), String::new(), String::new(), String::new(), String::new()],
+            Some(s) => vec![
+                format!("{} s", s.t),
+                s.phase.clone(),
+                s.ops.to_string(),
+                if s.ops == 0 { "-".into() } else { fmt_ms(s.p99_ms) },
+                s.errors.to_string(),
+                format!("{} ({} by the migration)", s.blocked, s.blocked_by_migration),
+            ],
+        })
+        .collect();
+    table(out, &["second", "phase", "ops", "p99", "errors", "blocked sessions"], &rows, &[0, 2, 3, 4])
 }
