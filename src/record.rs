@@ -164,6 +164,8 @@ pub struct Episode {
     pub locktype: String,
     pub relation: Option<String>,
     pub blockers: Vec<i32>,
+    /// For the migration's own waits: who its blockers are, "class (pid N)".
+    pub blocker_classes: Vec<String>,
     /// The migration backend is in its blocking chain.
     pub by_migration: bool,
 }

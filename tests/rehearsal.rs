@@ -137,6 +137,10 @@ fn lock_timeout_retries_until_the_lock_is_free() {
     let step = &r["steps"][0];
     assert_eq!(step["outcome"], "ok", "{}", o.stdout);
     assert!(step["retries"].as_u64().unwrap() >= 1, "{}", o.stdout);
+    // Each failed attempt waited behind the long report, and says so.
+    let waits = r["blocked"]["migration_waits"].as_array().unwrap();
+    assert!(waits.len() as u64 >= step["retries"].as_u64().unwrap(), "{waits:?}");
+    assert!(waits[0]["blocker_classes"][0].as_str().unwrap().starts_with("long_report (pid "), "{waits:?}");
     // No workload session waited much longer than one lock timeout.
     assert!(r["blocked"]["longest_ms"].as_f64().unwrap() < 400.0, "{}", o.stdout);
     assert_eq!(o.code, 0, "{}", o.stdout);

@@ -166,21 +166,20 @@ pub fn build(rec: &RunRecord) -> Report {
         .max_by(|a, b| a.1.duration_ms.total_cmp(&b.1.duration_ms))
         .map(|(i, _)| i);
 
-    let mut episodes: Vec<EpisodeReport> = workload_eps
-        .iter()
-        .map(|e| EpisodeReport {
-            pid: e.pid,
-            class: e.who.clone(),
-            start_ms: ms(e.start),
-            duration_ms: ms(e.end.saturating_sub(e.start)),
-            mode: e.mode.clone(),
-            locktype: e.locktype.clone(),
-            relation: e.relation.clone(),
-            blockers: e.blockers.clone(),
-            by_migration: e.by_migration,
-            step: step_of(e.start),
-        })
-        .collect();
+    let episode = |e: &&Episode| EpisodeReport {
+        pid: e.pid,
+        class: e.who.clone(),
+        start_ms: ms(e.start),
+        duration_ms: ms(e.end.saturating_sub(e.start)),
+        mode: e.mode.clone(),
+        locktype: e.locktype.clone(),
+        relation: e.relation.clone(),
+        blockers: e.blockers.clone(),
+        blocker_classes: e.blocker_classes.clone(),
+        by_migration: e.by_migration,
+        step: step_of(e.start),
+    };
+    let mut episodes: Vec<EpisodeReport> = workload_eps.iter().map(episode).collect();
     episodes.sort_by(|a, b| b.duration_ms.total_cmp(&a.duration_ms).then(a.start_ms.total_cmp(&b.start_ms)));
     episodes.truncate(50);
     let blocked = BlockedSummary {
@@ -191,6 +190,7 @@ pub fn build(rec: &RunRecord) -> Report {
         longest_ms: by_mig.iter().map(|e| ms(e.end.saturating_sub(e.start))).fold(0.0, f64::max),
         other_episodes: (workload_eps.len() - by_mig.len()) as u32,
         episodes,
+        migration_waits: mig_eps.iter().map(episode).collect(),
     };
 
     // Workload rates and errors.

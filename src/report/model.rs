@@ -155,6 +155,8 @@ pub struct BlockedSummary {
     pub other_episodes: u32,
     /// The longest episodes first (at most 50).
     pub episodes: Vec<EpisodeReport>,
+    /// The migration's own lock waits, in order, with who it waited behind.
+    pub migration_waits: Vec<EpisodeReport>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -167,6 +169,8 @@ pub struct EpisodeReport {
     pub locktype: String,
     pub relation: Option<String>,
     pub blockers: Vec<i32>,
+    /// Who the blockers are, "class (pid N)"; filled for `migration_waits`.
+    pub blocker_classes: Vec<String>,
     pub by_migration: bool,
     /// Index of the step it started in.
     pub step: Option<usize>,

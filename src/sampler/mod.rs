@@ -56,13 +56,17 @@ impl Roles {
 }
 
 /// One poll: every waiting lock with its blockers, and the relation locks the
-/// migration holds. Relations the migration created in a transaction it has not
+/// migration holds. When the migration waits, also what its blockers run
+/// (`pid:query`), to name their class. Relations the migration created in a transaction it has not
 /// committed yet are invisible here (they would print as bare OIDs); the runner
 /// reports those itself.
 const POLL_SQL: &str = "\
 SELECT l.pid, l.granted, l.mode, l.locktype, l.relation::regclass::text, \
        l.waitstart, clock_timestamp(), a.query, \
-       CASE WHEN l.granted THEN NULL ELSE pg_blocking_pids(l.pid) END \
+       CASE WHEN l.granted THEN NULL ELSE pg_blocking_pids(l.pid) END, \
+       CASE WHEN l.pid = $1 AND NOT l.granted THEN ARRAY( \
+         SELECT b.pid || ':' || coalesce(b.query, '') FROM pg_stat_activity b \
+         WHERE b.pid = ANY(pg_blocking_pids(l.pid))) END \
 FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid \
 WHERE (NOT l.granted AND l.pid IS NOT NULL) \
    OR (l.pid = $1 AND l.locktype = 'relation' AND l.relation >= 16384 \
@@ -169,6 +173,19 @@ impl State {
             b.dedup();
             blockers.insert(pid, b.clone());
             let waited = waitstart.and_then(|w| server_now.duration_since(w).ok()).unwrap_or_default();
+            let blocker_classes = r
+                .get::<_, Option<Vec<String>>>(9)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|pq| {
+                    let (pid, query) = pq.split_once(':')?;
+                    let pid: i32 = pid.parse().ok()?;
+                    Some(format!(
+                        "{} (pid {pid})",
+                        self.roles.who(pid, Some(query)).unwrap_or_else(|| "another session".into())
+                    ))
+                })
+                .collect();
             let ep = Episode {
                 pid,
                 who,
@@ -178,6 +195,7 @@ impl State {
                 locktype: r.get(3),
                 relation,
                 blockers: b,
+                blocker_classes,
                 by_migration: false,
             };
             waiting.insert(pid, (ep, waitstart));
@@ -215,6 +233,11 @@ impl State {
                     for b in ep.blockers {
                         if !o.ep.blockers.contains(&b) {
                             o.ep.blockers.push(b);
+                        }
+                    }
+                    for c in ep.blocker_classes {
+                        if !o.ep.blocker_classes.contains(&c) {
+                            o.ep.blocker_classes.push(c);
                         }
                     }
                 }

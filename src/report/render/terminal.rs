@@ -101,6 +101,29 @@ pub fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
     if let Some(i) = r.longest_step {
         writeln!(out, "  * longest step: {} ({})", r.steps[i].name, fmt_ms(r.steps[i].duration_ms))?;
     }
+    const WAITS_SHOWN: usize = 8;
+    for wait in r.blocked.migration_waits.iter().take(WAITS_SHOWN) {
+        let behind = if wait.blocker_classes.is_empty() {
+            String::new()
+        } else {
+            format!(", behind {}", wait.blocker_classes.join(", "))
+        };
+        writeln!(
+            out,
+            "  step {} waited {} for {} on {}{behind}",
+            wait.step.map(|s| (s + 1).to_string()).unwrap_or_else(|| "-".into()),
+            fmt_ms(wait.duration_ms),
+            wait.mode,
+            wait.relation.clone().unwrap_or_else(|| wait.locktype.clone()),
+        )?;
+    }
+    if r.blocked.migration_waits.len() > WAITS_SHOWN {
+        writeln!(
+            out,
+            "  … and {} more lock waits (see the JSON report)",
+            r.blocked.migration_waits.len() - WAITS_SHOWN
+        )?;
+    }
     writeln!(
         out,
         "  lock wait: time the migration itself waited for locks; blocked: time workload sessions waited on the \
