@@ -43,7 +43,7 @@ pub async fn rehearse(
     }
     let copy_time = template::fresh_copy(server, RUN_DB).await?;
 
-    let admin = connect(server, RUN_DB).await?;
+    let admin = connect(server, RUN_DB, "admin").await?;
     let server_version: String =
         admin.query_one("SHOW server_version", &[]).await.map_err(|e| Error::db(describe_pg(&e)))?.get(0);
     let mut classes = plan.workload.classes.clone();
@@ -51,15 +51,7 @@ pub async fn rehearse(
     drop(admin);
 
     let roles = Arc::new(Roles::new(&classes));
-    let mut mig_config = server.config(RUN_DB);
-    mig_config.application_name("lockimpact-migration");
-    let (migration_client, conn) = mig_config
-        .connect(tokio_postgres::NoTls)
-        .await
-        .map_err(|e| Error::db(format!("cannot open the migration connection: {}", describe_pg(&e))))?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
+    let migration_client = connect(server, RUN_DB, "migration").await?;
     let mig_pid: i32 = migration_client
         .query_one("SELECT pg_backend_pid()", &[])
         .await
@@ -67,15 +59,7 @@ pub async fn rehearse(
         .get(0);
     roles.set_migration(mig_pid);
 
-    let mut sampler_config = server.config(RUN_DB);
-    sampler_config.application_name("lockimpact-sampler");
-    let (sampler_client, conn) = sampler_config
-        .connect(tokio_postgres::NoTls)
-        .await
-        .map_err(|e| Error::db(format!("cannot open the sampler connection: {}", describe_pg(&e))))?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
+    let sampler_client = connect(server, RUN_DB, "sampler").await?;
 
     let clock = Arc::new(Clock::new());
     let slots = Slot::count(plan.migration.steps.len());

@@ -26,13 +26,17 @@ pub struct Dataset {
     pub seed_time: Duration,
 }
 
-/// Connects to one database of the server; the connection task is spawned.
-pub async fn connect(server: &Server, dbname: &str) -> Result<tokio_postgres::Client> {
-    let (client, conn) = server
-        .config(dbname)
-        .connect(tokio_postgres::NoTls)
-        .await
-        .map_err(|e| Error::db(format!("cannot connect to database {dbname} of the clone: {}", describe_pg(&e))))?;
+/// Connects to one database of the server for `purpose` (shown as
+/// `application_name` lockimpact-<purpose>); the connection task is spawned.
+pub async fn connect(server: &Server, dbname: &str, purpose: &str) -> Result<tokio_postgres::Client> {
+    let mut config = server.config(dbname);
+    config.application_name(format!("lockimpact-{purpose}"));
+    let (client, conn) = config.connect(tokio_postgres::NoTls).await.map_err(|e| {
+        Error::db(format!(
+            "cannot open the {purpose} connection to database {dbname} of the clone: {}",
+            describe_pg(&e)
+        ))
+    })?;
     tokio::spawn(async move {
         let _ = conn.await;
     });
@@ -42,13 +46,13 @@ pub async fn connect(server: &Server, dbname: &str) -> Result<tokio_postgres::Cl
 /// Builds the template database from the seed script, then ANALYZE.
 pub async fn build(server: &Server, seed_sql: &str, seed_path: &Path) -> Result<Dataset> {
     let started = Instant::now();
-    let admin = connect(server, "postgres").await?;
+    let admin = connect(server, "postgres", "admin").await?;
     admin
         .batch_execute(&format!("CREATE DATABASE {TEMPLATE_DB}"))
         .await
         .map_err(|e| Error::db(format!("cannot create the template database: {}", describe_pg(&e))))?;
     drop(admin);
-    let db = connect(server, TEMPLATE_DB).await?;
+    let db = connect(server, TEMPLATE_DB, "seed").await?;
     db.batch_execute(seed_sql).await.map_err(|e| {
         let line = e
             .as_db_error()
@@ -93,7 +97,7 @@ pub async fn build(server: &Server, seed_sql: &str, seed_path: &Path) -> Result<
 /// Makes a fresh copy of the template; returns how long the copy took.
 pub async fn fresh_copy(server: &Server, name: &str) -> Result<Duration> {
     let started = Instant::now();
-    let admin = connect(server, "postgres").await?;
+    let admin = connect(server, "postgres", "admin").await?;
     let v: i32 = admin
         .query_one("SELECT current_setting('server_version_num')::int", &[])
         .await
