@@ -1,5 +1,6 @@
 //! Command-line definition (clap derive). Raw user input only: nothing here is
-//! validated beyond its shape; `scenario::load` turns it into a `Plan`.
+//! validated beyond its shape; `scenario::load` turns it into a `Plan` and
+//! `output::Outputs` resolves the output flags.
 
 use std::path::PathBuf;
 
@@ -25,6 +26,9 @@ pub enum Command {
     /// Rehearse one migration: start a disposable server, load the dataset, run
     /// the workload, apply the migration step by step, print the report.
     Run(RunArgs),
+    /// Rehearse two candidate migrations on fresh copies of the same data under
+    /// the same workload, one after the other, and compare them side by side.
+    Compare(CompareArgs),
 }
 
 #[derive(Debug, Args)]
@@ -34,14 +38,53 @@ pub struct RunArgs {
     /// (a fast ALTER TABLE queued behind an old transaction).
     pub scenario: Option<PathBuf>,
 
+    #[command(flatten)]
+    pub opts: RunOptions,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// Two scenario files (candidate A, candidate B); or one scenario with
+    /// `--migration` given twice.
+    #[arg(required = true, num_args = 1..=2, value_name = "SCENARIO")]
+    pub scenarios: Vec<PathBuf>,
+
+    /// A candidate migration file run on the one scenario (give it twice:
+    /// A, then B). Paths are relative to the current directory.
+    #[arg(long = "migration", value_name = "FILE.sql")]
+    pub migrations: Vec<PathBuf>,
+
+    /// Compare even when the two scenarios differ in snapshot or workload.
+    #[arg(long)]
+    pub allow_different: bool,
+
+    #[command(flatten)]
+    pub opts: RunOptions,
+}
+
+/// Options shared by `run` and `compare`.
+#[derive(Debug, Args, Default, Clone)]
+pub struct RunOptions {
     /// Override a scenario value, e.g. `--set vars.rows=100000` or
     /// `--set phases.baseline=2s`. Repeatable.
     #[arg(long = "set", value_name = "DOTTED.KEY=VALUE")]
     pub set: Vec<String>,
 
-    /// Also write the report as JSON to this file.
+    /// Format of the report printed on standard output.
+    #[arg(long, value_name = "text|json|markdown|html", default_value = "text")]
+    pub format: String,
+
+    /// Also write the report to FILE, in the format its extension names
+    /// (.txt, .json, .md, .html), or as FORMAT:FILE. Repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub out: Vec<String>,
+
+    /// Also write the report as JSON to this file (same as `--out json:FILE`).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub budget: BudgetArgs,
 
     /// Which clone backend to use (overrides `clone.backend`).
     #[arg(long, value_name = "auto|local")]
@@ -56,7 +99,74 @@ pub struct RunArgs {
     #[arg(long)]
     pub keep: bool,
 
-    /// Print only the report (no progress lines on stderr).
+    /// Print only the report (no progress lines and no live status on stderr).
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+/// Budget thresholds on the command line; each overrides the same key of the
+/// scenario's `[budget]` (exceeding any gives exit code 1).
+#[derive(Debug, Args, Default, Clone)]
+pub struct BudgetArgs {
+    /// Most time workload sessions may be blocked by the migration, in total (e.g. 1s).
+    #[arg(long, value_name = "DURATION")]
+    pub max_blocked: Option<String>,
+
+    /// Longest single wait of a session on the migration (e.g. 500ms).
+    #[arg(long, value_name = "DURATION")]
+    pub max_blocked_wait: Option<String>,
+
+    /// Most sessions blocked by the migration at once.
+    #[arg(long, value_name = "N")]
+    pub max_blocked_sessions: Option<String>,
+
+    /// p99 latency during the migration: `500ms` for every class, or
+    /// `CLASS=200ms` for one class. Repeatable.
+    #[arg(long, value_name = "[CLASS=]DURATION")]
+    pub max_p99_during: Vec<String>,
+
+    /// Longest migration step (e.g. 10s).
+    #[arg(long, value_name = "DURATION")]
+    pub max_step: Option<String>,
+
+    /// Most workload errors.
+    #[arg(long, value_name = "N")]
+    pub max_errors: Option<String>,
+}
+
+impl BudgetArgs {
+    /// The flags as `--set budget.KEY=VALUE` assignments, applied after the
+    /// scenario's own `--set`s.
+    pub fn as_sets(&self) -> Vec<String> {
+        let mut sets = Vec::new();
+        let mut put = |key: &str, v: &Option<String>| {
+            if let Some(v) = v {
+                sets.push(format!("budget.{key}={}", toml_string(v)));
+            }
+        };
+        put("max_blocked", &self.max_blocked);
+        put("max_blocked_wait", &self.max_blocked_wait);
+        put("max_step", &self.max_step);
+        for v in &self.max_p99_during {
+            match v.split_once('=') {
+                Some((class, d)) => {
+                    sets.push(format!("budget.max_p99_during_class.{}={}", class.trim(), toml_string(d.trim())))
+                }
+                None => sets.push(format!("budget.max_p99_during={}", toml_string(v))),
+            }
+        }
+        if let Some(n) = &self.max_blocked_sessions {
+            sets.push(format!("budget.max_blocked_sessions={n}"));
+        }
+        if let Some(n) = &self.max_errors {
+            sets.push(format!("budget.max_errors={n}"));
+        }
+        sets
+    }
+}
+
+/// A duration flag as a TOML string, so `500ms` and `2` both reach the
+/// scenario's duration parser.
+fn toml_string(v: &str) -> String {
+    format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
 }

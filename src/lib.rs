@@ -23,10 +23,14 @@
 //! - `sampler`: the lock sampler and blocked episodes; typed lock modes.
 //! - `timeline`: which phase is current; phase marks.
 //! - `rehearsal`: runs one rehearsal and returns its `RunRecord`.
-//! - `report`: the JSON contract, its builder and renderers.
+//! - `report`: the JSON contract, its builder, renderers (text, JSON,
+//!   Markdown, HTML) and where outputs go.
+//! - `compare`: two reports → a `Comparison` (ranking, one-line verdict).
+//! - `status`: progress lines and the live status line on a terminal.
 
 pub mod cli;
 pub mod clone;
+pub mod compare;
 pub mod error;
 pub mod migration;
 pub mod record;
@@ -34,15 +38,17 @@ pub mod rehearsal;
 pub mod report;
 pub mod sampler;
 pub mod scenario;
+pub mod status;
 pub mod timeline;
 pub mod workload;
 
-use std::io::Write;
-
 use tokio_util::sync::CancellationToken;
 
-use cli::{Cli, Command, RunArgs};
+use cli::{Cli, Command, CompareArgs, RunArgs};
 use error::{Error, Result};
+use report::output::Outputs;
+use report::render::Doc;
+use status::Progress;
 
 /// Exit code when the verdict fails (a budget is exceeded).
 pub const EXIT_BUDGET: i32 = 1;
@@ -62,6 +68,7 @@ pub fn main_entry(cli: Cli) -> i32 {
         tokio::spawn(watch_signals(cancel.clone()));
         match cli.command {
             Command::Run(args) => run(&args, &cancel).await,
+            Command::Compare(args) => compare(&args, &cancel).await,
         }
     });
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
@@ -93,47 +100,95 @@ async fn watch_signals(cancel: CancellationToken) {
 
 /// `lockimpact run`: returns 0, or `EXIT_BUDGET` when the verdict fails.
 pub async fn run(args: &RunArgs, cancel: &CancellationToken) -> Result<i32> {
-    let plan = scenario::load(args)?;
-    if let Some(path) = &args.json {
-        // Fail now, not after a long rehearsal.
-        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-        if !dir.is_dir() {
-            return Err(Error::input(format!("--json {}: directory {} does not exist", path.display(), dir.display())));
-        }
-    }
-    let quiet = args.quiet;
-    let say = move |msg: &str| {
-        if !quiet {
-            eprintln!("lockimpact: {msg}");
-        }
-    };
-    let mut server = clone::start(&plan.clone, &say)?;
-    let record = tokio::select! {
-        r = rehearsal::rehearse(&plan, &server, &say, cancel) => r,
-        _ = cancel.cancelled() => Err(Error::interrupted()),
-    };
-    let record = match record {
-        Ok(r) => r,
-        Err(e) if e.kind == error::Kind::Database => {
-            return Err(e.detail(format!("last lines of the server log:\n{}", server.log_tail())));
-        }
-        Err(e) => return Err(e),
-    };
+    let plan = scenario::load(args.scenario.as_deref(), &args.opts)?;
+    let outputs = Outputs::parse(&args.opts)?;
+    let progress = Progress::new(args.opts.quiet);
+    let mut server = clone::start(&plan.clone, &|m: &str| progress.say(m))?;
+    let dataset = guarded(&server, cancel, rehearsal::prepare(&plan, &server, &progress)).await?;
+    let record = guarded(&server, cancel, rehearsal::rehearse(&plan, &server, &dataset, &progress, cancel)).await?;
     if plan.clone.keep {
-        say(&server.keep(rehearsal::RUN_DB));
+        progress.say(&server.keep(rehearsal::RUN_DB));
     }
     drop(server);
     let report = report::build(&record);
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    report::render::terminal::render(&report, &mut out)
-        .map_err(|e| Error::env(format!("cannot write the report: {e}")))?;
-    out.flush().ok();
-    if let Some(path) = &args.json {
-        let mut f = std::fs::File::create(path)
-            .map_err(|e| Error::env(format!("{}: cannot create the JSON report: {e}", path.display())))?;
-        report::render::json::render(&report, &mut f)
-            .map_err(|e| Error::env(format!("{}: cannot write the JSON report: {e}", path.display())))?;
-    }
+    outputs.write(Doc::Run(&report))?;
     Ok(if report.verdict.pass { 0 } else { EXIT_BUDGET })
+}
+
+/// `lockimpact compare`: rehearses each candidate on a fresh copy of the same
+/// template, one after the other; returns 0, or `EXIT_BUDGET` when any
+/// candidate exceeds its budget.
+pub async fn compare(args: &CompareArgs, cancel: &CancellationToken) -> Result<i32> {
+    let plans = compare_plans(args)?;
+    let differences = compare::differences(&plans[0], &plans[1], args.allow_different)?;
+    let outputs = Outputs::parse(&args.opts)?;
+    let progress = Progress::new(args.opts.quiet);
+    let mut reports = Vec::new();
+    let mut current: Option<(clone::Server, clone::template::Dataset)> = None;
+    for (i, plan) in plans.iter().enumerate() {
+        let reuse = i > 0 && compare::same_clone(&plans[0], plan);
+        if !reuse {
+            drop(current.take()); // stops the previous server first
+            let server = clone::start(&plan.clone, &|m: &str| progress.say(m))?;
+            let dataset = guarded(&server, cancel, rehearsal::prepare(plan, &server, &progress)).await?;
+            current = Some((server, dataset));
+        }
+        let (server, dataset) = current.as_ref().expect("a server");
+        progress.say(&format!("candidate {}: {} ({})", compare::label(i), plan.name, plan.migration_path.display()));
+        let record = guarded(server, cancel, rehearsal::rehearse(plan, server, dataset, &progress, cancel)).await?;
+        reports.push(report::build(&record));
+    }
+    if let Some((mut server, _)) = current
+        && args.opts.keep
+    {
+        progress.say(&server.keep(rehearsal::RUN_DB));
+    }
+    let comparison = compare::build(reports, differences);
+    outputs.write(Doc::Compare(&comparison))?;
+    Ok(if comparison.pass { 0 } else { EXIT_BUDGET })
+}
+
+/// The candidates of `compare`: two scenarios, or one scenario with two `--migration`s.
+fn compare_plans(args: &CompareArgs) -> Result<Vec<scenario::Plan>> {
+    match (args.scenarios.as_slice(), args.migrations.as_slice()) {
+        ([a, b], []) => Ok(vec![scenario::load(Some(a), &args.opts)?, scenario::load(Some(b), &args.opts)?]),
+        ([s], [_, _]) => args
+            .migrations
+            .iter()
+            .map(|m| {
+                let path =
+                    std::path::absolute(m).map_err(|e| Error::input(format!("--migration {}: {e}", m.display())))?;
+                let mut opts = args.opts.clone();
+                opts.set.push(format!("migration.file={:?}", path.display().to_string()));
+                scenario::load(Some(s), &opts)
+            })
+            .collect(),
+        (_, []) => Err(Error::input(
+            "compare needs two candidates: two scenario files (A.toml B.toml), or one scenario with \
+             --migration a.sql --migration b.sql",
+        )),
+        ([_], m) => {
+            Err(Error::input(format!("compare takes exactly two --migration files (A, then B), not {}", m.len())))
+        }
+        (_, _) => {
+            Err(Error::input("use either two scenario files or one scenario with two --migration files, not both"))
+        }
+    }
+}
+
+/// Runs `work` against `server` unless interrupted; a database error gets the
+/// server's log tail attached.
+async fn guarded<T>(
+    server: &clone::Server,
+    cancel: &CancellationToken,
+    work: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    let result = tokio::select! {
+        r = work => r,
+        _ = cancel.cancelled() => Err(Error::interrupted()),
+    };
+    result.map_err(|e| match e.kind {
+        error::Kind::Database => e.detail(format!("last lines of the server log:\n{}", server.log_tail())),
+        _ => e,
+    })
 }

@@ -74,10 +74,20 @@ impl Default for WorkloadRecord {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct SecondRecord {
     pub ops: u64,
     pub errors: u64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+    /// Per class, in class order.
+    pub classes: Vec<ClassSecond>,
+}
+
+/// One class's operations and latency in one second.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ClassSecond {
+    pub ops: u64,
     pub p50_us: u64,
     pub p99_us: u64,
 }

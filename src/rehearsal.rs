@@ -1,5 +1,6 @@
-//! One rehearsal, following the data flow: template → fresh copy → workload,
-//! sampler and migration running together under the phase clock → RunRecord.
+//! One rehearsal, following the data flow: template (`prepare`, once per
+//! dataset) → fresh copy → workload, sampler and migration running together
+//! under the phase clock → RunRecord (`rehearse`, once per candidate).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -7,12 +8,13 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::clone::Server;
-use crate::clone::template::{self, connect};
+use crate::clone::template::{self, Dataset, connect};
 use crate::error::{Error, Result, describe_pg};
 use crate::migration::runner::Runner;
 use crate::record::{MigrationRecord, RunRecord};
 use crate::sampler::{Roles, Sampler};
 use crate::scenario::Plan;
+use crate::status::Progress;
 use crate::timeline::{Clock, Slot};
 use crate::workload;
 
@@ -29,18 +31,32 @@ async fn sleep_or_cancel(d: Duration, cancel: &CancellationToken) -> Result<()> 
     }
 }
 
+/// Builds the template database the rehearsals copy.
+pub async fn prepare(plan: &Plan, server: &Server, progress: &Progress) -> Result<Dataset> {
+    progress.say(&format!("clone: {}", server.describe()));
+    progress.say(&format!("seeding the template from {}", plan.seed_path.display()));
+    let dataset = template::build(server, &plan.seed_sql, &plan.seed_path).await?;
+    for t in &dataset.tables {
+        progress.say(&format!(
+            "  {}: {} rows, {}",
+            t.name,
+            t.rows,
+            crate::report::render::fmt_bytes(t.bytes.max(0) as u64)
+        ));
+    }
+    Ok(dataset)
+}
+
+/// Runs one rehearsal of `plan` on a fresh copy of the template.
 pub async fn rehearse(
     plan: &Plan,
     server: &Server,
-    say: &(dyn Fn(&str) + Sync),
+    dataset: &Dataset,
+    progress: &Progress,
     cancel: &CancellationToken,
 ) -> Result<RunRecord> {
-    say(&format!("clone: {}", server.describe()));
-    say(&format!("seeding the template from {}", plan.seed_path.display()));
-    let dataset = template::build(server, &plan.seed_sql, &plan.seed_path).await?;
-    for t in &dataset.tables {
-        say(&format!("  {}: {} rows, {}", t.name, t.rows, crate::report::render::fmt_bytes(t.bytes.max(0) as u64)));
-    }
+    let say = |msg: &str| progress.say(msg);
+    let say = &say;
     let copy_time = template::fresh_copy(server, RUN_DB).await?;
 
     let admin = connect(server, RUN_DB, "admin").await?;
@@ -66,6 +82,12 @@ pub async fn rehearse(
     let workload =
         workload::start(&plan.workload, classes, server.config(RUN_DB), clock.clone(), roles.clone(), slots).await?;
     let sampler = Sampler::start(sampler_client, plan.sampler_interval, clock.clone(), roles.clone());
+    let live = progress.live_line(
+        clock.clone(),
+        plan.migration.steps.iter().map(|s| s.name.clone()).collect(),
+        workload.seconds(),
+        sampler.live(),
+    );
 
     say(&format!("warmup {} ms at {} ops/s", plan.phases.warmup.as_millis(), plan.workload.rate));
     sleep_or_cancel(plan.phases.warmup, cancel).await?;
@@ -97,12 +119,13 @@ pub async fn rehearse(
     let end = clock.since_start(finishing);
     let workload = workload.finish(DRAIN_GRACE).await;
     let sampler = sampler.finish().await;
+    live.finish().await;
     Ok(RunRecord {
         scenario_name: plan.name.clone(),
         scenario_path: plan.scenario_path.display().to_string(),
         clone_description: server.describe(),
         server_version,
-        tables: dataset.tables,
+        tables: dataset.tables.clone(),
         seed_time: dataset.seed_time,
         copy_time,
         marks: clock.marks(),

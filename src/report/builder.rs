@@ -10,6 +10,9 @@ use crate::record::{Episode, Hist, Outcome, RunRecord};
 use crate::sampler::lockmode::stronger;
 use crate::timeline::{Mark, Slot};
 
+/// The percentiles of `latency_percentiles` (100 is the maximum).
+const PERCENTILES: &[f64] = &[50.0, 75.0, 90.0, 95.0, 99.0, 99.9, 99.99, 100.0];
+
 fn ms(d: Duration) -> f64 {
     round3(d.as_secs_f64() * 1000.0)
 }
@@ -98,6 +101,31 @@ pub fn build(rec: &RunRecord) -> Report {
             entry.insert(phase.to_string(), h.as_ref().map(latency).unwrap_or_default());
         }
     }
+
+    // The distribution of all classes together, per phase.
+    let all = |pred: &dyn Fn(Slot) -> bool| {
+        merged(
+            w.latency
+                .iter()
+                .flat_map(|slots| slots.iter().enumerate().filter(|(i, _)| pred(Slot::from_index(*i))).map(|(_, h)| h)),
+        )
+    };
+    let phase_hists = [
+        ("baseline", all(&|s| s == Slot::Baseline)),
+        ("during", all(&|s: Slot| s.is_during())),
+        ("after", all(&|s| s == Slot::After)),
+    ];
+    let latency_percentiles = phase_hists
+        .iter()
+        .filter_map(|(phase, h)| {
+            let h = h.as_ref()?;
+            let points = PERCENTILES
+                .iter()
+                .map(|&p| Percentile { percentile: p, ms: us_to_ms(h.value_at_quantile(p / 100.0)) })
+                .collect();
+            Some((phase.to_string(), points))
+        })
+        .collect();
 
     // Blocked episodes.
     let workload_eps: Vec<&Episode> = rec.sampler.episodes.iter().filter(|e| e.who != "migration").collect();
@@ -239,7 +267,7 @@ pub fn build(rec: &RunRecord) -> Report {
     };
     let timeline = (0..n)
         .map(|t| {
-            let s = w.seconds.get(t).copied().unwrap_or_default();
+            let s = w.seconds.get(t).cloned().unwrap_or_default();
             let (b, bm) = rec.sampler.blocked_per_second.get(t).copied().unwrap_or_default();
             Second {
                 t: t as u64,
@@ -250,6 +278,18 @@ pub fn build(rec: &RunRecord) -> Report {
                 blocked: b,
                 blocked_by_migration: bm,
                 phase: phase_at(Duration::from_secs(t as u64)).to_string(),
+                classes: w
+                    .classes
+                    .iter()
+                    .zip(&s.classes)
+                    .filter(|(_, c)| c.ops > 0)
+                    .map(|(name, c)| {
+                        (
+                            name.clone(),
+                            ClassSecond { ops: c.ops, p50_ms: us_to_ms(c.p50_us), p99_ms: us_to_ms(c.p99_us) },
+                        )
+                    })
+                    .collect(),
             }
         })
         .collect();
@@ -292,6 +332,7 @@ pub fn build(rec: &RunRecord) -> Report {
         longest_step,
         blocked,
         latency: lat,
+        latency_percentiles,
         timeline,
         sampler: SamplerInfo {
             interval_ms: ms(rec.sampler.interval),
@@ -342,20 +383,19 @@ pub fn verdict(r: &Report, b: &crate::scenario::file::BudgetSection) -> Verdict 
             format!("{} sessions were blocked by the migration at once (budget {n})", r.blocked.max_concurrent),
         );
     }
-    if let Some(d) = b.max_p99_during {
-        for (class, phases) in &r.latency {
-            if let Some(l) = phases.get("during") {
-                check(
-                    "max_p99_during",
-                    ms(d.0),
-                    l.p99_ms,
-                    format!(
-                        "p99 of {class} during the migration was {} (budget {})",
-                        fmt_ms(l.p99_ms),
-                        fmt_ms(ms(d.0))
-                    ),
-                );
-            }
+    for (class, phases) in &r.latency {
+        let limits = [
+            ("max_p99_during", b.max_p99_during),
+            ("max_p99_during_class", b.max_p99_during_class.get(class).copied()),
+        ];
+        for (key, limit) in limits {
+            let (Some(d), Some(l)) = (limit, phases.get("during")) else { continue };
+            check(
+                key,
+                ms(d.0),
+                l.p99_ms,
+                format!("p99 of {class} during the migration was {} (budget {})", fmt_ms(l.p99_ms), fmt_ms(ms(d.0))),
+            );
         }
     }
     if let (Some(d), Some(i)) = (b.max_step, r.longest_step) {

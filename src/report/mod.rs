@@ -3,6 +3,7 @@
 
 pub mod builder;
 pub mod model;
+pub mod output;
 pub mod render;
 
 pub use builder::build;

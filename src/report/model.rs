@@ -28,6 +28,10 @@ pub struct Report {
     pub blocked: BlockedSummary,
     /// class → phase (`baseline`, `during`, `after`) → latency.
     pub latency: BTreeMap<String, BTreeMap<String, Latency>>,
+    /// phase → the latency distribution of all classes together, at fixed
+    /// percentiles (50 … 99.99, 100), for percentile plots.
+    #[serde(default)]
+    pub latency_percentiles: BTreeMap<String, Vec<Percentile>>,
     /// One entry per second since warmup started.
     pub timeline: Vec<Second>,
     pub sampler: SamplerInfo,
@@ -197,6 +201,23 @@ pub struct Second {
     pub blocked_by_migration: u32,
     /// `warmup`, `baseline`, `during` or `after`.
     pub phase: String,
+    /// class → operations and latency of that class in this second.
+    #[serde(default)]
+    pub classes: BTreeMap<String, ClassSecond>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct ClassSecond {
+    pub ops: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Percentile {
+    /// 50, 90, 99, 99.9, …; 100 is the maximum.
+    pub percentile: f64,
+    pub ms: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

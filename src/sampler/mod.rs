@@ -8,7 +8,7 @@
 pub mod lockmode;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -78,9 +78,17 @@ struct Open {
     last_seen: Duration,
 }
 
+/// Workload sessions waiting on a lock at the last poll, for the live status line.
+#[derive(Debug, Default)]
+pub struct LiveBlocked {
+    pub any: AtomicU32,
+    pub by_migration: AtomicU32,
+}
+
 struct State {
     clock: Arc<Clock>,
     roles: Arc<Roles>,
+    live: Arc<LiveBlocked>,
     open: HashMap<i32, Open>,
     rec: SamplerRecord,
 }
@@ -88,16 +96,20 @@ struct State {
 pub struct Sampler {
     stop: CancellationToken,
     handle: JoinHandle<SamplerRecord>,
+    live: Arc<LiveBlocked>,
 }
 
 impl Sampler {
     pub fn start(client: tokio_postgres::Client, interval: Duration, clock: Arc<Clock>, roles: Arc<Roles>) -> Sampler {
         let stop = CancellationToken::new();
         let token = stop.clone();
+        let live = Arc::new(LiveBlocked::default());
+        let live_state = live.clone();
         let handle = tokio::spawn(async move {
             let mut st = State {
                 clock,
                 roles,
+                live: live_state,
                 open: HashMap::new(),
                 rec: SamplerRecord { interval, query_time: Some(new_hist()), ..Default::default() },
             };
@@ -128,7 +140,12 @@ impl Sampler {
             st.rec.episodes.sort_by_key(|e| (e.start, e.pid));
             st.rec
         });
-        Sampler { stop, handle }
+        Sampler { stop, handle, live }
+    }
+
+    /// Sessions blocked at the last poll.
+    pub fn live(&self) -> Arc<LiveBlocked> {
+        self.live.clone()
     }
 
     pub async fn finish(self) -> SamplerRecord {
@@ -248,6 +265,8 @@ impl State {
                 }
             }
         }
+        self.live.any.store(any, Ordering::Relaxed);
+        self.live.by_migration.store(by_mig, Ordering::Relaxed);
         let sec = poll_at.as_secs() as usize;
         if self.rec.blocked_per_second.len() <= sec {
             self.rec.blocked_per_second.resize(sec + 1, (0, 0));

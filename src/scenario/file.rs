@@ -144,6 +144,9 @@ pub struct BudgetSection {
     pub max_blocked_sessions: Option<u32>,
     /// p99 latency of any query class while the migration runs.
     pub max_p99_during: Option<Dur>,
+    /// p99 latency of one query class while the migration runs (class → limit).
+    #[serde(default)]
+    pub max_p99_during_class: BTreeMap<String, Dur>,
     /// Duration of the longest migration step.
     pub max_step: Option<Dur>,
     /// Workload errors over the whole run.

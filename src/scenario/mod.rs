@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::cli::RunArgs;
+use crate::cli::RunOptions;
 use crate::error::{Error, Result};
 use crate::migration::{self, Migration};
 use crate::workload::file::{Class, toml_message};
@@ -41,6 +41,9 @@ pub struct ClonePlan {
 #[derive(Debug, Clone)]
 pub struct WorkloadPlan {
     pub path: PathBuf,
+    /// The rendered workload files, in order: two plans with the same text,
+    /// rate, connections, seed and timeout replay the same schedule.
+    pub source: String,
     pub classes: Vec<Class>,
     /// Target rate of the weighted classes (ops/s).
     pub rate: f64,
@@ -108,14 +111,18 @@ pub fn read_text(path: &Path, what: &str) -> Result<String> {
     Ok(text)
 }
 
-/// Loads a scenario with its workload and migration files and validates it all.
-pub fn load(args: &RunArgs) -> Result<Plan> {
-    if let Some(path) = &args.scenario {
-        return load_file(path, args);
+/// Loads a scenario (the embedded default when `scenario` is `None`) with its
+/// workload and migration files, applies `--set` and the budget flags, and
+/// validates it all.
+pub fn load(scenario: Option<&Path>, opts: &RunOptions) -> Result<Plan> {
+    let mut sets = opts.set.clone();
+    sets.extend(opts.budget.as_sets());
+    if let Some(path) = scenario {
+        return load_file(path, &sets, opts);
     }
     let (dir, path) = embedded::materialize()?;
     let relabel = |p: &Path| embedded::relabel(p, dir.path());
-    let mut plan = load_file(&path, args).map_err(|mut e| {
+    let mut plan = load_file(&path, &sets, opts).map_err(|mut e| {
         e.message = e.message.replace(&dir.path().display().to_string(), embedded::LABEL);
         e
     })?;
@@ -126,19 +133,19 @@ pub fn load(args: &RunArgs) -> Result<Plan> {
     Ok(plan)
 }
 
-/// Loads and validates one scenario file with the `--set` overrides of `args`.
-fn load_file(path: &Path, args: &RunArgs) -> Result<Plan> {
+/// Loads and validates one scenario file with the `--set` overrides `sets`.
+fn load_file(path: &Path, sets: &[String], args: &RunOptions) -> Result<Plan> {
     let file = path.display().to_string();
     let text = read_text(path, "scenario file")?;
     let mut sf: ScenarioFile =
         toml::from_str(&text).map_err(|e| Error::input(format!("{file}: {}", toml_message(&e, &text))))?;
-    if !args.set.is_empty() {
+    if !sets.is_empty() {
         let mut doc: toml::Table = toml::from_str(&text).map_err(|e| Error::input(format!("{file}: {e}")))?;
-        for s in &args.set {
+        for s in sets {
             apply_set(&mut doc, s)?;
         }
         sf = ScenarioFile::deserialize(doc)
-            .map_err(|e| Error::input(format!("{file} with --set {}: {}", args.set.join(" --set "), e.message())))?;
+            .map_err(|e| Error::input(format!("{file} with --set {}: {}", sets.join(" --set "), e.message())))?;
     }
     let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
     let resolve = |p: &str| normalize(&dir.join(p));
@@ -194,9 +201,11 @@ fn load_file(path: &Path, args: &RunArgs) -> Result<Plan> {
     }
     let workload_path = resolve(&w.file);
     let mut classes = Vec::new();
+    let mut source = String::new();
     for p in std::iter::once(&workload_path).chain(w.extra.iter().map(|e| resolve(e)).collect::<Vec<_>>().iter()) {
         let text = read_text(p, "workload file")?;
         let rendered = render_template(&text, &vars, &p.display().to_string())?;
+        source.push_str(&rendered);
         for c in crate::workload::file::parse(&rendered, p)? {
             if classes.iter().any(|o: &Class| o.name == c.name) {
                 return Err(Error::input(format!(
@@ -243,6 +252,17 @@ fn load_file(path: &Path, args: &RunArgs) -> Result<Plan> {
         return Err(Error::input(format!("{file}: sampler.interval must be between 1ms and 1s")));
     }
 
+    // [budget]
+    for class in sf.budget.max_p99_during_class.keys() {
+        if !classes.iter().any(|c| &c.name == class) {
+            let known: Vec<&str> = classes.iter().map(|c| c.name.as_str()).collect();
+            return Err(Error::input(format!(
+                "{file}: budget.max_p99_during_class.{class}: no query class {class:?} in the workload (classes: {})",
+                known.join(", ")
+            )));
+        }
+    }
+
     let name = sf.name.clone().unwrap_or_else(|| {
         path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "scenario".into())
     });
@@ -261,6 +281,7 @@ fn load_file(path: &Path, args: &RunArgs) -> Result<Plan> {
         seed_sql,
         workload: WorkloadPlan {
             path: workload_path,
+            source,
             classes,
             rate: w.rate,
             connections: w.connections,

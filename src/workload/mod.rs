@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result, describe_pg};
-use crate::record::{Hist, SecondRecord, WorkloadRecord};
+use crate::record::{ClassSecond, Hist, SecondRecord, WorkloadRecord};
 use crate::sampler::Roles;
 use crate::scenario::WorkloadPlan;
 use crate::timeline::{Clock, Slot};
@@ -24,25 +24,27 @@ use file::Class;
 use params::{Param, Value};
 use worker::{Worker, WorkerStats};
 
-/// Per-second operations, errors and latency, by completion time. Only the
-/// current second keeps a histogram; finished seconds keep four numbers.
+/// Per-second operations, errors and latency, by completion time, for all
+/// classes together and per class. Only the current second keeps histograms;
+/// finished seconds keep a few numbers.
 #[derive(Debug)]
 pub struct Seconds {
     start: Instant,
     current: u64,
-    hist: Hist,
-    ops: u64,
+    /// Index 0: all classes; index c + 1: class c.
+    hists: Vec<Hist>,
+    ops: Vec<u64>,
     errors: u64,
     done: Vec<SecondRecord>,
 }
 
 impl Seconds {
-    pub fn new(start: Instant) -> Seconds {
+    pub fn new(start: Instant, classes: usize) -> Seconds {
         Seconds {
             start,
             current: 0,
-            hist: Hist::new_with_bounds(1, 3_600_000_000, 2).expect("valid bounds"),
-            ops: 0,
+            hists: vec![Hist::new_with_bounds(1, 3_600_000_000, 2).expect("valid bounds"); classes + 1],
+            ops: vec![0; classes + 1],
             errors: 0,
             done: Vec::new(),
         }
@@ -52,29 +54,46 @@ impl Seconds {
     pub fn advance(&mut self, now: Instant) {
         let sec = now.saturating_duration_since(self.start).as_secs();
         while self.current < sec {
-            let (p50, p99) = if self.hist.is_empty() {
-                (0, 0)
-            } else {
-                (self.hist.value_at_quantile(0.5), self.hist.value_at_quantile(0.99))
-            };
-            self.done.push(SecondRecord { ops: self.ops, errors: self.errors, p50_us: p50, p99_us: p99 });
-            self.hist.reset();
-            self.ops = 0;
+            let mut cells = self.hists.iter_mut().zip(self.ops.iter_mut()).map(|(h, ops)| {
+                let cell = if h.is_empty() {
+                    ClassSecond { ops: *ops, p50_us: 0, p99_us: 0 }
+                } else {
+                    ClassSecond { ops: *ops, p50_us: h.value_at_quantile(0.5), p99_us: h.value_at_quantile(0.99) }
+                };
+                h.reset();
+                *ops = 0;
+                cell
+            });
+            let all = cells.next().expect("the all-classes cell");
+            self.done.push(SecondRecord {
+                ops: all.ops,
+                errors: self.errors,
+                p50_us: all.p50_us,
+                p99_us: all.p99_us,
+                classes: cells.collect(),
+            });
             self.errors = 0;
             self.current += 1;
         }
     }
 
-    /// One finished operation: `Some(latency µs)` if it succeeded.
-    pub fn record(&mut self, now: Instant, latency: Option<u64>) {
+    /// One finished operation of `class`: `Some(latency µs)` if it succeeded.
+    pub fn record(&mut self, now: Instant, class: usize, latency: Option<u64>) {
         self.advance(now);
-        self.ops += 1;
+        self.ops[0] += 1;
+        self.ops[class + 1] += 1;
         match latency {
             Some(us) => {
-                let _ = self.hist.record(us.max(1));
+                let _ = self.hists[0].record(us.max(1));
+                let _ = self.hists[class + 1].record(us.max(1));
             }
             None => self.errors += 1,
         }
+    }
+
+    /// The last finished second, for the live status line.
+    pub fn last(&self) -> Option<&SecondRecord> {
+        self.done.last()
     }
 }
 
@@ -151,7 +170,7 @@ pub async fn start(
         .map_err(|e| Error::env(format!("cannot build the connection pool: {e}")))?;
     let classes = Arc::new(classes);
     let stop = CancellationToken::new();
-    let seconds = Arc::new(Mutex::new(Seconds::new(clock.start)));
+    let seconds = Arc::new(Mutex::new(Seconds::new(clock.start, classes.len())));
     let (tx, rx) = async_channel::unbounded();
     let path = plan.path.display().to_string();
 
@@ -204,6 +223,11 @@ impl Workload {
     /// Operations waiting for a free connection right now.
     pub fn queued(&self) -> usize {
         self.rx.len()
+    }
+
+    /// Per-second counters, for the live status line.
+    pub fn seconds(&self) -> Arc<Mutex<Seconds>> {
+        self.seconds.clone()
     }
 
     /// Stops the pacer, lets the workers finish what is queued for up to

@@ -76,7 +76,7 @@ impl Worker {
                     s.finished_measured += 1;
                 }
             }
-            self.seconds.lock().expect("seconds").record(done, ok.then_some(latency));
+            self.seconds.lock().expect("seconds").record(done, op.class, ok.then_some(latency));
         }
     }
 

@@ -1,11 +1,42 @@
-//! Renderers: each writes a `Report` to `impl Write` and computes nothing.
+//! Renderers: each writes a `Report` (or a `Comparison`) to `impl Write`
+//! and computes nothing.
 
+pub mod html;
 pub mod json;
+pub mod markdown;
+mod svg;
 pub mod terminal;
 
-/// "850 µs", "12.3 ms", "8.10 s".
+use crate::compare::Comparison;
+use crate::report::Report;
+use crate::report::output::Format;
+
+/// What is rendered: one rehearsal, or a comparison of candidates.
+#[derive(Debug, Clone, Copy)]
+pub enum Doc<'a> {
+    Run(&'a Report),
+    Compare(&'a Comparison),
+}
+
+/// Writes `doc` in `format`.
+pub fn render(doc: Doc, format: Format, out: &mut impl std::io::Write) -> std::io::Result<()> {
+    match (format, doc) {
+        (Format::Text, Doc::Run(r)) => terminal::render(r, out),
+        (Format::Text, Doc::Compare(c)) => terminal::render_comparison(c, out),
+        (Format::Json, Doc::Run(r)) => json::render(r, out),
+        (Format::Json, Doc::Compare(c)) => json::render(c, out),
+        (Format::Markdown, Doc::Run(r)) => markdown::render(r, out),
+        (Format::Markdown, Doc::Compare(c)) => markdown::render_comparison(c, out),
+        (Format::Html, Doc::Run(r)) => html::render(r, out),
+        (Format::Html, Doc::Compare(c)) => html::render_comparison(c, out),
+    }
+}
+
+/// "0 ms", "850 µs", "12.3 ms", "8.10 s".
 pub fn fmt_ms(ms: f64) -> String {
-    if ms < 1.0 {
+    if ms == 0.0 {
+        "0 ms".to_string()
+    } else if ms < 1.0 {
         format!("{:.0} µs", ms * 1000.0)
     } else if ms < 1000.0 {
         format!("{ms:.1} ms")
@@ -58,4 +89,267 @@ pub fn table(
         writeln!(out, "{}", line(r.iter().map(String::as_str).collect()))?;
     }
     Ok(())
+}
+
+/// A table as header and rows of cell text, shared by the text, Markdown and
+/// HTML renderers; `right` lists the right-aligned (numeric) columns.
+pub struct Rows {
+    pub header: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+    pub right: Vec<usize>,
+}
+
+impl Rows {
+    /// Writes it as a plain-text table.
+    pub fn text(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        let header: Vec<&str> = self.header.iter().map(String::as_str).collect();
+        table(out, &header, &self.rows, &self.right)
+    }
+}
+
+fn strings(xs: &[&str]) -> Vec<String> {
+    xs.iter().map(|s| s.to_string()).collect()
+}
+
+/// One row per step; the longest is marked `*`.
+pub fn step_rows(r: &Report) -> Rows {
+    let rows = r
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let mut outcome = s.outcome.as_str().to_string();
+            if let Some(code) = &s.sqlstate {
+                outcome.push_str(&format!(" {code}"));
+            }
+            if s.retries > 0 {
+                outcome.push_str(&format!(" ({} retries)", s.retries));
+            }
+            let locks = if s.locks.is_empty() {
+                "-".to_string()
+            } else {
+                s.locks.iter().map(|l| format!("{} {}", l.relation, l.mode)).collect::<Vec<_>>().join(", ")
+            };
+            vec![
+                format!("{}{}", i + 1, if r.longest_step == Some(i) { " *" } else { "" }),
+                s.name.clone(),
+                fmt_ms(s.duration_ms),
+                fmt_ms(s.lock_wait_ms),
+                outcome,
+                if s.rewrote { format!("yes ({})", s.rewritten.join(", ")) } else { "no".into() },
+                s.wal_bytes.map(fmt_bytes).unwrap_or_else(|| "-".into()),
+                s.rows.to_string(),
+                fmt_ms(s.blocked_ms),
+                s.blocked_sessions.to_string(),
+                locks,
+            ]
+        })
+        .collect();
+    Rows {
+        header: strings(&[
+            "#",
+            "step",
+            "duration",
+            "lock wait",
+            "outcome",
+            "rewrite",
+            "WAL",
+            "rows",
+            "blocked",
+            "sessions",
+            "locks held",
+        ]),
+        rows,
+        right: vec![2, 3, 6, 7, 8, 9],
+    }
+}
+
+/// Latency per class and phase (baseline, during, after).
+pub fn latency_rows(r: &Report) -> Rows {
+    let mut rows = Vec::new();
+    for (class, phases) in &r.latency {
+        for phase in ["baseline", "during", "after"] {
+            if let Some(l) = phases.get(phase) {
+                let q = |v: f64| if l.count == 0 { "-".to_string() } else { fmt_ms(v) };
+                rows.push(vec![
+                    class.clone(),
+                    phase.to_string(),
+                    l.count.to_string(),
+                    q(l.p50_ms),
+                    q(l.p95_ms),
+                    q(l.p99_ms),
+                    q(l.max_ms),
+                ]);
+            }
+        }
+    }
+    Rows { header: strings(&["class", "phase", "ops", "p50", "p95", "p99", "max"]), rows, right: vec![2, 3, 4, 5, 6] }
+}
+
+/// The comparison's totals: one row per measure, one column per candidate.
+pub fn side_by_side_rows(c: &Comparison) -> Rows {
+    let cell = |f: &dyn Fn(&crate::compare::Totals) -> String| -> Vec<String> {
+        c.candidates.iter().map(|x| f(&x.totals)).collect()
+    };
+    let measures: Vec<(&str, Vec<String>)> = vec![
+        ("outcome", cell(&|t| t.outcome.clone())),
+        ("time blocked by the migration", cell(&|t| fmt_ms(t.blocked_ms))),
+        ("sessions blocked", cell(&|t| t.blocked_sessions.to_string())),
+        ("most blocked at once", cell(&|t| t.max_concurrent.to_string())),
+        ("longest blocked wait", cell(&|t| fmt_ms(t.longest_blocked_ms))),
+        ("migration duration", cell(&|t| fmt_ms(t.migration_ms))),
+        (
+            "longest step",
+            cell(&|t| match &t.longest_step {
+                Some(name) => format!("{} ({})", fmt_ms(t.longest_step_ms), short(name, 40)),
+                None => "-".into(),
+            }),
+        ),
+        ("table rewrites", cell(&|t| t.rewrites.to_string())),
+        ("WAL", cell(&|t| fmt_bytes(t.wal_bytes))),
+        ("workload errors", cell(&|t| t.errors.to_string())),
+        ("budget", cell(&|t| if t.pass { "pass".into() } else { "FAIL".into() })),
+    ];
+    let rows =
+        measures.into_iter().map(|(name, cells)| std::iter::once(name.to_string()).chain(cells).collect()).collect();
+    comparison_rows(c, rows)
+}
+
+/// p99 / max latency during the migration, one row per class.
+pub fn during_rows(c: &Comparison) -> Rows {
+    let mut classes: Vec<&String> = c.candidates.iter().flat_map(|x| x.totals.during.keys()).collect();
+    classes.sort();
+    classes.dedup();
+    let rows = classes
+        .into_iter()
+        .map(|class| {
+            std::iter::once(class.clone())
+                .chain(c.candidates.iter().map(|x| match x.totals.during.get(class) {
+                    Some(l) if l.count > 0 => format!("{} / {}", fmt_ms(l.p99_ms), fmt_ms(l.max_ms)),
+                    _ => "-".into(),
+                }))
+                .collect()
+        })
+        .collect();
+    comparison_rows(c, rows)
+}
+
+fn comparison_rows(c: &Comparison, rows: Vec<Vec<String>>) -> Rows {
+    let mut header = vec![String::new()];
+    header.extend(c.candidates.iter().map(|x| format!("{}: {}", x.label, x.report.scenario.name)));
+    let right = (1..header.len()).collect();
+    Rows { header, rows, right }
+}
+
+/// The first `n` characters of `s`, with `…` when cut.
+pub fn short(s: &str, n: usize) -> String {
+    if s.chars().count() <= n { s.to_string() } else { format!("{}…", s.chars().take(n - 1).collect::<String>()) }
+}
+
+/// The longest blocked episodes (at most `limit`).
+pub fn episode_rows(r: &Report, limit: usize) -> Rows {
+    let rows = r
+        .blocked
+        .episodes
+        .iter()
+        .take(limit)
+        .map(|e| {
+            vec![
+                e.class.clone(),
+                e.pid.to_string(),
+                fmt_ms(e.start_ms),
+                fmt_ms(e.duration_ms),
+                format!("{} on {}", e.mode, e.relation.clone().unwrap_or_else(|| e.locktype.clone())),
+                e.blockers.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(","),
+                e.step.map(|s| (s + 1).to_string()).unwrap_or_else(|| "-".into()),
+                if e.by_migration { "yes" } else { "no" }.to_string(),
+            ]
+        })
+        .collect();
+    Rows {
+        header: strings(&["class", "pid", "at", "waited", "wanted", "blockers", "step", "migration"]),
+        rows,
+        right: vec![1, 2, 3],
+    }
+}
+
+/// The one-screen summary of a run (Markdown and HTML put it first).
+pub fn summary_rows(r: &Report) -> Rows {
+    let b = &r.blocked;
+    let w = &r.workload;
+    let mut rows = vec![
+        vec![
+            "verdict".to_string(),
+            if r.verdict.pass {
+                "PASS".to_string()
+            } else {
+                format!("FAIL ({} budget violations)", r.verdict.violations.len())
+            },
+        ],
+        vec![
+            "migration".into(),
+            format!(
+                "{} steps, transaction {}, {} in {}",
+                r.steps.len(),
+                r.migration.transaction,
+                if r.migration.committed { "completed" } else { "did not complete" },
+                fmt_ms(r.migration.duration_ms)
+            ),
+        ],
+    ];
+    if let Some(i) = r.longest_step {
+        rows.push(vec![
+            "longest step".into(),
+            format!("#{} {} ({})", i + 1, short(&r.steps[i].name, 60), fmt_ms(r.steps[i].duration_ms)),
+        ]);
+    }
+    rows.push(vec![
+        "blocked by the migration".into(),
+        if b.by_migration_sessions == 0 {
+            "no session".into()
+        } else {
+            format!(
+                "{} sessions, {} in total, longest wait {}, at most {} at once",
+                b.by_migration_sessions,
+                fmt_ms(b.total_ms),
+                fmt_ms(b.longest_ms),
+                b.max_concurrent
+            )
+        },
+    ]);
+    rows.push(vec![
+        "workload".into(),
+        format!(
+            "target {:.1} ops/s, achieved {:.1} ops/s, {} errors{}",
+            w.target_rate,
+            w.achieved_rate,
+            w.errors,
+            if w.kept_schedule { "" } else { " (the client could not keep the schedule)" }
+        ),
+    ]);
+    rows.push(vec!["clone".into(), format!("PostgreSQL {}, {}", r.clone.server_version, r.clone.backend)]);
+    let tables: Vec<String> = r
+        .dataset
+        .tables
+        .iter()
+        .map(|t| format!("{} {} rows, {}", t.name, t.rows, fmt_bytes(t.bytes.max(0) as u64)))
+        .collect();
+    rows.push(vec!["dataset".into(), tables.join("; ")]);
+    Rows { header: strings(&["", ""]), rows, right: vec![] }
+}
+
+impl Rows {
+    /// Writes it as a GitHub-flavoured Markdown table.
+    pub fn markdown(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        let cell = |s: &str| s.replace('|', "\\|").replace('\n', " ");
+        let line = |cells: &[String]| format!("| {} |", cells.iter().map(|c| cell(c)).collect::<Vec<_>>().join(" | "));
+        writeln!(out, "{}", line(&self.header))?;
+        let align: Vec<String> =
+            (0..self.header.len()).map(|i| if self.right.contains(&i) { "---:" } else { "---" }.to_string()).collect();
+        writeln!(out, "|{}|", align.join("|"))?;
+        for r in &self.rows {
+            writeln!(out, "{}", line(r))?;
+        }
+        Ok(())
+    }
 }

@@ -3,7 +3,8 @@
 
 use std::io::{self, Write};
 
-use super::{fmt_bytes, fmt_ms, table};
+use super::{during_rows, episode_rows, fmt_bytes, fmt_ms, latency_rows, side_by_side_rows, step_rows, table};
+use crate::compare::Comparison;
 use crate::report::model::Report;
 
 pub fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
@@ -48,56 +49,7 @@ pub fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
         r.migration.transaction,
         if r.migration.committed { "completed" } else { "did not complete" }
     )?;
-    let rows: Vec<Vec<String>> = r
-        .steps
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let mut outcome = s.outcome.as_str().to_string();
-            if let Some(code) = &s.sqlstate {
-                outcome.push_str(&format!(" {code}"));
-            }
-            if s.retries > 0 {
-                outcome.push_str(&format!(" ({} retries)", s.retries));
-            }
-            let locks = if s.locks.is_empty() {
-                "-".to_string()
-            } else {
-                s.locks.iter().map(|l| format!("{} {}", l.relation, l.mode)).collect::<Vec<_>>().join(", ")
-            };
-            vec![
-                format!("{}{}", i + 1, if r.longest_step == Some(i) { " *" } else { "" }),
-                s.name.clone(),
-                fmt_ms(s.duration_ms),
-                fmt_ms(s.lock_wait_ms),
-                outcome,
-                if s.rewrote { format!("yes ({})", s.rewritten.join(", ")) } else { "no".into() },
-                s.wal_bytes.map(fmt_bytes).unwrap_or_else(|| "-".into()),
-                s.rows.to_string(),
-                fmt_ms(s.blocked_ms),
-                s.blocked_sessions.to_string(),
-                locks,
-            ]
-        })
-        .collect();
-    table(
-        out,
-        &[
-            "#",
-            "step",
-            "duration",
-            "lock wait",
-            "outcome",
-            "rewrite",
-            "WAL",
-            "rows",
-            "blocked",
-            "sessions",
-            "locks held",
-        ],
-        &rows,
-        &[2, 3, 6, 7, 8, 9],
-    )?;
+    step_rows(r).text(out)?;
     if let Some(i) = r.longest_step {
         writeln!(out, "  * longest step: {} ({})", r.steps[i].name, fmt_ms(r.steps[i].duration_ms))?;
     }
@@ -137,24 +89,7 @@ pub fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
     }
 
     writeln!(out, "\nLatency per query class (from intended start)")?;
-    let mut rows = Vec::new();
-    for (class, phases) in &r.latency {
-        for phase in ["baseline", "during", "after"] {
-            if let Some(l) = phases.get(phase) {
-                let q = |v: f64| if l.count == 0 { "-".to_string() } else { fmt_ms(v) };
-                rows.push(vec![
-                    class.clone(),
-                    phase.to_string(),
-                    l.count.to_string(),
-                    q(l.p50_ms),
-                    q(l.p95_ms),
-                    q(l.p99_ms),
-                    q(l.max_ms),
-                ]);
-            }
-        }
-    }
-    table(out, &["class", "phase", "ops", "p50", "p95", "p99", "max"], &rows, &[2, 3, 4, 5, 6])?;
+    latency_rows(r).text(out)?;
     timeline(r, out)?;
 
     let b = &r.blocked;
@@ -171,26 +106,10 @@ pub fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
     if b.other_episodes > 0 {
         writeln!(out, "  by something else: {} episodes", b.other_episodes)?;
     }
-    let rows: Vec<Vec<String>> = b
-        .episodes
-        .iter()
-        .take(5)
-        .map(|e| {
-            vec![
-                e.class.clone(),
-                e.pid.to_string(),
-                fmt_ms(e.start_ms),
-                fmt_ms(e.duration_ms),
-                format!("{} on {}", e.mode, e.relation.clone().unwrap_or_else(|| e.locktype.clone())),
-                e.blockers.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(","),
-                e.step.map(|s| (s + 1).to_string()).unwrap_or_else(|| "-".into()),
-                if e.by_migration { "yes" } else { "no" }.to_string(),
-            ]
-        })
-        .collect();
-    if !rows.is_empty() {
+    let episodes = episode_rows(r, 5);
+    if !episodes.rows.is_empty() {
         writeln!(out, "  longest episodes:")?;
-        table(out, &["class", "pid", "at", "waited", "wanted", "blockers", "step", "migration"], &rows, &[1, 2, 3])?;
+        episodes.text(out)?;
     }
 
     if !w.error_detail.is_empty() {
@@ -244,4 +163,34 @@ fn timeline(r: &Report, out: &mut impl Write) -> io::Result<()> {
         })
         .collect();
     table(out, &["second", "phase", "ops", "p99", "errors", "blocked sessions"], &rows, &[0, 2, 3, 4])
+}
+
+/// The comparison: the verdict line, the side-by-side table, latency during
+/// the migration per class, then each candidate's steps.
+pub fn render_comparison(c: &Comparison, out: &mut impl Write) -> io::Result<()> {
+    writeln!(out, "lockimpact comparison")?;
+    for cand in &c.candidates {
+        writeln!(out, "  {}: {} ({})", cand.label, cand.report.scenario.name, cand.report.scenario.migration_file)?;
+    }
+    writeln!(out, "\n{}", c.summary)?;
+    writeln!(out, "\nSide by side")?;
+    side_by_side_rows(c).text(out)?;
+    writeln!(out, "\nLatency during the migration (p99 / max)")?;
+    during_rows(c).text(out)?;
+    for cand in &c.candidates {
+        writeln!(out, "\nSteps of {} ({})", cand.label, cand.report.scenario.name)?;
+        step_rows(&cand.report).text(out)?;
+    }
+    for d in &c.differences {
+        writeln!(out, "\nnote: {d}")?;
+    }
+    let ranking: Vec<&str> = c.ranking.iter().map(|&i| c.candidates[i].label.as_str()).collect();
+    writeln!(out, "\nRanking (safest first): {}", ranking.join(", "))?;
+    writeln!(out, "Verdict: {}", if c.pass { "PASS" } else { "FAIL" })?;
+    for cand in &c.candidates {
+        for v in &cand.report.verdict.violations {
+            writeln!(out, "  - {}: {}: {}", cand.label, v.budget, v.message)?;
+        }
+    }
+    Ok(())
 }

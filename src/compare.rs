@@ -1,0 +1,241 @@
+//! Comparing candidates: two rehearsal `Report`s (same data, same workload,
+//! same schedule) → a `Comparison`, the JSON contract of `lockimpact compare`
+//! (`schema_version` 1, additive changes only). The totals, the ranking and
+//! the one-line verdict are derived here; renderers only format them.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::record::Outcome;
+use crate::report::Report;
+use crate::report::render::fmt_ms;
+use crate::scenario::Plan;
+
+pub const COMPARISON_SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Comparison {
+    pub schema_version: u32,
+    /// Always `comparison`, to tell it from a run report.
+    pub kind: String,
+    /// In the order given on the command line (A, B).
+    pub candidates: Vec<Candidate>,
+    /// Indexes into `candidates`, safest first: a candidate that completed
+    /// before one that did not, then less time blocked by the migration, then
+    /// fewer sessions blocked at once, then the shorter longest wait.
+    pub ranking: Vec<usize>,
+    /// One line a reviewer can quote.
+    pub summary: String,
+    /// How the scenarios differ (allowed with `--allow-different`, or not
+    /// affecting the data and load: phases, budget, migration).
+    pub differences: Vec<String>,
+    /// Every candidate passed its budget.
+    pub pass: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Candidate {
+    /// `A`, `B`, …
+    pub label: String,
+    pub totals: Totals,
+    pub report: Report,
+}
+
+/// One candidate in numbers, for the side-by-side table.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Totals {
+    /// Every step succeeded.
+    pub completed: bool,
+    /// `ok`, or the first failed step and its outcome.
+    pub outcome: String,
+    pub migration_ms: f64,
+    pub blocked_ms: f64,
+    pub blocked_sessions: u32,
+    pub max_concurrent: u32,
+    pub longest_blocked_ms: f64,
+    pub errors: u64,
+    /// Name and duration of the longest step.
+    pub longest_step: Option<String>,
+    pub longest_step_ms: f64,
+    /// Steps that rewrote a table.
+    pub rewrites: u32,
+    pub wal_bytes: u64,
+    /// class → p99 and max latency during the migration.
+    pub during: BTreeMap<String, DuringLatency>,
+    pub pass: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DuringLatency {
+    pub count: u64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+/// A label for candidate `i`: A, B, C, …
+pub fn label(i: usize) -> String {
+    char::from(b'A' + (i % 26) as u8).to_string()
+}
+
+/// The differences between two plans. Errors when the snapshot or the
+/// workload differ, unless `allow_different`.
+pub fn differences(a: &Plan, b: &Plan, allow_different: bool) -> Result<Vec<String>> {
+    let mut refuse = Vec::new();
+    if a.seed_sql != b.seed_sql {
+        refuse.push(format!(
+            "the snapshot differs: {} and {} build different datasets",
+            a.seed_path.display(),
+            b.seed_path.display()
+        ));
+    }
+    let (wa, wb) = (&a.workload, &b.workload);
+    if wa.source != wb.source {
+        refuse.push(format!(
+            "the workload differs: {} and {} define different query classes",
+            wa.path.display(),
+            wb.path.display()
+        ));
+    }
+    for (what, x, y) in [
+        ("workload.rate", wa.rate.to_string(), wb.rate.to_string()),
+        ("workload.connections", wa.connections.to_string(), wb.connections.to_string()),
+        ("workload.seed", wa.seed.to_string(), wb.seed.to_string()),
+        ("workload.statement_timeout", format!("{:?}", wa.statement_timeout), format!("{:?}", wb.statement_timeout)),
+    ] {
+        if x != y {
+            refuse.push(format!("{what} differs: {x} in A, {y} in B"));
+        }
+    }
+    let mut notes = Vec::new();
+    for (what, x, y) in [
+        ("clone settings", format!("{:?}", a.clone.settings), format!("{:?}", b.clone.settings)),
+        ("phases", format!("{:?}", a.phases), format!("{:?}", b.phases)),
+        ("sampler.interval", format!("{:?}", a.sampler_interval), format!("{:?}", b.sampler_interval)),
+    ] {
+        if x != y {
+            notes.push(format!("{what} differ: {x} in A, {y} in B"));
+        }
+    }
+    if !refuse.is_empty() && !allow_different {
+        return Err(Error::input(format!(
+            "the candidates do not run on the same data and load, so their numbers are not comparable:\n  - {}\n\
+             Make the two scenarios share [snapshot] and [workload], or pass --allow-different to compare anyway.",
+            refuse.join("\n  - ")
+        )));
+    }
+    refuse.extend(notes);
+    Ok(refuse)
+}
+
+/// Same data, same server settings: B can run on A's server and template.
+pub fn same_clone(a: &Plan, b: &Plan) -> bool {
+    a.seed_sql == b.seed_sql && a.clone.settings == b.clone.settings && a.clone.pg_version == b.clone.pg_version
+}
+
+fn totals(r: &Report) -> Totals {
+    let failed = r.steps.iter().enumerate().find(|(_, s)| !matches!(s.outcome, Outcome::Ok | Outcome::Skipped));
+    let longest = r.longest_step.map(|i| &r.steps[i]);
+    Totals {
+        completed: r.migration.committed,
+        outcome: match failed {
+            Some((i, s)) => format!("step {} {}", i + 1, s.outcome.as_str()),
+            None if r.migration.committed => "ok".into(),
+            None => "did not complete".into(),
+        },
+        migration_ms: r.migration.duration_ms,
+        blocked_ms: r.blocked.total_ms,
+        blocked_sessions: r.blocked.by_migration_sessions,
+        max_concurrent: r.blocked.max_concurrent,
+        longest_blocked_ms: r.blocked.longest_ms,
+        errors: r.workload.errors,
+        longest_step: longest.map(|s| s.name.clone()),
+        longest_step_ms: longest.map_or(0.0, |s| s.duration_ms),
+        rewrites: r.steps.iter().filter(|s| s.rewrote).count() as u32,
+        wal_bytes: r.steps.iter().filter_map(|s| s.wal_bytes).sum(),
+        during: r
+            .latency
+            .iter()
+            .filter_map(|(class, phases)| {
+                let l = phases.get("during")?;
+                Some((class.clone(), DuringLatency { count: l.count, p99_ms: l.p99_ms, max_ms: l.max_ms }))
+            })
+            .collect(),
+        pass: r.verdict.pass,
+    }
+}
+
+/// Builds the comparison of `reports` (in command-line order).
+pub fn build(reports: Vec<Report>, differences: Vec<String>) -> Comparison {
+    let candidates: Vec<Candidate> = reports
+        .into_iter()
+        .enumerate()
+        .map(|(i, report)| Candidate { label: label(i), totals: totals(&report), report })
+        .collect();
+    let mut ranking: Vec<usize> = (0..candidates.len()).collect();
+    ranking.sort_by(|&a, &b| {
+        let (x, y) = (&candidates[a].totals, &candidates[b].totals);
+        y.completed
+            .cmp(&x.completed)
+            .then(x.blocked_ms.total_cmp(&y.blocked_ms))
+            .then(x.max_concurrent.cmp(&y.max_concurrent))
+            .then(x.longest_blocked_ms.total_cmp(&y.longest_blocked_ms))
+            .then(a.cmp(&b))
+    });
+    let summary = summary(&candidates, &ranking);
+    let pass = candidates.iter().all(|c| c.totals.pass);
+    Comparison {
+        schema_version: COMPARISON_SCHEMA_VERSION,
+        kind: "comparison".into(),
+        candidates,
+        ranking,
+        summary,
+        differences,
+        pass,
+    }
+}
+
+fn blocked_phrase(t: &Totals) -> String {
+    if t.blocked_sessions == 0 {
+        "blocked no session".into()
+    } else {
+        format!(
+            "blocked {} session{} for {} in total (longest wait {}, {} at once)",
+            t.blocked_sessions,
+            if t.blocked_sessions == 1 { "" } else { "s" },
+            fmt_ms(t.blocked_ms),
+            fmt_ms(t.longest_blocked_ms),
+            t.max_concurrent
+        )
+    }
+}
+
+fn summary(c: &[Candidate], ranking: &[usize]) -> String {
+    let (Some(&first), Some(&second)) = (ranking.first(), ranking.get(1)) else {
+        return String::new();
+    };
+    let (a, b) = (&c[first], &c[second]);
+    let name = |x: &Candidate| format!("{} ({})", x.label, x.report.scenario.name);
+    if !b.totals.completed && a.totals.completed {
+        return format!(
+            "{} is safer: it completed and {}, where {} did not complete ({}) and {}.",
+            name(a),
+            blocked_phrase(&a.totals),
+            name(b),
+            b.totals.outcome,
+            blocked_phrase(&b.totals)
+        );
+    }
+    if a.totals.blocked_ms == b.totals.blocked_ms && a.totals.blocked_sessions == b.totals.blocked_sessions {
+        return format!(
+            "{} and {} blocked the workload alike ({}); migration took {} and {}.",
+            name(a),
+            name(b),
+            blocked_phrase(&a.totals),
+            fmt_ms(a.totals.migration_ms),
+            fmt_ms(b.totals.migration_ms)
+        );
+    }
+    format!("{} is safer: it {} where {} {}.", name(a), blocked_phrase(&a.totals), name(b), blocked_phrase(&b.totals))
+}

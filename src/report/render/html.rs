@@ -1,0 +1,252 @@
+//! HTML renderer: one self-contained file (inline CSS, inline SVG, no script,
+//! no network) with the summary first, then charts (latency over time per
+//! class with the migration steps shaded, sessions blocked over time, latency
+//! percentiles per phase) and the detail tables. Formats; computes nothing.
+
+use std::io::{self, Write};
+
+use super::svg::{Band, Chart, PALETTE, Scale, Series};
+use super::{Rows, during_rows, episode_rows, latency_rows, short, side_by_side_rows, step_rows, summary_rows};
+use crate::compare::Comparison;
+use crate::report::model::Report;
+
+/// Escapes text for HTML element content and attribute values.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const STYLE: &str = "body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px;\
+color:#222;max-width:1200px}h1{font-size:22px}h2{font-size:18px;margin-top:28px}h3{font-size:15px}\
+table{border-collapse:collapse;margin:8px 0}th,td{border:1px solid #ddd;padding:3px 8px;text-align:left;\
+vertical-align:top}td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}th{background:#f4f4f4}\
+.pass{color:#17803d;font-weight:bold}.fail{color:#c62828;font-weight:bold}.summary{font-size:16px}\
+svg.chart{display:block;margin:10px 0;background:#fff}.ct{font-weight:bold;font-size:13px}\
+.band{fill:#ff9800;fill-opacity:.14;stroke:#ff9800;stroke-opacity:.5}.bl{font-size:10px;fill:#a65d00}\
+.grid{stroke:#eee}.tick{stroke:#999}.frame{fill:none;stroke:#999}.yt{font-size:11px;text-anchor:end;fill:#555}\
+.xt{font-size:11px;text-anchor:middle;fill:#555}.al{font-size:11px;text-anchor:middle;fill:#333}\
+.lg{font-size:11px;fill:#333}section{border-top:1px solid #ddd;margin-top:24px}";
+
+impl Rows {
+    /// Writes it as an HTML table.
+    pub fn html(&self, out: &mut impl Write) -> io::Result<()> {
+        let class = |i: usize| if self.right.contains(&i) { " class=\"num\"" } else { "" };
+        write!(out, "<table>")?;
+        if self.header.iter().any(|h| !h.is_empty()) {
+            write!(out, "<thead><tr>")?;
+            for (i, h) in self.header.iter().enumerate() {
+                write!(out, "<th{}>{}</th>", class(i), escape(h))?;
+            }
+            write!(out, "</tr></thead>")?;
+        }
+        writeln!(out, "<tbody>")?;
+        for r in &self.rows {
+            write!(out, "<tr>")?;
+            for (i, c) in r.iter().enumerate() {
+                write!(out, "<td{}>{}</td>", class(i), escape(c))?;
+            }
+            writeln!(out, "</tr>")?;
+        }
+        writeln!(out, "</tbody></table>")
+    }
+}
+
+fn head(out: &mut impl Write, title: &str) -> io::Result<()> {
+    writeln!(
+        out,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title><style>{STYLE}</style></head><body>",
+        escape(title)
+    )
+}
+
+fn verdict_span(pass: bool) -> &'static str {
+    if pass { "<span class=\"pass\">PASS</span>" } else { "<span class=\"fail\">FAIL</span>" }
+}
+
+pub fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
+    head(out, &format!("lockimpact: {}", r.scenario.name))?;
+    writeln!(out, "<h1>lockimpact rehearsal: {} {}</h1>", escape(&r.scenario.name), verdict_span(r.verdict.pass))?;
+    body(r, 2, out)?;
+    writeln!(out, "<p><small>{}, report schema {}</small></p></body></html>", escape(&r.tool), r.schema_version)
+}
+
+/// Everything about one rehearsal; `h` is the heading level of its sections.
+fn body(r: &Report, h: u8, out: &mut impl Write) -> io::Result<()> {
+    summary_rows(r).html(out)?;
+    if !r.verdict.violations.is_empty() {
+        writeln!(out, "<p class=\"fail\">Budget exceeded:</p><ul>")?;
+        for v in &r.verdict.violations {
+            writeln!(out, "<li><code>{}</code>: {}</li>", escape(&v.budget), escape(&v.message))?;
+        }
+        writeln!(out, "</ul>")?;
+    }
+    for w in &r.warnings {
+        writeln!(out, "<p><strong>warning:</strong> {}</p>", escape(w))?;
+    }
+    writeln!(out, "<h{h}>Latency over time</h{h}>")?;
+    writeln!(out, "{}", latency_chart(r).svg())?;
+    writeln!(out, "<h{h}>Sessions blocked over time</h{h}>")?;
+    writeln!(out, "{}", blocked_chart(r).svg())?;
+    writeln!(out, "<h{h}>Latency percentiles per phase</h{h}>")?;
+    writeln!(out, "{}", percentile_chart(r).svg())?;
+    writeln!(out, "<h{h}>Steps of <code>{}</code></h{h}>", escape(&r.scenario.migration_file))?;
+    step_rows(r).html(out)?;
+    writeln!(out, "<h{h}>Latency per query class</h{h}>")?;
+    latency_rows(r).html(out)?;
+    if !r.blocked.episodes.is_empty() {
+        writeln!(out, "<h{h}>Longest blocked episodes</h{h}>")?;
+        episode_rows(r, 20).html(out)?;
+    }
+    Ok(())
+}
+
+fn step_bands(r: &Report) -> Vec<Band> {
+    r.steps
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.duration_ms > 0.0)
+        .map(|(i, s)| Band {
+            from: s.start_ms / 1000.0,
+            to: (s.start_ms + s.duration_ms) / 1000.0,
+            label: format!("step {}: {}", i + 1, short(&s.name, 30)),
+        })
+        .collect()
+}
+
+fn seconds_axis(r: &Report) -> ((f64, f64), Vec<(f64, String)>) {
+    let end = r.timeline.len().max(1) as f64;
+    let every = ((end / 12.0).ceil() as usize).max(1);
+    let ticks = (0..=r.timeline.len()).step_by(every).map(|t| (t as f64, format!("{t}s"))).collect();
+    ((0.0, end), ticks)
+}
+
+fn latency_chart(r: &Report) -> Chart {
+    let (x_range, x_ticks) = seconds_axis(r);
+    let mut series = Vec::new();
+    for (i, class) in r.latency.keys().enumerate() {
+        let color = PALETTE[i % PALETTE.len()];
+        for (q, dashed) in [("p99", false), ("p50", true)] {
+            let points = r
+                .timeline
+                .iter()
+                .map(|s| {
+                    let v = s.classes.get(class).map(|c| if dashed { c.p50_ms } else { c.p99_ms });
+                    (s.t as f64 + 0.5, v)
+                })
+                .collect();
+            series.push(Series { name: format!("{class} {q}"), points, color, dashed });
+        }
+    }
+    Chart {
+        title: "Latency per query class by second (p99 solid, p50 dashed); migration steps shaded".into(),
+        x_label: "seconds since warmup started".into(),
+        y_label: "latency (log)".into(),
+        x_range,
+        x_ticks,
+        y_scale: Scale::LogMs,
+        series,
+        bands: step_bands(r),
+    }
+}
+
+fn blocked_chart(r: &Report) -> Chart {
+    let (x_range, x_ticks) = seconds_axis(r);
+    let step = |f: &dyn Fn(&crate::report::model::Second) -> u32| -> Vec<(f64, Option<f64>)> {
+        r.timeline
+            .iter()
+            .flat_map(|s| {
+                let v = Some(f(s) as f64);
+                [(s.t as f64, v), (s.t as f64 + 1.0, v)]
+            })
+            .collect()
+    };
+    Chart {
+        title: "Most workload sessions waiting on a lock, per second".into(),
+        x_label: "seconds since warmup started".into(),
+        y_label: "sessions".into(),
+        x_range,
+        x_ticks,
+        y_scale: Scale::Linear,
+        series: vec![
+            Series { name: "any lock".into(), points: step(&|s| s.blocked), color: "#7f7f7f", dashed: true },
+            Series {
+                name: "by the migration".into(),
+                points: step(&|s| s.blocked_by_migration),
+                color: "#d62728",
+                dashed: false,
+            },
+        ],
+        bands: step_bands(r),
+    }
+}
+
+/// x position of a percentile: -log10(1 - p/100), so 90, 99, 99.9 are evenly
+/// spaced; the maximum (100) is drawn one decade past 99.99.
+fn percentile_x(p: f64) -> f64 {
+    if p >= 100.0 { 5.0 } else { -(1.0 - p / 100.0).log10() }
+}
+
+fn percentile_chart(r: &Report) -> Chart {
+    let colors = [("baseline", "#2ca02c"), ("during", "#d62728"), ("after", "#1f77b4")];
+    let series = colors
+        .iter()
+        .filter_map(|(phase, color)| {
+            let points = r.latency_percentiles.get(*phase)?;
+            Some(Series {
+                name: phase.to_string(),
+                points: points.iter().map(|p| (percentile_x(p.percentile), Some(p.ms))).collect(),
+                color,
+                dashed: false,
+            })
+        })
+        .collect();
+    let x_ticks = [50.0, 90.0, 99.0, 99.9, 99.99, 100.0]
+        .iter()
+        .map(|&p| (percentile_x(p), if p >= 100.0 { "max".to_string() } else { format!("{p}%") }))
+        .collect();
+    Chart {
+        title: "Latency by percentile, all classes, per phase".into(),
+        x_label: "percentile".into(),
+        y_label: "latency (log)".into(),
+        x_range: (percentile_x(50.0), percentile_x(100.0)),
+        x_ticks,
+        y_scale: Scale::LogMs,
+        series,
+        bands: Vec::new(),
+    }
+}
+
+pub fn render_comparison(c: &Comparison, out: &mut impl Write) -> io::Result<()> {
+    head(out, "lockimpact comparison")?;
+    writeln!(out, "<h1>lockimpact comparison {}</h1>", verdict_span(c.pass))?;
+    writeln!(out, "<p class=\"summary\"><strong>{}</strong></p>", escape(&c.summary))?;
+    side_by_side_rows(c).html(out)?;
+    writeln!(out, "<h2>Latency during the migration (p99 / max)</h2>")?;
+    during_rows(c).html(out)?;
+    for d in &c.differences {
+        writeln!(out, "<p><strong>note:</strong> {}</p>", escape(d))?;
+    }
+    for cand in &c.candidates {
+        writeln!(
+            out,
+            "<section><h2>{}: {} {}</h2>",
+            escape(&cand.label),
+            escape(&cand.report.scenario.name),
+            verdict_span(cand.report.verdict.pass)
+        )?;
+        body(&cand.report, 3, out)?;
+        writeln!(out, "</section>")?;
+    }
+    let tool = c.candidates.first().map(|x| x.report.tool.as_str()).unwrap_or("lockimpact");
+    writeln!(out, "<p><small>{}, comparison schema {}</small></p></body></html>", escape(tool), c.schema_version)
+}

@@ -1,0 +1,171 @@
+//! Small SVG line charts for the HTML report: series of points (gaps where a
+//! value is missing), shaded bands (the migration steps), linear or log
+//! y-axis. Pure formatting: it maps given values to pixels.
+
+use std::fmt::Write;
+
+use super::html::escape;
+
+pub const PALETTE: &[&str] =
+    &["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22"];
+
+pub struct Series {
+    pub name: String,
+    pub points: Vec<(f64, Option<f64>)>,
+    pub color: &'static str,
+    pub dashed: bool,
+}
+
+pub struct Band {
+    pub from: f64,
+    pub to: f64,
+    pub label: String,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+pub enum Scale {
+    Linear,
+    /// Log10; values are milliseconds and ticks are labelled as durations.
+    LogMs,
+}
+
+pub struct Chart {
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    pub x_range: (f64, f64),
+    /// Ticks on the x-axis: position and label.
+    pub x_ticks: Vec<(f64, String)>,
+    pub y_scale: Scale,
+    pub series: Vec<Series>,
+    pub bands: Vec<Band>,
+}
+
+const W: f64 = 960.0;
+const H: f64 = 300.0;
+const LEFT: f64 = 70.0;
+const RIGHT: f64 = 190.0;
+const TOP: f64 = 34.0;
+const BOTTOM: f64 = 44.0;
+
+impl Chart {
+    pub fn svg(&self) -> String {
+        let values = self.series.iter().flat_map(|s| s.points.iter().filter_map(|p| p.1));
+        let (y0, y1) = match self.y_scale {
+            Scale::Linear => (0.0, values.fold(1.0f64, f64::max) * 1.1),
+            Scale::LogMs => {
+                let (lo, hi) = values
+                    .filter(|v| *v > 0.0)
+                    .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+                if lo.is_finite() {
+                    (lo.log10().floor(), hi.log10().ceil().max(lo.log10().floor() + 1.0))
+                } else {
+                    (-1.0, 3.0)
+                }
+            }
+        };
+        let (x0, x1) = self.x_range;
+        let pw = W - LEFT - RIGHT;
+        let ph = H - TOP - BOTTOM;
+        let px = |x: f64| LEFT + (x - x0) / (x1 - x0).max(1e-9) * pw;
+        let py = |v: f64| {
+            let t = match self.y_scale {
+                Scale::Linear => v,
+                Scale::LogMs => v.max(1e-6).log10(),
+            };
+            TOP + ph - (t - y0) / (y1 - y0).max(1e-9) * ph
+        };
+        let mut s = String::new();
+        let _ = write!(
+            s,
+            r#"<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img"><title>{t}</title><text x="{LEFT}" y="20" class="ct">{t}</text>"#,
+            t = escape(&self.title)
+        );
+        for b in &self.bands {
+            let (a, z) = (px(b.from.max(x0)), px(b.to.min(x1)));
+            let _ = write!(
+                s,
+                r#"<rect class="band" x="{a:.1}" y="{TOP}" width="{:.1}" height="{ph}"><title>{l}</title></rect><text class="bl" x="{:.1}" y="{:.1}">{l}</text>"#,
+                (z - a).max(1.0),
+                a + 2.0,
+                TOP + 10.0,
+                l = escape(&b.label)
+            );
+        }
+        // y-axis ticks and grid
+        let ticks: Vec<(f64, String)> = match self.y_scale {
+            Scale::Linear => (0..=4).map(|i| y0 + (y1 - y0) * i as f64 / 4.0).map(|v| (v, format!("{v:.0}"))).collect(),
+            Scale::LogMs => (y0 as i32..=y1 as i32)
+                .map(|e| {
+                    let v = 10f64.powi(e);
+                    (v, super::fmt_ms(v))
+                })
+                .collect(),
+        };
+        for (v, label) in ticks {
+            let y = py(v);
+            let _ = write!(
+                s,
+                r#"<line class="grid" x1="{LEFT}" x2="{:.1}" y1="{y:.1}" y2="{y:.1}"/><text class="yt" x="{:.1}" y="{:.1}">{}</text>"#,
+                LEFT + pw,
+                LEFT - 6.0,
+                y + 4.0,
+                escape(&label)
+            );
+        }
+        for (x, label) in &self.x_ticks {
+            let x = px(*x);
+            let _ = write!(
+                s,
+                r#"<line class="tick" x1="{x:.1}" x2="{x:.1}" y1="{:.1}" y2="{:.1}"/><text class="xt" x="{x:.1}" y="{:.1}">{}</text>"#,
+                TOP + ph,
+                TOP + ph + 5.0,
+                TOP + ph + 18.0,
+                escape(label)
+            );
+        }
+        let _ = write!(
+            s,
+            r#"<rect class="frame" x="{LEFT}" y="{TOP}" width="{pw}" height="{ph}"/><text class="al" x="{:.1}" y="{:.1}">{}</text><text class="al" transform="translate(16 {:.1}) rotate(-90)">{}</text>"#,
+            LEFT + pw / 2.0,
+            H - 6.0,
+            escape(&self.x_label),
+            TOP + ph / 2.0,
+            escape(&self.y_label)
+        );
+        for (i, series) in self.series.iter().enumerate() {
+            let mut d = String::new();
+            let mut pen_down = false;
+            for &(x, v) in &series.points {
+                match v {
+                    Some(v) if x >= x0 && x <= x1 => {
+                        let _ = write!(d, "{}{:.1},{:.1} ", if pen_down { "L" } else { "M" }, px(x), py(v));
+                        pen_down = true;
+                    }
+                    _ => pen_down = false,
+                }
+            }
+            let dash = if series.dashed { r#" stroke-dasharray="5 3""# } else { "" };
+            let _ = write!(
+                s,
+                r#"<path class="series" d="{}" stroke="{c}" fill="none" stroke-width="1.6"{dash}><title>{n}</title></path>"#,
+                d.trim_end(),
+                c = series.color,
+                n = escape(&series.name)
+            );
+            let ly = TOP + 8.0 + i as f64 * 15.0;
+            let lx = LEFT + pw + 12.0;
+            let _ = write!(
+                s,
+                r#"<line x1="{lx:.1}" x2="{:.1}" y1="{ly:.1}" y2="{ly:.1}" stroke="{c}" stroke-width="2"{dash}/><text class="lg" x="{:.1}" y="{:.1}">{n}</text>"#,
+                lx + 18.0,
+                lx + 22.0,
+                ly + 4.0,
+                c = series.color,
+                n = escape(&series.name)
+            );
+        }
+        s.push_str("</svg>");
+        s
+    }
+}
