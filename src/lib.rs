@@ -8,7 +8,8 @@
 //! The modules follow the data flow:
 //!
 //! ```text
-//! cli ─► scenario (file → validated Plan) ─► clone (local server, template db, fresh copy)
+//! cli ─► scenario (file → validated Plan) ─► clone (local or docker server, template db
+//!                                               from a seed script or a pg_dump restore, fresh copy)
 //!                                               │
 //!          workload (pacer + workers) · sampler (pg_locks) · migration (steps) · timeline (phase clock)
 //!                                               │
@@ -17,7 +18,9 @@
 //!
 //! - `cli`: clap definitions, raw input only.
 //! - `scenario`: scenario file format, `--set`, templates → `Plan`.
-//! - `clone`: disposable servers (RAII guards) and the template database.
+//! - `clone`: disposable servers (RAII guards: `local`, `docker`), the template
+//!   database, restoring a pg_dump snapshot into it.
+//! - `snapshot`: `lockimpact snapshot`, a read-only pg_dump of a source database.
 //! - `workload`: workload file, parameter generators, open-loop pacer, worker pool.
 //! - `migration`: splitting with pg_query, directives, the step runner.
 //! - `sampler`: the lock sampler and blocked episodes; typed lock modes.
@@ -34,6 +37,7 @@ pub mod rehearsal;
 pub mod report;
 pub mod sampler;
 pub mod scenario;
+pub mod snapshot;
 pub mod timeline;
 pub mod workload;
 
@@ -62,6 +66,7 @@ pub fn main_entry(cli: Cli) -> i32 {
         tokio::spawn(watch_signals(cancel.clone()));
         match cli.command {
             Command::Run(args) => run(&args, &cancel).await,
+            Command::Snapshot(args) => snapshot::snapshot(&args),
         }
     });
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));

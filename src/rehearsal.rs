@@ -36,8 +36,14 @@ pub async fn rehearse(
     cancel: &CancellationToken,
 ) -> Result<RunRecord> {
     say(&format!("clone: {}", server.describe()));
-    say(&format!("seeding the template from {}", plan.seed_path.display()));
-    let dataset = template::build(server, &plan.seed_sql, &plan.seed_path).await?;
+    let dataset = template::prepare(server, plan, say).await?;
+    if let Some(t) = dataset.restore_time {
+        say(&format!(
+            "restored in {:.1} s, {}",
+            t.as_secs_f64(),
+            crate::report::render::fmt_bytes(dataset.bytes.unwrap_or(0).max(0) as u64)
+        ));
+    }
     for t in &dataset.tables {
         say(&format!("  {}: {} rows, {}", t.name, t.rows, crate::report::render::fmt_bytes(t.bytes.max(0) as u64)));
     }
@@ -105,6 +111,10 @@ pub async fn rehearse(
         tables: dataset.tables,
         seed_time: dataset.seed_time,
         copy_time,
+        restore_time: dataset.restore_time,
+        dataset_bytes: dataset.bytes,
+        dump: plan.dump.as_ref().map(|d| (d.path.display().to_string(), d.format.as_str().to_string())),
+        dataset_notes: dataset.notes,
         marks: clock.marks(),
         end,
         workload,
