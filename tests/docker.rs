@@ -5,8 +5,8 @@
 //!
 //! - the same scenario on `local` and `docker` gives the same step outcomes
 //!   and lock modes;
-//! - a `-Fc` dump restores with `-j 2` inside the container and a rehearsal
-//!   runs on it;
+//! - `-Fc` and `-Fd` dumps restore with `-j 2` inside the container, a plain
+//!   dump with psql, and a rehearsal runs on each;
 //! - server settings reach the server; `--keep` leaves a container that
 //!   answers at the printed address;
 //! - after success, failure or SIGTERM no container, volume or temp file is
@@ -103,13 +103,13 @@ fn local_and_docker_give_the_same_steps_and_locks() {
 }
 
 #[test]
-fn a_custom_dump_restores_in_the_container_with_two_jobs() {
-    if !docker_ready("a_custom_dump_restores_in_the_container_with_two_jobs") {
+fn dumps_restore_in_the_container_with_two_jobs() {
+    if !docker_ready("dumps_restore_in_the_container_with_two_jobs") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let dumps = make_dumps(dir.path(), &["c", "p"]);
-    for (dump, format) in dumps.iter().zip(["custom", "plain SQL"]) {
+    let dumps = make_dumps(dir.path(), &["c", "d", "p"]);
+    for (dump, format) in dumps.iter().zip(["custom", "directory", "plain SQL"]) {
         let scenario = dump_scenario(dir.path(), dump, DUMP_MIGRATION, "");
         let mut args = vec![scenario.to_str().unwrap()];
         args.extend_from_slice(DOCKER);
@@ -121,7 +121,7 @@ fn a_custom_dump_restores_in_the_container_with_two_jobs() {
         for s in r["steps"].as_array().unwrap() {
             assert_eq!(s["outcome"], "ok", "{format}: {s}");
         }
-        if format == "custom" {
+        if format != "plain SQL" {
             assert!(o.stderr.contains("with pg_restore 15 with 2 jobs"), "{}", o.stderr);
         } else {
             assert!(o.stderr.contains("lockimpact_dump_owner"), "{}", o.stderr);

@@ -5,6 +5,11 @@
 //! scenario's server settings as `postgres -c name=value` arguments, and is
 //! removed with its anonymous volumes when the guard is dropped (unless
 //! `--keep`).
+//!
+//! Why the command line and not the testcontainers crate: testcontainers 0.28
+//! (bollard 0.21) pins Docker API 1.53 without negotiating, and engines older
+//! than Docker 25 (API ≤ 1.43, e.g. Debian bookworm's 20.10 with API 1.41)
+//! refuse every request ("client version 1.53 is too new").
 
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Output, Stdio};
