@@ -112,7 +112,10 @@ pub async fn run(args: &RunArgs, cancel: &CancellationToken) -> Result<i32> {
             eprintln!("lockimpact: {msg}");
         }
     };
-    let mut server = clone::start(&plan.clone, &say)?;
+    let mut server = clone::start_cancellable(&plan.clone, &say, Some(cancel))?;
+    if cancel.is_cancelled() {
+        return Err(Error::interrupted());
+    }
     let record = tokio::select! {
         r = rehearsal::rehearse(&plan, &server, &say, cancel) => r,
         _ = cancel.cancelled() => Err(Error::interrupted()),

@@ -176,6 +176,33 @@ fn sigterm_removes_the_container() {
 }
 
 #[test]
+fn sigterm_during_start_up_removes_the_container() {
+    if !docker_ready("sigterm_during_start_up_removes_the_container") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = tiny_scenario(dir.path(), "ALTER TABLE orders ADD COLUMN note text;\n", "");
+    let mut child = bin()
+        .args(["run", scenario.to_str().unwrap()])
+        .args(DOCKER)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        if line.unwrap().contains("backend: docker") {
+            break;
+        }
+    }
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert_eq!(child.wait().unwrap().code(), Some(130), "{}", rest.join("\n"));
+    assert_eq!(containers_of(pid), Vec::<String>::new(), "container left behind");
+}
+
+#[test]
 fn keep_leaves_a_container_with_the_scenario_settings() {
     if !docker_ready("keep_leaves_a_container_with_the_scenario_settings") {
         return;

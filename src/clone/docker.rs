@@ -15,6 +15,8 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use tokio_util::sync::CancellationToken;
+
 use super::restore::Tools;
 use crate::error::{Error, Result};
 use crate::scenario::ClonePlan;
@@ -37,11 +39,22 @@ pub fn docker() -> Command {
 /// Runs a command with a time limit; the child is killed (by its pid) when it
 /// takes longer.
 fn output_within(cmd: &mut Command, limit: Duration) -> std::io::Result<Output> {
+    output_until(cmd, limit, None)
+}
+
+/// `output_within` that also stops (and kills the child) when `cancel` fires:
+/// Ctrl-C during a pull or a slow start-up.
+fn output_until(cmd: &mut Command, limit: Duration, cancel: Option<&CancellationToken>) -> std::io::Result<Output> {
     let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
     let deadline = Instant::now() + limit;
     loop {
         if child.try_wait()?.is_some() {
             return child.wait_with_output();
+        }
+        if cancel.is_some_and(|c| c.is_cancelled()) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(std::io::Error::new(std::io::ErrorKind::Interrupted, "interrupted"));
         }
         if Instant::now() > deadline {
             let _ = child.kill();
@@ -83,8 +96,8 @@ pub fn image_present(image: &str) -> bool {
 }
 
 /// Pulls the image; the error is one line.
-pub fn pull(image: &str) -> std::result::Result<(), String> {
-    let out = output_within(docker().args(["pull", "--quiet", image]), Duration::from_secs(900))
+pub fn pull(image: &str, cancel: Option<&CancellationToken>) -> std::result::Result<(), String> {
+    let out = output_until(docker().args(["pull", "--quiet", image]), Duration::from_secs(900), cancel)
         .map_err(|e| format!("docker pull {image}: {e}"))?;
     if out.status.success() { Ok(()) } else { Err(first_line(&out.stderr)) }
 }
@@ -108,7 +121,7 @@ pub struct DockerServer {
 impl DockerServer {
     /// Starts a container of `image` and waits until its server accepts
     /// connections; it is removed again if anything fails.
-    pub fn start(plan: &ClonePlan, image: &str) -> Result<DockerServer> {
+    pub fn start(plan: &ClonePlan, image: &str, cancel: Option<&CancellationToken>) -> Result<DockerServer> {
         let password = random_password();
         let mut cmd = docker();
         cmd.args(["run", "--detach", "--label", &format!("{LABEL}=1")])
@@ -156,7 +169,7 @@ impl DockerServer {
                 server.version
             )));
         }
-        server.wait_ready()?;
+        server.wait_ready(cancel)?;
         Ok(server)
     }
 
@@ -206,9 +219,12 @@ impl DockerServer {
 
     /// Waits until the final server (not the entrypoint's temporary one, which
     /// listens on no TCP address) accepts TCP connections.
-    fn wait_ready(&self) -> Result<()> {
+    fn wait_ready(&self, cancel: Option<&CancellationToken>) -> Result<()> {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
+            if cancel.is_some_and(|c| c.is_cancelled()) {
+                return Err(Error::interrupted());
+            }
             let ready = output_within(
                 docker().args([
                     "exec",

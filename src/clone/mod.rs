@@ -12,6 +12,8 @@ pub mod local;
 pub mod restore;
 pub mod template;
 
+use tokio_util::sync::CancellationToken;
+
 use crate::error::{Error, Result};
 use crate::scenario::{Backend, ClonePlan};
 
@@ -36,6 +38,19 @@ pub type Server = Box<dyn ServerHandle>;
 
 /// Starts a server with the backend the plan asks for, saying which and why.
 pub fn start(plan: &ClonePlan, say: &dyn Fn(&str)) -> Result<Server> {
+    start_cancellable(plan, say, None)
+}
+
+/// `start` that gives up when `cancel` fires (Ctrl-C during a pull or a slow
+/// container start-up); whatever was started is removed.
+pub fn start_cancellable(plan: &ClonePlan, say: &dyn Fn(&str), cancel: Option<&CancellationToken>) -> Result<Server> {
+    match start_backend(plan, say, cancel) {
+        Err(_) if cancel.is_some_and(|c| c.is_cancelled()) => Err(Error::interrupted()),
+        other => other,
+    }
+}
+
+fn start_backend(plan: &ClonePlan, say: &dyn Fn(&str), cancel: Option<&CancellationToken>) -> Result<Server> {
     match plan.backend {
         Backend::Local => start_local(plan, say),
         Backend::Docker => {
@@ -51,15 +66,15 @@ pub fn start(plan: &ClonePlan, say: &dyn Fn(&str)) -> Result<Server> {
                      or --image NAME:TAG",
                 )
             })?;
-            ensure_image(&image, say).map_err(|why| {
+            ensure_image(&image, say, cancel).map_err(|why| {
                 Error::env(format!(
                     "image {image} is not present in the Docker engine and cannot be pulled: {why}\n\
                      Pull or build it first (docker pull {image}), or pass --image with one that is present."
                 ))
             })?;
-            start_docker(plan, &image, &format!("backend: docker (Docker engine {engine})"), say)
+            start_docker(plan, &image, &format!("backend: docker (Docker engine {engine})"), say, cancel)
         }
-        Backend::Auto => start_auto(plan, say),
+        Backend::Auto => start_auto(plan, say, cancel),
     }
 }
 
@@ -69,27 +84,37 @@ fn start_local(plan: &ClonePlan, say: &dyn Fn(&str)) -> Result<Server> {
     Ok(Box::new(server))
 }
 
-fn start_docker(plan: &ClonePlan, image: &str, why: &str, say: &dyn Fn(&str)) -> Result<Server> {
+fn start_docker(
+    plan: &ClonePlan,
+    image: &str,
+    why: &str,
+    say: &dyn Fn(&str),
+    cancel: Option<&CancellationToken>,
+) -> Result<Server> {
     say(why);
-    let server = docker::DockerServer::start(plan, image)?;
+    let server = docker::DockerServer::start(plan, image, cancel)?;
     say(&format!("server: {}", server.location()));
     Ok(Box::new(server))
 }
 
 /// Present, or pulled now.
-fn ensure_image(image: &str, say: &dyn Fn(&str)) -> std::result::Result<&'static str, String> {
+fn ensure_image(
+    image: &str,
+    say: &dyn Fn(&str),
+    cancel: Option<&CancellationToken>,
+) -> std::result::Result<&'static str, String> {
     if docker::image_present(image) {
         return Ok("present");
     }
     say(&format!("pulling image {image}"));
-    docker::pull(image).map(|_| "pulled")
+    docker::pull(image, cancel).map(|_| "pulled")
 }
 
 /// `auto`: Docker when an engine answers and the image is present or can be
 /// pulled, else local binaries of the requested major version, else an error
 /// that says what to install. Without `clone.pg_version` (and `--image`) any
 /// local server binaries will do, so those come first.
-fn start_auto(plan: &ClonePlan, say: &dyn Fn(&str)) -> Result<Server> {
+fn start_auto(plan: &ClonePlan, say: &dyn Fn(&str), cancel: Option<&CancellationToken>) -> Result<Server> {
     let Some(image) = docker::image_for(plan) else {
         return match local::find_binaries(plan.pg_bin.as_deref(), None) {
             Ok(b) => {
@@ -109,13 +134,14 @@ fn start_auto(plan: &ClonePlan, say: &dyn Fn(&str)) -> Result<Server> {
     };
     let docker_unusable = match docker::engine() {
         Err(why) => format!("no Docker engine answers ({why})"),
-        Ok(engine) => match ensure_image(&image, say) {
+        Ok(engine) => match ensure_image(&image, say, cancel) {
             Ok(how) => {
                 return start_docker(
                     plan,
                     &image,
                     &format!("backend: docker (auto: Docker engine {engine} answers and image {image} is {how})"),
                     say,
+                    cancel,
                 );
             }
             Err(why) => format!("image {image} is not present and cannot be pulled ({why})"),
