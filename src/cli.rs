@@ -29,6 +29,40 @@ pub enum Command {
     /// Rehearse two candidate migrations on fresh copies of the same data under
     /// the same workload, one after the other, and compare them side by side.
     Compare(CompareArgs),
+    /// Take a rehearsal snapshot of a database with pg_dump (custom format,
+    /// no owners, no privileges), read-only against the source.
+    Snapshot(SnapshotArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    /// The source database, as a libpq URL or connection string, e.g.
+    /// postgresql://user@host:5432/app. A password in it is never printed;
+    /// prefer PGPASSWORD or ~/.pgpass.
+    #[arg(long, value_name = "URL")]
+    pub from: String,
+
+    /// The dump file to write (pg_dump custom format; restore it with
+    /// `snapshot.dump = "FILE"` in a scenario).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+
+    /// Dump the schema only (no rows), e.g. to fill it later with synthetic data.
+    #[arg(long)]
+    pub schema_only: bool,
+
+    /// Also write each table's estimated rows and size (JSON) to this file,
+    /// read from the statistics, without scanning the tables.
+    #[arg(long, value_name = "FILE")]
+    pub row_counts: Option<PathBuf>,
+
+    /// Directory holding pg_dump and psql (default: the newest found).
+    #[arg(long, value_name = "DIR", env = "PG_BIN")]
+    pub pg_bin: Option<PathBuf>,
+
+    /// No progress lines on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -86,9 +120,15 @@ pub struct RunOptions {
     #[command(flatten)]
     pub budget: BudgetArgs,
 
-    /// Which clone backend to use (overrides `clone.backend`).
-    #[arg(long, value_name = "auto|local")]
+    /// Which clone backend to use (overrides `clone.backend`): `auto` picks
+    /// one that gives the scenario's major version and says why.
+    #[arg(long, value_name = "auto|local|docker")]
     pub backend: Option<String>,
+
+    /// The container image of the docker backend (overrides `clone.image`),
+    /// e.g. `postgis/postgis:15-3.4`; default `postgres:<clone.pg_version>`.
+    #[arg(long, value_name = "NAME:TAG")]
+    pub image: Option<String>,
 
     /// Directory holding the PostgreSQL server binaries (initdb, pg_ctl).
     #[arg(long, value_name = "DIR", env = "PG_BIN")]

@@ -83,7 +83,7 @@ pub fn label(i: usize) -> String {
 /// workload differ, unless `allow_different`.
 pub fn differences(a: &Plan, b: &Plan, allow_different: bool) -> Result<Vec<String>> {
     let mut refuse = Vec::new();
-    if a.seed_sql != b.seed_sql {
+    if !same_snapshot(a, b) {
         refuse.push(format!(
             "the snapshot differs: {} and {} build different datasets",
             a.seed_path.display(),
@@ -129,9 +129,20 @@ pub fn differences(a: &Plan, b: &Plan, allow_different: bool) -> Result<Vec<Stri
     Ok(refuse)
 }
 
-/// Same data, same server settings: B can run on A's server and template.
+/// The same dataset: the same rendered seed script, or the same dump file.
+fn same_snapshot(a: &Plan, b: &Plan) -> bool {
+    let dump = |p: &Plan| p.dump.as_ref().map(|d| std::path::absolute(&d.path).unwrap_or_else(|_| d.path.clone()));
+    a.seed_sql == b.seed_sql && dump(a) == dump(b)
+}
+
+/// Same data on the same kind of server: B can run on A's server and template.
 pub fn same_clone(a: &Plan, b: &Plan) -> bool {
-    a.seed_sql == b.seed_sql && a.clone.settings == b.clone.settings && a.clone.pg_version == b.clone.pg_version
+    let (x, y) = (&a.clone, &b.clone);
+    same_snapshot(a, b)
+        && x.settings == y.settings
+        && x.pg_version == y.pg_version
+        && x.backend == y.backend
+        && x.image == y.image
 }
 
 fn totals(r: &Report) -> Totals {

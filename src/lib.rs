@@ -8,7 +8,8 @@
 //! The modules follow the data flow:
 //!
 //! ```text
-//! cli ─► scenario (file → validated Plan) ─► clone (local server, template db, fresh copy)
+//! cli ─► scenario (file → validated Plan) ─► clone (local or docker server, template db
+//!                                               from a seed script or a pg_dump restore, fresh copy)
 //!                                               │
 //!          workload (pacer + workers) · sampler (pg_locks) · migration (steps) · timeline (phase clock)
 //!                                               │
@@ -17,7 +18,9 @@
 //!
 //! - `cli`: clap definitions, raw input only.
 //! - `scenario`: scenario file format, `--set`, templates → `Plan`.
-//! - `clone`: disposable servers (RAII guards) and the template database.
+//! - `clone`: disposable servers (RAII guards: `local`, `docker`), the template
+//!   database, restoring a pg_dump snapshot into it.
+//! - `snapshot`: `lockimpact snapshot`, a read-only pg_dump of a source database.
 //! - `workload`: workload file, parameter generators, open-loop pacer, worker pool.
 //! - `migration`: splitting with pg_query, directives, the step runner.
 //! - `sampler`: the lock sampler and blocked episodes; typed lock modes.
@@ -38,6 +41,7 @@ pub mod rehearsal;
 pub mod report;
 pub mod sampler;
 pub mod scenario;
+pub mod snapshot;
 pub mod status;
 pub mod timeline;
 pub mod workload;
@@ -69,6 +73,7 @@ pub fn main_entry(cli: Cli) -> i32 {
         match cli.command {
             Command::Run(args) => run(&args, &cancel).await,
             Command::Compare(args) => compare(&args, &cancel).await,
+            Command::Snapshot(args) => snapshot::snapshot(&args),
         }
     });
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
@@ -103,7 +108,7 @@ pub async fn run(args: &RunArgs, cancel: &CancellationToken) -> Result<i32> {
     let plan = scenario::load(args.scenario.as_deref(), &args.opts)?;
     let outputs = Outputs::parse(&args.opts)?;
     let progress = Progress::new(args.opts.quiet);
-    let mut server = clone::start(&plan.clone, &|m: &str| progress.say(m))?;
+    let mut server = start_server(&plan, &progress, cancel)?;
     let dataset = guarded(&server, cancel, rehearsal::prepare(&plan, &server, &progress)).await?;
     let record = guarded(&server, cancel, rehearsal::rehearse(&plan, &server, &dataset, &progress, cancel)).await?;
     if plan.clone.keep {
@@ -129,7 +134,7 @@ pub async fn compare(args: &CompareArgs, cancel: &CancellationToken) -> Result<i
         let reuse = i > 0 && compare::same_clone(&plans[0], plan);
         if !reuse {
             drop(current.take()); // stops the previous server first
-            let server = clone::start(&plan.clone, &|m: &str| progress.say(m))?;
+            let server = start_server(plan, &progress, cancel)?;
             let dataset = guarded(&server, cancel, rehearsal::prepare(plan, &server, &progress)).await?;
             current = Some((server, dataset));
         }
@@ -174,6 +179,16 @@ fn compare_plans(args: &CompareArgs) -> Result<Vec<scenario::Plan>> {
             Err(Error::input("use either two scenario files or one scenario with two --migration files, not both"))
         }
     }
+}
+
+/// Starts the clone a plan asks for; Ctrl-C during a slow start (an image
+/// pull) stops it.
+fn start_server(plan: &scenario::Plan, progress: &Progress, cancel: &CancellationToken) -> Result<clone::Server> {
+    let server = clone::start_cancellable(&plan.clone, &|m: &str| progress.say(m), Some(cancel))?;
+    if cancel.is_cancelled() {
+        return Err(Error::interrupted());
+    }
+    Ok(server)
 }
 
 /// Runs `work` against `server` unless interrupted; a database error gets the

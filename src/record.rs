@@ -28,6 +28,14 @@ pub struct RunRecord {
     pub tables: Vec<TableInfo>,
     pub seed_time: Duration,
     pub copy_time: Duration,
+    /// Time to restore `snapshot.dump`, when the dataset came from a dump.
+    pub restore_time: Option<Duration>,
+    /// Size of the template database, bytes.
+    pub dataset_bytes: Option<i64>,
+    /// `snapshot.dump`: (file, format).
+    pub dump: Option<(String, String)>,
+    /// Notes from building the dataset (e.g. skipped owners and grants).
+    pub dataset_notes: Vec<String>,
     pub marks: Vec<Mark>,
     /// When the run ended (clock offset).
     pub end: Duration,

@@ -33,16 +33,18 @@ async fn sleep_or_cancel(d: Duration, cancel: &CancellationToken) -> Result<()> 
 
 /// Builds the template database the rehearsals copy.
 pub async fn prepare(plan: &Plan, server: &Server, progress: &Progress) -> Result<Dataset> {
-    progress.say(&format!("clone: {}", server.describe()));
-    progress.say(&format!("seeding the template from {}", plan.seed_path.display()));
-    let dataset = template::build(server, &plan.seed_sql, &plan.seed_path).await?;
-    for t in &dataset.tables {
-        progress.say(&format!(
-            "  {}: {} rows, {}",
-            t.name,
-            t.rows,
-            crate::report::render::fmt_bytes(t.bytes.max(0) as u64)
+    let say = |msg: &str| progress.say(msg);
+    say(&format!("clone: {}", server.describe()));
+    let dataset = template::prepare(server, plan, &say).await?;
+    if let Some(t) = dataset.restore_time {
+        say(&format!(
+            "restored in {:.1} s, {}",
+            t.as_secs_f64(),
+            crate::report::render::fmt_bytes(dataset.bytes.unwrap_or(0).max(0) as u64)
         ));
+    }
+    for t in &dataset.tables {
+        say(&format!("  {}: {} rows, {}", t.name, t.rows, crate::report::render::fmt_bytes(t.bytes.max(0) as u64)));
     }
     Ok(dataset)
 }
@@ -128,6 +130,10 @@ pub async fn rehearse(
         tables: dataset.tables.clone(),
         seed_time: dataset.seed_time,
         copy_time,
+        restore_time: dataset.restore_time,
+        dataset_bytes: dataset.bytes,
+        dump: plan.dump.as_ref().map(|d| (d.path.display().to_string(), d.format.as_str().to_string())),
+        dataset_notes: dataset.notes.clone(),
         marks: clock.marks(),
         end,
         workload,

@@ -23,7 +23,14 @@ async fn connect(server: &clone::Server) -> (tokio_postgres::Client, i32) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_two_second_hold_is_one_two_second_episode() {
-    let plan = ClonePlan { backend: Backend::Local, pg_version: None, pg_bin: None, settings: vec![], keep: false };
+    let plan = ClonePlan {
+        backend: Backend::Local,
+        pg_version: None,
+        pg_bin: None,
+        image: None,
+        settings: vec![],
+        keep: false,
+    };
     let server = clone::start(&plan, &|_| {}).expect("a local server");
     let (holder, holder_pid) = connect(&server).await;
     let (reader, reader_pid) = connect(&server).await;

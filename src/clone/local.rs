@@ -208,6 +208,15 @@ impl super::ServerHandle for LocalServer {
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(20)..].join("\n")
     }
+
+    fn tools(&self) -> super::restore::Tools {
+        super::restore::Tools::Local {
+            bin_dir: self.bins.dir.clone(),
+            socket_dir: self.socket_dir.clone(),
+            port: self.port,
+            major: self.bins.major,
+        }
+    }
 }
 
 impl Drop for LocalServer {

@@ -1,12 +1,18 @@
 //! The disposable PostgreSQL a rehearsal runs on. A backend starts a server
 //! and hands back a `Server` guard; dropping the guard stops the server and
 //! removes everything it created (unless `--keep`). `template` builds the
-//! dataset once and makes a fresh copy of it for each run.
+//! dataset once (from a seed script, or `restore` from a pg_dump snapshot) and
+//! makes a fresh copy of it for each run.
 //!
-//! Backends plug in beside `local` by implementing `ServerHandle`.
+//! Backends plug in by implementing `ServerHandle`: `local` (initdb + pg_ctl)
+//! and `docker` (a container of the official image); `start` picks one.
 
+pub mod docker;
 pub mod local;
+pub mod restore;
 pub mod template;
+
+use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
 use crate::scenario::{Backend, ClonePlan};
@@ -23,25 +29,142 @@ pub trait ServerHandle: Send + Sync {
     fn keep(&mut self, dbname: &str) -> String;
     /// The last lines of the server's log, for error messages.
     fn log_tail(&self) -> String;
+    /// Where client tools of the server's own major version (pg_restore,
+    /// psql) run against it.
+    fn tools(&self) -> restore::Tools;
 }
 
 pub type Server = Box<dyn ServerHandle>;
 
 /// Starts a server with the backend the plan asks for, saying which and why.
 pub fn start(plan: &ClonePlan, say: &dyn Fn(&str)) -> Result<Server> {
-    let server = match plan.backend {
-        Backend::Local => local::LocalServer::start(plan)?,
-        Backend::Auto => {
-            let server = local::LocalServer::start(plan).map_err(|e| {
+    start_cancellable(plan, say, None)
+}
+
+/// `start` that gives up when `cancel` fires (Ctrl-C during a pull or a slow
+/// container start-up); whatever was started is removed.
+pub fn start_cancellable(plan: &ClonePlan, say: &dyn Fn(&str), cancel: Option<&CancellationToken>) -> Result<Server> {
+    match start_backend(plan, say, cancel) {
+        Err(_) if cancel.is_some_and(|c| c.is_cancelled()) => Err(Error::interrupted()),
+        other => other,
+    }
+}
+
+fn start_backend(plan: &ClonePlan, say: &dyn Fn(&str), cancel: Option<&CancellationToken>) -> Result<Server> {
+    match plan.backend {
+        Backend::Local => start_local(plan, say),
+        Backend::Docker => {
+            let engine = docker::engine().map_err(|why| {
                 Error::env(format!(
-                    "no backend can provide the clone: {e}\nInstall the PostgreSQL server binaries \
-                     (Debian/Ubuntu: apt-get install postgresql) or point --pg-bin at their directory."
+                    "the docker backend needs a Docker engine, and none answers: {why}\n\
+                     Start Docker (or set DOCKER_HOST), or use --backend local with PostgreSQL server binaries."
                 ))
             })?;
-            say("backend: local (auto: server binaries found on this machine)");
-            server
+            let image = docker::image_for(plan).ok_or_else(|| {
+                Error::env(
+                    "the docker backend needs clone.pg_version (to run the official postgres:<major> image) \
+                     or --image NAME:TAG",
+                )
+            })?;
+            ensure_image(&image, say, cancel).map_err(|why| {
+                Error::env(format!(
+                    "image {image} is not present in the Docker engine and cannot be pulled: {why}\n\
+                     Pull or build it first (docker pull {image}), or pass --image with one that is present."
+                ))
+            })?;
+            start_docker(plan, &image, &format!("backend: docker (Docker engine {engine})"), say, cancel)
         }
-    };
+        Backend::Auto => start_auto(plan, say, cancel),
+    }
+}
+
+fn start_local(plan: &ClonePlan, say: &dyn Fn(&str)) -> Result<Server> {
+    let server = local::LocalServer::start(plan)?;
     say(&format!("server: {}", server.location()));
     Ok(Box::new(server))
+}
+
+fn start_docker(
+    plan: &ClonePlan,
+    image: &str,
+    why: &str,
+    say: &dyn Fn(&str),
+    cancel: Option<&CancellationToken>,
+) -> Result<Server> {
+    say(why);
+    let server = docker::DockerServer::start(plan, image, cancel)?;
+    say(&format!("server: {}", server.location()));
+    Ok(Box::new(server))
+}
+
+/// Present, or pulled now.
+fn ensure_image(
+    image: &str,
+    say: &dyn Fn(&str),
+    cancel: Option<&CancellationToken>,
+) -> std::result::Result<&'static str, String> {
+    if docker::image_present(image) {
+        return Ok("present");
+    }
+    say(&format!("pulling image {image}"));
+    docker::pull(image, cancel).map(|_| "pulled")
+}
+
+/// `auto`: Docker when an engine answers and the image is present or can be
+/// pulled, else local binaries of the requested major version, else an error
+/// that says what to install. Without `clone.pg_version` (and `--image`) any
+/// local server binaries will do, so those come first.
+fn start_auto(plan: &ClonePlan, say: &dyn Fn(&str), cancel: Option<&CancellationToken>) -> Result<Server> {
+    let Some(image) = docker::image_for(plan) else {
+        return match local::find_binaries(plan.pg_bin.as_deref(), None) {
+            Ok(b) => {
+                say(&format!(
+                    "backend: local (auto: no clone.pg_version asked for; PostgreSQL {} server binaries in {})",
+                    b.major,
+                    b.dir.display()
+                ));
+                start_local(plan, say)
+            }
+            Err(e) => Err(Error::env(format!(
+                "no backend can provide the clone: {e}\nInstall the PostgreSQL server binaries \
+                 (Debian/Ubuntu: apt-get install postgresql), or set clone.pg_version and install Docker \
+                 to run the official postgres image."
+            ))),
+        };
+    };
+    let docker_unusable = match docker::engine() {
+        Err(why) => format!("no Docker engine answers ({why})"),
+        Ok(engine) => match ensure_image(&image, say, cancel) {
+            Ok(how) => {
+                return start_docker(
+                    plan,
+                    &image,
+                    &format!("backend: docker (auto: Docker engine {engine} answers and image {image} is {how})"),
+                    say,
+                    cancel,
+                );
+            }
+            Err(why) => format!("image {image} is not present and cannot be pulled ({why})"),
+        },
+    };
+    if plan.image.is_some() {
+        return Err(Error::env(format!(
+            "--image/clone.image {image} needs Docker, but {docker_unusable}; start Docker or drop the image"
+        )));
+    }
+    let want = plan.pg_version.expect("an image without --image comes from pg_version");
+    match local::find_binaries(plan.pg_bin.as_deref(), Some(want)) {
+        Ok(b) => {
+            say(&format!(
+                "backend: local (auto: {docker_unusable}; PostgreSQL {want} server binaries in {})",
+                b.dir.display()
+            ));
+            start_local(plan, say)
+        }
+        Err(e) => Err(Error::env(format!(
+            "no backend can provide PostgreSQL {want}:\n  docker: {docker_unusable}\n  local: {e}\n\
+             Install Docker (the image postgres:{want} is pulled on first use), or the PostgreSQL {want} \
+             server binaries (Debian/Ubuntu: apt-get install postgresql-{want})."
+        ))),
+    }
 }

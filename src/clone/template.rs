@@ -1,6 +1,7 @@
-//! The dataset: the seed script builds it once in a template database, then
-//! ANALYZE; every rehearsal runs on a fresh copy made with
-//! `CREATE DATABASE … TEMPLATE`, so runs start from identical data.
+//! The dataset: the seed script builds it once in a template database (or
+//! `restore` restores a pg_dump snapshot into it), then ANALYZE; every
+//! rehearsal runs on a fresh copy made with `CREATE DATABASE … TEMPLATE`, so
+//! runs start from identical data.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -24,6 +25,24 @@ pub struct TableInfo {
 pub struct Dataset {
     pub tables: Vec<TableInfo>,
     pub seed_time: Duration,
+    /// Time to restore the dump (pg_restore or psql, extensions included), when restored.
+    pub restore_time: Option<Duration>,
+    /// Size of the template database, bytes.
+    pub bytes: Option<i64>,
+    /// Things the user should know about how the dataset was built.
+    pub notes: Vec<String>,
+}
+
+/// Builds the template database the plan asks for: restores `snapshot.dump`,
+/// or runs `snapshot.seed`.
+pub async fn prepare(server: &Server, plan: &crate::scenario::Plan, say: &(dyn Fn(&str) + Sync)) -> Result<Dataset> {
+    match &plan.dump {
+        Some(dump) => super::restore::restore(server, dump, say).await,
+        None => {
+            say(&format!("seeding the template from {}", plan.seed_path.display()));
+            build(server, &plan.seed_sql, &plan.seed_path).await
+        }
+    }
 }
 
 /// Connects to one database of the server for `purpose` (shown as
@@ -65,6 +84,18 @@ pub async fn build(server: &Server, seed_sql: &str, seed_path: &Path) -> Result<
         Error::input(format!("{}{at}: the seed script failed: {}", seed_path.display(), describe_pg(&e)))
     })?;
     db.batch_execute("ANALYZE").await.map_err(|e| Error::db(format!("ANALYZE failed: {}", describe_pg(&e))))?;
+    let (tables, bytes) = describe_dataset(&db).await?;
+    if tables.is_empty() {
+        return Err(Error::input(format!(
+            "{}: the seed script created no tables; it must build the dataset the workload and migration use",
+            seed_path.display()
+        )));
+    }
+    Ok(Dataset { tables, seed_time: started.elapsed(), restore_time: None, bytes: Some(bytes), notes: Vec::new() })
+}
+
+/// Each user table's rows and size, largest first, and the database's size.
+pub async fn describe_dataset(db: &tokio_postgres::Client) -> Result<(Vec<TableInfo>, i64)> {
     let rows = db
         .query(
             "SELECT c.oid::regclass::text, pg_total_relation_size(c.oid) FROM pg_class c \
@@ -85,13 +116,12 @@ pub async fn build(server: &Server, seed_sql: &str, seed_path: &Path) -> Result<
             .get(0);
         tables.push(TableInfo { name, rows: count, bytes: r.get(1) });
     }
-    if tables.is_empty() {
-        return Err(Error::input(format!(
-            "{}: the seed script created no tables; it must build the dataset the workload and migration use",
-            seed_path.display()
-        )));
-    }
-    Ok(Dataset { tables, seed_time: started.elapsed() })
+    let bytes: i64 = db
+        .query_one("SELECT pg_database_size(current_database())", &[])
+        .await
+        .map_err(|e| Error::db(describe_pg(&e)))?
+        .get(0);
+    Ok((tables, bytes))
 }
 
 /// Makes a fresh copy of the template; returns how long the copy took.

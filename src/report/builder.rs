@@ -236,7 +236,7 @@ pub fn build(rec: &RunRecord) -> Report {
         .collect();
     let lag_p99 = us_to_ms(w.schedule_lag.value_at_quantile(0.99));
     let issued_rate = w.issued_measured as f64 / window;
-    let mut warnings = Vec::new();
+    let mut warnings = rec.dataset_notes.clone();
     let kept_schedule = lag_p99 <= 10.0 && issued_rate >= 0.98 * w.target_rate;
     if !kept_schedule {
         warnings.push(format!(
@@ -304,7 +304,14 @@ pub fn build(rec: &RunRecord) -> Report {
             migration_file: rec.migration.file.clone(),
         },
         clone: CloneInfo { backend: rec.clone_description.clone(), server_version: rec.server_version.clone() },
-        dataset: DatasetInfo { tables: rec.tables.clone(), seed_ms: ms(rec.seed_time), copy_ms: ms(rec.copy_time) },
+        dataset: DatasetInfo {
+            tables: rec.tables.clone(),
+            seed_ms: ms(rec.seed_time),
+            copy_ms: ms(rec.copy_time),
+            restore_ms: rec.restore_time.map(ms),
+            bytes: rec.dataset_bytes,
+            dump: rec.dump.as_ref().map(|(file, format)| DumpInfo { file: file.clone(), format: format.clone() }),
+        },
         phases: PhaseTimes {
             warmup_ms: ms(baseline_at),
             baseline_ms: ms(migration_at.saturating_sub(baseline_at)),

@@ -57,6 +57,22 @@ pub struct DatasetInfo {
     pub tables: Vec<TableInfo>,
     pub seed_ms: f64,
     pub copy_ms: f64,
+    /// Time to restore `snapshot.dump` (absent when a seed script built the dataset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_ms: Option<f64>,
+    /// Size of the template database in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<i64>,
+    /// The pg_dump snapshot restored, when `snapshot.dump` was used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dump: Option<DumpInfo>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DumpInfo {
+    pub file: String,
+    /// `custom`, `directory`, `tar` or `plain SQL`.
+    pub format: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

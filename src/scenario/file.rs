@@ -33,8 +33,10 @@ pub struct ScenarioFile {
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct CloneSection {
-    /// `auto` (default) or `local`.
+    /// `auto` (default), `local` or `docker`.
     pub backend: Option<String>,
+    /// The container image of the `docker` backend (default `postgres:<pg_version>`).
+    pub image: Option<String>,
     /// The production major version; the clone must match it when set.
     pub pg_version: Option<u32>,
     /// Server settings passed as `-c name=value` (max_connections, shared_buffers, …).
@@ -46,7 +48,11 @@ pub struct CloneSection {
 #[serde(deny_unknown_fields)]
 pub struct SnapshotSection {
     /// A SQL script (with `{{var}}` templates) that builds the dataset.
-    pub seed: String,
+    pub seed: Option<String>,
+    /// A pg_dump snapshot (custom, directory, tar or plain SQL) to restore instead.
+    pub dump: Option<String>,
+    /// Parallel pg_restore jobs for custom and directory dumps (default 2).
+    pub jobs: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::cli::RunOptions;
+use crate::clone::restore::{DumpFormat, DumpPlan};
 use crate::error::{Error, Result};
 use crate::migration::{self, Migration};
 use crate::workload::file::{Class, toml_message};
@@ -26,6 +27,8 @@ pub enum Backend {
     Auto,
     /// `initdb` + `pg_ctl` from local server binaries.
     Local,
+    /// A container of the official `postgres:<major>` image (or `--image`).
+    Docker,
 }
 
 #[derive(Debug, Clone)]
@@ -33,6 +36,8 @@ pub struct ClonePlan {
     pub backend: Backend,
     pub pg_version: Option<u32>,
     pub pg_bin: Option<PathBuf>,
+    /// The docker backend's image (`--image` or `clone.image`); default `postgres:<pg_version>`.
+    pub image: Option<String>,
     /// `-c name=value` server settings, in file order.
     pub settings: Vec<(String, String)>,
     pub keep: bool,
@@ -66,9 +71,12 @@ pub struct Plan {
     pub scenario_path: PathBuf,
     pub vars: BTreeMap<String, String>,
     pub clone: ClonePlan,
+    /// The seed script, or the dump when `dump` is set.
     pub seed_path: PathBuf,
-    /// The seed script with its `{{vars}}` rendered.
+    /// The seed script with its `{{vars}}` rendered (empty when `dump` is set).
     pub seed_sql: String,
+    /// `snapshot.dump`: a pg_dump snapshot restored instead of running a seed script.
+    pub dump: Option<DumpPlan>,
     pub workload: WorkloadPlan,
     pub phases: Phases,
     pub migration_path: PathBuf,
@@ -161,12 +169,27 @@ fn load_file(path: &Path, sets: &[String], args: &RunOptions) -> Result<Plan> {
     let backend = match args.backend.as_deref().or(sf.clone.backend.as_deref()).unwrap_or("auto") {
         "auto" => Backend::Auto,
         "local" => Backend::Local,
+        "docker" => Backend::Docker,
         other => {
+            let key = if args.backend.is_some() { "--backend" } else { "clone.backend" };
             return Err(Error::input(format!(
-                "{file}: clone.backend = {other:?} is not known; use \"auto\" or \"local\""
+                "{file}: {key} = {other:?} is not known; use \"auto\", \"local\" or \"docker\""
             )));
         }
     };
+    let image = args.image.clone().or_else(|| sf.clone.image.clone());
+    if let Some(image) = &image {
+        let key = if args.image.is_some() { "--image" } else { "clone.image" };
+        if backend == Backend::Local {
+            return Err(Error::input(format!(
+                "{file}: {key} = {image:?} needs the docker backend, but the backend is \"local\"; \
+                 use --backend docker (or auto), or drop {key}"
+            )));
+        }
+        if image.trim().is_empty() || image.chars().any(|c| c.is_whitespace()) {
+            return Err(Error::input(format!("{file}: {key} = {image:?} is not an image name; use NAME:TAG")));
+        }
+    }
     let mut settings = Vec::new();
     for (k, v) in &sf.clone.settings {
         let text = scalar_text(v)
@@ -178,9 +201,38 @@ fn load_file(path: &Path, sets: &[String], args: &RunOptions) -> Result<Plan> {
     }
 
     // [snapshot]
-    let seed_path = resolve(&sf.snapshot.seed);
-    let seed_text = read_text(&seed_path, "seed script")?;
-    let seed_sql = render_template(&seed_text, &vars, &seed_path.display().to_string())?;
+    let (seed_path, seed_sql, dump) = match (&sf.snapshot.seed, &sf.snapshot.dump) {
+        (Some(seed), None) => {
+            if sf.snapshot.jobs.is_some() {
+                return Err(Error::input(format!(
+                    "{file}: snapshot.jobs applies to snapshot.dump only; remove it or restore a dump"
+                )));
+            }
+            let seed_path = resolve(seed);
+            let seed_text = read_text(&seed_path, "seed script")?;
+            let seed_sql = render_template(&seed_text, &vars, &seed_path.display().to_string())?;
+            (seed_path, seed_sql, None)
+        }
+        (None, Some(dump)) => {
+            let path = resolve(dump);
+            let format = DumpFormat::detect(&path).map_err(|e| e.context(format!("{file}: snapshot.dump")))?;
+            let jobs = sf.snapshot.jobs.unwrap_or(2);
+            if !(1..=64).contains(&jobs) {
+                return Err(Error::input(format!("{file}: snapshot.jobs must be between 1 and 64, not {jobs}")));
+            }
+            (path.clone(), String::new(), Some(DumpPlan { path, format, jobs }))
+        }
+        (Some(_), Some(_)) => {
+            return Err(Error::input(format!(
+                "{file}: snapshot.seed and snapshot.dump are both set; keep one (a seed script or a pg_dump file)"
+            )));
+        }
+        (None, None) => {
+            return Err(Error::input(format!(
+                "{file}: [snapshot] needs seed = \"script.sql\" or dump = \"file.dump\" to build the dataset"
+            )));
+        }
+    };
 
     // [workload]
     let w = &sf.workload;
@@ -274,11 +326,13 @@ fn load_file(path: &Path, sets: &[String], args: &RunOptions) -> Result<Plan> {
             backend,
             pg_version: sf.clone.pg_version,
             pg_bin: args.pg_bin.clone(),
+            image,
             settings,
             keep: args.keep,
         },
         seed_path,
         seed_sql,
+        dump,
         workload: WorkloadPlan {
             path: workload_path,
             source,

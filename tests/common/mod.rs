@@ -104,3 +104,160 @@ pub fn process_alive(pid: i32) -> bool {
     // pg_ctl's child, never is for us).
     Path::new(&format!("/proc/{pid}")).exists()
 }
+
+/// The test image the docker-backend tests run on (built by
+/// scripts/build-test-image; no registry needed).
+pub const TEST_IMAGE: &str = "lockimpact-test/postgres:15";
+
+/// Whether a Docker engine answers; when none does, says why the caller's
+/// test is skipped. The test image is built when it is missing.
+pub fn docker_ready(test: &str) -> bool {
+    let engine = Command::new("docker").args(["version", "--format", "{{.Server.Version}}"]).output();
+    match engine {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => {
+            eprintln!("SKIPPED {test}: no Docker engine answers: {}", String::from_utf8_lossy(&o.stderr).trim());
+            return false;
+        }
+        Err(e) => {
+            eprintln!("SKIPPED {test}: no docker command: {e}");
+            return false;
+        }
+    }
+    let present =
+        Command::new("docker").args(["image", "inspect", TEST_IMAGE]).output().is_ok_and(|o| o.status.success());
+    if !present {
+        // Serialised with flock: test processes run in parallel.
+        let status = Command::new("flock")
+            .args(["/tmp/lockimpact-test-image.lock", "bash"])
+            .arg(repo().join("scripts/build-test-image"))
+            .status()
+            .expect("run scripts/build-test-image");
+        assert!(status.success(), "scripts/build-test-image failed");
+    }
+    true
+}
+
+/// Containers this tool started from the lockimpact process `pid` (by label).
+pub fn containers_of(pid: u32) -> Vec<String> {
+    let out = Command::new("docker")
+        .args(["ps", "-a", "-q", "--filter", &format!("label=lockimpact.pid={pid}")])
+        .output()
+        .expect("docker ps");
+    String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
+}
+
+/// Every Docker volume name.
+pub fn volumes() -> Vec<String> {
+    let out = Command::new("docker").args(["volume", "ls", "-q"]).output().expect("docker volume ls");
+    String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
+}
+
+/// A scenario on the orders workload whose dataset is the pg_dump `dump`.
+pub fn dump_scenario(dir: &Path, dump: &Path, migration_sql: &str, extra: &str) -> PathBuf {
+    let w = repo().join("workloads/orders");
+    std::fs::write(dir.join("migration.sql"), migration_sql).unwrap();
+    let toml = format!(
+        r#"name = "from-dump"
+[vars]
+rows = 10000
+customers = 1000
+[snapshot]
+dump = "{dump}"
+jobs = 2
+[workload]
+file = "{workload}"
+rate = 100
+connections = 4
+[phases]
+warmup = "200ms"
+baseline = "1s"
+cooldown = "500ms"
+[migration]
+file = "migration.sql"
+transaction = "step"
+{extra}
+"#,
+        dump = dump.display(),
+        workload = w.join("workload.toml").display(),
+    );
+    let path = dir.join("scenario.toml");
+    std::fs::write(&path, toml).unwrap();
+    path
+}
+
+/// A generated dataset for pg_dump: the orders dataset (10 000 orders, a
+/// foreign key, an index, a bigserial sequence) plus a table with its own
+/// sequence and a foreign key, a trigram index (pg_trgm), a view, and an
+/// owner and a grant of a role that the clone will not have.
+pub const DUMP_EXTRAS: &str = "
+CREATE EXTENSION pg_trgm;
+CREATE SEQUENCE invoice_no START 1000;
+CREATE TABLE invoices (
+    id bigint PRIMARY KEY DEFAULT nextval('invoice_no'),
+    order_id bigint NOT NULL REFERENCES orders (id),
+    amount_cents integer NOT NULL
+);
+INSERT INTO invoices (order_id, amount_cents) SELECT id, total_cents FROM orders WHERE id % 10 = 0;
+CREATE INDEX invoices_order_idx ON invoices (order_id);
+CREATE INDEX customers_name_trgm ON customers USING gin (name gin_trgm_ops);
+CREATE VIEW paid_orders AS SELECT * FROM orders WHERE status = 'paid';
+CREATE ROLE lockimpact_dump_owner;
+ALTER TABLE invoices OWNER TO lockimpact_dump_owner;
+GRANT SELECT ON paid_orders TO lockimpact_dump_owner;
+";
+
+/// A migration that needs what the dump restored: the sequence and foreign
+/// key of `invoices`, and the view.
+pub const DUMP_MIGRATION: &str = "INSERT INTO invoices (order_id, amount_cents) VALUES (10, 1);\n\
+ALTER VIEW paid_orders RENAME TO paid_orders_v2;\n";
+
+/// Builds the dataset on a disposable local server and writes it with pg_dump
+/// in each of `formats` (`c`, `d`, `t`, `p`) to `dir/dump.<format>`.
+pub fn make_dumps(dir: &Path, formats: &[&str]) -> Vec<PathBuf> {
+    use lockimpact::clone::{self, restore::Tools};
+    use lockimpact::scenario::{Backend, ClonePlan};
+    let seed = std::fs::read_to_string(repo().join("workloads/orders/seed.sql"))
+        .unwrap()
+        .replace("{{rows}}", "10000")
+        .replace("{{customers}}", "1000");
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        let plan = ClonePlan {
+            backend: Backend::Local,
+            pg_version: None,
+            pg_bin: None,
+            image: None,
+            settings: vec![],
+            keep: false,
+        };
+        let server = clone::start(&plan, &|_| {}).expect("a local server for the source dataset");
+        let (admin, conn) = server.config("postgres").connect(tokio_postgres::NoTls).await.unwrap();
+        let task = tokio::spawn(conn);
+        admin.batch_execute("CREATE DATABASE source").await.unwrap();
+        drop(admin);
+        let _ = task.await;
+        let (db, conn) = server.config("source").connect(tokio_postgres::NoTls).await.unwrap();
+        let task = tokio::spawn(conn);
+        db.batch_execute(&seed).await.unwrap();
+        db.batch_execute(DUMP_EXTRAS).await.unwrap();
+        drop(db);
+        let _ = task.await;
+        let Tools::Local { bin_dir, socket_dir, port, .. } = server.tools() else { panic!("a local server") };
+        formats
+            .iter()
+            .map(|f| {
+                let out = dir.join(format!("dump.{f}"));
+                let status = Command::new(bin_dir.join("pg_dump"))
+                    .arg("-h")
+                    .arg(&socket_dir)
+                    .args(["-p", &port.to_string(), "-U", "postgres", "-d", "source", &format!("-F{f}"), "-f"])
+                    .arg(&out)
+                    .status()
+                    .unwrap();
+                assert!(status.success(), "pg_dump -F{f}");
+                out
+            })
+            .collect()
+    })
+}

@@ -16,13 +16,25 @@ pub fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
         .iter()
         .map(|t| format!("{} {} rows, {}", t.name, t.rows, fmt_bytes(t.bytes.max(0) as u64)))
         .collect();
-    writeln!(
-        out,
-        "  dataset:   {} (seeded in {}, copied in {})",
-        tables.join("; "),
-        fmt_ms(r.dataset.seed_ms),
-        fmt_ms(r.dataset.copy_ms)
-    )?;
+    match (&r.dataset.dump, r.dataset.restore_ms) {
+        (Some(dump), Some(restore_ms)) => writeln!(
+            out,
+            "  dataset:   {} (restored from {} ({} dump) in {}, {}, copied in {})",
+            tables.join("; "),
+            dump.file,
+            dump.format,
+            fmt_ms(restore_ms),
+            fmt_bytes(r.dataset.bytes.unwrap_or(0).max(0) as u64),
+            fmt_ms(r.dataset.copy_ms)
+        )?,
+        _ => writeln!(
+            out,
+            "  dataset:   {} (seeded in {}, copied in {})",
+            tables.join("; "),
+            fmt_ms(r.dataset.seed_ms),
+            fmt_ms(r.dataset.copy_ms)
+        )?,
+    }
     let w = &r.workload;
     writeln!(
         out,
