@@ -121,14 +121,27 @@ pub struct RunOptions {
     pub budget: BudgetArgs,
 
     /// Which clone backend to use (overrides `clone.backend`): `auto` picks
-    /// one that gives the scenario's major version and says why.
-    #[arg(long, value_name = "auto|local|docker")]
+    /// one that gives the scenario's major version and says why; `url` runs on
+    /// an existing server (see --url).
+    #[arg(long, value_name = "auto|local|docker|url")]
     pub backend: Option<String>,
 
     /// The container image of the docker backend (overrides `clone.image`),
     /// e.g. `postgis/postgis:15-3.4`; default `postgres:<clone.pg_version>`.
     #[arg(long, value_name = "NAME:TAG")]
     pub image: Option<String>,
+
+    /// Rehearse on the database at this URL of an existing server (a clone of
+    /// production, never production) instead of a disposable one; implies
+    /// `--backend url`. Needs --allow-existing-server.
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+
+    /// Allow the `url` backend to run the migration on an existing server. It
+    /// still refuses a server with streaming replicas attached, a standby, or a
+    /// database without `lockimpact.rehearsal = on`.
+    #[arg(long)]
+    pub allow_existing_server: bool,
 
     /// Directory holding the PostgreSQL server binaries (initdb, pg_ctl).
     #[arg(long, value_name = "DIR", env = "PG_BIN")]

@@ -224,7 +224,7 @@ fn blocked_phrase(t: &Totals) -> String {
 
 fn summary(c: &[Candidate], ranking: &[usize]) -> String {
     let (Some(&first), Some(&second)) = (ranking.first(), ranking.get(1)) else {
-        return String::new();
+        return "Incomplete: not every candidate ran, so there is nothing to compare yet.".into();
     };
     let (a, b) = (&c[first], &c[second]);
     let name = |x: &Candidate| format!("{} ({})", x.label, x.report.scenario.name);

@@ -110,14 +110,33 @@ pub async fn run(args: &RunArgs, cancel: &CancellationToken) -> Result<i32> {
     let progress = Progress::new(args.opts.quiet);
     let mut server = start_server(&plan, &progress, cancel)?;
     let dataset = guarded(&server, cancel, rehearsal::prepare(&plan, &server, &progress)).await?;
-    let record = guarded(&server, cancel, rehearsal::rehearse(&plan, &server, &dataset, &progress, cancel)).await?;
+    let record = with_log(&server, rehearsal::rehearse(&plan, &server, &dataset, &progress, cancel)).await?;
     if plan.clone.keep {
         progress.say(&server.keep(rehearsal::RUN_DB));
     }
     drop(server);
     let report = report::build(&record);
     outputs.write(Doc::Run(&report))?;
-    Ok(if report.verdict.pass { 0 } else { EXIT_BUDGET })
+    Ok(exit_code(&progress, [record.stop], report.verdict.pass))
+}
+
+/// 130 when interrupted, 2 when the server was lost (the partial report is
+/// written either way), else 0 or `EXIT_BUDGET` by the verdict.
+fn exit_code(progress: &Progress, stops: impl IntoIterator<Item = Option<record::Stop>>, pass: bool) -> i32 {
+    let stops: Vec<record::Stop> = stops.into_iter().flatten().collect();
+    if let Some(stop) = stops.first() {
+        progress
+            .say(&format!("the run is incomplete: {}; the report covers what was measured until then", stop.reason()));
+    }
+    if stops.contains(&record::Stop::Interrupted) {
+        Error::interrupted().exit_code()
+    } else if !stops.is_empty() {
+        Error::db("").exit_code()
+    } else if pass {
+        0
+    } else {
+        EXIT_BUDGET
+    }
 }
 
 /// `lockimpact compare`: rehearses each candidate on a fresh copy of the same
@@ -125,10 +144,17 @@ pub async fn run(args: &RunArgs, cancel: &CancellationToken) -> Result<i32> {
 /// candidate exceeds its budget.
 pub async fn compare(args: &CompareArgs, cancel: &CancellationToken) -> Result<i32> {
     let plans = compare_plans(args)?;
+    if plans.iter().any(|p| p.clone.backend == scenario::Backend::Url) {
+        return Err(Error::input(
+            "compare needs a fresh copy of the data for each candidate, and the url backend has only the one \
+             database; use the local or docker backend",
+        ));
+    }
     let differences = compare::differences(&plans[0], &plans[1], args.allow_different)?;
     let outputs = Outputs::parse(&args.opts)?;
     let progress = Progress::new(args.opts.quiet);
     let mut reports = Vec::new();
+    let mut stops = Vec::new();
     let mut current: Option<(clone::Server, clone::template::Dataset)> = None;
     for (i, plan) in plans.iter().enumerate() {
         let reuse = i > 0 && compare::same_clone(&plans[0], plan);
@@ -140,8 +166,12 @@ pub async fn compare(args: &CompareArgs, cancel: &CancellationToken) -> Result<i
         }
         let (server, dataset) = current.as_ref().expect("a server");
         progress.say(&format!("candidate {}: {} ({})", compare::label(i), plan.name, plan.migration_path.display()));
-        let record = guarded(server, cancel, rehearsal::rehearse(plan, server, dataset, &progress, cancel)).await?;
+        let record = with_log(server, rehearsal::rehearse(plan, server, dataset, &progress, cancel)).await?;
         reports.push(report::build(&record));
+        stops.push(record.stop);
+        if record.stop.is_some() {
+            break; // keep what was measured; start no further candidate
+        }
     }
     if let Some((mut server, _)) = current
         && args.opts.keep
@@ -150,7 +180,7 @@ pub async fn compare(args: &CompareArgs, cancel: &CancellationToken) -> Result<i
     }
     let comparison = compare::build(reports, differences);
     outputs.write(Doc::Compare(&comparison))?;
-    Ok(if comparison.pass { 0 } else { EXIT_BUDGET })
+    Ok(exit_code(&progress, stops, comparison.pass))
 }
 
 /// The candidates of `compare`: two scenarios, or one scenario with two `--migration`s.
@@ -191,18 +221,26 @@ fn start_server(plan: &scenario::Plan, progress: &Progress, cancel: &Cancellatio
     Ok(server)
 }
 
-/// Runs `work` against `server` unless interrupted; a database error gets the
-/// server's log tail attached.
+/// Runs `work` against `server` unless interrupted (it is dropped then); a
+/// database error gets the server's log tail attached.
 async fn guarded<T>(
     server: &clone::Server,
     cancel: &CancellationToken,
     work: impl std::future::Future<Output = Result<T>>,
 ) -> Result<T> {
-    let result = tokio::select! {
-        r = work => r,
-        _ = cancel.cancelled() => Err(Error::interrupted()),
-    };
-    result.map_err(|e| match e.kind {
+    with_log(server, async {
+        tokio::select! {
+            r = work => r,
+            _ = cancel.cancelled() => Err(Error::interrupted()),
+        }
+    })
+    .await
+}
+
+/// Runs `work` to its end (it handles interruption itself); a database error
+/// gets the server's log tail attached.
+async fn with_log<T>(server: &clone::Server, work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    work.await.map_err(|e| match e.kind {
         error::Kind::Database => e.detail(format!("last lines of the server log:\n{}", server.log_tail())),
         _ => e,
     })

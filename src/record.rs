@@ -43,6 +43,26 @@ pub struct RunRecord {
     pub migration: MigrationRecord,
     pub sampler: SamplerRecord,
     pub budget: BudgetSection,
+    /// Why the run ended before its last phase, if it did.
+    pub stop: Option<Stop>,
+}
+
+/// Why a rehearsal ended early; what was measured until then is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// Ctrl-C or SIGTERM.
+    Interrupted,
+    /// The server stopped answering (it died, or its container went away).
+    ServerLost,
+}
+
+impl Stop {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Stop::Interrupted => "interrupted (Ctrl-C or SIGTERM)",
+            Stop::ServerLost => "the server stopped answering (it crashed, was stopped, or its container went away)",
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -125,6 +145,11 @@ impl Outcome {
             _ => Outcome::Error,
         }
     }
+    /// Worth retrying: the same step may succeed a moment later.
+    pub fn is_transient(self) -> bool {
+        matches!(self, Outcome::LockTimeout | Outcome::Deadlock | Outcome::SerializationFailure)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Ok => "ok",

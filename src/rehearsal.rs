@@ -11,7 +11,7 @@ use crate::clone::Server;
 use crate::clone::template::{self, Dataset, connect};
 use crate::error::{Error, Result, describe_pg};
 use crate::migration::runner::Runner;
-use crate::record::{MigrationRecord, RunRecord};
+use crate::record::{MigrationRecord, RunRecord, Stop};
 use crate::sampler::{Roles, Sampler};
 use crate::scenario::Plan;
 use crate::status::Progress;
@@ -24,10 +24,28 @@ pub const RUN_DB: &str = "lockimpact_run";
 /// How long queued operations may take to finish after the cooldown.
 const DRAIN_GRACE: Duration = Duration::from_secs(5);
 
-async fn sleep_or_cancel(d: Duration, cancel: &CancellationToken) -> Result<()> {
+/// How long queued operations may take to finish when the run stops early.
+const STOP_GRACE: Duration = Duration::from_secs(1);
+
+/// Sleeps through a phase unless the run is interrupted or the server is lost.
+async fn wait_phase(d: Duration, cancel: &CancellationToken, lost: &CancellationToken) -> Result<(), Stop> {
     tokio::select! {
         _ = tokio::time::sleep(d) => Ok(()),
-        _ = cancel.cancelled() => Err(Error::interrupted()),
+        _ = cancel.cancelled() => Err(Stop::Interrupted),
+        _ = lost.cancelled() => Err(Stop::ServerLost),
+    }
+}
+
+impl Stop {
+    /// Why the run must stop now, if it must.
+    fn check(cancel: &CancellationToken, lost: &CancellationToken, migration: &tokio_postgres::Client) -> Option<Stop> {
+        if cancel.is_cancelled() {
+            Some(Stop::Interrupted)
+        } else if lost.is_cancelled() || migration.is_closed() {
+            Some(Stop::ServerLost)
+        } else {
+            None
+        }
     }
 }
 
@@ -35,7 +53,10 @@ async fn sleep_or_cancel(d: Duration, cancel: &CancellationToken) -> Result<()> 
 pub async fn prepare(plan: &Plan, server: &Server, progress: &Progress) -> Result<Dataset> {
     let say = |msg: &str| progress.say(msg);
     say(&format!("clone: {}", server.describe()));
-    let dataset = template::prepare(server, plan, &say).await?;
+    let dataset = match server.existing_database() {
+        Some(db) => crate::clone::url::inspect(server, &db).await?,
+        None => template::prepare(server, plan, &say).await?,
+    };
     if let Some(t) = dataset.restore_time {
         say(&format!(
             "restored in {:.1} s, {}",
@@ -59,9 +80,14 @@ pub async fn rehearse(
 ) -> Result<RunRecord> {
     let say = |msg: &str| progress.say(msg);
     let say = &say;
-    let copy_time = template::fresh_copy(server, RUN_DB).await?;
+    // A disposable server: a fresh copy of the template; an existing one: its database.
+    let (run_db, copy_time) = match server.existing_database() {
+        Some(db) => (db, Duration::ZERO),
+        None => (RUN_DB.to_string(), template::fresh_copy(server, RUN_DB).await?),
+    };
+    let run_db = run_db.as_str();
 
-    let admin = connect(server, RUN_DB, "admin").await?;
+    let admin = connect(server, run_db, "admin").await?;
     let server_version: String =
         admin.query_one("SHOW server_version", &[]).await.map_err(|e| Error::db(describe_pg(&e)))?.get(0);
     let mut classes = plan.workload.classes.clone();
@@ -69,7 +95,7 @@ pub async fn rehearse(
     drop(admin);
 
     let roles = Arc::new(Roles::new(&classes));
-    let migration_client = connect(server, RUN_DB, "migration").await?;
+    let migration_client = connect(server, run_db, "migration").await?;
     let mig_pid: i32 = migration_client
         .query_one("SELECT pg_backend_pid()", &[])
         .await
@@ -77,12 +103,12 @@ pub async fn rehearse(
         .get(0);
     roles.set_migration(mig_pid);
 
-    let sampler_client = connect(server, RUN_DB, "sampler").await?;
+    let sampler_client = connect(server, run_db, "sampler").await?;
 
     let clock = Arc::new(Clock::new());
     let slots = Slot::count(plan.migration.steps.len());
     let workload =
-        workload::start(&plan.workload, classes, server.config(RUN_DB), clock.clone(), roles.clone(), slots).await?;
+        workload::start(&plan.workload, classes, server.config(run_db), clock.clone(), roles.clone(), slots).await?;
     let sampler = Sampler::start(sampler_client, plan.sampler_interval, clock.clone(), roles.clone());
     let live = progress.live_line(
         clock.clone(),
@@ -91,35 +117,49 @@ pub async fn rehearse(
         sampler.live(),
     );
 
-    say(&format!("warmup {} ms at {} ops/s", plan.phases.warmup.as_millis(), plan.workload.rate));
-    sleep_or_cancel(plan.phases.warmup, cancel).await?;
-    clock.enter(Slot::Baseline);
-    say(&format!("baseline {} ms", plan.phases.baseline.as_millis()));
-    sleep_or_cancel(plan.phases.baseline, cancel).await?;
-
-    say(&format!(
-        "migration: {} steps, transaction {}",
-        plan.migration.steps.len(),
-        plan.migration.transaction.as_str()
-    ));
+    // From here on, whatever happens, what was measured is kept: an
+    // interruption or a lost server ends the phases early and the record is
+    // marked incomplete.
+    let lost = sampler.lost();
+    let stopped = |why: &Stop| say(&format!("stopping early: {}", why.reason()));
     let mut migration =
         MigrationRecord { file: plan.migration_path.display().to_string(), pid: mig_pid, ..Default::default() };
-    let runner = Runner { client: &migration_client, clock: clock.clone(), cancel: cancel.clone(), say };
-    runner.run(&plan.migration, &mut migration).await;
-    if cancel.is_cancelled() {
-        return Err(Error::interrupted());
+    let mut stop = None;
+    say(&format!("warmup {} ms at {} ops/s", plan.phases.warmup.as_millis(), plan.workload.rate));
+    if let Err(why) = wait_phase(plan.phases.warmup, cancel, &lost).await {
+        stop = Some(why);
     }
-    clock.enter(Slot::After);
-    say(&format!(
-        "after the migration {} ms (queued operations: {})",
-        plan.phases.cooldown.as_millis(),
-        workload.queued()
-    ));
-    sleep_or_cancel(plan.phases.cooldown, cancel).await?;
+    if stop.is_none() {
+        clock.enter(Slot::Baseline);
+        say(&format!("baseline {} ms", plan.phases.baseline.as_millis()));
+        stop = wait_phase(plan.phases.baseline, cancel, &lost).await.err();
+    }
+    if stop.is_none() {
+        say(&format!(
+            "migration: {} steps, transaction {}",
+            plan.migration.steps.len(),
+            plan.migration.transaction.as_str()
+        ));
+        let runner = Runner { client: &migration_client, clock: clock.clone(), cancel: cancel.clone(), say };
+        runner.run(&plan.migration, &mut migration).await;
+        stop = Stop::check(cancel, &lost, &migration_client);
+    }
+    if stop.is_none() {
+        clock.enter(Slot::After);
+        say(&format!(
+            "after the migration {} ms (queued operations: {})",
+            plan.phases.cooldown.as_millis(),
+            workload.queued()
+        ));
+        stop = wait_phase(plan.phases.cooldown, cancel, &lost).await.err();
+    }
+    if let Some(why) = &stop {
+        stopped(why);
+    }
 
     let finishing = Instant::now();
     let end = clock.since_start(finishing);
-    let workload = workload.finish(DRAIN_GRACE).await;
+    let workload = workload.finish(if stop.is_some() { STOP_GRACE } else { DRAIN_GRACE }).await;
     let sampler = sampler.finish().await;
     live.finish().await;
     Ok(RunRecord {
@@ -138,6 +178,7 @@ pub async fn rehearse(
         end,
         workload,
         migration,
+        stop,
         sampler,
         budget: plan.budget.clone(),
     })

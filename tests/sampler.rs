@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use lockimpact::clone;
 use lockimpact::sampler::{Roles, Sampler};
-use lockimpact::scenario::{Backend, ClonePlan};
+use lockimpact::scenario::ClonePlan;
 use lockimpact::timeline::Clock;
 use tokio_postgres::NoTls;
 
@@ -23,14 +23,7 @@ async fn connect(server: &clone::Server) -> (tokio_postgres::Client, i32) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_two_second_hold_is_one_two_second_episode() {
-    let plan = ClonePlan {
-        backend: Backend::Local,
-        pg_version: None,
-        pg_bin: None,
-        image: None,
-        settings: vec![],
-        keep: false,
-    };
+    let plan = ClonePlan::local();
     let server = clone::start(&plan, &|_| {}).expect("a local server");
     let (holder, holder_pid) = connect(&server).await;
     let (reader, reader_pid) = connect(&server).await;

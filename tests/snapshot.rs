@@ -6,21 +6,14 @@ mod common;
 
 use common::*;
 use lockimpact::clone::{self, restore::DumpFormat, restore::Tools};
-use lockimpact::scenario::{Backend, ClonePlan};
+use lockimpact::scenario::ClonePlan;
 
 #[test]
 fn snapshot_writes_a_restorable_dump_and_never_prints_the_password() {
     let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
-        let plan = ClonePlan {
-            backend: Backend::Local,
-            pg_version: None,
-            pg_bin: None,
-            image: None,
-            settings: vec![],
-            keep: false,
-        };
+        let plan = ClonePlan::local();
         let server = clone::start(&plan, &|_| {}).unwrap();
         let (db, conn) = server.config("postgres").connect(tokio_postgres::NoTls).await.unwrap();
         let task = tokio::spawn(conn);
@@ -32,7 +25,7 @@ fn snapshot_writes_a_restorable_dump_and_never_prints_the_password() {
         .unwrap();
         drop(db);
         let _ = task.await;
-        let Tools::Local { socket_dir, port, .. } = server.tools() else { panic!("local") };
+        let Some(Tools::Local { socket_dir, port, .. }) = server.tools() else { panic!("local") };
         let url = format!("postgresql://postgres:Sup3rSecret@/postgres?host={}&port={port}", socket_dir.display());
 
         let out = dir.path().join("prod.dump");

@@ -310,8 +310,8 @@ impl super::ServerHandle for DockerServer {
         self.logs(20)
     }
 
-    fn tools(&self) -> Tools {
-        Tools::Docker { container: self.id.clone(), major: self.major }
+    fn tools(&self) -> Option<Tools> {
+        Some(Tools::Docker { container: self.id.clone(), major: self.major })
     }
 }
 

@@ -209,13 +209,13 @@ impl super::ServerHandle for LocalServer {
         lines[lines.len().saturating_sub(20)..].join("\n")
     }
 
-    fn tools(&self) -> super::restore::Tools {
-        super::restore::Tools::Local {
+    fn tools(&self) -> Option<super::restore::Tools> {
+        Some(super::restore::Tools::Local {
             bin_dir: self.bins.dir.clone(),
             socket_dir: self.socket_dir.clone(),
             port: self.port,
             major: self.bins.major,
-        }
+        })
     }
 }
 

@@ -4,13 +4,15 @@
 //! dataset once (from a seed script, or `restore` from a pg_dump snapshot) and
 //! makes a fresh copy of it for each run.
 //!
-//! Backends plug in by implementing `ServerHandle`: `local` (initdb + pg_ctl)
-//! and `docker` (a container of the official image); `start` picks one.
+//! Backends plug in by implementing `ServerHandle`: `local` (initdb + pg_ctl),
+//! `docker` (a container of the official image) and `url` (an existing
+//! server, behind an explicit opt-in); `start` picks one.
 
 pub mod docker;
 pub mod local;
 pub mod restore;
 pub mod template;
+pub mod url;
 
 use tokio_util::sync::CancellationToken;
 
@@ -30,8 +32,14 @@ pub trait ServerHandle: Send + Sync {
     /// The last lines of the server's log, for error messages.
     fn log_tail(&self) -> String;
     /// Where client tools of the server's own major version (pg_restore,
-    /// psql) run against it.
-    fn tools(&self) -> restore::Tools;
+    /// psql) run against it; `None` when lockimpact cannot run them there.
+    fn tools(&self) -> Option<restore::Tools>;
+    /// The database to rehearse on directly, for a server that is not ours
+    /// (`url` backend); `None` for a disposable server, where each rehearsal
+    /// runs on a fresh copy of the template.
+    fn existing_database(&self) -> Option<String> {
+        None
+    }
 }
 
 pub type Server = Box<dyn ServerHandle>;
@@ -53,6 +61,12 @@ pub fn start_cancellable(plan: &ClonePlan, say: &dyn Fn(&str), cancel: Option<&C
 fn start_backend(plan: &ClonePlan, say: &dyn Fn(&str), cancel: Option<&CancellationToken>) -> Result<Server> {
     match plan.backend {
         Backend::Local => start_local(plan, say),
+        Backend::Url => {
+            let server = url::UrlServer::new(plan.url.as_deref().unwrap_or_default())?;
+            say("backend: url (an existing server, opted in with --allow-existing-server)");
+            say(&format!("server: {}", server.location()));
+            Ok(Box::new(server))
+        }
         Backend::Docker => {
             let engine = docker::engine().map_err(|why| {
                 Error::env(format!(

@@ -303,7 +303,9 @@ pub fn classify(stderr: &str) -> Outcome {
 /// notes (skipped owners and grants).
 pub async fn restore(server: &Server, dump: &DumpPlan, say: &(dyn Fn(&str) + Sync)) -> Result<Dataset> {
     let started = Instant::now();
-    let tools = server.tools();
+    let tools = server.tools().ok_or_else(|| {
+        Error::input("snapshot.dump cannot be restored on this backend; use the local or docker backend")
+    })?;
     let admin = connect(server, "postgres", "admin").await?;
     admin
         .batch_execute(&format!("CREATE DATABASE {TEMPLATE_DB}"))
@@ -319,7 +321,7 @@ pub async fn restore(server: &Server, dump: &DumpPlan, say: &(dyn Fn(&str) + Syn
 
     let db = connect(server, TEMPLATE_DB, "analyze").await?;
     db.batch_execute("ANALYZE").await.map_err(|e| Error::db(format!("ANALYZE failed: {}", describe_pg(&e))))?;
-    let (tables, bytes) = describe_dataset(&db).await?;
+    let (tables, bytes) = describe_dataset(&db, true).await?;
     if tables.is_empty() {
         return Err(Error::input(format!(
             "{}: the dump restored no tables; it must hold the dataset the workload and migration use",

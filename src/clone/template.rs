@@ -84,7 +84,7 @@ pub async fn build(server: &Server, seed_sql: &str, seed_path: &Path) -> Result<
         Error::input(format!("{}{at}: the seed script failed: {}", seed_path.display(), describe_pg(&e)))
     })?;
     db.batch_execute("ANALYZE").await.map_err(|e| Error::db(format!("ANALYZE failed: {}", describe_pg(&e))))?;
-    let (tables, bytes) = describe_dataset(&db).await?;
+    let (tables, bytes) = describe_dataset(&db, true).await?;
     if tables.is_empty() {
         return Err(Error::input(format!(
             "{}: the seed script created no tables; it must build the dataset the workload and migration use",
@@ -95,10 +95,12 @@ pub async fn build(server: &Server, seed_sql: &str, seed_path: &Path) -> Result<
 }
 
 /// Each user table's rows and size, largest first, and the database's size.
-pub async fn describe_dataset(db: &tokio_postgres::Client) -> Result<(Vec<TableInfo>, i64)> {
+/// Rows are counted when `exact`, else read from the planner's estimate
+/// (`pg_class.reltuples`, no scan: for a database that is not ours).
+pub async fn describe_dataset(db: &tokio_postgres::Client, exact: bool) -> Result<(Vec<TableInfo>, i64)> {
     let rows = db
         .query(
-            "SELECT c.oid::regclass::text, pg_total_relation_size(c.oid) FROM pg_class c \
+            "SELECT c.oid::regclass::text, pg_total_relation_size(c.oid), greatest(c.reltuples, 0)::int8 FROM pg_class c \
              JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE c.relkind IN ('r','p','m') AND n.nspname NOT IN ('pg_catalog','information_schema') \
              AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 2 DESC, 1",
@@ -109,11 +111,14 @@ pub async fn describe_dataset(db: &tokio_postgres::Client) -> Result<(Vec<TableI
     let mut tables = Vec::new();
     for r in rows {
         let name: String = r.get(0);
-        let count: i64 = db
-            .query_one(&format!("SELECT count(*) FROM {name}"), &[])
-            .await
-            .map_err(|e| Error::db(describe_pg(&e)))?
-            .get(0);
+        let count: i64 = if exact {
+            db.query_one(&format!("SELECT count(*) FROM {name}"), &[])
+                .await
+                .map_err(|e| Error::db(describe_pg(&e)))?
+                .get(0)
+        } else {
+            r.get(2)
+        };
         tables.push(TableInfo { name, rows: count, bytes: r.get(1) });
     }
     let bytes: i64 = db

@@ -7,7 +7,7 @@ pub mod split;
 use std::path::Path;
 use std::time::Duration;
 
-pub use split::{StepKind, TxMode};
+pub use split::{OnError, StepKind, TxMode};
 
 use crate::error::{Error, Result};
 
@@ -22,6 +22,7 @@ pub struct Step {
     pub statement_timeout: Duration,
     pub retries: u32,
     pub retry_backoff: Duration,
+    pub on_error: OnError,
 }
 
 #[derive(Debug, Clone)]
@@ -38,6 +39,7 @@ pub struct Defaults {
     pub statement_timeout: Duration,
     pub retries: u32,
     pub retry_backoff: Duration,
+    pub on_error: OnError,
 }
 
 /// Reads, splits and validates a migration file.
@@ -61,6 +63,7 @@ pub fn load(path: &Path, defaults: &Defaults) -> Result<Migration> {
             statement_timeout: s.options.statement_timeout.unwrap_or(defaults.statement_timeout),
             retries: s.options.retries.unwrap_or(defaults.retries),
             retry_backoff: s.options.retry_backoff.unwrap_or(defaults.retry_backoff),
+            on_error: s.options.on_error.unwrap_or(defaults.on_error),
         })
         .collect();
     for step in &steps {

@@ -11,7 +11,7 @@ use tokio_postgres::{Client, SimpleQueryMessage};
 use tokio_util::sync::CancellationToken;
 
 use super::split::Statement;
-use super::{Migration, Step, StepKind, TxMode};
+use super::{Migration, OnError, Step, StepKind, TxMode};
 use crate::error::{describe_pg, sqlstate};
 use crate::record::{MigrationRecord, Outcome, StepRecord};
 use crate::sampler::lockmode::stronger;
@@ -59,10 +59,14 @@ impl Runner<'_> {
         rec.transaction = Some(m.transaction);
         let file_tx = m.transaction == TxMode::File;
         self.clock.enter(Slot::Between);
-        let mut failed = false;
+        // `aborted`: skip the remaining steps; `any_failed`: a step failed
+        // (with `on_error = continue`, the run goes on).
+        let mut aborted = false;
+        let mut any_failed = false;
         if file_tx && let Err(e) = self.client.batch_execute("BEGIN").await {
             (self.say)(&format!("migration: BEGIN failed: {}", describe_pg(&e)));
-            failed = true;
+            aborted = true;
+            any_failed = true;
         }
         for (i, step) in m.steps.iter().enumerate() {
             let mut r = StepRecord {
@@ -91,7 +95,7 @@ impl Runner<'_> {
                 rewritten: Vec::new(),
                 locks: Vec::new(),
             };
-            if failed || self.cancel.is_cancelled() {
+            if aborted || self.cancel.is_cancelled() {
                 rec.steps.push(r);
                 continue;
             }
@@ -108,26 +112,35 @@ impl Runner<'_> {
             match result {
                 Ok(()) => r.outcome = Outcome::Ok,
                 Err(f) => {
-                    (self.say)(&format!("step {} failed: {}", i + 1, f.message));
+                    let go_on = step.on_error == OnError::Continue
+                        && f.outcome != Outcome::Interrupted
+                        && !self.client.is_closed();
+                    (self.say)(&format!(
+                        "step {} failed: {}{}",
+                        i + 1,
+                        f.message,
+                        if go_on { " (on_error = continue: going on)" } else { "" }
+                    ));
                     r.outcome = f.outcome;
                     r.sqlstate = (!f.sqlstate.is_empty()).then_some(f.sqlstate);
                     r.error = Some(f.message);
                     r.failed_statement = f.statement;
-                    failed = true;
+                    any_failed = true;
+                    aborted |= !go_on;
                 }
             }
             rec.steps.push(r);
         }
         if file_tx {
-            let end = if failed { "ROLLBACK" } else { "COMMIT" };
+            let end = if aborted { "ROLLBACK" } else { "COMMIT" };
             let started = Instant::now();
             let res = self.client.batch_execute(end).await;
             if let Some(last) = rec.steps.iter_mut().rev().find(|s| s.outcome != Outcome::Skipped) {
                 last.duration += started.elapsed();
             }
-            rec.committed = !failed && res.is_ok();
+            rec.committed = !any_failed && res.is_ok();
         } else {
-            rec.committed = !failed;
+            rec.committed = !any_failed;
         }
     }
 
@@ -142,7 +155,7 @@ impl Runner<'_> {
         loop {
             let res = self.attempt(step, mode, r).await;
             match res {
-                Err(f) if f.outcome == Outcome::LockTimeout && attempt < step.retries => {
+                Err(f) if f.outcome.is_transient() && attempt < step.retries => {
                     let backoff = step
                         .retry_backoff
                         .saturating_mul(1 << attempt.min(16))
@@ -150,7 +163,8 @@ impl Runner<'_> {
                     attempt += 1;
                     r.retries = attempt;
                     (self.say)(&format!(
-                        "  lock timeout; retry {attempt}/{} in {} ms",
+                        "  {}; retry {attempt}/{} in {} ms",
+                        f.outcome.as_str().replace('_', " "),
                         step.retries,
                         backoff.as_millis()
                     ));
@@ -178,7 +192,9 @@ impl Runner<'_> {
         let c = self.client;
         let exec = |sql: String| async move { c.batch_execute(&sql).await.map_err(|e| Failure::from_pg(&e, None)) };
         let own_tx = mode == TxMode::Step && !matches!(step.kind, StepKind::Backfill { .. });
-        let savepoint = mode == TxMode::File && step.retries > 0;
+        // A savepoint lets a failed step be retried or skipped without losing
+        // the file's transaction.
+        let savepoint = mode == TxMode::File && (step.retries > 0 || step.on_error == OnError::Continue);
         if own_tx {
             exec("BEGIN".into()).await?;
         }

@@ -4,7 +4,7 @@
 //!
 //! Directives (one per comment line, between statements):
 //! - `-- lockimpact: transaction file|step|none` (before the first statement)
-//! - `-- lockimpact: step "name" [lock_timeout=2s] [statement_timeout=1m] [retries=3] [retry_backoff=500ms]`
+//! - `-- lockimpact: step "name" [lock_timeout=2s] [statement_timeout=1m] [retries=3] [retry_backoff=500ms] [on_error=abort|continue]`
 //!   groups the following statements into one named step, up to the next directive
 //! - `-- lockimpact: end` closes a `step` group
 //! - `-- lockimpact: backfill "name" [pause=100ms] [max_batches=N] [timeouts, retries]`
@@ -79,6 +79,27 @@ pub struct StepOptions {
     pub statement_timeout: Option<Duration>,
     pub retries: Option<u32>,
     pub retry_backoff: Option<Duration>,
+    pub on_error: Option<OnError>,
+}
+
+/// What happens after a step fails (once its retries are used up).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnError {
+    /// Skip the remaining steps (and roll back a `file` transaction).
+    Abort,
+    /// Go on with the next step (in a `file` transaction, the failed step is
+    /// rolled back to its savepoint).
+    Continue,
+}
+
+impl OnError {
+    pub fn parse(s: &str) -> Option<OnError> {
+        match s {
+            "abort" => Some(OnError::Abort),
+            "continue" => Some(OnError::Continue),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -376,6 +397,12 @@ fn step_args(args: &[String], line: usize, extra: &[&str]) -> Result<StepArgs, S
             "lock_timeout" => options.lock_timeout = Some(parse_dur(k, v, line)?),
             "statement_timeout" => options.statement_timeout = Some(parse_dur(k, v, line)?),
             "retry_backoff" => options.retry_backoff = Some(parse_dur(k, v, line)?),
+            "on_error" => {
+                options.on_error = Some(OnError::parse(v).ok_or_else(|| SplitError {
+                    line,
+                    message: format!("on_error must be \"abort\" or \"continue\", not {v:?}"),
+                })?)
+            }
             "retries" => {
                 options.retries =
                     Some(v.parse().map_err(|_| SplitError {
@@ -385,7 +412,7 @@ fn step_args(args: &[String], line: usize, extra: &[&str]) -> Result<StepArgs, S
             }
             k if extra.contains(&k) => rest.push((k.to_string(), v.to_string())),
             _ => {
-                let mut known = vec!["lock_timeout", "statement_timeout", "retries", "retry_backoff"];
+                let mut known = vec!["lock_timeout", "statement_timeout", "retries", "retry_backoff", "on_error"];
                 known.extend_from_slice(extra);
                 return err(line, format!("unknown option {k:?}; known: {}", known.join(", ")));
             }

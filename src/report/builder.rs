@@ -248,7 +248,10 @@ pub fn build(rec: &RunRecord) -> Report {
     if w.unfinished > 0 {
         warnings.push(format!("{} operations were still queued or running when the run ended", w.unfinished));
     }
-    if !rec.migration.committed {
+    if let Some(stop) = rec.stop {
+        warnings
+            .push(format!("the run is incomplete: {}; the numbers cover what was measured until then", stop.reason()));
+    } else if !rec.migration.committed {
         warnings.push("the migration did not complete; see the failed step".into());
     }
 
@@ -349,6 +352,8 @@ pub fn build(rec: &RunRecord) -> Report {
         },
         verdict: Verdict { pass: true, violations: Vec::new() },
         warnings,
+        complete: rec.stop.is_none(),
+        incomplete_reason: rec.stop.map(|s| s.reason().to_string()),
     };
     report.verdict = verdict(&report, &rec.budget);
     report
@@ -421,6 +426,14 @@ pub fn verdict(r: &Report, b: &crate::scenario::file::BudgetSection) -> Verdict 
             r.workload.errors as f64,
             format!("the workload saw {} errors (budget {n})", r.workload.errors),
         );
+    }
+    if let Some(reason) = &r.incomplete_reason {
+        v.push(Violation {
+            budget: "run_completes".into(),
+            limit: 1.0,
+            actual: 0.0,
+            message: format!("the run is incomplete: {reason}"),
+        });
     }
     if !r.migration.committed {
         let failed = r.steps.iter().enumerate().find(|(_, s)| !matches!(s.outcome, Outcome::Ok | Outcome::Skipped));

@@ -37,6 +37,17 @@ pub struct Report {
     pub sampler: SamplerInfo,
     pub verdict: Verdict,
     pub warnings: Vec<String>,
+    /// False when the run ended before its last phase (interrupted, server
+    /// lost): the numbers cover what was measured until then.
+    #[serde(default = "yes")]
+    pub complete: bool,
+    /// Why the run is incomplete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incomplete_reason: Option<String>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -97,6 +97,7 @@ pub struct Sampler {
     stop: CancellationToken,
     handle: JoinHandle<SamplerRecord>,
     live: Arc<LiveBlocked>,
+    lost: CancellationToken,
 }
 
 impl Sampler {
@@ -105,6 +106,8 @@ impl Sampler {
         let token = stop.clone();
         let live = Arc::new(LiveBlocked::default());
         let live_state = live.clone();
+        let lost = CancellationToken::new();
+        let lost_task = lost.clone();
         let handle = tokio::spawn(async move {
             let mut st = State {
                 clock,
@@ -115,7 +118,10 @@ impl Sampler {
             };
             let stmt = match client.prepare(POLL_SQL).await {
                 Ok(s) => s,
-                Err(_) => return st.rec,
+                Err(_) => {
+                    lost_task.cancel();
+                    return st.rec;
+                }
             };
             let mut tick = tokio::time::interval(interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -127,7 +133,11 @@ impl Sampler {
                 let sent = Instant::now();
                 let rows = match client.query(&stmt, &[&st.roles.migration()]).await {
                     Ok(r) => r,
-                    Err(_) => break, // the server is gone; keep what was seen
+                    Err(_) => {
+                        // The server is gone; keep what was seen and say so.
+                        lost_task.cancel();
+                        break;
+                    }
                 };
                 let got = Instant::now();
                 st.poll(sent, got, &rows);
@@ -140,7 +150,12 @@ impl Sampler {
             st.rec.episodes.sort_by_key(|e| (e.start, e.pid));
             st.rec
         });
-        Sampler { stop, handle, live }
+        Sampler { stop, handle, live, lost }
+    }
+
+    /// Cancelled when the sampler's connection fails: the server is gone.
+    pub fn lost(&self) -> CancellationToken {
+        self.lost.clone()
     }
 
     /// Sessions blocked at the last poll.

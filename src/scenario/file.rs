@@ -19,6 +19,8 @@ pub struct ScenarioFile {
     pub vars: BTreeMap<String, toml::Value>,
     #[serde(default)]
     pub clone: CloneSection,
+    /// Absent with the `url` backend (the database at the URL is the dataset).
+    #[serde(default)]
     pub snapshot: SnapshotSection,
     pub workload: WorkloadSection,
     #[serde(default)]
@@ -33,6 +35,8 @@ pub struct ScenarioFile {
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct CloneSection {
+    /// The `url` backend's server and database (needs `--allow-existing-server`).
+    pub url: Option<String>,
     /// `auto` (default), `local` or `docker`.
     pub backend: Option<String>,
     /// The container image of the `docker` backend (default `postgres:<pg_version>`).
@@ -44,7 +48,7 @@ pub struct CloneSection {
     pub settings: BTreeMap<String, toml::Value>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct SnapshotSection {
     /// A SQL script (with `{{var}}` templates) that builds the dataset.
@@ -129,6 +133,9 @@ pub struct MigrationSection {
     pub retries: Option<u32>,
     /// Pause before the first retry; doubles on each further retry.
     pub retry_backoff: Option<Dur>,
+    /// After a step fails (retries used up): `abort` (default) skips the rest,
+    /// `continue` goes on with the next step.
+    pub on_error: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -20,6 +20,9 @@ use crate::workload::file::{Class, toml_message};
 use file::{BudgetSection, ScenarioFile};
 use values::{apply_set, render_template, scalar_text};
 
+/// Server settings the backends set themselves; a scenario may not override them.
+const MANAGED_SETTINGS: &[&str] = &["port", "listen_addresses", "unix_socket_directories"];
+
 /// Which clone backend runs the disposable server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -29,11 +32,15 @@ pub enum Backend {
     Local,
     /// A container of the official `postgres:<major>` image (or `--image`).
     Docker,
+    /// An existing server's database (explicit opt-in only).
+    Url,
 }
 
 #[derive(Debug, Clone)]
 pub struct ClonePlan {
     pub backend: Backend,
+    /// The `url` backend's connection URL (may hold a password: never print it).
+    pub url: Option<String>,
     pub pg_version: Option<u32>,
     pub pg_bin: Option<PathBuf>,
     /// The docker backend's image (`--image` or `clone.image`); default `postgres:<pg_version>`.
@@ -41,6 +48,21 @@ pub struct ClonePlan {
     /// `-c name=value` server settings, in file order.
     pub settings: Vec<(String, String)>,
     pub keep: bool,
+}
+
+impl ClonePlan {
+    /// A local server with default settings (tests and benchmarks).
+    pub fn local() -> ClonePlan {
+        ClonePlan {
+            backend: Backend::Local,
+            url: None,
+            pg_version: None,
+            pg_bin: None,
+            image: None,
+            settings: Vec::new(),
+            keep: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -166,17 +188,43 @@ fn load_file(path: &Path, sets: &[String], args: &RunOptions) -> Result<Plan> {
     }
 
     // [clone]
-    let backend = match args.backend.as_deref().or(sf.clone.backend.as_deref()).unwrap_or("auto") {
+    let url = args.url.clone().or_else(|| sf.clone.url.clone());
+    let chosen = args.backend.as_deref().or(args.url.as_ref().map(|_| "url"));
+    let backend = match chosen.or(sf.clone.backend.as_deref()).unwrap_or("auto") {
         "auto" => Backend::Auto,
         "local" => Backend::Local,
         "docker" => Backend::Docker,
+        "url" => Backend::Url,
         other => {
             let key = if args.backend.is_some() { "--backend" } else { "clone.backend" };
             return Err(Error::input(format!(
-                "{file}: {key} = {other:?} is not known; use \"auto\", \"local\" or \"docker\""
+                "{file}: {key} = {other:?} is not known; use \"auto\", \"local\", \"docker\" or \"url\""
             )));
         }
     };
+    match (backend, &url) {
+        (Backend::Url, None) => {
+            return Err(Error::input(format!(
+                "{file}: the url backend needs the existing database's URL: --url or clone.url"
+            )));
+        }
+        (Backend::Url, Some(_)) if !args.allow_existing_server => {
+            return Err(Error::input(format!(
+                "{file}: the url backend runs the migration on an existing server's database, not on a \
+                 disposable clone lockimpact made. If that database is a disposable clone of production, say so \
+                 with --allow-existing-server (it must also carry the marker: ALTER DATABASE … SET {} = on).",
+                crate::clone::url::MARKER
+            )));
+        }
+        (Backend::Url, Some(_)) => {}
+        (_, Some(_)) => {
+            return Err(Error::input(format!(
+                "{file}: clone.url (or --url) is only for the url backend, but the backend is not \"url\""
+            )));
+        }
+        (_, None) => {}
+    }
+    let on_url = backend == Backend::Url;
     let image = args.image.clone().or_else(|| sf.clone.image.clone());
     if let Some(image) = &image {
         let key = if args.image.is_some() { "--image" } else { "clone.image" };
@@ -197,11 +245,25 @@ fn load_file(path: &Path, sets: &[String], args: &RunOptions) -> Result<Plan> {
         if !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.') {
             return Err(Error::input(format!("{file}: clone.settings.{k}: not a PostgreSQL setting name")));
         }
+        if MANAGED_SETTINGS.contains(&k.as_str()) {
+            return Err(Error::input(format!(
+                "{file}: clone.settings.{k}: lockimpact sets this itself (the clone listens on a free port of \
+                 127.0.0.1 and a private socket directory); remove it"
+            )));
+        }
         settings.push((k.clone(), text));
     }
 
     // [snapshot]
     let (seed_path, seed_sql, dump) = match (&sf.snapshot.seed, &sf.snapshot.dump) {
+        (None, None) if on_url && sf.snapshot.jobs.is_none() => {
+            (PathBuf::from("(the existing database)"), String::new(), None)
+        }
+        _ if on_url => {
+            return Err(Error::input(format!(
+                "{file}: [snapshot] is not used with the url backend: the database at the URL is the dataset; remove it"
+            )));
+        }
         (Some(seed), None) => {
             if sf.snapshot.jobs.is_some() {
                 return Err(Error::input(format!(
@@ -294,6 +356,12 @@ fn load_file(path: &Path, sets: &[String], args: &RunOptions) -> Result<Plan> {
         statement_timeout: m.statement_timeout.map_or(Duration::ZERO, |d| d.0),
         retries: m.retries.unwrap_or(0),
         retry_backoff: m.retry_backoff.map_or(Duration::from_millis(500), |d| d.0),
+        on_error: match m.on_error.as_deref() {
+            None => migration::OnError::Abort,
+            Some(v) => migration::OnError::parse(v).ok_or_else(|| {
+                Error::input(format!("{file}: migration.on_error = {v:?} is not known; use \"abort\" or \"continue\""))
+            })?,
+        },
     };
     let migration_path = resolve(&m.file);
     let migration = migration::load(&migration_path, &defaults)?;
@@ -324,6 +392,7 @@ fn load_file(path: &Path, sets: &[String], args: &RunOptions) -> Result<Plan> {
         vars,
         clone: ClonePlan {
             backend,
+            url,
             pg_version: sf.clone.pg_version,
             pg_bin: args.pg_bin.clone(),
             image,

@@ -216,21 +216,14 @@ ALTER VIEW paid_orders RENAME TO paid_orders_v2;\n";
 /// in each of `formats` (`c`, `d`, `t`, `p`) to `dir/dump.<format>`.
 pub fn make_dumps(dir: &Path, formats: &[&str]) -> Vec<PathBuf> {
     use lockimpact::clone::{self, restore::Tools};
-    use lockimpact::scenario::{Backend, ClonePlan};
+    use lockimpact::scenario::ClonePlan;
     let seed = std::fs::read_to_string(repo().join("workloads/orders/seed.sql"))
         .unwrap()
         .replace("{{rows}}", "10000")
         .replace("{{customers}}", "1000");
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
-        let plan = ClonePlan {
-            backend: Backend::Local,
-            pg_version: None,
-            pg_bin: None,
-            image: None,
-            settings: vec![],
-            keep: false,
-        };
+        let plan = ClonePlan::local();
         let server = clone::start(&plan, &|_| {}).expect("a local server for the source dataset");
         let (admin, conn) = server.config("postgres").connect(tokio_postgres::NoTls).await.unwrap();
         let task = tokio::spawn(conn);
@@ -243,7 +236,7 @@ pub fn make_dumps(dir: &Path, formats: &[&str]) -> Vec<PathBuf> {
         db.batch_execute(DUMP_EXTRAS).await.unwrap();
         drop(db);
         let _ = task.await;
-        let Tools::Local { bin_dir, socket_dir, port, .. } = server.tools() else { panic!("a local server") };
+        let Some(Tools::Local { bin_dir, socket_dir, port, .. }) = server.tools() else { panic!("a local server") };
         formats
             .iter()
             .map(|f| {

@@ -277,26 +277,27 @@ pub fn episode_rows(r: &Report, limit: usize) -> Rows {
 pub fn summary_rows(r: &Report) -> Rows {
     let b = &r.blocked;
     let w = &r.workload;
-    let mut rows = vec![
-        vec![
-            "verdict".to_string(),
-            if r.verdict.pass {
-                "PASS".to_string()
-            } else {
-                format!("FAIL ({} budget violations)", r.verdict.violations.len())
-            },
-        ],
-        vec![
-            "migration".into(),
-            format!(
-                "{} steps, transaction {}, {} in {}",
-                r.steps.len(),
-                r.migration.transaction,
-                if r.migration.committed { "completed" } else { "did not complete" },
-                fmt_ms(r.migration.duration_ms)
-            ),
-        ],
-    ];
+    let mut rows = vec![vec![
+        "verdict".to_string(),
+        if r.verdict.pass {
+            "PASS".to_string()
+        } else {
+            format!("FAIL ({} budget violations)", r.verdict.violations.len())
+        },
+    ]];
+    if let Some(reason) = &r.incomplete_reason {
+        rows.push(vec!["INCOMPLETE".into(), format!("{reason}; the numbers cover what was measured until then")]);
+    }
+    rows.extend([vec![
+        "migration".into(),
+        format!(
+            "{} steps, transaction {}, {} in {}",
+            r.steps.len(),
+            r.migration.transaction,
+            if r.migration.committed { "completed" } else { "did not complete" },
+            fmt_ms(r.migration.duration_ms)
+        ),
+    ]]);
     if let Some(i) = r.longest_step {
         rows.push(vec![
             "longest step".into(),

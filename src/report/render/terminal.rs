@@ -9,6 +9,9 @@ use crate::report::model::Report;
 
 pub fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
     writeln!(out, "lockimpact rehearsal: {}", r.scenario.name)?;
+    if let Some(reason) = &r.incomplete_reason {
+        writeln!(out, "  INCOMPLETE: {reason}; the numbers cover what was measured until then")?;
+    }
     writeln!(out, "  clone:     PostgreSQL {}, {}", r.clone.server_version, r.clone.backend)?;
     let tables: Vec<String> = r
         .dataset
