@@ -113,7 +113,8 @@ fn url_backend_needs_the_flag_and_the_marker_and_refuses_production_lookalikes()
     let data = standby_dir.path().join("data");
     let status = as_postgres(
         Command::new(bin_dir.join("pg_basebackup"))
-            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres", "-R", "-X", "stream", "--checkpoint=fast", "-D"])
+            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres"])
+            .args(["-R", "-X", "stream", "--checkpoint=fast", "-D"])
             .arg(&data),
     )
     .status()

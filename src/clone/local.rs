@@ -49,8 +49,16 @@ impl LocalServer {
         let mut server =
             LocalServer { bins, dir: Some(dir), data, socket_dir: root.clone(), port: 0, pid: 0, run_as, kept: false };
         server.initdb()?;
-        server.port = free_port()?;
-        server.pg_ctl_start(&plan.settings)?;
+        // The free port is picked before the server binds it: another process
+        // may take it in between. Try another port then, a few times.
+        let mut tries = 0;
+        loop {
+            server.port = free_port()?;
+            match server.pg_ctl_start(&plan.settings) {
+                Err(_) if tries < 3 && server.log_tail().contains("could not bind") => tries += 1,
+                other => break other?,
+            }
+        }
         server.pid = server.read_pid()?;
         Ok(server)
     }
