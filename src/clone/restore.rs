@@ -306,12 +306,7 @@ pub async fn restore(server: &Server, dump: &DumpPlan, say: &(dyn Fn(&str) + Syn
     let tools = server.tools().ok_or_else(|| {
         Error::input("snapshot.dump cannot be restored on this backend; use the local or docker backend")
     })?;
-    let admin = connect(server, "postgres", "admin").await?;
-    admin
-        .batch_execute(&format!("CREATE DATABASE {TEMPLATE_DB}"))
-        .await
-        .map_err(|e| Error::db(format!("cannot create the template database: {}", describe_pg(&e))))?;
-    drop(admin);
+    super::template::create_template(server).await?;
 
     let staged = tools.stage(&dump.path)?;
     let result = restore_staged(server, &tools, dump, &staged, say).await;

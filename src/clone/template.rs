@@ -62,15 +62,19 @@ pub async fn connect(server: &Server, dbname: &str, purpose: &str) -> Result<tok
     Ok(client)
 }
 
-/// Builds the template database from the seed script, then ANALYZE.
-pub async fn build(server: &Server, seed_sql: &str, seed_path: &Path) -> Result<Dataset> {
-    let started = Instant::now();
+/// Creates the (empty) template database.
+pub async fn create_template(server: &Server) -> Result<()> {
     let admin = connect(server, "postgres", "admin").await?;
     admin
         .batch_execute(&format!("CREATE DATABASE {TEMPLATE_DB}"))
         .await
-        .map_err(|e| Error::db(format!("cannot create the template database: {}", describe_pg(&e))))?;
-    drop(admin);
+        .map_err(|e| Error::db(format!("cannot create the template database: {}", describe_pg(&e))))
+}
+
+/// Builds the template database from the seed script, then ANALYZE.
+pub async fn build(server: &Server, seed_sql: &str, seed_path: &Path) -> Result<Dataset> {
+    let started = Instant::now();
+    create_template(server).await?;
     let db = connect(server, TEMPLATE_DB, "seed").await?;
     db.batch_execute(seed_sql).await.map_err(|e| {
         let line = e

@@ -99,6 +99,18 @@ pub fn server_location(stderr: &str) -> (PathBuf, i32) {
     (PathBuf::from(dir), pid.trim().parse().unwrap())
 }
 
+/// Waits up to 15 s for `pid` to exit; true when it did.
+pub fn wait_gone(pid: i32) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while std::time::Instant::now() < deadline {
+        if !process_alive(pid) {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    false
+}
+
 pub fn process_alive(pid: i32) -> bool {
     // /proc/PID exists for a live process (and a zombie, which the postmaster,
     // pg_ctl's child, never is for us).

@@ -273,6 +273,17 @@ pub fn episode_rows(r: &Report, limit: usize) -> Rows {
     }
 }
 
+/// "orders 1000000 rows, 100.9 MB; customers …".
+pub fn tables_text(r: &Report) -> String {
+    let tables: Vec<String> = r
+        .dataset
+        .tables
+        .iter()
+        .map(|t| format!("{} {} rows, {}", t.name, t.rows, fmt_bytes(t.bytes.max(0) as u64)))
+        .collect();
+    tables.join("; ")
+}
+
 /// The one-screen summary of a run (Markdown and HTML put it first).
 pub fn summary_rows(r: &Report) -> Rows {
     let b = &r.blocked;
@@ -329,13 +340,7 @@ pub fn summary_rows(r: &Report) -> Rows {
         ),
     ]);
     rows.push(vec!["clone".into(), format!("PostgreSQL {}, {}", r.clone.server_version, r.clone.backend)]);
-    let tables: Vec<String> = r
-        .dataset
-        .tables
-        .iter()
-        .map(|t| format!("{} {} rows, {}", t.name, t.rows, fmt_bytes(t.bytes.max(0) as u64)))
-        .collect();
-    rows.push(vec!["dataset".into(), tables.join("; ")]);
+    rows.push(vec!["dataset".into(), tables_text(r)]);
     Rows { header: strings(&["", ""]), rows, right: vec![] }
 }
 

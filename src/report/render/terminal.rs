@@ -3,7 +3,9 @@
 
 use std::io::{self, Write};
 
-use super::{during_rows, episode_rows, fmt_bytes, fmt_ms, latency_rows, side_by_side_rows, step_rows, table};
+use super::{
+    during_rows, episode_rows, fmt_bytes, fmt_ms, latency_rows, side_by_side_rows, step_rows, table, tables_text,
+};
 use crate::compare::Comparison;
 use crate::report::model::Report;
 
@@ -13,17 +15,12 @@ pub fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
         writeln!(out, "  INCOMPLETE: {reason}; the numbers cover what was measured until then")?;
     }
     writeln!(out, "  clone:     PostgreSQL {}, {}", r.clone.server_version, r.clone.backend)?;
-    let tables: Vec<String> = r
-        .dataset
-        .tables
-        .iter()
-        .map(|t| format!("{} {} rows, {}", t.name, t.rows, fmt_bytes(t.bytes.max(0) as u64)))
-        .collect();
+    let tables = tables_text(r);
     match (&r.dataset.dump, r.dataset.restore_ms) {
         (Some(dump), Some(restore_ms)) => writeln!(
             out,
             "  dataset:   {} (restored from {} ({} dump) in {}, {}, copied in {})",
-            tables.join("; "),
+            tables,
             dump.file,
             dump.format,
             fmt_ms(restore_ms),
@@ -33,7 +30,7 @@ pub fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
         _ => writeln!(
             out,
             "  dataset:   {} (seeded in {}, copied in {})",
-            tables.join("; "),
+            tables,
             fmt_ms(r.dataset.seed_ms),
             fmt_ms(r.dataset.copy_ms)
         )?,
