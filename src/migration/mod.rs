@@ -48,9 +48,19 @@ pub fn load(path: &Path, defaults: &Defaults) -> Result<Migration> {
     let bytes =
         std::fs::read(path).map_err(|e| Error::input(format!("{file}: cannot read the migration file: {e}")))?;
     let text = String::from_utf8(bytes).map_err(|e| {
-        Error::input(format!("{file}: not valid UTF-8 (byte {}); save it as UTF-8", e.utf8_error().valid_up_to()))
+        Error::input(format!("{file}: not valid UTF-8 ({}); save it as UTF-8", crate::scenario::utf8_place(&e)))
     })?;
-    let parsed = split::split(&text).map_err(|e| Error::input(format!("{file}:{}: {}", e.line, e.message)))?;
+    parse(&text, path, defaults)
+}
+
+/// Splits and validates the text of a migration file; `path` only names the
+/// file in messages. (What `load` does once the file is read.)
+pub fn parse(text: &str, path: &Path, defaults: &Defaults) -> Result<Migration> {
+    let file = path.display();
+    if text.trim().is_empty() {
+        return Err(Error::input(format!("{file}: the migration file is empty")));
+    }
+    let parsed = split::split(text).map_err(|e| Error::input(format!("{file}:{}: {}", e.line, e.message)))?;
     let transaction = parsed.transaction.or(defaults.transaction).unwrap_or(TxMode::File);
     let steps: Vec<Step> = parsed
         .steps

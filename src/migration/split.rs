@@ -17,7 +17,7 @@ use pg_query::NodeEnum;
 use pg_query::protobuf::Token;
 
 use crate::scenario::values::Dur;
-use crate::workload::file::pg_message;
+use crate::workload::file::{pg_message, scan_tokens};
 
 /// How the migration's statements are wrapped in transactions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -138,7 +138,7 @@ enum Event {
 
 /// Splits `text` into steps. Errors name the line.
 pub fn split(text: &str) -> Result<ParsedMigration, SplitError> {
-    let tokens = pg_query::scan_tokens(text).map_err(|e| SplitError { line: 1, message: pg_message(&e) })?;
+    let tokens = scan_tokens(text).map_err(|e| SplitError { line: scan_error_line(text), message: pg_message(&e) })?;
     let is_comment =
         |t: &pg_query::protobuf::ScanToken| t.token == Token::SqlComment as i32 || t.token == Token::CComment as i32;
     let statements = match pg_query::split_with_parser(text) {
@@ -186,6 +186,19 @@ pub fn split(text: &str) -> Result<ParsedMigration, SplitError> {
     }
     events.sort_by_key(|(p, _)| *p);
     build_steps(events)
+}
+
+/// The line of the token the scanner rejects (an unterminated quote, dollar
+/// quote or comment, a NUL byte, junk after a number): the line after the
+/// longest run of whole lines that scans. Only called on a scan error.
+fn scan_error_line(text: &str) -> usize {
+    let ends: Vec<usize> = text.match_indices('\n').map(|(i, _)| i + 1).collect();
+    for (n, &end) in ends.iter().enumerate().rev() {
+        if scan_tokens(&text[..end]).is_ok() {
+            return n + 2;
+        }
+    }
+    1
 }
 
 /// Finds which statement holds a syntax error and on which line.
@@ -554,5 +567,12 @@ ALTER TABLE t ALTER COLUMN c SET NOT NULL;
         let e = split("-- lockimpact: backfill\n").unwrap_err();
         assert!(e.message.contains("followed by the statement"));
         assert!(split("-- nothing\n").is_err());
+        let e = split("SELECT 1;\nSELECT 'it''s\nfine';\nUPDATE t SET a = 'x;\nSELECT 2;\n").unwrap_err();
+        assert_eq!(e.line, 4, "{}", e.message);
+        assert!(e.message.contains("unterminated quoted string"), "{}", e.message);
+        let e = split("SELECT 1;\n\nDO $$ BEGIN\n").unwrap_err();
+        assert_eq!(e.line, 3, "{}", e.message);
+        assert_eq!(split("").unwrap_err().line, 1);
+        assert_eq!(split(" \n\t\n").unwrap_err().line, 1);
     }
 }

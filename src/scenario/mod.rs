@@ -124,15 +124,22 @@ fn normalize(path: &Path) -> PathBuf {
     if out.as_os_str().is_empty() { PathBuf::from(".") } else { out }
 }
 
+/// Where a file stops being UTF-8: "line L, byte B" (B counted from 0 in the file).
+pub fn utf8_place(e: &std::string::FromUtf8Error) -> String {
+    let valid = e.utf8_error().valid_up_to();
+    let line = e.as_bytes()[..valid].iter().filter(|&&b| b == b'\n').count() + 1;
+    format!("line {line}, byte {valid}")
+}
+
 /// Reads a text file, naming it in the error (missing, unreadable, not UTF-8, empty).
 pub fn read_text(path: &Path, what: &str) -> Result<String> {
     let bytes =
         std::fs::read(path).map_err(|e| Error::input(format!("{}: cannot read the {what}: {e}", path.display())))?;
     let text = String::from_utf8(bytes).map_err(|e| {
         Error::input(format!(
-            "{}: the {what} is not valid UTF-8 (byte {}); save it as UTF-8",
+            "{}: the {what} is not valid UTF-8 ({}); save it as UTF-8",
             path.display(),
-            e.utf8_error().valid_up_to()
+            utf8_place(&e)
         ))
     })?;
     if text.trim().is_empty() {

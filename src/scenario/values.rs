@@ -39,11 +39,12 @@ impl Dur {
             "" => return Err(format!("invalid duration {text:?}: add a unit (ms, s, m, h), e.g. \"{text}s\"")),
             u => return Err(format!("invalid duration {text:?}: unknown unit {u:?}; use ms, s, m or h")),
         };
-        let d = Duration::from_secs_f64(secs);
-        if d > MAX_DURATION {
+        // Checked before the conversion: `from_secs_f64` panics on a value
+        // beyond u64 seconds ("100000000000000000000s" parses as 1e20).
+        if !secs.is_finite() || secs > MAX_DURATION.as_secs_f64() {
             return Err(format!("invalid duration {text:?}: longer than 24h"));
         }
-        Ok(Dur(d))
+        Ok(Dur(Duration::from_secs_f64(secs)))
     }
 }
 
@@ -170,6 +171,9 @@ mod tests {
         assert!(Dur::parse("5").unwrap_err().contains("unit"));
         assert!(Dur::parse("5parsecs").unwrap_err().contains("unknown unit"));
         assert!(Dur::parse("100000h").unwrap_err().contains("24h"));
+        assert!(Dur::parse("100000000000000000000000s").unwrap_err().contains("24h"));
+        assert!(Dur::parse(&format!("{}ms", "9".repeat(400))).unwrap_err().contains("24h"));
+        assert_eq!(Dur::parse("24h").unwrap().0, MAX_DURATION);
     }
 
     #[test]

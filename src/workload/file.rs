@@ -115,13 +115,24 @@ fn check_sql(sql: &str) -> Result<(), String> {
 
 /// The highest `$n` in `sql` (0 when there is none).
 fn max_param(sql: &str) -> usize {
-    let Ok(tokens) = pg_query::scan_tokens(sql) else { return 0 };
+    let Ok(tokens) = scan_tokens(sql) else { return 0 };
     tokens
         .iter()
         .filter(|t| t.token == pg_query::protobuf::Token::Param as i32)
         .filter_map(|t| sql.get(t.start as usize + 1..t.end as usize)?.parse::<usize>().ok())
         .max()
         .unwrap_or(0)
+}
+
+/// `pg_query::scan_tokens`, safe on text without a single token. For empty or
+/// whitespace-only text the C scanner returns a null token array, which the
+/// crate turns into a slice: undefined behaviour (a panic in debug builds,
+/// found by fuzzing the migration splitter).
+pub fn scan_tokens(sql: &str) -> Result<Vec<pg_query::protobuf::ScanToken>, pg_query::Error> {
+    if sql.chars().all(|c| matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0b' | '\x0c')) {
+        return Ok(Vec::new());
+    }
+    pg_query::scan_tokens(sql)
 }
 
 /// The message of a pg_query error without the crate's prefix.

@@ -159,6 +159,10 @@ impl Rng {
     }
 }
 
+/// The longest text a `text` generator makes: each value is built in memory
+/// per operation, and a longer one is a typo (an absurd one aborted the run).
+pub const MAX_TEXT_LEN: usize = 1_000_000;
+
 /// A generator ready to draw values (sample columns already read).
 #[derive(Debug, Clone)]
 pub enum Param {
@@ -192,7 +196,10 @@ impl Param {
                 if min > max {
                     return Err(format!("min ({min}) is greater than max ({max})"));
                 }
-                let span = (*max as i128 - *min as i128 + 1) as u64;
+                // The full i64 range holds 2^64 values, one more than a u64
+                // counts: capped (max itself is then never drawn). Wrapping to
+                // 0 drew only min, and made zipf panic.
+                let span = u64::try_from(*max as i128 - *min as i128 + 1).unwrap_or(u64::MAX);
                 match dist {
                     Dist::Uniform => Param::Uniform { min: *min, span },
                     Dist::Zipf => {
@@ -217,6 +224,9 @@ impl Param {
             ParamSpec::Text { min_len, max_len } => {
                 if min_len > max_len {
                     return Err(format!("min_len ({min_len}) is greater than max_len ({max_len})"));
+                }
+                if *max_len > MAX_TEXT_LEN {
+                    return Err(format!("max_len ({max_len}) is more than {MAX_TEXT_LEN} characters"));
                 }
                 Param::Text { min_len: *min_len, max_len: *max_len }
             }
@@ -329,5 +339,19 @@ mod tests {
         assert!(Param::from_spec(&ParamSpec::Int { min: 9, max: 1, dist: Dist::Uniform, exponent: None }).is_err());
         assert!(Param::from_spec(&ParamSpec::Choice { values: vec![] }).is_err());
         assert!(Param::from_spec(&ParamSpec::Text { min_len: 5, max_len: 1 }).is_err());
+        let e = Param::from_spec(&ParamSpec::Text { min_len: 0, max_len: usize::MAX }).unwrap_err();
+        assert!(e.contains("max_len"), "{e}");
+    }
+
+    #[test]
+    fn the_full_i64_range_draws_without_panicking() {
+        for dist in [Dist::Uniform, Dist::Zipf] {
+            let spec = ParamSpec::Int { min: i64::MIN, max: i64::MAX, dist, exponent: Some(1e-6) };
+            let p = Param::from_spec(&spec).unwrap();
+            let drawn: Vec<Value> = (0..50).map(|n| p.draw(&mut Rng::for_op(3, n))).collect();
+            if dist == Dist::Uniform {
+                assert!(drawn.iter().any(|v| *v != Value::Int(i64::MIN)), "only min drawn: {drawn:?}");
+            }
+        }
     }
 }

@@ -1,0 +1,1 @@
+CREATE INDEX CONCURRENTLY orders_status ON orders (status);

@@ -1,0 +1,3 @@
+-- lockimpact: transaction file
+ALTER TABLE orders ADD COLUMN note text;
+CREATE INDEX CONCURRENTLY orders_status ON orders (status);

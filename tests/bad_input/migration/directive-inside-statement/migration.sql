@@ -1,0 +1,3 @@
+ALTER TABLE orders
+-- lockimpact: step "x"
+ADD COLUMN note text;

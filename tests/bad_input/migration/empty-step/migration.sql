@@ -1,0 +1,3 @@
+-- lockimpact: step "nothing"
+-- lockimpact: end
+ALTER TABLE orders ADD COLUMN note text;

@@ -1,0 +1,2 @@
+-- lockimpact step "x"
+ALTER TABLE orders ADD COLUMN note text;

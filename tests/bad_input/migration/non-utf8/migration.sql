@@ -1,0 +1,2 @@
+-- Ã( broken
+ALTER TABLE orders ADD COLUMN note text;

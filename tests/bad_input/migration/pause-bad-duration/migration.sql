@@ -1,0 +1,3 @@
+ALTER TABLE orders ADD COLUMN note text;
+-- lockimpact: pause soon
+ALTER TABLE orders ADD COLUMN note text;

@@ -1,0 +1,2 @@
+-- lockimpact: step "add" retries=many
+ALTER TABLE orders ADD COLUMN note text;

@@ -1,0 +1,2 @@
+-- lockimpact: step lock_timeout=1s
+ALTER TABLE orders ADD COLUMN note text;

@@ -1,0 +1,3 @@
+ALTER TABLE orders ADD COLUMN note text;
+
+ALTER TABEL orders ADD COLUMN b int;

@@ -1,0 +1,3 @@
+ALTER TABLE orders ADD COLUMN note text;
+-- lockimpact: transaction none
+ALTER TABLE orders ADD COLUMN note text;

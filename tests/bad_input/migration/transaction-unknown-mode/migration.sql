@@ -1,0 +1,2 @@
+-- lockimpact: transaction always
+ALTER TABLE orders ADD COLUMN note text;

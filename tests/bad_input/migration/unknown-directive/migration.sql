@@ -1,0 +1,3 @@
+ALTER TABLE orders ADD COLUMN note text;
+-- lockimpact: stpe "x"
+ALTER TABLE orders ADD COLUMN note text;

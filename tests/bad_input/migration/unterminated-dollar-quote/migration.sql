@@ -1,0 +1,4 @@
+ALTER TABLE orders ADD COLUMN note text;
+DO $$ BEGIN
+  RAISE NOTICE 'x';
+END;

@@ -1,0 +1,2 @@
+ALTER TABLE orders ADD COLUMN note text;
+VACUUM orders;

@@ -1,0 +1,2 @@
+-- The valid migration the bad-input cases share.
+ALTER TABLE orders ADD COLUMN note text;

@@ -1,0 +1,2 @@
+CREATE TABLE orders (id bigint PRIMARY KEY, status text);
+INSERT INTO orders SELECT g, 'new' FROM generate_series(1, {{nrows}}) g;

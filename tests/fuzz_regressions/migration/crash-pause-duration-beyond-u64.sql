@@ -1,0 +1,2 @@
+-- lockimpact: pause 100000000000000000000s
+SELECT 1;

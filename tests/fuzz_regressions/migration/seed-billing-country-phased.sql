@@ -1,0 +1,38 @@
+-- The same change as billing-country-oneshot.sql, done the safe way: each step
+-- in its own short transaction, a lock timeout with retries on the one step
+-- that needs an AccessExclusiveLock, a batched backfill, and NOT NULL proven
+-- by a validated CHECK so SET NOT NULL needs no full scan under the lock.
+-- lockimpact: transaction step
+
+-- lockimpact: step "add nullable column + fill trigger" lock_timeout=500ms retries=10 retry_backoff=200ms
+ALTER TABLE orders ADD COLUMN billing_country text;
+-- Stands in for the application deploy that writes billing_country on new rows.
+CREATE FUNCTION orders_fill_billing_country() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  NEW.billing_country := coalesce(NEW.billing_country, NEW.shipping_country);
+  RETURN NEW;
+END
+$$;
+CREATE TRIGGER orders_fill_billing_country BEFORE INSERT OR UPDATE ON orders
+  FOR EACH ROW EXECUTE FUNCTION orders_fill_billing_country();
+CREATE SEQUENCE orders_backfill_batch;
+-- lockimpact: end
+
+-- Batch k fills ids ((k-1)*20000, k*20000]; it stops at the first empty batch.
+-- lockimpact: backfill "backfill by id, 20000 rows a batch" pause=50ms
+WITH batch AS (SELECT nextval('orders_backfill_batch') AS k)
+UPDATE orders SET billing_country = shipping_country
+FROM batch
+WHERE orders.id > (batch.k - 1) * 20000 AND orders.id <= batch.k * 20000;
+
+-- lockimpact: step "add CHECK NOT VALID" lock_timeout=500ms retries=10 retry_backoff=200ms
+ALTER TABLE orders ADD CONSTRAINT orders_billing_country_not_null
+  CHECK (billing_country IS NOT NULL) NOT VALID;
+
+-- lockimpact: step "validate CHECK"
+ALTER TABLE orders VALIDATE CONSTRAINT orders_billing_country_not_null;
+
+-- lockimpact: step "SET NOT NULL (proven by the CHECK)" lock_timeout=500ms retries=10 retry_backoff=200ms
+ALTER TABLE orders ALTER COLUMN billing_country SET NOT NULL;
+ALTER TABLE orders DROP CONSTRAINT orders_billing_country_not_null;
+DROP SEQUENCE orders_backfill_batch;
