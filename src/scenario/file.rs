@@ -63,8 +63,11 @@ pub struct WorkloadSection {
     /// More workload files whose classes are added (e.g. a long reader).
     #[serde(default)]
     pub extra: Vec<String>,
-    /// Target rate of the weighted classes, in operations per second.
-    pub rate: f64,
+    /// Target rate of the weighted classes: ops/s, or `"recorded"` / `"peak"`
+    /// (the rates a recorded workload file declares).
+    pub rate: Option<toml::Value>,
+    /// Multiplies the rate (default 1.0); alone, it multiplies the recorded rate.
+    pub rate_multiplier: Option<f64>,
     /// Size of the connection pool the workload runs on.
     #[serde(default = "default_connections")]
     pub connections: u32,

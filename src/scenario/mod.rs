@@ -236,15 +236,6 @@ fn load_file(path: &Path, sets: &[String], args: &RunOptions) -> Result<Plan> {
 
     // [workload]
     let w = &sf.workload;
-    if !(w.rate > 0.0 && w.rate.is_finite()) {
-        return Err(Error::input(format!("{file}: workload.rate must be greater than 0 ops/s, not {}", w.rate)));
-    }
-    if w.rate > 1_000_000.0 {
-        return Err(Error::input(format!(
-            "{file}: workload.rate = {} is beyond what one client can drive; use at most 1000000",
-            w.rate
-        )));
-    }
     if w.connections == 0 || w.connections > 1000 {
         return Err(Error::input(format!(
             "{file}: workload.connections must be between 1 and 1000, not {}",
@@ -254,11 +245,14 @@ fn load_file(path: &Path, sets: &[String], args: &RunOptions) -> Result<Plan> {
     let workload_path = resolve(&w.file);
     let mut classes = Vec::new();
     let mut source = String::new();
+    let mut recorded = RecordedRates::default();
     for p in std::iter::once(&workload_path).chain(w.extra.iter().map(|e| resolve(e)).collect::<Vec<_>>().iter()) {
         let text = read_text(p, "workload file")?;
         let rendered = render_template(&text, &vars, &p.display().to_string())?;
         source.push_str(&rendered);
-        for c in crate::workload::file::parse(&rendered, p)? {
+        let parsed = crate::workload::file::parse_file(&rendered, p)?;
+        recorded.add(&parsed);
+        for c in parsed.classes {
             if classes.iter().any(|o: &Class| o.name == c.name) {
                 return Err(Error::input(format!(
                     "{}: class {:?} is already defined in another workload file",
@@ -268,6 +262,15 @@ fn load_file(path: &Path, sets: &[String], args: &RunOptions) -> Result<Plan> {
             }
             classes.push(c);
         }
+    }
+    let rate = resolve_rate(w.rate.as_ref(), w.rate_multiplier, &recorded, &file, &workload_path)?;
+    if !(rate > 0.0 && rate.is_finite()) {
+        return Err(Error::input(format!("{file}: workload.rate must be greater than 0 ops/s, not {rate}")));
+    }
+    if rate > 1_000_000.0 {
+        return Err(Error::input(format!(
+            "{file}: workload.rate = {rate} is beyond what one client can drive; use at most 1000000"
+        )));
     }
 
     // [phases]
@@ -337,7 +340,7 @@ fn load_file(path: &Path, sets: &[String], args: &RunOptions) -> Result<Plan> {
             path: workload_path,
             source,
             classes,
-            rate: w.rate,
+            rate,
             connections: w.connections,
             seed: w.seed,
             statement_timeout: w.statement_timeout.0,
@@ -348,4 +351,86 @@ fn load_file(path: &Path, sets: &[String], args: &RunOptions) -> Result<Plan> {
         sampler_interval,
         budget: sf.budget,
     })
+}
+
+/// The recorded and peak rates the workload files declare (written by
+/// `lockimpact record`), summed over the files that declare them.
+#[derive(Debug, Default)]
+struct RecordedRates {
+    recorded: Option<f64>,
+    peak: Option<f64>,
+}
+
+impl RecordedRates {
+    fn add(&mut self, f: &crate::workload::file::ParsedFile) {
+        if let Some(r) = f.recorded_rate {
+            self.recorded = Some(self.recorded.unwrap_or(0.0) + r);
+        }
+        if let Some(p) = f.peak_rate {
+            self.peak = Some(self.peak.unwrap_or(0.0) + p);
+        }
+    }
+}
+
+/// `workload.rate` (a number, `"recorded"` or `"peak"`) times
+/// `workload.rate_multiplier`.
+fn resolve_rate(
+    rate: Option<&toml::Value>,
+    multiplier: Option<f64>,
+    recorded: &RecordedRates,
+    file: &str,
+    workload: &Path,
+) -> Result<f64> {
+    let m = multiplier.unwrap_or(1.0);
+    if !(m > 0.0 && m.is_finite()) {
+        return Err(Error::input(format!("{file}: workload.rate_multiplier must be greater than 0, not {m}")));
+    }
+    let missing = |what: &str, key: &str| {
+        Error::input(format!(
+            "{file}: workload.rate = {what:?} needs {key} in the workload file {} (lockimpact record writes it); \
+             set workload.rate to a number of ops/s instead",
+            workload.display()
+        ))
+    };
+    let base = match rate {
+        Some(toml::Value::Integer(i)) => *i as f64,
+        Some(toml::Value::Float(f)) => *f,
+        Some(toml::Value::String(s)) if s == "peak" => recorded.peak.ok_or_else(|| missing("peak", "peak_rate"))?,
+        Some(toml::Value::String(s)) if s == "recorded" => {
+            recorded.recorded.ok_or_else(|| missing("recorded", "recorded_rate"))?
+        }
+        None if multiplier.is_some() => recorded.recorded.ok_or_else(|| missing("recorded", "recorded_rate"))?,
+        None => {
+            return Err(Error::input(format!(
+                "{file}: workload.rate is missing: set ops/s (e.g. rate = 200), \"recorded\" or \"peak\""
+            )));
+        }
+        Some(other) => {
+            return Err(Error::input(format!(
+                "{file}: workload.rate = {other} is not a rate; use ops/s (e.g. 200), \"recorded\" or \"peak\""
+            )));
+        }
+    };
+    Ok(base * m)
+}
+
+#[cfg(test)]
+mod rate_tests {
+    use super::*;
+
+    #[test]
+    fn peak_recorded_and_multiplier() {
+        let rec = RecordedRates { recorded: Some(100.0), peak: Some(150.0) };
+        let w = Path::new("w.toml");
+        let v = |s: &str| toml::Value::String(s.into());
+        assert_eq!(resolve_rate(Some(&v("peak")), None, &rec, "s", w).unwrap(), 150.0);
+        assert_eq!(resolve_rate(Some(&v("recorded")), Some(2.0), &rec, "s", w).unwrap(), 200.0);
+        assert_eq!(resolve_rate(None, Some(3.0), &rec, "s", w).unwrap(), 300.0);
+        assert_eq!(resolve_rate(Some(&toml::Value::Integer(50)), Some(2.0), &rec, "s", w).unwrap(), 100.0);
+        let e = resolve_rate(Some(&v("peak")), None, &RecordedRates::default(), "s", w).unwrap_err();
+        assert!(e.message.contains("peak_rate"), "{}", e.message);
+        assert!(resolve_rate(None, None, &rec, "s", w).is_err());
+        assert!(resolve_rate(Some(&v("fast")), None, &rec, "s", w).is_err());
+        assert!(resolve_rate(Some(&v("peak")), Some(0.0), &rec, "s", w).is_err());
+    }
 }

@@ -14,6 +14,10 @@ use crate::scenario::values::Dur;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WorkloadFile {
+    /// Total ops/s of the classes when the workload was recorded (`lockimpact record`).
+    recorded_rate: Option<f64>,
+    /// Highest total ops/s seen across the recording's samples.
+    peak_rate: Option<f64>,
     #[serde(rename = "class")]
     classes: Vec<ClassFile>,
 }
@@ -31,6 +35,10 @@ struct ClassFile {
     params: Vec<ParamSpec>,
     /// Long transaction: BEGIN, run `sql`, keep the transaction open this long, COMMIT.
     hold: Option<Dur>,
+    /// This class's ops/s when it was recorded (informational; `weight` drives the mix).
+    recorded_rate: Option<f64>,
+    /// This class's highest ops/s across the recording's samples (informational).
+    peak_rate: Option<f64>,
 }
 
 /// A validated query class.
@@ -41,6 +49,19 @@ pub struct Class {
     pub pace: Pace,
     pub params: Vec<Param>,
     pub hold: Option<Duration>,
+    /// The class's recorded ops/s and peak ops/s, when the file was recorded.
+    pub recorded_rate: Option<f64>,
+    pub peak_rate: Option<f64>,
+}
+
+/// A parsed workload file: its classes and the rates it declares.
+#[derive(Debug, Clone)]
+pub struct ParsedFile {
+    pub classes: Vec<Class>,
+    /// `recorded_rate` of the file, else the sum of the classes' own.
+    pub recorded_rate: Option<f64>,
+    /// `peak_rate` of the file, else the sum of the classes' own (an upper bound).
+    pub peak_rate: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -53,9 +74,21 @@ pub enum Pace {
 
 /// Parses and validates a workload file whose `{{vars}}` are already rendered.
 pub fn parse(text: &str, path: &Path) -> Result<Vec<Class>> {
+    parse_file(text, path).map(|p| p.classes)
+}
+
+/// `parse`, with the recorded and peak rates the file declares.
+pub fn parse_file(text: &str, path: &Path) -> Result<ParsedFile> {
     let file = path.display();
     let wf: WorkloadFile =
         toml::from_str(text).map_err(|e| Error::input(format!("{file}: {}", toml_message(&e, text))))?;
+    for (key, v) in [("recorded_rate", wf.recorded_rate), ("peak_rate", wf.peak_rate)] {
+        if let Some(v) = v
+            && !(v > 0.0 && v.is_finite())
+        {
+            return Err(Error::input(format!("{file}: {key} must be greater than 0 ops/s, not {v}")));
+        }
+    }
     if wf.classes.is_empty() {
         return Err(Error::input(format!("{file}: no query classes; add at least one [[class]] with a name and sql")));
     }
@@ -98,9 +131,27 @@ pub fn parse(text: &str, path: &Path) -> Result<Vec<Class>> {
             Some(Dur(d)) if d.is_zero() => return Err(Error::input(format!("{at}: hold must be longer than 0"))),
             h => h.map(|d| d.0),
         };
-        classes.push(Class { name: c.name, sql: c.sql, pace, params, hold });
+        for (key, v) in [("recorded_rate", c.recorded_rate), ("peak_rate", c.peak_rate)] {
+            if let Some(v) = v
+                && !(v >= 0.0 && v.is_finite())
+            {
+                return Err(Error::input(format!("{at}: {key} must be 0 or more ops/s, not {v}")));
+            }
+        }
+        classes.push(Class {
+            name: c.name,
+            sql: c.sql,
+            pace,
+            params,
+            hold,
+            recorded_rate: c.recorded_rate,
+            peak_rate: c.peak_rate,
+        });
     }
-    Ok(classes)
+    let sum = |f: fn(&Class) -> Option<f64>| classes.iter().map(f).sum::<Option<f64>>();
+    let recorded_rate = wf.recorded_rate.or_else(|| sum(|c| c.recorded_rate));
+    let peak_rate = wf.peak_rate.or_else(|| sum(|c| c.peak_rate));
+    Ok(ParsedFile { classes, recorded_rate, peak_rate })
 }
 
 /// Checks that `sql` is exactly one statement PostgreSQL's parser accepts.
