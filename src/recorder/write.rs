@@ -1,0 +1,106 @@
+//! Writes a recorded, rate-based workload file: one class per statement with
+//! its SQL, its share of calls as `weight`, its `recorded_rate` and
+//! `peak_rate`, and inferred parameter generators; the file's own
+//! `recorded_rate` and `peak_rate` let a scenario say `rate = "peak"`.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use super::infer::{Inferred, infer};
+use crate::error::{Error, Result};
+
+/// One recorded statement.
+#[derive(Debug, Clone)]
+pub struct RecordedClass {
+    pub name: String,
+    pub sql: String,
+    /// Calls per second over the whole recording.
+    pub rate: f64,
+    /// Highest calls per second in one sample interval.
+    pub peak: f64,
+    /// A comment line above the class (e.g. the queryid or fingerprint).
+    pub comment: String,
+}
+
+/// Rounds to 4 significant digits, for a readable file.
+fn round(x: f64) -> f64 {
+    if x == 0.0 || !x.is_finite() {
+        return x;
+    }
+    let d = 4 - x.abs().log10().ceil() as i32;
+    let f = 10f64.powi(d);
+    (x * f).round() / f
+}
+
+/// The workload file text; `header` lines become comments at the top.
+pub fn workload_toml(header: &[String], classes: &[RecordedClass], recorded: f64, peak: f64) -> String {
+    let q = |s: &str| toml::Value::String(s.to_string()).to_string();
+    let mut out = String::new();
+    for h in header {
+        let _ = writeln!(out, "# {h}");
+    }
+    let _ = writeln!(out, "recorded_rate = {:?}", round(recorded));
+    let _ = writeln!(out, "peak_rate = {:?}", round(peak));
+    let todos = classes.iter().map(|c| todo_count(&c.sql)).sum::<usize>();
+    if todos > 0 {
+        let _ =
+            writeln!(out, "# {todos} parameter(s) below are type = \"todo\" placeholders: replace them before running");
+    }
+    for c in classes {
+        let max = max_param(&c.sql);
+        let params: Vec<Inferred> = infer(&c.sql, max);
+        let _ = writeln!(out, "\n# {}", c.comment);
+        let _ = writeln!(out, "[[class]]");
+        let _ = writeln!(out, "name = {}", q(&c.name));
+        let _ = writeln!(out, "weight = {:?}", round(c.rate).max(1e-6));
+        let _ = writeln!(out, "recorded_rate = {:?}", round(c.rate));
+        let _ = writeln!(out, "peak_rate = {:?}", round(c.peak));
+        let _ = writeln!(out, "sql = {}", q(&c.sql));
+        if !params.is_empty() {
+            let _ = writeln!(out, "params = [");
+            for p in &params {
+                let _ = writeln!(out, "    {},", p.to_toml());
+            }
+            let _ = writeln!(out, "]");
+        }
+    }
+    out
+}
+
+fn todo_count(sql: &str) -> usize {
+    infer(sql, max_param(sql)).iter().filter(|p| matches!(p, Inferred::Todo(_))).count()
+}
+
+/// The highest `$n` in `sql`.
+pub fn max_param(sql: &str) -> usize {
+    let Ok(tokens) = pg_query::scan_tokens(sql) else { return 0 };
+    tokens
+        .iter()
+        .filter(|t| t.token == pg_query::protobuf::Token::Param as i32)
+        .filter_map(|t| sql.get(t.start as usize + 1..t.end as usize)?.parse::<usize>().ok())
+        .max()
+        .unwrap_or(0)
+}
+
+/// Writes `text` to `path`, creating its directory.
+pub fn write_file(path: &Path, text: &str) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::input(format!("{}: cannot create the directory: {e}", dir.display())))?;
+    }
+    std::fs::write(path, text).map_err(|e| Error::input(format!("{}: cannot write: {e}", path.display())))
+}
+
+/// Whether `sql` is one statement worth replaying as a class: SELECT, INSERT,
+/// UPDATE, DELETE (not BEGIN/COMMIT/SET or other utility statements).
+pub fn replayable(sql: &str) -> bool {
+    use pg_query::NodeEnum;
+    let Ok(p) = pg_query::parse(sql, 0) else { return false };
+    if p.protobuf.stmts.len() != 1 {
+        return false;
+    }
+    matches!(
+        p.protobuf.stmts[0].stmt.as_ref().and_then(|s| s.node.as_ref()),
+        Some(NodeEnum::SelectStmt(_) | NodeEnum::InsertStmt(_) | NodeEnum::UpdateStmt(_) | NodeEnum::DeleteStmt(_))
+    )
+}
