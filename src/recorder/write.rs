@@ -73,6 +73,9 @@ fn todo_count(sql: &str) -> usize {
 
 /// The highest `$n` in `sql`.
 pub fn max_param(sql: &str) -> usize {
+    if sql.trim().is_empty() {
+        return 0; // pg_query's scanner must not see an empty string
+    }
     let Ok(tokens) = pg_query::scan_tokens(sql) else { return 0 };
     tokens
         .iter()

@@ -6,6 +6,7 @@
 pub mod file;
 pub mod pacer;
 pub mod params;
+pub mod script;
 mod worker;
 
 use std::sync::{Arc, Mutex};
@@ -127,6 +128,31 @@ pub async fn bind_samples(classes: &mut [Class], client: &tokio_postgres::Client
     Ok(())
 }
 
+/// Sets `:scale` of pgbench script classes that use it without setting it,
+/// as pgbench does: the number of rows in `pgbench_branches`.
+pub async fn bind_scale(classes: &mut [Class], client: &tokio_postgres::Client, path: &str) -> Result<()> {
+    for class in classes.iter_mut() {
+        let Some(script) = class.script.as_mut() else { continue };
+        if !script.unset_vars().iter().any(|v| v == "scale") {
+            continue;
+        }
+        let n: i64 = client
+            .query_one("SELECT count(*) FROM pgbench_branches", &[])
+            .await
+            .map_err(|e| {
+                Error::input(format!(
+                    "{path}: class {:?}: the script uses :scale, which is read from pgbench_branches as pgbench \
+                     does, but: {}; load the dataset with pgbench -i or set vars = {{ scale = N }}",
+                    class.name,
+                    describe_pg(&e)
+                ))
+            })?
+            .get(0);
+        Arc::make_mut(script).vars.insert("scale".into(), script::Num::Int(n.max(1)));
+    }
+    Ok(())
+}
+
 fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
@@ -182,10 +208,18 @@ pub async fn start(
         })?;
         let mut statements = Vec::with_capacity(classes.len());
         for c in classes.iter() {
-            let s = client.prepare_cached(&c.sql).await.map_err(|e| {
-                Error::input(format!("{path}: class {:?}: the clone rejects its SQL: {}", c.name, describe_pg(&e)))
-            })?;
-            statements.push(s);
+            let mut prepared = Vec::new();
+            for sql in c.statements() {
+                let s = client.prepare_cached(sql).await.map_err(|e| {
+                    Error::input(format!(
+                        "{path}: class {:?}: the clone rejects its SQL {sql:?}: {}",
+                        c.name,
+                        describe_pg(&e)
+                    ))
+                })?;
+                prepared.push(s);
+            }
+            statements.push(prepared);
         }
         let pid: i32 =
             client.query_one("SELECT pg_backend_pid()", &[]).await.map_err(|e| Error::db(describe_pg(&e)))?.get(0);

@@ -306,3 +306,22 @@ pub fn shares(counts: &std::collections::BTreeMap<String, f64>) -> std::collecti
     let total: f64 = counts.values().sum();
     counts.iter().map(|(k, v)| (k.clone(), v / total)).collect()
 }
+
+/// Runs a client tool of `server`'s own version (pgbench, pg_dump, psql) with
+/// the connection arguments for `db` first; panics with its output on failure.
+pub fn server_tool(server: &lockimpact::clone::Server, tool: &str, db: &str, args: &[&str]) -> String {
+    let lockimpact::clone::restore::Tools::Local { bin_dir, socket_dir, port, .. } = server.tools() else {
+        panic!("local")
+    };
+    let out = Command::new(bin_dir.join(tool))
+        .arg("-h")
+        .arg(&socket_dir)
+        .args(["-p", &port.to_string(), "-U", "postgres"])
+        .args(args)
+        .arg(db)
+        .output()
+        .unwrap_or_else(|e| panic!("run {tool}: {e}"));
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{tool} {args:?} failed:\n{text}");
+    text
+}
