@@ -48,6 +48,33 @@ pub enum RecordCommand {
     /// Read pg_stat_statements two or more times and write a rate-based
     /// workload file of the busiest statements.
     StatStatements(StatStatementsArgs),
+    /// Read PostgreSQL logs (csvlog, or stderr with log_line_prefix =
+    /// '%m [%c:%l:%v] %u@%d ') written with log_min_duration_statement = 0 or
+    /// log_statement = 'all'; write a session replay and/or a workload file.
+    Log(RecordLogArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RecordLogArgs {
+    /// Log files, in time order.
+    #[arg(required = true, value_name = "FILES")]
+    pub files: Vec<PathBuf>,
+    /// Write a session replay (JSON lines): each session's statements in
+    /// order with their offsets and transactions (`workload.replay`).
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub replay: Option<PathBuf>,
+    /// Write a rate-based workload file, statements grouped by fingerprint.
+    #[arg(long, value_name = "FILE.toml")]
+    pub out: Option<PathBuf>,
+    /// Only statements of this database.
+    #[arg(long, value_name = "NAME")]
+    pub database: Option<String>,
+    /// Log format: auto (by extension and content), csvlog or stderr.
+    #[arg(long, value_name = "auto|csvlog|stderr", default_value = "auto")]
+    pub format: String,
+    /// No progress lines on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]

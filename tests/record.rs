@@ -137,3 +137,137 @@ fn missing_pg_stat_statements_says_what_to_set() {
     assert!(!stderr.contains("Sup3rSecret"), "{stderr}");
     assert!(!dir.path().join("w.toml").exists());
 }
+
+/// The replay file: header, then sessions.
+fn read_replay(path: &Path) -> (serde_json::Value, Vec<serde_json::Value>) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap());
+    let header = lines.next().unwrap();
+    (header, lines.collect())
+}
+
+#[test]
+fn csvlog_of_pgbench_is_replayed_with_its_mix_and_transactions() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = source_server(&[("logging_collector", "on"), ("log_destination", "csvlog"), ("log_filename", "pg")]);
+    server_tool(&server, "pgbench", "postgres", &["-i", "-s", "1", "-q"]);
+    let dump = dir.path().join("pgbench.dump");
+    server_tool(&server, "pg_dump", "postgres", &["-Fc", "-f", dump.to_str().unwrap()]);
+    server_tool(
+        &server,
+        "psql",
+        "postgres",
+        &["-qc", "ALTER SYSTEM SET log_min_duration_statement = 0", "-c", "SELECT pg_reload_conf()"],
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Two pgbench runs at once: tpcb-like in simple protocol, select-only in extended (parameters: detail).
+    let a = std::thread::scope(|s| {
+        let a = s.spawn(|| {
+            server_tool(&server, "pgbench", "postgres", &["-n", "-c", "2", "-T", "3", "-R", "40", "-M", "simple"])
+        });
+        server_tool(
+            &server,
+            "pgbench",
+            "postgres",
+            &["-n", "-b", "select-only", "-c", "1", "-T", "3", "-R", "40", "-M", "extended"],
+        );
+        a.join().unwrap()
+    });
+    assert!(a.contains("TPC-B"), "{a}");
+    let lockimpact::clone::restore::Tools::Local { socket_dir, .. } = server.tools() else { panic!("local") };
+    let csv = dir.path().join("pg.csv");
+    std::thread::sleep(std::time::Duration::from_millis(300)); // the collector writes asynchronously
+    std::fs::copy(socket_dir.join("data/log/pg.csv"), &csv).unwrap();
+    drop(server);
+
+    let replay = dir.path().join("sessions.jsonl");
+    let summary = dir.path().join("w/workload.toml");
+    let o = bin()
+        .args(["record", "log"])
+        .arg(&csv)
+        .arg("--replay")
+        .arg(&replay)
+        .arg("--out")
+        .arg(&summary)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // Transaction boundaries: every tpcb-like transaction is BEGIN … END, whole, in one session.
+    let (header, sessions) = read_replay(&replay);
+    let classes = header["classes"].as_array().unwrap();
+    let class_sql = |i: &serde_json::Value| classes[i.as_u64().unwrap() as usize]["sql"].as_str().unwrap().to_string();
+    let mut transactions = 0;
+    for s in &sessions {
+        let st = s["statements"].as_array().unwrap();
+        let mut groups: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+        let mut last_tx = 0;
+        for x in st {
+            let tx = x["tx"].as_u64().unwrap();
+            assert!(tx >= last_tx, "transactions stay contiguous");
+            last_tx = tx;
+            groups.entry(tx).or_default().push(x["sql"].as_str().unwrap().to_string());
+        }
+        let last = groups.keys().max().copied();
+        for (_, g) in groups.iter().filter(|(k, g)| g[0].starts_with("BEGIN") && Some(**k) != last) {
+            transactions += 1;
+            assert_eq!(g.len(), 7, "{g:?}\n{groups:?}");
+            assert!(g[6].starts_with("END"), "{g:?}");
+            assert!(g[1].starts_with("UPDATE pgbench_accounts"), "{g:?}");
+        }
+    }
+    assert!(transactions > 80, "{transactions} tpcb transactions");
+    // The extended-protocol select-only: `execute` entries with their parameters inlined.
+    let select_only = classes
+        .iter()
+        .position(|c| c["sql"].as_str().unwrap().contains("aid = $1"))
+        .unwrap_or_else(|| panic!("{header}"));
+    let inlined = sessions.iter().flat_map(|s| s["statements"].as_array().unwrap()).find(|x| x["class"] == select_only);
+    assert!(inlined.unwrap()["sql"].as_str().unwrap().contains("aid = '"), "{inlined:?}");
+    assert!(class_sql(&serde_json::json!(select_only)).starts_with("SELECT abalance"));
+
+    // The rate-based summary groups by fingerprint.
+    let doc: toml::Table = toml::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    let wc = doc["class"].as_array().unwrap();
+    assert!(wc.iter().any(|c| c["sql"].as_str().unwrap().starts_with("UPDATE pgbench_tellers")), "{doc:?}");
+    assert!(wc.iter().any(|c| c.get("params").is_some_and(|p| p.to_string().contains("choice"))), "{doc:?}");
+
+    // Replayed on a clone of the dataset: the per-class mix matches the recording.
+    std::fs::write(dir.path().join("migration.sql"), "ALTER TABLE pgbench_accounts ADD COLUMN note text;\n").unwrap();
+    let scenario = dir.path().join("scenario.toml");
+    std::fs::write(
+        &scenario,
+        format!(
+            "name = \"log-replay\"\n[snapshot]\ndump = \"{}\"\n[workload]\nreplay = \"sessions.jsonl\"\nspeed = 1.0\n\
+             [phases]\nwarmup = \"200ms\"\nbaseline = \"2s\"\ncooldown = \"1s\"\n[migration]\nfile = \"migration.sql\"\n",
+            dump.display()
+        ),
+    )
+    .unwrap();
+    let o = run(&[scenario.to_str().unwrap()]);
+    let r = o.report();
+    assert_eq!(r["workload"]["errors"], 0, "{}\n{}", o.stdout, o.stderr);
+    let recorded: BTreeMap<String, f64> =
+        classes.iter().map(|c| (c["name"].as_str().unwrap().to_string(), c["count"].as_f64().unwrap())).collect();
+    let replayed: BTreeMap<String, f64> = class_counts(r).into_iter().map(|(k, v)| (k, v as f64)).collect();
+    assert!(replayed.values().sum::<f64>() > 300.0, "{replayed:?}");
+    assert_mix(&recorded, &replayed);
+    let begins: f64 = replayed.iter().filter(|(k, _)| k.starts_with("begin")).map(|(_, v)| v).sum();
+    let ends: f64 = replayed.iter().filter(|(k, _)| k.starts_with("end")).map(|(_, v)| v).sum();
+    assert!((begins - ends).abs() <= 2.0, "BEGIN {begins} vs END {ends}");
+}
+
+#[test]
+fn a_log_without_statements_says_what_to_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("pg.csv");
+    std::fs::write(
+        &csv,
+        "2026-11-24 21:53:05.123 UTC,,,12,,65f1.c,1,,2026-11-24 21:53:00 UTC,,0,LOG,00000,\"database system is ready to accept connections\",,,,,,,,,\"\",\"postmaster\",,0\n",
+    )
+    .unwrap();
+    let o = bin().args(["record", "log"]).arg(&csv).arg("--replay").arg(dir.path().join("r.jsonl")).output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("log_min_duration_statement = 0") && stderr.contains("csvlog"), "{stderr}");
+}

@@ -13,6 +13,7 @@
 //! are never printed (`crate::snapshot::redact`).
 
 pub mod infer;
+pub mod log;
 pub mod stat_statements;
 pub mod write;
 
@@ -23,5 +24,6 @@ use crate::error::Result;
 pub async fn record(args: &RecordArgs) -> Result<i32> {
     match &args.command {
         RecordCommand::StatStatements(a) => stat_statements::record(a).await,
+        RecordCommand::Log(a) => log::record(a).await,
     }
 }

@@ -187,6 +187,7 @@ pub async fn record(args: &StatStatementsArgs) -> Result<i32> {
             rate: d.iter().sum::<i64>() as f64 / total_time,
             peak: d.iter().zip(&rates.intervals).map(|(c, t)| *c as f64 / t).fold(0.0, f64::max),
             comment: format!("queryid {id}: {} calls recorded", d.iter().sum::<i64>()),
+            observed: Vec::new(),
         })
         .collect();
     let total_rate: f64 = recorded.iter().map(|c| c.rate).sum();

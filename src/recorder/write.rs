@@ -20,6 +20,9 @@ pub struct RecordedClass {
     pub peak: f64,
     /// A comment line above the class (e.g. the queryid or fingerprint).
     pub comment: String,
+    /// Values seen for each `$n` (SQL literals, from a log's `parameters:`):
+    /// a `choice` of them where no column can be sampled.
+    pub observed: Vec<Vec<String>>,
 }
 
 /// Rounds to 4 significant digits, for a readable file.
@@ -41,14 +44,13 @@ pub fn workload_toml(header: &[String], classes: &[RecordedClass], recorded: f64
     }
     let _ = writeln!(out, "recorded_rate = {:?}", round(recorded));
     let _ = writeln!(out, "peak_rate = {:?}", round(peak));
-    let todos = classes.iter().map(|c| todo_count(&c.sql)).sum::<usize>();
+    let todos = classes.iter().map(|c| generators(c).iter().filter(|g| g.contains("\"todo\"")).count()).sum::<usize>();
     if todos > 0 {
         let _ =
             writeln!(out, "# {todos} parameter(s) below are type = \"todo\" placeholders: replace them before running");
     }
     for c in classes {
-        let max = max_param(&c.sql);
-        let params: Vec<Inferred> = infer(&c.sql, max);
+        let params = generators(c);
         let _ = writeln!(out, "\n# {}", c.comment);
         let _ = writeln!(out, "[[class]]");
         let _ = writeln!(out, "name = {}", q(&c.name));
@@ -59,7 +61,7 @@ pub fn workload_toml(header: &[String], classes: &[RecordedClass], recorded: f64
         if !params.is_empty() {
             let _ = writeln!(out, "params = [");
             for p in &params {
-                let _ = writeln!(out, "    {},", p.to_toml());
+                let _ = writeln!(out, "    {p},");
             }
             let _ = writeln!(out, "]");
         }
@@ -67,8 +69,30 @@ pub fn workload_toml(header: &[String], classes: &[RecordedClass], recorded: f64
     out
 }
 
-fn todo_count(sql: &str) -> usize {
-    infer(sql, max_param(sql)).iter().filter(|p| matches!(p, Inferred::Todo(_))).count()
+/// Each `$n`'s generator as inline TOML: a sampled column, else a choice of
+/// the observed values, else a placeholder.
+fn generators(c: &RecordedClass) -> Vec<String> {
+    infer(&c.sql, max_param(&c.sql))
+        .into_iter()
+        .enumerate()
+        .map(|(i, g)| match (&g, c.observed.get(i)) {
+            (Inferred::Todo(_), Some(values)) if !values.is_empty() => {
+                let vals: Vec<String> = values.iter().map(|v| literal_toml(v)).collect();
+                format!("{{ type = \"choice\", values = [{}] }}", vals.join(", "))
+            }
+            _ => g.to_toml(),
+        })
+        .collect()
+}
+
+/// A SQL literal (`'42'`, `'it''s'`) as a TOML value: a number when it is one.
+fn literal_toml(lit: &str) -> String {
+    let inner = lit.strip_prefix('\'').and_then(|l| l.strip_suffix('\'')).map(|l| l.replace("''", "'"));
+    let text = inner.unwrap_or_else(|| lit.to_string());
+    if let Ok(i) = text.parse::<i64>() {
+        return i.to_string();
+    }
+    toml::Value::String(text).to_string()
 }
 
 /// The highest `$n` in `sql`.

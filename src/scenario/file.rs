@@ -59,7 +59,11 @@ pub struct SnapshotSection {
 #[serde(deny_unknown_fields)]
 pub struct WorkloadSection {
     /// The workload file (TOML), relative to the scenario file.
-    pub file: String,
+    pub file: Option<String>,
+    /// Or a session replay file (`lockimpact record log --replay`).
+    pub replay: Option<String>,
+    /// Replay speed: recorded offsets are divided by it (default 1.0).
+    pub speed: Option<f64>,
     /// More workload files whose classes are added (e.g. a long reader).
     #[serde(default)]
     pub extra: Vec<String>,

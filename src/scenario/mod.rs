@@ -55,6 +55,9 @@ pub struct WorkloadPlan {
     pub connections: u32,
     pub seed: u64,
     pub statement_timeout: Duration,
+    /// `workload.replay`: a session replay instead of paced classes, and its speed.
+    pub replay: Option<std::sync::Arc<crate::workload::replay::Replay>>,
+    pub speed: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -242,11 +245,45 @@ fn load_file(path: &Path, sets: &[String], args: &RunOptions) -> Result<Plan> {
             w.connections
         )));
     }
-    let workload_path = resolve(&w.file);
+    let (workload_path, replay) = match (&w.file, &w.replay) {
+        (Some(f), None) => (resolve(f), None),
+        (None, Some(r)) => {
+            let p = resolve(r);
+            if !w.extra.is_empty() {
+                return Err(Error::input(format!("{file}: workload.extra cannot be added to a workload.replay")));
+            }
+            let replay = crate::workload::replay::Replay::load(&p)?;
+            (p, Some(std::sync::Arc::new(replay)))
+        }
+        _ => {
+            return Err(Error::input(format!(
+                "{file}: [workload] needs file = \"workload.toml\" (query classes) or replay = \"sessions.jsonl\" \
+                 (a session replay), one of them"
+            )));
+        }
+    };
+    let speed = w.speed.unwrap_or(1.0);
+    if !(speed > 0.0 && speed.is_finite()) || (replay.is_none() && w.speed.is_some()) {
+        return Err(Error::input(format!(
+            "{file}: workload.speed must be greater than 0 and applies to workload.replay only, not {speed}"
+        )));
+    }
     let mut classes = Vec::new();
     let mut source = String::new();
     let mut recorded = RecordedRates::default();
-    for p in std::iter::once(&workload_path).chain(w.extra.iter().map(|e| resolve(e)).collect::<Vec<_>>().iter()) {
+    if let Some(r) = &replay {
+        classes = r.classes();
+        source = format!("replay {} at speed {speed}", workload_path.display());
+        let mean = r.statements() as f64 / r.duration().as_secs_f64() * speed;
+        recorded.recorded = Some(mean);
+        recorded.peak = Some(mean);
+    }
+    let files: Vec<_> = if replay.is_some() {
+        Vec::new()
+    } else {
+        std::iter::once(workload_path.clone()).chain(w.extra.iter().map(|e| resolve(e))).collect()
+    };
+    for p in files.iter() {
         let text = read_text(p, "workload file")?;
         let rendered = render_template(&text, &vars, &p.display().to_string())?;
         source.push_str(&rendered);
@@ -263,7 +300,15 @@ fn load_file(path: &Path, sets: &[String], args: &RunOptions) -> Result<Plan> {
             classes.push(c);
         }
     }
-    let rate = resolve_rate(w.rate.as_ref(), w.rate_multiplier, &recorded, &file, &workload_path)?;
+    let rate = match (&replay, &w.rate) {
+        (Some(_), Some(_)) => {
+            return Err(Error::input(format!(
+                "{file}: workload.rate does not apply to a replay; its pace is the recording's, set workload.speed"
+            )));
+        }
+        (Some(_), None) => recorded.recorded.unwrap_or(1.0),
+        (None, _) => resolve_rate(w.rate.as_ref(), w.rate_multiplier, &recorded, &file, &workload_path)?,
+    };
     if !(rate > 0.0 && rate.is_finite()) {
         return Err(Error::input(format!("{file}: workload.rate must be greater than 0 ops/s, not {rate}")));
     }
@@ -344,6 +389,8 @@ fn load_file(path: &Path, sets: &[String], args: &RunOptions) -> Result<Plan> {
             connections: w.connections,
             seed: w.seed,
             statement_timeout: w.statement_timeout.0,
+            replay,
+            speed,
         },
         phases,
         migration_path,

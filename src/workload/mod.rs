@@ -6,6 +6,7 @@
 pub mod file;
 pub mod pacer;
 pub mod params;
+pub mod replay;
 pub mod script;
 mod worker;
 
@@ -188,8 +189,11 @@ pub async fn start(
     let mut config = config;
     config.application_name("lockimpact-workload");
     config.options(format!("-c statement_timeout={}", plan.statement_timeout.as_millis()));
-    let manager =
-        Manager::from_config(config, tokio_postgres::NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+    let manager = Manager::from_config(
+        config.clone(),
+        tokio_postgres::NoTls,
+        ManagerConfig { recycling_method: RecyclingMethod::Fast },
+    );
     let pool = Pool::builder(manager)
         .max_size(plan.connections as usize)
         .build()
@@ -199,6 +203,32 @@ pub async fn start(
     let seconds = Arc::new(Mutex::new(Seconds::new(clock.start, classes.len())));
     let (tx, rx) = async_channel::unbounded();
     let path = plan.path.display().to_string();
+    if let Some(replay) = &plan.replay {
+        let s =
+            Arc::new(Mutex::new(WorkerStats { latency: vec![vec![None; slots]; classes.len()], ..Default::default() }));
+        let pacer = tokio::spawn(replay::run(replay::Driver {
+            replay: replay.clone(),
+            speed: plan.speed,
+            config,
+            clock,
+            stats: s.clone(),
+            seconds: seconds.clone(),
+            roles,
+            stop: stop.clone(),
+        }));
+        return Ok(Workload {
+            classes,
+            target_rate: plan.rate,
+            connections: replay.sessions.len() as u32,
+            slots,
+            stop,
+            rx,
+            pacer,
+            workers: Vec::new(),
+            stats: vec![s],
+            seconds,
+        });
+    }
 
     let mut workers = Vec::new();
     let mut stats = Vec::new();
