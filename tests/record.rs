@@ -217,14 +217,14 @@ fn csvlog_of_pgbench_is_replayed_with_its_mix_and_transactions() {
         }
     }
     assert!(transactions > 80, "{transactions} tpcb transactions");
-    // The extended-protocol select-only: `execute` entries with their parameters inlined.
-    let select_only = classes
+    // The extended-protocol select-only: `execute` entries with their parameters inlined (same
+    // fingerprint, so the same class, as tpcb-like's simple-protocol SELECT).
+    let inlined = sessions
         .iter()
-        .position(|c| c["sql"].as_str().unwrap().contains("aid = $1"))
-        .unwrap_or_else(|| panic!("{header}"));
-    let inlined = sessions.iter().flat_map(|s| s["statements"].as_array().unwrap()).find(|x| x["class"] == select_only);
-    assert!(inlined.unwrap()["sql"].as_str().unwrap().contains("aid = '"), "{inlined:?}");
-    assert!(class_sql(&serde_json::json!(select_only)).starts_with("SELECT abalance"));
+        .flat_map(|s| s["statements"].as_array().unwrap())
+        .find(|x| x["sql"].as_str().unwrap().contains("WHERE aid = '"))
+        .unwrap_or_else(|| panic!("no inlined parameter"));
+    assert!(class_sql(&inlined["class"]).starts_with("SELECT abalance"), "{header}");
 
     // The rate-based summary groups by fingerprint.
     let doc: toml::Table = toml::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
@@ -270,4 +270,51 @@ fn a_log_without_statements_says_what_to_set() {
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("log_min_duration_statement = 0") && stderr.contains("csvlog"), "{stderr}");
+}
+
+#[test]
+fn stderr_log_with_log_statement_all_keeps_sessions_and_parameters() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = source_server(&[("log_statement", "all"), ("log_line_prefix", "%m [%c:%l:%v] %u@%d ")]);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let db = client(&server, "postgres").await;
+        db.batch_execute("CREATE TABLE t (id int PRIMARY KEY, note text)").await.unwrap();
+        db.batch_execute("BEGIN").await.unwrap();
+        db.execute("INSERT INTO t VALUES ($1, $2)", &[&1i32, &"it's"]).await.unwrap();
+        db.batch_execute("COMMIT").await.unwrap();
+        db.query("SELECT note FROM t WHERE id = $1", &[&1i32]).await.unwrap();
+    });
+    let lockimpact::clone::restore::Tools::Local { socket_dir, .. } = server.tools() else { panic!("local") };
+    let log = std::fs::read_dir(&socket_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "log"))
+        .expect("the server's stderr log");
+    let copy = dir.path().join("server.log");
+    std::fs::copy(&log, &copy).unwrap();
+    drop(server);
+    let replay = dir.path().join("r.jsonl");
+    let o =
+        bin().args(["record", "log", "--format", "stderr"]).arg(&copy).arg("--replay").arg(&replay).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (_, sessions) = read_replay(&replay);
+    assert_eq!(sessions.len(), 1, "{sessions:?}");
+    let st = sessions[0]["statements"].as_array().unwrap();
+    let sql: Vec<&str> = st.iter().map(|s| s["sql"].as_str().unwrap()).collect();
+    let log_text = std::fs::read_to_string(&copy).unwrap();
+    assert_eq!(
+        sql,
+        vec![
+            "CREATE TABLE t (id int PRIMARY KEY, note text)",
+            "BEGIN",
+            "INSERT INTO t VALUES ('1', 'it''s')",
+            "COMMIT",
+            "SELECT note FROM t WHERE id = '1'"
+        ],
+        "{log_text}"
+    );
+    let tx: Vec<u64> = st.iter().map(|s| s["tx"].as_u64().unwrap()).collect();
+    assert_eq!(tx, vec![0, 1, 1, 1, 2]);
 }

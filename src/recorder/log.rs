@@ -125,7 +125,8 @@ fn csv_entries(text: &str) -> Vec<Entry> {
 }
 
 /// Stderr lines with `STDERR_PREFIX`; continuation lines (a leading tab) are
-/// appended, and `DETAIL:` lines go to the message of the same session line.
+/// appended, and a `DETAIL:` line goes to the session's message just before it
+/// (`%l` counts it as a line of its own).
 fn stderr_entries(text: &str) -> (Vec<Entry>, usize) {
     let mut out: Vec<Entry> = Vec::new();
     let mut unparsed = 0;
@@ -146,7 +147,7 @@ fn stderr_entries(text: &str) -> (Vec<Entry>, usize) {
         if let Some(detail) = e.message.strip_prefix("DETAIL:  ")
             && let Some(prev) = out.last_mut()
             && prev.session == e.session
-            && prev.line == e.line
+            && (prev.line == e.line || prev.line + 1 == e.line)
         {
             prev.detail = detail.to_string();
             last_detail = true;
@@ -557,7 +558,7 @@ mod tests {
         assert!((s[0].start_ms - (parse_time("2026-11-24 21:53:05.123").unwrap() - 0.5)).abs() < 1e-6);
         let err = "2026-11-24 21:53:05.123 UTC [65f1.c:4:3/46] u@db LOG:  statement: SELECT 1\n\tFROM t\n\
                    2026-11-24 21:53:05.200 UTC [65f1.c:5:3/46] u@db LOG:  execute S_1: SELECT $1\n\
-                   2026-11-24 21:53:05.200 UTC [65f1.c:5:3/46] u@db DETAIL:  parameters: $1 = 'x'\n";
+                   2026-11-24 21:53:05.200 UTC [65f1.c:6:3/46] u@db DETAIL:  parameters: $1 = 'x'\n";
         let (e, bad) = stderr_entries(err);
         assert_eq!(bad, 0);
         let s = statements(&e);

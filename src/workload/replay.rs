@@ -162,7 +162,7 @@ pub async fn run(d: Driver) -> PacerResult {
     let Driver { replay, speed, config, clock, stats, seconds, roles, stop } = d;
     let start = Instant::now();
     let round = replay.duration().div_f64(speed);
-    let lag = Arc::new(Mutex::new((0u64, new_hist())));
+    let lag = Arc::new(Mutex::new(new_hist()));
     let mut tasks = Vec::new();
     for (i, _) in replay.sessions.iter().enumerate().filter(|(_, s)| !s.statements.is_empty()) {
         let (replay, config, clock, stats, seconds, roles, stop, lag) = (
@@ -181,6 +181,7 @@ pub async fn run(d: Driver) -> PacerResult {
             for r in 0u32.. {
                 let base = start + round * r;
                 let mut open = false;
+                let mut prev_done = base;
                 for st in &session.statements {
                     let intended = base + Duration::from_secs_f64(st.at_ms / 1000.0 / speed);
                     tokio::select! {
@@ -205,15 +206,18 @@ pub async fn run(d: Driver) -> PacerResult {
                     }
                     let c = client.as_ref().expect("connected");
                     let slot = clock.current();
-                    {
-                        let mut l = lag.lock().expect("lag");
-                        let _ = l.1.record(Instant::now().saturating_duration_since(intended).as_micros() as u64);
-                        if slot != Slot::Warmup {
-                            l.0 += 1;
-                        }
-                    }
+                    // Schedule lag is the client's own delay: from when the
+                    // statement was due and its session free, to its sending.
+                    // Waiting for the session's previous statement is the
+                    // server's doing and counts in latency, not here.
+                    let ready = intended.max(prev_done);
+                    let _ = lag
+                        .lock()
+                        .expect("lag")
+                        .record(Instant::now().saturating_duration_since(ready).as_micros() as u64);
                     let result = c.simple_query(&st.sql).await;
                     let done = Instant::now();
+                    prev_done = done;
                     let latency = done.saturating_duration_since(intended).as_micros() as u64;
                     if let Some(o) = tx_effect(&st.sql) {
                         open = o;
@@ -246,6 +250,7 @@ pub async fn run(d: Driver) -> PacerResult {
         }));
     }
     stop.cancelled().await;
+    let stop_at = Instant::now();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     for t in tasks {
         let abort = t.abort_handle();
@@ -253,9 +258,24 @@ pub async fn run(d: Driver) -> PacerResult {
             abort.abort();
         }
     }
-    let l = Arc::try_unwrap(lag).map(|m| m.into_inner().expect("lag")).unwrap_or_else(|a| {
-        let g = a.lock().expect("lag");
-        (g.0, g.1.clone())
-    });
-    PacerResult { issued_measured: l.0, schedule_lag: l.1 }
+    // Issued, as the pacer counts it: every statement the schedule asked for
+    // in the measured phases, whether or not its session could send it.
+    let measured_from = clock.marks().iter().find(|m| m.slot != Slot::Warmup).map_or(stop_at, |m| clock.start + m.at);
+    let mut issued = 0u64;
+    for r in 0u32.. {
+        let base = start + round * r;
+        if base > stop_at {
+            break;
+        }
+        for s in &replay.sessions {
+            issued += s
+                .statements
+                .iter()
+                .map(|st| base + Duration::from_secs_f64(st.at_ms / 1000.0 / speed))
+                .filter(|t| *t >= measured_from && *t <= stop_at)
+                .count() as u64;
+        }
+    }
+    let schedule_lag = lag.lock().expect("lag").clone();
+    PacerResult { issued_measured: issued, schedule_lag }
 }
