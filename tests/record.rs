@@ -238,7 +238,7 @@ fn csvlog_of_pgbench_is_replayed_with_its_mix_and_transactions() {
     std::fs::write(
         &scenario,
         format!(
-            "name = \"log-replay\"\n[snapshot]\ndump = \"{}\"\n[workload]\nreplay = \"sessions.jsonl\"\nspeed = 1.0\n\
+            "name = \"log-replay\"\n[snapshot]\ndump = \"{}\"\n[workload]\nreplay = \"sessions.jsonl\"\nspeed = 2.0\n\
              [phases]\nwarmup = \"200ms\"\nbaseline = \"2s\"\ncooldown = \"1s\"\n[migration]\nfile = \"migration.sql\"\n",
             dump.display()
         ),
@@ -249,6 +249,10 @@ fn csvlog_of_pgbench_is_replayed_with_its_mix_and_transactions() {
     assert_eq!(r["workload"]["errors"], 0, "{}\n{}", o.stdout, o.stderr);
     let recorded: BTreeMap<String, f64> =
         classes.iter().map(|c| (c["name"].as_str().unwrap().to_string(), c["count"].as_f64().unwrap())).collect();
+    // speed = 2.0: twice the recording's mean rate.
+    let mean = recorded.values().sum::<f64>() / (header["duration_ms"].as_f64().unwrap() / 1000.0);
+    let target = r["workload"]["target_rate"].as_f64().unwrap();
+    assert!((target / (2.0 * mean) - 1.0).abs() < 0.01, "target {target}, recorded mean {mean}");
     let replayed: BTreeMap<String, f64> = class_counts(r).into_iter().map(|(k, v)| (k, v as f64)).collect();
     assert!(replayed.values().sum::<f64>() > 300.0, "{replayed:?}");
     assert_mix(&recorded, &replayed);
