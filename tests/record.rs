@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use common::*;
 
 const ITEMS: &str = "CREATE TABLE items (id int PRIMARY KEY, cat text NOT NULL); \
-    INSERT INTO items SELECT g, 'c' || (g % 7) FROM generate_series(1, 1000) g; ANALYZE items;";
+    INSERT INTO items SELECT g, 'c' || (g % 7) FROM generate_series(1, 1000) g; ANALYZE items; \
+    CREATE TABLE tags (item_id int NOT NULL, label text NOT NULL); \
+    INSERT INTO tags SELECT g, 'l' || (g % 5) FROM generate_series(1, 1000) g; ANALYZE tags;";
 
 /// A scenario replaying `workload` on the items table, with `rate` as TOML.
 fn replay_scenario(dir: &Path, workload: &Path, rate: &str) -> std::path::PathBuf {
@@ -64,6 +66,7 @@ fn stat_statements_recording_reproduces_the_mix() {
                 db.execute(&update, &[&format!("c{}", i % 7), &i]).await.unwrap();
                 db.query("SELECT count(*) FROM items WHERE cat = 'c3'", &[]).await.unwrap();
                 db.query("SELECT count(*) FROM items WHERE cat = 'c4'", &[]).await.unwrap();
+                db.query("SELECT count(*) FROM items JOIN tags ON item_id = id WHERE label = 'l1'", &[]).await.unwrap();
                 tokio::time::sleep(std::time::Duration::from_millis(25)).await;
             }
         });
@@ -88,7 +91,7 @@ fn stat_statements_recording_reproduces_the_mix() {
     let text = std::fs::read_to_string(&out).unwrap();
     let doc: toml::Table = toml::from_str(&text).unwrap();
     let classes = doc["class"].as_array().unwrap();
-    assert_eq!(classes.len(), 3, "{text}");
+    assert_eq!(classes.len(), 4, "{text}");
     let recorded: BTreeMap<String, f64> = classes
         .iter()
         .map(|c| (c["name"].as_str().unwrap().to_string(), c["recorded_rate"].as_float().unwrap()))
@@ -99,13 +102,16 @@ fn stat_statements_recording_reproduces_the_mix() {
             .find(|c| c["sql"].as_str().unwrap().contains(needle))
             .unwrap_or_else(|| panic!("{needle}\n{text}"))
     };
-    // 3 : 1 : 2 as run, and generators inferred from the parse tree.
+    // 3 : 1 : 2 : 1 as run, and generators inferred from the parse tree (the join's
+    // unqualified column through the source's catalog).
     let (read, update, by_cat) = (sql_of("WHERE id = $1"), sql_of("UPDATE"), sql_of("count(*)"));
     let rate = |c: &toml::Value| c["recorded_rate"].as_float().unwrap();
     assert!((rate(read) / rate(update) - 3.0).abs() < 0.1, "{text}");
     assert!((rate(by_cat) / rate(update) - 2.0).abs() < 0.1, "{text}");
     assert!(text.contains(r#"{ type = "sample", table = "items", column = "id" }"#), "{text}");
     assert!(text.contains(r#"{ type = "sample", table = "items", column = "cat" }"#), "{text}");
+    assert!(text.contains(r#"{ type = "sample", table = "tags", column = "label" }"#), "{text}");
+    assert!((rate(sql_of("JOIN tags")) / rate(update) - 1.0).abs() < 0.1, "{text}");
     let peak = doc["peak_rate"].as_float().unwrap();
     assert!(peak >= doc["recorded_rate"].as_float().unwrap() && peak < 400.0, "{text}");
 

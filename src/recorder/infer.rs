@@ -28,8 +28,23 @@ impl Inferred {
     }
 }
 
+/// Columns of the source's tables (relname → column names), to tell which
+/// table an unqualified column of a join belongs to.
+pub type Columns = std::collections::BTreeMap<String, Vec<String>>;
+
 /// One generator per `$1…$max` of `sql` (which must parse).
 pub fn infer(sql: &str, max: usize) -> Vec<Inferred> {
+    infer_with(sql, max, &Columns::new())
+}
+
+/// The tables (relnames) a statement names.
+pub fn tables_of(sql: &str) -> Vec<String> {
+    let Ok(p) = pg_query::parse(sql, 0) else { return Vec::new() };
+    p.tables.iter().map(|(t, _)| t.rsplit('.').next().unwrap_or(t).to_string()).collect()
+}
+
+/// `infer`, resolving unqualified columns of joins through `columns`.
+pub fn infer_with(sql: &str, max: usize, columns: &Columns) -> Vec<Inferred> {
     let mut found: Vec<Option<(String, String)>> = vec![None; max];
     if let Ok(parsed) = pg_query::parse(sql, 0)
         && let Some(stmt) = parsed.protobuf.stmts.first().and_then(|s| s.stmt.as_ref())
@@ -44,7 +59,7 @@ pub fn infer(sql: &str, max: usize) -> Vec<Inferred> {
                 *slot = Some(col);
             }
         };
-        walk(&tree, &tables, &mut bind);
+        walk(&tree, &tables, columns, &mut bind);
     }
     found
         .into_iter()
@@ -102,10 +117,10 @@ fn param(v: &Json) -> Option<usize> {
 }
 
 /// The (table, column) a ColumnRef names, when the table is unambiguous.
-fn column(v: &Json, tables: &[Table]) -> Option<(String, String)> {
+fn column(v: &Json, tables: &[Table], columns: &Columns) -> Option<(String, String)> {
     let ("ColumnRef", c) = node(v)? else {
         return match node(v)? {
-            ("TypeCast", c) => column(c.get("arg")?, tables),
+            ("TypeCast", c) => column(c.get("arg")?, tables, columns),
             _ => None,
         };
     };
@@ -117,6 +132,13 @@ fn column(v: &Json, tables: &[Table]) -> Option<(String, String)> {
         .collect::<Option<Vec<_>>>()?;
     match fields.as_slice() {
         [col] if tables.len() == 1 => Some((tables[0].0.clone(), col.to_string())),
+        [col] => {
+            let mut having = tables.iter().filter(|t| columns.get(&t.1).is_some_and(|cs| cs.iter().any(|c| c == col)));
+            match (having.next(), having.next()) {
+                (Some(t), None) => Some((t.0.clone(), col.to_string())),
+                _ => None,
+            }
+        }
         [q, col] => {
             let t = tables.iter().find(|t| t.2.as_deref() == Some(q)).or_else(|| tables.iter().find(|t| t.1 == *q))?;
             Some((t.0.clone(), col.to_string()))
@@ -131,7 +153,7 @@ fn table_of(relation: &Json) -> Option<String> {
     Some(if schema.is_empty() { rel.to_string() } else { format!("{schema}.{rel}") })
 }
 
-fn walk(v: &Json, tables: &[Table], bind: &mut impl FnMut(usize, Option<(String, String)>)) {
+fn walk(v: &Json, tables: &[Table], columns: &Columns, bind: &mut impl FnMut(usize, Option<(String, String)>)) {
     match v {
         Json::Object(map) => {
             if let Some(e) = map.get("AExpr") {
@@ -139,7 +161,7 @@ fn walk(v: &Json, tables: &[Table], bind: &mut impl FnMut(usize, Option<(String,
                 if let (Some(l), Some(r)) = (l, r) {
                     let pairs = [(l, r), (r, l)];
                     for (a, b) in pairs {
-                        if let Some(col) = column(a, tables) {
+                        if let Some(col) = column(a, tables, columns) {
                             if let Some(n) = param(b) {
                                 bind(n, Some(col.clone()));
                             } else if let Some(("List", list)) = node(b) {
@@ -190,10 +212,10 @@ fn walk(v: &Json, tables: &[Table], bind: &mut impl FnMut(usize, Option<(String,
                 }
             }
             for child in map.values() {
-                walk(child, tables, bind);
+                walk(child, tables, columns, bind);
             }
         }
-        Json::Array(items) => items.iter().for_each(|i| walk(i, tables, bind)),
+        Json::Array(items) => items.iter().for_each(|i| walk(i, tables, columns, bind)),
         _ => {}
     }
 }
@@ -219,6 +241,11 @@ mod tests {
         assert_eq!(infer("INSERT INTO t (a, b) VALUES ($1, $2)", 2), vec![s("t", "a"), s("t", "b")]);
         assert_eq!(infer("UPDATE t SET a = $1 WHERE id = $2::bigint", 2), vec![s("t", "a"), s("t", "id")]);
         assert_eq!(infer("SELECT * FROM t WHERE x BETWEEN $1 AND $2", 2), vec![s("t", "x"), s("t", "x")]);
+        let join = "SELECT 1 FROM a JOIN b ON a.id = b.a_id WHERE name = $1";
+        assert!(matches!(infer(join, 1)[0], Inferred::Todo(_)));
+        let cols: Columns = [("a".into(), vec!["id".into()]), ("b".into(), vec!["a_id".into(), "name".into()])].into();
+        assert_eq!(infer_with(join, 1, &cols), vec![s("b", "name")]);
+        assert_eq!(tables_of(join), vec!["a".to_string(), "b".to_string()]);
         let r = infer("SELECT * FROM t LIMIT $1", 1);
         assert!(matches!(&r[0], Inferred::Todo(n) if n.contains("$1")), "{r:?}");
         assert!(r[0].to_toml().contains("type = \"todo\""));

@@ -13,6 +13,7 @@ use crate::error::{Error, Result, describe_pg};
 use crate::scenario::values::Dur;
 use crate::snapshot::redact;
 
+use super::infer::Columns;
 use super::write::{RecordedClass, replayable, workload_toml, write_file};
 
 /// One read of the view: queryid → (query text, calls).
@@ -85,6 +86,36 @@ async fn read(client: &mut tokio_postgres::Client, shown: &str) -> Result<Sample
         })?;
     tx.commit().await.map_err(|e| Error::env(format!("{shown}: {}", describe_pg(&e))))?;
     Ok(rows.iter().map(|r| (r.get::<_, i64>(0), (r.get::<_, String>(1), r.get::<_, i64>(2)))).collect())
+}
+
+/// The columns of the tables the statements name (from the catalog, read-only),
+/// to tell which table an unqualified column of a join belongs to.
+async fn columns_of(client: &mut tokio_postgres::Client, classes: &[RecordedClass], shown: &str) -> Result<Columns> {
+    let mut names: Vec<String> = classes.iter().flat_map(|c| super::infer::tables_of(&c.sql)).collect();
+    names.sort();
+    names.dedup();
+    let tx = client
+        .build_transaction()
+        .read_only(true)
+        .start()
+        .await
+        .map_err(|e| Error::env(format!("{shown}: {}", describe_pg(&e))))?;
+    let rows = tx
+        .query(
+            "SELECT c.relname::text, a.attname::text FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
+             WHERE c.relname = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped AND pg_table_is_visible(c.oid)",
+            &[&names],
+        )
+        .await
+        .map_err(|e| {
+            Error::env(format!("{shown}: cannot read the columns of {}: {}", names.join(", "), describe_pg(&e)))
+        })?;
+    tx.commit().await.map_err(|e| Error::env(format!("{shown}: {}", describe_pg(&e))))?;
+    let mut columns = Columns::new();
+    for r in rows {
+        columns.entry(r.get::<_, String>(0)).or_default().push(r.get(1));
+    }
+    Ok(columns)
 }
 
 /// Per statement: calls in each interval between consecutive samples.
@@ -208,7 +239,8 @@ pub async fn record(args: &StatStatementsArgs) -> Result<i32> {
         ),
         format!("{skipped} utility or unparsable statements were left out (BEGIN, COMMIT, SET, …)"),
     ];
-    write_file(&args.out, &workload_toml(&header, &recorded, total_rate, peak_total))?;
+    let columns = columns_of(&mut client, &recorded, &shown).await?;
+    write_file(&args.out, &workload_toml(&header, &recorded, total_rate, peak_total, &columns))?;
     say(&format!(
         "wrote {}: {} classes, {:.1} ops/s recorded, peak {:.1} ops/s ({:.1} % of calls)",
         args.out.display(),

@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::infer::{Inferred, infer};
+use super::infer::{Columns, Inferred, infer_with};
 use crate::error::{Error, Result};
 
 /// One recorded statement.
@@ -36,7 +36,13 @@ fn round(x: f64) -> f64 {
 }
 
 /// The workload file text; `header` lines become comments at the top.
-pub fn workload_toml(header: &[String], classes: &[RecordedClass], recorded: f64, peak: f64) -> String {
+pub fn workload_toml(
+    header: &[String],
+    classes: &[RecordedClass],
+    recorded: f64,
+    peak: f64,
+    columns: &Columns,
+) -> String {
     let q = |s: &str| toml::Value::String(s.to_string()).to_string();
     let mut out = String::new();
     for h in header {
@@ -44,13 +50,14 @@ pub fn workload_toml(header: &[String], classes: &[RecordedClass], recorded: f64
     }
     let _ = writeln!(out, "recorded_rate = {:?}", round(recorded));
     let _ = writeln!(out, "peak_rate = {:?}", round(peak));
-    let todos = classes.iter().map(|c| generators(c).iter().filter(|g| g.contains("\"todo\"")).count()).sum::<usize>();
+    let todos =
+        classes.iter().map(|c| generators(c, columns).iter().filter(|g| g.contains("\"todo\"")).count()).sum::<usize>();
     if todos > 0 {
         let _ =
             writeln!(out, "# {todos} parameter(s) below are type = \"todo\" placeholders: replace them before running");
     }
     for c in classes {
-        let params = generators(c);
+        let params = generators(c, columns);
         let _ = writeln!(out, "\n# {}", c.comment);
         let _ = writeln!(out, "[[class]]");
         let _ = writeln!(out, "name = {}", q(&c.name));
@@ -71,8 +78,8 @@ pub fn workload_toml(header: &[String], classes: &[RecordedClass], recorded: f64
 
 /// Each `$n`'s generator as inline TOML: a sampled column, else a choice of
 /// the observed values, else a placeholder.
-fn generators(c: &RecordedClass) -> Vec<String> {
-    infer(&c.sql, max_param(&c.sql))
+fn generators(c: &RecordedClass, columns: &Columns) -> Vec<String> {
+    infer_with(&c.sql, max_param(&c.sql), columns)
         .into_iter()
         .enumerate()
         .map(|(i, g)| match (&g, c.observed.get(i)) {

@@ -3,7 +3,8 @@
 //! Each session runs on its own connection and issues its statements in their
 //! recorded order at their recorded offsets divided by `speed`; a statement's
 //! latency counts from that intended start (as the pacer's operations do), so
-//! a session held up by a lock shows the whole delay. When the replay is
+//! a session held up by a lock shows the whole delay. A session connects at
+//! its first statement and disconnects after its last. When the replay is
 //! shorter than the rehearsal it starts over.
 
 use std::path::Path;
@@ -246,6 +247,7 @@ pub async fn run(d: Driver) -> PacerResult {
                 if open && let Some(c) = &client {
                     let _ = c.simple_query("ROLLBACK").await; // the recording ended inside a transaction
                 }
+                client = None; // the recorded session ended: disconnect until the next round
             }
         }));
     }
