@@ -237,6 +237,8 @@ fn csvlog_of_pgbench_is_replayed_with_its_mix_and_transactions() {
     let wc = doc["class"].as_array().unwrap();
     assert!(wc.iter().any(|c| c["sql"].as_str().unwrap().starts_with("UPDATE pgbench_tellers")), "{doc:?}");
     assert!(wc.iter().any(|c| c.get("params").is_some_and(|p| p.to_string().contains("choice"))), "{doc:?}");
+    let summary_rates: BTreeMap<String, f64> =
+        wc.iter().map(|c| (c["name"].as_str().unwrap().to_string(), c["recorded_rate"].as_float().unwrap())).collect();
 
     // Replayed on a clone of the dataset: the per-class mix matches the recording.
     std::fs::write(dir.path().join("migration.sql"), "ALTER TABLE pgbench_accounts ADD COLUMN note text;\n").unwrap();
@@ -262,6 +264,25 @@ fn csvlog_of_pgbench_is_replayed_with_its_mix_and_transactions() {
     let replayed: BTreeMap<String, f64> = class_counts(r).into_iter().map(|(k, v)| (k, v as f64)).collect();
     assert!(replayed.values().sum::<f64>() > 300.0, "{replayed:?}");
     assert_mix(&recorded, &replayed);
+    // The rate-based summary replays the same statement mix, at the recorded rate.
+    let summary_scenario = dir.path().join("summary.toml");
+    std::fs::write(
+        &summary_scenario,
+        std::fs::read_to_string(&scenario).unwrap().replace(
+            "replay = \"sessions.jsonl\"\nspeed = 2.0",
+            "file = \"w/workload.toml\"\nrate = \"recorded\"\nconnections = 4",
+        ),
+    )
+    .unwrap();
+    let o2 = run(&[summary_scenario.to_str().unwrap()]);
+    let r2 = o2.report();
+    assert_eq!(r2["workload"]["errors"], 0, "{}\n{}", o2.stdout, o2.stderr);
+    let recorded_rate = doc["recorded_rate"].as_float().unwrap();
+    assert!((r2["workload"]["target_rate"].as_f64().unwrap() - recorded_rate).abs() < 0.01, "{recorded_rate}");
+    let replayed2: BTreeMap<String, f64> = class_counts(r2).into_iter().map(|(k, v)| (k, v as f64)).collect();
+    assert!(!replayed2.keys().any(|k| k.starts_with("begin")), "{replayed2:?}");
+    assert_mix(&summary_rates, &replayed2);
+
     let begins: f64 = replayed.iter().filter(|(k, _)| k.starts_with("begin")).map(|(_, v)| v).sum();
     let ends: f64 = replayed.iter().filter(|(k, _)| k.starts_with("end")).map(|(_, v)| v).sum();
     assert!((begins - ends).abs() <= 2.0, "BEGIN {begins} vs END {ends}");

@@ -294,6 +294,39 @@ pub fn inline(sql: &str, params: &[String]) -> String {
     out
 }
 
+/// A simple-protocol statement normalised to `$n` (pg_query, as
+/// pg_stat_statements does) and the literal each `$n` replaced, found by
+/// walking both token streams (`-5` is one literal).
+pub fn normalize_with_literals(sql: &str) -> Option<(String, Vec<String>)> {
+    let norm = pg_query::normalize(sql).ok()?;
+    if norm == sql || norm.trim().is_empty() || sql.trim().is_empty() {
+        return Some((norm, Vec::new()));
+    }
+    let (nt, st) = (pg_query::scan_tokens(&norm).ok()?, pg_query::scan_tokens(sql).ok()?);
+    let text = |s: &str, t: &pg_query::protobuf::ScanToken| s.get(t.start as usize..t.end as usize).map(str::to_string);
+    let param = pg_query::protobuf::Token::Param as i32;
+    let mut literals = Vec::new();
+    let mut j = 0;
+    for (i, t) in nt.iter().enumerate() {
+        if t.token == param {
+            let next = nt.get(i + 1).and_then(|n| text(&norm, n));
+            let start = st.get(j)?.start as usize;
+            let mut end = start;
+            while j < st.len() && (next.is_none() || text(sql, &st[j]) != next) {
+                end = st[j].end as usize;
+                j += 1;
+            }
+            literals.push(sql.get(start..end)?.trim().to_string());
+        } else {
+            if text(sql, st.get(j)?) != text(&norm, t) {
+                return Some((norm, Vec::new())); // not aligned: give up on the values
+            }
+            j += 1;
+        }
+    }
+    Some((norm, literals))
+}
+
 /// A readable class name: verb, first table, a short fingerprint.
 fn class_name(sql: &str, hex: &str) -> String {
     let verb = sql.split(|c: char| !c.is_ascii_alphabetic()).next().unwrap_or("sql").to_ascii_lowercase();
@@ -465,8 +498,11 @@ pub async fn record(args: &RecordLogArgs) -> Result<i32> {
         let mut kept = Vec::new();
         let mut skipped = 0;
         for ((fp, sql, ls), name) in classes.iter().zip(&names) {
-            let template =
-                if ls[0].params.is_empty() { pg_query::normalize(sql).unwrap_or(sql.clone()) } else { sql.clone() };
+            let template = if ls[0].params.is_empty() {
+                normalize_with_literals(sql).map_or(sql.clone(), |n| n.0)
+            } else {
+                sql.clone()
+            };
             if !replayable(&template) {
                 skipped += ls.len();
                 continue;
@@ -479,7 +515,12 @@ pub async fn record(args: &RecordLogArgs) -> Result<i32> {
             }
             let mut observed: Vec<Vec<String>> = Vec::new();
             for l in ls {
-                for (i, p) in l.params.iter().enumerate() {
+                let literals = if l.params.is_empty() {
+                    normalize_with_literals(&l.sql).map(|n| n.1).unwrap_or_default()
+                } else {
+                    l.params.clone()
+                };
+                for (i, p) in literals.iter().enumerate() {
                     if observed.len() <= i {
                         observed.push(Vec::new());
                     }
@@ -545,6 +586,15 @@ mod tests {
         let p = parse_parameters("parameters: $1 = '42', $2 = NULL, $3 = 'it''s, here'");
         assert_eq!(p, vec!["'42'", "NULL", "'it''s, here'"]);
         assert_eq!(inline("SELECT $1, $2 WHERE x = $3", &p), "SELECT '42', NULL WHERE x = 'it''s, here'");
+    }
+
+    #[test]
+    fn literals_of_simple_statements() {
+        let (n, l) = normalize_with_literals("UPDATE t SET b = b + -2647 WHERE aid = 8720 AND c = 'x''y';").unwrap();
+        assert_eq!(n, "UPDATE t SET b = b + $1 WHERE aid = $2 AND c = $3;");
+        assert_eq!(l, vec!["-2647", "8720", "'x''y'"]);
+        let (_, l) = normalize_with_literals("INSERT INTO h VALUES (8, 1, -5, CURRENT_TIMESTAMP)").unwrap();
+        assert_eq!(l, vec!["8", "1", "-5"]);
     }
 
     #[test]

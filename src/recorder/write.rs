@@ -83,13 +83,21 @@ fn generators(c: &RecordedClass, columns: &Columns) -> Vec<String> {
         .into_iter()
         .enumerate()
         .map(|(i, g)| match (&g, c.observed.get(i)) {
-            (Inferred::Todo(_), Some(values)) if !values.is_empty() => {
+            // Values seen: used where no column compares, and for inserted
+            // values (the target table may hold none yet).
+            (Inferred::Todo(_), Some(values)) | (Inferred::Sample { .. }, Some(values))
+                if !values.is_empty() && (matches!(g, Inferred::Todo(_)) || is_insert(&c.sql)) =>
+            {
                 let vals: Vec<String> = values.iter().map(|v| literal_toml(v)).collect();
                 format!("{{ type = \"choice\", values = [{}] }}", vals.join(", "))
             }
             _ => g.to_toml(),
         })
         .collect()
+}
+
+fn is_insert(sql: &str) -> bool {
+    sql.trim_start().get(..6).is_some_and(|w| w.eq_ignore_ascii_case("insert"))
 }
 
 /// A SQL literal (`'42'`, `'it''s'`) as a TOML value: a number when it is one.
