@@ -349,3 +349,26 @@ fn stderr_log_with_log_statement_all_keeps_sessions_and_parameters() {
     let tx: Vec<u64> = st.iter().map(|s| s["tx"].as_u64().unwrap()).collect();
     assert_eq!(tx, vec![0, 1, 1, 1, 2]);
 }
+
+#[test]
+fn bad_recording_flags_exit_2_without_the_password() {
+    let url = "postgresql://app:Sup3rSecret@127.0.0.1:1/app";
+    for (flags, want) in [
+        (vec!["--samples", "1"], "--samples must be at least 2"),
+        (vec!["--coverage", "1.5"], "--coverage must be in (0, 1]"),
+        (vec!["--interval", "10ms"], "--interval must be at least 100ms"),
+        (vec![], "cannot connect to postgresql://app:****@127.0.0.1:1/app"),
+    ] {
+        let o = bin()
+            .args(["record", "stat-statements", "--url", url, "--out", "/nonexistent/w.toml"])
+            .args(&flags)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{flags:?}: {stderr}");
+        assert!(stderr.contains(want) && !stderr.contains("Sup3rSecret"), "{flags:?}: {stderr}");
+    }
+    let o = bin().args(["record", "log", "/no/such.csv", "--replay", "/tmp/x.jsonl"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("/no/such.csv: cannot read"));
+}

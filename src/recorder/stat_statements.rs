@@ -181,9 +181,14 @@ pub async fn record(args: &StatStatementsArgs) -> Result<i32> {
     let rates = deltas(&samples);
     let total_time: f64 = rates.intervals.iter().sum();
     let mut skipped = 0usize;
+    let mut hidden = 0usize;
     let mut classes: Vec<(i64, String, Vec<i64>)> = Vec::new();
     for (id, (q, d)) in rates.calls {
         if d.iter().all(|&c| c == 0) {
+            continue;
+        }
+        if q == "<insufficient privilege>" {
+            hidden += 1;
             continue;
         }
         if q.contains("pg_stat_statements") || !replayable(&q) {
@@ -192,11 +197,22 @@ pub async fn record(args: &StatStatementsArgs) -> Result<i32> {
         }
         classes.push((id, q, d));
     }
+    let privileges = if hidden > 0 {
+        format!(
+            "; {hidden} statements of other roles are hidden (<insufficient privilege>): \
+             GRANT pg_read_all_stats TO the recording role to see them"
+        )
+    } else {
+        String::new()
+    };
+    if hidden > 0 {
+        say(&format!("warning{privileges}"));
+    }
     let all_calls: i64 = classes.iter().map(|c| c.2.iter().sum::<i64>()).sum();
     if all_calls == 0 {
         return Err(Error::input(format!(
             "{shown}: no SELECT, INSERT, UPDATE or DELETE ran in database {db} during the {:.1} s recorded; \
-             record while the application runs, or use a longer --interval",
+             record while the application runs, or use a longer --interval{privileges}",
             total_time
         )));
     }
@@ -237,7 +253,7 @@ pub async fn record(args: &StatStatementsArgs) -> Result<i32> {
             all_calls,
             args.coverage
         ),
-        format!("{skipped} utility or unparsable statements were left out (BEGIN, COMMIT, SET, …)"),
+        format!("{skipped} utility or unparsable statements were left out (BEGIN, COMMIT, SET, …){privileges}"),
     ];
     let columns = columns_of(&mut client, &recorded, &shown).await?;
     write_file(&args.out, &workload_toml(&header, &recorded, total_rate, peak_total, &columns))?;

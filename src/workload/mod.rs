@@ -1,7 +1,9 @@
 //! The workload: query classes from the workload file (`file`), parameter
-//! generators (`params`), the open-loop pacer (`pacer`) and a pool of workers
-//! (`worker`) on deadpool connections. `start` launches it; `finish` stops it
-//! and merges what every worker measured into a `WorkloadRecord`.
+//! generators (`params`), pgbench script classes (`script`), the open-loop
+//! pacer (`pacer`) and a pool of workers (`worker`) on deadpool connections;
+//! or, instead of pacer and pool, a session replay (`replay`). `start`
+//! launches it; `finish` stops it and merges what was measured into a
+//! `WorkloadRecord`.
 
 pub mod file;
 pub mod pacer;
