@@ -37,10 +37,13 @@ pub fn infer(sql: &str, max: usize) -> Vec<Inferred> {
     infer_with(sql, max, &Columns::new())
 }
 
-/// The tables (relnames) a statement names.
+/// The tables (relnames) a statement names, sorted.
 pub fn tables_of(sql: &str) -> Vec<String> {
     let Ok(p) = pg_query::parse(sql, 0) else { return Vec::new() };
-    p.tables.iter().map(|(t, _)| t.rsplit('.').next().unwrap_or(t).to_string()).collect()
+    let mut t: Vec<String> = p.tables.iter().map(|(t, _)| t.rsplit('.').next().unwrap_or(t).to_string()).collect();
+    t.sort();
+    t.dedup();
+    t
 }
 
 /// `infer`, resolving unqualified columns of joins through `columns`.
@@ -147,6 +150,19 @@ fn column(v: &Json, tables: &[Table], columns: &Columns) -> Option<(String, Stri
     }
 }
 
+/// Whether an `A_Expr` compares (`=`, `<`, `IN`, `BETWEEN`, `LIKE`, …) rather
+/// than computes (`n + $1` says nothing about the values of `n`).
+fn comparison(e: &Json) -> bool {
+    let op = e
+        .get("name")
+        .and_then(Json::as_array)
+        .and_then(|n| n.last())
+        .and_then(|n| node(n))
+        .and_then(|(_, s)| s.get("sval")?.as_str())
+        .unwrap_or("");
+    matches!(op, "=" | "<>" | "!=" | "<" | ">" | "<=" | ">=" | "~~" | "~~*" | "!~~" | "!~~*") || op.contains("BETWEEN")
+}
+
 fn table_of(relation: &Json) -> Option<String> {
     let rel = relation.get("relname")?.as_str()?;
     let schema = relation.get("schemaname").and_then(Json::as_str).unwrap_or("");
@@ -156,7 +172,7 @@ fn table_of(relation: &Json) -> Option<String> {
 fn walk(v: &Json, tables: &[Table], columns: &Columns, bind: &mut impl FnMut(usize, Option<(String, String)>)) {
     match v {
         Json::Object(map) => {
-            if let Some(e) = map.get("AExpr") {
+            if let Some(e) = map.get("AExpr").filter(|e| comparison(e)) {
                 let (l, r) = (e.get("lexpr"), e.get("rexpr"));
                 if let (Some(l), Some(r)) = (l, r) {
                     let pairs = [(l, r), (r, l)];
@@ -246,6 +262,8 @@ mod tests {
         let cols: Columns = [("a".into(), vec!["id".into()]), ("b".into(), vec!["a_id".into(), "name".into()])].into();
         assert_eq!(infer_with(join, 1, &cols), vec![s("b", "name")]);
         assert_eq!(tables_of(join), vec!["a".to_string(), "b".to_string()]);
+        assert!(matches!(infer("UPDATE t SET n = n + $1", 1)[0], Inferred::Todo(_)));
+        assert_eq!(infer("SELECT 1 FROM t WHERE name LIKE $1", 1), vec![s("t", "name")]);
         let r = infer("SELECT * FROM t LIMIT $1", 1);
         assert!(matches!(&r[0], Inferred::Todo(n) if n.contains("$1")), "{r:?}");
         assert!(r[0].to_toml().contains("type = \"todo\""));

@@ -330,7 +330,7 @@ pub fn normalize_with_literals(sql: &str) -> Option<(String, Vec<String>)> {
 /// A readable class name: verb, first table, a short fingerprint.
 fn class_name(sql: &str, hex: &str) -> String {
     let verb = sql.split(|c: char| !c.is_ascii_alphabetic()).next().unwrap_or("sql").to_ascii_lowercase();
-    let table = pg_query::parse(sql, 0).ok().and_then(|p| p.tables.first().map(|t| t.0.clone()));
+    let table = super::infer::tables_of(sql).into_iter().next();
     let mut name = match table {
         Some(t) => format!("{verb}_{}", t.replace('.', "_")),
         None => verb,

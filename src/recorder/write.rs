@@ -146,3 +146,38 @@ pub fn replayable(sql: &str) -> bool {
         Some(NodeEnum::SelectStmt(_) | NodeEnum::InsertStmt(_) | NodeEnum::UpdateStmt(_) | NodeEnum::DeleteStmt(_))
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_written_file_loads_back_with_its_rates() {
+        let classes = vec![
+            RecordedClass {
+                name: "q-42".into(),
+                sql: "SELECT * FROM t WHERE id = $1".into(),
+                rate: 30.123456,
+                peak: 41.0,
+                comment: "queryid -42".into(),
+                observed: Vec::new(),
+            },
+            RecordedClass {
+                name: "update_t_abc".into(),
+                sql: "UPDATE t SET n = n + $1 WHERE id = $2".into(),
+                rate: 10.0,
+                peak: 12.5,
+                comment: "fingerprint abc".into(),
+                observed: vec![vec!["'-5'".into(), "'it''s'".into()], vec![]],
+            },
+        ];
+        let text = workload_toml(&["recorded from test".into()], &classes, 40.123456, 50.0, &Columns::new());
+        println!("{text}");
+        let parsed = crate::workload::file::parse_file(&text, Path::new("w.toml")).unwrap();
+        assert_eq!(parsed.recorded_rate, Some(40.12));
+        assert_eq!(parsed.peak_rate, Some(50.0));
+        assert_eq!(parsed.classes[0].recorded_rate, Some(30.12));
+        assert!(text.contains(r#"{ type = "choice", values = [-5, "it's"] }"#), "{text}");
+        assert!(text.contains(r#"{ type = "sample", table = "t", column = "id" }"#), "{text}");
+    }
+}
