@@ -50,6 +50,7 @@ fn builtin_tpcb_like_runs_on_a_pgbench_dataset() {
     let weighted: BTreeMap<String, f64> =
         counts.iter().filter(|(k, _)| *k != "sleepy").map(|(k, v)| (k.clone(), *v as f64)).collect();
     let share = shares(&weighted);
+    eprintln!("pgbench mix: {counts:?}, select_only share {:.4} (weight 3 of 4)", share["select_only"]);
     assert!((share["select_only"] - 0.75).abs() <= 0.02, "{share:?}");
     assert_eq!(o.code, 0, "{}", o.stdout);
 }

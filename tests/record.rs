@@ -34,6 +34,8 @@ fn replay_scenario(dir: &Path, workload: &Path, rate: &str) -> std::path::PathBu
 /// Asserts every class's share of `replayed` is within 2 points of `recorded`.
 fn assert_mix(recorded: &BTreeMap<String, f64>, replayed: &BTreeMap<String, f64>) {
     let (a, b) = (shares(recorded), shares(replayed));
+    let worst = a.iter().map(|(c, w)| (b.get(c).copied().unwrap_or(0.0) - w).abs()).fold(0.0, f64::max);
+    eprintln!("mix: {} classes, largest share difference {:.2} points", a.len(), worst * 100.0);
     for (class, want) in &a {
         let got = b.get(class).copied().unwrap_or(0.0);
         assert!((got - want).abs() <= 0.02, "class {class}: recorded share {want:.4}, replayed {got:.4}\n{a:?}\n{b:?}");
