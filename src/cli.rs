@@ -32,6 +32,72 @@ pub enum Command {
     /// Take a rehearsal snapshot of a database with pg_dump (custom format,
     /// no owners, no privileges), read-only against the source.
     Snapshot(SnapshotArgs),
+    /// Record what a database runs into a workload: from pg_stat_statements,
+    /// or from PostgreSQL logs. Read-only against the source.
+    Record(RecordArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    #[command(subcommand)]
+    pub command: RecordCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RecordCommand {
+    /// Read pg_stat_statements two or more times and write a rate-based
+    /// workload file of the busiest statements.
+    StatStatements(StatStatementsArgs),
+    /// Read PostgreSQL logs (csvlog, or stderr with log_line_prefix =
+    /// '%m [%c:%l:%v] %u@%d ') written with log_min_duration_statement = 0 or
+    /// log_statement = 'all'; write a session replay and/or a workload file.
+    Log(RecordLogArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RecordLogArgs {
+    /// Log files, in time order.
+    #[arg(required = true, value_name = "FILES")]
+    pub files: Vec<PathBuf>,
+    /// Write a session replay (JSON lines): each session's statements in
+    /// order with their offsets and transactions (`workload.replay`).
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub replay: Option<PathBuf>,
+    /// Write a rate-based workload file, statements grouped by fingerprint.
+    #[arg(long, value_name = "FILE.toml")]
+    pub out: Option<PathBuf>,
+    /// Only statements of this database.
+    #[arg(long, value_name = "NAME")]
+    pub database: Option<String>,
+    /// Log format: auto (by extension and content), csvlog or stderr.
+    #[arg(long, value_name = "auto|csvlog|stderr", default_value = "auto")]
+    pub format: String,
+    /// No progress lines on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatStatementsArgs {
+    /// The source database (libpq URL or connection string). A password in
+    /// it is never printed; prefer PGPASSWORD or ~/.pgpass.
+    #[arg(long, value_name = "URL")]
+    pub url: String,
+    /// Time between two reads of the view.
+    #[arg(long, value_name = "DURATION", default_value = "60s")]
+    pub interval: String,
+    /// How many reads (at least 2); the peak rate is the busiest interval.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub samples: u32,
+    /// Keep the busiest statements that together make this share of calls.
+    #[arg(long, value_name = "SHARE", default_value_t = 0.95)]
+    pub coverage: f64,
+    /// The workload file to write, e.g. workloads/NAME/workload.toml.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// No progress lines on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]

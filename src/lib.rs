@@ -21,6 +21,8 @@
 //! - `clone`: disposable servers (RAII guards: `local`, `docker`), the template
 //!   database, restoring a pg_dump snapshot into it.
 //! - `snapshot`: `lockimpact snapshot`, a read-only pg_dump of a source database.
+//! - `recorder`: `lockimpact record`, a workload from pg_stat_statements or
+//!   PostgreSQL logs (not `record`, the raw measurements of a rehearsal).
 //! - `workload`: workload file, parameter generators, open-loop pacer, worker pool.
 //! - `migration`: splitting with pg_query, directives, the step runner.
 //! - `sampler`: the lock sampler and blocked episodes; typed lock modes.
@@ -37,6 +39,7 @@ pub mod compare;
 pub mod error;
 pub mod migration;
 pub mod record;
+pub mod recorder;
 pub mod rehearsal;
 pub mod report;
 pub mod sampler;
@@ -74,6 +77,7 @@ pub fn main_entry(cli: Cli) -> i32 {
             Command::Run(args) => run(&args, &cancel).await,
             Command::Compare(args) => compare(&args, &cancel).await,
             Command::Snapshot(args) => snapshot::snapshot(&args),
+            Command::Record(args) => recorder::record(&args).await,
         }
     });
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));

@@ -92,6 +92,7 @@ pub async fn rehearse(
         admin.query_one("SHOW server_version", &[]).await.map_err(|e| Error::db(describe_pg(&e)))?.get(0);
     let mut classes = plan.workload.classes.clone();
     workload::bind_samples(&mut classes, &admin, &plan.workload.path.display().to_string()).await?;
+    workload::bind_scale(&mut classes, &admin, &plan.workload.path.display().to_string()).await?;
     drop(admin);
 
     let roles = Arc::new(Roles::new(&classes));

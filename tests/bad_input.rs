@@ -159,3 +159,54 @@ fn workload_unknown_key_names_the_line() {
     let err = with_workload("[[class]]\nname = \"q\"\nweight = 1\nsql = \"SELECT 1\"\nwieght = 2\n");
     assert!(err.contains("w.toml") && err.contains("line 5") && err.contains("wieght"), "{err}");
 }
+
+#[test]
+fn peak_rate_needs_a_recorded_workload() {
+    let err = fails(|_| {}, &["--set", "workload.rate=peak"]);
+    assert!(err.contains("workload.rate = \"peak\" needs peak_rate") && err.contains("workload.toml"), "{err}");
+    let err = fails(|_| {}, &["--set", "workload.rate=fast"]);
+    assert!(err.contains("workload.rate = \"fast\" is not a rate"), "{err}");
+    let err = fails(|_| {}, &["--set", "workload.rate_multiplier=-1"]);
+    assert!(err.contains("rate_multiplier must be greater than 0"), "{err}");
+}
+
+#[test]
+fn replay_and_script_mistakes_are_named() {
+    let err = fails(|d| replace(d, "scenario.toml", "rate = 100", "rate = 100\nreplay = \"s.jsonl\""), &[]);
+    assert!(err.contains("file = \"workload.toml\"") && err.contains("replay"), "{err}");
+    let err = fails(|_| {}, &["--set", "workload.speed=2"]);
+    assert!(err.contains("workload.speed") && err.contains("replay only"), "{err}");
+    let err = fails(
+        |d| {
+            replace(d, "scenario.toml", "rate = 100", "rate = 100\nextra = [\"extra.toml\"]");
+            std::fs::write(
+                d.join("extra.toml"),
+                "[[class]]\nname = \"s\"\nweight = 1\nsql = \"SELECT 1\"\nscript = \"builtin:tpcb-like\"\n",
+            )
+            .unwrap();
+        },
+        &[],
+    );
+    assert!(err.contains("extra.toml: class \"s\": set exactly one of sql"), "{err}");
+    let err = fails(
+        |d| {
+            replace(d, "scenario.toml", "rate = 100", "rate = 100\nextra = [\"extra.toml\"]");
+            std::fs::write(d.join("extra.toml"), "[[class]]\nname = \"s\"\nweight = 1\nscript = \"builtin:nope\"\n")
+                .unwrap();
+        },
+        &[],
+    );
+    assert!(err.contains("not a pgbench built-in"), "{err}");
+    let err = fails(
+        |d| {
+            replace(d, "scenario.toml", "rate = 100", "rate = 100\nextra = [\"extra.toml\"]");
+            std::fs::write(
+                d.join("extra.toml"),
+                "[[class]]\nname = \"s\"\nweight = 1\nsql = \"SELECT $1\"\nparams = [{ type = \"todo\", note = \"fill me\" }]\n",
+            )
+            .unwrap();
+        },
+        &[],
+    );
+    assert!(err.contains("extra.toml: class \"s\": params[0] ($1): a placeholder") && err.contains("fill me"), "{err}");
+}

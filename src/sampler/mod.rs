@@ -30,7 +30,10 @@ pub struct Roles {
 impl Roles {
     pub fn new(classes: &[crate::workload::file::Class]) -> Roles {
         Roles {
-            class_by_sql: classes.iter().map(|c| (c.sql.trim().to_string(), c.name.clone())).collect(),
+            class_by_sql: classes
+                .iter()
+                .flat_map(|c| c.statements().into_iter().map(|s| (s.trim().to_string(), c.name.clone())))
+                .collect(),
             ..Default::default()
         }
     }

@@ -63,12 +63,19 @@ pub struct SnapshotSection {
 #[serde(deny_unknown_fields)]
 pub struct WorkloadSection {
     /// The workload file (TOML), relative to the scenario file.
-    pub file: String,
+    pub file: Option<String>,
+    /// Or a session replay file (`lockimpact record log --replay`).
+    pub replay: Option<String>,
+    /// Replay speed: recorded offsets are divided by it (default 1.0).
+    pub speed: Option<f64>,
     /// More workload files whose classes are added (e.g. a long reader).
     #[serde(default)]
     pub extra: Vec<String>,
-    /// Target rate of the weighted classes, in operations per second.
-    pub rate: f64,
+    /// Target rate of the weighted classes: ops/s, or `"recorded"` / `"peak"`
+    /// (the rates a recorded workload file declares).
+    pub rate: Option<toml::Value>,
+    /// Multiplies the rate (default 1.0); alone, it multiplies the recorded rate.
+    pub rate_multiplier: Option<f64>,
     /// Size of the connection pool the workload runs on.
     #[serde(default = "default_connections")]
     pub connections: u32,

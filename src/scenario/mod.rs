@@ -77,6 +77,9 @@ pub struct WorkloadPlan {
     pub connections: u32,
     pub seed: u64,
     pub statement_timeout: Duration,
+    /// `workload.replay`: a session replay instead of paced classes, and its speed.
+    pub replay: Option<std::sync::Arc<crate::workload::replay::Replay>>,
+    pub speed: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -305,29 +308,57 @@ fn load_file(path: &Path, sets: &[String], args: &RunOptions) -> Result<Plan> {
 
     // [workload]
     let w = &sf.workload;
-    if !(w.rate > 0.0 && w.rate.is_finite()) {
-        return Err(Error::input(format!("{file}: workload.rate must be greater than 0 ops/s, not {}", w.rate)));
-    }
-    if w.rate > 1_000_000.0 {
-        return Err(Error::input(format!(
-            "{file}: workload.rate = {} is beyond what one client can drive; use at most 1000000",
-            w.rate
-        )));
-    }
     if w.connections == 0 || w.connections > 1000 {
         return Err(Error::input(format!(
             "{file}: workload.connections must be between 1 and 1000, not {}",
             w.connections
         )));
     }
-    let workload_path = resolve(&w.file);
+    let (workload_path, replay) = match (&w.file, &w.replay) {
+        (Some(f), None) => (resolve(f), None),
+        (None, Some(r)) => {
+            let p = resolve(r);
+            if !w.extra.is_empty() {
+                return Err(Error::input(format!("{file}: workload.extra cannot be added to a workload.replay")));
+            }
+            let replay = crate::workload::replay::Replay::load(&p)?;
+            (p, Some(std::sync::Arc::new(replay)))
+        }
+        _ => {
+            return Err(Error::input(format!(
+                "{file}: [workload] needs file = \"workload.toml\" (query classes) or replay = \"sessions.jsonl\" \
+                 (a session replay), one of them"
+            )));
+        }
+    };
+    let speed = w.speed.unwrap_or(1.0);
+    if !(speed > 0.0 && speed.is_finite()) || (replay.is_none() && w.speed.is_some()) {
+        return Err(Error::input(format!(
+            "{file}: workload.speed must be greater than 0 and applies to workload.replay only, not {speed}"
+        )));
+    }
     let mut classes = Vec::new();
     let mut source = String::new();
-    for p in std::iter::once(&workload_path).chain(w.extra.iter().map(|e| resolve(e)).collect::<Vec<_>>().iter()) {
+    let mut recorded = RecordedRates::default();
+    if let Some(r) = &replay {
+        classes = r.classes();
+        source = format!("replay {} at speed {speed}", workload_path.display());
+        let mean = r.statements() as f64 / r.duration().as_secs_f64() * speed;
+        recorded.recorded = Some(mean);
+        recorded.peak = Some(mean);
+    }
+    let files: Vec<_> = if replay.is_some() {
+        Vec::new()
+    } else {
+        std::iter::once(workload_path.clone()).chain(w.extra.iter().map(|e| resolve(e))).collect()
+    };
+    for p in files.iter() {
         let text = read_text(p, "workload file")?;
         let rendered = render_template(&text, &vars, &p.display().to_string())?;
         source.push_str(&rendered);
-        for c in crate::workload::file::parse(&rendered, p)? {
+        let parsed = crate::workload::file::parse_file(&rendered, p)?;
+        recorded.add(&parsed);
+        for c in parsed.classes {
             if classes.iter().any(|o: &Class| o.name == c.name) {
                 return Err(Error::input(format!(
                     "{}: class {:?} is already defined in another workload file",
@@ -337,6 +368,23 @@ fn load_file(path: &Path, sets: &[String], args: &RunOptions) -> Result<Plan> {
             }
             classes.push(c);
         }
+    }
+    let rate = match (&replay, &w.rate) {
+        (Some(_), Some(_)) => {
+            return Err(Error::input(format!(
+                "{file}: workload.rate does not apply to a replay; its pace is the recording's, set workload.speed"
+            )));
+        }
+        (Some(_), None) => recorded.recorded.unwrap_or(1.0),
+        (None, _) => resolve_rate(w.rate.as_ref(), w.rate_multiplier, &recorded, &file, &workload_path)?,
+    };
+    if !(rate > 0.0 && rate.is_finite()) {
+        return Err(Error::input(format!("{file}: workload.rate must be greater than 0 ops/s, not {rate}")));
+    }
+    if rate > 1_000_000.0 {
+        return Err(Error::input(format!(
+            "{file}: workload.rate = {rate} is beyond what one client can drive; use at most 1000000"
+        )));
     }
 
     // [phases]
@@ -413,10 +461,12 @@ fn load_file(path: &Path, sets: &[String], args: &RunOptions) -> Result<Plan> {
             path: workload_path,
             source,
             classes,
-            rate: w.rate,
+            rate,
             connections: w.connections,
             seed: w.seed,
             statement_timeout: w.statement_timeout.0,
+            replay,
+            speed,
         },
         phases,
         migration_path,
@@ -424,4 +474,86 @@ fn load_file(path: &Path, sets: &[String], args: &RunOptions) -> Result<Plan> {
         sampler_interval,
         budget: sf.budget,
     })
+}
+
+/// The recorded and peak rates the workload files declare (written by
+/// `lockimpact record`), summed over the files that declare them.
+#[derive(Debug, Default)]
+struct RecordedRates {
+    recorded: Option<f64>,
+    peak: Option<f64>,
+}
+
+impl RecordedRates {
+    fn add(&mut self, f: &crate::workload::file::ParsedFile) {
+        if let Some(r) = f.recorded_rate {
+            self.recorded = Some(self.recorded.unwrap_or(0.0) + r);
+        }
+        if let Some(p) = f.peak_rate {
+            self.peak = Some(self.peak.unwrap_or(0.0) + p);
+        }
+    }
+}
+
+/// `workload.rate` (a number, `"recorded"` or `"peak"`) times
+/// `workload.rate_multiplier`.
+fn resolve_rate(
+    rate: Option<&toml::Value>,
+    multiplier: Option<f64>,
+    recorded: &RecordedRates,
+    file: &str,
+    workload: &Path,
+) -> Result<f64> {
+    let m = multiplier.unwrap_or(1.0);
+    if !(m > 0.0 && m.is_finite()) {
+        return Err(Error::input(format!("{file}: workload.rate_multiplier must be greater than 0, not {m}")));
+    }
+    let missing = |what: &str, key: &str| {
+        Error::input(format!(
+            "{file}: workload.rate = {what:?} needs {key} in the workload file {} (lockimpact record writes it); \
+             set workload.rate to a number of ops/s instead",
+            workload.display()
+        ))
+    };
+    let base = match rate {
+        Some(toml::Value::Integer(i)) => *i as f64,
+        Some(toml::Value::Float(f)) => *f,
+        Some(toml::Value::String(s)) if s == "peak" => recorded.peak.ok_or_else(|| missing("peak", "peak_rate"))?,
+        Some(toml::Value::String(s)) if s == "recorded" => {
+            recorded.recorded.ok_or_else(|| missing("recorded", "recorded_rate"))?
+        }
+        None if multiplier.is_some() => recorded.recorded.ok_or_else(|| missing("recorded", "recorded_rate"))?,
+        None => {
+            return Err(Error::input(format!(
+                "{file}: workload.rate is missing: set ops/s (e.g. rate = 200), \"recorded\" or \"peak\""
+            )));
+        }
+        Some(other) => {
+            return Err(Error::input(format!(
+                "{file}: workload.rate = {other} is not a rate; use ops/s (e.g. 200), \"recorded\" or \"peak\""
+            )));
+        }
+    };
+    Ok(base * m)
+}
+
+#[cfg(test)]
+mod rate_tests {
+    use super::*;
+
+    #[test]
+    fn peak_recorded_and_multiplier() {
+        let rec = RecordedRates { recorded: Some(100.0), peak: Some(150.0) };
+        let w = Path::new("w.toml");
+        let v = |s: &str| toml::Value::String(s.into());
+        assert_eq!(resolve_rate(Some(&v("peak")), None, &rec, "s", w).unwrap(), 150.0);
+        assert_eq!(resolve_rate(Some(&v("recorded")), Some(2.0), &rec, "s", w).unwrap(), 200.0);
+        assert_eq!(resolve_rate(None, Some(3.0), &rec, "s", w).unwrap(), 300.0);
+        assert_eq!(resolve_rate(Some(&toml::Value::Integer(50)), Some(2.0), &rec, "s", w).unwrap(), 100.0);
+        let e = resolve_rate(Some(&v("peak")), None, &RecordedRates::default(), "s", w).unwrap_err();
+        assert!(e.message.contains("peak_rate"), "{}", e.message);
+        assert!(resolve_rate(None, None, &rec, "s", w).is_err());
+        assert!(resolve_rate(Some(&v("fast")), None, &rec, "s", w).is_err());
+        assert!(resolve_rate(Some(&v("peak")), Some(0.0), &rec, "s", w).is_err());
+    }
 }

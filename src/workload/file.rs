@@ -2,18 +2,25 @@
 //! validation into `Class`es. The file is a template: `{{var}}` is replaced by
 //! the scenario's variables before it is parsed.
 
+use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use super::params::{Param, ParamSpec};
+use super::script::{Num, Script};
 use crate::error::{Error, Result};
 use crate::scenario::values::Dur;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WorkloadFile {
+    /// Total ops/s of the classes when the workload was recorded (`lockimpact record`).
+    recorded_rate: Option<f64>,
+    /// Highest total ops/s seen across the recording's samples.
+    peak_rate: Option<f64>,
     #[serde(rename = "class")]
     classes: Vec<ClassFile>,
 }
@@ -22,7 +29,16 @@ struct WorkloadFile {
 #[serde(deny_unknown_fields)]
 struct ClassFile {
     name: String,
-    sql: String,
+    /// One SQL statement; or `script` / `script_text` (a pgbench script).
+    sql: Option<String>,
+    /// A pgbench script file (relative to the workload file), or
+    /// `builtin:tpcb-like`, `builtin:simple-update`, `builtin:select-only`.
+    script: Option<String>,
+    /// A pgbench script inline.
+    script_text: Option<String>,
+    /// Script variables set before each run (e.g. `scale`).
+    #[serde(default)]
+    vars: BTreeMap<String, toml::Value>,
     /// Share of the scenario's target rate (relative to the other weights).
     weight: Option<f64>,
     /// Own rate in operations per second, independent of the target rate.
@@ -31,6 +47,10 @@ struct ClassFile {
     params: Vec<ParamSpec>,
     /// Long transaction: BEGIN, run `sql`, keep the transaction open this long, COMMIT.
     hold: Option<Dur>,
+    /// This class's ops/s when it was recorded (informational; `weight` drives the mix).
+    recorded_rate: Option<f64>,
+    /// This class's highest ops/s across the recording's samples (informational).
+    peak_rate: Option<f64>,
 }
 
 /// A validated query class.
@@ -41,6 +61,31 @@ pub struct Class {
     pub pace: Pace,
     pub params: Vec<Param>,
     pub hold: Option<Duration>,
+    /// The class's recorded ops/s and peak ops/s, when the file was recorded.
+    pub recorded_rate: Option<f64>,
+    pub peak_rate: Option<f64>,
+    /// A pgbench script class: `sql` is empty and each run runs the script.
+    pub script: Option<Arc<Script>>,
+}
+
+impl Class {
+    /// The SQL this class prepares: its statement, or each of its script's.
+    pub fn statements(&self) -> Vec<&str> {
+        match &self.script {
+            Some(s) => s.statements().collect(),
+            None => vec![self.sql.as_str()],
+        }
+    }
+}
+
+/// A parsed workload file: its classes and the rates it declares.
+#[derive(Debug, Clone)]
+pub struct ParsedFile {
+    pub classes: Vec<Class>,
+    /// `recorded_rate` of the file, else the sum of the classes' own.
+    pub recorded_rate: Option<f64>,
+    /// `peak_rate` of the file, else the sum of the classes' own (an upper bound).
+    pub peak_rate: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -53,9 +98,21 @@ pub enum Pace {
 
 /// Parses and validates a workload file whose `{{vars}}` are already rendered.
 pub fn parse(text: &str, path: &Path) -> Result<Vec<Class>> {
+    parse_file(text, path).map(|p| p.classes)
+}
+
+/// `parse`, with the recorded and peak rates the file declares.
+pub fn parse_file(text: &str, path: &Path) -> Result<ParsedFile> {
     let file = path.display();
     let wf: WorkloadFile =
         toml::from_str(text).map_err(|e| Error::input(format!("{file}: {}", toml_message(&e, text))))?;
+    for (key, v) in [("recorded_rate", wf.recorded_rate), ("peak_rate", wf.peak_rate)] {
+        if let Some(v) = v
+            && !(v > 0.0 && v.is_finite())
+        {
+            return Err(Error::input(format!("{file}: {key} must be greater than 0 ops/s, not {v}")));
+        }
+    }
     if wf.classes.is_empty() {
         return Err(Error::input(format!("{file}: no query classes; add at least one [[class]] with a name and sql")));
     }
@@ -80,8 +137,72 @@ pub fn parse(text: &str, path: &Path) -> Result<Vec<Class>> {
                 )));
             }
         };
-        check_sql(&c.sql).map_err(|e| Error::input(format!("{at}: {e}")))?;
-        let used = max_param(&c.sql);
+        let (sql, script) = match (c.sql, c.script, c.script_text) {
+            (Some(sql), None, None) => {
+                if !c.vars.is_empty() {
+                    return Err(Error::input(format!("{at}: vars apply to script classes only")));
+                }
+                (sql, None)
+            }
+            (None, Some(_), Some(_)) | (Some(_), _, _) | (None, None, None) => {
+                return Err(Error::input(format!(
+                    "{at}: set exactly one of sql (one statement), script (a pgbench script file or \
+                     builtin:tpcb-like) or script_text (a pgbench script inline)"
+                )));
+            }
+            (None, script, text) => {
+                let (label, text) = match (script, text) {
+                    (Some(s), _) => match s.strip_prefix("builtin:") {
+                        Some(b) => (
+                            format!("{at}: script {s:?}"),
+                            super::script::builtin(b)
+                                .ok_or_else(|| {
+                                    Error::input(format!(
+                                        "{at}: script {s:?} is not a pgbench built-in; use builtin:tpcb-like, \
+                                         builtin:simple-update or builtin:select-only"
+                                    ))
+                                })?
+                                .to_string(),
+                        ),
+                        None => {
+                            let p = path.parent().unwrap_or(Path::new(".")).join(&s);
+                            (p.display().to_string(), crate::scenario::read_text(&p, "pgbench script")?)
+                        }
+                    },
+                    (None, Some(t)) => (format!("{at}: script_text"), t),
+                    (None, None) => unreachable!("matched above"),
+                };
+                let mut script = Script::parse(&text).map_err(|e| Error::input(format!("{label}: {e}")))?;
+                for (k, v) in &c.vars {
+                    let n = match v {
+                        toml::Value::Integer(i) => Num::Int(*i),
+                        toml::Value::Float(f) => Num::Double(*f),
+                        other => {
+                            return Err(Error::input(format!("{at}: vars.{k} = {other} must be a number")));
+                        }
+                    };
+                    script.vars.insert(k.clone(), n);
+                }
+                let unset: Vec<String> = script.unset_vars().into_iter().filter(|v| v != "scale").collect();
+                if !unset.is_empty() {
+                    return Err(Error::input(format!(
+                        "{label}: :{} is used but never set; \\set it in the script or add vars = {{ {} = … }}",
+                        unset.join(", :"),
+                        unset[0]
+                    )));
+                }
+                if !c.params.is_empty() || c.hold.is_some() {
+                    return Err(Error::input(format!(
+                        "{at}: params and hold apply to sql classes; a script sets its own variables"
+                    )));
+                }
+                (String::new(), Some(Arc::new(script)))
+            }
+        };
+        if script.is_none() {
+            check_sql(&sql).map_err(|e| Error::input(format!("{at}: {e}")))?;
+        }
+        let used = if script.is_none() { max_param(&sql) } else { 0 }; // scan_tokens("") is undefined behaviour
         if used != c.params.len() {
             return Err(Error::input(format!(
                 "{at}: the SQL uses {used} parameter(s) ($1…${used}) but {} generator(s) are listed in params",
@@ -98,9 +219,28 @@ pub fn parse(text: &str, path: &Path) -> Result<Vec<Class>> {
             Some(Dur(d)) if d.is_zero() => return Err(Error::input(format!("{at}: hold must be longer than 0"))),
             h => h.map(|d| d.0),
         };
-        classes.push(Class { name: c.name, sql: c.sql, pace, params, hold });
+        for (key, v) in [("recorded_rate", c.recorded_rate), ("peak_rate", c.peak_rate)] {
+            if let Some(v) = v
+                && !(v >= 0.0 && v.is_finite())
+            {
+                return Err(Error::input(format!("{at}: {key} must be 0 or more ops/s, not {v}")));
+            }
+        }
+        classes.push(Class {
+            name: c.name,
+            sql,
+            pace,
+            params,
+            hold,
+            recorded_rate: c.recorded_rate,
+            peak_rate: c.peak_rate,
+            script,
+        });
     }
-    Ok(classes)
+    let sum = |f: fn(&Class) -> Option<f64>| classes.iter().map(f).sum::<Option<f64>>();
+    let recorded_rate = wf.recorded_rate.or_else(|| sum(|c| c.recorded_rate));
+    let peak_rate = wf.peak_rate.or_else(|| sum(|c| c.peak_rate));
+    Ok(ParsedFile { classes, recorded_rate, peak_rate })
 }
 
 /// Checks that `sql` is exactly one statement PostgreSQL's parser accepts.

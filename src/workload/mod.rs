@@ -1,11 +1,15 @@
 //! The workload: query classes from the workload file (`file`), parameter
-//! generators (`params`), the open-loop pacer (`pacer`) and a pool of workers
-//! (`worker`) on deadpool connections. `start` launches it; `finish` stops it
-//! and merges what every worker measured into a `WorkloadRecord`.
+//! generators (`params`), pgbench script classes (`script`), the open-loop
+//! pacer (`pacer`) and a pool of workers (`worker`) on deadpool connections;
+//! or, instead of pacer and pool, a session replay (`replay`). `start`
+//! launches it; `finish` stops it and merges what was measured into a
+//! `WorkloadRecord`.
 
 pub mod file;
 pub mod pacer;
 pub mod params;
+pub mod replay;
+pub mod script;
 mod worker;
 
 use std::sync::{Arc, Mutex};
@@ -127,6 +131,31 @@ pub async fn bind_samples(classes: &mut [Class], client: &tokio_postgres::Client
     Ok(())
 }
 
+/// Sets `:scale` of pgbench script classes that use it without setting it,
+/// as pgbench does: the number of rows in `pgbench_branches`.
+pub async fn bind_scale(classes: &mut [Class], client: &tokio_postgres::Client, path: &str) -> Result<()> {
+    for class in classes.iter_mut() {
+        let Some(script) = class.script.as_mut() else { continue };
+        if !script.unset_vars().iter().any(|v| v == "scale") {
+            continue;
+        }
+        let n: i64 = client
+            .query_one("SELECT count(*) FROM pgbench_branches", &[])
+            .await
+            .map_err(|e| {
+                Error::input(format!(
+                    "{path}: class {:?}: the script uses :scale, which is read from pgbench_branches as pgbench \
+                     does, but: {}; load the dataset with pgbench -i or set vars = {{ scale = N }}",
+                    class.name,
+                    describe_pg(&e)
+                ))
+            })?
+            .get(0);
+        Arc::make_mut(script).vars.insert("scale".into(), script::Num::Int(n.max(1)));
+    }
+    Ok(())
+}
+
 fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
@@ -162,8 +191,11 @@ pub async fn start(
     let mut config = config;
     config.application_name("lockimpact-workload");
     config.options(format!("-c statement_timeout={}", plan.statement_timeout.as_millis()));
-    let manager =
-        Manager::from_config(config, tokio_postgres::NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+    let manager = Manager::from_config(
+        config.clone(),
+        tokio_postgres::NoTls,
+        ManagerConfig { recycling_method: RecyclingMethod::Fast },
+    );
     let pool = Pool::builder(manager)
         .max_size(plan.connections as usize)
         .build()
@@ -173,6 +205,32 @@ pub async fn start(
     let seconds = Arc::new(Mutex::new(Seconds::new(clock.start, classes.len())));
     let (tx, rx) = async_channel::unbounded();
     let path = plan.path.display().to_string();
+    if let Some(replay) = &plan.replay {
+        let s =
+            Arc::new(Mutex::new(WorkerStats { latency: vec![vec![None; slots]; classes.len()], ..Default::default() }));
+        let pacer = tokio::spawn(replay::run(replay::Driver {
+            replay: replay.clone(),
+            speed: plan.speed,
+            config,
+            clock,
+            stats: s.clone(),
+            seconds: seconds.clone(),
+            roles,
+            stop: stop.clone(),
+        }));
+        return Ok(Workload {
+            classes,
+            target_rate: plan.rate,
+            connections: replay.sessions.len() as u32,
+            slots,
+            stop,
+            rx,
+            pacer,
+            workers: Vec::new(),
+            stats: vec![s],
+            seconds,
+        });
+    }
 
     let mut workers = Vec::new();
     let mut stats = Vec::new();
@@ -182,10 +240,18 @@ pub async fn start(
         })?;
         let mut statements = Vec::with_capacity(classes.len());
         for c in classes.iter() {
-            let s = client.prepare_cached(&c.sql).await.map_err(|e| {
-                Error::input(format!("{path}: class {:?}: the clone rejects its SQL: {}", c.name, describe_pg(&e)))
-            })?;
-            statements.push(s);
+            let mut prepared = Vec::new();
+            for sql in c.statements() {
+                let s = client.prepare_cached(sql).await.map_err(|e| {
+                    Error::input(format!(
+                        "{path}: class {:?}: the clone rejects its SQL {sql:?}: {}",
+                        c.name,
+                        describe_pg(&e)
+                    ))
+                })?;
+                prepared.push(s);
+            }
+            statements.push(prepared);
         }
         let pid: i32 =
             client.query_one("SELECT pg_backend_pid()", &[]).await.map_err(|e| Error::db(describe_pg(&e)))?.get(0);

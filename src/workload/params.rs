@@ -34,6 +34,12 @@ pub enum ParamSpec {
         /// How many distinct rows to sample (default 10000).
         limit: Option<u32>,
     },
+    /// A placeholder `lockimpact record` writes where it could infer nothing;
+    /// loading the file fails until it is replaced by a generator.
+    Todo {
+        #[serde(default)]
+        note: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq)]
@@ -236,6 +242,12 @@ impl Param {
                     return Err("sample limit must be at least 1".into());
                 }
                 Param::Sample { table: table.clone(), column: column.clone(), limit, values: Arc::from(Vec::new()) }
+            }
+            ParamSpec::Todo { note } => {
+                return Err(format!(
+                    "a placeholder left by the recording ({note}); replace it with a generator \
+                     (int, choice, text or sample)"
+                ));
             }
         })
     }

@@ -266,3 +266,64 @@ pub fn make_dumps(dir: &Path, formats: &[&str]) -> Vec<PathBuf> {
             .collect()
     })
 }
+
+/// A local source server (as a production stand-in) with the given server
+/// settings, e.g. `shared_preload_libraries`; stopped when dropped.
+pub fn source_server(settings: &[(&str, &str)]) -> lockimpact::clone::Server {
+    let plan = lockimpact::scenario::ClonePlan {
+        settings: settings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        ..lockimpact::scenario::ClonePlan::local()
+    };
+    lockimpact::clone::start(&plan, &|_| {}).expect("a local source server")
+}
+
+/// A libpq URL of `db` on a local server, with `password` in it (trust
+/// authentication ignores it; tests check it is never printed).
+pub fn source_url(server: &lockimpact::clone::Server, db: &str, password: &str) -> String {
+    let Some(lockimpact::clone::restore::Tools::Local { socket_dir, port, .. }) = server.tools() else {
+        panic!("local")
+    };
+    format!("postgresql://postgres:{password}@/{db}?host={}&port={port}", socket_dir.display())
+}
+
+/// Connects to `db` on `server`; the connection task runs on the current runtime.
+pub async fn client(server: &lockimpact::clone::Server, db: &str) -> tokio_postgres::Client {
+    let (c, conn) = server.config(db).connect(tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    c
+}
+
+/// Per-class operation counts of a report (baseline + during + after).
+pub fn class_counts(report: &Value) -> std::collections::BTreeMap<String, u64> {
+    let mut out = std::collections::BTreeMap::new();
+    for (class, phases) in report["latency"].as_object().expect("latency") {
+        let n = ["baseline", "during", "after"].iter().map(|p| phases[*p]["count"].as_u64().unwrap_or(0)).sum();
+        out.insert(class.clone(), n);
+    }
+    out
+}
+
+/// Shares of the total, per key.
+pub fn shares(counts: &std::collections::BTreeMap<String, f64>) -> std::collections::BTreeMap<String, f64> {
+    let total: f64 = counts.values().sum();
+    counts.iter().map(|(k, v)| (k.clone(), v / total)).collect()
+}
+
+/// Runs a client tool of `server`'s own version (pgbench, pg_dump, psql) with
+/// the connection arguments for `db` first; panics with its output on failure.
+pub fn server_tool(server: &lockimpact::clone::Server, tool: &str, db: &str, args: &[&str]) -> String {
+    let Some(lockimpact::clone::restore::Tools::Local { bin_dir, socket_dir, port, .. }) = server.tools() else {
+        panic!("local")
+    };
+    let out = Command::new(bin_dir.join(tool))
+        .arg("-h")
+        .arg(&socket_dir)
+        .args(["-p", &port.to_string(), "-U", "postgres"])
+        .args(args)
+        .arg(db)
+        .output()
+        .unwrap_or_else(|e| panic!("run {tool}: {e}"));
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{tool} {args:?} failed:\n{text}");
+    text
+}

@@ -1,0 +1,619 @@
+//! `lockimpact record log FILES…`: reads PostgreSQL logs written with
+//! `log_min_duration_statement = 0` or `log_statement = 'all'` — csvlog, or
+//! stderr logs with `log_line_prefix = '%m [%c:%l:%v] %u@%d '` — including
+//! extended-protocol `execute` entries with their `parameters:` detail, and
+//! writes a session replay (`--replay FILE.jsonl`: each session's statements
+//! in order, with offsets and transaction numbers) and/or a rate-based
+//! workload file (`--out FILE.toml`: statements grouped by fingerprint).
+
+use std::collections::BTreeMap;
+
+use crate::cli::RecordLogArgs;
+use crate::error::{Error, Result};
+use crate::workload::replay::{Header, ReplayClass, Session, Statement};
+
+use super::write::{RecordedClass, replayable, workload_toml, write_file};
+
+/// The stderr `log_line_prefix` this reader understands.
+pub const STDERR_PREFIX: &str = "%m [%c:%l:%v] %u@%d ";
+
+const SETTINGS: &str = "the server must log every statement with its session:\n  \
+    log_min_duration_statement = 0   (or log_statement = 'all')\n  \
+    log_destination = 'csvlog' and logging_collector = on   (recommended), or\n  \
+    log_destination = 'stderr' with log_line_prefix = '%m [%c:%l:%v] %u@%d '";
+
+/// One log message of a client session.
+#[derive(Debug, Clone, Default)]
+pub struct Entry {
+    /// Log time, ms since 1970 in the log's time zone.
+    pub time_ms: f64,
+    pub session: String,
+    pub line: u64,
+    pub vxid: String,
+    pub user: String,
+    pub database: String,
+    pub severity: String,
+    pub message: String,
+    pub detail: String,
+    pub backend_type: String,
+}
+
+/// A statement the log says a session ran.
+#[derive(Debug, Clone)]
+pub struct Logged {
+    pub start_ms: f64,
+    pub session: String,
+    pub line: u64,
+    pub vxid: String,
+    pub user: String,
+    pub database: String,
+    /// As sent: `$n` for extended-protocol statements.
+    pub sql: String,
+    /// Literal text of each `$n` (`'42'`, `NULL`), from the `parameters:` detail.
+    pub params: Vec<String>,
+}
+
+/// Parses CSV records (RFC 4180 quoting, newlines inside quotes).
+pub fn csv_records(text: &str) -> Vec<Vec<String>> {
+    let mut records = Vec::new();
+    let mut record = Vec::new();
+    let mut field = String::new();
+    let mut quoted = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                field.push('"');
+                chars.next();
+            }
+            (true, '"') => quoted = false,
+            (true, c) => field.push(c),
+            (false, '"') => quoted = true,
+            (false, ',') => record.push(std::mem::take(&mut field)),
+            (false, '\n') => {
+                record.push(std::mem::take(&mut field));
+                records.push(std::mem::take(&mut record));
+            }
+            (false, '\r') => {}
+            (false, c) => field.push(c),
+        }
+    }
+    if !field.is_empty() || !record.is_empty() {
+        record.push(field);
+        records.push(record);
+    }
+    records
+}
+
+/// `2026-11-24 21:53:05.123 UTC` → ms since 1970 (the zone is ignored: one log, one zone).
+pub fn parse_time(s: &str) -> Option<f64> {
+    let mut parts = s.split_whitespace();
+    let (date, time) = (parts.next()?, parts.next()?);
+    let mut d = date.split('-').map(|x| x.parse::<i64>());
+    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
+    let mut t = time.split(':');
+    let (h, mi, sec) = (t.next()?.parse::<f64>().ok()?, t.next()?.parse::<f64>().ok()?, t.next()?.parse::<f64>().ok()?);
+    // Days from civil (Howard Hinnant).
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146097 + doe - 719468;
+    Some(((days as f64 * 86400.0) + h * 3600.0 + mi * 60.0 + sec) * 1000.0)
+}
+
+fn csv_entries(text: &str) -> Vec<Entry> {
+    csv_records(text)
+        .into_iter()
+        .filter(|r| r.len() >= 15)
+        .filter_map(|r| {
+            Some(Entry {
+                time_ms: parse_time(&r[0])?,
+                user: r[1].clone(),
+                database: r[2].clone(),
+                session: r[5].clone(),
+                line: r[6].parse().ok()?,
+                vxid: r[9].clone(),
+                severity: r[11].clone(),
+                message: r[13].clone(),
+                detail: r[14].clone(),
+                backend_type: r.get(23).cloned().unwrap_or_else(|| "client backend".into()),
+            })
+        })
+        .collect()
+}
+
+/// Stderr lines with `STDERR_PREFIX`; continuation lines (a leading tab) are
+/// appended, and a `DETAIL:` line goes to the session's message just before it
+/// (`%l` counts it as a line of its own).
+fn stderr_entries(text: &str) -> (Vec<Entry>, usize) {
+    let mut out: Vec<Entry> = Vec::new();
+    let mut unparsed = 0;
+    let mut last_detail = false;
+    for line in text.lines() {
+        if let Some(cont) = line.strip_prefix('\t') {
+            if let Some(e) = out.last_mut() {
+                let target = if last_detail { &mut e.detail } else { &mut e.message };
+                target.push('\n');
+                target.push_str(cont);
+            }
+            continue;
+        }
+        let Some(e) = stderr_line(line) else {
+            unparsed += 1;
+            continue;
+        };
+        if let Some(detail) = e.message.strip_prefix("DETAIL:  ")
+            && let Some(prev) = out.last_mut()
+            && prev.session == e.session
+            && (prev.line == e.line || prev.line + 1 == e.line)
+        {
+            prev.detail = detail.to_string();
+            last_detail = true;
+            continue;
+        }
+        last_detail = false;
+        out.push(e);
+    }
+    (out, unparsed)
+}
+
+fn stderr_line(line: &str) -> Option<Entry> {
+    let open = line.find(" [")?;
+    let time_ms = parse_time(&line[..open])?;
+    let rest = &line[open + 2..];
+    let close = rest.find("] ")?;
+    let mut ids = rest[..close].splitn(3, ':');
+    let (session, num, vxid) = (ids.next()?, ids.next()?.parse().ok()?, ids.next()?);
+    let rest = &rest[close + 2..];
+    let (who, msg) = rest.split_once(' ')?;
+    let (user, database) = who.split_once('@')?;
+    let (severity, message) = msg.split_once(":  ")?;
+    if severity == "DETAIL" {
+        return Some(Entry {
+            time_ms,
+            session: session.into(),
+            line: num,
+            message: format!("DETAIL:  {message}"),
+            ..Default::default()
+        });
+    }
+    Some(Entry {
+        time_ms,
+        session: session.into(),
+        line: num,
+        vxid: vxid.into(),
+        user: user.into(),
+        database: database.into(),
+        severity: severity.into(),
+        message: message.into(),
+        backend_type: "client backend".into(),
+        ..Default::default()
+    })
+}
+
+/// `$1 = '42', $2 = NULL` → the literals.
+pub fn parse_parameters(detail: &str) -> Vec<String> {
+    let Some(list) = detail.strip_prefix("parameters: ") else { return Vec::new() };
+    let mut out: BTreeMap<usize, String> = BTreeMap::new();
+    let b = list.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        while i < b.len() && (b[i] == b' ' || b[i] == b',') {
+            i += 1;
+        }
+        if i >= b.len() || b[i] != b'$' {
+            break;
+        }
+        let start = i + 1;
+        while i < b.len() && b[i] != b' ' {
+            i += 1;
+        }
+        let Ok(n) = list[start..i].parse::<usize>() else { break };
+        let Some(after) = list[i..].strip_prefix(" = ") else { break };
+        i += 3;
+        let value_start = i;
+        if after.starts_with('\'') {
+            i += 1;
+            while i < b.len() {
+                if b[i] == b'\'' {
+                    if b.get(i + 1) == Some(&b'\'') {
+                        i += 2;
+                        continue;
+                    }
+                    i += 1;
+                    break;
+                }
+                i += 1;
+            }
+        } else {
+            while i < b.len() && b[i] != b',' {
+                i += 1;
+            }
+        }
+        out.insert(n, list[value_start..i].trim().to_string());
+    }
+    let max = out.keys().max().copied().unwrap_or(0);
+    (1..=max).map(|n| out.get(&n).cloned().unwrap_or_else(|| "NULL".into())).collect()
+}
+
+/// The statements of a log's entries, each session's in order.
+pub fn statements(entries: &[Entry]) -> Vec<Logged> {
+    let mut out = Vec::new();
+    for e in entries {
+        if e.severity != "LOG" || e.backend_type != "client backend" || e.session.is_empty() {
+            continue;
+        }
+        let (duration, rest) = match e.message.strip_prefix("duration: ") {
+            Some(d) => {
+                let (num, rest) = d.split_once(" ms").unwrap_or((d, ""));
+                (num.trim().parse::<f64>().ok(), rest.trim_start())
+            }
+            None => (None, e.message.as_str()),
+        };
+        let sql = if let Some(s) = rest.strip_prefix("statement: ") {
+            s
+        } else if let Some(x) = rest.strip_prefix("execute ") {
+            match x.split_once(": ") {
+                Some((_, s)) => s,
+                None => continue,
+            }
+        } else {
+            continue; // parse/bind steps, plain durations, other messages
+        };
+        let params = if rest.starts_with("execute ") { parse_parameters(&e.detail) } else { Vec::new() };
+        out.push(Logged {
+            start_ms: e.time_ms - duration.unwrap_or(0.0),
+            session: e.session.clone(),
+            line: e.line,
+            vxid: e.vxid.clone(),
+            user: e.user.clone(),
+            database: e.database.clone(),
+            sql: sql.trim().to_string(),
+            params,
+        });
+    }
+    out.sort_by(|a, b| (&a.session, a.line).cmp(&(&b.session, b.line)));
+    out
+}
+
+/// `sql` with each `$n` replaced by its literal.
+pub fn inline(sql: &str, params: &[String]) -> String {
+    if params.is_empty() || sql.trim().is_empty() {
+        return sql.to_string();
+    }
+    let Ok(tokens) = pg_query::scan_tokens(sql) else { return sql.to_string() };
+    let mut out = sql.to_string();
+    for t in tokens.iter().rev().filter(|t| t.token == pg_query::protobuf::Token::Param as i32) {
+        let (s, e) = (t.start as usize, t.end as usize);
+        if let Some(v) = sql.get(s + 1..e).and_then(|n| n.parse::<usize>().ok()).and_then(|n| params.get(n - 1)) {
+            out.replace_range(s..e, v);
+        }
+    }
+    out
+}
+
+/// A simple-protocol statement normalised to `$n` (pg_query, as
+/// pg_stat_statements does) and the literal each `$n` replaced, found by
+/// walking both token streams (`-5` is one literal).
+pub fn normalize_with_literals(sql: &str) -> Option<(String, Vec<String>)> {
+    let norm = pg_query::normalize(sql).ok()?;
+    if norm == sql || norm.trim().is_empty() || sql.trim().is_empty() {
+        return Some((norm, Vec::new()));
+    }
+    let (nt, st) = (pg_query::scan_tokens(&norm).ok()?, pg_query::scan_tokens(sql).ok()?);
+    let text = |s: &str, t: &pg_query::protobuf::ScanToken| s.get(t.start as usize..t.end as usize).map(str::to_string);
+    let param = pg_query::protobuf::Token::Param as i32;
+    let mut literals = Vec::new();
+    let mut j = 0;
+    for (i, t) in nt.iter().enumerate() {
+        if t.token == param {
+            let next = nt.get(i + 1).and_then(|n| text(&norm, n));
+            let start = st.get(j)?.start as usize;
+            let mut end = start;
+            while j < st.len() && (next.is_none() || text(sql, &st[j]) != next) {
+                end = st[j].end as usize;
+                j += 1;
+            }
+            literals.push(sql.get(start..end)?.trim().to_string());
+        } else {
+            if text(sql, st.get(j)?) != text(&norm, t) {
+                return Some((norm, Vec::new())); // not aligned: give up on the values
+            }
+            j += 1;
+        }
+    }
+    Some((norm, literals))
+}
+
+/// A readable class name: verb, first table, a short fingerprint.
+fn class_name(sql: &str, hex: &str) -> String {
+    let verb = sql.split(|c: char| !c.is_ascii_alphabetic()).next().unwrap_or("sql").to_ascii_lowercase();
+    let table = super::infer::tables_of(sql).into_iter().next();
+    let mut name = match table {
+        Some(t) => format!("{verb}_{}", t.replace('.', "_")),
+        None => verb,
+    };
+    name.push('_');
+    name.push_str(&hex[..hex.len().min(6)]);
+    name
+}
+
+/// The fingerprint of `sql` (constants and `$n` fingerprint alike), or of its text.
+fn fingerprint(sql: &str) -> String {
+    match pg_query::fingerprint(sql, 0, 0) {
+        Ok(f) => f.hex,
+        Err(_) => format!(
+            "{:016x}",
+            sql.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
+        ),
+    }
+}
+
+pub async fn record(args: &RecordLogArgs) -> Result<i32> {
+    if args.replay.is_none() && args.out.is_none() {
+        return Err(Error::input(
+            "say what to write: --replay FILE.jsonl (a session replay) and/or --out FILE.toml (a rate-based workload)",
+        ));
+    }
+    let say = |m: &str| {
+        if !args.quiet {
+            eprintln!("lockimpact: {m}");
+        }
+    };
+    let mut entries = Vec::new();
+    for f in &args.files {
+        let text = std::fs::read(f).map_err(|e| Error::input(format!("{}: cannot read: {e}", f.display())))?;
+        let text = String::from_utf8_lossy(&text);
+        let csv = match args.format.as_str() {
+            "csv" | "csvlog" => true,
+            "stderr" => false,
+            "auto" => f.extension().is_some_and(|e| e == "csv") || looks_like_csv(&text),
+            other => return Err(Error::input(format!("--format {other:?}: use auto, csvlog or stderr"))),
+        };
+        let found = if csv {
+            csv_entries(&text)
+        } else {
+            let (found, unparsed) = stderr_entries(&text);
+            if found.is_empty() && unparsed > 0 {
+                return Err(Error::input(format!(
+                    "{}: no line has the log_line_prefix this reader needs ({STDERR_PREFIX:?}); \
+                     set log_line_prefix = '{STDERR_PREFIX}' or use csvlog",
+                    f.display()
+                )));
+            }
+            found
+        };
+        say(&format!("{}: {} {} entries", f.display(), found.len(), if csv { "csvlog" } else { "stderr" }));
+        entries.extend(found);
+    }
+    let mut logged = statements(&entries);
+    if let Some(db) = &args.database {
+        logged.retain(|l| &l.database == db);
+    }
+    let files: Vec<String> = args.files.iter().map(|f| f.display().to_string()).collect();
+    if logged.is_empty() {
+        return Err(Error::input(format!(
+            "no statements found in {}{}: {SETTINGS}",
+            files.join(", "),
+            args.database.as_ref().map(|d| format!(" for database {d:?}")).unwrap_or_default()
+        )));
+    }
+    let t0 = logged.iter().map(|l| l.start_ms).fold(f64::INFINITY, f64::min);
+    let t1 = logged.iter().map(|l| l.start_ms).fold(f64::NEG_INFINITY, f64::max);
+    let duration_ms = (t1 - t0).max(1.0);
+
+    // Classes by fingerprint, in order of first appearance.
+    let mut class_of: BTreeMap<String, usize> = BTreeMap::new();
+    let mut classes: Vec<(String, String, Vec<&Logged>)> = Vec::new(); // (fingerprint, template sql, statements)
+    let mut index = Vec::with_capacity(logged.len());
+    for l in &logged {
+        let fp = fingerprint(&l.sql);
+        let i = *class_of.entry(fp.clone()).or_insert_with(|| {
+            classes.push((fp.clone(), l.sql.clone(), Vec::new()));
+            classes.len() - 1
+        });
+        classes[i].2.push(l);
+        index.push(i);
+    }
+    let names: Vec<String> = {
+        let mut names: Vec<String> = Vec::new();
+        for (fp, sql, _) in &classes {
+            let mut n = class_name(sql, fp);
+            if names.contains(&n) {
+                n = format!("{n}_{}", names.len());
+            }
+            names.push(n);
+        }
+        names
+    };
+
+    if let Some(path) = &args.replay {
+        let header = Header {
+            lockimpact_replay: 1,
+            duration_ms,
+            classes: classes
+                .iter()
+                .zip(&names)
+                .map(|((_, sql, ls), name)| ReplayClass {
+                    name: name.clone(),
+                    sql: sql.clone(),
+                    count: ls.len() as u64,
+                })
+                .collect(),
+            source: files.clone(),
+        };
+        let mut text = serde_json::to_string(&header).expect("serialisable") + "\n";
+        let mut sessions: Vec<Session> = Vec::new();
+        // Transactions: a statement outside a BEGIN … COMMIT block is its own;
+        // inside one, it shares the block's number (the log's virtual
+        // transaction id is gone by the time a COMMIT's duration is logged).
+        let mut in_block = false;
+        let mut tx = 0u64;
+        for (l, class) in logged.iter().zip(&index) {
+            if sessions.last().is_none_or(|s| s.session != l.session) {
+                sessions.push(Session {
+                    session: l.session.clone(),
+                    user: l.user.clone(),
+                    database: l.database.clone(),
+                    statements: Vec::new(),
+                });
+                tx = 0;
+                in_block = false;
+            } else if !in_block {
+                tx += 1;
+            }
+            match crate::workload::replay::tx_effect(&l.sql) {
+                Some(true) => in_block = true,
+                Some(false) => in_block = false,
+                None => {}
+            }
+            sessions.last_mut().expect("a session").statements.push(Statement {
+                at_ms: ((l.start_ms - t0) * 1000.0).round() / 1000.0,
+                sql: inline(&l.sql, &l.params),
+                class: *class,
+                tx,
+            });
+        }
+        for s in &sessions {
+            text.push_str(&serde_json::to_string(s).expect("serialisable"));
+            text.push('\n');
+        }
+        write_file(path, &text)?;
+        say(&format!(
+            "wrote {}: {} sessions, {} statements, {} classes over {:.1} s",
+            path.display(),
+            sessions.len(),
+            logged.len(),
+            classes.len(),
+            duration_ms / 1000.0
+        ));
+    }
+
+    if let Some(path) = &args.out {
+        let window = 1000.0;
+        let windows = ((duration_ms / window).ceil() as usize).max(1);
+        let mut per_window = vec![0u64; windows];
+        let mut kept = Vec::new();
+        let mut skipped = 0;
+        for ((fp, sql, ls), name) in classes.iter().zip(&names) {
+            let template = if ls[0].params.is_empty() {
+                normalize_with_literals(sql).map_or(sql.clone(), |n| n.0)
+            } else {
+                sql.clone()
+            };
+            if !replayable(&template) {
+                skipped += ls.len();
+                continue;
+            }
+            let mut counts = vec![0u64; windows];
+            for l in ls {
+                let w = (((l.start_ms - t0) / window) as usize).min(windows - 1);
+                counts[w] += 1;
+                per_window[w] += 1;
+            }
+            let mut observed: Vec<Vec<String>> = Vec::new();
+            for l in ls {
+                let literals = if l.params.is_empty() {
+                    normalize_with_literals(&l.sql).map(|n| n.1).unwrap_or_default()
+                } else {
+                    l.params.clone()
+                };
+                for (i, p) in literals.iter().enumerate() {
+                    if observed.len() <= i {
+                        observed.push(Vec::new());
+                    }
+                    if observed[i].len() < 200 && p != "NULL" && !observed[i].contains(p) {
+                        observed[i].push(p.clone());
+                    }
+                }
+            }
+            kept.push(RecordedClass {
+                name: name.clone(),
+                sql: template,
+                rate: ls.len() as f64 / (duration_ms / 1000.0),
+                peak: counts.iter().copied().max().unwrap_or(0) as f64 / (window / 1000.0),
+                comment: format!("fingerprint {fp}: {} statements logged", ls.len()),
+                observed,
+            });
+        }
+        if kept.is_empty() {
+            return Err(Error::input(format!(
+                "no SELECT, INSERT, UPDATE or DELETE in {}; nothing to write to {}",
+                files.join(", "),
+                path.display()
+            )));
+        }
+        let recorded: f64 = kept.iter().map(|c| c.rate).sum();
+        let peak = per_window.iter().copied().max().unwrap_or(0) as f64 / (window / 1000.0);
+        let header = vec![
+            format!("Recorded by lockimpact record log from {}", files.join(", ")),
+            format!(
+                "{} statements over {:.1} s, grouped by fingerprint; peak over 1 s windows",
+                logged.len(),
+                duration_ms / 1000.0
+            ),
+            format!("{skipped} utility statements (BEGIN, COMMIT, SET, …) left out; use --replay to keep transactions"),
+        ];
+        write_file(path, &workload_toml(&header, &kept, recorded, peak.max(recorded), &Default::default()))?;
+        say(&format!(
+            "wrote {}: {} classes, {:.1} ops/s recorded, peak {:.1} ops/s",
+            path.display(),
+            kept.len(),
+            recorded,
+            peak
+        ));
+    }
+    Ok(0)
+}
+
+fn looks_like_csv(text: &str) -> bool {
+    let first = text.lines().next().unwrap_or("");
+    match (first.find(",\""), first.find(" [")) {
+        (Some(c), Some(b)) => c < b,
+        (Some(_), None) => true,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_and_inlining() {
+        let p = parse_parameters("parameters: $1 = '42', $2 = NULL, $3 = 'it''s, here'");
+        assert_eq!(p, vec!["'42'", "NULL", "'it''s, here'"]);
+        assert_eq!(inline("SELECT $1, $2 WHERE x = $3", &p), "SELECT '42', NULL WHERE x = 'it''s, here'");
+    }
+
+    #[test]
+    fn literals_of_simple_statements() {
+        let (n, l) = normalize_with_literals("UPDATE t SET b = b + -2647 WHERE aid = 8720 AND c = 'x''y';").unwrap();
+        assert_eq!(n, "UPDATE t SET b = b + $1 WHERE aid = $2 AND c = $3;");
+        assert_eq!(l, vec!["-2647", "8720", "'x''y'"]);
+        let (_, l) = normalize_with_literals("INSERT INTO h VALUES (8, 1, -5, CURRENT_TIMESTAMP)").unwrap();
+        assert_eq!(l, vec!["8", "1", "-5"]);
+    }
+
+    #[test]
+    fn csv_and_stderr_lines() {
+        let csv = "2026-11-24 21:53:05.123 UTC,\"u\",\"db\",12,\"[local]\",65f1.c,3,\"SELECT\",2026-11-24 21:53:00 UTC,3/45,0,LOG,00000,\"duration: 0.5 ms  execute P0_1: SELECT \"\"a\"\" FROM t WHERE id = $1\",\"parameters: $1 = '7'\",,,,,,,,\"pgbench\",\"client backend\",,0\n";
+        let e = csv_entries(csv);
+        let s = statements(&e);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].sql, "SELECT \"a\" FROM t WHERE id = $1");
+        assert_eq!(s[0].params, vec!["'7'"]);
+        assert!((s[0].start_ms - (parse_time("2026-11-24 21:53:05.123").unwrap() - 0.5)).abs() < 1e-6);
+        let err = "2026-11-24 21:53:05.123 UTC [65f1.c:4:3/46] u@db LOG:  statement: SELECT 1\n\tFROM t\n\
+                   2026-11-24 21:53:05.200 UTC [65f1.c:5:3/46] u@db LOG:  execute S_1: SELECT $1\n\
+                   2026-11-24 21:53:05.200 UTC [65f1.c:6:3/46] u@db DETAIL:  parameters: $1 = 'x'\n";
+        let (e, bad) = stderr_entries(err);
+        assert_eq!(bad, 0);
+        let s = statements(&e);
+        assert_eq!(s[0].sql, "SELECT 1\nFROM t");
+        assert_eq!(inline(&s[1].sql, &s[1].params), "SELECT 'x'");
+        assert_eq!(s[1].vxid, "3/46");
+    }
+}
