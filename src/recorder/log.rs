@@ -93,6 +93,15 @@ pub fn parse_time(s: &str) -> Option<f64> {
     let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
     let mut t = time.split(':');
     let (h, mi, sec) = (t.next()?.parse::<f64>().ok()?, t.next()?.parse::<f64>().ok()?, t.next()?.parse::<f64>().ok()?);
+    let valid = (1..=9999).contains(&y)
+        && (1..=12).contains(&m)
+        && (1..=31).contains(&day)
+        && (0.0..24.0).contains(&h)
+        && (0.0..60.0).contains(&mi)
+        && (0.0..61.0).contains(&sec);
+    if !valid {
+        return None;
+    }
     // Days from civil (Howard Hinnant).
     let y2 = if m <= 2 { y - 1 } else { y };
     let era = y2.div_euclid(400);
@@ -103,7 +112,9 @@ pub fn parse_time(s: &str) -> Option<f64> {
     Some(((days as f64 * 86400.0) + h * 3600.0 + mi * 60.0 + sec) * 1000.0)
 }
 
-fn csv_entries(text: &str) -> Vec<Entry> {
+/// csvlog records (`log_destination = 'csvlog'`) as entries; records that
+/// are not a session's log line are passed over.
+pub fn csv_entries(text: &str) -> Vec<Entry> {
     csv_records(text)
         .into_iter()
         .filter(|r| r.len() >= 15)
@@ -127,7 +138,7 @@ fn csv_entries(text: &str) -> Vec<Entry> {
 /// Stderr lines with `STDERR_PREFIX`; continuation lines (a leading tab) are
 /// appended, and a `DETAIL:` line goes to the session's message just before it
 /// (`%l` counts it as a line of its own).
-fn stderr_entries(text: &str) -> (Vec<Entry>, usize) {
+pub fn stderr_entries(text: &str) -> (Vec<Entry>, usize) {
     let mut out: Vec<Entry> = Vec::new();
     let mut unparsed = 0;
     let mut last_detail = false;
@@ -287,7 +298,9 @@ pub fn inline(sql: &str, params: &[String]) -> String {
     let mut out = sql.to_string();
     for t in tokens.iter().rev().filter(|t| t.token == pg_query::protobuf::Token::Param as i32) {
         let (s, e) = (t.start as usize, t.end as usize);
-        if let Some(v) = sql.get(s + 1..e).and_then(|n| n.parse::<usize>().ok()).and_then(|n| params.get(n - 1)) {
+        if let Some(v) =
+            sql.get(s + 1..e).and_then(|n| n.parse::<usize>().ok()).and_then(|n| params.get(n.checked_sub(1)?))
+        {
             out.replace_range(s..e, v);
         }
     }

@@ -21,7 +21,26 @@ use lockimpact::workload::params::{Param, Rng};
 pub type Harness = fn(&[u8]) -> bool;
 
 /// The fuzz targets, by the name of their folder under `tests/fuzz_regressions/`.
-pub const TARGETS: &[(&str, Harness)] = &[("workload", workload), ("migration", migration), ("scenario", scenario)];
+pub const TARGETS: &[(&str, Harness)] =
+    &[("workload", workload), ("migration", migration), ("scenario", scenario), ("log", log)];
+
+/// A recorded server log, read as csvlog and as a stderr log: its statements
+/// are extracted (extended-protocol `parameters:` details included), their
+/// parameters inlined, and each is normalized by fingerprint, as
+/// `lockimpact record log` does.
+pub fn log(data: &[u8]) -> bool {
+    use lockimpact::recorder::log::{csv_entries, inline, normalize_with_literals, statements, stderr_entries};
+    let text = String::from_utf8_lossy(data);
+    let mut found = 0;
+    for entries in [csv_entries(&text), stderr_entries(&text).0] {
+        for s in statements(&entries) {
+            found += 1;
+            let _ = inline(&s.sql, &s.params);
+            let _ = normalize_with_literals(&s.sql);
+        }
+    }
+    found > 0
+}
 
 /// A workload file: `{{var}}` templates rendered with a few variables, then
 /// parsed and validated; each generator of an accepted file draws a value.
