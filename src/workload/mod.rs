@@ -8,6 +8,7 @@ pub mod pacer;
 pub mod params;
 mod worker;
 
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,6 +24,13 @@ use crate::timeline::{Clock, Slot};
 use file::Class;
 use params::{Param, Value};
 use worker::{Worker, WorkerStats};
+
+/// `WorkloadPlan::rate` that makes the workload closed-loop: there is no
+/// schedule and no pacer; every worker starts its next operation (class drawn
+/// by weight, as the pacer does) as soon as the previous one finished, and
+/// latency counts from that start. Used by `lockimpact bench` to measure peak
+/// throughput; classes with their own `rate` do not run in a closed loop.
+pub const CLOSED_LOOP: f64 = f64::INFINITY;
 
 /// Per-second operations, errors and latency, by completion time, for all
 /// classes together and per class. Only the current second keeps histograms;
@@ -142,15 +150,55 @@ pub struct Workload {
     connections: u32,
     slots: usize,
     stop: CancellationToken,
-    rx: async_channel::Receiver<pacer::Op>,
-    pacer: JoinHandle<pacer::PacerResult>,
+    /// The pacer's queue; `None` in a closed loop.
+    rx: Option<async_channel::Receiver<pacer::Op>>,
+    pacer: Option<tokio::sync::oneshot::Receiver<pacer::PacerResult>>,
     workers: Vec<JoinHandle<()>>,
     stats: Vec<Arc<Mutex<WorkerStats>>>,
     seconds: Arc<Mutex<Seconds>>,
+    _runtime: RuntimeThread,
 }
 
+/// The workload's own single-threaded async runtime, on its own OS thread:
+/// the workers, their connections and their I/O run there, like one pgbench
+/// thread, instead of being spread over the main multi-thread runtime, where
+/// every response woke another thread (profile: over half of the client's
+/// time in context switches and wake-ups). Dropping the guard stops it, and
+/// with it every task and connection still on it.
+struct RuntimeThread {
+    handle: tokio::runtime::Handle,
+    stop: CancellationToken,
+}
+
+impl RuntimeThread {
+    fn start() -> Result<RuntimeThread> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::env(format!("cannot start the workload runtime: {e}")))?;
+        let handle = rt.handle().clone();
+        let stop = CancellationToken::new();
+        let token = stop.clone();
+        std::thread::Builder::new()
+            .name("lockimpact-workload".into())
+            .spawn(move || rt.block_on(token.cancelled()))
+            .map_err(|e| Error::env(format!("cannot start the workload thread: {e}")))?;
+        Ok(RuntimeThread { handle, stop })
+    }
+}
+
+impl Drop for RuntimeThread {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// What `open_workers` hands back from the workload runtime.
+type Opened = (Vec<JoinHandle<()>>, Vec<Arc<Mutex<WorkerStats>>>);
+
 /// Opens the pool, prepares every class on every connection (a query on a
-/// missing table fails here, naming the class), then starts the pacer.
+/// missing table fails here, naming the class), then starts the pacer (or,
+/// with `CLOSED_LOOP`, lets the workers start their own operations).
 pub async fn start(
     plan: &WorkloadPlan,
     classes: Vec<Class>,
@@ -159,6 +207,60 @@ pub async fn start(
     roles: Arc<Roles>,
     slots: usize,
 ) -> Result<Workload> {
+    let runtime = RuntimeThread::start()?;
+    let classes = Arc::new(classes);
+    let stop = CancellationToken::new();
+    let seconds = Arc::new(Mutex::new(Seconds::new(clock.start, classes.len())));
+    let closed = plan.rate == CLOSED_LOOP;
+    let (tx, rx) = async_channel::unbounded();
+    let source = if closed {
+        worker::Source::Closed {
+            next: Arc::new(AtomicU64::new(0)),
+            mix: pacer::Mix::new(&classes, plan.seed),
+            clock: clock.clone(),
+        }
+    } else {
+        worker::Source::Paced(rx.clone())
+    };
+    let opened = runtime.handle.spawn(open_workers(
+        plan.clone(),
+        classes.clone(),
+        config,
+        roles,
+        slots,
+        seconds.clone(),
+        stop.clone(),
+        source,
+    ));
+    let (workers, stats) = opened.await.map_err(|e| Error::env(format!("the workload runtime failed: {e}")))??;
+    let pacer = (!closed).then(|| pacer::spawn(classes.clone(), plan.rate, plan.seed, clock, tx, stop.clone()));
+    Ok(Workload {
+        classes,
+        target_rate: plan.rate,
+        connections: plan.connections,
+        slots,
+        stop,
+        rx: (!closed).then_some(rx),
+        pacer,
+        workers,
+        stats,
+        seconds,
+        _runtime: runtime,
+    })
+}
+
+/// Runs on the workload runtime: the pool, the prepared statements, the workers.
+#[allow(clippy::too_many_arguments)]
+async fn open_workers(
+    plan: WorkloadPlan,
+    classes: Arc<Vec<Class>>,
+    config: tokio_postgres::Config,
+    roles: Arc<Roles>,
+    slots: usize,
+    seconds: Arc<Mutex<Seconds>>,
+    stop: CancellationToken,
+    source: worker::Source,
+) -> Result<Opened> {
     let mut config = config;
     config.application_name("lockimpact-workload");
     config.options(format!("-c statement_timeout={}", plan.statement_timeout.as_millis()));
@@ -168,10 +270,6 @@ pub async fn start(
         .max_size(plan.connections as usize)
         .build()
         .map_err(|e| Error::env(format!("cannot build the connection pool: {e}")))?;
-    let classes = Arc::new(classes);
-    let stop = CancellationToken::new();
-    let seconds = Arc::new(Mutex::new(Seconds::new(clock.start, classes.len())));
-    let (tx, rx) = async_channel::unbounded();
     let path = plan.path.display().to_string();
 
     let mut workers = Vec::new();
@@ -193,7 +291,7 @@ pub async fn start(
         let s =
             Arc::new(Mutex::new(WorkerStats { latency: vec![vec![None; slots]; classes.len()], ..Default::default() }));
         stats.push(s.clone());
-        let w = Worker {
+        workers.push(Worker {
             client,
             statements,
             classes: classes.clone(),
@@ -201,28 +299,17 @@ pub async fn start(
             stats: s,
             seconds: seconds.clone(),
             stop: stop.clone(),
-        };
-        workers.push(tokio::spawn(w.run(rx.clone())));
+        });
     }
-    let pacer = tokio::spawn(pacer::run(classes.clone(), plan.rate, plan.seed, clock, tx, stop.clone()));
-    Ok(Workload {
-        classes,
-        target_rate: plan.rate,
-        connections: plan.connections,
-        slots,
-        stop,
-        rx,
-        pacer,
-        workers,
-        stats,
-        seconds,
-    })
+    // Every connection is ready before the first operation starts.
+    let handles = workers.into_iter().map(|w| tokio::spawn(w.run(source.clone()))).collect();
+    Ok((handles, stats))
 }
 
 impl Workload {
     /// Operations waiting for a free connection right now.
     pub fn queued(&self) -> usize {
-        self.rx.len()
+        self.rx.as_ref().map_or(0, |rx| rx.len())
     }
 
     /// Per-second counters, for the live status line.
@@ -232,23 +319,27 @@ impl Workload {
 
     /// Stops the pacer, lets the workers finish what is queued for up to
     /// `grace`, then stops them and merges their measurements.
-    pub async fn finish(self, grace: Duration) -> WorkloadRecord {
+    pub async fn finish(mut self, grace: Duration) -> WorkloadRecord {
         self.stop.cancel();
-        let pacer = self
-            .pacer
-            .await
-            .unwrap_or_else(|_| pacer::PacerResult { issued_measured: 0, schedule_lag: crate::record::new_hist() });
+        let pacer = match self.pacer.take() {
+            Some(p) => p.await.ok(),
+            None => None,
+        }
+        .unwrap_or_else(|| pacer::PacerResult { issued_measured: 0, schedule_lag: crate::record::new_hist() });
         let deadline = tokio::time::Instant::now() + grace;
         let mut unfinished = 0u64;
-        for w in self.workers {
+        for w in std::mem::take(&mut self.workers) {
             let abort = w.abort_handle();
             if tokio::time::timeout_at(deadline, w).await.is_err() {
                 unfinished += 1; // the operation it was running
                 abort.abort();
             }
         }
-        unfinished += self.rx.len() as u64;
-        self.rx.close();
+        if let Some(rx) = &self.rx {
+            unfinished += rx.len() as u64;
+            rx.close();
+        }
+        let closed = self.rx.is_none();
 
         let mut rec = WorkloadRecord {
             classes: self.classes.iter().map(|c| c.name.clone()).collect(),
@@ -279,6 +370,10 @@ impl Workload {
                 e.0 += n;
             }
             rec.finished_measured += s.finished_measured;
+        }
+        if closed {
+            // No schedule: what was issued is what finished, or was cut short.
+            rec.issued_measured = rec.finished_measured + unfinished;
         }
         let mut secs = self.seconds.lock().expect("seconds");
         secs.advance(Instant::now());
