@@ -156,22 +156,27 @@ pub struct Workload {
     workers: Vec<JoinHandle<()>>,
     stats: Vec<Arc<Mutex<WorkerStats>>>,
     seconds: Arc<Mutex<Seconds>>,
-    _runtime: RuntimeThread,
+    _runtimes: Vec<RuntimeThread>,
 }
 
-/// The workload's own single-threaded async runtime, on its own OS thread:
-/// the workers, their connections and their I/O run there, like one pgbench
-/// thread, instead of being spread over the main multi-thread runtime, where
-/// every response woke another thread (profile: over half of the client's
-/// time in context switches and wake-ups). Dropping the guard stops it, and
-/// with it every task and connection still on it.
+/// Most OS threads the workers are spread over (one per connection up to this).
+const MAX_THREADS: usize = 64;
+
+/// One of the workload's own single-threaded async runtimes, on its own OS
+/// thread. Each connection lives on one of them with its worker, its I/O and
+/// its connection task, as each connection of `pgbench -j N` has its own
+/// thread. Before, the workers shared the main multi-thread runtime and every
+/// response woke a task on the other runtime thread (profile: over half of
+/// the client's time in context switches and wake-ups); a single thread for
+/// all of them was starved by the scheduler next to the busy server backends.
+/// Dropping the guard stops the runtime, and every task still on it.
 struct RuntimeThread {
     handle: tokio::runtime::Handle,
     stop: CancellationToken,
 }
 
 impl RuntimeThread {
-    fn start() -> Result<RuntimeThread> {
+    fn start(n: usize) -> Result<RuntimeThread> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -180,9 +185,9 @@ impl RuntimeThread {
         let stop = CancellationToken::new();
         let token = stop.clone();
         std::thread::Builder::new()
-            .name("lockimpact-workload".into())
+            .name(format!("lockimpact-w{n}"))
             .spawn(move || rt.block_on(token.cancelled()))
-            .map_err(|e| Error::env(format!("cannot start the workload thread: {e}")))?;
+            .map_err(|e| Error::env(format!("cannot start a workload thread: {e}")))?;
         Ok(RuntimeThread { handle, stop })
     }
 }
@@ -192,9 +197,6 @@ impl Drop for RuntimeThread {
         self.stop.cancel();
     }
 }
-
-/// What `open_workers` hands back from the workload runtime.
-type Opened = (Vec<JoinHandle<()>>, Vec<Arc<Mutex<WorkerStats>>>);
 
 /// Opens the pool, prepares every class on every connection (a query on a
 /// missing table fails here, naming the class), then starts the pacer (or,
@@ -207,7 +209,8 @@ pub async fn start(
     roles: Arc<Roles>,
     slots: usize,
 ) -> Result<Workload> {
-    let runtime = RuntimeThread::start()?;
+    let threads = (plan.connections as usize).clamp(1, MAX_THREADS);
+    let runtimes = (0..threads).map(RuntimeThread::start).collect::<Result<Vec<_>>>()?;
     let classes = Arc::new(classes);
     let stop = CancellationToken::new();
     let seconds = Arc::new(Mutex::new(Seconds::new(clock.start, classes.len())));
@@ -222,17 +225,42 @@ pub async fn start(
     } else {
         worker::Source::Paced(rx.clone())
     };
-    let opened = runtime.handle.spawn(open_workers(
-        plan.clone(),
-        classes.clone(),
-        config,
-        roles,
-        slots,
-        seconds.clone(),
-        stop.clone(),
-        source,
-    ));
-    let (workers, stats) = opened.await.map_err(|e| Error::env(format!("the workload runtime failed: {e}")))??;
+
+    let mut config = config;
+    config.application_name("lockimpact-workload");
+    config.options(format!("-c statement_timeout={}", plan.statement_timeout.as_millis()));
+    let manager =
+        Manager::from_config(config, tokio_postgres::NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+    let pool = Pool::builder(manager)
+        .max_size(plan.connections as usize)
+        .build()
+        .map_err(|e| Error::env(format!("cannot build the connection pool: {e}")))?;
+    let path = plan.path.display().to_string();
+
+    let mut opened = Vec::new();
+    let mut stats = Vec::new();
+    for i in 0..plan.connections as usize {
+        let s =
+            Arc::new(Mutex::new(WorkerStats { latency: vec![vec![None; slots]; classes.len()], ..Default::default() }));
+        stats.push(s.clone());
+        let open = open_worker(
+            pool.clone(),
+            (i + 1, plan.connections),
+            path.clone(),
+            classes.clone(),
+            roles.clone(),
+            plan.seed,
+            s,
+            seconds.clone(),
+            stop.clone(),
+        );
+        // The connection (and its I/O task) is made on the runtime its worker runs on.
+        let rt = &runtimes[i % threads].handle;
+        let worker = rt.spawn(open).await.map_err(|e| Error::env(format!("the workload runtime failed: {e}")))??;
+        opened.push((rt.clone(), worker));
+    }
+    // Every connection is ready before the first operation starts.
+    let workers = opened.into_iter().map(|(rt, w)| rt.spawn(w.run(source.clone()))).collect();
     let pacer = (!closed).then(|| pacer::spawn(classes.clone(), plan.rate, plan.seed, clock, tx, stop.clone()));
     Ok(Workload {
         classes,
@@ -245,65 +273,36 @@ pub async fn start(
         workers,
         stats,
         seconds,
-        _runtime: runtime,
+        _runtimes: runtimes,
     })
 }
 
-/// Runs on the workload runtime: the pool, the prepared statements, the workers.
+/// Runs on a workload runtime: one connection, its prepared statements, its worker.
 #[allow(clippy::too_many_arguments)]
-async fn open_workers(
-    plan: WorkloadPlan,
+async fn open_worker(
+    pool: Pool,
+    (n, of): (usize, u32),
+    path: String,
     classes: Arc<Vec<Class>>,
-    config: tokio_postgres::Config,
     roles: Arc<Roles>,
-    slots: usize,
+    seed: u64,
+    stats: Arc<Mutex<WorkerStats>>,
     seconds: Arc<Mutex<Seconds>>,
     stop: CancellationToken,
-    source: worker::Source,
-) -> Result<Opened> {
-    let mut config = config;
-    config.application_name("lockimpact-workload");
-    config.options(format!("-c statement_timeout={}", plan.statement_timeout.as_millis()));
-    let manager =
-        Manager::from_config(config, tokio_postgres::NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
-    let pool = Pool::builder(manager)
-        .max_size(plan.connections as usize)
-        .build()
-        .map_err(|e| Error::env(format!("cannot build the connection pool: {e}")))?;
-    let path = plan.path.display().to_string();
-
-    let mut workers = Vec::new();
-    let mut stats = Vec::new();
-    for _ in 0..plan.connections {
-        let client = pool.get().await.map_err(|e| {
-            Error::db(format!("cannot open workload connection {} of {}: {e}", workers.len() + 1, plan.connections))
+) -> Result<Worker> {
+    let client =
+        pool.get().await.map_err(|e| Error::db(format!("cannot open workload connection {n} of {of}: {e}")))?;
+    let mut statements = Vec::with_capacity(classes.len());
+    for c in classes.iter() {
+        let s = client.prepare_cached(&c.sql).await.map_err(|e| {
+            Error::input(format!("{path}: class {:?}: the clone rejects its SQL: {}", c.name, describe_pg(&e)))
         })?;
-        let mut statements = Vec::with_capacity(classes.len());
-        for c in classes.iter() {
-            let s = client.prepare_cached(&c.sql).await.map_err(|e| {
-                Error::input(format!("{path}: class {:?}: the clone rejects its SQL: {}", c.name, describe_pg(&e)))
-            })?;
-            statements.push(s);
-        }
-        let pid: i32 =
-            client.query_one("SELECT pg_backend_pid()", &[]).await.map_err(|e| Error::db(describe_pg(&e)))?.get(0);
-        roles.add_workload(pid);
-        let s =
-            Arc::new(Mutex::new(WorkerStats { latency: vec![vec![None; slots]; classes.len()], ..Default::default() }));
-        stats.push(s.clone());
-        workers.push(Worker {
-            client,
-            statements,
-            classes: classes.clone(),
-            seed: plan.seed,
-            stats: s,
-            seconds: seconds.clone(),
-            stop: stop.clone(),
-        });
+        statements.push(s);
     }
-    // Every connection is ready before the first operation starts.
-    let handles = workers.into_iter().map(|w| tokio::spawn(w.run(source.clone()))).collect();
-    Ok((handles, stats))
+    let pid: i32 =
+        client.query_one("SELECT pg_backend_pid()", &[]).await.map_err(|e| Error::db(describe_pg(&e)))?.get(0);
+    roles.add_workload(pid);
+    Ok(Worker { client, statements, classes, seed, stats, seconds, stop })
 }
 
 impl Workload {
