@@ -53,12 +53,12 @@ pub struct BenchArgs {
     #[arg(long, value_name = "DIR", env = "PG_BIN")]
     pub pg_bin: Option<PathBuf>,
 
-    /// Rows of the clone-reset dataset (default: about 1 GB, 8 500 000 rows;
+    /// Rows of the clone-reset dataset (default: about 1 GB, 9 500 000 rows;
     /// 20 000 with --quick).
     #[arg(long, value_name = "N")]
     pub reset_rows: Option<u64>,
 
-    /// Alternations of each side-by-side throughput measurement (default 3; 1 with --quick).
+    /// Alternations of each side-by-side throughput measurement (default 5; 1 with --quick).
     #[arg(long, value_name = "N")]
     pub rounds: Option<u32>,
 

@@ -43,7 +43,8 @@ pub async fn run(ctx: &Ctx, rep: &mut super::report::Report) -> Result<f64> {
         Side::samples("replayer", li.clone(), "ops/s"),
         Side::samples("pgbench", pg.clone(), "tps"),
         "replayer / pgbench",
-    );
+    )
+    .paired();
     let met = row.ratio >= 1.0;
     let row = row.target("≥ 1.0", met).detail(format!(
         "client CPU per operation: replayer {:.1} µs, pgbench {:.1} µs (median; user+system time of the client process \

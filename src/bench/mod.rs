@@ -121,13 +121,13 @@ impl Config {
                 connections: 16,
                 rows: 1_000_000,
                 customers: 50_000,
-                rounds: 3,
+                rounds: 5,
                 warmup: Duration::from_secs(2),
-                measure: Duration::from_secs(10),
+                measure: Duration::from_secs(6),
                 sampler_interval: Duration::from_millis(10),
                 hold: Duration::from_secs(1),
                 holds: 3,
-                reset_rows: 8_500_000,
+                reset_rows: 9_500_000,
                 copies: 3,
                 memory_points: vec![Duration::from_secs(60), Duration::from_secs(180)],
                 memory_rate_cap: 5_000.0,
@@ -203,12 +203,16 @@ pub async fn bench(args: &BenchArgs, cancel: &CancellationToken) -> Result<i32> 
         ctx.say(&format!("seeding the orders dataset ({} rows)", ctx.cfg.rows));
         seed(&ctx, ctx.cfg.rows, ctx.cfg.customers).await?;
         template::fresh_copy(&ctx.server, BENCH_DB).await?;
+        rep.load("closed loop");
         let saturation = closed::run(&ctx, &mut rep).await?;
         ctx.check()?;
+        rep.load("open loop");
         open::run(&ctx, &mut rep, saturation).await?;
         ctx.check()?;
+        rep.load("sampler");
         sampler::run(&ctx, &mut rep).await?;
         ctx.check()?;
+        rep.load("clone reset");
         reset::run(&ctx, &mut rep).await?;
         ctx.check()?;
         Ok::<f64, Error>(saturation)
@@ -219,6 +223,7 @@ pub async fn bench(args: &BenchArgs, cancel: &CancellationToken) -> Result<i32> 
     };
     let Ctx { server, .. } = ctx;
     drop(server); // the end-to-end rows start their own servers
+    rep.load("end to end");
     e2e::run(&cfg, &mut rep, saturation, quiet, cancel).await?;
 
     rep.finish(started.elapsed());

@@ -51,7 +51,8 @@ pub async fn run(ctx: &Ctx, rep: &mut super::report::Report) -> Result<()> {
         Side::samples("sampling", with, "ops/s"),
         Side::samples("no sampling", without, "ops/s"),
         "sampling / none",
-    );
+    )
+    .paired();
     let loss = (1.0 - row.ratio) * 100.0;
     let row = row.target("loss < 3 %", loss < 3.0).detail(format!("throughput loss {loss:.2} %"));
     rep.rows.push(row);
