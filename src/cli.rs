@@ -35,6 +35,10 @@ pub enum Command {
     /// Record what a database runs into a workload: from pg_stat_statements,
     /// or from PostgreSQL logs. Read-only against the source.
     Record(RecordArgs),
+    /// Benchmark the harness itself on this machine against the standard
+    /// tools (pgbench, pg_restore), on a local server it starts, and write
+    /// BENCHMARKS.md and bench.json.
+    Bench(BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -95,6 +99,35 @@ pub struct StatStatementsArgs {
     /// The workload file to write, e.g. workloads/NAME/workload.toml.
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
+    /// No progress lines on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// A tiny configuration (seconds, tiny datasets) that only checks the
+    /// suite runs; its figures mean nothing.
+    #[arg(long)]
+    pub quick: bool,
+
+    /// Directory to write BENCHMARKS.md and bench.json into (created if missing).
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub out: PathBuf,
+
+    /// Directory holding the PostgreSQL server binaries (initdb, pg_ctl, pgbench).
+    #[arg(long, value_name = "DIR", env = "PG_BIN")]
+    pub pg_bin: Option<PathBuf>,
+
+    /// Rows of the clone-reset dataset (default: about 1 GB, 9 500 000 rows;
+    /// 20 000 with --quick).
+    #[arg(long, value_name = "N")]
+    pub reset_rows: Option<u64>,
+
+    /// Alternations of each side-by-side throughput measurement (default 5; 1 with --quick).
+    #[arg(long, value_name = "N")]
+    pub rounds: Option<u32>,
+
     /// No progress lines on stderr.
     #[arg(long, short)]
     pub quiet: bool,

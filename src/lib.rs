@@ -32,7 +32,10 @@
 //!   Markdown, HTML) and where outputs go.
 //! - `compare`: two reports → a `Comparison` (ranking, one-line verdict).
 //! - `status`: progress lines and the live status line on a terminal.
+//! - `bench`: `lockimpact bench`, the harness measured against pgbench and
+//!   pg_restore on this machine (BENCHMARKS.md).
 
+pub mod bench;
 pub mod cli;
 pub mod clone;
 pub mod compare;
@@ -78,6 +81,7 @@ pub fn main_entry(cli: Cli) -> i32 {
             Command::Compare(args) => compare(&args, &cancel).await,
             Command::Snapshot(args) => snapshot::snapshot(&args),
             Command::Record(args) => recorder::record(&args).await,
+            Command::Bench(args) => bench::bench(&args, &cancel).await,
         }
     });
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));

@@ -12,6 +12,7 @@ pub mod replay;
 pub mod script;
 mod worker;
 
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -27,6 +28,13 @@ use crate::timeline::{Clock, Slot};
 use file::Class;
 use params::{Param, Value};
 use worker::{Worker, WorkerStats};
+
+/// `WorkloadPlan::rate` that makes the workload closed-loop: there is no
+/// schedule and no pacer; every worker starts its next operation (class drawn
+/// by weight, as the pacer does) as soon as the previous one finished, and
+/// latency counts from that start. Used by `lockimpact bench` to measure peak
+/// throughput; classes with their own `rate` do not run in a closed loop.
+pub const CLOSED_LOOP: f64 = f64::INFINITY;
 
 /// Per-second operations, errors and latency, by completion time, for all
 /// classes together and per class. Only the current second keeps histograms;
@@ -171,15 +179,57 @@ pub struct Workload {
     connections: u32,
     slots: usize,
     stop: CancellationToken,
-    rx: async_channel::Receiver<pacer::Op>,
-    pacer: JoinHandle<pacer::PacerResult>,
+    /// The pacer's queue; `None` in a closed loop.
+    rx: Option<async_channel::Receiver<pacer::Op>>,
+    pacer: Option<tokio::sync::oneshot::Receiver<pacer::PacerResult>>,
     workers: Vec<JoinHandle<()>>,
     stats: Vec<Arc<Mutex<WorkerStats>>>,
     seconds: Arc<Mutex<Seconds>>,
+    _runtimes: Vec<RuntimeThread>,
+}
+
+/// Most OS threads the workers are spread over (one per connection up to this).
+const MAX_THREADS: usize = 64;
+
+/// One of the workload's own single-threaded async runtimes, on its own OS
+/// thread. Each connection lives on one of them with its worker, its I/O and
+/// its connection task, as each connection of `pgbench -j N` has its own
+/// thread. Before, the workers shared the main multi-thread runtime and every
+/// response woke a task on the other runtime thread (profile: over half of
+/// the client's time in context switches and wake-ups); a single thread for
+/// all of them was starved by the scheduler next to the busy server backends.
+/// Dropping the guard stops the runtime, and every task still on it.
+struct RuntimeThread {
+    handle: tokio::runtime::Handle,
+    stop: CancellationToken,
+}
+
+impl RuntimeThread {
+    fn start(n: usize) -> Result<RuntimeThread> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::env(format!("cannot start the workload runtime: {e}")))?;
+        let handle = rt.handle().clone();
+        let stop = CancellationToken::new();
+        let token = stop.clone();
+        std::thread::Builder::new()
+            .name(format!("lockimpact-w{n}"))
+            .spawn(move || rt.block_on(token.cancelled()))
+            .map_err(|e| Error::env(format!("cannot start a workload thread: {e}")))?;
+        Ok(RuntimeThread { handle, stop })
+    }
+}
+
+impl Drop for RuntimeThread {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
 }
 
 /// Opens the pool, prepares every class on every connection (a query on a
-/// missing table fails here, naming the class), then starts the pacer.
+/// missing table fails here, naming the class), then starts the pacer (or,
+/// with `CLOSED_LOOP`, lets the workers start their own operations).
 pub async fn start(
     plan: &WorkloadPlan,
     classes: Vec<Class>,
@@ -188,6 +238,23 @@ pub async fn start(
     roles: Arc<Roles>,
     slots: usize,
 ) -> Result<Workload> {
+    let threads = (plan.connections as usize).clamp(1, MAX_THREADS);
+    let runtimes = (0..threads).map(RuntimeThread::start).collect::<Result<Vec<_>>>()?;
+    let classes = Arc::new(classes);
+    let stop = CancellationToken::new();
+    let seconds = Arc::new(Mutex::new(Seconds::new(clock.start, classes.len())));
+    let closed = plan.rate == CLOSED_LOOP;
+    let (tx, rx) = async_channel::unbounded();
+    let source = if closed {
+        worker::Source::Closed {
+            next: Arc::new(AtomicU64::new(0)),
+            mix: pacer::Mix::new(&classes, plan.seed),
+            clock: clock.clone(),
+        }
+    } else {
+        worker::Source::Paced(rx.clone())
+    };
+
     let mut config = config;
     config.application_name("lockimpact-workload");
     config.options(format!("-c statement_timeout={}", plan.statement_timeout.as_millis()));
@@ -200,15 +267,11 @@ pub async fn start(
         .max_size(plan.connections as usize)
         .build()
         .map_err(|e| Error::env(format!("cannot build the connection pool: {e}")))?;
-    let classes = Arc::new(classes);
-    let stop = CancellationToken::new();
-    let seconds = Arc::new(Mutex::new(Seconds::new(clock.start, classes.len())));
-    let (tx, rx) = async_channel::unbounded();
     let path = plan.path.display().to_string();
     if let Some(replay) = &plan.replay {
         let s =
             Arc::new(Mutex::new(WorkerStats { latency: vec![vec![None; slots]; classes.len()], ..Default::default() }));
-        let pacer = tokio::spawn(replay::run(replay::Driver {
+        let driver = replay::Driver {
             replay: replay.clone(),
             speed: plan.speed,
             config,
@@ -217,78 +280,107 @@ pub async fn start(
             seconds: seconds.clone(),
             roles,
             stop: stop.clone(),
-        }));
+        };
+        // The replay drives its own sessions in place of the pacer and workers.
+        let (done, result) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let _ = done.send(replay::run(driver).await);
+        });
         return Ok(Workload {
             classes,
             target_rate: plan.rate,
             connections: replay.sessions.len() as u32,
             slots,
             stop,
-            rx,
-            pacer,
+            rx: Some(rx),
+            pacer: Some(result),
             workers: Vec::new(),
             stats: vec![s],
             seconds,
+            _runtimes: runtimes,
         });
     }
 
-    let mut workers = Vec::new();
+    let mut opened = Vec::new();
     let mut stats = Vec::new();
-    for _ in 0..plan.connections {
-        let client = pool.get().await.map_err(|e| {
-            Error::db(format!("cannot open workload connection {} of {}: {e}", workers.len() + 1, plan.connections))
-        })?;
-        let mut statements = Vec::with_capacity(classes.len());
-        for c in classes.iter() {
-            let mut prepared = Vec::new();
-            for sql in c.statements() {
-                let s = client.prepare_cached(sql).await.map_err(|e| {
-                    Error::input(format!(
-                        "{path}: class {:?}: the clone rejects its SQL {sql:?}: {}",
-                        c.name,
-                        describe_pg(&e)
-                    ))
-                })?;
-                prepared.push(s);
-            }
-            statements.push(prepared);
-        }
-        let pid: i32 =
-            client.query_one("SELECT pg_backend_pid()", &[]).await.map_err(|e| Error::db(describe_pg(&e)))?.get(0);
-        roles.add_workload(pid);
+    for i in 0..plan.connections as usize {
         let s =
             Arc::new(Mutex::new(WorkerStats { latency: vec![vec![None; slots]; classes.len()], ..Default::default() }));
         stats.push(s.clone());
-        let w = Worker {
-            client,
-            statements,
-            classes: classes.clone(),
-            seed: plan.seed,
-            stats: s,
-            seconds: seconds.clone(),
-            stop: stop.clone(),
-        };
-        workers.push(tokio::spawn(w.run(rx.clone())));
+        let open = open_worker(
+            pool.clone(),
+            (i + 1, plan.connections),
+            path.clone(),
+            classes.clone(),
+            roles.clone(),
+            plan.seed,
+            s,
+            seconds.clone(),
+            stop.clone(),
+        );
+        // The connection (and its I/O task) is made on the runtime its worker runs on.
+        let rt = &runtimes[i % threads].handle;
+        let worker = rt.spawn(open).await.map_err(|e| Error::env(format!("the workload runtime failed: {e}")))??;
+        opened.push((rt.clone(), worker));
     }
-    let pacer = tokio::spawn(pacer::run(classes.clone(), plan.rate, plan.seed, clock, tx, stop.clone()));
+    // Every connection is ready before the first operation starts.
+    let workers = opened.into_iter().map(|(rt, w)| rt.spawn(w.run(source.clone()))).collect();
+    let pacer = (!closed).then(|| pacer::spawn(classes.clone(), plan.rate, plan.seed, clock, tx, stop.clone()));
     Ok(Workload {
         classes,
         target_rate: plan.rate,
         connections: plan.connections,
         slots,
         stop,
-        rx,
+        rx: (!closed).then_some(rx),
         pacer,
         workers,
         stats,
         seconds,
+        _runtimes: runtimes,
     })
+}
+
+/// Runs on a workload runtime: one connection, its prepared statements, its worker.
+#[allow(clippy::too_many_arguments)]
+async fn open_worker(
+    pool: Pool,
+    (n, of): (usize, u32),
+    path: String,
+    classes: Arc<Vec<Class>>,
+    roles: Arc<Roles>,
+    seed: u64,
+    stats: Arc<Mutex<WorkerStats>>,
+    seconds: Arc<Mutex<Seconds>>,
+    stop: CancellationToken,
+) -> Result<Worker> {
+    let client =
+        pool.get().await.map_err(|e| Error::db(format!("cannot open workload connection {n} of {of}: {e}")))?;
+    let mut statements = Vec::with_capacity(classes.len());
+    for c in classes.iter() {
+        let mut prepared = Vec::new();
+        for sql in c.statements() {
+            let s = client.prepare_cached(sql).await.map_err(|e| {
+                Error::input(format!(
+                    "{path}: class {:?}: the clone rejects its SQL {sql:?}: {}",
+                    c.name,
+                    describe_pg(&e)
+                ))
+            })?;
+            prepared.push(s);
+        }
+        statements.push(prepared);
+    }
+    let pid: i32 =
+        client.query_one("SELECT pg_backend_pid()", &[]).await.map_err(|e| Error::db(describe_pg(&e)))?.get(0);
+    roles.add_workload(pid);
+    Ok(Worker { client, statements, classes, seed, stats, seconds, stop })
 }
 
 impl Workload {
     /// Operations waiting for a free connection right now.
     pub fn queued(&self) -> usize {
-        self.rx.len()
+        self.rx.as_ref().map_or(0, |rx| rx.len())
     }
 
     /// Per-second counters, for the live status line.
@@ -298,23 +390,27 @@ impl Workload {
 
     /// Stops the pacer, lets the workers finish what is queued for up to
     /// `grace`, then stops them and merges their measurements.
-    pub async fn finish(self, grace: Duration) -> WorkloadRecord {
+    pub async fn finish(mut self, grace: Duration) -> WorkloadRecord {
         self.stop.cancel();
-        let pacer = self
-            .pacer
-            .await
-            .unwrap_or_else(|_| pacer::PacerResult { issued_measured: 0, schedule_lag: crate::record::new_hist() });
+        let pacer = match self.pacer.take() {
+            Some(p) => p.await.ok(),
+            None => None,
+        }
+        .unwrap_or_else(|| pacer::PacerResult { issued_measured: 0, schedule_lag: crate::record::new_hist() });
         let deadline = tokio::time::Instant::now() + grace;
         let mut unfinished = 0u64;
-        for w in self.workers {
+        for w in std::mem::take(&mut self.workers) {
             let abort = w.abort_handle();
             if tokio::time::timeout_at(deadline, w).await.is_err() {
                 unfinished += 1; // the operation it was running
                 abort.abort();
             }
         }
-        unfinished += self.rx.len() as u64;
-        self.rx.close();
+        if let Some(rx) = &self.rx {
+            unfinished += rx.len() as u64;
+            rx.close();
+        }
+        let closed = self.rx.is_none();
 
         let mut rec = WorkloadRecord {
             classes: self.classes.iter().map(|c| c.name.clone()).collect(),
@@ -345,6 +441,10 @@ impl Workload {
                 e.0 += n;
             }
             rec.finished_measured += s.finished_measured;
+        }
+        if closed {
+            // No schedule: what was issued is what finished, or was cut short.
+            rec.issued_measured = rec.finished_measured + unfinished;
         }
         let mut secs = self.seconds.lock().expect("seconds");
         secs.advance(Instant::now());

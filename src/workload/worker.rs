@@ -2,8 +2,13 @@
 //! own histograms (merged at the end). It takes operations from the pacer's
 //! queue, runs them, and records latency from the intended start. Errors are
 //! counted with their SQLSTATE and never stop the run.
+//!
+//! Operations come from the pacer's queue, or, in a closed loop, from the
+//! worker itself: the next operation number of a shared counter, its class
+//! drawn by the same `Mix`, started as soon as the previous one finished.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -12,12 +17,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::Seconds;
 use super::file::Class;
-use super::pacer::Op;
+use super::pacer::{Mix, Op};
 use super::params::{Rng, Value};
 use super::script::{Command, Num, Script, sleep_for};
 use crate::error::sqlstate;
 use crate::record::{Hist, new_hist};
-use crate::timeline::Slot;
+use crate::timeline::{Clock, Slot};
 
 /// Salt so parameter draws are independent of the pacer's class choice.
 const PARAM_SALT: u64 = 0x005E_ED0F_9A9A;
@@ -54,6 +59,16 @@ impl ScriptError {
     }
 }
 
+/// Where a worker's operations come from.
+#[derive(Clone)]
+pub enum Source {
+    /// The pacer's queue (open loop); ends when the queue closes.
+    Paced(async_channel::Receiver<Op>),
+    /// Closed loop: the next operation number, its class from `mix`, started
+    /// now; ends when the worker's `stop` fires.
+    Closed { next: Arc<AtomicU64>, mix: Mix, clock: Arc<Clock> },
+}
+
 pub struct Worker {
     pub client: deadpool_postgres::Object,
     /// Per class: its statement, or its script's statements in order.
@@ -66,9 +81,22 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub async fn run(self, rx: async_channel::Receiver<Op>) {
+    pub async fn run(self, source: Source) {
         let mut params: Vec<Value> = Vec::new();
-        while let Ok(op) = rx.recv().await {
+        loop {
+            let op = match &source {
+                Source::Paced(rx) => match rx.recv().await {
+                    Ok(op) => op,
+                    Err(_) => break,
+                },
+                Source::Closed { next, mix, clock } => {
+                    if self.stop.is_cancelled() {
+                        break;
+                    }
+                    let seq = next.fetch_add(1, Ordering::Relaxed);
+                    Op { seq, class: mix.class(seq), intended: Instant::now(), slot: clock.current() }
+                }
+            };
             let class = &self.classes[op.class];
             let mut rng = Rng::for_op(self.seed ^ PARAM_SALT, op.seq);
             params.clear();

@@ -1,0 +1,385 @@
+//! `lockimpact bench`: measures the harness itself on this machine, side by
+//! side with the standard tools, in one run, and writes `BENCHMARKS.md` and
+//! `bench.json`. It starts one local server (`clone::start`, as the
+//! `postgres` user when root), seeds the orders dataset, and runs one row per
+//! file:
+//!
+//! 1. `closed`: closed-loop throughput, the replayer against `pgbench` on the
+//!    same statements (`pgbench` writes the scripts), alternated;
+//! 2. `open`: open-loop accuracy at 25/50/80 % of saturation;
+//! 3. `sampler`: throughput with and without the 10 ms lock sampler, its own
+//!    query time, and a blocked episode against a controlled hold;
+//! 4. `reset`: a fresh copy by template against a fresh `pg_restore`;
+//! 5. `e2e`: wall time and peak memory of the flagship scenario, and memory
+//!    over run length.
+//!
+//! `report` holds the model and writes both files. Targets live in the
+//! report only; nothing here fails on a figure.
+
+pub mod closed;
+pub mod e2e;
+pub mod open;
+pub mod pgbench;
+pub mod report;
+pub mod reset;
+pub mod sampler;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::BenchArgs;
+use crate::clone::template::{self, connect};
+use crate::clone::{self, Server};
+use crate::error::{Error, Result, describe_pg};
+use crate::record::{Hist, SamplerRecord, new_hist};
+use crate::sampler::{Roles, Sampler};
+use crate::scenario::{ClonePlan, WorkloadPlan};
+use crate::timeline::{Clock, Slot};
+use crate::workload::{self, file::Class};
+use report::Report;
+
+/// The database the throughput rows run on (a copy of the template).
+pub const BENCH_DB: &str = "lockimpact_bench";
+
+/// The workload both sides run: the flagship's orders statements, with
+/// parameters pgbench can draw the same way (`\set … random(lo, hi)`).
+const WORKLOAD: &str = r#"
+[[class]]
+name = "order_by_id"
+weight = 50
+sql = "SELECT id, status, total_cents FROM orders WHERE id = $1"
+params = [{ type = "int", min = 1, max = {{rows}} }]
+
+[[class]]
+name = "customer_orders"
+weight = 20
+sql = "SELECT id, status, created_at FROM orders WHERE customer_id = $1 ORDER BY id DESC LIMIT 10"
+params = [{ type = "int", min = 1, max = {{customers}} }]
+
+[[class]]
+name = "new_order"
+weight = 15
+sql = "INSERT INTO orders (customer_id, status, shipping_country, total_cents) VALUES ($1, 'new', 'US', $2)"
+params = [{ type = "int", min = 1, max = {{customers}} }, { type = "int", min = 100, max = 100000 }]
+
+[[class]]
+name = "update_status"
+weight = 15
+sql = "UPDATE orders SET total_cents = $2 WHERE id = $1"
+params = [{ type = "int", min = 1, max = {{rows}} }, { type = "int", min = 100, max = 100000 }]
+"#;
+
+/// Server settings: the flagship scenario's, plus `synchronous_commit = off`
+/// so that WAL flushes do not hide the client's own cost.
+pub const SETTINGS: &[(&str, &str)] =
+    &[("shared_buffers", "256MB"), ("max_connections", "100"), ("max_wal_size", "4GB"), ("synchronous_commit", "off")];
+
+/// Sizes and durations of one bench run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub quick: bool,
+    pub connections: u32,
+    pub rows: u64,
+    pub customers: u64,
+    pub rounds: u32,
+    pub warmup: Duration,
+    pub measure: Duration,
+    pub sampler_interval: Duration,
+    pub hold: Duration,
+    pub holds: u32,
+    pub reset_rows: u64,
+    pub copies: u32,
+    /// Memory over run length: RSS is read at these offsets into the baseline.
+    pub memory_points: Vec<Duration>,
+    pub memory_rate_cap: f64,
+}
+
+impl Config {
+    pub fn new(args: &BenchArgs) -> Config {
+        let mut c = if args.quick {
+            Config {
+                quick: true,
+                connections: 4,
+                rows: 10_000,
+                customers: 1_000,
+                rounds: 1,
+                warmup: Duration::from_millis(500),
+                measure: Duration::from_secs(2),
+                sampler_interval: Duration::from_millis(10),
+                hold: Duration::from_millis(300),
+                holds: 1,
+                reset_rows: 20_000,
+                copies: 1,
+                memory_points: vec![Duration::from_secs(2), Duration::from_secs(5)],
+                memory_rate_cap: 5_000.0,
+            }
+        } else {
+            Config {
+                quick: false,
+                connections: 16,
+                rows: 1_000_000,
+                customers: 50_000,
+                rounds: 5,
+                warmup: Duration::from_secs(2),
+                measure: Duration::from_secs(6),
+                sampler_interval: Duration::from_millis(10),
+                hold: Duration::from_secs(1),
+                holds: 3,
+                reset_rows: 9_500_000,
+                copies: 3,
+                memory_points: vec![Duration::from_secs(60), Duration::from_secs(180)],
+                memory_rate_cap: 5_000.0,
+            }
+        };
+        if let Some(n) = args.rounds {
+            c.rounds = n.max(1);
+        }
+        if let Some(n) = args.reset_rows {
+            c.reset_rows = n.max(1000);
+        }
+        c
+    }
+}
+
+/// What every row needs: the server, the bench workload, the sizes, progress.
+pub struct Ctx {
+    pub server: Server,
+    pub classes: Vec<Class>,
+    pub cfg: Config,
+    pub quiet: bool,
+    pub cancel: CancellationToken,
+}
+
+impl Ctx {
+    pub fn say(&self, msg: &str) {
+        if !self.quiet {
+            eprintln!("bench: {msg}");
+        }
+    }
+
+    /// Fails with "interrupted" once Ctrl-C or SIGTERM arrived.
+    pub fn check(&self) -> Result<()> {
+        if self.cancel.is_cancelled() { Err(Error::interrupted()) } else { Ok(()) }
+    }
+
+    pub async fn sleep(&self, d: Duration) -> Result<()> {
+        tokio::select! {
+            _ = tokio::time::sleep(d) => Ok(()),
+            _ = self.cancel.cancelled() => Err(Error::interrupted()),
+        }
+    }
+}
+
+/// `lockimpact bench`: runs every row and writes the report; returns 0.
+pub async fn bench(args: &BenchArgs, cancel: &CancellationToken) -> Result<i32> {
+    let cfg = Config::new(args);
+    std::fs::create_dir_all(&args.out)
+        .map_err(|e| Error::input(format!("--out {}: cannot create the directory: {e}", args.out.display())))?;
+    let started = Instant::now();
+    let mut rep = Report::new(&cfg);
+    let quiet = args.quiet;
+    let say = |m: &str| {
+        if !quiet {
+            eprintln!("bench: {m}");
+        }
+    };
+    let plan = ClonePlan {
+        pg_bin: args.pg_bin.clone(),
+        settings: SETTINGS.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        ..ClonePlan::local()
+    };
+    let server = clone::start(&plan, &say)?;
+    let classes = bench_classes(&cfg)?;
+    let ctx = Ctx { server, classes, cfg: cfg.clone(), quiet, cancel: cancel.clone() };
+    rep.machine.server = server_version(&ctx).await?;
+    rep.machine.pgbench = pgbench::version(&ctx);
+
+    let rows = async {
+        ctx.say(&format!("seeding the orders dataset ({} rows)", ctx.cfg.rows));
+        seed(&ctx, ctx.cfg.rows, ctx.cfg.customers).await?;
+        template::fresh_copy(&ctx.server, BENCH_DB).await?;
+        rep.load("closed loop");
+        let saturation = closed::run(&ctx, &mut rep).await?;
+        ctx.check()?;
+        rep.load("open loop");
+        open::run(&ctx, &mut rep, saturation).await?;
+        ctx.check()?;
+        rep.load("sampler");
+        sampler::run(&ctx, &mut rep).await?;
+        ctx.check()?;
+        rep.load("clone reset");
+        reset::run(&ctx, &mut rep).await?;
+        ctx.check()?;
+        Ok::<f64, Error>(saturation)
+    };
+    let saturation = tokio::select! {
+        r = rows => r?,
+        _ = cancel.cancelled() => return Err(Error::interrupted()),
+    };
+    let Ctx { server, .. } = ctx;
+    drop(server); // the end-to-end rows start their own servers
+    rep.load("end to end");
+    e2e::run(&cfg, &mut rep, saturation, quiet, cancel).await?;
+
+    rep.finish(started.elapsed());
+    let md = args.out.join("BENCHMARKS.md");
+    let json = args.out.join("bench.json");
+    std::fs::write(&md, rep.markdown()).map_err(|e| Error::env(format!("{}: {e}", md.display())))?;
+    std::fs::write(&json, rep.json()).map_err(|e| Error::env(format!("{}: {e}", json.display())))?;
+    say(&format!("wrote {} and {}", md.display(), json.display()));
+    Ok(0)
+}
+
+/// The bench workload's classes for this configuration's dataset.
+pub fn bench_classes(cfg: &Config) -> Result<Vec<Class>> {
+    let text = WORKLOAD.replace("{{rows}}", &cfg.rows.to_string()).replace("{{customers}}", &cfg.customers.to_string());
+    workload::file::parse(&text, std::path::Path::new("bench workload"))
+}
+
+/// The orders seed script for `rows` orders and `customers` customers.
+pub fn seed_sql(rows: u64, customers: u64) -> String {
+    include_str!("../../workloads/orders/seed.sql")
+        .replace("{{rows}}", &rows.to_string())
+        .replace("{{customers}}", &customers.to_string())
+}
+
+/// (Re)builds the template database with the orders dataset.
+pub async fn seed(ctx: &Ctx, rows: u64, customers: u64) -> Result<template::Dataset> {
+    drop_db(ctx, template::TEMPLATE_DB).await?;
+    template::build(&ctx.server, &seed_sql(rows, customers), std::path::Path::new("workloads/orders/seed.sql")).await
+}
+
+pub async fn drop_db(ctx: &Ctx, name: &str) -> Result<()> {
+    let admin = connect(&ctx.server, "postgres", "admin").await?;
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+        .await
+        .map_err(|e| Error::db(format!("cannot drop database {name}: {}", describe_pg(&e))))
+}
+
+async fn server_version(ctx: &Ctx) -> Result<String> {
+    let admin = connect(&ctx.server, "postgres", "admin").await?;
+    Ok(admin.query_one("SELECT version()", &[]).await.map_err(|e| Error::db(describe_pg(&e)))?.get(0))
+}
+
+/// What one run of the replayer measured.
+#[derive(Debug)]
+pub struct Drive {
+    /// Successful operations per second, counted by completion time over the
+    /// whole seconds of the measured window.
+    pub ops_per_s: f64,
+    /// Successful operations in those seconds.
+    pub ops: u64,
+    pub errors: u64,
+    /// This process's CPU time (user + system) during the measured window.
+    pub cpu: Duration,
+    pub window: Duration,
+    /// Pacer emission lag against the intended start (µs), measured window only.
+    pub lag: Hist,
+    /// Latency of the measured operations, all classes (µs).
+    pub latency: Hist,
+    pub unfinished: u64,
+    pub sampler: Option<SamplerRecord>,
+}
+
+/// Runs the bench workload at `rate` (`workload::CLOSED_LOOP` for a closed
+/// loop) on `BENCH_DB` for warmup + measure, with the lock sampler when
+/// `sampler` is set.
+pub async fn drive(ctx: &Ctx, rate: f64, sampler: Option<Duration>) -> Result<Drive> {
+    let plan = WorkloadPlan {
+        path: "bench workload".into(),
+        source: String::new(),
+        classes: ctx.classes.clone(),
+        rate,
+        connections: ctx.cfg.connections,
+        seed: 42,
+        statement_timeout: Duration::from_secs(30),
+        replay: None,
+        speed: 1.0,
+    };
+    let clock = Arc::new(Clock::new());
+    let roles = Arc::new(Roles::new(&ctx.classes));
+    let sampler_client = match sampler {
+        Some(_) => Some(connect(&ctx.server, BENCH_DB, "sampler").await?),
+        None => None,
+    };
+    let w = workload::start(
+        &plan,
+        ctx.classes.clone(),
+        ctx.server.config(BENCH_DB),
+        clock.clone(),
+        roles.clone(),
+        Slot::count(0),
+    )
+    .await?;
+    let sampler = sampler_client.zip(sampler).map(|(c, i)| Sampler::start(c, i, clock.clone(), roles.clone()));
+    ctx.sleep(ctx.cfg.warmup).await?;
+    clock.enter(Slot::Baseline);
+    let t0 = Instant::now();
+    let cpu0 = cpu_time();
+    ctx.sleep(ctx.cfg.measure).await?;
+    let t1 = Instant::now();
+    let cpu1 = cpu_time();
+    clock.enter(Slot::After);
+    let rec = w.finish(Duration::from_secs(5)).await;
+    let sampler = match sampler {
+        Some(s) => Some(s.finish().await),
+        None => None,
+    };
+    let a = clock.since_start(t0).as_secs_f64().ceil() as usize;
+    let b = (clock.since_start(t1).as_secs_f64().floor() as usize).min(rec.seconds.len());
+    let (mut ops, mut errors) = (0u64, 0u64);
+    for s in rec.seconds.get(a..b).unwrap_or(&[]) {
+        ops += s.ops - s.errors;
+        errors += s.errors;
+    }
+    let secs = b.saturating_sub(a).max(1);
+    let mut latency = new_hist();
+    for class in &rec.latency {
+        if let Some(h) = &class[Slot::Baseline.index()] {
+            let _ = latency.add(h);
+        }
+    }
+    Ok(Drive {
+        ops_per_s: ops as f64 / secs as f64,
+        ops,
+        errors,
+        cpu: cpu1.saturating_sub(cpu0),
+        window: Duration::from_secs(secs as u64),
+        lag: rec.schedule_lag,
+        latency,
+        unfinished: rec.unfinished,
+        sampler,
+    })
+}
+
+/// CPU time (user + system) of this process so far.
+pub fn cpu_time() -> Duration {
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+pub fn tv(t: libc::timeval) -> Duration {
+    Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+}
+
+/// Median of a few samples (the mean of the middle two for an even count).
+pub fn median(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    let n = s.len();
+    if n % 2 == 1 { s[n / 2] } else { (s[n / 2 - 1] + s[n / 2]) / 2.0 }
+}
+
+/// The load average, as /proc/loadavg reports it (1, 5, 15 minutes).
+pub fn load_average() -> [f64; 3] {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let mut it = text.split_whitespace().map(|x| x.parse().unwrap_or(0.0));
+    [it.next().unwrap_or(0.0), it.next().unwrap_or(0.0), it.next().unwrap_or(0.0)]
+}
