@@ -453,6 +453,14 @@ impl Workload {
     }
 }
 
+impl Drop for Workload {
+    /// A workload dropped without `finish` (an error, Ctrl-C) stops its pacer
+    /// thread too; its runtimes stop with their guards.
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
 /// Whether a slot's operations count as measured (everything but warmup).
 pub fn measured(slot: Slot) -> bool {
     slot != Slot::Warmup
