@@ -259,3 +259,73 @@ fn settings_the_tool_manages_are_refused() {
         assert!(o.stderr.contains(&format!("clone.settings.{setting}")), "{}", o.stderr);
     }
 }
+
+/// A full disk during a restore: the clone's TMPDIR is a small tmpfs (root
+/// only: it mounts one), the dump is bigger than what is left. The error says
+/// so, with the server's own log lines, and nothing is left behind.
+#[test]
+fn a_full_disk_during_restore_is_explained_with_the_server_log() {
+    use lockimpact::clone::{self, restore::Tools};
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: mounting a small tmpfs for the clone needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("big.dump");
+    // A ~60 MB table, dumped compressed from a server on the normal disk.
+    {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let server = clone::start(&lockimpact::scenario::ClonePlan::local(), &|_| {}).unwrap();
+        rt.block_on(async {
+            let (c, conn) = server.config("postgres").connect(tokio_postgres::NoTls).await.unwrap();
+            let task = tokio::spawn(conn);
+            c.batch_execute(
+                "CREATE TABLE big AS SELECT g AS id, repeat(md5(g::text), 4) AS t FROM generate_series(1, 400000) g",
+            )
+            .await
+            .unwrap();
+            drop(c);
+            let _ = task.await;
+        });
+        let Some(Tools::Local { bin_dir, socket_dir, port, .. }) = server.tools() else { panic!("local") };
+        let status = std::process::Command::new(bin_dir.join("pg_dump"))
+            .arg("-h")
+            .arg(&socket_dir)
+            .args(["-p", &port.to_string(), "-U", "postgres", "-d", "postgres", "-Fc", "-f"])
+            .arg(&dump)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let small = tempfile::Builder::new().prefix("li-full-").tempdir_in("/tmp").unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=72m,mode=1777", "tmpfs"])
+        .arg(small.path())
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mount a tmpfs");
+    std::fs::write(
+        dir.path().join("scenario.toml"),
+        format!(
+            "[snapshot]\ndump = \"{}\"\njobs = 1\n[workload]\nfile = \"w.toml\"\nrate = 10\n[migration]\nfile = \"m.sql\"\n",
+            dump.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("w.toml"),
+        "[[class]]\nname = \"q\"\nweight = 1\nsql = \"SELECT count(*) FROM big\"\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("m.sql"), "ALTER TABLE big ADD COLUMN x int;\n").unwrap();
+    let out = bin().arg("run").arg(dir.path().join("scenario.toml")).env("TMPDIR", small.path()).output().unwrap();
+    let leftovers: Vec<_> = std::fs::read_dir(small.path()).unwrap().flatten().map(|e| e.path()).collect();
+    let _ = std::process::Command::new("umount").arg("-l").arg(small.path()).status();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("ran out of disk space while restoring the dump"), "{stderr}");
+    assert!(stderr.contains("last lines of the server log"), "{stderr}");
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(leftovers.is_empty(), "left in the clone's TMPDIR: {leftovers:?}");
+}

@@ -237,10 +237,11 @@ impl Report {
             let during: Vec<String> = self.load_during.iter().map(|(r, l)| format!("{r} {l:.2}")).collect();
             let _ = writeln!(
                 s,
-                "The machine is shared: other builds and tests ran during this run. 1-minute load average as each \
-                 row began: {}. On 2 cores anything above about 2 means the client, the server and pgbench waited \
-                 for a CPU, so every figure below is noisier than on an idle machine.\n",
-                during.join(", ")
+                "1-minute load average as each row began: {}. It counts the benchmark's own server, client and \
+                 pgbench as well as anything else running; on {n} cores a load average well above {n} means \
+                 processes waited for a CPU, and the figures below are noisier than on an idle machine.\n",
+                during.join(", "),
+                n = std::thread::available_parallelism().map_or(1, |n| n.get())
             );
         }
         for (n, title) in SECTIONS {

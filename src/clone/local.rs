@@ -1,5 +1,6 @@
 //! The `local` backend: `initdb` + `pg_ctl` from server binaries found on this
-//! machine, in a temp dir with a free port and a short unix-socket path. As
+//! machine, in a temp dir (under TMPDIR, default /tmp) with a free port and a
+//! short unix-socket path. As
 //! root it runs them as the `postgres` user (initdb refuses root).
 
 use std::ffi::CString;
@@ -21,6 +22,9 @@ pub struct Binaries {
     pub version: String,
 }
 
+/// Longest TMPDIR that leaves room for `/lockimpact-XXXXXX/.s.PGSQL.NNNNN`.
+const MAX_TMPDIR_LEN: usize = 70;
+
 pub struct LocalServer {
     bins: Binaries,
     /// Removed on drop unless kept.
@@ -37,10 +41,20 @@ impl LocalServer {
     pub fn start(plan: &ClonePlan) -> Result<LocalServer> {
         let bins = find_binaries(plan.pg_bin.as_deref(), plan.pg_version)?;
         let run_as = if unsafe { libc::geteuid() } == 0 { Some(postgres_user()?) } else { None };
+        let base = std::env::temp_dir();
+        // The server's unix socket lives in this directory, and a socket path
+        // is limited to 107 bytes.
+        if base.as_os_str().len() > MAX_TMPDIR_LEN {
+            return Err(Error::env(format!(
+                "TMPDIR {} is too long for the server's unix socket path; use a directory of at most \
+                 {MAX_TMPDIR_LEN} characters",
+                base.display()
+            )));
+        }
         let dir = tempfile::Builder::new()
             .prefix("lockimpact-")
-            .tempdir_in("/tmp")
-            .map_err(|e| Error::env(format!("cannot create a temp dir in /tmp: {e}")))?;
+            .tempdir_in(&base)
+            .map_err(|e| Error::env(format!("cannot create a temp dir in {} (TMPDIR): {e}", base.display())))?;
         let root = dir.path().to_path_buf();
         let data = root.join("data");
         if let Some((uid, gid)) = run_as {

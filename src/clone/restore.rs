@@ -395,6 +395,16 @@ async fn restore_staged(
             tools.install_hint(&o.missing_extensions)
         )));
     }
+    // A full disk shows in the client's errors, or only in the server's log
+    // (when the server could not write its WAL and stopped).
+    const NO_SPACE: &str = "No space left on device";
+    if stderr.contains(NO_SPACE) || server.log_tail().contains(NO_SPACE) {
+        // The server's disk, not the dump: its log is attached to the error.
+        return Err(Error::db(format!(
+            "{file}: the clone ran out of disk space while restoring the dump; give it more room: set TMPDIR to a \
+             directory on a larger disk (local backend) or free space for Docker's storage"
+        )));
+    }
     if !o.errors.is_empty() {
         let shown: Vec<&str> = o.errors.iter().take(5).map(|s| s.as_str()).collect();
         return Err(Error::input(format!(
