@@ -61,13 +61,18 @@ async fn check(client: &tokio_postgres::Client, shown: &str) -> Result<String> {
     Ok(db)
 }
 
-async fn read(client: &mut tokio_postgres::Client, shown: &str) -> Result<Sample> {
-    let tx = client
+/// A read-only transaction on the source.
+async fn read_only<'a>(client: &'a mut tokio_postgres::Client, shown: &str) -> Result<tokio_postgres::Transaction<'a>> {
+    client
         .build_transaction()
         .read_only(true)
         .start()
         .await
-        .map_err(|e| Error::env(format!("{shown}: {}", describe_pg(&e))))?;
+        .map_err(|e| Error::env(format!("{shown}: {}", describe_pg(&e))))
+}
+
+async fn read(client: &mut tokio_postgres::Client, shown: &str) -> Result<Sample> {
+    let tx = read_only(client, shown).await?;
     let rows = tx
         .query(
             "SELECT queryid, min(query), sum(calls)::bigint FROM pg_stat_statements \
@@ -94,12 +99,7 @@ async fn columns_of(client: &mut tokio_postgres::Client, classes: &[RecordedClas
     let mut names: Vec<String> = classes.iter().flat_map(|c| super::infer::tables_of(&c.sql)).collect();
     names.sort();
     names.dedup();
-    let tx = client
-        .build_transaction()
-        .read_only(true)
-        .start()
-        .await
-        .map_err(|e| Error::env(format!("{shown}: {}", describe_pg(&e))))?;
+    let tx = read_only(client, shown).await?;
     let rows = tx
         .query(
             "SELECT c.relname::text, a.attname::text FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \

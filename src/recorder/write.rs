@@ -3,6 +3,7 @@
 //! `peak_rate`, and inferred parameter generators; the file's own
 //! `recorded_rate` and `peak_rate` let a scenario say `rate = "peak"`.
 
+use crate::workload::file::max_param;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -108,20 +109,6 @@ fn literal_toml(lit: &str) -> String {
         return i.to_string();
     }
     toml::Value::String(text).to_string()
-}
-
-/// The highest `$n` in `sql`.
-pub fn max_param(sql: &str) -> usize {
-    if sql.trim().is_empty() {
-        return 0; // pg_query's scanner must not see an empty string
-    }
-    let Ok(tokens) = pg_query::scan_tokens(sql) else { return 0 };
-    tokens
-        .iter()
-        .filter(|t| t.token == pg_query::protobuf::Token::Param as i32)
-        .filter_map(|t| sql.get(t.start as usize + 1..t.end as usize)?.parse::<usize>().ok())
-        .max()
-        .unwrap_or(0)
 }
 
 /// Writes `text` to `path`, creating its directory.

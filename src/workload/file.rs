@@ -254,7 +254,7 @@ fn check_sql(sql: &str) -> Result<(), String> {
 }
 
 /// The highest `$n` in `sql` (0 when there is none).
-fn max_param(sql: &str) -> usize {
+pub fn max_param(sql: &str) -> usize {
     let Ok(tokens) = scan_tokens(sql) else { return 0 };
     tokens
         .iter()
