@@ -18,8 +18,9 @@
 //!
 //! - `cli`: clap definitions, raw input only.
 //! - `scenario`: scenario file format, `--set`, templates → `Plan`.
-//! - `clone`: disposable servers (RAII guards: `local`, `docker`), the template
-//!   database, restoring a pg_dump snapshot into it.
+//! - `clone`: disposable servers (RAII guards: `local`, `docker`), an existing
+//!   one behind explicit opt-in (`url`), the template database, restoring a
+//!   pg_dump snapshot into it.
 //! - `snapshot`: `lockimpact snapshot`, a read-only pg_dump of a source database.
 //! - `recorder`: `lockimpact record`, a workload from pg_stat_statements or
 //!   PostgreSQL logs (not `record`, the raw measurements of a rehearsal).
