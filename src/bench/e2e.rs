@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::Config;
-use super::pgbench::wait4_maxrss;
+use super::pgbench::{Reaped, wait4};
 use super::report::{Report, Row, Side};
 use crate::error::{Error, Result};
 
@@ -235,8 +235,8 @@ async fn child(args: &[String], dir: &Path, cancel: &CancellationToken, points: 
         stop.cancelled().await;
         unsafe { libc::kill(pid, libc::SIGTERM) };
     });
-    let (code, maxrss_kb) =
-        tokio::task::spawn_blocking(move || wait4_maxrss(pid)).await.map_err(|e| Error::env(e.to_string()))??;
+    let Reaped { code, maxrss_kb, .. } =
+        tokio::task::spawn_blocking(move || wait4(pid)).await.map_err(|e| Error::env(e.to_string()))??;
     killer.abort();
     drop(proc); // reaped by wait4
     let wall = started.elapsed();

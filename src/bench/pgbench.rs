@@ -105,7 +105,7 @@ pub async fn run(ctx: &Ctx, scripts: &[String], dir: &Path, secs: u64) -> Result
     cmd.stdin(Stdio::null()).stdout(file(&out_path)?).stderr(file(&err_path)?);
     let child = cmd.spawn().map_err(|e| Error::env(format!("cannot run {}: {e}", bin.join("pgbench").display())))?;
     let pid = child.id() as i32;
-    let (status, cpu) = tokio::task::spawn_blocking(move || wait4(pid))
+    let Reaped { code: status, cpu, .. } = tokio::task::spawn_blocking(move || wait4(pid))
         .await
         .map_err(|e| Error::env(format!("pgbench wait: {e}")))??;
     drop(child); // already reaped by wait4
@@ -129,20 +129,18 @@ pub async fn run(ctx: &Ctx, scripts: &[String], dir: &Path, secs: u64) -> Result
     Ok(Run { tps, transactions, failed, cpu })
 }
 
-/// Waits for child `pid`; returns its exit status and CPU time.
-pub fn wait4(pid: i32) -> Result<(i32, Duration)> {
-    let mut status = 0;
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
-    if r != pid {
-        return Err(Error::env(format!("wait4({pid}) failed: {}", std::io::Error::last_os_error())));
-    }
-    let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { 128 + libc::WTERMSIG(status) };
-    Ok((code, super::tv(ru.ru_utime) + super::tv(ru.ru_stime)))
+/// What a reaped child used.
+pub struct Reaped {
+    /// Exit code, or 128 + the signal that ended it.
+    pub code: i32,
+    /// User + system CPU time.
+    pub cpu: Duration,
+    /// Peak resident set size, KiB.
+    pub maxrss_kb: u64,
 }
 
-/// Peak resident set size (KiB) from a `wait4` rusage, with the status.
-pub fn wait4_maxrss(pid: i32) -> Result<(i32, u64)> {
+/// Waits for child `pid` and reads what it used (`wait4`'s rusage).
+pub fn wait4(pid: i32) -> Result<Reaped> {
     let mut status = 0;
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
@@ -150,7 +148,7 @@ pub fn wait4_maxrss(pid: i32) -> Result<(i32, u64)> {
         return Err(Error::env(format!("wait4({pid}) failed: {}", std::io::Error::last_os_error())));
     }
     let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { 128 + libc::WTERMSIG(status) };
-    Ok((code, ru.ru_maxrss as u64))
+    Ok(Reaped { code, cpu: super::tv(ru.ru_utime) + super::tv(ru.ru_stime), maxrss_kb: ru.ru_maxrss as u64 })
 }
 
 #[cfg(test)]

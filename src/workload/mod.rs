@@ -43,20 +43,25 @@ pub const CLOSED_LOOP: f64 = f64::INFINITY;
 pub struct Seconds {
     start: Instant,
     current: u64,
-    /// Index 0: all classes; index c + 1: class c.
+    /// Per class: this second's latency and operations. The all-classes
+    /// figures are merged from them when the second closes, off the hot path.
     hists: Vec<Hist>,
     ops: Vec<u64>,
+    /// Scratch for the merge.
+    all: Hist,
     errors: u64,
     done: Vec<SecondRecord>,
 }
 
 impl Seconds {
     pub fn new(start: Instant, classes: usize) -> Seconds {
+        let hist = Hist::new_with_bounds(1, 3_600_000_000, 2).expect("valid bounds");
         Seconds {
             start,
             current: 0,
-            hists: vec![Hist::new_with_bounds(1, 3_600_000_000, 2).expect("valid bounds"); classes + 1],
-            ops: vec![0; classes + 1],
+            hists: vec![hist.clone(); classes],
+            ops: vec![0; classes],
+            all: hist,
             errors: 0,
             done: Vec::new(),
         }
@@ -65,25 +70,21 @@ impl Seconds {
     /// Closes every second before `now`.
     pub fn advance(&mut self, now: Instant) {
         let sec = now.saturating_duration_since(self.start).as_secs();
+        let quantiles =
+            |h: &Hist| if h.is_empty() { (0, 0) } else { (h.value_at_quantile(0.5), h.value_at_quantile(0.99)) };
         while self.current < sec {
-            let mut cells = self.hists.iter_mut().zip(self.ops.iter_mut()).map(|(h, ops)| {
-                let cell = if h.is_empty() {
-                    ClassSecond { ops: *ops, p50_us: 0, p99_us: 0 }
-                } else {
-                    ClassSecond { ops: *ops, p50_us: h.value_at_quantile(0.5), p99_us: h.value_at_quantile(0.99) }
-                };
+            self.all.reset();
+            let mut classes = Vec::with_capacity(self.hists.len());
+            for (h, ops) in self.hists.iter_mut().zip(self.ops.iter_mut()) {
+                let _ = self.all.add(&*h);
+                let (p50_us, p99_us) = quantiles(h);
+                classes.push(ClassSecond { ops: *ops, p50_us, p99_us });
                 h.reset();
                 *ops = 0;
-                cell
-            });
-            let all = cells.next().expect("the all-classes cell");
-            self.done.push(SecondRecord {
-                ops: all.ops,
-                errors: self.errors,
-                p50_us: all.p50_us,
-                p99_us: all.p99_us,
-                classes: cells.collect(),
-            });
+            }
+            let (p50_us, p99_us) = quantiles(&self.all);
+            let ops = classes.iter().map(|c| c.ops).sum();
+            self.done.push(SecondRecord { ops, errors: self.errors, p50_us, p99_us, classes });
             self.errors = 0;
             self.current += 1;
         }
@@ -92,12 +93,10 @@ impl Seconds {
     /// One finished operation of `class`: `Some(latency µs)` if it succeeded.
     pub fn record(&mut self, now: Instant, class: usize, latency: Option<u64>) {
         self.advance(now);
-        self.ops[0] += 1;
-        self.ops[class + 1] += 1;
+        self.ops[class] += 1;
         match latency {
             Some(us) => {
-                let _ = self.hists[0].record(us.max(1));
-                let _ = self.hists[class + 1].record(us.max(1));
+                let _ = self.hists[class].record(us.max(1));
             }
             None => self.errors += 1,
         }

@@ -63,15 +63,21 @@ pub fn run(args: &[&str]) -> Outcome {
 /// Writes a tiny scenario on the orders dataset (10 000 rows, short phases)
 /// with the given migration, into `dir`; `extra` is appended to the TOML.
 pub fn tiny_scenario(dir: &Path, migration_sql: &str, extra: &str) -> PathBuf {
-    let w = repo().join("workloads/orders");
+    let seed = repo().join("workloads/orders/seed.sql");
+    orders_scenario(dir, "tiny", &format!("seed = \"{}\"", seed.display()), migration_sql, extra)
+}
+
+/// A small scenario on the orders workload: `snapshot` is the body of its
+/// `[snapshot]` section.
+fn orders_scenario(dir: &Path, name: &str, snapshot: &str, migration_sql: &str, extra: &str) -> PathBuf {
     std::fs::write(dir.join("migration.sql"), migration_sql).unwrap();
     let toml = format!(
-        r#"name = "tiny"
+        r#"name = "{name}"
 [vars]
 rows = 10000
 customers = 1000
 [snapshot]
-seed = "{seed}"
+{snapshot}
 [workload]
 file = "{workload}"
 rate = 100
@@ -84,8 +90,7 @@ cooldown = "500ms"
 file = "migration.sql"
 {extra}
 "#,
-        seed = w.join("seed.sql").display(),
-        workload = w.join("workload.toml").display(),
+        workload = repo().join("workloads/orders/workload.toml").display(),
     );
     let path = dir.join("scenario.toml");
     std::fs::write(&path, toml).unwrap();
@@ -167,35 +172,8 @@ pub fn volumes() -> Vec<String> {
 
 /// A scenario on the orders workload whose dataset is the pg_dump `dump`.
 pub fn dump_scenario(dir: &Path, dump: &Path, migration_sql: &str, extra: &str) -> PathBuf {
-    let w = repo().join("workloads/orders");
-    std::fs::write(dir.join("migration.sql"), migration_sql).unwrap();
-    let toml = format!(
-        r#"name = "from-dump"
-[vars]
-rows = 10000
-customers = 1000
-[snapshot]
-dump = "{dump}"
-jobs = 2
-[workload]
-file = "{workload}"
-rate = 100
-connections = 4
-[phases]
-warmup = "200ms"
-baseline = "1s"
-cooldown = "500ms"
-[migration]
-file = "migration.sql"
-transaction = "step"
-{extra}
-"#,
-        dump = dump.display(),
-        workload = w.join("workload.toml").display(),
-    );
-    let path = dir.join("scenario.toml");
-    std::fs::write(&path, toml).unwrap();
-    path
+    let snapshot = format!("dump = \"{}\"\njobs = 2", dump.display());
+    orders_scenario(dir, "from-dump", &snapshot, migration_sql, &format!("transaction = \"step\"\n{extra}"))
 }
 
 /// A generated dataset for pg_dump: the orders dataset (10 000 orders, a
