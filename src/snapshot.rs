@@ -136,11 +136,8 @@ struct RowCount {
 
 /// Runs `lockimpact snapshot`.
 pub fn snapshot(args: &SnapshotArgs) -> Result<i32> {
-    let say = |msg: &str| {
-        if !args.quiet {
-            eprintln!("lockimpact: {msg}");
-        }
-    };
+    let progress = crate::status::Progress::new(args.quiet);
+    let say = |m: &str| progress.say(m);
     let shown = redact(&args.from);
     let out_dir = args.out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     if !out_dir.is_dir() {

@@ -46,26 +46,41 @@ fn output_within(cmd: &mut Command, limit: Duration) -> std::io::Result<Output> 
 /// Ctrl-C during a pull or a slow start-up.
 fn output_until(cmd: &mut Command, limit: Duration, cancel: Option<&CancellationToken>) -> std::io::Result<Output> {
     let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    // Drain both pipes while waiting: a child that writes more than a pipe
+    // holds (a long pull) would otherwise block until the time limit.
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
     let deadline = Instant::now() + limit;
-    loop {
-        if child.try_wait()?.is_some() {
-            return child.wait_with_output();
+    let stopped = loop {
+        if let Some(status) = child.try_wait()? {
+            break Ok(status);
         }
         if cancel.is_some_and(|c| c.is_cancelled()) {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(std::io::Error::new(std::io::ErrorKind::Interrupted, "interrupted"));
+            break Err(std::io::Error::new(std::io::ErrorKind::Interrupted, "interrupted"));
         }
         if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(std::io::Error::new(
+            break Err(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
                 format!("no answer within {} s", limit.as_secs()),
             ));
         }
         std::thread::sleep(Duration::from_millis(20));
+    };
+    if stopped.is_err() {
+        let _ = child.kill();
+        let _ = child.wait();
     }
+    let (stdout, stderr) = (stdout.join().unwrap_or_default(), stderr.join().unwrap_or_default());
+    Ok(Output { status: stopped?, stdout, stderr })
 }
 
 fn first_line(bytes: &[u8]) -> String {

@@ -6,6 +6,7 @@
 //! in order, with offsets and transaction numbers) and/or a rate-based
 //! workload file (`--out FILE.toml`: statements grouped by fingerprint).
 
+use crate::workload::file::scan_tokens;
 use std::collections::BTreeMap;
 
 use crate::cli::RecordLogArgs;
@@ -291,10 +292,10 @@ pub fn statements(entries: &[Entry]) -> Vec<Logged> {
 
 /// `sql` with each `$n` replaced by its literal.
 pub fn inline(sql: &str, params: &[String]) -> String {
-    if params.is_empty() || sql.trim().is_empty() {
+    if params.is_empty() {
         return sql.to_string();
     }
-    let Ok(tokens) = pg_query::scan_tokens(sql) else { return sql.to_string() };
+    let Ok(tokens) = scan_tokens(sql) else { return sql.to_string() };
     let mut out = sql.to_string();
     for t in tokens.iter().rev().filter(|t| t.token == pg_query::protobuf::Token::Param as i32) {
         let (s, e) = (t.start as usize, t.end as usize);
@@ -315,7 +316,7 @@ pub fn normalize_with_literals(sql: &str) -> Option<(String, Vec<String>)> {
     if norm == sql || norm.trim().is_empty() || sql.trim().is_empty() {
         return Some((norm, Vec::new()));
     }
-    let (nt, st) = (pg_query::scan_tokens(&norm).ok()?, pg_query::scan_tokens(sql).ok()?);
+    let (nt, st) = (scan_tokens(&norm).ok()?, scan_tokens(sql).ok()?);
     let text = |s: &str, t: &pg_query::protobuf::ScanToken| s.get(t.start as usize..t.end as usize).map(str::to_string);
     let param = pg_query::protobuf::Token::Param as i32;
     let mut literals = Vec::new();
@@ -370,11 +371,8 @@ pub async fn record(args: &RecordLogArgs) -> Result<i32> {
             "say what to write: --replay FILE.jsonl (a session replay) and/or --out FILE.toml (a rate-based workload)",
         ));
     }
-    let say = |m: &str| {
-        if !args.quiet {
-            eprintln!("lockimpact: {m}");
-        }
-    };
+    let progress = crate::status::Progress::new(args.quiet);
+    let say = |m: &str| progress.say(m);
     let mut entries = Vec::new();
     for f in &args.files {
         let text = std::fs::read(f).map_err(|e| Error::input(format!("{}: cannot read: {e}", f.display())))?;

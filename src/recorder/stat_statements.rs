@@ -159,11 +159,8 @@ pub async fn record(args: &StatStatementsArgs) -> Result<i32> {
     if !(args.coverage > 0.0 && args.coverage <= 1.0) {
         return Err(Error::input(format!("--coverage must be in (0, 1], not {}", args.coverage)));
     }
-    let say = |m: &str| {
-        if !args.quiet {
-            eprintln!("lockimpact: {m}");
-        }
-    };
+    let progress = crate::status::Progress::new(args.quiet);
+    let say = |m: &str| progress.say(m);
     let mut client = connect_read_only(&args.url).await?;
     let db = check(&client, &shown).await?;
     say(&format!(

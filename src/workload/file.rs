@@ -202,7 +202,7 @@ pub fn parse_file(text: &str, path: &Path) -> Result<ParsedFile> {
         if script.is_none() {
             check_sql(&sql).map_err(|e| Error::input(format!("{at}: {e}")))?;
         }
-        let used = if script.is_none() { max_param(&sql) } else { 0 }; // scan_tokens("") is undefined behaviour
+        let used = max_param(&sql);
         if used != c.params.len() {
             return Err(Error::input(format!(
                 "{at}: the SQL uses {used} parameter(s) ($1…${used}) but {} generator(s) are listed in params",

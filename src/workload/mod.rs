@@ -178,8 +178,10 @@ pub struct Workload {
     connections: u32,
     slots: usize,
     stop: CancellationToken,
-    /// The pacer's queue; `None` in a closed loop.
+    /// The pacer's queue; `None` in a closed loop and in a session replay.
     rx: Option<async_channel::Receiver<pacer::Op>>,
+    /// No schedule: workers start the next operation as the last one ends.
+    closed: bool,
     pacer: Option<tokio::sync::oneshot::Receiver<pacer::PacerResult>>,
     workers: Vec<JoinHandle<()>>,
     stats: Vec<Arc<Mutex<WorkerStats>>>,
@@ -237,8 +239,6 @@ pub async fn start(
     roles: Arc<Roles>,
     slots: usize,
 ) -> Result<Workload> {
-    let threads = (plan.connections as usize).clamp(1, MAX_THREADS);
-    let runtimes = (0..threads).map(RuntimeThread::start).collect::<Result<Vec<_>>>()?;
     let classes = Arc::new(classes);
     let stop = CancellationToken::new();
     let seconds = Arc::new(Mutex::new(Seconds::new(clock.start, classes.len())));
@@ -291,14 +291,17 @@ pub async fn start(
             connections: replay.sessions.len() as u32,
             slots,
             stop,
-            rx: Some(rx),
+            rx: None,
+            closed: false,
             pacer: Some(result),
             workers: Vec::new(),
             stats: vec![s],
             seconds,
-            _runtimes: runtimes,
+            _runtimes: Vec::new(),
         });
     }
+    let threads = (plan.connections as usize).clamp(1, MAX_THREADS);
+    let runtimes = (0..threads).map(RuntimeThread::start).collect::<Result<Vec<_>>>()?;
 
     let mut opened = Vec::new();
     let mut stats = Vec::new();
@@ -332,6 +335,7 @@ pub async fn start(
         slots,
         stop,
         rx: (!closed).then_some(rx),
+        closed,
         pacer,
         workers,
         stats,
@@ -409,7 +413,6 @@ impl Workload {
             unfinished += rx.len() as u64;
             rx.close();
         }
-        let closed = self.rx.is_none();
 
         let mut rec = WorkloadRecord {
             classes: self.classes.iter().map(|c| c.name.clone()).collect(),
@@ -441,7 +444,7 @@ impl Workload {
             }
             rec.finished_measured += s.finished_measured;
         }
-        if closed {
+        if self.closed {
             // No schedule: what was issued is what finished, or was cut short.
             rec.issued_measured = rec.finished_measured + unfinished;
         }

@@ -38,7 +38,8 @@ pub struct Op {
 pub struct Mix {
     cumulative: Vec<(f64, usize)>,
     total: f64,
-    seed: u64,
+    /// Where the seeded low-discrepancy sequence starts.
+    offset: f64,
 }
 
 impl Mix {
@@ -51,7 +52,7 @@ impl Mix {
                 cumulative.push((total, i));
             }
         }
-        Mix { cumulative, total, seed }
+        Mix { cumulative, total, offset: Rng::new(seed).next_f64() }
     }
 
     /// No weighted class: only classes at their own rate.
@@ -64,7 +65,7 @@ impl Mix {
     /// class's share matches its weight to within a fraction of a percent, in
     /// a seeded order.
     pub fn class(&self, n: u64) -> usize {
-        let r = (Rng::new(self.seed).next_f64() + n as f64 * 0.618_033_988_749_895).fract() * self.total;
+        let r = (self.offset + n as f64 * 0.618_033_988_749_895).fract() * self.total;
         self.cumulative.iter().find(|(c, _)| r < *c).unwrap_or(self.cumulative.last().expect("weighted")).1
     }
 }

@@ -138,11 +138,14 @@ impl Replay {
 
 /// Whether `sql` leaves a transaction open or closes one (by its first word).
 pub fn tx_effect(sql: &str) -> Option<bool> {
-    let w = sql.trim_start().split(|c: char| !c.is_ascii_alphabetic()).next().unwrap_or("").to_ascii_uppercase();
-    match w.as_str() {
-        "BEGIN" | "START" => Some(true),
-        "COMMIT" | "END" | "ROLLBACK" | "ABORT" => Some(false),
-        _ => None,
+    let w = sql.trim_start().split(|c: char| !c.is_ascii_alphabetic()).next().unwrap_or("");
+    let is = |k: &str| w.eq_ignore_ascii_case(k);
+    if is("BEGIN") || is("START") {
+        Some(true)
+    } else if is("COMMIT") || is("END") || is("ROLLBACK") || is("ABORT") {
+        Some(false)
+    } else {
+        None
     }
 }
 
