@@ -196,22 +196,36 @@ pub async fn bench(args: &BenchArgs, cancel: &CancellationToken) -> Result<i32> 
     rep.machine.server = server_version(&ctx).await?;
     rep.machine.pgbench = pgbench::version(&ctx);
 
+    let wanted = |row: u8| args.only.is_empty() || args.only.contains(&row);
     let rows = async {
         ctx.say(&format!("seeding the orders dataset ({} rows)", ctx.cfg.rows));
         seed(&ctx, ctx.cfg.rows, ctx.cfg.customers).await?;
         template::fresh_copy(&ctx.server, BENCH_DB).await?;
-        rep.load("closed loop");
-        let saturation = closed::run(&ctx, &mut rep).await?;
+        let saturation = if wanted(1) {
+            rep.load("closed loop");
+            closed::run(&ctx, &mut rep).await?
+        } else if wanted(2) || wanted(5) {
+            ctx.say("measuring the saturation rate (row 1 is not run)");
+            drive(&ctx, workload::CLOSED_LOOP, None).await?.ops_per_s
+        } else {
+            0.0
+        };
         ctx.check()?;
-        rep.load("open loop");
-        open::run(&ctx, &mut rep, saturation).await?;
-        ctx.check()?;
-        rep.load("sampler");
-        sampler::run(&ctx, &mut rep).await?;
-        ctx.check()?;
-        rep.load("clone reset");
-        reset::run(&ctx, &mut rep).await?;
-        ctx.check()?;
+        if wanted(2) {
+            rep.load("open loop");
+            open::run(&ctx, &mut rep, saturation).await?;
+            ctx.check()?;
+        }
+        if wanted(3) {
+            rep.load("sampler");
+            sampler::run(&ctx, &mut rep).await?;
+            ctx.check()?;
+        }
+        if wanted(4) {
+            rep.load("clone reset");
+            reset::run(&ctx, &mut rep).await?;
+            ctx.check()?;
+        }
         Ok::<f64, Error>(saturation)
     };
     let saturation = tokio::select! {
@@ -220,8 +234,10 @@ pub async fn bench(args: &BenchArgs, cancel: &CancellationToken) -> Result<i32> 
     };
     let Ctx { server, .. } = ctx;
     drop(server); // the end-to-end rows start their own servers
-    rep.load("end to end");
-    e2e::run(&cfg, &mut rep, saturation, quiet, cancel).await?;
+    if wanted(5) {
+        rep.load("end to end");
+        e2e::run(&cfg, &mut rep, saturation, quiet, cancel).await?;
+    }
 
     rep.finish(started.elapsed());
     let md = args.out.join("BENCHMARKS.md");

@@ -163,6 +163,7 @@ mod tests {
             pg_bin: None,
             reset_rows: None,
             rounds: None,
+            only: Vec::new(),
             quiet: true,
         });
         let classes = super::super::bench_classes(&cfg).unwrap();

@@ -33,12 +33,22 @@ pub const PROFILE_NOTES: &[&str] = &[
      operation (9.6 µs) was below pgbench's (11.5 µs), yet its throughput was 0.6 of pgbench's: one client thread \
      next to 16 busy server backends gets about 1/17 of the 2 CPUs from the scheduler (12 % of 2 cores / 9.6 µs ≈ \
      12 000 ops/s, close to the 14 600 measured), while pgbench -j 16 has 16 threads.",
-    "Second change (current): one current-thread runtime per connection (up to 64), each connection made on the \
+    "Second change: one current-thread runtime per connection (up to 64), each connection made on the \
      runtime its worker runs on, as pgbench -j N gives each connection a thread. With 4 connections `perf stat` \
      counted 1.35 context switches and 11 µs of CPU per operation for the replayer against 0.66 and 5 µs for \
      pgbench; the call graphs put the difference in the kernel (`epoll_wait` blocking and preemption on return \
      from `sendto` when the server backend wakes), not in Rust code (about 15 % of the client's samples: \
      tokio-postgres's request and response channels, message parsing, hdrhistogram).",
+    "Third change (current): the same profile on a slower machine of this kind (16 connections: replayer 22.2 µs \
+     of client CPU per operation, pgbench 15.4 µs, ratio 0.95) split the client's samples into kernel time equal \
+     to pgbench's and user time 1.7 times pgbench's, spread thin over tokio's scheduler (task polls, wake-ups, \
+     the I/O driver's `epoll_wait`: 1.16 per operation), tokio-postgres's per-request channel pair and its \
+     message parsing; the shared per-second counters' lock was not contended (151 `futex` calls in 3 s). The \
+     workers now speak the protocol themselves (`workload::wire`, with `postgres-protocol`, tokio-postgres's \
+     own message crate) on a blocking socket, one thread per connection: per operation one `sendto` of \
+     Bind/Execute/Sync from a reused buffer and one blocking `recvfrom` (pgbench: `sendto`, `ppoll`, \
+     `recvfrom`), parameters as text like pgbench's, nothing allocated. Client CPU per operation fell to \
+     pgbench's or below, and the closed-loop ratio rose above 1.0 (row 1).",
     "Pacer: it was a task on the busy runtime with tokio's 1 ms timer; emission lag p50 0.7–0.8 ms, p99 8–14 ms. It \
      now runs on its own thread with `nanosleep` and 10 µs timer slack: lag p50 0.03 ms; its p99 is now set by how \
      long the thread waits for a CPU on a loaded 2-core machine.",
@@ -246,6 +256,9 @@ impl Report {
         }
         for (n, title) in SECTIONS {
             let rows: Vec<&Row> = self.rows.iter().filter(|r| r.section == *n).collect();
+            if rows.is_empty() {
+                continue; // not run (`--only`)
+            }
             let _ = writeln!(s, "## {n}. {title}\n");
             let _ = writeln!(
                 s,

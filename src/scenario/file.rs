@@ -76,7 +76,7 @@ pub struct WorkloadSection {
     pub rate: Option<toml::Value>,
     /// Multiplies the rate (default 1.0); alone, it multiplies the recorded rate.
     pub rate_multiplier: Option<f64>,
-    /// Size of the connection pool the workload runs on.
+    /// Connections the workload runs on (one worker thread each).
     #[serde(default = "default_connections")]
     pub connections: u32,
     /// Random seed for the schedule and the parameters.

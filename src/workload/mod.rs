@@ -1,7 +1,8 @@
 //! The workload: query classes from the workload file (`file`), parameter
 //! generators (`params`), pgbench script classes (`script`), the open-loop
-//! pacer (`pacer`) and a pool of workers (`worker`) on deadpool connections;
-//! or, instead of pacer and pool, a session replay (`replay`). `start`
+//! pacer (`pacer`) and workers (`worker`), each on its own thread with its own
+//! connection (`wire`); or, instead of pacer and workers, a session replay
+//! (`replay`). `start`
 //! launches it; `finish` stops it and merges what was measured into a
 //! `WorkloadRecord`.
 
@@ -10,14 +11,13 @@ pub mod pacer;
 pub mod params;
 pub mod replay;
 pub mod script;
+pub mod wire;
 mod worker;
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result, describe_pg};
@@ -183,52 +183,28 @@ pub struct Workload {
     /// No schedule: workers start the next operation as the last one ends.
     closed: bool,
     pacer: Option<tokio::sync::oneshot::Receiver<pacer::PacerResult>>,
-    workers: Vec<JoinHandle<()>>,
+    workers: Vec<WorkerThread>,
     stats: Vec<Arc<Mutex<WorkerStats>>>,
     seconds: Arc<Mutex<Seconds>>,
-    _runtimes: Vec<RuntimeThread>,
 }
 
-/// Most OS threads the workers are spread over (one per connection up to this).
-const MAX_THREADS: usize = 64;
-
-/// One of the workload's own single-threaded async runtimes, on its own OS
-/// thread. Each connection lives on one of them with its worker, its I/O and
-/// its connection task, as each connection of `pgbench -j N` has its own
-/// thread. Before, the workers shared the main multi-thread runtime and every
-/// response woke a task on the other runtime thread (profile: over half of
-/// the client's time in context switches and wake-ups); a single thread for
-/// all of them was starved by the scheduler next to the busy server backends.
-/// Dropping the guard stops the runtime, and every task still on it.
-struct RuntimeThread {
-    handle: tokio::runtime::Handle,
-    stop: CancellationToken,
+/// A worker's thread, seen from the workload: when it ended, and how to end
+/// its connection if it does not end in time.
+struct WorkerThread {
+    done: tokio::sync::oneshot::Receiver<()>,
+    killed: Arc<AtomicBool>,
+    killer: wire::Killer,
 }
 
-impl RuntimeThread {
-    fn start(n: usize) -> Result<RuntimeThread> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Error::env(format!("cannot start the workload runtime: {e}")))?;
-        let handle = rt.handle().clone();
-        let stop = CancellationToken::new();
-        let token = stop.clone();
-        std::thread::Builder::new()
-            .name(format!("lockimpact-w{n}"))
-            .spawn(move || rt.block_on(token.cancelled()))
-            .map_err(|e| Error::env(format!("cannot start a workload thread: {e}")))?;
-        Ok(RuntimeThread { handle, stop })
+impl WorkerThread {
+    /// Marks the worker killed (it records nothing more) and closes its connection.
+    fn kill(&self) {
+        self.killed.store(true, Ordering::Release);
+        self.killer.kill();
     }
 }
 
-impl Drop for RuntimeThread {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
-}
-
-/// Opens the pool, prepares every class on every connection (a query on a
+/// Opens the connections, prepares every class on every connection (a query on a
 /// missing table fails here, naming the class), then starts the pacer (or,
 /// with `CLOSED_LOOP`, lets the workers start their own operations).
 pub async fn start(
@@ -257,15 +233,6 @@ pub async fn start(
     let mut config = config;
     config.application_name("lockimpact-workload");
     config.options(format!("-c statement_timeout={}", plan.statement_timeout.as_millis()));
-    let manager = Manager::from_config(
-        config.clone(),
-        tokio_postgres::NoTls,
-        ManagerConfig { recycling_method: RecyclingMethod::Fast },
-    );
-    let pool = Pool::builder(manager)
-        .max_size(plan.connections as usize)
-        .build()
-        .map_err(|e| Error::env(format!("cannot build the connection pool: {e}")))?;
     let path = plan.path.display().to_string();
     if let Some(replay) = &plan.replay {
         let s =
@@ -297,36 +264,72 @@ pub async fn start(
             workers: Vec::new(),
             stats: vec![s],
             seconds,
-            _runtimes: Vec::new(),
         });
     }
-    let threads = (plan.connections as usize).clamp(1, MAX_THREADS);
-    let runtimes = (0..threads).map(RuntimeThread::start).collect::<Result<Vec<_>>>()?;
-
-    let mut opened = Vec::new();
+    // One thread per connection: it connects, prepares, waits for `go` (every
+    // connection is ready before the first operation starts), then runs.
+    let mut starting = Vec::new();
     let mut stats = Vec::new();
+    let mut go = Vec::new();
     for i in 0..plan.connections as usize {
         let s =
             Arc::new(Mutex::new(WorkerStats { latency: vec![vec![None; slots]; classes.len()], ..Default::default() }));
         stats.push(s.clone());
-        let open = open_worker(
-            pool.clone(),
-            (i + 1, plan.connections),
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        go.push(go_tx);
+        let (config, path, classes, roles, seconds, stop, source) = (
+            config.clone(),
             path.clone(),
             classes.clone(),
             roles.clone(),
-            plan.seed,
-            s,
             seconds.clone(),
             stop.clone(),
+            source.clone(),
         );
-        // The connection (and its I/O task) is made on the runtime its worker runs on.
-        let rt = &runtimes[i % threads].handle;
-        let worker = rt.spawn(open).await.map_err(|e| Error::env(format!("the workload runtime failed: {e}")))??;
-        opened.push((rt.clone(), worker));
+        let seed = plan.seed;
+        let of = plan.connections;
+        std::thread::Builder::new()
+            .name(format!("lockimpact-w{i}"))
+            .spawn(move || {
+                let killed = Arc::new(AtomicBool::new(false));
+                let opened = open_worker(&config, (i + 1, of), &path, classes, &roles, seed, s, seconds, stop, &killed)
+                    .and_then(|w| Ok((w.conn.killer().map_err(|e| Error::db(e.to_string()))?, w)));
+                let worker = match opened {
+                    Ok((killer, w)) => {
+                        let _ = ready_tx.send(Ok(WorkerThread { done: done_rx, killed, killer }));
+                        w
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                if go_rx.recv().is_ok() {
+                    worker.run(source);
+                }
+                let _ = done_tx.send(());
+            })
+            .map_err(|e| Error::env(format!("cannot start a workload thread: {e}")))?;
+        starting.push(ready_rx);
     }
-    // Every connection is ready before the first operation starts.
-    let workers = opened.into_iter().map(|(rt, w)| rt.spawn(w.run(source.clone()))).collect();
+    let mut workers = Vec::new();
+    let mut failed = None;
+    for r in starting {
+        match r.await {
+            Ok(Ok(w)) => workers.push(w),
+            Ok(Err(e)) => failed = failed.or(Some(e)),
+            Err(_) => failed = failed.or(Some(Error::env("a workload thread ended while connecting"))),
+        }
+    }
+    if let Some(e) = failed {
+        // Dropping `go` lets every opened worker end (and close its connection).
+        return Err(e);
+    }
+    for g in go {
+        let _ = g.send(());
+    }
     let pacer = (!closed).then(|| pacer::spawn(classes.clone(), plan.rate, plan.seed, clock, tx, stop.clone()));
     Ok(Workload {
         classes,
@@ -340,44 +343,39 @@ pub async fn start(
         workers,
         stats,
         seconds,
-        _runtimes: runtimes,
     })
 }
 
-/// Runs on a workload runtime: one connection, its prepared statements, its worker.
+/// Runs on a worker's thread: one connection, its prepared statements, its worker.
 #[allow(clippy::too_many_arguments)]
-async fn open_worker(
-    pool: Pool,
+fn open_worker(
+    config: &tokio_postgres::Config,
     (n, of): (usize, u32),
-    path: String,
+    path: &str,
     classes: Arc<Vec<Class>>,
-    roles: Arc<Roles>,
+    roles: &Roles,
     seed: u64,
     stats: Arc<Mutex<WorkerStats>>,
     seconds: Arc<Mutex<Seconds>>,
     stop: CancellationToken,
+    killed: &Arc<AtomicBool>,
 ) -> Result<Worker> {
-    let client =
-        pool.get().await.map_err(|e| Error::db(format!("cannot open workload connection {n} of {of}: {e}")))?;
+    let mut conn = wire::Conn::connect(config)
+        .map_err(|e| Error::db(format!("cannot open workload connection {n} of {of}: {e}")))?;
     let mut statements = Vec::with_capacity(classes.len());
-    for c in classes.iter() {
+    for (ci, c) in classes.iter().enumerate() {
         let mut prepared = Vec::new();
-        for sql in c.statements() {
-            let s = client.prepare_cached(sql).await.map_err(|e| {
-                Error::input(format!(
-                    "{path}: class {:?}: the clone rejects its SQL {sql:?}: {}",
-                    c.name,
-                    describe_pg(&e)
-                ))
+        for (si, sql) in c.statements().into_iter().enumerate() {
+            let name = format!("li_{ci}_{si}");
+            conn.prepare(&name, sql).map_err(|e| {
+                Error::input(format!("{path}: class {:?}: the clone rejects its SQL {sql:?}: {e}", c.name))
             })?;
-            prepared.push(s);
+            prepared.push(name);
         }
         statements.push(prepared);
     }
-    let pid: i32 =
-        client.query_one("SELECT pg_backend_pid()", &[]).await.map_err(|e| Error::db(describe_pg(&e)))?.get(0);
-    roles.add_workload(pid);
-    Ok(Worker { client, statements, classes, seed, stats, seconds, stop })
+    roles.add_workload(conn.pid());
+    Ok(Worker { conn, statements, classes, seed, stats, seconds, stop, killed: killed.clone() })
 }
 
 impl Workload {
@@ -402,11 +400,10 @@ impl Workload {
         .unwrap_or_else(|| pacer::PacerResult { issued_measured: 0, schedule_lag: crate::record::new_hist() });
         let deadline = tokio::time::Instant::now() + grace;
         let mut unfinished = 0u64;
-        for w in std::mem::take(&mut self.workers) {
-            let abort = w.abort_handle();
-            if tokio::time::timeout_at(deadline, w).await.is_err() {
+        for mut w in std::mem::take(&mut self.workers) {
+            if tokio::time::timeout_at(deadline, &mut w.done).await.is_err() {
                 unfinished += 1; // the operation it was running
-                abort.abort();
+                w.kill();
             }
         }
         if let Some(rx) = &self.rx {
@@ -457,9 +454,12 @@ impl Workload {
 
 impl Drop for Workload {
     /// A workload dropped without `finish` (an error, Ctrl-C) stops its pacer
-    /// thread too; its runtimes stop with their guards.
+    /// thread too, and ends its workers' connections.
     fn drop(&mut self) {
         self.stop.cancel();
+        for w in &self.workers {
+            w.kill();
+        }
     }
 }
 

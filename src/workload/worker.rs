@@ -1,18 +1,19 @@
-//! A workload worker: one pooled connection, its prepared statements, and its
-//! own histograms (merged at the end). It takes operations from the pacer's
-//! queue, runs them, and records latency from the intended start. Errors are
-//! counted with their SQLSTATE and never stop the run.
+//! A workload worker: one thread, one connection (`wire`), its prepared
+//! statements, and its own histograms (merged at the end). It takes
+//! operations from the pacer's queue, runs them, and records latency from the
+//! intended start. Errors are counted with their SQLSTATE and never stop the
+//! run; a worker whose connection is killed (`Workload::finish` after its
+//! grace) records nothing more.
 //!
 //! Operations come from the pacer's queue, or, in a closed loop, from the
 //! worker itself: the next operation number of a shared counter, its class
 //! drawn by the same `Mix`, started as soon as the previous one finished.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use tokio_postgres::Statement;
 use tokio_util::sync::CancellationToken;
 
 use super::Seconds;
@@ -20,7 +21,7 @@ use super::file::Class;
 use super::pacer::{Mix, Op};
 use super::params::{Rng, Value};
 use super::script::{Command, Num, Script, sleep_for};
-use crate::error::sqlstate;
+use super::wire::{Conn, DbError};
 use crate::record::{Hist, new_hist};
 use crate::timeline::{Clock, Slot};
 
@@ -39,7 +40,7 @@ pub struct WorkerStats {
 /// Why an operation failed: the server said no, or a script's expression could not be evaluated.
 #[derive(Debug)]
 enum ScriptError {
-    Db(tokio_postgres::Error),
+    Db(DbError),
     Eval(String),
 }
 
@@ -47,15 +48,18 @@ impl ScriptError {
     /// The SQLSTATE, or `XXSCR` for a script expression error.
     fn code(&self) -> String {
         match self {
-            ScriptError::Db(e) => sqlstate(e),
+            ScriptError::Db(e) => e.code.clone(),
             ScriptError::Eval(_) => "XXSCR".into(),
         }
     }
     fn message(&self) -> String {
         match self {
-            ScriptError::Db(e) => crate::error::describe_pg(e),
+            ScriptError::Db(e) => e.message.clone(),
             ScriptError::Eval(m) => format!("pgbench script: {m}"),
         }
+    }
+    fn closed(&self) -> bool {
+        matches!(self, ScriptError::Db(e) if e.closed)
     }
 }
 
@@ -70,22 +74,26 @@ pub enum Source {
 }
 
 pub struct Worker {
-    pub client: deadpool_postgres::Object,
-    /// Per class: its statement, or its script's statements in order.
-    pub statements: Vec<Vec<Statement>>,
+    pub conn: Conn,
+    /// Per class: the name of its prepared statement, or of its script's statements in order.
+    pub statements: Vec<Vec<String>>,
     pub classes: Arc<Vec<Class>>,
     pub seed: u64,
     pub stats: Arc<Mutex<WorkerStats>>,
     pub seconds: Arc<Mutex<Seconds>>,
     pub stop: CancellationToken,
+    /// Set before the connection is killed: what fails after it is not recorded.
+    pub killed: Arc<AtomicBool>,
 }
 
 impl Worker {
-    pub async fn run(self, source: Source) {
+    /// Runs operations until the source ends (blocking; on the worker's own thread).
+    pub fn run(mut self, source: Source) {
         let mut params: Vec<Value> = Vec::new();
+        let classes = self.classes.clone();
         loop {
             let op = match &source {
-                Source::Paced(rx) => match rx.recv().await {
+                Source::Paced(rx) => match rx.recv_blocking() {
                     Ok(op) => op,
                     Err(_) => break,
                 },
@@ -97,20 +105,23 @@ impl Worker {
                     Op { seq, class: mix.class(seq), intended: Instant::now(), slot: clock.current() }
                 }
             };
-            let class = &self.classes[op.class];
+            let class = &classes[op.class];
             let mut rng = Rng::for_op(self.seed ^ PARAM_SALT, op.seq);
             params.clear();
             params.extend(class.params.iter().map(|p| p.draw(&mut rng)));
             let result = match (&class.script, class.hold) {
-                (Some(script), _) => self.script(op.class, script, &mut rng).await,
+                (Some(script), _) => self.script(op.class, script, &mut rng),
                 (None, None) => self
-                    .client
-                    .execute_raw(&self.statements[op.class][0], params.iter())
-                    .await
+                    .conn
+                    .execute(&self.statements[op.class][0], &params)
                     .map(|_| Instant::now())
                     .map_err(ScriptError::Db),
-                (None, Some(_)) => self.long_transaction(op.class, &params).await.map_err(ScriptError::Db),
+                (None, Some(_)) => self.long_transaction(op.class, &params).map_err(ScriptError::Db),
             };
+            let lost = result.as_ref().is_err_and(ScriptError::closed);
+            if lost && self.killed.load(Ordering::Acquire) {
+                break;
+            }
             let done = *result.as_ref().unwrap_or(&Instant::now());
             let latency = done.saturating_duration_since(op.intended).as_micros() as u64;
             let ok = result.is_ok();
@@ -131,13 +142,27 @@ impl Worker {
                 }
             }
             self.seconds.lock().expect("seconds").record(done, op.class, ok.then_some(latency));
+            if lost && matches!(source, Source::Closed { .. }) {
+                break; // nothing more can run on this connection; a closed loop would spin
+            }
+        }
+    }
+
+    /// Sleeps until `deadline` or until the workload stops.
+    fn sleep_until(&self, deadline: Instant) {
+        loop {
+            let now = Instant::now();
+            if now >= deadline || self.stop.is_cancelled() {
+                return;
+            }
+            std::thread::sleep((deadline - now).min(Duration::from_millis(5)));
         }
     }
 
     /// One run of a pgbench script: `\\set`, `\\sleep` and its statements in
     /// order. A failed statement (or expression) ends the run and rolls back
     /// an open transaction.
-    async fn script(&self, class: usize, script: &Script, rng: &mut Rng) -> Result<Instant, ScriptError> {
+    fn script(&mut self, class: usize, script: &Script, rng: &mut Rng) -> Result<Instant, ScriptError> {
         let mut vars: HashMap<String, Num> = script.vars.iter().map(|(k, v)| (k.clone(), *v)).collect();
         let mut values: Vec<Value> = Vec::new();
         let mut next = 0;
@@ -149,21 +174,17 @@ impl Worker {
                 }
                 Command::Sleep { amount, unit_us } => {
                     let d = sleep_for(amount, *unit_us, &vars, rng).map_err(ScriptError::Eval)?;
-                    tokio::select! {
-                        _ = tokio::time::sleep(d) => {}
-                        _ = self.stop.cancelled() => {}
-                    }
+                    self.sleep_until(Instant::now() + d);
                 }
                 Command::Sql { params, .. } => {
                     values.clear();
                     for p in params {
                         values.push(vars.get(p).ok_or_else(|| ScriptError::Eval(format!(":{p} is not set")))?.value());
                     }
-                    let stmt = &self.statements[class][next];
                     next += 1;
-                    if let Err(e) = self.client.execute_raw(stmt, values.iter()).await {
-                        if !self.client.is_closed() {
-                            let _ = self.client.batch_execute("ROLLBACK").await;
+                    if let Err(e) = self.conn.execute(&self.statements[class][next - 1], &values) {
+                        if !self.conn.is_closed() {
+                            let _ = self.conn.simple("ROLLBACK");
                         }
                         return Err(ScriptError::Db(e));
                     }
@@ -175,19 +196,18 @@ impl Worker {
 
     /// BEGIN, run the statement, hold the transaction open, COMMIT. Returns
     /// when the statement finished: its latency is recorded, not the hold.
-    async fn long_transaction(&self, class: usize, params: &[Value]) -> Result<Instant, tokio_postgres::Error> {
+    fn long_transaction(&mut self, class: usize, params: &[Value]) -> Result<Instant, DbError> {
         let hold = self.classes[class].hold.unwrap_or_default();
-        self.client.batch_execute("BEGIN").await?;
-        if let Err(e) = self.client.execute_raw(&self.statements[class][0], params.iter()).await {
-            let _ = self.client.batch_execute("ROLLBACK").await;
+        self.conn.simple("BEGIN")?;
+        if let Err(e) = self.conn.execute(&self.statements[class][0], params) {
+            if !self.conn.is_closed() {
+                let _ = self.conn.simple("ROLLBACK");
+            }
             return Err(e);
         }
         let read_done = Instant::now();
-        tokio::select! {
-            _ = tokio::time::sleep_until((read_done + hold).into()) => {}
-            _ = self.stop.cancelled() => {}
-        }
-        self.client.batch_execute("COMMIT").await?;
+        self.sleep_until(read_done + hold);
+        self.conn.simple("COMMIT")?;
         Ok(read_done)
     }
 }
