@@ -24,7 +24,8 @@
 //! - `snapshot`: `lockimpact snapshot`, a read-only pg_dump of a source database.
 //! - `recorder`: `lockimpact record`, a workload from pg_stat_statements or
 //!   PostgreSQL logs (not `record`, the raw measurements of a rehearsal).
-//! - `workload`: workload file, parameter generators, open-loop pacer, worker pool.
+//! - `workload`: workload file, parameter generators, open-loop pacer, workers
+//!   (one thread and one `wire` connection each), session replay.
 //! - `migration`: splitting with pg_query, directives, the step runner.
 //! - `sampler`: the lock sampler and blocked episodes; typed lock modes.
 //! - `timeline`: which phase is current; phase marks.

@@ -83,6 +83,8 @@ pub struct WorkloadRecord {
     pub schedule_lag: Hist,
     /// Per second since the clock started.
     pub seconds: Vec<SecondRecord>,
+    /// A session replay (paced by `workload.speed`), not a rate-based workload.
+    pub replay: bool,
 }
 
 impl Default for WorkloadRecord {
@@ -98,6 +100,7 @@ impl Default for WorkloadRecord {
             unfinished: 0,
             schedule_lag: new_hist(),
             seconds: Vec::new(),
+            replay: false,
         }
     }
 }

@@ -241,8 +241,10 @@ pub fn build(rec: &RunRecord) -> Report {
     if !kept_schedule {
         warnings.push(format!(
             "the client could not keep the schedule (issued {:.0} of {:.0} ops/s, schedule lag p99 {lag_p99} ms): \
-             latency includes client overload; lower workload.rate or run on a bigger machine",
-            issued_rate, w.target_rate
+             latency includes client overload; lower {} or run on a bigger machine",
+            issued_rate,
+            w.target_rate,
+            if w.replay { "workload.speed" } else { "workload.rate" }
         ));
     }
     if w.unfinished > 0 {

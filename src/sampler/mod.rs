@@ -63,6 +63,15 @@ impl Roles {
 /// (`pid:query`), to name their class. Relations the migration created in a transaction it has not
 /// committed yet are invisible here (they would print as bare OIDs); the runner
 /// reports those itself.
+///
+/// Gated: `pg_locks` takes every lock-manager partition lock, and while it
+/// reads them every backend that takes a lock (each writing transaction does,
+/// on its transaction id) waits. The gate, a one-time filter the planner
+/// evaluates first, reads only the backends' status array (no lock-manager
+/// locks): unless a session waits on a lock or the migration is in the middle
+/// of something, the poll returns no rows without reading `pg_locks` (the
+/// bench measured an 11 % throughput loss at saturation with a 10 ms interval
+/// before the gate).
 const POLL_SQL: &str = "\
 SELECT l.pid, l.granted, l.mode, l.locktype, l.relation::regclass::text, \
        l.waitstart, clock_timestamp(), a.query, \
@@ -71,9 +80,11 @@ SELECT l.pid, l.granted, l.mode, l.locktype, l.relation::regclass::text, \
          SELECT b.pid || ':' || coalesce(b.query, '') FROM pg_stat_activity b \
          WHERE b.pid = ANY(pg_blocking_pids(l.pid))) END \
 FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid \
-WHERE (NOT l.granted AND l.pid IS NOT NULL) \
+WHERE EXISTS (SELECT 1 FROM pg_stat_get_activity(NULL) w \
+              WHERE w.wait_event_type = 'Lock' OR (w.pid = $1 AND w.state <> 'idle')) \
+  AND ((NOT l.granted AND l.pid IS NOT NULL) \
    OR (l.pid = $1 AND l.locktype = 'relation' AND l.relation >= 16384 \
-       AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = l.relation))";
+       AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = l.relation)))";
 
 struct Open {
     ep: Episode,

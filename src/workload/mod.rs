@@ -182,6 +182,8 @@ pub struct Workload {
     rx: Option<async_channel::Receiver<pacer::Op>>,
     /// No schedule: workers start the next operation as the last one ends.
     closed: bool,
+    /// A session replay drives its own sessions (no pacer queue, no workers).
+    replay: bool,
     pacer: Option<tokio::sync::oneshot::Receiver<pacer::PacerResult>>,
     workers: Vec<WorkerThread>,
     stats: Vec<Arc<Mutex<WorkerStats>>>,
@@ -260,6 +262,7 @@ pub async fn start(
             stop,
             rx: None,
             closed: false,
+            replay: true,
             pacer: Some(result),
             workers: Vec::new(),
             stats: vec![s],
@@ -339,6 +342,7 @@ pub async fn start(
         stop,
         rx: (!closed).then_some(rx),
         closed,
+        replay: false,
         pacer,
         workers,
         stats,
@@ -420,6 +424,7 @@ impl Workload {
                     .filter_map(|c| if let file::Pace::Rate(r) = c.pace { Some(r) } else { None })
                     .sum::<f64>(),
             connections: self.connections,
+            replay: self.replay,
             latency: vec![vec![None; self.slots]; self.classes.len()],
             issued_measured: pacer.issued_measured,
             unfinished,

@@ -202,8 +202,7 @@ pub async fn run(d: Driver) -> PacerResult {
                                 client = Some(c);
                             }
                             Err(e) => {
-                                let mut s = stats.lock().expect("stats");
-                                s.errors.entry((st.class, sqlstate(&e))).or_insert_with(|| (0, describe_pg(&e))).0 += 1;
+                                stats.lock().expect("stats").error(st.class, sqlstate(&e), || describe_pg(&e));
                                 continue;
                             }
                         }
@@ -226,22 +225,11 @@ pub async fn run(d: Driver) -> PacerResult {
                     if let Some(o) = tx_effect(&st.sql) {
                         open = o;
                     }
-                    {
-                        let mut s = stats.lock().expect("stats");
-                        match &result {
-                            Ok(_) => {
-                                let _ = s.latency[st.class][slot.index()]
-                                    .get_or_insert_with(new_hist)
-                                    .record(latency.max(1));
-                            }
-                            Err(e) => {
-                                s.errors.entry((st.class, sqlstate(e))).or_insert_with(|| (0, describe_pg(e))).0 += 1;
-                            }
-                        }
-                        if slot != Slot::Warmup {
-                            s.finished_measured += 1;
-                        }
-                    }
+                    let outcome = match &result {
+                        Ok(_) => Ok(latency),
+                        Err(e) => Err((sqlstate(e), || describe_pg(e))),
+                    };
+                    stats.lock().expect("stats").finished(st.class, slot, outcome);
                     seconds.lock().expect("seconds").record(done, st.class, result.is_ok().then_some(latency));
                     if c.is_closed() {
                         client = None;

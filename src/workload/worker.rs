@@ -37,6 +37,27 @@ pub struct WorkerStats {
     pub finished_measured: u64,
 }
 
+impl WorkerStats {
+    /// Counts a failure of `class` under its SQLSTATE, keeping the first message.
+    pub fn error(&mut self, class: usize, code: String, message: impl FnOnce() -> String) {
+        self.errors.entry((class, code)).or_insert_with(|| (0, message())).0 += 1;
+    }
+
+    /// One finished operation of `class` in `slot`: its latency (µs) if it
+    /// succeeded, else its SQLSTATE and message.
+    pub fn finished(&mut self, class: usize, slot: Slot, outcome: Result<u64, (String, impl FnOnce() -> String)>) {
+        match outcome {
+            Ok(us) => {
+                let _ = self.latency[class][slot.index()].get_or_insert_with(new_hist).record(us.max(1));
+            }
+            Err((code, message)) => self.error(class, code, message),
+        }
+        if slot != Slot::Warmup {
+            self.finished_measured += 1;
+        }
+    }
+}
+
 /// Why an operation failed: the server said no, or a script's expression could not be evaluated.
 #[derive(Debug)]
 enum ScriptError {
@@ -125,22 +146,11 @@ impl Worker {
             let done = *result.as_ref().unwrap_or(&Instant::now());
             let latency = done.saturating_duration_since(op.intended).as_micros() as u64;
             let ok = result.is_ok();
-            {
-                let mut s = self.stats.lock().expect("worker stats");
-                match result {
-                    Ok(_) => {
-                        let slots = &mut s.latency[op.class];
-                        let _ = slots[op.slot.index()].get_or_insert_with(new_hist).record(latency.max(1));
-                    }
-                    Err(e) => {
-                        let entry = s.errors.entry((op.class, e.code())).or_insert_with(|| (0, e.message()));
-                        entry.0 += 1;
-                    }
-                }
-                if op.slot != Slot::Warmup {
-                    s.finished_measured += 1;
-                }
-            }
+            let outcome = match &result {
+                Ok(_) => Ok(latency),
+                Err(e) => Err((e.code(), || e.message())),
+            };
+            self.stats.lock().expect("worker stats").finished(op.class, op.slot, outcome);
             self.seconds.lock().expect("seconds").record(done, op.class, ok.then_some(latency));
             if lost && matches!(source, Source::Closed { .. }) {
                 break; // nothing more can run on this connection; a closed loop would spin
