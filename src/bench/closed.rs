@@ -5,7 +5,7 @@
 //! per operation, the profile figure that says where the client's cost is.
 
 use super::report::{Row, Side};
-use super::{Ctx, drive, median, pgbench};
+use super::{Ctx, Sampling, drive, median, pgbench};
 use crate::error::{Error, Result};
 use crate::workload::CLOSED_LOOP;
 
@@ -22,7 +22,7 @@ pub async fn run(ctx: &Ctx, rep: &mut super::report::Report) -> Result<f64> {
         for side in [round % 2, 1 - round % 2] {
             ctx.check()?;
             if side == 0 {
-                let d = drive(ctx, CLOSED_LOOP, None).await?;
+                let d = drive(ctx, CLOSED_LOOP, Sampling::Off, ctx.cfg.measure).await?;
                 ctx.say(&format!("closed loop, round {}: replayer {:.0} ops/s", round + 1, d.ops_per_s));
                 li_cpu.push(d.cpu.as_secs_f64() * 1e6 / d.ops.max(1) as f64);
                 li.push(d.ops_per_s);

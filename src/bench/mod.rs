@@ -206,7 +206,7 @@ pub async fn bench(args: &BenchArgs, cancel: &CancellationToken) -> Result<i32> 
             closed::run(&ctx, &mut rep).await?
         } else if wanted(2) || wanted(5) {
             ctx.say("measuring the saturation rate (row 1 is not run)");
-            drive(&ctx, workload::CLOSED_LOOP, None).await?.ops_per_s
+            drive(&ctx, workload::CLOSED_LOOP, Sampling::Off, ctx.cfg.measure).await?.ops_per_s
         } else {
             0.0
         };
@@ -298,12 +298,32 @@ pub struct Drive {
     pub latency: Hist,
     pub unfinished: u64,
     pub sampler: Option<SamplerRecord>,
+    /// Successful operations of each whole second of the measured window.
+    pub per_second: Vec<f64>,
+}
+
+/// The lock sampler during a `drive`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Sampling {
+    Off,
+    /// Polling at this interval throughout.
+    On(Duration),
+    /// Polling at this interval in the measured seconds `alternate(i)` says,
+    /// paused in the others: i counts the whole seconds of the measured window.
+    Alternate(Duration),
+}
+
+/// Whether the sampler polls in measured second `i` of `Sampling::Alternate`:
+/// pairs of seconds, on-off then off-on (ABBA), so a drift within a pair
+/// favours neither side.
+pub fn alternate(i: usize) -> bool {
+    i.is_multiple_of(2) == (i / 2).is_multiple_of(2)
 }
 
 /// Runs the bench workload at `rate` (`workload::CLOSED_LOOP` for a closed
-/// loop) on `BENCH_DB` for warmup + measure, with the lock sampler when
-/// `sampler` is set.
-pub async fn drive(ctx: &Ctx, rate: f64, sampler: Option<Duration>) -> Result<Drive> {
+/// loop) on `BENCH_DB` for warmup + `measure`, with the lock sampler as
+/// `sampling` says.
+pub async fn drive(ctx: &Ctx, rate: f64, sampling: Sampling, measure: Duration) -> Result<Drive> {
     let plan = WorkloadPlan {
         path: "bench workload".into(),
         source: String::new(),
@@ -317,7 +337,11 @@ pub async fn drive(ctx: &Ctx, rate: f64, sampler: Option<Duration>) -> Result<Dr
     };
     let clock = Arc::new(Clock::new());
     let roles = Arc::new(Roles::new(&ctx.classes));
-    let sampler_client = match sampler {
+    let interval = match sampling {
+        Sampling::Off => None,
+        Sampling::On(i) | Sampling::Alternate(i) => Some(i),
+    };
+    let sampler_client = match interval {
         Some(_) => Some(connect(&ctx.server, BENCH_DB, "sampler").await?),
         None => None,
     };
@@ -330,12 +354,27 @@ pub async fn drive(ctx: &Ctx, rate: f64, sampler: Option<Duration>) -> Result<Dr
         Slot::count(0),
     )
     .await?;
-    let sampler = sampler_client.zip(sampler).map(|(c, i)| Sampler::start(c, i, clock.clone(), roles.clone()));
+    let sampler = sampler_client.zip(interval).map(|(c, i)| Sampler::start(c, i, clock.clone(), roles.clone()));
+    if let (Sampling::Alternate(_), Some(s)) = (sampling, &sampler) {
+        s.pause(true); // it polls in the measured seconds `alternate` picks only
+    }
     ctx.sleep(ctx.cfg.warmup).await?;
     clock.enter(Slot::Baseline);
     let t0 = Instant::now();
     let cpu0 = cpu_time();
-    ctx.sleep(ctx.cfg.measure).await?;
+    if let (Sampling::Alternate(_), Some(s)) = (sampling, &sampler) {
+        // Toggle at the clock's second boundaries, which `rec.seconds` counts by.
+        let first = clock.since_start(t0).as_secs_f64().ceil() as u64;
+        for (i, sec) in (first..).take(measure.as_secs() as usize).enumerate() {
+            ctx.sleep((clock.start + Duration::from_secs(sec)).saturating_duration_since(Instant::now())).await?;
+            s.pause(!alternate(i));
+        }
+        ctx.sleep((clock.start + Duration::from_secs(first) + measure).saturating_duration_since(Instant::now()))
+            .await?;
+        s.pause(true);
+    } else {
+        ctx.sleep(measure).await?;
+    }
     let t1 = Instant::now();
     let cpu1 = cpu_time();
     clock.enter(Slot::After);
@@ -347,9 +386,11 @@ pub async fn drive(ctx: &Ctx, rate: f64, sampler: Option<Duration>) -> Result<Dr
     let a = clock.since_start(t0).as_secs_f64().ceil() as usize;
     let b = (clock.since_start(t1).as_secs_f64().floor() as usize).min(rec.seconds.len());
     let (mut ops, mut errors) = (0u64, 0u64);
+    let mut per_second = Vec::new();
     for s in rec.seconds.get(a..b).unwrap_or(&[]) {
         ops += s.ops - s.errors;
         errors += s.errors;
+        per_second.push((s.ops - s.errors) as f64);
     }
     let secs = b.saturating_sub(a).max(1);
     let mut latency = new_hist();
@@ -368,6 +409,7 @@ pub async fn drive(ctx: &Ctx, rate: f64, sampler: Option<Duration>) -> Result<Dr
         latency,
         unfinished: rec.unfinished,
         sampler,
+        per_second,
     })
 }
 
@@ -398,4 +440,13 @@ pub fn load_average() -> [f64; 3] {
     let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let mut it = text.split_whitespace().map(|x| x.parse().unwrap_or(0.0));
     [it.next().unwrap_or(0.0), it.next().unwrap_or(0.0), it.next().unwrap_or(0.0)]
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn alternate_pairs_on_off_then_off_on() {
+        let pattern: Vec<bool> = (0..8).map(super::alternate).collect();
+        assert_eq!(pattern, [true, false, false, true, true, false, false, true]);
+    }
 }

@@ -5,7 +5,7 @@
 //! intended start.
 
 use super::report::{Row, Side};
-use super::{Ctx, drive};
+use super::{Ctx, Sampling, drive};
 use crate::error::Result;
 
 pub const LEVELS: &[f64] = &[0.25, 0.50, 0.80];
@@ -14,7 +14,7 @@ pub async fn run(ctx: &Ctx, rep: &mut super::report::Report, saturation: f64) ->
     for &f in LEVELS {
         ctx.check()?;
         let target = (saturation * f).max(1.0).round();
-        let d = drive(ctx, target, None).await?;
+        let d = drive(ctx, target, Sampling::Off, ctx.cfg.measure).await?;
         let pct = (f * 100.0).round();
         let (p50, p99, max) = (
             d.lag.value_at_quantile(0.5) as f64 / 1000.0,

@@ -8,7 +8,7 @@
 pub mod lockmode;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -108,6 +108,8 @@ struct State {
 }
 
 pub struct Sampler {
+    /// While set, the sampler skips its polls (`lockimpact bench` measures its cost by toggling it).
+    paused: Arc<AtomicBool>,
     stop: CancellationToken,
     handle: JoinHandle<SamplerRecord>,
     live: Arc<LiveBlocked>,
@@ -122,6 +124,8 @@ impl Sampler {
         let live_state = live.clone();
         let lost = CancellationToken::new();
         let lost_task = lost.clone();
+        let paused = Arc::new(AtomicBool::new(false));
+        let paused_task = paused.clone();
         let handle = tokio::spawn(async move {
             let mut st = State {
                 clock,
@@ -144,6 +148,9 @@ impl Sampler {
                     _ = tick.tick() => {}
                     _ = token.cancelled() => break,
                 }
+                if paused_task.load(Ordering::Relaxed) {
+                    continue;
+                }
                 let sent = Instant::now();
                 let rows = match client.query(&stmt, &[&st.roles.migration()]).await {
                     Ok(r) => r,
@@ -164,7 +171,12 @@ impl Sampler {
             st.rec.episodes.sort_by_key(|e| (e.start, e.pid));
             st.rec
         });
-        Sampler { stop, handle, live, lost }
+        Sampler { paused, stop, handle, live, lost }
+    }
+
+    /// Skips polls while `paused` (open episodes stay open).
+    pub fn pause(&self, paused: bool) {
+        self.paused.store(paused, Ordering::Relaxed);
     }
 
     /// Cancelled when the sampler's connection fails: the server is gone.
