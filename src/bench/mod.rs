@@ -6,7 +6,8 @@
 //!
 //! 1. `closed`: closed-loop throughput, the replayer against `pgbench` on the
 //!    same statements (`pgbench` writes the scripts), alternated;
-//! 2. `open`: open-loop accuracy at 25/50/80 % of saturation;
+//! 2. `open`: open-loop accuracy at 25/50/80 % of saturation (measured again
+//!    just before each level);
 //! 3. `sampler`: throughput with and without the 10 ms lock sampler, its own
 //!    query time, and a blocked episode against a controlled hold;
 //! 4. `reset`: a fresh copy by template against a fresh `pg_restore`;
@@ -204,7 +205,7 @@ pub async fn bench(args: &BenchArgs, cancel: &CancellationToken) -> Result<i32> 
         let saturation = if wanted(1) {
             rep.load("closed loop");
             closed::run(&ctx, &mut rep).await?
-        } else if wanted(2) || wanted(5) {
+        } else if wanted(5) {
             ctx.say("measuring the saturation rate (row 1 is not run)");
             drive(&ctx, workload::CLOSED_LOOP, Sampling::Off, ctx.cfg.measure).await?.ops_per_s
         } else {
@@ -213,7 +214,7 @@ pub async fn bench(args: &BenchArgs, cancel: &CancellationToken) -> Result<i32> 
         ctx.check()?;
         if wanted(2) {
             rep.load("open loop");
-            open::run(&ctx, &mut rep, saturation).await?;
+            open::run(&ctx, &mut rep).await?;
             ctx.check()?;
         }
         if wanted(3) {
