@@ -184,3 +184,54 @@ async fn a_statement_blocked_on_a_lock_ends_when_its_connection_is_killed() {
     assert!(e.closed && closed);
     tx.rollback().await.unwrap();
 }
+
+#[tokio::test]
+async fn options_notices_copy_and_a_terminated_session() {
+    let server = common::source_server(&[]);
+    let admin = common::client(&server, "postgres").await;
+    admin
+        .batch_execute(
+            "CREATE TABLE t (id int);
+             CREATE FUNCTION noisy() RETURNS int LANGUAGE plpgsql AS $$ BEGIN RAISE NOTICE 'hello'; RETURN 1; END $$;",
+        )
+        .await
+        .unwrap();
+    let mut config = server.config("postgres");
+    config.application_name("wire-test").options("-c statement_timeout=200");
+    let mut conn = Conn::connect(&config).unwrap();
+    let app: String = admin
+        .query_one("SELECT application_name FROM pg_stat_activity WHERE pid = $1", &[&conn.pid()])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(app, "wire-test");
+
+    // The options reach the session: a statement longer than statement_timeout is cancelled.
+    conn.prepare("slow", "SELECT pg_sleep(5)").unwrap();
+    let e = conn.execute("slow", &[]).unwrap_err();
+    assert_eq!(e.code, "57014", "{e}");
+    assert!(!e.closed);
+
+    // A notice in the middle of the results is skipped.
+    conn.prepare("noisy", "SELECT noisy()").unwrap();
+    conn.execute("noisy", &[]).unwrap();
+
+    // COPY FROM STDIN is refused (there is no data to send) and the connection stays in step.
+    conn.prepare("copy", "COPY t FROM STDIN").unwrap();
+    let e = conn.execute("copy", &[]).unwrap_err();
+    assert!(e.message.contains("sends no COPY data"), "{e}");
+    conn.execute("noisy", &[]).unwrap();
+    conn.simple("BEGIN").unwrap();
+    conn.simple("COMMIT").unwrap();
+
+    // A session the server ends reports the server's reason, not a bare closed connection.
+    conn.simple("BEGIN").unwrap();
+    let pid = conn.pid();
+    let ended: bool = admin.query_one("SELECT pg_terminate_backend($1, 10000)", &[&pid]).await.unwrap().get(0);
+    assert!(ended);
+    let e = conn.execute("noisy", &[]).unwrap_err();
+    assert!(e.closed && conn.is_closed(), "{e}");
+    assert_eq!(e.code, "57P01", "{e}");
+    let e = conn.execute("noisy", &[]).unwrap_err();
+    assert_eq!(e.code, "08006", "{e}");
+}

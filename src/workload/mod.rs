@@ -186,6 +186,8 @@ pub struct Workload {
     replay: bool,
     pacer: Option<tokio::sync::oneshot::Receiver<pacer::PacerResult>>,
     workers: Vec<WorkerThread>,
+    /// Operations of killed workers, cut short.
+    cut: Arc<AtomicU64>,
     stats: Vec<Arc<Mutex<WorkerStats>>>,
     seconds: Arc<Mutex<Seconds>>,
 }
@@ -237,8 +239,7 @@ pub async fn start(
     config.options(format!("-c statement_timeout={}", plan.statement_timeout.as_millis()));
     let path = plan.path.display().to_string();
     if let Some(replay) = &plan.replay {
-        let s =
-            Arc::new(Mutex::new(WorkerStats { latency: vec![vec![None; slots]; classes.len()], ..Default::default() }));
+        let s = Arc::new(Mutex::new(WorkerStats::new(classes.len(), slots)));
         let driver = replay::Driver {
             replay: replay.clone(),
             speed: plan.speed,
@@ -265,6 +266,7 @@ pub async fn start(
             replay: true,
             pacer: Some(result),
             workers: Vec::new(),
+            cut: Default::default(),
             stats: vec![s],
             seconds,
         });
@@ -274,15 +276,15 @@ pub async fn start(
     let mut starting = Vec::new();
     let mut stats = Vec::new();
     let mut go = Vec::new();
+    let cut = Arc::new(AtomicU64::new(0));
     for i in 0..plan.connections as usize {
-        let s =
-            Arc::new(Mutex::new(WorkerStats { latency: vec![vec![None; slots]; classes.len()], ..Default::default() }));
+        let s = Arc::new(Mutex::new(WorkerStats::new(classes.len(), slots)));
         stats.push(s.clone());
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
         go.push(go_tx);
-        let (config, path, classes, roles, seconds, stop, source) = (
+        let (config, path, classes, roles, seconds, stop, source, cut) = (
             config.clone(),
             path.clone(),
             classes.clone(),
@@ -290,6 +292,7 @@ pub async fn start(
             seconds.clone(),
             stop.clone(),
             source.clone(),
+            cut.clone(),
         );
         let seed = plan.seed;
         let of = plan.connections;
@@ -297,12 +300,12 @@ pub async fn start(
             .name(format!("lockimpact-w{i}"))
             .spawn(move || {
                 let killed = Arc::new(AtomicBool::new(false));
-                let opened = open_worker(&config, (i + 1, of), &path, classes, &roles, seed, s, seconds, stop, &killed)
+                let opened = open_worker(&config, (i + 1, of), &path, classes, &roles, seed, s, seconds, stop)
                     .and_then(|w| Ok((w.conn.killer().map_err(|e| Error::db(e.to_string()))?, w)));
                 let worker = match opened {
                     Ok((killer, w)) => {
-                        let _ = ready_tx.send(Ok(WorkerThread { done: done_rx, killed, killer }));
-                        w
+                        let _ = ready_tx.send(Ok(WorkerThread { done: done_rx, killed: killed.clone(), killer }));
+                        Worker { killed, cut, ..w }
                     }
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
@@ -345,6 +348,7 @@ pub async fn start(
         replay: false,
         pacer,
         workers,
+        cut,
         stats,
         seconds,
     })
@@ -362,7 +366,6 @@ fn open_worker(
     stats: Arc<Mutex<WorkerStats>>,
     seconds: Arc<Mutex<Seconds>>,
     stop: CancellationToken,
-    killed: &Arc<AtomicBool>,
 ) -> Result<Worker> {
     let mut conn = wire::Conn::connect(config)
         .map_err(|e| Error::db(format!("cannot open workload connection {n} of {of}: {e}")))?;
@@ -379,7 +382,17 @@ fn open_worker(
         statements.push(prepared);
     }
     roles.add_workload(conn.pid());
-    Ok(Worker { conn, statements, classes, seed, stats, seconds, stop, killed: killed.clone() })
+    Ok(Worker {
+        conn,
+        statements,
+        classes,
+        seed,
+        stats,
+        seconds,
+        stop,
+        killed: Default::default(),
+        cut: Default::default(),
+    })
 }
 
 impl Workload {
@@ -404,12 +417,22 @@ impl Workload {
         .unwrap_or_else(|| pacer::PacerResult { issued_measured: 0, schedule_lag: crate::record::new_hist() });
         let deadline = tokio::time::Instant::now() + grace;
         let mut unfinished = 0u64;
+        let mut killed = Vec::new();
         for mut w in std::mem::take(&mut self.workers) {
             if tokio::time::timeout_at(deadline, &mut w.done).await.is_err() {
-                unfinished += 1; // the operation it was running
                 w.kill();
+                killed.push(w);
             }
         }
+        // A killed worker ends at once (its socket is shut down), counting the
+        // operation it was running in `cut`; wait for it, so that nothing is
+        // recorded or taken from the queue after the counts below.
+        for mut w in killed {
+            if tokio::time::timeout(Duration::from_secs(2), &mut w.done).await.is_err() {
+                unfinished += 1;
+            }
+        }
+        unfinished += self.cut.load(Ordering::Relaxed);
         if let Some(rx) = &self.rx {
             unfinished += rx.len() as u64;
             rx.close();

@@ -14,7 +14,10 @@
 //! Parameters go as text, like pgbench's: the server's input function of the
 //! parameter's type parses them, so every type works. Results are asked for
 //! as text too and not read. Authentication: trust, password, md5 and
-//! SCRAM-SHA-256 (no TLS, as for every other lockimpact connection).
+//! SCRAM-SHA-256 (no TLS, as for every other lockimpact connection). Of the
+//! connection settings it honours host(s), port(s), user, password, dbname,
+//! options, application_name and connect_timeout; with several hosts it uses
+//! the first that accepts the connection.
 
 use std::fmt::Write as _;
 use std::io::{self, Read, Write};
@@ -55,17 +58,26 @@ impl std::fmt::Display for DbError {
     }
 }
 
+impl std::error::Error for DbError {}
+
 impl DbError {
     fn lost(what: impl std::fmt::Display) -> DbError {
         DbError { code: "08006".into(), message: what.to_string(), closed: true }
     }
 
+    /// A message that could not be encoded; the connection is unharmed.
+    fn client(what: impl std::fmt::Display) -> DbError {
+        DbError { code: "XXCLI".into(), message: what.to_string(), closed: false }
+    }
+
     fn from_body(body: &ErrorResponseBody) -> DbError {
         let (mut code, mut message, mut detail, mut hint) = (String::new(), String::new(), None, None);
+        let mut fatal = false;
         let mut fields = body.fields();
         while let Ok(Some(f)) = fields.next() {
             let v = String::from_utf8_lossy(f.value_bytes()).into_owned();
             match f.type_() {
+                b'V' => fatal = v == "FATAL" || v == "PANIC",
                 b'C' => code = v,
                 b'M' => message = v,
                 b'D' => detail = Some(v),
@@ -80,7 +92,8 @@ impl DbError {
         if let Some(h) = hint {
             s.push_str(&format!("; hint: {h}"));
         }
-        DbError { code, message: s, closed: false }
+        // FATAL ends the session (pg_terminate_backend, idle timeouts): the server closes the connection.
+        DbError { code, message: s, closed: fatal }
     }
 }
 
@@ -198,10 +211,10 @@ impl Conn {
     /// Prepares `sql` as statement `name`.
     pub fn prepare(&mut self, name: &str, sql: &str) -> Result<(), DbError> {
         self.wbuf.clear();
-        frontend::parse(name, sql, None, &mut self.wbuf).map_err(DbError::lost)?;
+        frontend::parse(name, sql, None, &mut self.wbuf).map_err(DbError::client)?;
         frontend::sync(&mut self.wbuf);
         self.send()?;
-        self.until_ready()
+        self.until_ready(true)
     }
 
     /// Runs prepared statement `name` with `params` (sent as text); its rows
@@ -210,20 +223,20 @@ impl Conn {
         self.wbuf.clear();
         let bound = frontend::bind("", name, Some(0), params, write_text, None, &mut self.wbuf);
         if bound.is_err() {
-            return Err(DbError { code: "XXCLI".into(), message: "a parameter is too long".into(), closed: false });
+            return Err(DbError::client("a parameter is too long for the protocol"));
         }
-        frontend::execute("", 0, &mut self.wbuf).map_err(DbError::lost)?;
+        frontend::execute("", 0, &mut self.wbuf).map_err(DbError::client)?;
         frontend::sync(&mut self.wbuf);
         self.send()?;
-        self.until_ready()
+        self.until_ready(true)
     }
 
     /// Runs `sql` with the simple query protocol (BEGIN, COMMIT, ROLLBACK).
     pub fn simple(&mut self, sql: &str) -> Result<(), DbError> {
         self.wbuf.clear();
-        frontend::query(sql, &mut self.wbuf).map_err(DbError::lost)?;
+        frontend::query(sql, &mut self.wbuf).map_err(DbError::client)?;
         self.send()?;
-        self.until_ready()
+        self.until_ready(false)
     }
 
     fn login(&mut self, config: &tokio_postgres::Config, user: &str) -> Result<(), DbError> {
@@ -301,12 +314,34 @@ impl Conn {
         }
     }
 
-    /// Reads until ReadyForQuery; the first error the server sent, if any.
-    fn until_ready(&mut self) -> Result<(), DbError> {
-        let mut err = None;
+    /// Reads until ReadyForQuery; the first error the server sent, if any. A
+    /// COPY FROM STDIN is refused (there is no data to send), a COPY TO
+    /// STDOUT read and dropped. When the server ends the session after an
+    /// error (FATAL), that error is returned, not the closed connection.
+    fn until_ready(&mut self, extended: bool) -> Result<(), DbError> {
+        let mut err: Option<DbError> = None;
         loop {
-            match self.next()? {
+            let m = match self.next() {
+                Ok(m) => m,
+                Err(lost) => {
+                    return Err(err.map_or(lost, |mut e| {
+                        e.closed = true;
+                        e
+                    }));
+                }
+            };
+            match m {
                 Message::ErrorResponse(body) if err.is_none() => err = Some(DbError::from_body(&body)),
+                Message::CopyInResponse(_) => {
+                    self.wbuf.clear();
+                    frontend::copy_fail("a lockimpact workload sends no COPY data", &mut self.wbuf)
+                        .map_err(DbError::client)?;
+                    if extended {
+                        // The Sync sent with Execute was ignored in copy mode; the error needs one.
+                        frontend::sync(&mut self.wbuf);
+                    }
+                    self.send()?;
+                }
                 Message::ReadyForQuery(_) => return err.map_or(Ok(()), Err),
                 _ => {}
             }
@@ -317,8 +352,15 @@ impl Conn {
         if self.closed {
             return Err(DbError::lost("the connection is closed"));
         }
-        let r = self.stream.write_all(&self.wbuf);
-        r.map_err(|e| self.lose(format!("cannot send to the server: {e}")))
+        let Err(e) = self.stream.write_all(&self.wbuf) else { return Ok(()) };
+        // The peer is gone; it may have said why first (FATAL: terminated by an administrator, …).
+        if let Ok(Message::ErrorResponse(body)) = self.next() {
+            let mut why = DbError::from_body(&body);
+            why.closed = true;
+            self.lose("");
+            return Err(why);
+        }
+        Err(self.lose(format!("cannot send to the server: {e}")))
     }
 
     /// The next message from the server, reading as needed.

@@ -3,7 +3,7 @@
 //! operations from the pacer's queue, runs them, and records latency from the
 //! intended start. Errors are counted with their SQLSTATE and never stop the
 //! run; a worker whose connection is killed (`Workload::finish` after its
-//! grace) records nothing more.
+//! grace) counts its operation as cut short and ends.
 //!
 //! Operations come from the pacer's queue, or, in a closed loop, from the
 //! worker itself: the next operation number of a shared counter, its class
@@ -38,6 +38,10 @@ pub struct WorkerStats {
 }
 
 impl WorkerStats {
+    pub fn new(classes: usize, slots: usize) -> WorkerStats {
+        WorkerStats { latency: vec![vec![None; slots]; classes], ..Default::default() }
+    }
+
     /// Counts a failure of `class` under its SQLSTATE, keeping the first message.
     pub fn error(&mut self, class: usize, code: String, message: impl FnOnce() -> String) {
         self.errors.entry((class, code)).or_insert_with(|| (0, message())).0 += 1;
@@ -103,8 +107,11 @@ pub struct Worker {
     pub stats: Arc<Mutex<WorkerStats>>,
     pub seconds: Arc<Mutex<Seconds>>,
     pub stop: CancellationToken,
-    /// Set before the connection is killed: what fails after it is not recorded.
+    /// Set before the connection is killed: the operation it was running is
+    /// not recorded but counted in `cut`, and the worker ends.
     pub killed: Arc<AtomicBool>,
+    /// Operations cut short by a kill, over all workers.
+    pub cut: Arc<AtomicU64>,
 }
 
 impl Worker {
@@ -139,10 +146,11 @@ impl Worker {
                     .map_err(ScriptError::Db),
                 (None, Some(_)) => self.long_transaction(op.class, &params).map_err(ScriptError::Db),
             };
-            let lost = result.as_ref().is_err_and(ScriptError::closed);
-            if lost && self.killed.load(Ordering::Acquire) {
+            if self.killed.load(Ordering::Acquire) {
+                self.cut.fetch_add(1, Ordering::Relaxed);
                 break;
             }
+            let lost = result.as_ref().is_err_and(ScriptError::closed);
             let done = *result.as_ref().unwrap_or(&Instant::now());
             let latency = done.saturating_duration_since(op.intended).as_micros() as u64;
             let ok = result.is_ok();
@@ -191,8 +199,9 @@ impl Worker {
                     for p in params {
                         values.push(vars.get(p).ok_or_else(|| ScriptError::Eval(format!(":{p} is not set")))?.value());
                     }
+                    let stmt = &self.statements[class][next];
                     next += 1;
-                    if let Err(e) = self.conn.execute(&self.statements[class][next - 1], &values) {
+                    if let Err(e) = self.conn.execute(stmt, &values) {
                         if !self.conn.is_closed() {
                             let _ = self.conn.simple("ROLLBACK");
                         }
