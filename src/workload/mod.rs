@@ -299,19 +299,16 @@ pub async fn start(
         std::thread::Builder::new()
             .name(format!("lockimpact-w{i}"))
             .spawn(move || {
-                let killed = Arc::new(AtomicBool::new(false));
-                let opened = open_worker(&config, (i + 1, of), &path, classes, &roles, seed, s, seconds, stop)
-                    .and_then(|w| Ok((w.conn.killer().map_err(|e| Error::db(e.to_string()))?, w)));
-                let worker = match opened {
-                    Ok((killer, w)) => {
-                        let _ = ready_tx.send(Ok(WorkerThread { done: done_rx, killed: killed.clone(), killer }));
-                        Worker { killed, cut, ..w }
-                    }
+                let (conn, killer, statements) = match open_connection(&config, (i + 1, of), &path, &classes, &roles) {
+                    Ok(o) => o,
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
                         return;
                     }
                 };
+                let killed = Arc::new(AtomicBool::new(false));
+                let _ = ready_tx.send(Ok(WorkerThread { done: done_rx, killed: killed.clone(), killer }));
+                let worker = Worker { conn, statements, classes, seed, stats: s, seconds, stop, killed, cut };
                 if go_rx.recv().is_ok() {
                     worker.run(source);
                 }
@@ -354,21 +351,18 @@ pub async fn start(
     })
 }
 
-/// Runs on a worker's thread: one connection, its prepared statements, its worker.
-#[allow(clippy::too_many_arguments)]
-fn open_worker(
+/// Runs on a worker's thread: opens its connection and prepares every
+/// class's statements; returns the connection, its killer and the statement names.
+fn open_connection(
     config: &tokio_postgres::Config,
     (n, of): (usize, u32),
     path: &str,
-    classes: Arc<Vec<Class>>,
+    classes: &[Class],
     roles: &Roles,
-    seed: u64,
-    stats: Arc<Mutex<WorkerStats>>,
-    seconds: Arc<Mutex<Seconds>>,
-    stop: CancellationToken,
-) -> Result<Worker> {
-    let mut conn = wire::Conn::connect(config)
-        .map_err(|e| Error::db(format!("cannot open workload connection {n} of {of}: {e}")))?;
+) -> Result<(wire::Conn, wire::Killer, Vec<Vec<String>>)> {
+    let fail = |e: wire::DbError| Error::db(format!("cannot open workload connection {n} of {of}: {e}"));
+    let mut conn = wire::Conn::connect(config).map_err(fail)?;
+    let killer = conn.killer().map_err(fail)?;
     let mut statements = Vec::with_capacity(classes.len());
     for (ci, c) in classes.iter().enumerate() {
         let mut prepared = Vec::new();
@@ -382,17 +376,7 @@ fn open_worker(
         statements.push(prepared);
     }
     roles.add_workload(conn.pid());
-    Ok(Worker {
-        conn,
-        statements,
-        classes,
-        seed,
-        stats,
-        seconds,
-        stop,
-        killed: Default::default(),
-        cut: Default::default(),
-    })
+    Ok((conn, killer, statements))
 }
 
 impl Workload {
