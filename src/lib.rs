@@ -118,7 +118,7 @@ pub async fn run(args: &RunArgs, cancel: &CancellationToken) -> Result<i32> {
     let plan = scenario::load(args.scenario.as_deref(), &args.opts)?;
     let outputs = Outputs::parse(&args.opts)?;
     let progress = Progress::new(args.opts.quiet);
-    let mut server = start_server(&plan, &progress, cancel)?;
+    let mut server = start_server(&plan, &progress, cancel).await?;
     let dataset = guarded(&server, cancel, rehearsal::prepare(&plan, &server, &progress)).await?;
     let record = with_log(&server, rehearsal::rehearse(&plan, &server, &dataset, &progress, cancel)).await?;
     if plan.clone.keep {
@@ -170,7 +170,7 @@ pub async fn compare(args: &CompareArgs, cancel: &CancellationToken) -> Result<i
         let reuse = i > 0 && compare::same_clone(&plans[0], plan);
         if !reuse {
             drop(current.take()); // stops the previous server first
-            let server = start_server(plan, &progress, cancel)?;
+            let server = start_server(plan, &progress, cancel).await?;
             let dataset = guarded(&server, cancel, rehearsal::prepare(plan, &server, &progress)).await?;
             current = Some((server, dataset));
         }
@@ -223,8 +223,9 @@ fn compare_plans(args: &CompareArgs) -> Result<Vec<scenario::Plan>> {
 
 /// Starts the clone a plan asks for; Ctrl-C during a slow start (an image
 /// pull) stops it.
-fn start_server(plan: &scenario::Plan, progress: &Progress, cancel: &CancellationToken) -> Result<clone::Server> {
-    let server = clone::start_cancellable(&plan.clone, &|m: &str| progress.say(m), Some(cancel))?;
+async fn start_server(plan: &scenario::Plan, progress: &Progress, cancel: &CancellationToken) -> Result<clone::Server> {
+    let dump = plan.dump.as_ref().map(|d| d.path.as_path());
+    let server = clone::start_cancellable(&plan.clone, dump, &|m: &str| progress.say(m), Some(cancel)).await?;
     if cancel.is_cancelled() {
         return Err(Error::interrupted());
     }
