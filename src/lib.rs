@@ -32,12 +32,14 @@
 //! - `rehearsal`: runs one rehearsal and returns its `RunRecord`.
 //! - `report`: the JSON contract, its builder, renderers (text, JSON,
 //!   Markdown, HTML) and where outputs go.
+//! - `clean`: `lockimpact clean`, the leftovers of killed runs.
 //! - `compare`: two reports → a `Comparison` (ranking, one-line verdict).
 //! - `status`: progress lines and the live status line on a terminal.
 //! - `bench`: `lockimpact bench`, the harness measured against pgbench and
 //!   pg_restore on this machine (BENCHMARKS.md).
 
 pub mod bench;
+pub mod clean;
 pub mod cli;
 pub mod clone;
 pub mod compare;
@@ -84,6 +86,7 @@ pub fn main_entry(cli: Cli) -> i32 {
             Command::Snapshot(args) => snapshot::snapshot(&args),
             Command::Record(args) => recorder::record(&args).await,
             Command::Bench(args) => bench::bench(&args, &cancel).await,
+            Command::Clean(args) => clean::clean(&args).await,
         }
     });
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
@@ -118,6 +121,7 @@ pub async fn run(args: &RunArgs, cancel: &CancellationToken) -> Result<i32> {
     let plan = scenario::load(args.scenario.as_deref(), &args.opts)?;
     let outputs = Outputs::parse(&args.opts)?;
     let progress = Progress::new(args.opts.quiet);
+    clean::mention(&progress).await;
     let mut server = start_server(&plan, &progress, cancel).await?;
     let dataset = guarded(&server, cancel, rehearsal::prepare(&plan, &server, &progress)).await?;
     let record = with_log(&server, rehearsal::rehearse(&plan, &server, &dataset, &progress, cancel)).await?;
@@ -163,6 +167,7 @@ pub async fn compare(args: &CompareArgs, cancel: &CancellationToken) -> Result<i
     let differences = compare::differences(&plans[0], &plans[1], args.allow_different)?;
     let outputs = Outputs::parse(&args.opts)?;
     let progress = Progress::new(args.opts.quiet);
+    clean::mention(&progress).await;
     let mut reports = Vec::new();
     let mut stops = Vec::new();
     let mut current: Option<(clone::Server, clone::template::Dataset)> = None;
