@@ -126,33 +126,19 @@ pub fn process_alive(pid: i32) -> bool {
 /// scripts/build-test-image; no registry needed).
 pub const TEST_IMAGE: &str = "lockimpact-test/postgres:15";
 
-/// Whether a Docker engine answers; when none does, says why the caller's
-/// test is skipped. The test image is built when it is missing.
-pub fn docker_ready(test: &str) -> bool {
-    let engine = Command::new("docker").args(["version", "--format", "{{.Server.Version}}"]).output();
-    match engine {
-        Ok(o) if o.status.success() => {}
-        Ok(o) => {
-            eprintln!("SKIPPED {test}: no Docker engine answers: {}", String::from_utf8_lossy(&o.stderr).trim());
-            return false;
-        }
-        Err(e) => {
-            eprintln!("SKIPPED {test}: no docker command: {e}");
-            return false;
-        }
-    }
+/// Builds the test image when it is missing (serialised with flock: test
+/// processes run in parallel).
+pub fn ensure_test_image() {
     let present =
         Command::new("docker").args(["image", "inspect", TEST_IMAGE]).output().is_ok_and(|o| o.status.success());
     if !present {
-        // Serialised with flock: test processes run in parallel.
         let status = Command::new("flock")
-            .args(["/tmp/lockimpact-test-image.lock", "bash"])
+            .args(["/tmp/build-test-image.lock", "bash"])
             .arg(repo().join("scripts/build-test-image"))
             .status()
             .expect("run scripts/build-test-image");
         assert!(status.success(), "scripts/build-test-image failed");
     }
-    true
 }
 
 /// Containers this tool started from the lockimpact process `pid` (by label).
