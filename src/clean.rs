@@ -100,10 +100,15 @@ pub async fn scan_containers() -> std::result::Result<Vec<Found>, String> {
     let mut found = Vec::new();
     for c in docker::containers(&format!("{}=1", docker::LABEL)).await? {
         let Some(id) = c.id else { continue };
-        let name = c.names.unwrap_or_default().first().map(|n| n.trim_start_matches('/').to_string()).unwrap_or_default();
+        let name =
+            c.names.unwrap_or_default().first().map(|n| n.trim_start_matches('/').to_string()).unwrap_or_default();
         let owner = c.labels.as_ref().and_then(Owner::from_labels);
         let state = state_of(owner.as_ref(), name.starts_with(docker::KEPT_PREFIX));
-        found.push(Found { resource: Resource::Container { id, name, image: c.image.unwrap_or_default() }, owner, state });
+        found.push(Found {
+            resource: Resource::Container { id, name, image: c.image.unwrap_or_default() },
+            owner,
+            state,
+        });
     }
     Ok(found)
 }
@@ -117,7 +122,9 @@ pub async fn scan(limit: Duration) -> Scan {
             None
         }
         Ok(Err(e)) => Some(e),
-        Err(_) => Some(format!("no answer from the Docker engine at {} within {} s", docker::docker_host(), limit.as_secs())),
+        Err(_) => {
+            Some(format!("no answer from the Docker engine at {} within {} s", docker::docker_host(), limit.as_secs()))
+        }
     };
     Scan { found, docker }
 }
@@ -156,9 +163,14 @@ pub async fn clean(args: &CleanArgs) -> Result<i32> {
                     format!("could not remove {}: {e}", f.describe())
                 }
             },
-            (State::Kept, ..) => format!("kept {} (--keep): left alone; `lockimpact clean --kept` removes it", f.describe()),
+            (State::Kept, ..) => {
+                format!("kept {} (--keep): left alone; `lockimpact clean --kept` removes it", f.describe())
+            }
             (State::InUse(pid), ..) => format!("in use {}: lockimpact pid {pid} still runs; left alone", f.describe()),
-            _ => format!("left alone {}: it belongs to another machine or pid namespace, or names no owner", f.describe()),
+            _ => format!(
+                "left alone {}: it belongs to another machine or pid namespace, or names no owner",
+                f.describe()
+            ),
         };
         println!("{line}");
     }

@@ -41,7 +41,10 @@ const TESTS: &[(&str, fn())] = &[
     ("sigterm_during_start_up_removes_the_container", sigterm_during_start_up_removes_the_container),
     ("keep_leaves_a_container_with_the_scenario_settings", keep_leaves_a_container_with_the_scenario_settings),
     ("a_panic_removes_the_container", a_panic_removes_the_container),
-    ("a_container_that_stops_during_start_up_is_explained_with_its_log", a_container_that_stops_during_start_up_is_explained_with_its_log),
+    (
+        "a_container_that_stops_during_start_up_is_explained_with_its_log",
+        a_container_that_stops_during_start_up_is_explained_with_its_log,
+    ),
     ("clean_removes_the_container_of_a_killed_run_only", clean_removes_the_container_of_a_killed_run_only),
     ("requests_are_ones_this_engine_accepts", requests_are_ones_this_engine_accepts),
 ];
@@ -397,7 +400,10 @@ fn clean_removes_the_container_of_a_killed_run_only() {
     );
     assert_eq!(after_killed, Vec::<String>::new(), "the killed run's container is still there:\n{clean_out}");
     assert_eq!(after_live.len(), 1, "clean removed the container of a live run:\n{clean_out}");
-    assert!(clean_out.lines().any(|l| l.starts_with("in use") && l.contains(&format!("pid {live_pid}"))), "{clean_out}");
+    assert!(
+        clean_out.lines().any(|l| l.starts_with("in use") && l.contains(&format!("pid {live_pid}"))),
+        "{clean_out}"
+    );
     assert_eq!(live_code, Some(130));
     assert_eq!(containers_of(live_pid), Vec::<String>::new());
 }
@@ -520,6 +526,9 @@ fn requests_are_ones_this_engine_accepts() {
     assert!(refusals.is_empty(), "the engine refused the client's version: {refusals:?}\n{cause}");
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     for wanted in ["POST /containers/create", "/start", "/exec", "DELETE /containers/"] {
-        assert!(requests.iter().any(|r| r.contains(wanted)), "no {wanted} request went through the proxy: {requests:?}");
+        assert!(
+            requests.iter().any(|r| r.contains(wanted)),
+            "no {wanted} request went through the proxy: {requests:?}"
+        );
     }
 }

@@ -209,7 +209,8 @@ impl DockerServer {
         let cancel = cancel.unwrap_or(&never);
         let password = random_hex();
         let run = random_hex();
-        let dump = dump.map(std::path::absolute).transpose().map_err(|e| Error::input(format!("snapshot.dump: {e}")))?;
+        let dump =
+            dump.map(std::path::absolute).transpose().map_err(|e| Error::input(format!("snapshot.dump: {e}")))?;
         let log = Arc::new(LogTail::default());
         let request = container_request(plan, image, &password, &run, dump.as_deref(), log.clone());
         let started = tokio::select! {

@@ -53,9 +53,9 @@ pub fn start(plan: &ClonePlan, say: &dyn Fn(&str)) -> Result<Server> {
     match plan.backend {
         Backend::Local => start_local(plan, say),
         Backend::Url => start_url(plan, say),
-        Backend::Docker | Backend::Auto => {
-            Err(Error::env("clone::start starts local and url servers; use clone::start_cancellable for docker and auto"))
-        }
+        Backend::Docker | Backend::Auto => Err(Error::env(
+            "clone::start starts local and url servers; use clone::start_cancellable for docker and auto",
+        )),
     }
 }
 
