@@ -511,6 +511,7 @@ fn requests_are_ones_this_engine_accepts() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     let requests = seen.requests.lock().unwrap().clone();
+    eprintln!("{} requests went through the proxy:\n{}", requests.len(), requests.join("\n"));
     let cause = format!(
         "Docker engine {engine} accepts API {min_a}.{min_b} to {max_a}.{max_b}; a testcontainers or bollard \
          update now sends its own API version in the request path, which this engine refuses. Make the client \

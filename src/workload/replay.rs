@@ -335,6 +335,7 @@ impl Replayer {
                         Some(Err(())) => continue,
                         None => return,
                     }
+                    prev_done = prev_done.max(Instant::now()); // the session is free from now on
                 }
                 let c = client.as_ref().expect("connected");
                 let slot = self.clock.current();
