@@ -336,40 +336,14 @@ fn a_container_that_stops_during_start_up_is_explained_with_its_log() {
     assert!(o.stderr.contains("shared_buffers"), "the server's own message is shown:\n{}", o.stderr);
 }
 
-/// Starts `lockimpact run` with a long baseline and returns it once the
-/// baseline has begun (its container runs).
-fn run_in_baseline(scenario: &std::path::Path, tmpdir: &std::path::Path) -> std::process::Child {
-    let mut child = bin()
-        .args(["run", scenario.to_str().unwrap(), "--set", "phases.baseline=120s"])
-        .args(DOCKER)
-        .env("TMPDIR", tmpdir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut seen = String::new();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        seen.push_str(&line);
-        seen.push('\n');
-        if line.contains("baseline") {
-            break;
-        }
-    }
-    assert!(seen.contains("baseline"), "the run never reached its baseline:\n{seen}");
-    std::thread::spawn(move || lines.for_each(drop)); // keep its stderr drained
-    child
-}
-
 /// kill -9 leaves the container running; `lockimpact clean` removes it, and
 /// leaves the container of a run that still runs alone; `run` mentions it.
 fn clean_removes_the_container_of_a_killed_run_only() {
     let dir = tempfile::tempdir().unwrap();
     let scratch = tempfile::tempdir().unwrap();
     let scenario = tiny_scenario(dir.path(), "ALTER TABLE orders ADD COLUMN note text;\n", "");
-    let mut killed = run_in_baseline(&scenario, scratch.path());
-    let mut live = run_in_baseline(&scenario, scratch.path());
+    let (mut killed, _) = run_in_baseline(&scenario, DOCKER, scratch.path());
+    let (mut live, _) = run_in_baseline(&scenario, DOCKER, scratch.path());
     let (killed_pid, live_pid) = (killed.id(), live.id());
     unsafe { libc::kill(killed_pid as i32, libc::SIGKILL) };
     let _ = killed.wait();

@@ -7,35 +7,16 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Child;
 
 use common::*;
 
 const MIGRATION: &str = "ALTER TABLE orders ADD COLUMN note text;\n";
 
-/// Starts `lockimpact run` with a long baseline; returns it once the baseline
-/// began, with its server directory and postmaster pid.
-fn run_in_baseline(scenario: &Path, tmpdir: &Path) -> (Child, PathBuf, i32) {
-    let mut child = bin()
-        .args(["run", scenario.to_str().unwrap(), "--backend", "local", "--set", "phases.baseline=120s"])
-        .env("TMPDIR", tmpdir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut seen = String::new();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        seen.push_str(&line);
-        seen.push('\n');
-        if line.contains("baseline") {
-            break;
-        }
-    }
-    std::thread::spawn(move || lines.for_each(drop));
+/// A local run in its baseline, with its server directory and postmaster pid.
+fn local_in_baseline(scenario: &Path, tmpdir: &Path) -> (Child, PathBuf, i32) {
+    let (child, seen) = run_in_baseline(scenario, &["--backend", "local"], tmpdir);
     let (dir, postmaster) = server_location(&seen);
     (child, dir, postmaster)
 }
@@ -50,8 +31,8 @@ fn clean_removes_a_killed_runs_server_and_nothing_of_a_live_run() {
     let dir = tempfile::tempdir().unwrap();
     let scratch = tempfile::tempdir().unwrap();
     let scenario = tiny_scenario(dir.path(), MIGRATION, "");
-    let (mut killed, killed_dir, killed_pm) = run_in_baseline(&scenario, scratch.path());
-    let (mut live, live_dir, live_pm) = run_in_baseline(&scenario, scratch.path());
+    let (mut killed, killed_dir, killed_pm) = local_in_baseline(&scenario, scratch.path());
+    let (mut live, live_dir, live_pm) = local_in_baseline(&scenario, scratch.path());
     let killed_pid = killed.id();
     unsafe { libc::kill(killed_pid as i32, libc::SIGKILL) };
     let _ = killed.wait();

@@ -97,6 +97,34 @@ file = "migration.sql"
     path
 }
 
+/// Starts `lockimpact run SCENARIO ARGS` with a long baseline (TMPDIR set to
+/// `tmpdir`) and returns it once the baseline has begun, with its progress
+/// lines so far; the rest of its stderr is drained.
+pub fn run_in_baseline(scenario: &Path, args: &[&str], tmpdir: &Path) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = bin()
+        .args(["run", scenario.to_str().unwrap(), "--set", "phases.baseline=120s"])
+        .args(args)
+        .env("TMPDIR", tmpdir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut seen = String::new();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("baseline") {
+            break;
+        }
+    }
+    assert!(seen.contains("baseline"), "the run never reached its baseline:\n{seen}");
+    std::thread::spawn(move || lines.for_each(drop));
+    (child, seen)
+}
+
 /// The `server: directory D, postmaster pid P` progress line.
 pub fn server_location(stderr: &str) -> (PathBuf, i32) {
     let line = stderr.lines().find_map(|l| l.strip_prefix("lockimpact: server: directory ")).expect("a server line");
