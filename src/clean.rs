@@ -185,10 +185,7 @@ pub async fn clean(args: &CleanArgs) -> Result<i32> {
 
 async fn remove_one(resource: &Resource) -> std::result::Result<String, String> {
     match resource {
-        Resource::Container { id, .. } => {
-            let docker = testcontainers::core::client::docker_client_instance().await.map_err(|e| e.to_string())?;
-            docker::remove(&docker, id).await.map(|_| String::new())
-        }
+        Resource::Container { id, .. } => docker::remove(&docker::client().await?, id).await.map(|_| String::new()),
         Resource::Dir(path) => {
             let stopped = stop_server(path)?;
             std::fs::remove_dir_all(path).map_err(|e| format!("cannot remove {}: {e}", path.display()))?;

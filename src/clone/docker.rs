@@ -97,7 +97,7 @@ pub fn docker_host() -> String {
 
 /// The Docker client testcontainers uses (its configuration: DOCKER_HOST,
 /// `~/.testcontainers.properties`).
-async fn client() -> std::result::Result<bollard::Docker, String> {
+pub async fn client() -> std::result::Result<bollard::Docker, String> {
     testcontainers::core::client::docker_client_instance()
         .await
         .map_err(|e| format!("cannot set up a Docker client for {}: {}", docker_host(), causes(&e)))
@@ -223,8 +223,15 @@ impl DockerServer {
             Ok(c) => c,
             Err(e) => {
                 // Created but not started, or interrupted half-way: testcontainers
-                // holds no handle to remove it, the label finds it.
-                remove_labelled(&format!("{RUN_LABEL}={run}")).await;
+                // holds no handle to remove it, the label finds it. An
+                // interrupted create may still complete in the engine: look again.
+                let passes = if cancel.is_cancelled() { 3 } else { 1 };
+                for pass in 0..passes {
+                    if pass > 0 {
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                    }
+                    remove_labelled(&format!("{RUN_LABEL}={run}")).await;
+                }
                 return Err(e);
             }
         };

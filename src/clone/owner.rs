@@ -50,7 +50,8 @@ impl Owner {
     }
 
     pub fn liveness(&self) -> Liveness {
-        if self.host != host_id() {
+        // A start time of 0 was not readable (no /proc): nothing can be told.
+        if self.started == 0 || self.host != host_id() {
             Liveness::Elsewhere
         } else if start_time(self.pid) == Some(self.started) {
             Liveness::Alive

@@ -353,9 +353,11 @@ async fn restore_staged(
         )));
     }
     // A full disk shows in the client's errors, or only in the server's log
-    // (when the server could not write its WAL and stopped).
-    const NO_SPACE: &str = "No space left on device";
-    if stderr.contains(NO_SPACE) || server.log_tail().contains(NO_SPACE) {
+    // (when the server could not write its WAL and stopped); a write cut
+    // short by it is "could not extend file …: wrote only N of M bytes".
+    const DISK_FULL: [&str; 2] = ["No space left on device", "could not extend file"];
+    let log = server.log_tail();
+    if DISK_FULL.iter().any(|m| stderr.contains(m) || log.contains(m)) {
         // The server's disk, not the dump: its log is attached to the error.
         return Err(Error::db(format!(
             "{file}: the clone ran out of disk space while restoring the dump; give it more room: set TMPDIR to a \
