@@ -298,7 +298,6 @@ fn docker_cli(args: &[&str]) -> String {
 
 /// A panic while a container runs: unwinding drops the guard, which removes it.
 fn a_panic_removes_the_container() {
-    let dir = tempfile::tempdir().unwrap();
     let plan = lockimpact::scenario::ClonePlan {
         backend: lockimpact::scenario::Backend::Docker,
         image: Some(TEST_IMAGE.to_string()),
@@ -310,7 +309,6 @@ fn a_panic_removes_the_container() {
         rt.block_on(async {
             let server = lockimpact::clone::start_cancellable(&plan, None, &|_| {}, None).await.expect("a container");
             *seen.lock().unwrap() = server.describe();
-            let _ = dir.path();
             panic!("boom while the container runs");
         })
     });
