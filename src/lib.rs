@@ -43,6 +43,7 @@ pub mod clone;
 pub mod compare;
 pub mod error;
 pub mod migration;
+pub mod pg;
 pub mod record;
 pub mod recorder;
 pub mod rehearsal;
