@@ -249,6 +249,20 @@ pub struct RunOptions {
     #[arg(long)]
     pub allow_existing_server: bool,
 
+    /// Let the migration, workload and seed script run programs and read or
+    /// write files on the server's host (COPY … PROGRAM, COPY to or from a
+    /// file, pg_read_file(), untrusted languages). Refused without it on the
+    /// local backend (the server runs on this machine) and the url backend;
+    /// the docker backend's container is their sandbox.
+    #[arg(long)]
+    pub allow_host_access: bool,
+
+    /// Let SQL on the url backend change the whole server, beyond the
+    /// rehearsal's database: ALTER SYSTEM, CREATE/ALTER/DROP DATABASE of
+    /// another database, roles, tablespaces, pg_reload_conf().
+    #[arg(long)]
+    pub allow_server_wide: bool,
+
     /// Directory holding the PostgreSQL server binaries (initdb, pg_ctl).
     #[arg(long, value_name = "DIR", env = "PG_BIN")]
     pub pg_bin: Option<PathBuf>,

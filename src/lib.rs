@@ -120,10 +120,12 @@ pub async fn run(args: &RunArgs, cancel: &CancellationToken) -> Result<i32> {
     let outputs = Outputs::parse(&args.opts)?;
     let progress = Progress::new(args.opts.quiet);
     let mut server = start_server(&plan, &progress, cancel)?;
+    clone::guard::check(&plan, server.backend(), server.existing_database().as_deref())?;
     let dataset = guarded(&server, cancel, rehearsal::prepare(&plan, &server, &progress)).await?;
     let record = with_log(&server, rehearsal::rehearse(&plan, &server, &dataset, &progress, cancel)).await?;
     if plan.clone.keep {
-        progress.say(&server.keep(rehearsal::RUN_DB));
+        // Printed even with --quiet: a server left running is never silent.
+        eprintln!("lockimpact: {}", server.keep(rehearsal::RUN_DB));
     }
     drop(server);
     let report = report::build(&record);
@@ -172,6 +174,10 @@ pub async fn compare(args: &CompareArgs, cancel: &CancellationToken) -> Result<i
         if !reuse {
             drop(current.take()); // stops the previous server first
             let server = start_server(plan, &progress, cancel)?;
+            // Every candidate still to run, before any runs: a refusal loses no report.
+            for later in &plans[i..] {
+                clone::guard::check(later, server.backend(), None)?;
+            }
             let dataset = guarded(&server, cancel, rehearsal::prepare(plan, &server, &progress)).await?;
             current = Some((server, dataset));
         }
@@ -187,7 +193,7 @@ pub async fn compare(args: &CompareArgs, cancel: &CancellationToken) -> Result<i
     if let Some((mut server, _)) = current
         && args.opts.keep
     {
-        progress.say(&server.keep(rehearsal::RUN_DB));
+        eprintln!("lockimpact: {}", server.keep(rehearsal::RUN_DB));
     }
     let comparison = compare::build(reports, differences);
     outputs.write(Doc::Compare(&comparison))?;

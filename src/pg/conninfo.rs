@@ -630,12 +630,15 @@ fn parse_keywords(text: &str) -> Result<Vec<(String, String)>, ConnError> {
     }
 }
 
+/// Keyword and value pairs, as a service file section lists them.
+type Settings = Vec<(&'static str, String)>;
+
 /// The settings of service `name`: from `PGSERVICEFILE` or `~/.pg_service.conf`,
 /// else `PGSYSCONFDIR/pg_service.conf`.
 fn service_settings(
     name: &str,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<(PathBuf, Vec<(&'static str, String)>), ConnError> {
+) -> Result<(PathBuf, Settings), ConnError> {
     let user_file = env("PGSERVICEFILE").map(PathBuf::from).or_else(|| home(env).map(|h| h.join(".pg_service.conf")));
     let system = PathBuf::from(env("PGSYSCONFDIR").unwrap_or(DEFAULT_SYSCONFDIR.into())).join("pg_service.conf");
     let files: Vec<PathBuf> = user_file.into_iter().chain([system]).collect();
@@ -649,9 +652,9 @@ fn service_settings(
 }
 
 /// The `key=value` lines of section `[name]`, or `None` when the file or the section is missing.
-fn read_service(file: &Path, name: &str) -> Result<Option<Vec<(&'static str, String)>>, ConnError> {
+fn read_service(file: &Path, name: &str) -> Result<Option<Settings>, ConnError> {
     let Ok(text) = std::fs::read_to_string(file) else { return Ok(None) };
-    let mut section: Option<Vec<(&'static str, String)>> = None;
+    let mut section: Option<Settings> = None;
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
