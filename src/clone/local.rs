@@ -274,14 +274,14 @@ impl super::ServerHandle for LocalServer {
         let path = self.dir.take().map(|d| d.keep()).unwrap_or_default();
         let su = if self.run_as.is_some() { "su postgres -s /bin/sh -c " } else { "" };
         let stop = format!("{}/pg_ctl -D {} stop", self.bins.dir.display(), self.data.display());
+        let who = if self.run_as.is_some() { "root and the postgres user" } else { "you" };
         format!(
-            "the clone keeps running (postmaster pid {}):\n  connect: psql -h {} -p {} -U postgres {dbname}   \
-             (its socket directory: only {} can enter it)\n  or:      psql \"postgresql://postgres:{}@127.0.0.1:{}/{dbname}\"\n  \
-             stop:    {}{}\n  then remove {}",
+            "the clone keeps running (postmaster pid {}); only {who} can enter its socket directory, and TCP \
+             connections need the superuser's password:\n  connect: psql -h {} -p {} -U postgres {dbname}\n  \
+             tcp:     psql \"postgresql://postgres:{}@127.0.0.1:{}/{dbname}\"\n  stop:    {}{}\n  then remove {}",
             self.pid,
             self.socket_dir.display(),
             self.port,
-            if self.run_as.is_some() { "root and the postgres user" } else { "you" },
             self.password,
             self.port,
             su,

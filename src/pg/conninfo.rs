@@ -635,10 +635,7 @@ type Settings = Vec<(&'static str, String)>;
 
 /// The settings of service `name`: from `PGSERVICEFILE` or `~/.pg_service.conf`,
 /// else `PGSYSCONFDIR/pg_service.conf`.
-fn service_settings(
-    name: &str,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<(PathBuf, Settings), ConnError> {
+fn service_settings(name: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<(PathBuf, Settings), ConnError> {
     let user_file = env("PGSERVICEFILE").map(PathBuf::from).or_else(|| home(env).map(|h| h.join(".pg_service.conf")));
     let system = PathBuf::from(env("PGSYSCONFDIR").unwrap_or(DEFAULT_SYSCONFDIR.into())).join("pg_service.conf");
     let files: Vec<PathBuf> = user_file.into_iter().chain([system]).collect();
