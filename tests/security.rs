@@ -237,13 +237,8 @@ fn passwords_never_show_and_libpq_settings_are_honoured() {
         lockimpact(&[&args[..], &["--out", &outs[0], "--out", &outs[1], "--out", &outs[2]]].concat(), &[]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("postgresql://postgres:****@127.0.0.1:"), "{stderr}");
-    for (what, text) in [("stdout", stdout), ("stderr", stderr)].into_iter().chain(
-        files
-            .iter()
-            .map(|f| (f.to_str().unwrap(), std::fs::read_to_string(f).unwrap()))
-            .collect::<Vec<_>>()
-            .into_iter(),
-    ) {
+    let written = files.iter().map(|f| (f.to_str().unwrap(), std::fs::read_to_string(f).unwrap()));
+    for (what, text) in [("stdout", stdout), ("stderr", stderr)].into_iter().chain(written) {
         assert!(!secret_shown(&text), "the password shows in {what}:\n{text}");
     }
 
