@@ -442,3 +442,20 @@ fn a_byte_order_mark_before_the_migration_is_dropped() {
     assert_eq!(o.code, 0, "{}", o.stderr);
     assert_eq!(o.report()["steps"][0]["outcome"], "ok");
 }
+
+/// The guard passes every shipped scenario on the local backend: their
+/// seeds, workloads and migrations stay inside their database.
+#[test]
+fn shipped_scenarios_pass_the_local_guard() {
+    use lockimpact::scenario::Backend;
+    let mut checked = 0;
+    for entry in std::fs::read_dir(repo().join("scenarios")).unwrap().flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let plan = lockimpact::scenario::load(Some(&path), &Default::default()).unwrap();
+            clone::guard::check(&plan, Backend::Local, None).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            checked += 1;
+        }
+    }
+    assert!(checked >= 7, "{checked} scenarios");
+}
