@@ -16,11 +16,14 @@
 //!                               record (RunRecord, raw) ─► report (model, builder, render)
 //! ```
 //!
+//! - `pg`: PostgreSQL vocabulary, importing nothing of the tool: connection
+//!   settings as libpq reads them (and redacted), TLS per `sslmode`, SQL that
+//!   reaches beyond its database.
 //! - `cli`: clap definitions, raw input only.
 //! - `scenario`: scenario file format, `--set`, templates → `Plan`.
 //! - `clone`: disposable servers (RAII guards: `local`, `docker`), an existing
-//!   one behind explicit opt-in (`url`), the template database, restoring a
-//!   pg_dump snapshot into it.
+//!   one behind explicit opt-in (`url`), what SQL each lets run (`guard`), the
+//!   template database, restoring a pg_dump snapshot into it.
 //! - `snapshot`: `lockimpact snapshot`, a read-only pg_dump of a source database.
 //! - `recorder`: `lockimpact record`, a workload from pg_stat_statements or
 //!   PostgreSQL logs (not `record`, the raw measurements of a rehearsal).

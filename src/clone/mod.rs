@@ -6,7 +6,8 @@
 //!
 //! Backends plug in by implementing `ServerHandle`: `local` (initdb + pg_ctl),
 //! `docker` (a container of the official image) and `url` (an existing
-//! server, behind an explicit opt-in); `start` picks one.
+//! server, behind an explicit opt-in); `start` picks one. `guard` refuses the
+//! SQL a backend must not run.
 
 pub mod docker;
 pub mod guard;
