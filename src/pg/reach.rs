@@ -147,19 +147,63 @@ fn language(options: &Value) -> Option<String> {
 
 /// What one node does beyond its database, if anything.
 fn node(kind: &str, n: &Value, db: Option<&str>) -> Option<(Reach, String)> {
-    let other_db = |name: &str| db != Some(name);
-    let server = |what: String| Some((Reach::ServerWide, what));
+    host_node(kind, n).or_else(|| server_node(kind, n, db))
+}
+
+/// A node that runs a program or touches files on the server's host.
+fn host_node(kind: &str, n: &Value) -> Option<(Reach, String)> {
+    let program = |what: String| Some((Reach::HostProgram, what));
+    let files = |what: String| Some((Reach::HostFiles, what));
     match kind {
         "CopyStmt" => {
             let dir = if n["is_from"] == true { "FROM" } else { "TO" };
             if n["is_program"] == true {
-                Some((Reach::HostProgram, format!("COPY … {dir} PROGRAM")))
+                program(format!("COPY … {dir} PROGRAM"))
             } else if !text(n, "filename").is_empty() {
-                Some((Reach::HostFiles, format!("COPY … {dir} a file of the server")))
+                files(format!("COPY … {dir} a file of the server"))
             } else {
                 None
             }
         }
+        "CreateTableSpaceStmt" => files("CREATE TABLESPACE … LOCATION".into()),
+        "LoadStmt" => program("LOAD (a shared library)".into()),
+        "CreatePLangStmt" => program("CREATE LANGUAGE".into()),
+        "CreateFunctionStmt" | "DoStmt" => {
+            let lang = language(if kind == "DoStmt" { &n["args"] } else { &n["options"] })?;
+            let head = if kind == "DoStmt" { "DO" } else { "CREATE FUNCTION" };
+            UNTRUSTED_LANGUAGES
+                .contains(&lang.as_str())
+                .then(|| (Reach::HostProgram, format!("{head} … LANGUAGE {lang} (untrusted)")))
+        }
+        "CreateExtensionStmt" => {
+            let ext = text(n, "extname");
+            if UNTRUSTED_LANGUAGES.contains(&ext.as_str()) {
+                program(format!("CREATE EXTENSION {ext} (an untrusted language)"))
+            } else if FILE_EXTENSIONS.contains(&ext.as_str()) {
+                files(format!("CREATE EXTENSION {ext}"))
+            } else {
+                None
+            }
+        }
+        "DefElem" => match n["defname"].as_str()? {
+            "program" => program("OPTIONS (program …) of a foreign table".into()),
+            "filename" => files("OPTIONS (filename …) of a foreign table".into()),
+            _ => None,
+        },
+        "FuncCall" => {
+            let name = names(&n["funcname"]).pop()?.to_ascii_lowercase();
+            FILE_FUNCTIONS.contains(&name.as_str()).then(|| (Reach::HostFiles, format!("{name}()")))
+        }
+        _ => None,
+    }
+}
+
+/// A node that changes the whole server: its settings, another database,
+/// roles, tablespaces.
+fn server_node(kind: &str, n: &Value, db: Option<&str>) -> Option<(Reach, String)> {
+    let other_db = |name: &str| db != Some(name);
+    let server = |what: String| Some((Reach::ServerWide, what));
+    match kind {
         "AlterSystemStmt" => server("ALTER SYSTEM".into()),
         "CreatedbStmt" => server(format!("CREATE DATABASE {}", text(n, "dbname"))),
         "DropdbStmt" => server(format!("DROP DATABASE {}", text(n, "dbname"))),
@@ -172,7 +216,6 @@ fn node(kind: &str, n: &Value, db: Option<&str>) -> Option<(Reach, String)> {
         "AlterRoleStmt" | "AlterRoleSetStmt" => server("ALTER ROLE".into()),
         "DropRoleStmt" => server("DROP ROLE".into()),
         "GrantRoleStmt" => server("GRANT or REVOKE of a role membership".into()),
-        "CreateTableSpaceStmt" => Some((Reach::HostFiles, "CREATE TABLESPACE … LOCATION".into())),
         "DropTableSpaceStmt" | "AlterTableSpaceOptionsStmt" => server("DROP or ALTER TABLESPACE".into()),
         "RenameStmt" => match object_type(n, "rename_type")? {
             ObjectType::ObjectDatabase => server(format!("ALTER DATABASE {} RENAME", text(n, "subname"))),
@@ -195,39 +238,9 @@ fn node(kind: &str, n: &Value, db: Option<&str>) -> Option<(Reach, String)> {
             ObjectType::ObjectParameterAcl => server("GRANT or REVOKE on a server parameter".into()),
             _ => None,
         },
-        "LoadStmt" => Some((Reach::HostProgram, "LOAD (a shared library)".into())),
-        "CreatePLangStmt" => Some((Reach::HostProgram, "CREATE LANGUAGE".into())),
-        "CreateFunctionStmt" | "DoStmt" => {
-            let lang = language(if kind == "DoStmt" { &n["args"] } else { &n["options"] })?;
-            let head = if kind == "DoStmt" { "DO" } else { "CREATE FUNCTION" };
-            UNTRUSTED_LANGUAGES
-                .contains(&lang.as_str())
-                .then(|| (Reach::HostProgram, format!("{head} … LANGUAGE {lang} (untrusted)")))
-        }
-        "CreateExtensionStmt" => {
-            let ext = text(n, "extname");
-            if UNTRUSTED_LANGUAGES.contains(&ext.as_str()) {
-                Some((Reach::HostProgram, format!("CREATE EXTENSION {ext} (an untrusted language)")))
-            } else if FILE_EXTENSIONS.contains(&ext.as_str()) {
-                Some((Reach::HostFiles, format!("CREATE EXTENSION {ext}")))
-            } else {
-                None
-            }
-        }
-        "DefElem" => match n["defname"].as_str()? {
-            "program" => Some((Reach::HostProgram, "OPTIONS (program …) of a foreign table".into())),
-            "filename" => Some((Reach::HostFiles, "OPTIONS (filename …) of a foreign table".into())),
-            _ => None,
-        },
         "FuncCall" => {
             let name = names(&n["funcname"]).pop()?.to_ascii_lowercase();
-            if FILE_FUNCTIONS.contains(&name.as_str()) {
-                Some((Reach::HostFiles, format!("{name}()")))
-            } else if SERVER_FUNCTIONS.contains(&name.as_str()) {
-                server(format!("{name}()"))
-            } else {
-                None
-            }
+            SERVER_FUNCTIONS.contains(&name.as_str()).then(|| (Reach::ServerWide, format!("{name}()")))
         }
         _ => None,
     }
