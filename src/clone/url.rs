@@ -133,8 +133,8 @@ pub async fn inspect(server: &super::Server, dbname: &str, say: &dyn Fn(&str)) -
     if superuser {
         let note = format!(
             "the URL's role {role} is a superuser: it can change the whole server, so SQL that reaches beyond \
-             database {dbname} (ALTER SYSTEM, other databases, roles, programs, files of the host) was refused \
-             unless allowed with --allow-server-wide or --allow-host-access"
+             database {dbname} (ALTER SYSTEM, other databases, roles, programs, files of the host) runs only with \
+             --allow-server-wide or --allow-host-access"
         );
         say(&format!("note: {note}"));
         notes.push(note);
