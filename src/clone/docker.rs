@@ -143,7 +143,10 @@ impl DockerServer {
             .args(["--label", &format!("{LABEL}.pid={}", std::process::id())])
             .args(["--publish", "127.0.0.1::5432"])
             .args(["--shm-size", "256m"])
-            .args(["--env", &format!("POSTGRES_PASSWORD={password}")])
+            // `--env NAME` takes the value from the docker client's own
+            // environment: the password is not on any command line.
+            .env("POSTGRES_PASSWORD", &password)
+            .args(["--env", "POSTGRES_PASSWORD"])
             .args(["--env", "POSTGRES_USER=postgres", "--env", "POSTGRES_DB=postgres"])
             .arg(image)
             .args(["postgres", "-c", "listen_addresses=*"]);
@@ -297,6 +300,10 @@ impl DockerServer {
 }
 
 impl super::ServerHandle for DockerServer {
+    fn backend(&self) -> crate::scenario::Backend {
+        crate::scenario::Backend::Docker
+    }
+
     fn config(&self, dbname: &str) -> tokio_postgres::Config {
         let mut c = tokio_postgres::Config::new();
         c.host("127.0.0.1").port(self.port).user("postgres").password(self.password.as_str()).dbname(dbname);

@@ -153,7 +153,7 @@ pub fn tx_effect(sql: &str) -> Option<bool> {
 pub struct Driver {
     pub replay: Arc<Replay>,
     pub speed: f64,
-    pub config: tokio_postgres::Config,
+    pub target: crate::pg::Target,
     pub clock: Arc<Clock>,
     pub stats: Arc<Mutex<WorkerStats>>,
     pub seconds: Arc<Mutex<Seconds>>,
@@ -163,15 +163,15 @@ pub struct Driver {
 
 /// Runs every session until `stop`; returns what the pacer would.
 pub async fn run(d: Driver) -> PacerResult {
-    let Driver { replay, speed, config, clock, stats, seconds, roles, stop } = d;
+    let Driver { replay, speed, target, clock, stats, seconds, roles, stop } = d;
     let start = Instant::now();
     let round = replay.duration().div_f64(speed);
     let lag = Arc::new(Mutex::new(new_hist()));
     let mut tasks = Vec::new();
     for (i, _) in replay.sessions.iter().enumerate().filter(|(_, s)| !s.statements.is_empty()) {
-        let (replay, config, clock, stats, seconds, roles, stop, lag) = (
+        let (replay, target, clock, stats, seconds, roles, stop, lag) = (
             replay.clone(),
-            config.clone(),
+            target.clone(),
             clock.clone(),
             stats.clone(),
             seconds.clone(),
@@ -193,9 +193,8 @@ pub async fn run(d: Driver) -> PacerResult {
                         _ = stop.cancelled() => return,
                     }
                     if client.is_none() {
-                        match config.connect(tokio_postgres::NoTls).await {
-                            Ok((c, conn)) => {
-                                tokio::spawn(conn);
+                        match target.connect().await {
+                            Ok(c) => {
                                 if let Ok(row) = c.query_one("SELECT pg_backend_pid()", &[]).await {
                                     roles.add_workload(row.get(0));
                                 }
