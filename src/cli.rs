@@ -98,7 +98,8 @@ pub struct RecordLogArgs {
 
 #[derive(Debug, Args)]
 pub struct StatStatementsArgs {
-    /// The source database (libpq URL or connection string). A password in
+    /// The source database (libpq URL or connection string), read as libpq
+    /// reads it (PGPASSWORD, ~/.pgpass, PGSERVICE, sslmode, …). A password in
     /// it is never printed; prefer PGPASSWORD or ~/.pgpass.
     #[arg(long, value_name = "URL")]
     pub url: String,
@@ -158,8 +159,9 @@ pub struct BenchArgs {
 #[derive(Debug, Args)]
 pub struct SnapshotArgs {
     /// The source database, as a libpq URL or connection string, e.g.
-    /// postgresql://user@host:5432/app. A password in it is never printed;
-    /// prefer PGPASSWORD or ~/.pgpass.
+    /// postgresql://user@host:5432/app, read as libpq reads it (PGPASSWORD,
+    /// ~/.pgpass, PGSERVICE, sslmode, …). pg_dump gets it through its
+    /// environment: the password is never printed nor on its command line.
     #[arg(long, value_name = "URL")]
     pub from: String,
 
@@ -254,7 +256,9 @@ pub struct RunOptions {
 
     /// Rehearse on the database at this URL of an existing server (a clone of
     /// production, never production) instead of a disposable one; implies
-    /// `--backend url`. Needs --allow-existing-server.
+    /// `--backend url`. Needs --allow-existing-server. Read as libpq reads
+    /// it: PGPASSWORD, ~/.pgpass, PGSERVICE and the other PG* variables fill
+    /// what it leaves out; sslmode and sslrootcert give TLS.
     #[arg(long, value_name = "URL")]
     pub url: Option<String>,
 
@@ -263,6 +267,20 @@ pub struct RunOptions {
     /// database without `lockimpact.rehearsal = on`.
     #[arg(long)]
     pub allow_existing_server: bool,
+
+    /// Let the migration, workload and seed script run programs and read or
+    /// write files on the server's host (COPY … PROGRAM, COPY to or from a
+    /// file, pg_read_file(), untrusted languages). Refused without it on the
+    /// local backend (the server runs on this machine) and the url backend;
+    /// the docker backend's container is their sandbox.
+    #[arg(long)]
+    pub allow_host_access: bool,
+
+    /// Let SQL on the url backend change the whole server, beyond the
+    /// rehearsal's database: ALTER SYSTEM, CREATE/ALTER/DROP DATABASE of
+    /// another database, roles, tablespaces, pg_reload_conf().
+    #[arg(long)]
+    pub allow_server_wide: bool,
 
     /// Directory holding the PostgreSQL server binaries (initdb, pg_ctl).
     #[arg(long, value_name = "DIR", env = "PG_BIN")]

@@ -67,7 +67,10 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// Formats a PostgreSQL error with its SQLSTATE, message, detail and hint.
+/// Formats a PostgreSQL error with its SQLSTATE, message, detail and hint;
+/// a client-side error with its causes (tokio-postgres's own text omits them:
+/// "error performing TLS handshake" alone does not say which certificate
+/// check failed).
 pub fn describe_pg(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => {
@@ -80,7 +83,15 @@ pub fn describe_pg(e: &tokio_postgres::Error) -> String {
             }
             s
         }
-        None => e.to_string(),
+        None => {
+            let mut s = e.to_string();
+            let mut cause = std::error::Error::source(e);
+            while let Some(c) = cause {
+                s.push_str(&format!(": {c}"));
+                cause = c.source();
+            }
+            s
+        }
     }
 }
 

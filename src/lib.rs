@@ -16,11 +16,14 @@
 //!                               record (RunRecord, raw) ─► report (model, builder, render)
 //! ```
 //!
+//! - `pg`: PostgreSQL vocabulary, importing nothing of the tool: connection
+//!   settings as libpq reads them (and redacted), TLS per `sslmode`, SQL that
+//!   reaches beyond its database.
 //! - `cli`: clap definitions, raw input only.
 //! - `scenario`: scenario file format, `--set`, templates → `Plan`.
 //! - `clone`: disposable servers (RAII guards: `local`, `docker`), an existing
-//!   one behind explicit opt-in (`url`), the template database, restoring a
-//!   pg_dump snapshot into it.
+//!   one behind explicit opt-in (`url`), what SQL each lets run (`guard`), the
+//!   template database, restoring a pg_dump snapshot into it.
 //! - `snapshot`: `lockimpact snapshot`, a read-only pg_dump of a source database.
 //! - `recorder`: `lockimpact record`, a workload from pg_stat_statements or
 //!   PostgreSQL logs (not `record`, the raw measurements of a rehearsal).
@@ -45,6 +48,7 @@ pub mod clone;
 pub mod compare;
 pub mod error;
 pub mod migration;
+pub mod pg;
 pub mod record;
 pub mod recorder;
 pub mod rehearsal;
@@ -123,10 +127,12 @@ pub async fn run(args: &RunArgs, cancel: &CancellationToken) -> Result<i32> {
     let progress = Progress::new(args.opts.quiet);
     clean::mention(&progress).await;
     let mut server = start_server(&plan, &progress, cancel).await?;
+    clone::guard::check(&plan, server.backend(), server.existing_database().as_deref())?;
     let dataset = guarded(&server, cancel, rehearsal::prepare(&plan, &server, &progress)).await?;
     let record = with_log(&server, rehearsal::rehearse(&plan, &server, &dataset, &progress, cancel)).await?;
     if plan.clone.keep {
-        progress.say(&server.keep(rehearsal::RUN_DB));
+        // Printed even with --quiet: a server left running is never silent.
+        eprintln!("lockimpact: {}", server.keep(rehearsal::RUN_DB));
     }
     drop(server);
     let report = report::build(&record);
@@ -176,6 +182,10 @@ pub async fn compare(args: &CompareArgs, cancel: &CancellationToken) -> Result<i
         if !reuse {
             drop(current.take()); // stops the previous server first
             let server = start_server(plan, &progress, cancel).await?;
+            // Every candidate still to run, before any runs: a refusal loses no report.
+            for later in &plans[i..] {
+                clone::guard::check(later, server.backend(), None)?;
+            }
             let dataset = guarded(&server, cancel, rehearsal::prepare(plan, &server, &progress)).await?;
             current = Some((server, dataset));
         }
@@ -191,7 +201,7 @@ pub async fn compare(args: &CompareArgs, cancel: &CancellationToken) -> Result<i
     if let Some((mut server, _)) = current
         && args.opts.keep
     {
-        progress.say(&server.keep(rehearsal::RUN_DB));
+        eprintln!("lockimpact: {}", server.keep(rehearsal::RUN_DB));
     }
     let comparison = compare::build(reports, differences);
     outputs.write(Doc::Compare(&comparison))?;

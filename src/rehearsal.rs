@@ -54,7 +54,7 @@ pub async fn prepare(plan: &Plan, server: &Server, progress: &Progress) -> Resul
     let say = |msg: &str| progress.say(msg);
     say(&format!("clone: {}", server.describe()));
     let dataset = match server.existing_database() {
-        Some(db) => crate::clone::url::inspect(server, &db).await?,
+        Some(db) => crate::clone::url::inspect(server, &db, &say).await?,
         None => template::prepare(server, plan, &say).await?,
     };
     if let Some(t) = dataset.restore_time {
@@ -109,7 +109,7 @@ pub async fn rehearse(
     let clock = Arc::new(Clock::new());
     let slots = Slot::count(plan.migration.steps.len());
     let workload =
-        workload::start(&plan.workload, classes, server.config(run_db), clock.clone(), roles.clone(), slots).await?;
+        workload::start(&plan.workload, classes, server.target(run_db), clock.clone(), roles.clone(), slots).await?;
     let sampler = Sampler::start(sampler_client, plan.sampler_interval, clock.clone(), roles.clone());
     let live = progress.live_line(
         clock.clone(),

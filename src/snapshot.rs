@@ -1,8 +1,10 @@
 //! `lockimpact snapshot`: takes a rehearsal snapshot of a database with
 //! pg_dump — custom format, no owners, no privileges, every transaction
 //! read-only (`default_transaction_read_only=on` through PGOPTIONS) — and can
-//! keep a schema-only dump and a row-count sample from the statistics. A
-//! password in the source URL is never printed.
+//! keep a schema-only dump and a row-count sample from the statistics. The
+//! source is read as libpq reads it (`pg::ConnInfo`) and handed to pg_dump
+//! and psql through their environment, the password included: nothing of
+//! it is on their command line, and it is never printed.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -12,87 +14,7 @@ use serde::Serialize;
 
 use crate::cli::SnapshotArgs;
 use crate::error::{Error, Result};
-
-/// The URL or connection string with its password replaced by `****`.
-pub fn redact(conn: &str) -> String {
-    if let Some((scheme, rest)) = conn.split_once("://") {
-        // postgresql://user:password@host/db?password=x
-        let (auth_host, query) = match rest.split_once('?') {
-            Some((a, q)) => (a, Some(q)),
-            None => (rest, None),
-        };
-        let auth_host = match auth_host.rsplit_once('@') {
-            Some((userinfo, host)) => match userinfo.split_once(':') {
-                Some((user, _)) => format!("{user}:****@{host}"),
-                None => format!("{userinfo}@{host}"),
-            },
-            None => auth_host.to_string(),
-        };
-        let query = query.map(|q| {
-            q.split('&')
-                .map(|kv| match kv.split_once('=') {
-                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=****"),
-                    _ => kv.to_string(),
-                })
-                .collect::<Vec<_>>()
-                .join("&")
-        });
-        return match query {
-            Some(q) => format!("{scheme}://{auth_host}?{q}"),
-            None => format!("{scheme}://{auth_host}"),
-        };
-    }
-    // key=value connection string: password=secret or password='se cret'
-    let mut out = String::new();
-    let mut rest = conn;
-    while let Some(i) = rest.find("password") {
-        let after = &rest[i + "password".len()..];
-        let trimmed = after.trim_start();
-        let at_word_start = i == 0 || rest[..i].ends_with(char::is_whitespace);
-        if !at_word_start || !trimmed.starts_with('=') {
-            out.push_str(&rest[..i + "password".len()]);
-            rest = after;
-            continue;
-        }
-        out.push_str(&rest[..i]);
-        out.push_str("password=****");
-        let value = trimmed[1..].trim_start();
-        let end = if let Some(quoted) = value.strip_prefix('\'') {
-            quoted.find('\'').map(|j| j + 2).unwrap_or(value.len())
-        } else {
-            value.find(char::is_whitespace).unwrap_or(value.len())
-        };
-        rest = &value[end..];
-    }
-    out.push_str(rest);
-    out
-}
-
-/// The password in the URL or connection string, to scrub from tool output.
-fn password_of(conn: &str) -> Option<String> {
-    let redacted = redact(conn);
-    if redacted == conn {
-        return None;
-    }
-    // The first span that differs between the two is the password.
-    let start = conn.bytes().zip(redacted.bytes()).take_while(|(a, b)| a == b).count();
-    let tail = conn.len() - start;
-    let rtail = redacted.len() - start;
-    let common_end =
-        conn.bytes().rev().zip(redacted.bytes().rev()).take(tail.min(rtail)).take_while(|(a, b)| a == b).count();
-    let pw = &conn[start..conn.len() - common_end];
-    (!pw.is_empty()).then(|| pw.to_string())
-}
-
-fn scrub(text: &str, conn: &str) -> String {
-    let mut t = text.replace(conn, &redact(conn));
-    if let Some(pw) = password_of(conn)
-        && pw.len() >= 3
-    {
-        t = t.replace(&pw, "****");
-    }
-    t
-}
+use crate::pg::ConnInfo;
 
 /// pg_dump and psql: `--pg-bin`, else the newest `/usr/lib/postgresql/*/bin`,
 /// else `PATH` (pg_dump must be at least the source server's version).
@@ -114,14 +36,21 @@ fn client_dir(explicit: Option<&Path>) -> Result<Option<PathBuf>> {
     Ok(versioned.into_iter().next().map(|(_, p)| p))
 }
 
-fn tool(dir: &Option<PathBuf>, name: &str) -> Command {
+/// A client program connecting to `conn` through its environment (no
+/// connection argument), read-only.
+fn tool(dir: &Option<PathBuf>, name: &str, conn: &ConnInfo) -> Command {
     let mut c = Command::new(match dir {
         Some(d) => d.join(name),
         None => PathBuf::from(name),
     });
+    for (var, value) in conn.child_env() {
+        match value {
+            Some(v) => c.env(var, v),
+            None => c.env_remove(var),
+        };
+    }
     // Read-only against the source, whatever pg_dump does by itself.
-    let mut opts = std::env::var("PGOPTIONS").unwrap_or_default();
-    opts.push_str(" -c default_transaction_read_only=on");
+    let opts = format!("{} -c default_transaction_read_only=on", conn.get("options").unwrap_or_default());
     c.env("PGOPTIONS", opts.trim()).stdin(Stdio::null());
     c
 }
@@ -138,7 +67,8 @@ struct RowCount {
 pub fn snapshot(args: &SnapshotArgs) -> Result<i32> {
     let progress = crate::status::Progress::new(args.quiet);
     let say = |m: &str| progress.say(m);
-    let shown = redact(&args.from);
+    let conn = ConnInfo::resolve(&args.from).map_err(|e| Error::input(format!("--from: {e}")))?;
+    let shown = conn.to_string();
     let out_dir = args.out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     if !out_dir.is_dir() {
         return Err(Error::input(format!(
@@ -159,11 +89,8 @@ pub fn snapshot(args: &SnapshotArgs) -> Result<i32> {
     }
     let dir = client_dir(args.pg_bin.as_deref())?;
     let started = Instant::now();
-    let mut cmd = tool(&dir, "pg_dump");
-    cmd.args(["--format=custom", "--no-owner", "--no-privileges", "--file"])
-        .arg(&args.out)
-        .arg("--dbname")
-        .arg(&args.from);
+    let mut cmd = tool(&dir, "pg_dump", &conn);
+    cmd.args(["--format=custom", "--no-owner", "--no-privileges", "--file"]).arg(&args.out);
     if args.schema_only {
         cmd.arg("--schema-only");
     }
@@ -183,7 +110,7 @@ pub fn snapshot(args: &SnapshotArgs) -> Result<i32> {
         return Err(Error::env(format!(
             "pg_dump of {shown} failed ({}):\n{}",
             out.status,
-            scrub(String::from_utf8_lossy(&out.stderr).trim(), &args.from)
+            conn.scrub(String::from_utf8_lossy(&out.stderr).trim())
         )));
     }
     let size = std::fs::metadata(&args.out).map(|m| m.len()).unwrap_or(0);
@@ -200,15 +127,14 @@ pub fn snapshot(args: &SnapshotArgs) -> Result<i32> {
                    pg_total_relation_size(c.oid) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
                    WHERE c.relkind IN ('r','p','m') AND n.nspname NOT IN ('pg_catalog','information_schema') \
                    AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1";
-        let out = tool(&dir, "psql")
-            .args(["-X", "-q", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1", "-c", sql, "--dbname"])
-            .arg(&args.from)
+        let out = tool(&dir, "psql", &conn)
+            .args(["-X", "-q", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1", "-c", sql])
             .output()
             .map_err(|e| Error::env(format!("cannot run psql for --row-counts: {e}")))?;
         if !out.status.success() {
             return Err(Error::env(format!(
                 "reading row counts from {shown} failed:\n{}",
-                scrub(String::from_utf8_lossy(&out.stderr).trim(), &args.from)
+                conn.scrub(String::from_utf8_lossy(&out.stderr).trim())
             )));
         }
         let counts: Vec<RowCount> = String::from_utf8_lossy(&out.stdout)
@@ -228,27 +154,4 @@ pub fn snapshot(args: &SnapshotArgs) -> Result<i32> {
         say(&format!("wrote row counts of {} tables to {}", counts.len(), path.display()));
     }
     Ok(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(redact("postgresql://app:s3cret@db:5432/prod"), "postgresql://app:****@db:5432/prod");
-        assert_eq!(redact("postgres://app@db/prod"), "postgres://app@db/prod");
-        assert_eq!(
-            redact("postgresql://db/prod?user=app&password=s3cret&sslmode=require"),
-            "postgresql://db/prod?user=app&password=****&sslmode=require"
-        );
-        assert_eq!(redact("host=db password=s3cret dbname=prod"), "host=db password=**** dbname=prod");
-        assert_eq!(redact("host=db password = 'a b' dbname=prod"), "host=db password=**** dbname=prod");
-        assert_eq!(redact("host=db passwordless=1"), "host=db passwordless=1");
-        assert_eq!(password_of("postgresql://app:s3cret@db/prod").as_deref(), Some("s3cret"));
-        assert_eq!(
-            scrub("could not connect to postgresql://app:s3cret@db/prod", "postgresql://app:s3cret@db/prod"),
-            "could not connect to postgresql://app:****@db/prod"
-        );
-    }
 }

@@ -6,7 +6,6 @@
 mod common;
 
 use std::os::unix::process::CommandExt;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -15,24 +14,6 @@ use lockimpact::clone::{self, restore::Tools};
 use lockimpact::scenario::ClonePlan;
 
 const PASSWORD: &str = "s3cretpw";
-
-/// A scenario without [snapshot]: the database at the URL is the dataset.
-fn url_scenario(dir: &Path) -> std::path::PathBuf {
-    let w = repo().join("workloads/orders/workload.toml");
-    std::fs::write(dir.join("migration.sql"), "ALTER TABLE orders ADD COLUMN rehearsed int;\n").unwrap();
-    let path = dir.join("scenario.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "name = \"on-a-clone\"\n[vars]\nrows = 5000\ncustomers = 500\n[workload]\nfile = \"{}\"\nrate = 50\n\
-             connections = 4\n[phases]\nwarmup = \"200ms\"\nbaseline = \"700ms\"\ncooldown = \"300ms\"\n\
-             [migration]\nfile = \"migration.sql\"\n",
-            w.display()
-        ),
-    )
-    .unwrap();
-    path
-}
 
 fn lockimpact(args: &[&str]) -> (i32, String) {
     let out = bin().args(args).output().unwrap();
@@ -60,10 +41,10 @@ fn as_postgres(cmd: &mut Command) -> &mut Command {
 #[test]
 fn url_backend_needs_the_flag_and_the_marker_and_refuses_production_lookalikes() {
     let dir = tempfile::tempdir().unwrap();
-    let scenario = url_scenario(dir.path());
+    let scenario = url_scenario(dir.path(), "ALTER TABLE orders ADD COLUMN rehearsed int;\n");
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let server = clone::start(&ClonePlan::local(), &|_| {}).expect("a local primary");
-    let Some(Tools::Local { bin_dir, port, .. }) = server.tools() else { panic!("a local server") };
+    let Some(Tools::Local { bin_dir, socket_dir, port, .. }) = server.tools() else { panic!("a local server") };
     let sql = |db: &str, text: &str| {
         rt.block_on(async {
             let (c, conn) = server.config(db).connect(tokio_postgres::NoTls).await.unwrap();
@@ -73,12 +54,10 @@ fn url_backend_needs_the_flag_and_the_marker_and_refuses_production_lookalikes()
             let _ = task.await;
         })
     };
-    let seed = std::fs::read_to_string(repo().join("workloads/orders/seed.sql"))
-        .unwrap()
-        .replace("{{rows}}", "5000")
-        .replace("{{customers}}", "500");
+    // Over TCP the clone asks for the superuser's password (scram-sha-256).
+    sql("postgres", &format!("ALTER ROLE postgres PASSWORD '{PASSWORD}'"));
     sql("postgres", "CREATE DATABASE clonedb");
-    sql("clonedb", &seed);
+    sql("clonedb", &orders_seed(5000, 500));
     let url = format!("postgresql://postgres:{PASSWORD}@127.0.0.1:{port}/clonedb");
     let s = scenario.to_str().unwrap();
 
@@ -113,7 +92,9 @@ fn url_backend_needs_the_flag_and_the_marker_and_refuses_production_lookalikes()
     let data = standby_dir.path().join("data");
     let status = as_postgres(
         Command::new(bin_dir.join("pg_basebackup"))
-            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres"])
+            .arg("-h")
+            .arg(&socket_dir)
+            .args(["-p", &port.to_string(), "-U", "postgres"])
             .args(["-R", "-X", "stream", "--checkpoint=fast", "-D"])
             .arg(&data),
     )
@@ -162,7 +143,7 @@ fn url_backend_needs_the_flag_and_the_marker_and_refuses_production_lookalikes()
 #[test]
 fn compare_refuses_the_url_backend() {
     let dir = tempfile::tempdir().unwrap();
-    let s = url_scenario(dir.path());
+    let s = url_scenario(dir.path(), "ALTER TABLE orders ADD COLUMN rehearsed int;\n");
     let url = "postgresql://postgres@127.0.0.1:1/clonedb";
     let (code, text) =
         lockimpact(&["compare", s.to_str().unwrap(), s.to_str().unwrap(), "--url", url, "--allow-existing-server"]);

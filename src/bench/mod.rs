@@ -350,7 +350,7 @@ pub async fn drive(ctx: &Ctx, rate: f64, sampling: Sampling, measure: Duration) 
     let w = workload::start(
         &plan,
         ctx.classes.clone(),
-        ctx.server.config(BENCH_DB),
+        ctx.server.target(BENCH_DB),
         clock.clone(),
         roles.clone(),
         Slot::count(0),

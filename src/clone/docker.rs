@@ -397,6 +397,10 @@ pub async fn exec(container: &Container, cmd: &[&str], env: &[(&str, &str)]) -> 
 }
 
 impl super::ServerHandle for DockerServer {
+    fn backend(&self) -> crate::scenario::Backend {
+        crate::scenario::Backend::Docker
+    }
+
     fn config(&self, dbname: &str) -> tokio_postgres::Config {
         let mut c = tokio_postgres::Config::new();
         c.host("127.0.0.1").port(self.port).user("postgres").password(self.password.as_str()).dbname(dbname);

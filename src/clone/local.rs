@@ -1,9 +1,17 @@
 //! The `local` backend: `initdb` + `pg_ctl` from server binaries found on this
 //! machine, in a temp dir (under TMPDIR, default /tmp) with a free port and a
-//! short unix-socket path. As
-//! root it runs them as the `postgres` user (initdb refuses root).
+//! short unix-socket path. As root it runs them as the `postgres` user
+//! (initdb refuses root).
+//!
+//! Other local users are kept out: the temp dir, which holds the data
+//! directory and the unix socket, is mode 0700 (only the tool's user, or the
+//! `postgres` user it runs the server as, can enter it), so connections
+//! through the socket are trusted; TCP connections on 127.0.0.1 need the
+//! superuser's random password (scram-sha-256), which `--keep` prints.
 
 use std::ffi::CString;
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 use super::ServerHandle;
 use std::os::unix::process::CommandExt;
@@ -34,6 +42,8 @@ pub struct LocalServer {
     port: u16,
     pid: i32,
     run_as: Option<(u32, u32)>,
+    /// The superuser's password for TCP connections (the socket needs none).
+    password: String,
     kept: bool,
 }
 
@@ -58,11 +68,23 @@ impl LocalServer {
         let root = dir.path().to_path_buf();
         super::owner::Owner::current().write_to(&root)?; // for `lockimpact clean`
         let data = root.join("data");
+        // The socket lives here: only its owner may enter.
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| Error::env(format!("cannot make {} private: {e}", root.display())))?;
         if let Some((uid, gid)) = run_as {
             chown(&root, uid, gid)?;
         }
-        let mut server =
-            LocalServer { bins, dir: Some(dir), data, socket_dir: root.clone(), port: 0, pid: 0, run_as, kept: false };
+        let mut server = LocalServer {
+            bins,
+            dir: Some(dir),
+            data,
+            socket_dir: root.clone(),
+            port: 0,
+            pid: 0,
+            run_as,
+            password: random_password()?,
+            kept: false,
+        };
         server.initdb()?;
         // The free port is picked before the server binds it: another process
         // may take it in between. Try another port then, a few times.
@@ -95,14 +117,26 @@ impl LocalServer {
         c
     }
 
+    /// initdb with a superuser password (from a 0600 file, not the command
+    /// line): trusted over the private socket, scram-sha-256 over TCP.
     fn initdb(&self) -> Result<()> {
+        let pwfile = self.socket_dir.join("pwfile");
+        std::fs::write(&pwfile, format!("{}\n", self.password))
+            .and_then(|_| std::fs::set_permissions(&pwfile, std::fs::Permissions::from_mode(0o600)))
+            .map_err(|e| Error::env(format!("cannot write {}: {e}", pwfile.display())))?;
+        if let Some((uid, gid)) = self.run_as {
+            chown(&pwfile, uid, gid)?;
+        }
         let out = self
             .command("initdb")
             .arg("-D")
             .arg(&self.data)
-            .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"])
-            .output()
-            .map_err(|e| Error::env(format!("cannot run {}: {e}", self.bins.dir.join("initdb").display())))?;
+            .args(["-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256", "--pwfile"])
+            .arg(&pwfile)
+            .args(["-E", "UTF8", "--locale=C", "--no-sync"])
+            .output();
+        let _ = std::fs::remove_file(&pwfile);
+        let out = out.map_err(|e| self.cannot_run("initdb", e))?;
         if !out.status.success() {
             return Err(Error::env(format!(
                 "initdb failed ({}):\n{}{}",
@@ -112,6 +146,28 @@ impl LocalServer {
             )));
         }
         Ok(())
+    }
+
+    /// Why a server program could not start: the `postgres` user cannot
+    /// reach the temp dir (a TMPDIR under a private directory), or another cause.
+    fn cannot_run(&self, program: &str, e: std::io::Error) -> Error {
+        let path = self.bins.dir.join(program);
+        let blocked = self.run_as.and_then(|(uid, gid)| {
+            self.socket_dir.ancestors().skip(1).filter(|d| !can_enter(d, uid, gid)).last().map(Path::to_path_buf)
+        });
+        match blocked {
+            Some(dir) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                let (mode, owner) = std::fs::metadata(&dir).map(|m| (m.mode() & 0o7777, m.uid())).unwrap_or((0, 0));
+                Error::env(format!(
+                    "TMPDIR {}: the postgres user, which runs the server because initdb refuses to run as root, \
+                     cannot enter {} (mode {mode:o}, owner uid {owner}); point TMPDIR at a directory it can reach, \
+                     e.g. TMPDIR=/tmp",
+                    std::env::temp_dir().display(),
+                    dir.display()
+                ))
+            }
+            _ => Error::env(format!("cannot run {}: {e}", path.display())),
+        }
     }
 
     fn log_path(&self) -> PathBuf {
@@ -144,7 +200,7 @@ impl LocalServer {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .output()
-            .map_err(|e| Error::env(format!("cannot run pg_ctl: {e}")))?;
+            .map_err(|e| self.cannot_run("pg_ctl", e))?;
         if !out.status.success() {
             return Err(Error::env(format!(
                 "the server did not start ({}): {}\nserver log:\n{}",
@@ -198,6 +254,10 @@ impl LocalServer {
 }
 
 impl super::ServerHandle for LocalServer {
+    fn backend(&self) -> crate::scenario::Backend {
+        crate::scenario::Backend::Local
+    }
+
     fn config(&self, dbname: &str) -> tokio_postgres::Config {
         let mut c = tokio_postgres::Config::new();
         c.host_path(&self.socket_dir).port(self.port).user("postgres").dbname(dbname);
@@ -216,10 +276,15 @@ impl super::ServerHandle for LocalServer {
         let _ = std::fs::write(path.join(super::owner::KEPT_FILE), ""); // `lockimpact clean` leaves it alone
         let su = if self.run_as.is_some() { "su postgres -s /bin/sh -c " } else { "" };
         let stop = format!("{}/pg_ctl -D {} stop", self.bins.dir.display(), self.data.display());
+        let who = if self.run_as.is_some() { "root and the postgres user" } else { "you" };
         format!(
-            "the clone keeps running (postmaster pid {}):\n  connect: psql -h {} -p {} -U postgres {dbname}\n  stop:    {}{}\n  then remove {}",
+            "the clone keeps running (postmaster pid {}); only {who} can enter its socket directory, and TCP \
+             connections need the superuser's password:\n  connect: psql -h {} -p {} -U postgres {dbname}\n  \
+             tcp:     psql \"postgresql://postgres:{}@127.0.0.1:{}/{dbname}\"\n  stop:    {}{}\n  then remove {}",
             self.pid,
             self.socket_dir.display(),
+            self.port,
+            self.password,
             self.port,
             su,
             if su.is_empty() { stop } else { shell_quote(&stop) },
@@ -265,6 +330,28 @@ fn free_port() -> Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")
         .map_err(|e| Error::env(format!("no free TCP port on 127.0.0.1: {e}")))?;
     Ok(l.local_addr().map_err(|e| Error::env(e.to_string()))?.port())
+}
+
+/// A random password for the clone's superuser (128 bits, hex).
+fn random_password() -> Result<String> {
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| Error::env(format!("cannot read /dev/urandom for the clone's password: {e}")))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Whether `uid` (primary group `gid`) may enter `dir`, by its mode bits.
+fn can_enter(dir: &Path, uid: u32, gid: u32) -> bool {
+    let Ok(m) = std::fs::metadata(dir) else { return false };
+    let bits = if m.uid() == uid {
+        0o100
+    } else if m.gid() == gid {
+        0o010
+    } else {
+        0o001
+    };
+    uid == 0 || m.mode() & bits != 0
 }
 
 fn chown(path: &Path, uid: u32, gid: u32) -> Result<()> {

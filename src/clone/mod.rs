@@ -5,10 +5,13 @@
 //! makes a fresh copy of it for each run.
 //!
 //! Backends plug in by implementing `ServerHandle`: `local` (initdb + pg_ctl),
-//! `docker` (a container of the official image, on testcontainers) and `url` (an existing
-//! server, behind an explicit opt-in); `start` picks one.
+//! `docker` (a container of the official image, on testcontainers) and `url`
+//! (an existing server, behind an explicit opt-in); `start` picks one.
+//! `guard` refuses the SQL a backend must not run. `owner` names the run a
+//! server belongs to, for `lockimpact clean`.
 
 pub mod docker;
+pub mod guard;
 pub mod local;
 pub mod owner;
 pub mod restore;
@@ -20,13 +23,24 @@ use std::path::Path;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
+use crate::pg::{Target, Tls};
 use crate::scenario::{Backend, ClonePlan};
 
 /// A running disposable server. Dropping it stops the server and removes its
 /// files, unless `keep` was called.
 pub trait ServerHandle: Send + Sync {
+    /// Which backend started it (`Local`, `Docker` or `Url`, never `Auto`).
+    fn backend(&self) -> Backend;
     /// Connection settings for one database on this server.
     fn config(&self, dbname: &str) -> tokio_postgres::Config;
+    /// The TLS its connections use; none for a disposable server.
+    fn tls(&self) -> Tls {
+        Tls::disabled()
+    }
+    /// Settings and TLS for one database on this server.
+    fn target(&self, dbname: &str) -> Target {
+        Target { config: self.config(dbname), tls: self.tls() }
+    }
     /// One line for the report: backend, version, where it runs.
     fn describe(&self) -> String;
     /// Leave the server running after the guard is dropped; returns how to

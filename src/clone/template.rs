@@ -48,18 +48,14 @@ pub async fn prepare(server: &Server, plan: &crate::scenario::Plan, say: &(dyn F
 /// Connects to one database of the server for `purpose` (shown as
 /// `application_name` lockimpact-<purpose>); the connection task is spawned.
 pub async fn connect(server: &Server, dbname: &str, purpose: &str) -> Result<tokio_postgres::Client> {
-    let mut config = server.config(dbname);
-    config.application_name(format!("lockimpact-{purpose}"));
-    let (client, conn) = config.connect(tokio_postgres::NoTls).await.map_err(|e| {
+    let mut target = server.target(dbname);
+    target.config.application_name(format!("lockimpact-{purpose}"));
+    target.connect().await.map_err(|e| {
         Error::db(format!(
             "cannot open the {purpose} connection to database {dbname} of the clone: {}",
             describe_pg(&e)
         ))
-    })?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(client)
+    })
 }
 
 /// Creates the (empty) template database.

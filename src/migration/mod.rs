@@ -50,7 +50,8 @@ pub fn load(path: &Path, defaults: &Defaults) -> Result<Migration> {
     let text = String::from_utf8(bytes).map_err(|e| {
         Error::input(format!("{file}: not valid UTF-8 ({}); save it as UTF-8", crate::scenario::utf8_place(&e)))
     })?;
-    parse(&text, path, defaults)
+    // A byte-order mark (editors on Windows write one) is not SQL.
+    parse(text.strip_prefix('\u{feff}').unwrap_or(&text), path, defaults)
 }
 
 /// Splits and validates the text of a migration file; `path` only names the

@@ -10,7 +10,7 @@
 //!
 //! Recording never writes to the source: every connection is read-only
 //! (`default_transaction_read_only`, `BEGIN READ ONLY`) and passwords in URLs
-//! are never printed (`crate::snapshot::redact`).
+//! are never printed (`crate::pg::ConnInfo`).
 
 pub mod infer;
 pub mod log;

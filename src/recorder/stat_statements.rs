@@ -5,13 +5,12 @@
 //! calls, and writes a rate-based workload file (see `write`).
 
 use std::collections::BTreeMap;
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use crate::cli::StatStatementsArgs;
 use crate::error::{Error, Result, describe_pg};
+use crate::pg::ConnInfo;
 use crate::scenario::values::Dur;
-use crate::snapshot::redact;
 
 use super::infer::Columns;
 use super::write::{RecordedClass, replayable, workload_toml, write_file};
@@ -19,19 +18,19 @@ use super::write::{RecordedClass, replayable, workload_toml, write_file};
 /// One read of the view: queryid → (query text, calls).
 type Sample = BTreeMap<i64, (String, i64)>;
 
-/// Connects read-only to `url`; errors name the source without its password.
-pub async fn connect_read_only(url: &str) -> Result<tokio_postgres::Client> {
-    let shown = redact(url);
-    let mut config = tokio_postgres::Config::from_str(url)
-        .map_err(|e| Error::input(format!("--url {shown}: not a libpq URL or connection string: {e}")))?;
-    config.application_name("lockimpact-record");
-    config.options("-c default_transaction_read_only=on");
-    let (client, conn) = config
-        .connect(tokio_postgres::NoTls)
-        .await
-        .map_err(|e| Error::env(format!("cannot connect to {shown}: {}", describe_pg(&e))))?;
-    tokio::spawn(conn);
-    Ok(client)
+/// Reads `--url` as libpq would (environment, service and password files).
+pub fn source(url: &str) -> Result<ConnInfo> {
+    ConnInfo::resolve(url).map_err(|e| Error::input(format!("--url: {e}")))
+}
+
+/// Connects read-only to the source, with the TLS its `sslmode` asks for;
+/// errors name the source without its password.
+pub async fn connect_read_only(source: &ConnInfo) -> Result<tokio_postgres::Client> {
+    let mut target = source.target().map_err(|e| Error::input(format!("--url {source}: {e}")))?;
+    target.config.application_name("lockimpact-record");
+    let options = format!("{} -c default_transaction_read_only=on", source.get("options").unwrap_or_default());
+    target.config.options(options.trim());
+    target.connect().await.map_err(|e| Error::env(format!("cannot connect to {source}: {}", describe_pg(&e))))
 }
 
 /// What the recording needs, said when it is missing.
@@ -145,7 +144,8 @@ pub fn deltas(samples: &[(Instant, Sample)]) -> Rates {
 }
 
 pub async fn record(args: &StatStatementsArgs) -> Result<i32> {
-    let shown = redact(&args.url);
+    let source = source(&args.url)?;
+    let shown = source.to_string();
     let interval = Dur::parse(&args.interval).map_err(|e| Error::input(format!("--interval: {e}")))?.0;
     if interval < Duration::from_millis(100) {
         return Err(Error::input("--interval must be at least 100ms"));
@@ -161,7 +161,7 @@ pub async fn record(args: &StatStatementsArgs) -> Result<i32> {
     }
     let progress = crate::status::Progress::new(args.quiet);
     let say = |m: &str| progress.say(m);
-    let mut client = connect_read_only(&args.url).await?;
+    let mut client = connect_read_only(&source).await?;
     let db = check(&client, &shown).await?;
     say(&format!(
         "recording pg_stat_statements of {shown} (database {db}): {} reads, {} ms apart, read-only",

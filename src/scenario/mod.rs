@@ -48,6 +48,12 @@ pub struct ClonePlan {
     /// `-c name=value` server settings, in file order.
     pub settings: Vec<(String, String)>,
     pub keep: bool,
+    /// `--allow-host-access`: SQL may run programs and touch files on the
+    /// server's host (refused on the local and url backends otherwise).
+    pub allow_host_access: bool,
+    /// `--allow-server-wide`: SQL may change the whole server (refused on
+    /// the url backend otherwise).
+    pub allow_server_wide: bool,
 }
 
 impl ClonePlan {
@@ -61,6 +67,8 @@ impl ClonePlan {
             image: None,
             settings: Vec::new(),
             keep: false,
+            allow_host_access: false,
+            allow_server_wide: false,
         }
     }
 }
@@ -136,17 +144,21 @@ pub fn utf8_place(e: &std::string::FromUtf8Error) -> String {
     format!("line {line}, byte {valid}")
 }
 
-/// Reads a text file, naming it in the error (missing, unreadable, not UTF-8, empty).
+/// Reads a text file, naming it in the error (missing, unreadable, not UTF-8,
+/// empty); a byte-order mark at its start is dropped.
 pub fn read_text(path: &Path, what: &str) -> Result<String> {
     let bytes =
         std::fs::read(path).map_err(|e| Error::input(format!("{}: cannot read the {what}: {e}", path.display())))?;
-    let text = String::from_utf8(bytes).map_err(|e| {
+    let mut text = String::from_utf8(bytes).map_err(|e| {
         Error::input(format!(
             "{}: the {what} is not valid UTF-8 ({}); save it as UTF-8",
             path.display(),
             utf8_place(&e)
         ))
     })?;
+    if text.starts_with('\u{feff}') {
+        text.drain(..'\u{feff}'.len_utf8());
+    }
     if text.trim().is_empty() {
         return Err(Error::input(format!("{}: the {what} is empty", path.display())));
     }
@@ -463,6 +475,8 @@ fn load_file(path: &Path, sets: &[String], args: &RunOptions) -> Result<Plan> {
             image,
             settings,
             keep: args.keep,
+            allow_host_access: args.allow_host_access,
+            allow_server_wide: args.allow_server_wide,
         },
         seed_path,
         seed_sql,

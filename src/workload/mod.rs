@@ -224,7 +224,7 @@ impl WorkerThread {
 pub async fn start(
     plan: &WorkloadPlan,
     classes: Vec<Class>,
-    config: tokio_postgres::Config,
+    target: crate::pg::Target,
     clock: Arc<Clock>,
     roles: Arc<Roles>,
     slots: usize,
@@ -244,14 +244,20 @@ pub async fn start(
         worker::Source::Paced(rx.clone())
     };
 
-    let mut config = config;
-    config.application_name("lockimpact-workload");
-    config.options(format!("-c statement_timeout={}", plan.statement_timeout.as_millis()));
+    let mut target = target;
+    target.config.application_name("lockimpact-workload");
+    // After the URL's own options (a search_path, say), which it keeps.
+    let options = format!(
+        "{} -c statement_timeout={}",
+        target.config.get_options().unwrap_or_default(),
+        plan.statement_timeout.as_millis()
+    );
+    target.config.options(options.trim());
     let path = plan.path.display().to_string();
     if let Some(replay) = &plan.replay {
         let s = Arc::new(Mutex::new(WorkerStats::new(classes.len(), slots)));
         let sessions = replay.sessions.iter().filter(|s| !s.statements.is_empty()).count();
-        let pool = replay::pool(config, plan.pool, sessions, roles).await?;
+        let pool = replay::pool(target, plan.pool, sessions, roles).await?;
         let size = pool.status().max_size as u32;
         let pool_wait = Arc::new(Mutex::new(PoolRecord::new(size, slots)));
         let driver = replay::Driver {
@@ -299,8 +305,8 @@ pub async fn start(
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
         go.push(go_tx);
-        let (config, path, classes, roles, seconds, stop, source, cut) = (
-            config.clone(),
+        let (target, path, classes, roles, seconds, stop, source, cut) = (
+            target.clone(),
             path.clone(),
             classes.clone(),
             roles.clone(),
@@ -314,7 +320,7 @@ pub async fn start(
         std::thread::Builder::new()
             .name(format!("lockimpact-w{i}"))
             .spawn(move || {
-                let (conn, killer, statements) = match open_connection(&config, (i + 1, of), &path, &classes, &roles) {
+                let (conn, killer, statements) = match open_connection(&target, (i + 1, of), &path, &classes, &roles) {
                     Ok(o) => o,
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
@@ -370,14 +376,14 @@ pub async fn start(
 /// Runs on a worker's thread: opens its connection and prepares every
 /// class's statements; returns the connection, its killer and the statement names.
 fn open_connection(
-    config: &tokio_postgres::Config,
+    target: &crate::pg::Target,
     (n, of): (usize, u32),
     path: &str,
     classes: &[Class],
     roles: &Roles,
 ) -> Result<(wire::Conn, wire::Killer, Vec<Vec<String>>)> {
     let fail = |e: wire::DbError| Error::db(format!("cannot open workload connection {n} of {of}: {e}"));
-    let mut conn = wire::Conn::connect(config).map_err(fail)?;
+    let mut conn = wire::Conn::open(target).map_err(fail)?;
     let killer = conn.killer().map_err(fail)?;
     let mut statements = Vec::with_capacity(classes.len());
     for (ci, c) in classes.iter().enumerate() {

@@ -166,17 +166,15 @@ const SPARE_CONNECTIONS: i64 = 1;
 /// the role is a superuser) and `SPARE_CONNECTIONS`; never more than there
 /// are sessions. Each new connection's backend is registered as a workload
 /// session; a connection given back is recycled with `DISCARD ALL`.
-pub async fn pool(
-    config: tokio_postgres::Config,
-    size: Option<u32>,
-    sessions: usize,
-    roles: Arc<Roles>,
-) -> Result<Pool> {
-    let manager = Manager::from_config(
-        config,
-        tokio_postgres::NoTls,
-        ManagerConfig { recycling_method: RecyclingMethod::Custom("DISCARD ALL".into()) },
-    );
+pub async fn pool(target: crate::pg::Target, size: Option<u32>, sessions: usize, roles: Arc<Roles>) -> Result<Pool> {
+    let recycling = ManagerConfig { recycling_method: RecyclingMethod::Custom("DISCARD ALL".into()) };
+    let manager = match target.tls.client_config() {
+        None => Manager::from_config(target.config, tokio_postgres::NoTls, recycling),
+        Some(tls) => {
+            let connector = tokio_postgres_rustls::MakeRustlsConnect::new(rustls::ClientConfig::clone(tls));
+            Manager::from_config(target.config, connector, recycling)
+        }
+    };
     let register = Hook::async_fn(move |client: &mut deadpool_postgres::ClientWrapper, _| {
         let roles = roles.clone();
         Box::pin(async move {

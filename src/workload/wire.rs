@@ -14,14 +14,16 @@
 //! Parameters go as text, like pgbench's: the server's input function of the
 //! parameter's type parses them, so every type works. Results are asked for
 //! as text too and not read. Authentication: trust, password, md5 and
-//! SCRAM-SHA-256 (no TLS, as for every other lockimpact connection). Of the
-//! connection settings it honours host(s), port(s), user, password, dbname,
-//! options, application_name and connect_timeout; with several hosts it uses
-//! the first that accepts the connection.
+//! SCRAM-SHA-256 (without channel binding). TLS as the target's `sslmode`
+//! asks (`pg::Tls`: the same rustls configuration as tokio-postgres's
+//! connections, here on the blocking socket). Of the connection settings it
+//! honours host(s), hostaddr(s), port(s), user, password, dbname, options,
+//! application_name and connect_timeout; with several hosts it uses the first
+//! that accepts the connection.
 
 use std::fmt::Write as _;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
@@ -32,9 +34,12 @@ use postgres_protocol::authentication::md5_hash;
 use postgres_protocol::authentication::sasl::{ChannelBinding, SCRAM_SHA_256, ScramSha256};
 use postgres_protocol::message::backend::{ErrorResponseBody, Message};
 use postgres_protocol::message::frontend;
-use tokio_postgres::config::{Host, SslMode};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConnection, StreamOwned};
+use tokio_postgres::config::{ChannelBinding as Binding, Host};
 
 use super::params::Value;
+use crate::pg::{Target, Tls};
 
 /// How long connecting and logging in may take when the configuration sets no
 /// `connect_timeout`.
@@ -100,13 +105,16 @@ impl DbError {
 enum Stream {
     Unix(UnixStream),
     Tcp(TcpStream),
+    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
 }
 
 impl Stream {
+    /// The socket itself (under TLS too), for ending the connection from another thread.
     fn try_clone(&self) -> io::Result<Stream> {
         Ok(match self {
             Stream::Unix(s) => Stream::Unix(s.try_clone()?),
             Stream::Tcp(s) => Stream::Tcp(s.try_clone()?),
+            Stream::Tls(s) => Stream::Tcp(s.sock.try_clone()?),
         })
     }
 
@@ -114,6 +122,7 @@ impl Stream {
         let _ = match self {
             Stream::Unix(s) => s.shutdown(Shutdown::Both),
             Stream::Tcp(s) => s.shutdown(Shutdown::Both),
+            Stream::Tls(s) => s.sock.shutdown(Shutdown::Both),
         };
     }
 
@@ -121,6 +130,7 @@ impl Stream {
         match self {
             Stream::Unix(s) => s.set_read_timeout(d),
             Stream::Tcp(s) => s.set_read_timeout(d),
+            Stream::Tls(s) => s.sock.set_read_timeout(d),
         }
     }
 
@@ -128,6 +138,7 @@ impl Stream {
         match self {
             Stream::Unix(s) => s.read(buf),
             Stream::Tcp(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
         }
     }
 
@@ -135,6 +146,7 @@ impl Stream {
         match self {
             Stream::Unix(s) => s.write_all(buf),
             Stream::Tcp(s) => s.write_all(buf),
+            Stream::Tls(s) => s.write_all(buf).and_then(|_| s.flush()),
         }
     }
 }
@@ -160,21 +172,35 @@ pub struct Conn {
 }
 
 impl Conn {
-    /// Connects to the first host of `config` that answers and logs in.
+    /// Connects without TLS to the first host of `config` that answers and logs in.
     pub fn connect(config: &tokio_postgres::Config) -> Result<Conn, DbError> {
-        if config.get_ssl_mode() == SslMode::Require {
-            return Err(DbError::lost("sslmode=require: workload connections do not use TLS"));
+        Conn::open(&Target::plain(config.clone()))
+    }
+
+    /// Connects to the first host of the target that answers, with the TLS
+    /// its `sslmode` asks for, and logs in.
+    pub fn open(target: &Target) -> Result<Conn, DbError> {
+        let config = &target.config;
+        if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require && target.tls.client_config().is_none() {
+            return Err(DbError::lost("sslmode=require, and the connection has no TLS configuration"));
+        }
+        if config.get_channel_binding() == Binding::Require {
+            return Err(DbError::lost("channel_binding=require: workload connections do not bind SCRAM to TLS"));
         }
         let user = config.get_user().ok_or_else(|| DbError::lost("no user in the connection settings"))?;
         let timeout = config.get_connect_timeout().copied().unwrap_or(LOGIN_TIMEOUT);
-        let hosts = config.get_hosts();
-        if hosts.is_empty() {
+        let (hosts, addrs) = (config.get_hosts(), config.get_hostaddrs());
+        if hosts.is_empty() && addrs.is_empty() {
             return Err(DbError::lost("no host in the connection settings"));
         }
         let mut last = None;
-        for (i, host) in hosts.iter().enumerate() {
+        for i in 0..hosts.len().max(addrs.len()) {
             let port = config.get_ports().get(i).or(config.get_ports().first()).copied().unwrap_or(5432);
-            match open(host, port, timeout) {
+            let host = hosts.get(i).cloned().unwrap_or_else(|| Host::Tcp(addrs[i].to_string()));
+            let opened = open(&host, addrs.get(i).copied(), port, timeout)
+                .and_then(|s| s.set_read_timeout(Some(timeout)).map(|_| s).map_err(DbError::lost))
+                .and_then(|s| start_tls(s, &host, &target.tls));
+            match opened {
                 Ok(stream) => {
                     let mut conn = Conn {
                         stream,
@@ -184,7 +210,6 @@ impl Conn {
                         pid: 0,
                         closed: false,
                     };
-                    conn.stream.set_read_timeout(Some(timeout)).map_err(DbError::lost)?;
                     conn.login(config, user)?;
                     conn.stream.set_read_timeout(None).map_err(DbError::lost)?;
                     return Ok(conn);
@@ -408,7 +433,47 @@ fn write_text(v: &Value, buf: &mut BytesMut) -> Result<IsNull, Box<dyn std::erro
     Ok(IsNull::No)
 }
 
-fn open(host: &Host, port: u16, timeout: Duration) -> Result<Stream, DbError> {
+/// Asks a TCP connection for TLS when the target wants it (SSLRequest) and
+/// does the handshake; a server that declines is fine unless `sslmode`
+/// requires TLS. A unix socket never uses TLS (as in libpq).
+fn start_tls(stream: Stream, host: &Host, tls: &Tls) -> Result<Stream, DbError> {
+    let (mut tcp, client) = match (stream, tls.client_config()) {
+        (Stream::Tcp(tcp), Some(client)) => (tcp, client),
+        (Stream::Tcp(_), None) if tls.mode().requires_tls() => {
+            return Err(DbError::lost(format!("sslmode={} without a TLS configuration", tls.mode().as_str())));
+        }
+        (other, _) => return Ok(other),
+    };
+    let mut request = BytesMut::new();
+    frontend::ssl_request(&mut request);
+    let mut answer = [0u8; 1];
+    tcp.write_all(&request).and_then(|_| tcp.read_exact(&mut answer)).map_err(DbError::lost)?;
+    match answer[0] {
+        b'S' => {}
+        b'N' if !tls.mode().requires_tls() => return Ok(Stream::Tcp(tcp)),
+        b'N' => {
+            return Err(DbError::lost(format!(
+                "the server does not accept TLS connections, and sslmode={} requires TLS",
+                tls.mode().as_str()
+            )));
+        }
+        _ => return Err(DbError::lost("the server answered the TLS request with something else")),
+    }
+    let name = match host {
+        Host::Tcp(name) => name.clone(),
+        Host::Unix(path) => path.display().to_string(),
+    };
+    let server_name = ServerName::try_from(name.clone())
+        .map_err(|e| DbError::lost(format!("{name} is not a name TLS can check: {e}")))?;
+    let mut conn = ClientConnection::new(client.clone(), server_name)
+        .map_err(|e| DbError::lost(format!("error performing TLS handshake: {e}")))?;
+    while conn.is_handshaking() {
+        conn.complete_io(&mut tcp).map_err(|e| DbError::lost(format!("error performing TLS handshake: {e}")))?;
+    }
+    Ok(Stream::Tls(Box::new(StreamOwned::new(conn, tcp))))
+}
+
+fn open(host: &Host, addr: Option<IpAddr>, port: u16, timeout: Duration) -> Result<Stream, DbError> {
     match host {
         Host::Unix(dir) => {
             let path = dir.join(format!(".s.PGSQL.{port}"));
@@ -419,7 +484,11 @@ fn open(host: &Host, port: u16, timeout: Duration) -> Result<Stream, DbError> {
         Host::Tcp(name) => {
             let fail = |e: io::Error| DbError::lost(format!("cannot connect to {name}:{port}: {e}"));
             let mut last = io::Error::new(io::ErrorKind::NotFound, "the name resolves to no address");
-            for addr in (name.as_str(), port).to_socket_addrs().map_err(fail)? {
+            let addrs: Vec<SocketAddr> = match addr {
+                Some(ip) => vec![SocketAddr::new(ip, port)],
+                None => (name.as_str(), port).to_socket_addrs().map_err(fail)?.collect(),
+            };
+            for addr in addrs {
                 match TcpStream::connect_timeout(&addr, timeout) {
                     Ok(s) => {
                         s.set_nodelay(true).map_err(fail)?;

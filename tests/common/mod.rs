@@ -125,6 +125,33 @@ pub fn run_in_baseline(scenario: &Path, args: &[&str], tmpdir: &Path) -> (std::p
     (child, seen)
 }
 
+/// A scenario for the url backend, without [snapshot] (the database at the
+/// URL is the dataset), running `migration_sql` under the orders workload.
+pub fn url_scenario(dir: &Path, migration_sql: &str) -> PathBuf {
+    let w = repo().join("workloads/orders/workload.toml");
+    std::fs::write(dir.join("migration.sql"), migration_sql).unwrap();
+    let path = dir.join("scenario.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "name = \"on-a-clone\"\n[vars]\nrows = 5000\ncustomers = 500\n[workload]\nfile = \"{}\"\nrate = 50\n\
+             connections = 4\n[phases]\nwarmup = \"200ms\"\nbaseline = \"700ms\"\ncooldown = \"300ms\"\n\
+             [migration]\nfile = \"migration.sql\"\n",
+            w.display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// The orders dataset's seed script for `rows` orders and `customers` customers.
+pub fn orders_seed(rows: u32, customers: u32) -> String {
+    std::fs::read_to_string(repo().join("workloads/orders/seed.sql"))
+        .unwrap()
+        .replace("{{rows}}", &rows.to_string())
+        .replace("{{customers}}", &customers.to_string())
+}
+
 /// The `server: directory D, postmaster pid P` progress line.
 pub fn server_location(stderr: &str) -> (PathBuf, i32) {
     let line = stderr.lines().find_map(|l| l.strip_prefix("lockimpact: server: directory ")).expect("a server line");
