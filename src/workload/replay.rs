@@ -374,16 +374,42 @@ impl Replayer {
     /// A pooled connection for the session's next statement (of `class`);
     /// the wait is recorded for the current phase. `None` when the run stops
     /// meanwhile; `Err` when none could be had (counted as the statement's error).
+    /// A unix-socket connect refused with EAGAIN (the server's accept queue
+    /// was full for a moment) is tried again for up to a second, as libpq
+    /// does; any other error is not.
     async fn connection(&self, class: usize) -> Option<std::result::Result<deadpool_postgres::Object, ()>> {
         let asked = Instant::now();
         let slot = self.clock.current();
-        let got = tokio::select! {
-            r = self.pool.get() => r,
-            _ = self.stop.cancelled() => return None,
+        let mut tries = 0;
+        let got = loop {
+            let got = tokio::select! {
+                r = self.pool.get() => r,
+                _ = self.stop.cancelled() => return None,
+            };
+            match got {
+                Err(e) if tries < 100 && would_block(&e) => tries += 1,
+                other => break other,
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+                _ = self.stop.cancelled() => return None,
+            }
         };
         self.pool_wait.lock().expect("pool wait").record(slot, asked.elapsed());
         Some(got.map_err(|e| {
             self.stats.lock().expect("stats").error(class, pool_sqlstate(&e), || pool_error(&e));
         }))
     }
+}
+
+/// Whether a pool error is a connect that would have blocked (EAGAIN).
+fn would_block(e: &PoolError) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return io.kind() == std::io::ErrorKind::WouldBlock;
+        }
+        source = s.source();
+    }
+    false
 }
