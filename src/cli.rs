@@ -39,6 +39,21 @@ pub enum Command {
     /// tools (pgbench, pg_restore), on a local server it starts, and write
     /// BENCHMARKS.md and bench.json.
     Bench(BenchArgs),
+    /// List and remove what killed runs left behind (kill -9): local servers
+    /// in TMPDIR and containers labelled lockimpact=1 whose run is gone.
+    /// Resources of runs that still run, and clones kept with --keep, are
+    /// left alone.
+    Clean(CleanArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CleanArgs {
+    /// Only list what would be removed.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Also remove clones kept with --keep (whose run has ended).
+    #[arg(long)]
+    pub kept: bool,
 }
 
 #[derive(Debug, Args)]

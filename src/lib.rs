@@ -35,12 +35,14 @@
 //! - `rehearsal`: runs one rehearsal and returns its `RunRecord`.
 //! - `report`: the JSON contract, its builder, renderers (text, JSON,
 //!   Markdown, HTML) and where outputs go.
+//! - `clean`: `lockimpact clean`, the leftovers of killed runs.
 //! - `compare`: two reports → a `Comparison` (ranking, one-line verdict).
 //! - `status`: progress lines and the live status line on a terminal.
 //! - `bench`: `lockimpact bench`, the harness measured against pgbench and
 //!   pg_restore on this machine (BENCHMARKS.md).
 
 pub mod bench;
+pub mod clean;
 pub mod cli;
 pub mod clone;
 pub mod compare;
@@ -88,6 +90,7 @@ pub fn main_entry(cli: Cli) -> i32 {
             Command::Snapshot(args) => snapshot::snapshot(&args),
             Command::Record(args) => recorder::record(&args).await,
             Command::Bench(args) => bench::bench(&args, &cancel).await,
+            Command::Clean(args) => clean::clean(&args).await,
         }
     });
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
@@ -122,7 +125,8 @@ pub async fn run(args: &RunArgs, cancel: &CancellationToken) -> Result<i32> {
     let plan = scenario::load(args.scenario.as_deref(), &args.opts)?;
     let outputs = Outputs::parse(&args.opts)?;
     let progress = Progress::new(args.opts.quiet);
-    let mut server = start_server(&plan, &progress, cancel)?;
+    clean::mention(&progress).await;
+    let mut server = start_server(&plan, &progress, cancel).await?;
     clone::guard::check(&plan, server.backend(), server.existing_database().as_deref())?;
     let dataset = guarded(&server, cancel, rehearsal::prepare(&plan, &server, &progress)).await?;
     let record = with_log(&server, rehearsal::rehearse(&plan, &server, &dataset, &progress, cancel)).await?;
@@ -169,6 +173,7 @@ pub async fn compare(args: &CompareArgs, cancel: &CancellationToken) -> Result<i
     let differences = compare::differences(&plans[0], &plans[1], args.allow_different)?;
     let outputs = Outputs::parse(&args.opts)?;
     let progress = Progress::new(args.opts.quiet);
+    clean::mention(&progress).await;
     let mut reports = Vec::new();
     let mut stops = Vec::new();
     let mut current: Option<(clone::Server, clone::template::Dataset)> = None;
@@ -176,7 +181,7 @@ pub async fn compare(args: &CompareArgs, cancel: &CancellationToken) -> Result<i
         let reuse = i > 0 && compare::same_clone(&plans[0], plan);
         if !reuse {
             drop(current.take()); // stops the previous server first
-            let server = start_server(plan, &progress, cancel)?;
+            let server = start_server(plan, &progress, cancel).await?;
             // Every candidate still to run, before any runs: a refusal loses no report.
             for later in &plans[i..] {
                 clone::guard::check(later, server.backend(), None)?;
@@ -233,8 +238,9 @@ fn compare_plans(args: &CompareArgs) -> Result<Vec<scenario::Plan>> {
 
 /// Starts the clone a plan asks for; Ctrl-C during a slow start (an image
 /// pull) stops it.
-fn start_server(plan: &scenario::Plan, progress: &Progress, cancel: &CancellationToken) -> Result<clone::Server> {
-    let server = clone::start_cancellable(&plan.clone, &|m: &str| progress.say(m), Some(cancel))?;
+async fn start_server(plan: &scenario::Plan, progress: &Progress, cancel: &CancellationToken) -> Result<clone::Server> {
+    let dump = plan.dump.as_ref().map(|d| d.path.as_path());
+    let server = clone::start_cancellable(&plan.clone, dump, &|m: &str| progress.say(m), Some(cancel)).await?;
     if cancel.is_cancelled() {
         return Err(Error::interrupted());
     }

@@ -85,6 +85,28 @@ pub struct WorkloadRecord {
     pub seconds: Vec<SecondRecord>,
     /// A session replay (paced by `workload.speed`), not a rate-based workload.
     pub replay: bool,
+    /// A session replay's connection pool.
+    pub pool: Option<PoolRecord>,
+}
+
+/// A session replay's connection pool: its size and, per slot, how long
+/// sessions waited for a connection (µs).
+#[derive(Debug, Clone)]
+pub struct PoolRecord {
+    pub size: u32,
+    pub wait: Vec<Option<Hist>>,
+}
+
+impl PoolRecord {
+    pub fn new(size: u32, slots: usize) -> PoolRecord {
+        PoolRecord { size, wait: vec![None; slots] }
+    }
+
+    pub fn record(&mut self, slot: crate::timeline::Slot, wait: Duration) {
+        if let Some(h) = self.wait.get_mut(slot.index()) {
+            let _ = h.get_or_insert_with(new_hist).record((wait.as_micros() as u64).max(1));
+        }
+    }
 }
 
 impl Default for WorkloadRecord {
@@ -101,6 +123,7 @@ impl Default for WorkloadRecord {
             schedule_lag: new_hist(),
             seconds: Vec::new(),
             replay: false,
+            pool: None,
         }
     }
 }

@@ -325,7 +325,9 @@ fn a_full_disk_during_restore_is_explained_with_the_server_log() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("ran out of disk space while restoring the dump"), "{stderr}");
     assert!(stderr.contains("last lines of the server log"), "{stderr}");
-    assert!(stderr.contains("No space left on device"), "{stderr}");
+    // ENOSPC, or a write cut short by the full disk (how it shows depends on
+    // where exactly the disk fills up).
+    assert!(stderr.contains("No space left on device") || stderr.contains("could not extend file"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(leftovers.is_empty(), "left in the clone's TMPDIR: {leftovers:?}");
 }

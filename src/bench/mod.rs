@@ -335,6 +335,7 @@ pub async fn drive(ctx: &Ctx, rate: f64, sampling: Sampling, measure: Duration) 
         statement_timeout: Duration::from_secs(30),
         replay: None,
         speed: 1.0,
+        pool: None,
     };
     let clock = Arc::new(Clock::new());
     let roles = Arc::new(Roles::new(&ctx.classes));

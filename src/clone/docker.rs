@@ -1,22 +1,52 @@
 //! The `docker` backend: the clone runs in a container of the official
-//! `postgres:<major>` image (or `--image`), started with the docker command
-//! line, which negotiates the API version with any engine. The container is
-//! labelled `lockimpact=1`, publishes its port on 127.0.0.1 only, gets the
-//! scenario's server settings as `postgres -c name=value` arguments, and is
-//! removed with its anonymous volumes when the guard is dropped (unless
-//! `--keep`).
+//! `postgres:<major>` image (or `--image`), started with testcontainers'
+//! async runner. The container is labelled `lockimpact=1` and with its owner
+//! (`owner`: pid, start time, host), publishes PostgreSQL on 127.0.0.1 only,
+//! gets the scenario's server settings as `postgres -c name=value`
+//! arguments and a random superuser password, has a `snapshot.dump`
+//! bind-mounted read-only, runs pg_restore/psql of the server's own version
+//! inside it (exec), keeps the tail of its log for error messages, and is
+//! removed with its anonymous volumes when the guard is dropped — after
+//! success, an error, a panic, Ctrl-C or SIGTERM — unless `--keep` (then it
+//! is renamed `lockimpact-kept-<id>`). A missing image is pulled only when it
+//! is not present in the engine.
 //!
-//! Why the command line and not the testcontainers crate: testcontainers 0.28
-//! (bollard 0.21) pins Docker API 1.53 without negotiating, and engines older
-//! than Docker 25 (API ≤ 1.43, e.g. Debian bookworm's 20.10 with API 1.41)
-//! refuse every request ("client version 1.53 is too new").
+//! # Which Docker engines this works with, and what an upgrade must check
+//!
+//! testcontainers 0.28 hands bollard 0.21 a recent API version (1.53), but
+//! released bollard builds each request path by joining an absolute path to
+//! a base that holds the `/v1.xx` prefix, which drops the prefix: every
+//! request goes out unversioned (`POST /containers/create`), and an engine
+//! serves an unversioned request at its own API version. So the same client
+//! works with Docker 20.10 (API 1.41, Debian bookworm) and with Docker 29
+//! (API ≥ 1.44); a client that put its version in the path would be refused
+//! by one of them ("client version 1.53 is too new"). bollard is pinned in
+//! Cargo.toml (`=0.21.1`) because its next version puts the version in the
+//! path when the caller passes one. Before upgrading testcontainers or
+//! bollard, run `tests/docker.rs`'s `requests_are_ones_this_engine_accepts`
+//! on an engine older than the client's API version: it records every
+//! request on the engine's socket and fails, naming the cause, when one
+//! carries a version the engine refuses (the fix is then to negotiate,
+//! `Docker::negotiate_version`, or to stay on the pinned version).
 
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Output, Stdio};
+use std::collections::{HashMap, VecDeque};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Output};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bollard::models::{ContainerSummary, HostConfig, PortBinding};
+use bollard::query_parameters::{
+    ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, RenameContainerOptionsBuilder,
+};
+use testcontainers::core::logs::LogFrame;
+use testcontainers::core::{AccessMode, ExecCommand, IntoContainerPort, Mount};
+use testcontainers::runners::AsyncRunner;
+use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 use tokio_util::sync::CancellationToken;
 
+use super::owner::Owner;
 use super::restore::Tools;
 use crate::error::{Error, Result};
 use crate::scenario::ClonePlan;
@@ -25,96 +55,98 @@ use crate::scenario::ClonePlan;
 /// leftovers can be listed: `docker ps -a --filter label=lockimpact=1`.
 pub const LABEL: &str = "lockimpact";
 
+/// The label that tells one start-up's container from any other, to remove
+/// it when the start-up fails or is interrupted half-way.
+const RUN_LABEL: &str = "lockimpact.clone";
+
+/// What a container kept with `--keep` is renamed to (plus its short id).
+pub const KEPT_PREFIX: &str = "lockimpact-kept-";
+
+/// Where `snapshot.dump` is mounted inside the container.
+const DUMP_PATH: &str = "/lockimpact-dump";
+
 /// How long the server in a new container may take to accept connections.
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// A `docker` command in its own process group: a Ctrl-C in the terminal
-/// reaches us, and we remove the container ourselves.
-pub fn docker() -> Command {
-    let mut c = Command::new(std::env::var_os("LOCKIMPACT_DOCKER").unwrap_or_else(|| "docker".into()));
-    c.process_group(0);
-    c
-}
+/// How long an engine may take to answer a short request.
+const ENGINE_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Runs a command with a time limit; the child is killed (by its pid) when it
-/// takes longer.
-fn output_within(cmd: &mut Command, limit: Duration) -> std::io::Result<Output> {
-    output_until(cmd, limit, None)
-}
+/// Lines of the container's log kept for error messages.
+const LOG_LINES: usize = 200;
 
-/// `output_within` that also stops (and kills the child) when `cancel` fires:
-/// Ctrl-C during a pull or a slow start-up.
-fn output_until(cmd: &mut Command, limit: Duration, cancel: Option<&CancellationToken>) -> std::io::Result<Output> {
-    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
-    // Drain both pipes while waiting: a child that writes more than a pipe
-    // holds (a long pull) would otherwise block until the time limit.
-    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(mut p) = pipe {
-                let _ = p.read_to_end(&mut buf);
-            }
-            buf
-        })
-    };
-    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
-    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
-    let deadline = Instant::now() + limit;
-    let stopped = loop {
-        if let Some(status) = child.try_wait()? {
-            break Ok(status);
+pub type Container = ContainerAsync<GenericImage>;
+
+/// The error and every cause below it, once each.
+fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !text.contains(&part) {
+            text = format!("{text}: {part}");
         }
-        if cancel.is_some_and(|c| c.is_cancelled()) {
-            break Err(std::io::Error::new(std::io::ErrorKind::Interrupted, "interrupted"));
-        }
-        if Instant::now() > deadline {
-            break Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("no answer within {} s", limit.as_secs()),
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    if stopped.is_err() {
-        let _ = child.kill();
-        let _ = child.wait();
+        source = s.source();
     }
-    let (stdout, stderr) = (stdout.join().unwrap_or_default(), stderr.join().unwrap_or_default());
-    Ok(Output { status: stopped?, stdout, stderr })
+    text
 }
 
-fn first_line(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("").to_string()
+/// The engine testcontainers talks to (DOCKER_HOST, else the default socket).
+pub fn docker_host() -> String {
+    std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
 }
 
-/// The engine's version when a Docker engine answers, else why not, in one line.
-pub fn engine() -> std::result::Result<String, String> {
-    let out = output_within(docker().args(["version", "--format", "{{.Server.Version}}"]), Duration::from_secs(15))
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => "the docker command is not installed".to_string(),
-            _ => format!("docker version: {e}"),
-        })?;
-    if out.status.success() {
-        Ok(first_line(&out.stdout))
-    } else {
-        // "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?"
-        let why = first_line(&out.stderr);
-        Err(if why.is_empty() { format!("docker version failed ({})", out.status) } else { why })
+/// The Docker client testcontainers uses (its configuration: DOCKER_HOST,
+/// `~/.testcontainers.properties`).
+pub async fn client() -> std::result::Result<bollard::Docker, String> {
+    testcontainers::core::client::docker_client_instance()
+        .await
+        .map_err(|e| format!("cannot set up a Docker client for {}: {}", docker_host(), causes(&e)))
+}
+
+/// Runs one short engine request with a time limit; the error is one line.
+async fn ask<T>(
+    what: &str,
+    f: impl std::future::Future<Output = std::result::Result<T, bollard::errors::Error>>,
+) -> std::result::Result<T, String> {
+    match tokio::time::timeout(ENGINE_TIMEOUT, f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(format!("{what} at {}: {}", docker_host(), causes(&e))),
+        Err(_) => Err(format!("{what} at {}: no answer within {} s", docker_host(), ENGINE_TIMEOUT.as_secs())),
     }
+}
+
+/// The engine's version and API version when a Docker engine answers, else
+/// why not, in one line.
+pub async fn engine() -> std::result::Result<String, String> {
+    let docker = client().await?;
+    let v = ask("docker version", docker.version()).await?;
+    Ok(format!("{}, API {}", v.version.unwrap_or_default(), v.api_version.unwrap_or_default()))
 }
 
 /// Whether the image is present in the engine.
-pub fn image_present(image: &str) -> bool {
-    output_within(docker().args(["image", "inspect", "--format", "{{.Id}}", image]), Duration::from_secs(30))
-        .map(|o| o.status.success())
-        .unwrap_or(false)
+pub async fn image_present(image: &str) -> bool {
+    match client().await {
+        Ok(docker) => ask("image inspect", docker.inspect_image(image)).await.is_ok(),
+        Err(_) => false,
+    }
 }
 
-/// Pulls the image; the error is one line.
-pub fn pull(image: &str, cancel: Option<&CancellationToken>) -> std::result::Result<(), String> {
-    let out = output_until(docker().args(["pull", "--quiet", image]), Duration::from_secs(900), cancel)
-        .map_err(|e| format!("docker pull {image}: {e}"))?;
-    if out.status.success() { Ok(()) } else { Err(first_line(&out.stderr)) }
+/// `name:tag` → testcontainers' image; no tag means `latest`.
+fn generic_image(image: &str) -> GenericImage {
+    match image.rsplit_once(':').filter(|(_, tag)| !tag.contains('/')) {
+        Some((name, tag)) => GenericImage::new(name, tag),
+        None => GenericImage::new(image, "latest"),
+    }
+}
+
+/// Pulls the image; the error is one line. Ctrl-C stops it.
+pub async fn pull(image: &str, cancel: Option<&CancellationToken>) -> std::result::Result<(), String> {
+    let never = CancellationToken::new();
+    let cancel = cancel.unwrap_or(&never);
+    tokio::select! {
+        r = generic_image(image).pull_image() => r.map(|_| ()).map_err(|e| causes(&e)),
+        _ = cancel.cancelled() => Err("interrupted".into()),
+    }
 }
 
 /// The image the plan asks for: `--image`/`clone.image`, else the official
@@ -123,61 +155,103 @@ pub fn image_for(plan: &ClonePlan) -> Option<String> {
     plan.image.clone().or_else(|| plan.pg_version.map(|v| format!("postgres:{v}")))
 }
 
+/// The last lines of a container's log, fed by testcontainers' log consumer.
+#[derive(Default)]
+struct LogTail(Mutex<VecDeque<String>>);
+
+impl LogTail {
+    fn accept(&self, frame: &LogFrame) {
+        let bytes = match frame {
+            LogFrame::StdOut(b) | LogFrame::StdErr(b) => b,
+        };
+        let mut lines = self.0.lock().expect("log tail");
+        for line in String::from_utf8_lossy(bytes).lines() {
+            if lines.len() == LOG_LINES {
+                lines.pop_front();
+            }
+            lines.push_back(line.to_string());
+        }
+    }
+
+    fn last(&self, n: usize) -> String {
+        let lines = self.0.lock().expect("log tail");
+        let skip = lines.len().saturating_sub(n);
+        lines.iter().skip(skip).cloned().collect::<Vec<_>>().join("\n")
+    }
+}
+
 pub struct DockerServer {
+    /// `None` once removed or kept.
+    container: Option<Arc<Container>>,
     id: String,
     image: String,
     port: u16,
     password: String,
     major: u32,
     version: String,
+    log: Arc<LogTail>,
+    /// The host path of the dump mounted at `DUMP_PATH`.
+    dump: Option<PathBuf>,
     kept: bool,
 }
 
 impl DockerServer {
-    /// Starts a container of `image` and waits until its server accepts
-    /// connections; it is removed again if anything fails.
-    pub fn start(plan: &ClonePlan, image: &str, cancel: Option<&CancellationToken>) -> Result<DockerServer> {
-        let password = random_password();
-        let mut cmd = docker();
-        cmd.args(["run", "--detach", "--label", &format!("{LABEL}=1")])
-            .args(["--label", &format!("{LABEL}.pid={}", std::process::id())])
-            .args(["--publish", "127.0.0.1::5432"])
-            .args(["--shm-size", "256m"])
-            // `--env NAME` takes the value from the docker client's own
-            // environment: the password is not on any command line.
-            .env("POSTGRES_PASSWORD", &password)
-            .args(["--env", "POSTGRES_PASSWORD"])
-            .args(["--env", "POSTGRES_USER=postgres", "--env", "POSTGRES_DB=postgres"])
-            .arg(image)
-            .args(["postgres", "-c", "listen_addresses=*"]);
-        for (k, v) in &plan.settings {
-            cmd.arg("-c").arg(format!("{k}={v}"));
-        }
-        let out = output_within(&mut cmd, Duration::from_secs(120))
-            .map_err(|e| Error::env(format!("cannot start a container of {image}: {e}")))?;
-        let id = first_line(&out.stdout);
-        if !out.status.success() || id.is_empty() {
-            // `docker run` may have created the container before failing.
-            if !id.is_empty() {
-                remove(&id);
+    /// Starts a container of `image` (with `dump` mounted read-only) and
+    /// waits until its server accepts connections; whatever was created is
+    /// removed again if anything fails or `cancel` fires.
+    pub async fn start(
+        plan: &ClonePlan,
+        image: &str,
+        dump: Option<&Path>,
+        cancel: Option<&CancellationToken>,
+    ) -> Result<DockerServer> {
+        let never = CancellationToken::new();
+        let cancel = cancel.unwrap_or(&never);
+        let password = random_hex();
+        let run = random_hex();
+        let dump =
+            dump.map(std::path::absolute).transpose().map_err(|e| Error::input(format!("snapshot.dump: {e}")))?;
+        let log = Arc::new(LogTail::default());
+        let request = container_request(plan, image, &password, &run, dump.as_deref(), log.clone());
+        let started = tokio::select! {
+            r = request.start() => r.map_err(|e| {
+                Error::env(format!("cannot start a container of {image} (Docker engine at {}): {}", docker_host(), causes(&e)))
+            }),
+            _ = cancel.cancelled() => Err(Error::interrupted()),
+        };
+        let container = match started {
+            Ok(c) => c,
+            Err(e) => {
+                // Created but not started, or interrupted half-way: testcontainers
+                // holds no handle to remove it, the label finds it. An
+                // interrupted create may still complete in the engine: look again.
+                let passes = if cancel.is_cancelled() { 3 } else { 1 };
+                for pass in 0..passes {
+                    if pass > 0 {
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                    }
+                    remove_labelled(&format!("{RUN_LABEL}={run}")).await;
+                }
+                return Err(e);
             }
-            return Err(Error::env(format!(
-                "cannot start a container of {image}: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
-        }
+        };
         // From here on the guard removes the container on every exit path.
         let mut server = DockerServer {
-            id,
+            id: container.id().to_string(),
+            container: Some(Arc::new(container)),
             image: image.to_string(),
             port: 0,
             password,
             major: 0,
             version: String::new(),
+            log,
+            dump,
             kept: false,
         };
-        server.port = server.host_port()?;
-        (server.version, server.major) = server.server_version()?;
+        server.port = server.container()?.get_host_port_ipv4(5432).await.map_err(|e| {
+            Error::env(format!("container {} publishes no port for 5432/tcp: {}", short(&server.id), causes(&e)))
+        })?;
+        (server.version, server.major) = server.server_version().await?;
         if let Some(want) = plan.pg_version
             && want != server.major
         {
@@ -187,8 +261,12 @@ impl DockerServer {
                 server.version
             )));
         }
-        server.wait_ready(cancel)?;
+        server.wait_ready(cancel).await?;
         Ok(server)
+    }
+
+    fn container(&self) -> Result<&Arc<Container>> {
+        self.container.as_ref().ok_or_else(|| Error::env(format!("container {} is gone", short(&self.id))))
     }
 
     pub fn id(&self) -> &str {
@@ -200,27 +278,9 @@ impl DockerServer {
         format!("container {} (image {}), port 127.0.0.1:{}", short(&self.id), self.image, self.port)
     }
 
-    fn host_port(&self) -> Result<u16> {
-        let out = output_within(docker().args(["port", &self.id, "5432/tcp"]), Duration::from_secs(30))
-            .map_err(|e| Error::env(format!("docker port: {e}")))?;
-        // "127.0.0.1:49153"
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("127.0.0.1:")?.parse().ok())
-            .ok_or_else(|| {
-                Error::env(format!(
-                    "container {} publishes no port for 5432/tcp on 127.0.0.1: {}{}",
-                    short(&self.id),
-                    String::from_utf8_lossy(&out.stdout).trim(),
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ))
-            })
-    }
-
     /// The server's version, from the image's own `postgres` binary.
-    fn server_version(&self) -> Result<(String, u32)> {
-        let out = output_within(docker().args(["exec", &self.id, "postgres", "--version"]), Duration::from_secs(60))
-            .map_err(|e| Error::env(format!("docker exec postgres --version: {e}")))?;
+    async fn server_version(&self) -> Result<(String, u32)> {
+        let out = exec(self.container()?, &["postgres", "--version"], &[]).await?;
         let text = String::from_utf8_lossy(&out.stdout);
         // "postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"
         let version = text.split_whitespace().nth(2).unwrap_or("").to_string();
@@ -236,45 +296,23 @@ impl DockerServer {
     }
 
     /// Waits until the final server (not the entrypoint's temporary one, which
-    /// listens on no TCP address) accepts TCP connections.
-    fn wait_ready(&self, cancel: Option<&CancellationToken>) -> Result<()> {
+    /// listens on no TCP address) accepts connections on the published port.
+    async fn wait_ready(&self, cancel: &CancellationToken) -> Result<()> {
         let deadline = Instant::now() + READY_TIMEOUT;
+        let config = super::ServerHandle::config(self, "postgres");
         loop {
-            if cancel.is_some_and(|c| c.is_cancelled()) {
-                return Err(Error::interrupted());
-            }
-            let ready = output_within(
-                docker().args([
-                    "exec",
-                    "-u",
-                    "postgres",
-                    &self.id,
-                    "pg_isready",
-                    "-q",
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    "5432",
-                ]),
-                Duration::from_secs(30),
-            )
-            .map(|o| o.status.success())
-            .unwrap_or(false);
-            if ready {
+            let attempt = tokio::time::timeout(Duration::from_secs(5), config.connect(tokio_postgres::NoTls));
+            if let Ok(Ok((client, conn))) = attempt.await {
+                drop(client);
+                let _ = conn.await;
                 return Ok(());
             }
-            let running = output_within(
-                docker().args(["inspect", "--format", "{{.State.Running}}", &self.id]),
-                Duration::from_secs(30),
-            )
-            .map(|o| first_line(&o.stdout) == "true")
-            .unwrap_or(false);
-            if !running {
+            if !self.container()?.is_running().await.unwrap_or(false) {
                 return Err(Error::env(format!(
                     "the server in container {} (image {}) stopped during start-up; its log:\n{}",
                     short(&self.id),
                     self.image,
-                    self.logs(30)
+                    self.log.last(30)
                 )));
             }
             if Instant::now() > deadline {
@@ -282,21 +320,80 @@ impl DockerServer {
                     "the server in container {} did not accept connections within {} s; its log:\n{}",
                     short(&self.id),
                     READY_TIMEOUT.as_secs(),
-                    self.logs(30)
+                    self.log.last(30)
                 )));
             }
-            std::thread::sleep(Duration::from_millis(200));
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                _ = cancel.cancelled() => return Err(Error::interrupted()),
+            }
         }
     }
+}
 
-    fn logs(&self, lines: usize) -> String {
-        match output_within(docker().args(["logs", "--tail", &lines.to_string(), &self.id]), Duration::from_secs(30)) {
-            Ok(o) => format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-                .trim_end()
-                .to_string(),
-            Err(e) => format!("(docker logs failed: {e})"),
-        }
+/// The container as the scenario asks for it.
+fn container_request(
+    plan: &ClonePlan,
+    image: &str,
+    password: &str,
+    run: &str,
+    dump: Option<&Path>,
+    log: Arc<LogTail>,
+) -> testcontainers::ContainerRequest<GenericImage> {
+    let mut cmd = vec!["postgres".to_string(), "-c".into(), "listen_addresses=*".into()];
+    for (k, v) in &plan.settings {
+        cmd.push("-c".into());
+        cmd.push(format!("{k}={v}"));
     }
+    let mut request = generic_image(image)
+        .with_exposed_port(5432.tcp())
+        .with_label(LABEL, "1")
+        .with_label(RUN_LABEL, run)
+        .with_env_var("POSTGRES_PASSWORD", password)
+        .with_env_var("POSTGRES_USER", "postgres")
+        .with_env_var("POSTGRES_DB", "postgres")
+        .with_cmd(cmd)
+        .with_shm_size(256 << 20)
+        .with_startup_timeout(READY_TIMEOUT)
+        .with_log_consumer(move |frame: &LogFrame| log.accept(frame))
+        // Published on 127.0.0.1 only (testcontainers publishes on every
+        // address by default), on a port the engine picks.
+        .with_host_config_modifier(|hc: &mut HostConfig| {
+            hc.publish_all_ports = Some(false);
+            let binding = PortBinding { host_ip: Some("127.0.0.1".into()), host_port: None };
+            hc.port_bindings = Some(HashMap::from([("5432/tcp".to_string(), Some(vec![binding]))]));
+        });
+    for (k, v) in Owner::current().labels() {
+        request = request.with_label(k, v);
+    }
+    if let Some(path) = dump {
+        request = request.with_mount(
+            Mount::bind_mount(path.display().to_string(), DUMP_PATH).with_access_mode(AccessMode::ReadOnly),
+        );
+    }
+    request
+}
+
+/// Runs `cmd` in the container (as the image's user) and collects its output.
+pub async fn exec(container: &Container, cmd: &[&str], env: &[(&str, &str)]) -> Result<Output> {
+    let what = || format!("{} in container {}", cmd.join(" "), short(container.id()));
+    let fail = |e: testcontainers::TestcontainersError| Error::env(format!("cannot run {}: {}", what(), causes(&e)));
+    let command = ExecCommand::new(cmd.iter().copied()).with_env_vars(env.iter().copied());
+    let mut result = container.exec(command).await.map_err(fail)?;
+    let stdout = result.stdout_to_vec().await.map_err(fail)?;
+    let stderr = result.stderr_to_vec().await.map_err(fail)?;
+    // The output ends when the process does; its exit code follows.
+    let deadline = Instant::now() + ENGINE_TIMEOUT;
+    let code = loop {
+        if let Some(code) = result.exit_code().await.map_err(fail)? {
+            break code;
+        }
+        if Instant::now() > deadline {
+            return Err(Error::env(format!("{} ended without an exit code", what())));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    Ok(Output { status: ExitStatus::from_raw(((code & 0xff) as i32) << 8), stdout, stderr })
 }
 
 impl super::ServerHandle for DockerServer {
@@ -318,45 +415,124 @@ impl super::ServerHandle for DockerServer {
 
     fn keep(&mut self, dbname: &str) -> String {
         self.kept = true;
+        // Renamed, so that `lockimpact clean` leaves it alone.
+        let name = format!("{KEPT_PREFIX}{}", short(&self.id));
+        let (id, new) = (self.id.clone(), name.clone());
+        let renamed = on_engine(move |docker| async move {
+            let options = RenameContainerOptionsBuilder::new().name(&new).build();
+            ask("rename container", docker.rename_container(&id, options)).await
+        });
+        let note = match renamed {
+            Ok(()) => format!("container {name}"),
+            Err(e) => format!("container {} (not renamed: {e}; `lockimpact clean` would remove it)", short(&self.id)),
+        };
         format!(
-            "the clone keeps running in container {} (image {}):\n  connect: PGPASSWORD={} psql -h 127.0.0.1 -p {} -U postgres {dbname}\n  stop:    docker rm -f -v {}",
-            short(&self.id),
-            self.image,
-            self.password,
-            self.port,
-            self.id
+            "the clone keeps running in {note} (image {}):\n  connect: PGPASSWORD={} psql -h 127.0.0.1 -p {} -U postgres {dbname}\n  stop:    docker rm -f -v {}",
+            self.image, self.password, self.port, self.id
         )
     }
 
     fn log_tail(&self) -> String {
-        self.logs(20)
+        self.log.last(20)
     }
 
     fn tools(&self) -> Option<Tools> {
-        Some(Tools::Docker { container: self.id.clone(), major: self.major })
+        let container = self.container.clone()?;
+        let dump = self.dump.clone().map(|p| (p, DUMP_PATH.to_string()));
+        Some(Tools::Docker { container, major: self.major, password: self.password.clone(), dump })
     }
 }
 
 impl Drop for DockerServer {
     fn drop(&mut self) {
-        if !self.kept {
-            remove(&self.id);
+        let Some(container) = self.container.take() else { return };
+        if self.kept {
+            // testcontainers removes a container when its handle drops.
+            std::mem::forget(container);
+            return;
+        }
+        let id = self.id.clone();
+        let removed = match Arc::try_unwrap(container) {
+            Ok(c) => match tokio::runtime::Handle::try_current() {
+                Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                    tokio::task::block_in_place(|| h.block_on(c.rm())).map_err(|e| causes(&e))
+                }
+                // No runtime to drive testcontainers' client: remove it with a
+                // fresh one, and drop the handle without its own removal.
+                _ => {
+                    std::mem::forget(c);
+                    on_engine(move |docker| async move { remove(&docker, &id).await })
+                }
+            },
+            Err(shared) => {
+                drop(shared); // a restore still holds it; the last handle removes it
+                Ok(())
+            }
+        };
+        if let Err(e) = removed {
+            eprintln!(
+                "lockimpact: could not remove container {}: {e}\n  remove it with: docker rm -f -v {}",
+                short(&self.id),
+                self.id
+            );
         }
     }
 }
 
-/// Removes a container and its anonymous volumes, waiting until it is gone.
-fn remove(id: &str) {
-    let _ = output_within(docker().args(["rm", "--force", "--volumes", id]), Duration::from_secs(120));
+/// Runs an engine request to its end from synchronous code (a guard's drop,
+/// `keep`): on the runtime's client, or with a fresh client on a thread of
+/// its own when there is no multi-threaded runtime to block on.
+fn on_engine<T, F>(f: impl FnOnce(bollard::Docker) -> F + Send + 'static) -> std::result::Result<T, String>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = std::result::Result<T, String>> + Send,
+{
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| h.block_on(async { f(client().await?).await }))
+        }
+        _ => std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+            rt.block_on(async { f(bollard::Docker::connect_with_defaults().map_err(|e| causes(&e))?).await })
+        })
+        .join()
+        .unwrap_or_else(|_| Err("the engine thread panicked".into())),
+    }
 }
 
-fn short(id: &str) -> &str {
+/// Removes a container and its anonymous volumes.
+pub async fn remove(docker: &bollard::Docker, id: &str) -> std::result::Result<(), String> {
+    let options = RemoveContainerOptionsBuilder::new().force(true).v(true).build();
+    ask("remove container", docker.remove_container(id, Some(options))).await
+}
+
+/// Every container (running or not) with the label `filter` (`key=value`).
+pub async fn containers(filter: &str) -> std::result::Result<Vec<ContainerSummary>, String> {
+    let docker = client().await?;
+    let filters = HashMap::from([("label", vec![filter])]);
+    let options = ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
+    ask("list containers", docker.list_containers(Some(options))).await
+}
+
+/// Removes every container with the label `filter`, quietly (a failed
+/// start-up's cleanup).
+async fn remove_labelled(filter: &str) {
+    let Ok(docker) = client().await else { return };
+    for c in containers(filter).await.unwrap_or_default() {
+        if let Some(id) = c.id {
+            let _ = remove(&docker, &id).await;
+        }
+    }
+}
+
+pub fn short(id: &str) -> &str {
     &id[..id.len().min(12)]
 }
 
-/// A password for the container's superuser; the port is published on
-/// 127.0.0.1 only, this keeps other local users out as well.
-fn random_password() -> String {
+/// 32 random hex digits: the container's superuser password (its port is
+/// published on 127.0.0.1 only; this keeps other local users out as well),
+/// and the start-up's label.
+fn random_hex() -> String {
     use std::hash::{BuildHasher, Hasher};
     let mut out = String::new();
     for i in 0..2u64 {

@@ -66,6 +66,7 @@ impl LocalServer {
             .tempdir_in(&base)
             .map_err(|e| Error::env(format!("cannot create a temp dir in {} (TMPDIR): {e}", base.display())))?;
         let root = dir.path().to_path_buf();
+        super::owner::Owner::current().write_to(&root)?; // for `lockimpact clean`
         let data = root.join("data");
         // The socket lives here: only its owner may enter.
         std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700))
@@ -272,6 +273,7 @@ impl super::ServerHandle for LocalServer {
     fn keep(&mut self, dbname: &str) -> String {
         self.kept = true;
         let path = self.dir.take().map(|d| d.keep()).unwrap_or_default();
+        let _ = std::fs::write(path.join(super::owner::KEPT_FILE), ""); // `lockimpact clean` leaves it alone
         let su = if self.run_as.is_some() { "su postgres -s /bin/sh -c " } else { "" };
         let stop = format!("{}/pg_ctl -D {} stop", self.bins.dir.display(), self.data.display());
         let who = if self.run_as.is_some() { "root and the postgres user" } else { "you" };

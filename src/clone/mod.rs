@@ -5,16 +5,20 @@
 //! makes a fresh copy of it for each run.
 //!
 //! Backends plug in by implementing `ServerHandle`: `local` (initdb + pg_ctl),
-//! `docker` (a container of the official image) and `url` (an existing
-//! server, behind an explicit opt-in); `start` picks one. `guard` refuses the
-//! SQL a backend must not run.
+//! `docker` (a container of the official image, on testcontainers) and `url`
+//! (an existing server, behind an explicit opt-in); `start` picks one.
+//! `guard` refuses the SQL a backend must not run. `owner` names the run a
+//! server belongs to, for `lockimpact clean`.
 
 pub mod docker;
 pub mod guard;
 pub mod local;
+pub mod owner;
 pub mod restore;
 pub mod template;
 pub mod url;
+
+use std::path::Path;
 
 use tokio_util::sync::CancellationToken;
 
@@ -57,31 +61,45 @@ pub trait ServerHandle: Send + Sync {
 
 pub type Server = Box<dyn ServerHandle>;
 
-/// Starts a server with the backend the plan asks for, saying which and why.
+/// Starts a local or url server (tests, benchmarks: no async runtime needed);
+/// the docker backend starts with `start_cancellable`.
 pub fn start(plan: &ClonePlan, say: &dyn Fn(&str)) -> Result<Server> {
-    start_cancellable(plan, say, None)
+    match plan.backend {
+        Backend::Local => start_local(plan, say),
+        Backend::Url => start_url(plan, say),
+        Backend::Docker | Backend::Auto => Err(Error::env(
+            "clone::start starts local and url servers; use clone::start_cancellable for docker and auto",
+        )),
+    }
 }
 
-/// `start` that gives up when `cancel` fires (Ctrl-C during a pull or a slow
-/// container start-up); whatever was started is removed.
-pub fn start_cancellable(plan: &ClonePlan, say: &dyn Fn(&str), cancel: Option<&CancellationToken>) -> Result<Server> {
-    match start_backend(plan, say, cancel) {
+/// Starts a server with the backend the plan asks for, saying which and why;
+/// gives up when `cancel` fires (Ctrl-C during a pull or a slow container
+/// start-up), and whatever was started is removed. `dump` is the snapshot to
+/// restore later: the docker backend mounts it into the container.
+pub async fn start_cancellable(
+    plan: &ClonePlan,
+    dump: Option<&Path>,
+    say: &dyn Fn(&str),
+    cancel: Option<&CancellationToken>,
+) -> Result<Server> {
+    match start_backend(plan, dump, say, cancel).await {
         Err(_) if cancel.is_some_and(|c| c.is_cancelled()) => Err(Error::interrupted()),
         other => other,
     }
 }
 
-fn start_backend(plan: &ClonePlan, say: &dyn Fn(&str), cancel: Option<&CancellationToken>) -> Result<Server> {
+async fn start_backend(
+    plan: &ClonePlan,
+    dump: Option<&Path>,
+    say: &dyn Fn(&str),
+    cancel: Option<&CancellationToken>,
+) -> Result<Server> {
     match plan.backend {
         Backend::Local => start_local(plan, say),
-        Backend::Url => {
-            let server = url::UrlServer::new(plan.url.as_deref().unwrap_or_default())?;
-            say("backend: url (an existing server, opted in with --allow-existing-server)");
-            say(&format!("server: {}", server.location()));
-            Ok(Box::new(server))
-        }
+        Backend::Url => start_url(plan, say),
         Backend::Docker => {
-            let engine = docker::engine().map_err(|why| {
+            let engine = docker::engine().await.map_err(|why| {
                 Error::env(format!(
                     "the docker backend needs a Docker engine, and none answers: {why}\n\
                      Start Docker (or set DOCKER_HOST), or use --backend local with PostgreSQL server binaries."
@@ -93,15 +111,15 @@ fn start_backend(plan: &ClonePlan, say: &dyn Fn(&str), cancel: Option<&Cancellat
                      or --image NAME:TAG",
                 )
             })?;
-            ensure_image(&image, say, cancel).map_err(|why| {
+            ensure_image(&image, say, cancel).await.map_err(|why| {
                 Error::env(format!(
                     "image {image} is not present in the Docker engine and cannot be pulled: {why}\n\
                      Pull or build it first (docker pull {image}), or pass --image with one that is present."
                 ))
             })?;
-            start_docker(plan, &image, &format!("backend: docker (Docker engine {engine})"), say, cancel)
+            start_docker(plan, &image, dump, &format!("backend: docker (Docker engine {engine})"), say, cancel).await
         }
-        Backend::Auto => start_auto(plan, say, cancel),
+        Backend::Auto => start_auto(plan, dump, say, cancel).await,
     }
 }
 
@@ -111,37 +129,50 @@ fn start_local(plan: &ClonePlan, say: &dyn Fn(&str)) -> Result<Server> {
     Ok(Box::new(server))
 }
 
-fn start_docker(
+fn start_url(plan: &ClonePlan, say: &dyn Fn(&str)) -> Result<Server> {
+    let server = url::UrlServer::new(plan.url.as_deref().unwrap_or_default())?;
+    say("backend: url (an existing server, opted in with --allow-existing-server)");
+    say(&format!("server: {}", server.location()));
+    Ok(Box::new(server))
+}
+
+async fn start_docker(
     plan: &ClonePlan,
     image: &str,
+    dump: Option<&Path>,
     why: &str,
     say: &dyn Fn(&str),
     cancel: Option<&CancellationToken>,
 ) -> Result<Server> {
     say(why);
-    let server = docker::DockerServer::start(plan, image, cancel)?;
+    let server = docker::DockerServer::start(plan, image, dump, cancel).await?;
     say(&format!("server: {}", server.location()));
     Ok(Box::new(server))
 }
 
 /// Present, or pulled now.
-fn ensure_image(
+async fn ensure_image(
     image: &str,
     say: &dyn Fn(&str),
     cancel: Option<&CancellationToken>,
 ) -> std::result::Result<&'static str, String> {
-    if docker::image_present(image) {
+    if docker::image_present(image).await {
         return Ok("present");
     }
     say(&format!("pulling image {image}"));
-    docker::pull(image, cancel).map(|_| "pulled")
+    docker::pull(image, cancel).await.map(|_| "pulled")
 }
 
 /// `auto`: Docker when an engine answers and the image is present or can be
 /// pulled, else local binaries of the requested major version, else an error
 /// that says what to install. Without `clone.pg_version` (and `--image`) any
 /// local server binaries will do, so those come first.
-fn start_auto(plan: &ClonePlan, say: &dyn Fn(&str), cancel: Option<&CancellationToken>) -> Result<Server> {
+async fn start_auto(
+    plan: &ClonePlan,
+    dump: Option<&Path>,
+    say: &dyn Fn(&str),
+    cancel: Option<&CancellationToken>,
+) -> Result<Server> {
     let Some(image) = docker::image_for(plan) else {
         return match local::find_binaries(plan.pg_bin.as_deref(), None) {
             Ok(b) => {
@@ -159,17 +190,12 @@ fn start_auto(plan: &ClonePlan, say: &dyn Fn(&str), cancel: Option<&Cancellation
             ))),
         };
     };
-    let docker_unusable = match docker::engine() {
+    let docker_unusable = match docker::engine().await {
         Err(why) => format!("no Docker engine answers ({why})"),
-        Ok(engine) => match ensure_image(&image, say, cancel) {
+        Ok(engine) => match ensure_image(&image, say, cancel).await {
             Ok(how) => {
-                return start_docker(
-                    plan,
-                    &image,
-                    &format!("backend: docker (auto: Docker engine {engine} answers and image {image} is {how})"),
-                    say,
-                    cancel,
-                );
+                let why = format!("backend: docker (auto: Docker engine {engine} answers and image {image} is {how})");
+                return start_docker(plan, &image, dump, &why, say, cancel).await;
             }
             Err(why) => format!("image {image} is not present and cannot be pulled ({why})"),
         },

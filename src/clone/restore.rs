@@ -10,9 +10,11 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::Server;
+use super::docker::Container;
 use super::template::{Dataset, TEMPLATE_DB, connect, describe_dataset};
 use crate::error::{Error, Result, describe_pg};
 
@@ -92,12 +94,10 @@ pub struct DumpPlan {
 pub enum Tools {
     /// On this machine, from the server's binary directory, over its socket.
     Local { bin_dir: PathBuf, socket_dir: PathBuf, port: u16, major: u32 },
-    /// Inside a container, with `docker exec`, over the container's socket.
-    Docker { container: String, major: u32 },
+    /// Inside the container (testcontainers' exec), over the container's
+    /// socket; `dump` is the dump mounted into it (host path, path inside).
+    Docker { container: Arc<Container>, major: u32, password: String, dump: Option<(PathBuf, String)> },
 }
-
-/// Where the dump is staged inside a container.
-const STAGED: &str = "/tmp/lockimpact-dump";
 
 impl Tools {
     fn major(&self) -> u32 {
@@ -106,47 +106,41 @@ impl Tools {
         }
     }
 
-    /// A client program connecting to `dbname` as `postgres`.
-    fn command(&self, program: &str, dbname: &str) -> Command {
+    /// Runs a client program with `args`, connecting to `dbname` as
+    /// `postgres` when one is given, and collects its output.
+    async fn run(&self, program: &str, dbname: Option<&str>, args: &[&str]) -> Result<Output> {
         match self {
             Tools::Local { bin_dir, socket_dir, port, .. } => {
                 let mut c = Command::new(bin_dir.join(program));
-                c.arg("-h").arg(socket_dir).arg("-p").arg(port.to_string());
-                c.args(["-U", "postgres", "-d", dbname]);
-                c.env_remove("PGSERVICE").env_remove("PGOPTIONS");
-                c
+                if let Some(db) = dbname {
+                    c.arg("-h").arg(socket_dir).arg("-p").arg(port.to_string());
+                    c.args(["-U", "postgres", "-d", db]);
+                }
+                c.args(args).env_remove("PGSERVICE").env_remove("PGOPTIONS");
+                output(c, program).await
             }
-            Tools::Docker { container, .. } => {
-                let mut c = super::docker::docker();
-                c.args(["exec", "-u", "postgres", container, program, "-U", "postgres", "-d", dbname]);
-                c
+            Tools::Docker { container, password, .. } => {
+                let mut cmd = vec![program];
+                if let Some(db) = dbname {
+                    cmd.extend(["-U", "postgres", "-d", db]);
+                }
+                cmd.extend(args);
+                super::docker::exec(container, &cmd, &[("PGPASSWORD", password.as_str())]).await
             }
         }
     }
 
-    /// Makes the dump readable where the tools run; returns its path there.
+    /// Where the tools read the dump: its path on this machine, or inside the
+    /// container, where the backend mounted it when it started.
     fn stage(&self, dump: &Path) -> Result<String> {
+        let path = std::path::absolute(dump).unwrap_or(dump.to_path_buf());
         match self {
-            Tools::Local { .. } => Ok(std::path::absolute(dump).unwrap_or(dump.to_path_buf()).display().to_string()),
-            Tools::Docker { container, .. } => {
-                let target = format!("{container}:{STAGED}");
-                run_checked(super::docker::docker().arg("cp").arg(dump).arg(&target), "docker cp (copying the dump)")?;
-                run_checked(
-                    super::docker::docker().args(["exec", "-u", "root", container, "chown", "-R", "postgres", STAGED]),
-                    "docker exec chown",
-                )?;
-                Ok(STAGED.to_string())
-            }
-        }
-    }
-
-    fn unstage(&self) {
-        if let Tools::Docker { container, .. } = self {
-            let _ = super::docker::docker()
-                .args(["exec", "-u", "root", container, "rm", "-rf", STAGED])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
+            Tools::Local { .. } => Ok(path.display().to_string()),
+            Tools::Docker { dump: Some((host, inside)), .. } if *host == path => Ok(inside.clone()),
+            Tools::Docker { .. } => Err(Error::env(format!(
+                "{}: the dump was not mounted into the container when it started",
+                dump.display()
+            ))),
         }
     }
 
@@ -163,21 +157,6 @@ impl Tools {
             ),
         }
     }
-}
-
-fn run_checked(cmd: &mut Command, what: &str) -> Result<Output> {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| Error::env(format!("{what}: cannot run {:?}: {e}", cmd.get_program())))?;
-    if !out.status.success() {
-        return Err(Error::env(format!(
-            "{what} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(out)
 }
 
 /// Runs a blocking client program off the async runtime's worker threads.
@@ -215,19 +194,7 @@ async fn needed_extensions(tools: &Tools, dump: &DumpPlan, staged: &str) -> Resu
         }
     } else {
         // `-l` only reads the dump's table of contents.
-        let cmd = match tools {
-            Tools::Local { bin_dir, .. } => {
-                let mut c = Command::new(bin_dir.join("pg_restore"));
-                c.arg("-l").arg(staged);
-                c
-            }
-            Tools::Docker { container, .. } => {
-                let mut c = super::docker::docker();
-                c.args(["exec", "-u", "postgres", container, "pg_restore", "-l", staged]);
-                c
-            }
-        };
-        let out = output(cmd, "pg_restore -l").await?;
+        let out = tools.run("pg_restore", None, &["-l", staged]).await?;
         if !out.status.success() {
             return Err(Error::input(format!(
                 "{}: pg_restore {} cannot read the dump: {}",
@@ -309,9 +276,7 @@ pub async fn restore(server: &Server, dump: &DumpPlan, say: &(dyn Fn(&str) + Syn
     super::template::create_template(server).await?;
 
     let staged = tools.stage(&dump.path)?;
-    let result = restore_staged(server, &tools, dump, &staged, say).await;
-    tools.unstage();
-    let notes = result?;
+    let notes = restore_staged(server, &tools, dump, &staged, say).await?;
     let restore_time = started.elapsed();
 
     let db = connect(server, TEMPLATE_DB, "analyze").await?;
@@ -362,29 +327,21 @@ async fn restore_staged(
         say(&format!("extensions created for the dump: {}", needed.join(", ")));
     }
 
-    let mut cmd;
-    let program;
-    if dump.format == DumpFormat::Plain {
-        program = "psql";
-        cmd = tools.command("psql", TEMPLATE_DB);
-        cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=0", "-f", staged]);
-    } else {
-        program = "pg_restore";
-        cmd = tools.command("pg_restore", TEMPLATE_DB);
-        cmd.args(["--no-owner", "--no-privileges"]);
-        if matches!(dump.format, DumpFormat::Custom | DumpFormat::Directory) && dump.jobs > 1 {
-            cmd.arg("-j").arg(dump.jobs.to_string());
+    let jobs = dump.jobs.to_string();
+    let (program, args): (&str, Vec<&str>) = match dump.format {
+        DumpFormat::Plain => ("psql", vec!["-X", "-q", "-v", "ON_ERROR_STOP=0", "-f", staged]),
+        DumpFormat::Custom | DumpFormat::Directory if dump.jobs > 1 => {
+            ("pg_restore", vec!["--no-owner", "--no-privileges", "-j", &jobs, staged])
         }
-        cmd.arg(staged);
-    }
-    cmd.stdout(Stdio::null());
+        _ => ("pg_restore", vec!["--no-owner", "--no-privileges", staged]),
+    };
     let jobs = if program == "pg_restore" && dump.format != DumpFormat::Tar {
         format!(" with {} jobs", dump.jobs)
     } else {
         String::new()
     };
     say(&format!("restoring {file} ({} dump) with {program} {}{jobs}", dump.format.as_str(), tools.major()));
-    let out = output(cmd, program).await?;
+    let out = tools.run(program, Some(TEMPLATE_DB), &args).await?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     let o = classify(&stderr);
     if !o.missing_extensions.is_empty() {
@@ -396,9 +353,11 @@ async fn restore_staged(
         )));
     }
     // A full disk shows in the client's errors, or only in the server's log
-    // (when the server could not write its WAL and stopped).
-    const NO_SPACE: &str = "No space left on device";
-    if stderr.contains(NO_SPACE) || server.log_tail().contains(NO_SPACE) {
+    // (when the server could not write its WAL and stopped); a write cut
+    // short by it is "could not extend file …: wrote only N of M bytes".
+    const DISK_FULL: [&str; 2] = ["No space left on device", "could not extend file"];
+    let log = server.log_tail();
+    if DISK_FULL.iter().any(|m| stderr.contains(m) || log.contains(m)) {
         // The server's disk, not the dump: its log is attached to the error.
         return Err(Error::db(format!(
             "{file}: the clone ran out of disk space while restoring the dump; give it more room: set TMPDIR to a \

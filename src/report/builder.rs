@@ -35,6 +35,15 @@ fn latency(h: &Hist) -> Latency {
     }
 }
 
+/// Per phase (`baseline`, `during`, `after`): `slots` merged over the phase's slots.
+fn per_phase(slots: &[Option<Hist>]) -> [(&'static str, Option<Hist>); 3] {
+    [
+        ("baseline", merged(slots.get(Slot::Baseline.index()).into_iter())),
+        ("during", merged(slots.iter().enumerate().filter(|(i, _)| Slot::from_index(*i).is_during()).map(|(_, h)| h))),
+        ("after", merged(slots.get(Slot::After.index()).into_iter())),
+    ]
+}
+
 fn merged<'a>(hists: impl Iterator<Item = &'a Option<Hist>>) -> Option<Hist> {
     let mut out: Option<Hist> = None;
     for h in hists.flatten() {
@@ -87,17 +96,8 @@ pub fn build(rec: &RunRecord) -> Report {
     // Latency per class and phase.
     let mut lat: BTreeMap<String, BTreeMap<String, Latency>> = BTreeMap::new();
     for (c, name) in w.classes.iter().enumerate() {
-        let slots = &w.latency[c];
-        let phases = [
-            ("baseline", merged(slots.get(Slot::Baseline.index()).into_iter())),
-            (
-                "during",
-                merged(slots.iter().enumerate().filter(|(i, _)| Slot::from_index(*i).is_during()).map(|(_, h)| h)),
-            ),
-            ("after", merged(slots.get(Slot::After.index()).into_iter())),
-        ];
         let entry = lat.entry(name.clone()).or_default();
-        for (phase, h) in phases {
+        for (phase, h) in per_phase(&w.latency[c]) {
             entry.insert(phase.to_string(), h.as_ref().map(latency).unwrap_or_default());
         }
     }
@@ -334,6 +334,13 @@ pub fn build(rec: &RunRecord) -> Report {
             schedule_lag_p50_ms: us_to_ms(w.schedule_lag.value_at_quantile(0.5)),
             schedule_lag_p99_ms: lag_p99,
             kept_schedule,
+            pool: w.pool.as_ref().map(|p| PoolSummary {
+                size: p.size,
+                wait: per_phase(&p.wait)
+                    .into_iter()
+                    .map(|(phase, h)| (phase.to_string(), h.as_ref().map(latency).unwrap_or_default()))
+                    .collect(),
+            }),
         },
         migration: MigrationSummary {
             transaction: rec.migration.transaction.map(|t| t.as_str().to_string()).unwrap_or_default(),

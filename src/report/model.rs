@@ -113,6 +113,18 @@ pub struct WorkloadSummary {
     pub schedule_lag_p99_ms: f64,
     /// False when the client could not keep the schedule (see `warnings`).
     pub kept_schedule: bool,
+    /// A session replay's connection pool (absent for a rate-based workload).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<PoolSummary>,
+}
+
+/// A session replay's connection pool: its size, and per phase (`baseline`,
+/// `during`, `after`) how long sessions waited for a connection (the wait
+/// also counts in their first statement's latency).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PoolSummary {
+    pub size: u32,
+    pub wait: BTreeMap<String, Latency>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -68,6 +68,9 @@ pub struct WorkloadSection {
     pub replay: Option<String>,
     /// Replay speed: recorded offsets are divided by it (default 1.0).
     pub speed: Option<f64>,
+    /// Size of the replay's connection pool (default: what the clone's
+    /// max_connections leaves after the tool's own connections).
+    pub pool: Option<u32>,
     /// More workload files whose classes are added (e.g. a long reader).
     #[serde(default)]
     pub extra: Vec<String>,

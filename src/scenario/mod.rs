@@ -88,6 +88,8 @@ pub struct WorkloadPlan {
     /// `workload.replay`: a session replay instead of paced classes, and its speed.
     pub replay: Option<std::sync::Arc<crate::workload::replay::Replay>>,
     pub speed: f64,
+    /// `workload.pool`: the replay's connection pool size (default from max_connections).
+    pub pool: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -349,6 +351,14 @@ fn load_file(path: &Path, sets: &[String], args: &RunOptions) -> Result<Plan> {
             "{file}: workload.speed must be greater than 0 and applies to workload.replay only, not {speed}"
         )));
     }
+    if let Some(n) = w.pool
+        && (replay.is_none() || n == 0 || n > 10_000)
+    {
+        return Err(Error::input(format!(
+            "{file}: workload.pool = {n}: the size of a session replay's connection pool must be between 1 and \
+             10000, and applies to workload.replay only"
+        )));
+    }
     let mut classes = Vec::new();
     let mut source = String::new();
     let mut recorded = RecordedRates::default();
@@ -481,6 +491,7 @@ fn load_file(path: &Path, sets: &[String], args: &RunOptions) -> Result<Plan> {
             statement_timeout: w.statement_timeout.0,
             replay,
             speed,
+            pool: w.pool,
         },
         phases,
         migration_path,

@@ -1,11 +1,15 @@
 //! Session replay: the file format `lockimpact record log --replay` writes
 //! (JSON lines: a header, then one line per session) and the replay driver.
-//! Each session runs on its own connection and issues its statements in their
-//! recorded order at their recorded offsets divided by `speed`; a statement's
-//! latency counts from that intended start (as the pacer's operations do), so
-//! a session held up by a lock shows the whole delay. A session connects at
-//! its first statement and disconnects after its last. When the replay is
-//! shorter than the rehearsal it starts over.
+//! Each session issues its statements in their recorded order at their
+//! recorded offsets divided by `speed`; a statement's latency counts from
+//! that intended start (as the pacer's operations do), so a session held up
+//! by a lock shows the whole delay. A session takes a connection from a
+//! bounded deadpool-postgres pool at its first statement and gives it back
+//! after its last (recycled with `DISCARD ALL`), as an application behind a
+//! connection pool (or pgbouncer) does: a log of thousands of short sessions
+//! cannot exhaust `max_connections`, and the wait for a free connection
+//! counts in the first statement's latency and is reported per phase. When
+//! the replay is shorter than the rehearsal it starts over.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -14,11 +18,14 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+use deadpool_postgres::{Hook, HookError, Manager, ManagerConfig, Pool, PoolError, RecyclingMethod};
+
 use super::Seconds;
 use super::pacer::PacerResult;
 use super::worker::WorkerStats;
 use crate::error::{Error, Result, describe_pg, sqlstate};
-use crate::record::new_hist;
+use crate::record::{Hist, PoolRecord, new_hist};
+use crate::sampler::Roles;
 use crate::timeline::{Clock, Slot};
 
 /// The first line of a replay file.
@@ -149,97 +156,117 @@ pub fn tx_effect(sql: &str) -> Option<bool> {
     }
 }
 
+/// Connections the tool keeps free for itself besides the replay's pool (a
+/// control connection, e.g. the sampler reconnecting).
+const SPARE_CONNECTIONS: i64 = 1;
+
+/// The replay's connection pool: `size` connections, or by default as many
+/// as the server's `max_connections` allows beside every connection open now
+/// (the sampler's and the migration's), the superuser-reserved slots (unless
+/// the role is a superuser) and `SPARE_CONNECTIONS`; never more than there
+/// are sessions. Each new connection's backend is registered as a workload
+/// session; a connection given back is recycled with `DISCARD ALL`.
+pub async fn pool(target: crate::pg::Target, size: Option<u32>, sessions: usize, roles: Arc<Roles>) -> Result<Pool> {
+    let recycling = ManagerConfig { recycling_method: RecyclingMethod::Custom("DISCARD ALL".into()) };
+    let manager = match target.tls.client_config() {
+        None => Manager::from_config(target.config, tokio_postgres::NoTls, recycling),
+        Some(tls) => {
+            let connector = tokio_postgres_rustls::MakeRustlsConnect::new(rustls::ClientConfig::clone(tls));
+            Manager::from_config(target.config, connector, recycling)
+        }
+    };
+    let register = Hook::async_fn(move |client: &mut deadpool_postgres::ClientWrapper, _| {
+        let roles = roles.clone();
+        Box::pin(async move {
+            let row = client.query_one("SELECT pg_backend_pid()", &[]).await.map_err(HookError::Backend)?;
+            roles.add_workload(row.get(0));
+            Ok(())
+        })
+    });
+    let pool = Pool::builder(manager)
+        .max_size(size.unwrap_or(1) as usize)
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .post_create(register)
+        .build()
+        .map_err(|e| Error::env(format!("cannot build the replay's connection pool: {e}")))?;
+    if size.is_some() {
+        return Ok(pool);
+    }
+    let first =
+        pool.get().await.map_err(|e| Error::db(format!("cannot open a replay connection: {}", pool_error(&e))))?;
+    let row = first
+        .query_one(
+            "SELECT current_setting('max_connections')::int8, current_setting('superuser_reserved_connections')::int8, \
+             (SELECT rolsuper FROM pg_roles WHERE rolname = current_user), \
+             (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')",
+            &[],
+        )
+        .await
+        .map_err(|e| Error::db(describe_pg(&e)))?;
+    let (max, reserved, superuser, open): (i64, i64, bool, i64) = (row.get(0), row.get(1), row.get(2), row.get(3));
+    // `open` counts this pool's first connection, which the pool keeps.
+    let free = max - if superuser { 0 } else { reserved } - (open - 1) - SPARE_CONNECTIONS;
+    if free < 1 {
+        return Err(Error::env(format!(
+            "max_connections = {max} leaves no connection for the session replay ({} open already); raise it in \
+             [clone.settings] or set workload.pool",
+            open - 1
+        )));
+    }
+    pool.resize((free as usize).min(sessions.max(1)));
+    Ok(pool)
+}
+
+/// A pool error with the server's own message when there is one.
+fn pool_error(e: &PoolError) -> String {
+    match e {
+        PoolError::Backend(e) | PoolError::PostCreateHook(HookError::Backend(e)) => describe_pg(e),
+        other => other.to_string(),
+    }
+}
+
+/// The SQLSTATE of a pool error (`08006`-like client codes as `sqlstate` gives).
+fn pool_sqlstate(e: &PoolError) -> String {
+    match e {
+        PoolError::Backend(e) | PoolError::PostCreateHook(HookError::Backend(e)) => sqlstate(e),
+        _ => "XXCLI".to_string(),
+    }
+}
+
 /// What a replay runs with and where it records.
 pub struct Driver {
     pub replay: Arc<Replay>,
     pub speed: f64,
-    pub target: crate::pg::Target,
+    pub pool: Pool,
     pub clock: Arc<Clock>,
     pub stats: Arc<Mutex<WorkerStats>>,
     pub seconds: Arc<Mutex<Seconds>>,
-    pub roles: Arc<crate::sampler::Roles>,
+    /// Per slot: how long sessions waited for a pooled connection (µs).
+    pub pool_wait: Arc<Mutex<PoolRecord>>,
     pub stop: CancellationToken,
 }
 
 /// Runs every session until `stop`; returns what the pacer would.
 pub async fn run(d: Driver) -> PacerResult {
-    let Driver { replay, speed, target, clock, stats, seconds, roles, stop } = d;
+    let Driver { replay, speed, pool, clock, stats, seconds, pool_wait, stop } = d;
     let start = Instant::now();
     let round = replay.duration().div_f64(speed);
     let lag = Arc::new(Mutex::new(new_hist()));
     let mut tasks = Vec::new();
     for (i, _) in replay.sessions.iter().enumerate().filter(|(_, s)| !s.statements.is_empty()) {
-        let (replay, target, clock, stats, seconds, roles, stop, lag) = (
-            replay.clone(),
-            target.clone(),
-            clock.clone(),
-            stats.clone(),
-            seconds.clone(),
-            roles.clone(),
-            stop.clone(),
-            lag.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let session = &replay.sessions[i];
-            let mut client = None;
-            for r in 0u32.. {
-                let base = start + round * r;
-                let mut open = false;
-                let mut prev_done = base;
-                for st in &session.statements {
-                    let intended = base + Duration::from_secs_f64(st.at_ms / 1000.0 / speed);
-                    tokio::select! {
-                        _ = tokio::time::sleep_until(intended.into()) => {}
-                        _ = stop.cancelled() => return,
-                    }
-                    if client.is_none() {
-                        match target.connect().await {
-                            Ok(c) => {
-                                if let Ok(row) = c.query_one("SELECT pg_backend_pid()", &[]).await {
-                                    roles.add_workload(row.get(0));
-                                }
-                                client = Some(c);
-                            }
-                            Err(e) => {
-                                stats.lock().expect("stats").error(st.class, sqlstate(&e), || describe_pg(&e));
-                                continue;
-                            }
-                        }
-                    }
-                    let c = client.as_ref().expect("connected");
-                    let slot = clock.current();
-                    // Schedule lag is the client's own delay: from when the
-                    // statement was due and its session free, to its sending.
-                    // Waiting for the session's previous statement is the
-                    // server's doing and counts in latency, not here.
-                    let ready = intended.max(prev_done);
-                    let _ = lag
-                        .lock()
-                        .expect("lag")
-                        .record(Instant::now().saturating_duration_since(ready).as_micros() as u64);
-                    let result = c.simple_query(&st.sql).await;
-                    let done = Instant::now();
-                    prev_done = done;
-                    let latency = done.saturating_duration_since(intended).as_micros() as u64;
-                    if let Some(o) = tx_effect(&st.sql) {
-                        open = o;
-                    }
-                    let outcome = match &result {
-                        Ok(_) => Ok(latency),
-                        Err(e) => Err((sqlstate(e), || describe_pg(e))),
-                    };
-                    stats.lock().expect("stats").finished(st.class, slot, outcome);
-                    seconds.lock().expect("seconds").record(done, st.class, result.is_ok().then_some(latency));
-                    if c.is_closed() {
-                        client = None;
-                    }
-                }
-                if open && let Some(c) = &client {
-                    let _ = c.simple_query("ROLLBACK").await; // the recording ended inside a transaction
-                }
-                client = None; // the recorded session ended: disconnect until the next round
-            }
-        }));
+        let session = Replayer {
+            replay: replay.clone(),
+            index: i,
+            speed,
+            pool: pool.clone(),
+            clock: clock.clone(),
+            stats: stats.clone(),
+            seconds: seconds.clone(),
+            pool_wait: pool_wait.clone(),
+            lag: lag.clone(),
+            stop: stop.clone(),
+        };
+        tasks.push(tokio::spawn(session.run(start, round)));
     }
     stop.cancelled().await;
     let stop_at = Instant::now();
@@ -270,4 +297,119 @@ pub async fn run(d: Driver) -> PacerResult {
     }
     let schedule_lag = lag.lock().expect("lag").clone();
     PacerResult { issued_measured: issued, schedule_lag }
+}
+
+/// One recorded session, replayed round after round.
+struct Replayer {
+    replay: Arc<Replay>,
+    index: usize,
+    speed: f64,
+    pool: Pool,
+    clock: Arc<Clock>,
+    stats: Arc<Mutex<WorkerStats>>,
+    seconds: Arc<Mutex<Seconds>>,
+    pool_wait: Arc<Mutex<PoolRecord>>,
+    lag: Arc<Mutex<Hist>>,
+    stop: CancellationToken,
+}
+
+impl Replayer {
+    async fn run(self, start: Instant, round: Duration) {
+        let statements = &self.replay.sessions[self.index].statements;
+        let mut client: Option<deadpool_postgres::Object> = None;
+        for r in 0u32.. {
+            let base = start + round * r;
+            let mut open = false;
+            let mut prev_done = base;
+            for st in statements {
+                let intended = base + Duration::from_secs_f64(st.at_ms / 1000.0 / self.speed);
+                tokio::select! {
+                    _ = tokio::time::sleep_until(intended.into()) => {}
+                    _ = self.stop.cancelled() => return,
+                }
+                if client.is_none() {
+                    match self.connection(st.class).await {
+                        Some(Ok(c)) => client = Some(c),
+                        Some(Err(())) => continue,
+                        None => return,
+                    }
+                    prev_done = prev_done.max(Instant::now()); // the session is free from now on
+                }
+                let c = client.as_ref().expect("connected");
+                let slot = self.clock.current();
+                // Schedule lag is the client's own delay: from when the
+                // statement was due and its session free, to its sending.
+                // Waiting for the session's previous statement, or for a
+                // pooled connection, counts in latency, not here.
+                let ready = intended.max(prev_done);
+                let _ = self
+                    .lag
+                    .lock()
+                    .expect("lag")
+                    .record(Instant::now().saturating_duration_since(ready).as_micros() as u64);
+                let result = c.simple_query(&st.sql).await;
+                let done = Instant::now();
+                prev_done = done;
+                let latency = done.saturating_duration_since(intended).as_micros() as u64;
+                if let Some(o) = tx_effect(&st.sql) {
+                    open = o;
+                }
+                let outcome = match &result {
+                    Ok(_) => Ok(latency),
+                    Err(e) => Err((sqlstate(e), || describe_pg(e))),
+                };
+                self.stats.lock().expect("stats").finished(st.class, slot, outcome);
+                self.seconds.lock().expect("seconds").record(done, st.class, result.is_ok().then_some(latency));
+                if c.is_closed() {
+                    client = None;
+                }
+            }
+            if open && let Some(c) = &client {
+                let _ = c.simple_query("ROLLBACK").await; // the recording ended inside a transaction
+            }
+            client = None; // the recorded session ended: its connection goes back to the pool
+        }
+    }
+
+    /// A pooled connection for the session's next statement (of `class`);
+    /// the wait is recorded for the current phase. `None` when the run stops
+    /// meanwhile; `Err` when none could be had (counted as the statement's error).
+    /// A unix-socket connect refused with EAGAIN (the server's accept queue
+    /// was full for a moment) is tried again for up to a second, as libpq
+    /// does; any other error is not.
+    async fn connection(&self, class: usize) -> Option<std::result::Result<deadpool_postgres::Object, ()>> {
+        let asked = Instant::now();
+        let slot = self.clock.current();
+        let mut tries = 0;
+        let got = loop {
+            let got = tokio::select! {
+                r = self.pool.get() => r,
+                _ = self.stop.cancelled() => return None,
+            };
+            match got {
+                Err(e) if tries < 100 && would_block(&e) => tries += 1,
+                other => break other,
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+                _ = self.stop.cancelled() => return None,
+            }
+        };
+        self.pool_wait.lock().expect("pool wait").record(slot, asked.elapsed());
+        Some(got.map_err(|e| {
+            self.stats.lock().expect("stats").error(class, pool_sqlstate(&e), || pool_error(&e));
+        }))
+    }
+}
+
+/// Whether a pool error is a connect that would have blocked (EAGAIN).
+fn would_block(e: &PoolError) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return io.kind() == std::io::ErrorKind::WouldBlock;
+        }
+        source = s.source();
+    }
+    false
 }

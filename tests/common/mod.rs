@@ -97,6 +97,34 @@ file = "migration.sql"
     path
 }
 
+/// Starts `lockimpact run SCENARIO ARGS` with a long baseline (TMPDIR set to
+/// `tmpdir`) and returns it once the baseline has begun, with its progress
+/// lines so far; the rest of its stderr is drained.
+pub fn run_in_baseline(scenario: &Path, args: &[&str], tmpdir: &Path) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = bin()
+        .args(["run", scenario.to_str().unwrap(), "--set", "phases.baseline=120s"])
+        .args(args)
+        .env("TMPDIR", tmpdir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut seen = String::new();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("baseline") {
+            break;
+        }
+    }
+    assert!(seen.contains("baseline"), "the run never reached its baseline:\n{seen}");
+    std::thread::spawn(move || lines.for_each(drop));
+    (child, seen)
+}
+
 /// A scenario for the url backend, without [snapshot] (the database at the
 /// URL is the dataset), running `migration_sql` under the orders workload.
 pub fn url_scenario(dir: &Path, migration_sql: &str) -> PathBuf {
@@ -153,33 +181,19 @@ pub fn process_alive(pid: i32) -> bool {
 /// scripts/build-test-image; no registry needed).
 pub const TEST_IMAGE: &str = "lockimpact-test/postgres:15";
 
-/// Whether a Docker engine answers; when none does, says why the caller's
-/// test is skipped. The test image is built when it is missing.
-pub fn docker_ready(test: &str) -> bool {
-    let engine = Command::new("docker").args(["version", "--format", "{{.Server.Version}}"]).output();
-    match engine {
-        Ok(o) if o.status.success() => {}
-        Ok(o) => {
-            eprintln!("SKIPPED {test}: no Docker engine answers: {}", String::from_utf8_lossy(&o.stderr).trim());
-            return false;
-        }
-        Err(e) => {
-            eprintln!("SKIPPED {test}: no docker command: {e}");
-            return false;
-        }
-    }
+/// Builds the test image when it is missing (serialised with flock: test
+/// processes run in parallel).
+pub fn ensure_test_image() {
     let present =
         Command::new("docker").args(["image", "inspect", TEST_IMAGE]).output().is_ok_and(|o| o.status.success());
     if !present {
-        // Serialised with flock: test processes run in parallel.
         let status = Command::new("flock")
-            .args(["/tmp/lockimpact-test-image.lock", "bash"])
+            .args(["/tmp/build-test-image.lock", "bash"])
             .arg(repo().join("scripts/build-test-image"))
             .status()
             .expect("run scripts/build-test-image");
         assert!(status.success(), "scripts/build-test-image failed");
     }
-    true
 }
 
 /// Containers this tool started from the lockimpact process `pid` (by label).

@@ -46,6 +46,14 @@ pub fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
         w.errors,
         fmt_ms(w.schedule_lag_p99_ms)
     )?;
+    if let Some(p) = &w.pool {
+        let waits: Vec<String> = ["baseline", "during", "after"]
+            .iter()
+            .filter_map(|phase| p.wait.get(*phase).map(|l| (phase, l)))
+            .map(|(phase, l)| format!("{phase} p99 {} (max {})", fmt_ms(l.p99_ms), fmt_ms(l.max_ms)))
+            .collect();
+        writeln!(out, "  pool:      {} connections; wait for a connection: {}", p.size, waits.join(", "))?;
+    }
     writeln!(
         out,
         "  phases:    warmup {}, baseline {}, migration {}, after {}",
