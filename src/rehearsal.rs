@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clone::Server;
 use crate::clone::template::{self, Dataset, connect};
 use crate::error::{Error, Result, describe_pg};
+use crate::migration::history;
 use crate::migration::runner::Runner;
 use crate::record::{MigrationRecord, RunRecord, Stop};
 use crate::sampler::{Roles, Sampler};
@@ -70,6 +71,36 @@ pub async fn prepare(plan: &Plan, server: &Server, progress: &Progress) -> Resul
     Ok(dataset)
 }
 
+/// The migration to rehearse on this copy (a directory's pending
+/// migrations), after applying, unmeasured, the pending ones before `--from`.
+async fn choose(
+    plan: &Plan,
+    client: &tokio_postgres::Client,
+    say: &(dyn Fn(&str) + Sync),
+) -> Result<(crate::migration::Migration, Option<crate::record::Selection>)> {
+    let chosen = history::choose(&plan.migration, client).await?;
+    let mut selection = chosen.selection;
+    if let Some(sel) = selection.as_mut() {
+        say(&format!(
+            "{}: {} migrations, {} recorded as applied, {} to rehearse{}",
+            sel.format,
+            sel.found,
+            sel.applied.len(),
+            chosen.run.groups.len(),
+            sel.history_table.as_ref().map(|t| format!(" (history: {t})")).unwrap_or_default()
+        ));
+        if !chosen.before.groups.is_empty() {
+            say(&format!(
+                "applying {} before the baseline, unmeasured: {}",
+                chosen.before.groups.len(),
+                sel.applied_before_baseline.join(", ")
+            ));
+            sel.setup_time = history::apply(client, &chosen.before).await?;
+        }
+    }
+    Ok((chosen.run, selection))
+}
+
 /// Runs one rehearsal of `plan` on a fresh copy of the template.
 pub async fn rehearse(
     plan: &Plan,
@@ -105,15 +136,16 @@ pub async fn rehearse(
     roles.set_migration(mig_pid);
 
     let sampler_client = connect(server, run_db, "sampler").await?;
+    let (migration, selection) = choose(plan, &migration_client, say).await?;
 
     let clock = Arc::new(Clock::new());
-    let slots = Slot::count(plan.migration.steps.len());
+    let slots = Slot::count(migration.steps.len());
     let workload =
         workload::start(&plan.workload, classes, server.config(run_db), clock.clone(), roles.clone(), slots).await?;
     let sampler = Sampler::start(sampler_client, plan.sampler_interval, clock.clone(), roles.clone());
     let live = progress.live_line(
         clock.clone(),
-        plan.migration.steps.iter().map(|s| s.name.clone()).collect(),
+        migration.steps.iter().map(|s| s.name.clone()).collect(),
         workload.seconds(),
         sampler.live(),
     );
@@ -123,8 +155,13 @@ pub async fn rehearse(
     // marked incomplete.
     let lost = sampler.lost();
     let stopped = |why: &Stop| say(&format!("stopping early: {}", why.reason()));
-    let mut migration =
-        MigrationRecord { file: plan.migration_path.display().to_string(), pid: mig_pid, ..Default::default() };
+    let mut record = MigrationRecord {
+        file: plan.migration_path.display().to_string(),
+        pid: mig_pid,
+        source: Some(plan.migration.source.describe()),
+        selection,
+        ..Default::default()
+    };
     let mut stop = None;
     say(&format!("warmup {} ms at {} ops/s", plan.phases.warmup.as_millis(), plan.workload.rate));
     if let Err(why) = wait_phase(plan.phases.warmup, cancel, &lost).await {
@@ -137,12 +174,13 @@ pub async fn rehearse(
     }
     if stop.is_none() {
         say(&format!(
-            "migration: {} steps, transaction {}",
-            plan.migration.steps.len(),
-            plan.migration.transaction.as_str()
+            "migration: {} steps in {} groups, transaction {}",
+            migration.steps.len(),
+            migration.groups.len(),
+            migration.transaction_name()
         ));
         let runner = Runner { client: &migration_client, clock: clock.clone(), cancel: cancel.clone(), say };
-        runner.run(&plan.migration, &mut migration).await;
+        runner.run(&migration, &mut record).await;
         stop = Stop::check(cancel, &lost, &migration_client);
     }
     if stop.is_none() {
@@ -178,7 +216,7 @@ pub async fn rehearse(
         marks: clock.marks(),
         end,
         workload,
-        migration,
+        migration: record,
         stop,
         sampler,
         budget: plan.budget.clone(),

@@ -1,0 +1,1 @@
+//! (preflight: written below)
