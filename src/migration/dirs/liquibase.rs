@@ -127,28 +127,31 @@ fn header(rest: &str, file: &str, line: usize) -> Result<Changeset> {
     Ok(Changeset { key: key.to_string(), line, attrs, ..Default::default() })
 }
 
-/// The statement ranges a changeset's own settings define, if any.
-fn fixed(text: &str, c: &Changeset) -> Vec<Range<usize>> {
+/// The statement ranges a changeset's own settings define (none: split by
+/// pg_query), and where its end delimiters stand.
+fn fixed(text: &str, c: &Changeset) -> (Vec<Range<usize>>, Vec<Range<usize>>) {
     let starts = line_starts(text);
-    let (Some(&first), Some(&last)) = (c.body.first(), c.body.last()) else { return Vec::new() };
+    let (Some(&first), Some(&last)) = (c.body.first(), c.body.last()) else { return Default::default() };
     let end_of = |l: usize| starts.get(l + 1).copied().unwrap_or(text.len());
     if c.attr("splitStatements") == Some("false") {
-        return vec![starts[first]..end_of(last)];
+        return (vec![starts[first]..end_of(last)], Vec::new());
     }
-    let Some(delim) = c.attr("endDelimiter").filter(|d| *d != ";") else { return Vec::new() };
-    let mut out = Vec::new();
+    let Some(delim) = c.attr("endDelimiter").filter(|d| *d != ";") else { return Default::default() };
+    let (mut pieces, mut delims) = (Vec::new(), Vec::new());
     let mut from = starts[first];
     for &l in &c.body {
         let line = text[starts[l]..end_of(l)].trim_end();
         if line.ends_with(delim) {
-            out.push(from..starts[l] + line.len() - delim.len());
+            let at = starts[l] + line.len() - delim.len();
+            pieces.push(from..at);
+            delims.push(at..at + delim.len());
             from = end_of(l);
         }
     }
     if !text[from..end_of(last)].trim().is_empty() {
-        out.push(from..end_of(last));
+        pieces.push(from..end_of(last));
     }
-    out
+    (pieces, delims)
 }
 
 fn sql_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
@@ -192,10 +195,14 @@ pub fn read(dir: &Path, ctx: &Ctx) -> Result<Read> {
                     super::in_transaction_hint("Liquibase", "add runInTransaction:false to the changeset"),
                 )
             };
-            let body = super::keep_lines(&text, |i| c.body.contains(&i));
+            let (pieces, delims) = fixed(&text, &c);
+            let mut body = super::keep_lines(&text, |i| c.body.contains(&i));
+            for d in delims {
+                body.replace_range(d.clone(), &" ".repeat(d.len()));
+            }
             let name = format!("{} {}", super::file_name(path), c.key);
             let unit = Unit { path, name: &name, version: Some(&c.key) };
-            let mut groups = super::groups(ctx, unit, &body, &fixed(&text, &c), sending, &hint)?;
+            let mut groups = super::groups(ctx, unit, &body, &pieces, sending, &hint)?;
             let rollback = rollback_text(&text, &c);
             let down = super::script(ctx, &rollback, &[], path, sending, &hint)?;
             groups.iter_mut().for_each(|(g, _)| g.down = down.clone());
@@ -233,7 +240,7 @@ mod tests {
         assert_eq!(cs[0].attr("runInTransaction"), Some("false"));
         assert_eq!(cs[0].rollback, vec![(4, "DROP INDEX i;".to_string())]);
         assert!(!cs[1].included());
-        assert_eq!(fixed(text, &cs[2]).len(), 1);
+        assert_eq!(fixed(text, &cs[2]).0.len(), 1);
         assert_eq!(cs[2].rollback.iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>(), ["SELECT 3;", ""]);
         assert!(header("jane", "c.sql", 1).is_err());
         assert!(header("jane:1 bogus:x", "c.sql", 1).unwrap_err().message.contains("unknown changeset attribute"));
