@@ -186,6 +186,26 @@ pub struct MigrationRecord {
     pub selection: Option<Selection>,
     /// Preflight data checks, run before the workload started.
     pub preflight: Option<PreflightRecord>,
+    /// A framework command whose statements were captured (`migration.command`).
+    pub command: Option<CommandRecord>,
+}
+
+/// A framework command run against the clone, as a whole; its statements are the steps.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CommandRecord {
+    pub command: String,
+    /// `None` when it was killed (interrupted) or could not start.
+    pub exit_code: Option<i32>,
+    /// The last lines it printed (stdout and stderr).
+    pub output_tail: String,
+    pub duration: Duration,
+    /// Server-wide WAL written while it ran, and the tables it rewrote
+    /// (measured around the whole command: its statements ran on its own
+    /// sessions, where lockimpact cannot look between them).
+    pub wal_bytes: Option<u64>,
+    pub rewritten: Vec<String>,
+    /// Sessions it opened on the clone.
+    pub sessions: usize,
 }
 
 /// One group of steps applied as a whole (a migration file).
@@ -292,6 +312,19 @@ pub struct SamplerRecord {
     pub migration_locks: BTreeMap<usize, BTreeMap<String, String>>,
     /// Per second: most workload sessions waiting on a lock at once (any cause / by the migration).
     pub blocked_per_second: Vec<(u32, u32)>,
+    /// When the migration was seen holding each relation lock (consecutive
+    /// polls make one span): the locks of captured statements, which have no
+    /// slot of their own.
+    pub migration_lock_spans: Vec<LockSpan>,
+}
+
+/// A relation lock the migration was seen holding from one poll to another.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LockSpan {
+    pub relation: String,
+    pub mode: String,
+    pub from: Duration,
+    pub to: Duration,
 }
 
 /// The preflight data checks of a run: each check, and their own cost.

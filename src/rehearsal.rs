@@ -10,8 +10,9 @@ use tokio_util::sync::CancellationToken;
 use crate::clone::Server;
 use crate::clone::template::{self, Dataset, connect};
 use crate::error::{Error, Result, describe_pg};
-use crate::migration::history;
+use crate::migration::capture::{self, Capture};
 use crate::migration::runner::Runner;
+use crate::migration::{Source, history};
 use crate::record::{MigrationRecord, RunRecord, Stop};
 use crate::sampler::{Roles, Sampler};
 use crate::scenario::Plan;
@@ -137,6 +138,10 @@ pub async fn rehearse(
 
     let sampler_client = connect(server, run_db, "sampler").await?;
     let (migration, selection) = choose(plan, &migration_client, say).await?;
+    let command = match &plan.migration.source {
+        Source::Command { command, cwd } => Some((capture::prepare(server, &migration_client).await?, command, cwd)),
+        _ => None,
+    };
 
     let clock = Arc::new(Clock::new());
     let slots = Slot::count(migration.steps.len());
@@ -173,14 +178,33 @@ pub async fn rehearse(
         stop = wait_phase(plan.phases.baseline, cancel, &lost).await.err();
     }
     if stop.is_none() {
-        say(&format!(
-            "migration: {} steps in {} groups, transaction {}",
-            migration.steps.len(),
-            migration.groups.len(),
-            migration.transaction_name()
-        ));
-        let runner = Runner { client: &migration_client, clock: clock.clone(), cancel: cancel.clone(), say };
-        runner.run(&migration, &mut record).await;
+        if command.is_none() {
+            say(&format!(
+                "migration: {} steps in {} groups, transaction {}",
+                migration.steps.len(),
+                migration.groups.len(),
+                migration.transaction_name()
+            ));
+        }
+        match &command {
+            Some((prepared, command, cwd)) => {
+                let capture = Capture {
+                    server,
+                    db: run_db,
+                    client: &migration_client,
+                    clock: clock.clone(),
+                    roles: roles.clone(),
+                    cancel: cancel.clone(),
+                    poll: plan.sampler_interval,
+                    say,
+                };
+                capture.run(prepared, command, cwd, &mut record).await;
+            }
+            None => {
+                let runner = Runner { client: &migration_client, clock: clock.clone(), cancel: cancel.clone(), say };
+                runner.run(&migration, &mut record).await;
+            }
+        }
         stop = Stop::check(cancel, &lost, &migration_client);
     }
     if stop.is_none() {

@@ -325,6 +325,13 @@ impl super::ServerHandle for DockerServer {
         self.logs(20)
     }
 
+    fn read_log(&self) -> Option<std::io::Result<String>> {
+        Some(
+            output_within(docker().args(["logs", &self.id]), Duration::from_secs(60))
+                .map(|o| format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))),
+        )
+    }
+
     fn tools(&self) -> Option<Tools> {
         Some(Tools::Docker { container: self.id.clone(), major: self.major })
     }

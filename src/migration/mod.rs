@@ -354,7 +354,7 @@ pub fn transaction_blocks(steps: Vec<Step>, file: &str) -> Result<Vec<(TxMode, V
     let mut loose: Vec<Step> = Vec::new();
     for step in steps {
         let control = match step.statements().as_slice() {
-            [s] if s.is_transaction_control => Some((split::tx_control(&s.sql), s.line)),
+            [s] if s.is_transaction_control => Some((split::tx_control(&s.sql).unwrap_or(TxControl::Other), s.line)),
             many => {
                 if let Some(s) = many.iter().find(|s| s.is_transaction_control) {
                     return Err(Error::input(format!(

@@ -229,11 +229,7 @@ impl Runner<'_> {
                         r.wal_bytes = Some(b.saturating_sub(a));
                     }
                     if let (Some(before), Some(after)) = (before_nodes, self.filenodes().await) {
-                        r.rewritten = before
-                            .iter()
-                            .filter(|(rel, node)| after.get(*rel).is_some_and(|n| n != *node))
-                            .map(|(rel, _)| rel.clone())
-                            .collect();
+                        r.rewritten = rewritten(&before, &after);
                     }
                     return other;
                 }
@@ -368,14 +364,33 @@ impl Runner<'_> {
     }
 
     async fn filenodes(&self) -> Option<BTreeMap<String, String>> {
-        let rows = self.client.query(FILENODES_SQL, &[]).await.ok()?;
-        Some(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        filenodes(self.client).await
     }
 
     async fn wal_lsn(&self) -> Option<u64> {
-        let row = self.client.query_one("SELECT pg_current_wal_insert_lsn()::text", &[]).await.ok()?;
-        parse_lsn(&row.get::<_, String>(0))
+        wal_lsn(self.client).await
     }
+}
+
+/// relfilenode of every user table, as `client` sees them.
+pub(super) async fn filenodes(client: &Client) -> Option<BTreeMap<String, String>> {
+    let rows = client.query(FILENODES_SQL, &[]).await.ok()?;
+    Some(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// The tables whose relfilenode changed between `before` and `after` (rewritten).
+pub(super) fn rewritten(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) -> Vec<String> {
+    before
+        .iter()
+        .filter(|(rel, node)| after.get(*rel).is_some_and(|n| n != *node))
+        .map(|(rel, _)| rel.clone())
+        .collect()
+}
+
+/// The server's WAL insert position, in bytes.
+pub(super) async fn wal_lsn(client: &Client) -> Option<u64> {
+    let row = client.query_one("SELECT pg_current_wal_insert_lsn()::text", &[]).await.ok()?;
+    parse_lsn(&row.get::<_, String>(0))
 }
 
 /// "16/B374D848" → byte position.

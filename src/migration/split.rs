@@ -306,8 +306,8 @@ impl TxControl {
     }
 }
 
-/// What the transaction-control statement `sql` does.
-pub fn tx_control(sql: &str) -> TxControl {
+/// What `sql` does to transactions, when it is a transaction-control statement.
+pub fn tx_control(sql: &str) -> Option<TxControl> {
     use pg_query::protobuf::TransactionStmtKind as K;
     let parsed = pg_query::parse(sql, 0).ok();
     let kind =
@@ -315,12 +315,12 @@ pub fn tx_control(sql: &str) -> TxControl {
             NodeEnum::TransactionStmt(t) => Some(t.kind),
             _ => None,
         });
-    match kind {
-        Some(k) if k == K::TransStmtBegin as i32 || k == K::TransStmtStart as i32 => TxControl::Begin,
-        Some(k) if k == K::TransStmtCommit as i32 => TxControl::Commit,
-        Some(k) if k == K::TransStmtRollback as i32 => TxControl::Rollback,
+    Some(match kind? {
+        k if k == K::TransStmtBegin as i32 || k == K::TransStmtStart as i32 => TxControl::Begin,
+        k if k == K::TransStmtCommit as i32 => TxControl::Commit,
+        k if k == K::TransStmtRollback as i32 => TxControl::Rollback,
         _ => TxControl::Other,
-    }
+    })
 }
 
 #[derive(Default)]

@@ -151,7 +151,21 @@ pub fn build(rec: &RunRecord) -> Report {
             let (from, to) = (s.start, s.start + s.duration);
             let ran = s.outcome != Outcome::Skipped;
             let mut locks: BTreeMap<String, String> = s.locks.iter().cloned().collect();
-            for (rel, mode) in rec.sampler.migration_locks.get(&Slot::Step(i).index()).into_iter().flatten() {
+            let captured = rec.migration.groups.iter().any(|g| g.captured && g.steps.contains(&i));
+            let sampled: Vec<(String, String)> = if captured {
+                // No slot of its own: the locks the sampler saw during its time.
+                let spans = rec.sampler.migration_lock_spans.iter();
+                spans.filter(|l| l.from <= to && l.to >= from).map(|l| (l.relation.clone(), l.mode.clone())).collect()
+            } else {
+                rec.sampler
+                    .migration_locks
+                    .get(&Slot::Step(i).index())
+                    .into_iter()
+                    .flatten()
+                    .map(|(r, m)| (r.clone(), m.clone()))
+                    .collect()
+            };
+            for (rel, mode) in &sampled {
                 let m = locks.get(rel).map(|old| stronger(old, mode)).unwrap_or_else(|| mode.clone());
                 locks.insert(rel.clone(), m);
             }
@@ -344,6 +358,15 @@ pub fn build(rec: &RunRecord) -> Report {
             source: rec.migration.source.clone(),
             groups: groups(&rec.migration, &steps),
             selection: rec.migration.selection.as_ref().map(|s| selection(s, rec.migration.groups.len())),
+            command: rec.migration.command.as_ref().map(|c| CommandReport {
+                command: c.command.clone(),
+                exit_code: c.exit_code,
+                duration_ms: ms(c.duration),
+                wal_bytes: c.wal_bytes,
+                rewritten: c.rewritten.clone(),
+                sessions: c.sessions,
+                output_tail: c.output_tail.clone(),
+            }),
         },
         steps,
         longest_step,
@@ -449,7 +472,10 @@ pub fn verdict(r: &Report, b: &crate::scenario::file::BudgetSection) -> Verdict 
             Some((i, s)) => {
                 format!("the migration did not complete: step {} ({}) ended with {}", i + 1, s.name, s.outcome.as_str())
             }
-            None => "the migration did not complete".to_string(),
+            None => match r.migration.command.as_ref().and_then(|c| c.exit_code.filter(|&c| c != 0)) {
+                Some(code) => format!("the migration did not complete: the migration command exited with code {code}"),
+                None => "the migration did not complete".to_string(),
+            },
         };
         v.push(Violation { budget: "migration_completes".into(), limit: 1.0, actual: 0.0, message: what });
     }

@@ -144,6 +144,26 @@ pub struct MigrationSummary {
     /// For a migration directory: which migrations were rehearsed and why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selection: Option<SelectionReport>,
+    /// For `migration.command`: the command as a whole (its statements are the steps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<CommandReport>,
+}
+
+/// A framework command whose statements were captured from the clone's log.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CommandReport {
+    pub command: String,
+    /// Absent when it was stopped (interrupted) or could not start.
+    pub exit_code: Option<i32>,
+    pub duration_ms: f64,
+    /// Server-wide WAL written while it ran (captured steps have none of their own).
+    pub wal_bytes: Option<u64>,
+    /// Tables it rewrote (captured steps have none of their own).
+    pub rewritten: Vec<String>,
+    /// Sessions it opened on the clone.
+    pub sessions: usize,
+    /// The last lines it printed.
+    pub output_tail: String,
 }
 
 /// One group of steps applied as a whole: a migration file (a Liquibase

@@ -7,8 +7,8 @@ use std::io::{self, Write};
 
 use super::svg::{Band, Chart, PALETTE, Scale, Series};
 use super::{
-    Rows, during_rows, episode_rows, group_rows, latency_rows, preflight_rows, short, side_by_side_rows, step_rows,
-    summary_rows,
+    Rows, command_lines, during_rows, episode_rows, group_rows, latency_rows, preflight_rows, short, side_by_side_rows,
+    step_rows, summary_rows,
 };
 use crate::compare::Comparison;
 use crate::report::model::Report;
@@ -114,6 +114,9 @@ fn body(r: &Report, h: u8, out: &mut impl Write) -> io::Result<()> {
     if let Some((title, rows)) = group_rows(r) {
         writeln!(out, "<h{h}>{}</h{h}>", escape(&title))?;
         rows.html(out)?;
+        if let Some(lines) = command_lines(r) {
+            writeln!(out, "<pre>{}</pre>", escape(&lines.join("\n")))?;
+        }
     }
     writeln!(out, "<h{h}>Steps of <code>{}</code></h{h}>", escape(&r.scenario.migration_file))?;
     step_rows(r).html(out)?;

@@ -5,8 +5,8 @@
 use std::io::{self, Write};
 
 use super::{
-    Rows, during_rows, episode_rows, group_rows, latency_rows, preflight_rows, side_by_side_rows, step_rows,
-    summary_rows,
+    Rows, command_lines, during_rows, episode_rows, group_rows, latency_rows, preflight_rows, side_by_side_rows,
+    step_rows, summary_rows,
 };
 use crate::compare::Comparison;
 use crate::report::model::Report;
@@ -38,7 +38,13 @@ pub fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
         })?;
     }
     if let Some((title, rows)) = group_rows(r) {
-        details(out, &title, table(rows))?;
+        details(out, &title, |out| {
+            rows.markdown(&mut &mut *out)?;
+            for line in command_lines(r).unwrap_or_default() {
+                writeln!(out, "\n    {line}")?;
+            }
+            Ok(())
+        })?;
     }
     details(out, &format!("Steps of <code>{}</code>", r.scenario.migration_file), |out| {
         step_rows(r).markdown(&mut &mut *out)?;

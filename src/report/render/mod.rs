@@ -138,6 +138,8 @@ pub fn step_rows(r: &Report) -> Rows {
             if s.retries > 0 {
                 outcome.push_str(&format!(" ({} retries)", s.retries));
             }
+            // A captured statement ran on the framework's session: rows and rewrites are the command's.
+            let captured = s.group.and_then(|g| r.migration.groups.get(g)).is_some_and(|g| g.captured);
             let locks = if s.locks.is_empty() {
                 "-".to_string()
             } else {
@@ -149,9 +151,13 @@ pub fn step_rows(r: &Report) -> Rows {
                 fmt_ms(s.duration_ms),
                 fmt_ms(s.lock_wait_ms),
                 outcome,
-                if s.rewrote { format!("yes ({})", s.rewritten.join(", ")) } else { "no".into() },
+                match (s.rewrote, captured) {
+                    (true, _) => format!("yes ({})", s.rewritten.join(", ")),
+                    (false, true) => "-".into(),
+                    (false, false) => "no".into(),
+                },
                 s.wal_bytes.map(fmt_bytes).unwrap_or_else(|| "-".into()),
-                s.rows.to_string(),
+                if captured { "-".into() } else { s.rows.to_string() },
                 fmt_ms(s.blocked_ms),
                 s.blocked_sessions.to_string(),
                 locks,
@@ -225,6 +231,30 @@ pub fn group_rows(r: &Report) -> Option<(String, Rows)> {
         .collect();
     let header = strings(&["#", "file", "version", "transaction", "steps", "duration", "outcome", "down"]);
     Some((title, Rows { header, rows, right: vec![5] }))
+}
+
+/// For `migration.command`: how the command ended, what it wrote, and (when
+/// it failed) the last lines it printed.
+pub fn command_lines(r: &Report) -> Option<Vec<String>> {
+    let c = r.migration.command.as_ref()?;
+    let ended = match c.exit_code {
+        Some(code) => format!("exited with code {code}"),
+        None => "was stopped or could not start".into(),
+    };
+    let mut lines = vec![format!(
+        "command `{}` {ended} after {}; {} on the clone; WAL {}; rewrote {} (rows, WAL and rewrites are measured \
+         for the whole command)",
+        c.command,
+        fmt_ms(c.duration_ms),
+        if c.sessions == 1 { "1 session".to_string() } else { format!("{} sessions", c.sessions) },
+        c.wal_bytes.map(fmt_bytes).unwrap_or_else(|| "-".into()),
+        if c.rewritten.is_empty() { "no table".to_string() } else { c.rewritten.join(", ") }
+    )];
+    if c.exit_code != Some(0) && !c.output_tail.is_empty() {
+        lines.push("its last output:".into());
+        lines.extend(c.output_tail.lines().map(|l| format!("  {l}")));
+    }
+    Some(lines)
 }
 
 /// The preflight data checks: a heading with their cost, one row per check,

@@ -4,8 +4,8 @@
 use std::io::{self, Write};
 
 use super::{
-    during_rows, episode_rows, fmt_bytes, fmt_ms, group_rows, latency_rows, preflight_rows, side_by_side_rows,
-    step_rows, table, tables_text,
+    command_lines, during_rows, episode_rows, fmt_bytes, fmt_ms, group_rows, latency_rows, preflight_rows,
+    side_by_side_rows, step_rows, table, tables_text,
 };
 use crate::compare::Comparison;
 use crate::report::model::Report;
@@ -66,6 +66,9 @@ pub fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
     if let Some((title, rows)) = group_rows(r) {
         writeln!(out, "\n{title}")?;
         rows.text(out)?;
+    }
+    for line in command_lines(r).unwrap_or_default() {
+        writeln!(out, "  {line}")?;
     }
     writeln!(
         out,
