@@ -12,7 +12,7 @@ use crate::clone::template::{self, Dataset, connect};
 use crate::error::{Error, Result, describe_pg};
 use crate::migration::capture::{self, Capture};
 use crate::migration::runner::Runner;
-use crate::migration::{Source, history};
+use crate::migration::{Migration, Source, history, preflight};
 use crate::record::{MigrationRecord, RunRecord, Stop};
 use crate::sampler::{Roles, Sampler};
 use crate::scenario::Plan;
@@ -73,12 +73,13 @@ pub async fn prepare(plan: &Plan, server: &Server, progress: &Progress) -> Resul
 }
 
 /// The migration to rehearse on this copy (a directory's pending
-/// migrations), after applying, unmeasured, the pending ones before `--from`.
+/// migrations), after applying, unmeasured, the pending ones before `--from`
+/// (returned second).
 async fn choose(
     plan: &Plan,
     client: &tokio_postgres::Client,
     say: &(dyn Fn(&str) + Sync),
-) -> Result<(crate::migration::Migration, Option<crate::record::Selection>)> {
+) -> Result<(Migration, Migration, Option<crate::record::Selection>)> {
     let chosen = history::choose(&plan.migration, client).await?;
     let mut selection = chosen.selection;
     if let Some(sel) = selection.as_mut() {
@@ -99,7 +100,7 @@ async fn choose(
             sel.setup_time = history::apply(client, &chosen.before).await?;
         }
     }
-    Ok((chosen.run, selection))
+    Ok((chosen.run, chosen.before, selection))
 }
 
 /// Runs one rehearsal of `plan` on a fresh copy of the template.
@@ -137,7 +138,15 @@ pub async fn rehearse(
     roles.set_migration(mig_pid);
 
     let sampler_client = connect(server, run_db, "sampler").await?;
-    let (migration, selection) = choose(plan, &migration_client, say).await?;
+    let (migration, before, selection) = choose(plan, &migration_client, say).await?;
+    let preflight = if plan.preflight {
+        tokio::select! {
+            r = preflight::run(server, run_db, &migration, &before, say) => r?,
+            _ = cancel.cancelled() => return Err(Error::interrupted()),
+        }
+    } else {
+        None
+    };
     let command = match &plan.migration.source {
         Source::Command { command, cwd } => Some((capture::prepare(server, &migration_client).await?, command, cwd)),
         _ => None,
@@ -165,6 +174,7 @@ pub async fn rehearse(
         pid: mig_pid,
         source: Some(plan.migration.source.describe()),
         selection,
+        preflight,
         ..Default::default()
     };
     let mut stop = None;

@@ -210,7 +210,7 @@ pub fn split_with(text: &str, fixed: &[Range<usize>]) -> Result<ParsedMigration,
             return err(*dl, "a directive inside a statement; put it on its own line between statements");
         }
         let sql = text[start..end].trim_end().to_string();
-        let (needs_autocommit, is_transaction_control) = classify(&sql);
+        let (needs_autocommit, is_transaction_control) = classify_sql(&sql);
         number += 1;
         events
             .push((start, Event::Statement(Statement { number, line, sql, needs_autocommit, is_transaction_control })));
@@ -263,8 +263,8 @@ fn locate_syntax_error(text: &str, e: &pg_query::Error) -> SplitError {
     SplitError { line: 1, message: format!("SQL syntax error: {}", pg_message(e)) }
 }
 
-/// (what keeps it out of a transaction block, whether it is BEGIN/COMMIT/…).
-fn classify(sql: &str) -> (Option<&'static str>, bool) {
+/// (what keeps `sql` out of a transaction block, whether it is BEGIN/COMMIT/…).
+pub fn classify_sql(sql: &str) -> (Option<&'static str>, bool) {
     let Ok(parsed) = pg_query::parse(sql, 0) else { return (None, false) };
     let Some(node) = parsed.protobuf.stmts.first().and_then(|s| s.stmt.as_ref()).and_then(|n| n.node.as_ref()) else {
         return (None, false);

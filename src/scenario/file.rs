@@ -140,6 +140,8 @@ pub struct MigrationSection {
     /// Or a framework command run against the clone; its statements are
     /// captured from the clone's log.
     pub command: Option<String>,
+    /// Count the rows a step will fail on before the run (default true).
+    pub preflight: Option<bool>,
     /// `file` (one transaction), `step` (one per step) or `none` (autocommit).
     /// A `-- lockimpact: transaction …` directive in the file wins.
     pub transaction: Option<String>,

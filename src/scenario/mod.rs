@@ -106,6 +106,8 @@ pub struct Plan {
     pub phases: Phases,
     pub migration_path: PathBuf,
     pub migration: Migration,
+    /// `migration.preflight`: count the rows a step will fail on, before the run.
+    pub preflight: bool,
     pub sampler_interval: Duration,
     pub budget: BudgetSection,
 }
@@ -474,6 +476,7 @@ fn load_file(path: &Path, sets: &[String], args: &RunOptions) -> Result<Plan> {
         phases,
         migration_path,
         migration,
+        preflight: sf.migration.preflight.unwrap_or(true),
         sampler_interval,
         budget: sf.budget,
     })

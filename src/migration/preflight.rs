@@ -1,1 +1,0 @@
-//! (preflight: written below)
