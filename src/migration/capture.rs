@@ -481,3 +481,71 @@ fn step_of(s: &Captured, start: Duration, duration: Duration) -> StepRecord {
         locks: Vec::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOG: &str = "\
+2026-12-01 13:30:05.021 UTC [a.1:1:9/2] lockimpact_command@run LOG:  00000: statement: BEGIN;
+2026-12-01 13:30:05.021 UTC [a.1:2:9/2] lockimpact_command@run LOCATION:  exec_simple_query, postgres.c:1019
+2026-12-01 13:30:05.021 UTC [a.1:3:9/2] lockimpact_command@run LOG:  00000: duration: 0.137 ms
+2026-12-01 13:30:05.022 UTC [a.1:5:9/2] lockimpact_command@run LOG:  00000: statement: ALTER TABLE orders
+\tADD COLUMN note text;
+2026-12-01 13:30:05.022 UTC [b.2:1:8/1] app@run LOG:  00000: statement: SELECT 1;
+2026-12-01 13:30:05.025 UTC [a.1:7:9/2] lockimpact_command@run LOG:  00000: duration: 2.500 ms
+2026-12-01 13:30:05.030 UTC [a.1:9:9/2] lockimpact_command@run LOG:  00000: duration: 0.1 ms  parse <unnamed>: UPDATE orders SET note = $1 WHERE id = $2
+2026-12-01 13:30:05.031 UTC [a.1:10:9/2] lockimpact_command@run LOG:  00000: execute <unnamed>: UPDATE orders SET note = $1 WHERE id = $2
+2026-12-01 13:30:05.031 UTC [a.1:11:9/2] lockimpact_command@run DETAIL:  parameters: $1 = 'x', $2 = '7'
+2026-12-01 13:30:05.041 UTC [a.1:12:9/2] lockimpact_command@run LOG:  00000: duration: 10.000 ms
+2026-12-01 13:30:05.050 UTC [a.1:13:9/2] lockimpact_command@run LOG:  00000: statement: COMMIT;
+2026-12-01 13:30:05.051 UTC [a.1:14:9/0] lockimpact_command@run LOG:  00000: duration: 1.000 ms
+2026-12-01 13:30:05.060 UTC [a.1:15:9/3] lockimpact_command@run LOG:  00000: statement: ALTER TABLE nope ADD x int;
+2026-12-01 13:30:05.061 UTC [a.1:16:9/3] lockimpact_command@run ERROR:  42P01: relation \"nope\" does not exist
+2026-12-01 13:30:05.061 UTC [a.1:17:9/3] lockimpact_command@run STATEMENT:  ALTER TABLE nope ADD x int;
+2026-12-01 13:30:05.070 UTC [a.1:18:9/4] lockimpact_command@run ERROR:  42601: syntax error at or near \"TABEL\"
+2026-12-01 13:30:05.070 UTC [a.1:19:9/4] lockimpact_command@run STATEMENT:  ALTER TABEL x;
+";
+
+    #[test]
+    fn statements_pair_with_their_duration_or_error() {
+        let got = captured(&stderr_entries(LOG).0, "run");
+        let sql: Vec<&str> = got.iter().map(|c| c.sql.as_str()).collect();
+        assert_eq!(
+            sql,
+            [
+                "BEGIN;",
+                "ALTER TABLE orders\nADD COLUMN note text;",
+                "UPDATE orders SET note = 'x' WHERE id = '7'",
+                "COMMIT;",
+                "ALTER TABLE nope ADD x int;",
+                "ALTER TABEL x;"
+            ]
+        );
+        assert_eq!(got[1].duration_ms, Some(2.5));
+        assert_eq!(got[2].duration_ms, Some(10.0));
+        assert_eq!(got[4].error.as_ref().map(|e| e.0.as_str()), Some("42P01"));
+        assert!((got[4].duration_ms.unwrap() - 1.0).abs() < 1e-6);
+        assert_eq!(got[5].error.as_ref().map(|e| e.0.as_str()), Some("42601"));
+    }
+
+    #[test]
+    fn transactions_and_autocommit_runs_are_groups() {
+        let mut rec = MigrationRecord::default();
+        let got = captured(&stderr_entries(LOG).0, "run");
+        let zero = got[0].start_ms;
+        record(&mut rec, got, "sh migrate.sh", &|ms| Duration::from_secs_f64((ms - zero) / 1000.0), Duration::from_secs(1));
+        let groups: Vec<(&str, TxMode, usize, bool)> =
+            rec.groups.iter().map(|g| (g.name.as_str(), g.transaction, g.steps.len(), g.committed)).collect();
+        assert_eq!(
+            groups,
+            [("transaction 1", TxMode::File, 2, true), ("autocommit statements 1", TxMode::None, 2, false)]
+        );
+        // COMMIT's time counts in the transaction's last step.
+        assert_eq!(rec.steps[1].duration, Duration::from_millis(11));
+        assert_eq!(rec.steps[2].outcome, Outcome::Error);
+        assert_eq!(rec.steps[2].sqlstate.as_deref(), Some("42P01"));
+        assert_eq!(rec.steps[0].name, "ALTER TABLE orders ADD COLUMN note text");
+        assert_eq!(rec.transaction, None);
+    }
+}

@@ -398,3 +398,64 @@ pub fn transaction_blocks(steps: Vec<Step>, file: &str) -> Result<Vec<(TxMode, V
     }
     Ok(chunks)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defaults(transaction: Option<TxMode>) -> Defaults {
+        Defaults {
+            transaction,
+            lock_timeout: Duration::ZERO,
+            statement_timeout: Duration::ZERO,
+            retries: 0,
+            retry_backoff: Duration::ZERO,
+            on_error: OnError::Abort,
+        }
+    }
+
+    fn shape(m: &Migration) -> Vec<(String, TxMode, usize)> {
+        m.groups.iter().map(|g| (g.name.clone(), g.transaction, g.steps.len())).collect()
+    }
+
+    #[test]
+    fn own_begin_commit_blocks_are_groups() {
+        let text = "BEGIN;\nALTER TABLE t ADD a int;\nCOMMIT;\nCREATE INDEX CONCURRENTLY i ON t (a);\nBEGIN;\nSELECT 1;\nSELECT 2;\nEND;\n";
+        let m = parse(text, Path::new("x.sql"), &defaults(None)).unwrap();
+        assert_eq!(
+            shape(&m),
+            [
+                ("x.sql [lines 2-2]".to_string(), TxMode::File, 1),
+                ("x.sql [lines 4-4]".to_string(), TxMode::None, 1),
+                ("x.sql [lines 6-7]".to_string(), TxMode::File, 2)
+            ]
+        );
+        assert_eq!(m.transaction(), None);
+        assert_eq!(m.transaction_name(), "mixed");
+        let one = parse("BEGIN;\nSELECT 1;\nCOMMIT;\n", Path::new("y.sql"), &defaults(None)).unwrap();
+        assert_eq!(shape(&one), [("y.sql".to_string(), TxMode::File, 1)]);
+    }
+
+    #[test]
+    fn own_transactions_that_cannot_be_rehearsed_are_refused() {
+        let err = |text: &str, d: Defaults| parse(text, Path::new("x.sql"), &d).unwrap_err().message;
+        assert!(err("BEGIN;\nSELECT 1;\n", defaults(None)).contains("x.sql:1: this BEGIN has no COMMIT"));
+        assert!(err("SELECT 1;\nCOMMIT;\n", defaults(None)).contains("a COMMIT without a BEGIN"));
+        assert!(err("BEGIN;\nSELECT 1;\nROLLBACK;\n", defaults(None)).contains("ROLLBACK"));
+        assert!(err("BEGIN;\nBEGIN;\nCOMMIT;\n", defaults(None)).contains("BEGIN inside a BEGIN"));
+        assert!(err("BEGIN;\nCOMMIT;\n", defaults(None)).contains("holds no statement"));
+        let e = err("BEGIN;\nCREATE INDEX CONCURRENTLY i ON t (a);\nCOMMIT;\n", defaults(None));
+        assert!(e.contains("move it out of the block"), "{e}");
+        // A mode chosen explicitly keeps today's rule.
+        assert!(err("BEGIN;\nSELECT 1;\nCOMMIT;\n", defaults(Some(TxMode::File))).contains("controls transactions itself"));
+    }
+
+    #[test]
+    fn subset_keeps_groups_and_renumbers_steps() {
+        let m = parse("BEGIN;\nSELECT 1;\nCOMMIT;\nBEGIN;\nSELECT 2;\nSELECT 3;\nCOMMIT;\n", Path::new("x.sql"), &defaults(None)).unwrap();
+        let s = m.subset(&[1]);
+        assert_eq!(s.steps.len(), 2);
+        assert_eq!(s.groups[0].steps, 0..2);
+        assert_eq!(s.groups[0].name, m.groups[1].name);
+    }
+}

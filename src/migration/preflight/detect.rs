@@ -251,12 +251,12 @@ mod tests {
             [Found::Validate { table: orders(), constraint: "c".into() }]
         );
         assert_eq!(
-            detect("ALTER TABLE orders ALTER COLUMN code TYPE numeric(10,2) USING trim(code)::numeric"),
+            detect("ALTER TABLE orders ALTER COLUMN code TYPE numeric(10,2) USING code::numeric"),
             [Found::Cast {
                 table: orders(),
                 column: "code".into(),
                 type_sql: "numeric(10, 2)".into(),
-                using: Some("trim(code)::numeric".into())
+                using: Some("code::numeric".into())
             }]
         );
         assert!(detect("ALTER TABLE orders ADD COLUMN note text").is_empty());
