@@ -289,10 +289,7 @@ pub fn captured(entries: &[Entry], db: &str) -> Vec<Captured> {
         let (code, text) = sqlstate_prefix(&e.message);
         let e = &Entry { message: text.to_string(), ..e.clone() };
         let ends = |out: &mut Vec<Captured>, open: &mut HashMap<String, usize>| {
-            open.remove(&e.session).map(|i| {
-                out[i].duration_ms = Some(e.time_ms - out[i].start_ms);
-                i
-            })
+            open.remove(&e.session).inspect(|&i| out[i].duration_ms = Some(e.time_ms - out[i].start_ms))
         };
         match e.severity.as_str() {
             "LOG" => {
@@ -306,10 +303,10 @@ pub fn captured(entries: &[Entry], db: &str) -> Vec<Captured> {
                         sql,
                         error: None,
                     });
-                } else if let Some(ms) = bare_duration(&e.message) {
-                    if let Some(i) = open.remove(&e.session) {
-                        out[i].duration_ms = Some(ms);
-                    }
+                } else if let Some(ms) = bare_duration(&e.message)
+                    && let Some(i) = open.remove(&e.session)
+                {
+                    out[i].duration_ms = Some(ms);
                 }
             }
             "ERROR" | "FATAL" | "PANIC" => {
@@ -534,7 +531,13 @@ mod tests {
         let mut rec = MigrationRecord::default();
         let got = captured(&stderr_entries(LOG).0, "run");
         let zero = got[0].start_ms;
-        record(&mut rec, got, "sh migrate.sh", &|ms| Duration::from_secs_f64((ms - zero) / 1000.0), Duration::from_secs(1));
+        record(
+            &mut rec,
+            got,
+            "sh migrate.sh",
+            &|ms| Duration::from_secs_f64((ms - zero) / 1000.0),
+            Duration::from_secs(1),
+        );
         let groups: Vec<(&str, TxMode, usize, bool)> =
             rec.groups.iter().map(|g| (g.name.as_str(), g.transaction, g.steps.len(), g.committed)).collect();
         assert_eq!(

@@ -447,12 +447,19 @@ mod tests {
         let e = err("BEGIN;\nCREATE INDEX CONCURRENTLY i ON t (a);\nCOMMIT;\n", defaults(None));
         assert!(e.contains("move it out of the block"), "{e}");
         // A mode chosen explicitly keeps today's rule.
-        assert!(err("BEGIN;\nSELECT 1;\nCOMMIT;\n", defaults(Some(TxMode::File))).contains("controls transactions itself"));
+        assert!(
+            err("BEGIN;\nSELECT 1;\nCOMMIT;\n", defaults(Some(TxMode::File))).contains("controls transactions itself")
+        );
     }
 
     #[test]
     fn subset_keeps_groups_and_renumbers_steps() {
-        let m = parse("BEGIN;\nSELECT 1;\nCOMMIT;\nBEGIN;\nSELECT 2;\nSELECT 3;\nCOMMIT;\n", Path::new("x.sql"), &defaults(None)).unwrap();
+        let m = parse(
+            "BEGIN;\nSELECT 1;\nCOMMIT;\nBEGIN;\nSELECT 2;\nSELECT 3;\nCOMMIT;\n",
+            Path::new("x.sql"),
+            &defaults(None),
+        )
+        .unwrap();
         let s = m.subset(&[1]);
         assert_eq!(s.steps.len(), 2);
         assert_eq!(s.groups[0].steps, 0..2);

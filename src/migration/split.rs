@@ -667,7 +667,7 @@ ALTER TABLE t ALTER COLUMN c SET NOT NULL;
         let text = "ALTER TABLE t ADD c int;\nCREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1';\nSELECT 1; SELECT 2;\nSELECT 3;\n";
         let block_start = text.find("CREATE").unwrap();
         let block_end = text.find("SELECT 3").unwrap();
-        let m = split_with(text, &[block_start..block_end]).unwrap();
+        let m = split_with(text, std::slice::from_ref(&(block_start..block_end))).unwrap();
         assert_eq!(m.steps.len(), 3);
         assert_eq!(
             sql_of(&m.steps[1]),
@@ -676,9 +676,9 @@ ALTER TABLE t ALTER COLUMN c SET NOT NULL;
         assert_eq!(m.steps[1].line, 2);
         let StepKind::Sql(s) = &m.steps[2].kind else { panic!() };
         assert_eq!((s[0].number, s[0].line), (3, 4));
-        let e = split_with("SELECT 1\nSELECT 2;", &[9..18]).unwrap_err();
+        let e = split_with("SELECT 1\nSELECT 2;", std::slice::from_ref(&(9..18))).unwrap_err();
         assert!(e.message.contains("runs into the block on line 2"), "{}", e.message);
-        let e = split_with("SELECT 1;\nSELEC 2;", &[10..18]).unwrap_err();
+        let e = split_with("SELECT 1;\nSELEC 2;", std::slice::from_ref(&(10..18))).unwrap_err();
         assert_eq!(e.line, 2, "{}", e.message);
     }
 }

@@ -134,7 +134,7 @@ fn fixed(text: &str, c: &Changeset) -> (Vec<Range<usize>>, Vec<Range<usize>>) {
     let (Some(&first), Some(&last)) = (c.body.first(), c.body.last()) else { return Default::default() };
     let end_of = |l: usize| starts.get(l + 1).copied().unwrap_or(text.len());
     if c.attr("splitStatements") == Some("false") {
-        return (vec![starts[first]..end_of(last)], Vec::new());
+        return (std::iter::once(starts[first]..end_of(last)).collect(), Vec::new());
     }
     let Some(delim) = c.attr("endDelimiter").filter(|d| *d != ";") else { return Default::default() };
     let (mut pieces, mut delims) = (Vec::new(), Vec::new());

@@ -108,7 +108,7 @@ pub async fn resolve(client: &Client, f: &Found, n: usize) -> Result<Vec<Query>,
             vec![Query { count, examples, ..base(CheckKind::Check, table, vec![], format!("CHECK ({expr})"), what) }]
         }
         Found::Unique { table, columns, partial, nulls_distinct } => {
-            vec![unique(table, columns, partial, *nulls_distinct, &base)]
+            vec![unique(table, columns, partial, *nulls_distinct)]
         }
         Found::ForeignKey { table, columns, parent, parent_columns } => {
             vec![foreign_key(client, table, columns, parent, parent_columns).await?]
@@ -140,37 +140,30 @@ pub async fn resolve(client: &Client, f: &Found, n: usize) -> Result<Vec<Query>,
     })
 }
 
-fn unique(
-    table: &Rel,
-    columns: &[String],
-    partial: &Option<String>,
-    nulls_distinct: bool,
-    base: &dyn Fn(CheckKind, &Rel, Vec<String>, String, String) -> Query,
-) -> Query {
+fn unique(table: &Rel, columns: &[String], partial: &Option<String>, nulls_distinct: bool) -> Query {
     let mut cond: Vec<String> =
         if nulls_distinct { columns.iter().map(|c| format!("{c} IS NOT NULL")).collect() } else { Vec::new() };
     cond.extend(partial.iter().map(|p| format!("({p})")));
     let cond = if cond.is_empty() { "true".to_string() } else { cond.join(" AND ") };
-    let cols = columns.join(", ");
     let shown: Vec<(String, String)> = columns.iter().map(|c| (c.trim_matches('"').to_string(), c.clone())).collect();
-    let groups = format!("FROM {} AS t WHERE {cond} GROUP BY {cols} HAVING count(*) > 1", table.sql);
+    let groups = format!("FROM {} AS t WHERE {cond} GROUP BY {} HAVING count(*) > 1", table.sql, columns.join(", "));
     let display: Vec<String> = shown.iter().map(|(n, _)| n.clone()).collect();
+    let listed = display.join(", ");
     Query {
+        kind: CheckKind::Unique,
+        relation: table.name.clone(),
+        columns: display.clone(),
+        detail: match partial {
+            Some(p) => format!("UNIQUE ({listed}) WHERE {p}"),
+            None => format!("UNIQUE ({listed})"),
+        },
+        what: format!("a duplicate ({listed})"),
+        setup: None,
         count: format!("SELECT coalesce(sum(n), 0)::int8 FROM (SELECT count(*) AS n {groups}) AS d"),
         examples: format!(
             "SELECT {} || ' (' || count(*) || ' rows)' {groups} ORDER BY count(*) DESC LIMIT {EXAMPLES}",
             labelled(&shown)
         ),
-        ..base(
-            CheckKind::Unique,
-            table,
-            display.clone(),
-            match partial {
-                Some(p) => format!("UNIQUE ({}) WHERE {p}", display.join(", ")),
-                None => format!("UNIQUE ({})", display.join(", ")),
-            },
-            format!("a duplicate ({})", display.join(", ")),
-        )
     }
 }
 
