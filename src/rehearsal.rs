@@ -72,35 +72,86 @@ pub async fn prepare(plan: &Plan, server: &Server, progress: &Progress) -> Resul
     Ok(dataset)
 }
 
-/// The migration to rehearse on this copy (a directory's pending
-/// migrations), after applying, unmeasured, the pending ones before `--from`
-/// (returned second).
-async fn choose(
-    plan: &Plan,
-    client: &tokio_postgres::Client,
-    say: &(dyn Fn(&str) + Sync),
-) -> Result<(Migration, Migration, Option<crate::record::Selection>)> {
-    let chosen = history::choose(&plan.migration, client).await?;
-    let mut selection = chosen.selection;
-    if let Some(sel) = selection.as_mut() {
-        say(&format!(
-            "{}: {} migrations, {} recorded as applied, {} to rehearse{}",
-            sel.format,
-            sel.found,
-            sel.applied.len(),
-            chosen.run.groups.len(),
-            sel.history_table.as_ref().map(|t| format!(" (history: {t})")).unwrap_or_default()
-        ));
-        if !chosen.before.groups.is_empty() {
+/// Applies the migration of one rehearsal on its connection: chooses and
+/// checks it before the workload starts, then runs it step by step (or runs
+/// the framework command and captures its statements).
+struct Applier<'a> {
+    plan: &'a Plan,
+    server: &'a Server,
+    run_db: &'a str,
+    client: &'a tokio_postgres::Client,
+    cancel: &'a CancellationToken,
+    say: &'a (dyn Fn(&str) + Sync),
+}
+
+impl Applier<'_> {
+    /// On the fresh copy, before the workload: the migrations to rehearse (a
+    /// directory's pending ones, after applying those before `--from`,
+    /// unmeasured), their preflight checks, and a command's role.
+    async fn prepare(&self, record: &mut MigrationRecord) -> Result<(Migration, Option<capture::Prepared>)> {
+        let say = self.say;
+        let chosen = history::choose(&self.plan.migration, self.client).await?;
+        let mut selection = chosen.selection;
+        if let Some(sel) = selection.as_mut() {
             say(&format!(
-                "applying {} before the baseline, unmeasured: {}",
-                chosen.before.groups.len(),
-                sel.applied_before_baseline.join(", ")
+                "{}: {} migrations, {} recorded as applied, {} to rehearse{}",
+                sel.format,
+                sel.found,
+                sel.applied.len(),
+                chosen.run.groups.len(),
+                sel.history_table.as_ref().map(|t| format!(" (history: {t})")).unwrap_or_default()
             ));
-            sel.setup_time = history::apply(client, &chosen.before).await?;
+            if !chosen.before.groups.is_empty() {
+                say(&format!(
+                    "applying {} before the baseline, unmeasured: {}",
+                    chosen.before.groups.len(),
+                    sel.applied_before_baseline.join(", ")
+                ));
+                sel.setup_time = history::apply(self.client, &chosen.before).await?;
+            }
+        }
+        record.selection = selection;
+        if self.plan.preflight {
+            record.preflight = tokio::select! {
+                r = preflight::run(self.server, self.run_db, &chosen.run, &chosen.before, say) => r?,
+                _ = self.cancel.cancelled() => return Err(Error::interrupted()),
+            };
+        }
+        let prepared = match &self.plan.migration.source {
+            Source::Command { .. } => Some(capture::prepare(self.server, self.client).await?),
+            _ => None,
+        };
+        Ok((chosen.run, prepared))
+    }
+
+    /// Runs the migration while the workload runs.
+    async fn run(
+        &self,
+        m: &Migration,
+        prepared: Option<&capture::Prepared>,
+        clock: &Arc<Clock>,
+        roles: &Arc<Roles>,
+        record: &mut MigrationRecord,
+    ) {
+        let (say, cancel) = (self.say, self.cancel.clone());
+        match (&self.plan.migration.source, prepared) {
+            (Source::Command { command, cwd }, Some(prepared)) => {
+                let (clock, roles, poll) = (clock.clone(), roles.clone(), self.plan.sampler_interval);
+                let capture = Capture { server: self.server, db: self.run_db, client: self.client, clock, roles, cancel, poll, say };
+                capture.run(prepared, command, cwd, record).await;
+            }
+            _ => {
+                say(&format!(
+                    "migration: {} steps in {} groups, transaction {}",
+                    m.steps.len(),
+                    m.groups.len(),
+                    m.transaction_name()
+                ));
+                let runner = Runner { client: self.client, clock: clock.clone(), cancel, say };
+                runner.run(m, record).await;
+            }
         }
     }
-    Ok((chosen.run, chosen.before, selection))
 }
 
 /// Runs one rehearsal of `plan` on a fresh copy of the template.
@@ -138,19 +189,14 @@ pub async fn rehearse(
     roles.set_migration(mig_pid);
 
     let sampler_client = connect(server, run_db, "sampler").await?;
-    let (migration, before, selection) = choose(plan, &migration_client, say).await?;
-    let preflight = if plan.preflight {
-        tokio::select! {
-            r = preflight::run(server, run_db, &migration, &before, say) => r?,
-            _ = cancel.cancelled() => return Err(Error::interrupted()),
-        }
-    } else {
-        None
+    let mut record = MigrationRecord {
+        file: plan.migration_path.display().to_string(),
+        pid: mig_pid,
+        source: Some(plan.migration.source.describe()),
+        ..Default::default()
     };
-    let command = match &plan.migration.source {
-        Source::Command { command, cwd } => Some((capture::prepare(server, &migration_client).await?, command, cwd)),
-        _ => None,
-    };
+    let applier = Applier { plan, server, run_db, client: &migration_client, cancel, say };
+    let (migration, prepared) = applier.prepare(&mut record).await?;
 
     let clock = Arc::new(Clock::new());
     let slots = Slot::count(migration.steps.len());
@@ -169,14 +215,6 @@ pub async fn rehearse(
     // marked incomplete.
     let lost = sampler.lost();
     let stopped = |why: &Stop| say(&format!("stopping early: {}", why.reason()));
-    let mut record = MigrationRecord {
-        file: plan.migration_path.display().to_string(),
-        pid: mig_pid,
-        source: Some(plan.migration.source.describe()),
-        selection,
-        preflight,
-        ..Default::default()
-    };
     let mut stop = None;
     say(&format!("warmup {} ms at {} ops/s", plan.phases.warmup.as_millis(), plan.workload.rate));
     if let Err(why) = wait_phase(plan.phases.warmup, cancel, &lost).await {
@@ -188,33 +226,7 @@ pub async fn rehearse(
         stop = wait_phase(plan.phases.baseline, cancel, &lost).await.err();
     }
     if stop.is_none() {
-        if command.is_none() {
-            say(&format!(
-                "migration: {} steps in {} groups, transaction {}",
-                migration.steps.len(),
-                migration.groups.len(),
-                migration.transaction_name()
-            ));
-        }
-        match &command {
-            Some((prepared, command, cwd)) => {
-                let capture = Capture {
-                    server,
-                    db: run_db,
-                    client: &migration_client,
-                    clock: clock.clone(),
-                    roles: roles.clone(),
-                    cancel: cancel.clone(),
-                    poll: plan.sampler_interval,
-                    say,
-                };
-                capture.run(prepared, command, cwd, &mut record).await;
-            }
-            None => {
-                let runner = Runner { client: &migration_client, clock: clock.clone(), cancel: cancel.clone(), say };
-                runner.run(&migration, &mut record).await;
-            }
-        }
+        applier.run(&migration, prepared.as_ref(), &clock, &roles, &mut record).await;
         stop = Stop::check(cancel, &lost, &migration_client);
     }
     if stop.is_none() {

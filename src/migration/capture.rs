@@ -361,47 +361,41 @@ fn bare_duration(message: &str) -> Option<f64> {
     num.trim().parse().ok()
 }
 
-/// Fills `rec` with steps and groups from the captured statements: per
-/// session, each BEGIN … COMMIT is a `file` group, each run of statements
-/// outside one a `none` group; groups in the order they started.
-fn record(
-    rec: &mut MigrationRecord,
-    statements: Vec<Captured>,
-    command: &str,
-    to_clock: &dyn Fn(f64) -> Duration,
-    end: Duration,
-) {
-    struct Open {
-        tx: TxMode,
-        started: f64,
-        steps: Vec<StepRecord>,
-        committed: bool,
-    }
-    let mut by_session: HashMap<String, Vec<Captured>> = HashMap::new();
-    let mut order = Vec::new();
+/// A group of captured statements as it is being built.
+struct Pending {
+    tx: TxMode,
+    started: f64,
+    steps: Vec<StepRecord>,
+    committed: bool,
+}
+
+/// Per session, each BEGIN … COMMIT is a `file` group and each run of
+/// statements outside one a `none` group (COMMIT's time goes to the
+/// transaction's last step); groups in the order they started.
+fn transactions(statements: Vec<Captured>, to_clock: &dyn Fn(f64) -> Duration, end: Duration) -> Vec<Pending> {
+    let mut by_session: Vec<(String, Vec<Captured>)> = Vec::new();
     for s in statements {
-        if !by_session.contains_key(&s.session) {
-            order.push(s.session.clone());
+        match by_session.iter_mut().find(|(id, _)| *id == s.session) {
+            Some((_, list)) => list.push(s),
+            None => by_session.push((s.session.clone(), vec![s])),
         }
-        by_session.entry(s.session.clone()).or_default().push(s);
     }
-    let mut groups: Vec<Open> = Vec::new();
-    for session in order {
-        let mut current: Option<Open> = None;
-        for s in by_session.remove(&session).unwrap_or_default() {
+    let duration = |s: &Captured| match s.duration_ms {
+        Some(ms) => Duration::from_secs_f64(ms.max(0.0) / 1000.0),
+        None => end.saturating_sub(to_clock(s.start_ms)),
+    };
+    let mut groups: Vec<Pending> = Vec::new();
+    for (_, list) in by_session {
+        let mut current: Option<Pending> = None;
+        for s in list {
             let control = split::tx_control(&s.sql);
-            let duration = |s: &Captured| match s.duration_ms {
-                Some(ms) => Duration::from_secs_f64(ms.max(0.0) / 1000.0),
-                None => end.saturating_sub(to_clock(s.start_ms)),
-            };
+            let in_tx = current.as_ref().is_some_and(|g| g.tx == TxMode::File);
             match control {
                 Some(TxControl::Begin) => {
                     groups.extend(current.take().filter(|g| !g.steps.is_empty()));
-                    current = Some(Open { tx: TxMode::File, started: s.start_ms, steps: Vec::new(), committed: true });
+                    current = Some(Pending { tx: TxMode::File, started: s.start_ms, steps: Vec::new(), committed: true });
                 }
-                Some(TxControl::Commit | TxControl::Rollback)
-                    if current.as_ref().is_some_and(|g| g.tx == TxMode::File) =>
-                {
+                Some(TxControl::Commit | TxControl::Rollback) if in_tx => {
                     let mut g = current.take().expect("an open transaction");
                     g.committed &= control == Some(TxControl::Commit) && s.error.is_none();
                     if let Some(last) = g.steps.last_mut() {
@@ -410,7 +404,7 @@ fn record(
                     groups.push(g);
                 }
                 _ => {
-                    let g = current.get_or_insert_with(|| Open {
+                    let g = current.get_or_insert_with(|| Pending {
                         tx: TxMode::None,
                         started: s.start_ms,
                         steps: Vec::new(),
@@ -425,11 +419,22 @@ fn record(
         groups.extend(current.take().filter(|g| !g.steps.is_empty()));
     }
     groups.sort_by(|a, b| a.started.total_cmp(&b.started));
-    let (mut transactions, mut runs) = (0, 0);
-    for g in groups {
+    groups
+}
+
+/// Fills `rec` with the steps and groups of the captured statements.
+fn record(
+    rec: &mut MigrationRecord,
+    statements: Vec<Captured>,
+    command: &str,
+    to_clock: &dyn Fn(f64) -> Duration,
+    end: Duration,
+) {
+    let (mut transactions_seen, mut runs) = (0, 0);
+    for g in transactions(statements, to_clock, end) {
         let name = if g.tx == TxMode::File {
-            transactions += 1;
-            format!("transaction {transactions}")
+            transactions_seen += 1;
+            format!("transaction {transactions_seen}")
         } else {
             runs += 1;
             format!("autocommit statements {runs}")
