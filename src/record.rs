@@ -283,6 +283,30 @@ pub struct StepRecord {
     pub locks: Vec<(String, String)>,
 }
 
+impl StepRecord {
+    /// A step not run yet (`skipped` until it is), starting at `start`.
+    pub fn new(name: String, kind: &'static str, line: usize, statements: usize, start: Duration) -> StepRecord {
+        StepRecord {
+            name,
+            kind,
+            line,
+            statements,
+            start,
+            duration: Duration::ZERO,
+            outcome: Outcome::Skipped,
+            sqlstate: None,
+            error: None,
+            failed_statement: None,
+            retries: 0,
+            batches: None,
+            rows: 0,
+            wal_bytes: None,
+            rewritten: Vec::new(),
+            locks: Vec::new(),
+        }
+    }
+}
+
 /// One session waiting for a lock, from first to last sighting.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Episode {

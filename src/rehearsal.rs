@@ -137,7 +137,16 @@ impl Applier<'_> {
         match (&self.plan.migration.source, prepared) {
             (Source::Command { command, cwd }, Some(prepared)) => {
                 let (clock, roles, poll) = (clock.clone(), roles.clone(), self.plan.sampler_interval);
-                let capture = Capture { server: self.server, db: self.run_db, client: self.client, clock, roles, cancel, poll, say };
+                let capture = Capture {
+                    server: self.server,
+                    db: self.run_db,
+                    client: self.client,
+                    clock,
+                    roles,
+                    cancel,
+                    poll,
+                    say,
+                };
                 capture.run(prepared, command, cwd, record).await;
             }
             _ => {

@@ -244,26 +244,6 @@ format = "{format}"
     path
 }
 
-/// (name, transaction, steps) of each rehearsed group in a JSON report.
-fn rehearsed(r: &serde_json::Value) -> Vec<(String, String, u64)> {
-    r["migration"]["groups"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no groups in {r}"))
-        .iter()
-        .map(|g| {
-            (
-                g["name"].as_str().unwrap().into(),
-                g["transaction"].as_str().unwrap().into(),
-                g["steps"].as_u64().unwrap(),
-            )
-        })
-        .collect()
-}
-
-fn g(name: &str, tx: &str, steps: u64) -> (String, String, u64) {
-    (name.to_string(), tx.to_string(), steps)
-}
-
 /// Rehearses `format`'s fixture on a snapshot whose history table
 /// (`history`, SQL) records the first migration as applied; checks that the
 /// pending ones ran, in the right transaction modes, and the first did not.
@@ -274,7 +254,7 @@ fn rehearse_pending(format: &str, history: &str, table: &str, first: &str, expec
     let out = common::run(&[scenario.to_str().unwrap()]);
     let r = out.report();
     assert_eq!(out.code, 0, "{format}: exit {}\n{}\n{}", out.code, out.stdout, out.stderr);
-    assert_eq!(rehearsed(r), expect, "{format}\n{}", out.stdout);
+    assert_eq!(common::groups(r), expect, "{format}\n{}", out.stdout);
     let sel = &r["migration"]["selection"];
     assert_eq!(sel["format"], format);
     assert_eq!(sel["history_table"], table, "{format}");
@@ -300,9 +280,9 @@ fn flyway_rehearses_pending_after_flyway_schema_history() {
         "flyway_schema_history",
         "V1__add_note.sql",
         &[
-            g("V2__index_status.sql", "none", 1),
-            g("V3__note_default.sql", "file", 2),
-            g("R__order_totals.sql", "file", 1),
+            common::group("V2__index_status.sql", "none", 1),
+            common::group("V3__note_default.sql", "file", 2),
+            common::group("R__order_totals.sql", "file", 1),
         ],
     );
 }
@@ -316,7 +296,10 @@ fn golang_migrate_rehearses_pending_after_schema_migrations() {
         history,
         "schema_migrations",
         "000001_add_note.up.sql",
-        &[g("000002_index_status.up.sql", "none", 1), g("000003_note_default.up.sql", "file", 2)],
+        &[
+            common::group("000002_index_status.up.sql", "none", 1),
+            common::group("000003_note_default.up.sql", "file", 2),
+        ],
     );
 }
 
@@ -330,7 +313,7 @@ fn goose_rehearses_pending_after_goose_db_version() {
         history,
         "goose_db_version",
         "00001_add_note.sql",
-        &[g("00002_index_status.sql", "none", 1), g("00003_note_trigger.sql", "file", 2)],
+        &[common::group("00002_index_status.sql", "none", 1), common::group("00003_note_trigger.sql", "file", 2)],
     );
 }
 
@@ -343,7 +326,10 @@ fn dbmate_rehearses_pending_after_schema_migrations() {
         history,
         "schema_migrations",
         "20240101000000_add_note.sql",
-        &[g("20240102000000_index_status.sql", "none", 1), g("20240103000000_note_default.sql", "file", 2)],
+        &[
+            common::group("20240102000000_index_status.sql", "none", 1),
+            common::group("20240103000000_note_default.sql", "file", 2),
+        ],
     );
 }
 
@@ -360,9 +346,9 @@ fn sqitch_rehearses_pending_after_sqitch_changes() {
         "sqitch.changes",
         "deploy/add_note.sql",
         &[
-            g("deploy/index_status.sql", "none", 1),
-            g("deploy/note_default@v1.1.sql", "file", 1),
-            g("deploy/note_default.sql", "file", 2),
+            common::group("deploy/index_status.sql", "none", 1),
+            common::group("deploy/note_default@v1.1.sql", "file", 1),
+            common::group("deploy/note_default.sql", "file", 2),
         ],
     );
 }
@@ -379,9 +365,9 @@ fn liquibase_rehearses_pending_after_databasechangelog() {
         "databasechangelog",
         "changelog.sql jane:add-note",
         &[
-            g("changelog.sql jane:index-status", "none", 1),
-            g("changelog.sql joe:note-function", "file", 1),
-            g("changelog.sql joe:note-default", "file", 2),
+            common::group("changelog.sql jane:index-status", "none", 1),
+            common::group("changelog.sql joe:note-function", "file", 1),
+            common::group("changelog.sql joe:note-default", "file", 2),
         ],
     );
 }
@@ -401,8 +387,8 @@ fn prisma_rehearses_pending_after_prisma_migrations() {
         "_prisma_migrations",
         "20240101000000_add_note/migration.sql",
         &[
-            g("20240102000000_index_status/migration.sql", "none", 1),
-            g("20240103000000_note_default/migration.sql", "file", 2),
+            common::group("20240102000000_index_status/migration.sql", "none", 1),
+            common::group("20240103000000_note_default/migration.sql", "file", 2),
         ],
     );
 }
@@ -417,7 +403,7 @@ fn drizzle_rehearses_pending_after_drizzle_migrations() {
         history,
         "drizzle.__drizzle_migrations",
         "0000_add_note.sql",
-        &[g("0001_note_default.sql", "file", 2), g("0002_index_status.sql", "file", 1)],
+        &[common::group("0001_note_default.sql", "file", 2), common::group("0002_index_status.sql", "file", 1)],
     );
 }
 
@@ -432,7 +418,7 @@ fn sqlx_rehearses_pending_after_sqlx_migrations() {
         history,
         "_sqlx_migrations",
         "1_add_note.up.sql",
-        &[g("2_index_status.up.sql", "none", 1), g("3_note_default.sql", "file", 2)],
+        &[common::group("2_index_status.up.sql", "none", 1), common::group("3_note_default.sql", "file", 2)],
     );
 }
 
@@ -446,7 +432,10 @@ fn diesel_rehearses_pending_after_diesel_schema_migrations() {
         history,
         "__diesel_schema_migrations",
         "2024-01-01-000000_add_note/up.sql",
-        &[g("2024-01-02-000000_index_status/up.sql", "none", 1), g("2024-01-03-000000_note_default/up.sql", "file", 2)],
+        &[
+            common::group("2024-01-02-000000_index_status/up.sql", "none", 1),
+            common::group("2024-01-03-000000_note_default/up.sql", "file", 2),
+        ],
     );
 }
 
@@ -458,7 +447,10 @@ fn from_applies_earlier_pending_migrations_before_the_baseline() {
     let out = common::run(&[scenario.to_str().unwrap(), "--from", "3"]);
     let r = out.report();
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    assert_eq!(rehearsed(r), [g("V3__note_default.sql", "file", 2), g("R__order_totals.sql", "file", 1)]);
+    assert_eq!(
+        common::groups(r),
+        [common::group("V3__note_default.sql", "file", 2), common::group("R__order_totals.sql", "file", 1)]
+    );
     let sel = &r["migration"]["selection"];
     assert_eq!(sel["from"], "3");
     assert_eq!(sel["applied"], serde_json::json!(["V1__add_note.sql"]));
@@ -482,11 +474,11 @@ fn without_a_history_table_every_migration_is_rehearsed() {
     let r = out.report();
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert_eq!(
-        rehearsed(r),
+        common::groups(r),
         [
-            g("00001_add_note.sql", "file", 1),
-            g("00002_index_status.sql", "none", 1),
-            g("00003_note_trigger.sql", "file", 2)
+            common::group("00001_add_note.sql", "file", 1),
+            common::group("00002_index_status.sql", "none", 1),
+            common::group("00003_note_trigger.sql", "file", 2)
         ]
     );
     assert_eq!(r["migration"]["transaction"], "mixed");

@@ -10,8 +10,6 @@ mod common;
 use std::io::Write;
 use std::process::Stdio;
 
-use serde_json::Value;
-
 /// `lockimpact run SCENARIO --migration - --json …` with `sql` on standard input.
 fn run_stdin(scenario: &std::path::Path, sql: &str) -> common::Outcome {
     let tmp = tempfile::tempdir().unwrap();
@@ -33,26 +31,6 @@ fn run_stdin(scenario: &std::path::Path, sql: &str) -> common::Outcome {
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         report,
     }
-}
-
-/// (name, transaction, steps) of each group.
-fn groups(r: &Value) -> Vec<(String, String, u64)> {
-    r["migration"]["groups"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no groups: {r}"))
-        .iter()
-        .map(|g| {
-            (
-                g["name"].as_str().unwrap().into(),
-                g["transaction"].as_str().unwrap().into(),
-                g["steps"].as_u64().unwrap(),
-            )
-        })
-        .collect()
-}
-
-fn g(name: &str, tx: &str, steps: u64) -> (String, String, u64) {
-    (name.to_string(), tx.to_string(), steps)
 }
 
 /// What `python manage.py sqlmigrate orders 0002` prints for an atomic migration.
@@ -77,7 +55,7 @@ fn django_sqlmigrate_from_stdin_is_one_transaction() {
     let r = out.report();
     assert_eq!(r["scenario"]["migration_file"], "stdin");
     assert_eq!(r["migration"]["transaction"], "file");
-    assert_eq!(groups(r), [g("stdin", "file", 2)]);
+    assert_eq!(common::groups(r), [common::group("stdin", "file", 2)]);
     let steps = r["steps"].as_array().unwrap();
     assert_eq!(steps[0]["name"], r#"ALTER TABLE "orders" ADD COLUMN "note" text NULL"#);
     // One transaction: the index step still holds the ALTER's lock.
@@ -120,7 +98,10 @@ fn alembic_offline_sql_from_stdin_is_one_group_per_transaction() {
     let out = run_stdin(&scenario, ALEMBIC);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     let r = out.report();
-    assert_eq!(groups(r), [g("stdin [lines 3-12]", "file", 3), g("stdin [lines 20-22]", "file", 2)]);
+    assert_eq!(
+        common::groups(r),
+        [common::group("stdin [lines 3-12]", "file", 3), common::group("stdin [lines 20-22]", "file", 2)]
+    );
     assert!(r["steps"].as_array().unwrap().iter().all(|s| s["outcome"] == "ok"));
     assert!(out.stdout.contains("Migration files of stdin"), "{}", out.stdout);
 }
@@ -155,11 +136,11 @@ fn command_statements_are_captured_from_the_clone_log() {
     // The last statement fails, so the migration does not complete: exit 1.
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
     assert_eq!(
-        groups(r),
+        common::groups(r),
         [
-            g("transaction 1", "file", 3),
-            g("autocommit statements 1", "none", 1),
-            g("autocommit statements 2", "none", 1)
+            common::group("transaction 1", "file", 3),
+            common::group("autocommit statements 1", "none", 1),
+            common::group("autocommit statements 2", "none", 1)
         ]
     );
     let steps = r["steps"].as_array().unwrap();

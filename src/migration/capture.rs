@@ -393,7 +393,8 @@ fn transactions(statements: Vec<Captured>, to_clock: &dyn Fn(f64) -> Duration, e
             match control {
                 Some(TxControl::Begin) => {
                     groups.extend(current.take().filter(|g| !g.steps.is_empty()));
-                    current = Some(Pending { tx: TxMode::File, started: s.start_ms, steps: Vec::new(), committed: true });
+                    current =
+                        Some(Pending { tx: TxMode::File, started: s.start_ms, steps: Vec::new(), committed: true });
                 }
                 Some(TxControl::Commit | TxControl::Rollback) if in_tx => {
                     let mut g = current.take().expect("an open transaction");
@@ -464,24 +465,8 @@ fn step_of(s: &Captured, start: Duration, duration: Duration) -> StepRecord {
         (None, Some(_)) => (Outcome::Ok, None, None),
         (None, None) => (Outcome::Interrupted, None, Some("still running when the command ended".into())),
     };
-    StepRecord {
-        name: split::default_name(s.sql.trim_end_matches([';', ' ', '\n', '\t', '\r'])),
-        kind: "sql",
-        line: 0,
-        statements: 1,
-        start,
-        duration,
-        outcome,
-        sqlstate,
-        error,
-        failed_statement: None,
-        retries: 0,
-        batches: None,
-        rows: 0,
-        wal_bytes: None,
-        rewritten: Vec::new(),
-        locks: Vec::new(),
-    }
+    let name = split::default_name(s.sql.trim_end_matches([';', ' ', '\n', '\t', '\r']));
+    StepRecord { duration, outcome, sqlstate, error, ..StepRecord::new(name, "sql", 0, 1, start) }
 }
 
 #[cfg(test)]

@@ -141,28 +141,13 @@ impl Runner<'_> {
 
     /// Runs step `i` (unless the run was aborted or interrupted) and records it.
     async fn step(&self, i: usize, step: &Step, mode: TxMode, total: usize, p: &mut Progress) -> StepRecord {
-        let mut r = StepRecord {
-            name: step.name.clone(),
-            kind: match step.kind {
-                StepKind::Sql(_) => "sql",
-                StepKind::Backfill { .. } => "backfill",
-                StepKind::Pause(_) => "pause",
-            },
-            line: step.line,
-            statements: step.statements().len(),
-            start: self.clock.since_start(Instant::now()),
-            duration: Duration::ZERO,
-            outcome: Outcome::Skipped,
-            sqlstate: None,
-            error: None,
-            failed_statement: None,
-            retries: 0,
-            batches: None,
-            rows: 0,
-            wal_bytes: None,
-            rewritten: Vec::new(),
-            locks: Vec::new(),
+        let kind = match step.kind {
+            StepKind::Sql(_) => "sql",
+            StepKind::Backfill { .. } => "backfill",
+            StepKind::Pause(_) => "pause",
         };
+        let start = self.clock.since_start(Instant::now());
+        let mut r = StepRecord::new(step.name.clone(), kind, step.line, step.statements().len(), start);
         if p.aborted || self.cancel.is_cancelled() {
             return r;
         }

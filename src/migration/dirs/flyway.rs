@@ -71,18 +71,6 @@ impl Crc32 {
     }
 }
 
-/// Every `.sql` file below `dir`, recursively (Flyway scans its locations so).
-fn sql_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    for p in super::list(dir)? {
-        if p.is_dir() {
-            sql_files(&p, out)?;
-        } else if p.extension().is_some_and(|e| e == "sql") {
-            out.push(p);
-        }
-    }
-    Ok(())
-}
-
 /// `executeInTransaction` from `<file>.sql.conf`, when it sets it.
 fn execute_in_transaction(path: &Path) -> Result<Option<bool>> {
     let conf = PathBuf::from(format!("{}.conf", path.display()));
@@ -124,7 +112,7 @@ fn hint() -> TxHint {
 
 pub fn read(dir: &Path, ctx: &Ctx) -> Result<Read> {
     let mut files = Vec::new();
-    sql_files(dir, &mut files)?;
+    super::sql_files_below(dir, &mut files)?;
     let mut versioned: BTreeMap<String, PathBuf> = BTreeMap::new();
     let mut undo: BTreeMap<String, PathBuf> = BTreeMap::new();
     let mut repeatable: Vec<(String, PathBuf)> = Vec::new();

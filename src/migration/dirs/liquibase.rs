@@ -10,7 +10,7 @@
 //! `databasechangelog (id, author)`.
 
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::{Ctx, Read, Sending, Unit, line_starts};
 use crate::error::{Error, Result};
@@ -154,20 +154,9 @@ fn fixed(text: &str, c: &Changeset) -> (Vec<Range<usize>>, Vec<Range<usize>>) {
     (pieces, delims)
 }
 
-fn sql_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    for p in super::list(dir)? {
-        if p.is_dir() {
-            sql_files(&p, out)?;
-        } else if p.extension().is_some_and(|e| e == "sql") {
-            out.push(p);
-        }
-    }
-    Ok(())
-}
-
 pub fn read(dir: &Path, ctx: &Ctx) -> Result<Read> {
     let mut files = Vec::new();
-    sql_files(dir, &mut files)?;
+    super::sql_files_below(dir, &mut files)?;
     let mut parts = Vec::new();
     let mut notes = Vec::new();
     for path in &files {

@@ -291,6 +291,19 @@ pub fn list(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// Every `.sql` file below `dir`, recursively, in path order (as Flyway and
+/// Liquibase's `includeAll` scan a location).
+pub fn sql_files_below(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    for p in list(dir)? {
+        if p.is_dir() {
+            sql_files_below(&p, out)?;
+        } else if p.extension().is_some_and(|e| e == "sql") {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
 /// A file's text (UTF-8, byte-order mark dropped), naming the file in the error.
 pub fn read_text(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path).map_err(|e| Error::input(format!("{}: cannot read it: {e}", path.display())))?;
