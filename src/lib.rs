@@ -26,7 +26,9 @@
 //!   PostgreSQL logs (not `record`, the raw measurements of a rehearsal).
 //! - `workload`: workload file, parameter generators, open-loop pacer, workers
 //!   (one thread and one `wire` connection each), session replay.
-//! - `migration`: splitting with pg_query, directives, the step runner.
+//! - `migration`: splitting with pg_query, directives, groups (migration
+//!   files), the step runner; migration tools' directories, their history
+//!   tables, a captured framework command, preflight data checks.
 //! - `sampler`: the lock sampler and blocked episodes; typed lock modes.
 //! - `timeline`: which phase is current; phase marks.
 //! - `rehearsal`: runs one rehearsal and returns its `RunRecord`.
