@@ -183,3 +183,24 @@ fn command_statements_are_captured_from_the_clone_log() {
     assert_eq!(r["migration"]["committed"], false);
     assert!(out.stderr.contains("5 statements captured from the clone's log"), "{}", out.stderr);
 }
+
+#[test]
+fn command_is_captured_on_the_docker_backend_too() {
+    if !common::docker_ready("command_is_captured_on_the_docker_backend_too") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let script =
+        "psql -X -v ON_ERROR_STOP=1 -q -c 'ALTER TABLE orders ADD COLUMN note text' -c 'SELECT pg_sleep(0.2)'\n";
+    std::fs::write(tmp.path().join("migrate.sh"), script).unwrap();
+    let scenario = common::tiny_scenario(tmp.path(), "SELECT 1;\n", "");
+    let text =
+        std::fs::read_to_string(&scenario).unwrap().replace("file = \"migration.sql\"", "command = \"sh migrate.sh\"");
+    std::fs::write(&scenario, text).unwrap();
+    let out = common::run(&[scenario.to_str().unwrap(), "--backend", "docker", "--image", common::TEST_IMAGE]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let r = out.report();
+    let names: Vec<&str> = r["steps"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["ALTER TABLE orders ADD COLUMN note text", "SELECT pg_sleep(0.2)"]);
+    assert!(r["steps"][1]["duration_ms"].as_f64().unwrap() >= 200.0);
+}
