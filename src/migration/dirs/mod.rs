@@ -110,9 +110,9 @@ impl Format {
     /// Which groups the history rows record as applied (`project`: sqitch's).
     pub fn applied(self, groups: &[Group], rows: &[Vec<String>], project: Option<&str>) -> Applied {
         match self {
-            Format::Flyway => flyway::applied(groups, rows),
+            Format::Flyway => flyway::applied(groups, rows).out_of_order(groups, "Flyway", "outOfOrder=true"),
             Format::GolangMigrate => golang_migrate::applied(groups, rows),
-            Format::Goose => goose::applied(groups, rows),
+            Format::Goose => goose::applied(groups, rows).out_of_order(groups, "goose", "run with -allow-missing"),
             Format::Sqitch => sqitch::applied(groups, rows, project.unwrap_or_default()),
             Format::Drizzle => drizzle::applied(groups, rows),
             // One row per applied migration, keyed by its version (or name).
@@ -135,6 +135,28 @@ pub struct Applied {
 impl Applied {
     pub fn of(applied: Vec<bool>) -> Applied {
         Applied { applied, notes: Vec::new() }
+    }
+
+    /// Notes each pending group older than the newest applied one: `tool`
+    /// refuses or skips such a migration unless told to (`how`).
+    pub fn out_of_order(mut self, groups: &[Group], tool: &str, how: &str) -> Applied {
+        let newest = groups
+            .iter()
+            .zip(&self.applied)
+            .filter(|(_, a)| **a)
+            .filter_map(|(g, _)| g.version.as_deref())
+            .max_by(|a, b| version_cmp(a, b));
+        let Some(newest) = newest else { return self };
+        for (g, _) in groups.iter().zip(&self.applied).filter(|(_, a)| !**a) {
+            if g.version.as_deref().is_some_and(|v| version_cmp(v, newest).is_lt()) {
+                self.notes.push(format!(
+                    "{} is pending but older than the newest applied migration ({newest}): {tool} refuses or skips \
+                     it unless {how}; it is rehearsed as pending",
+                    g.name
+                ));
+            }
+        }
+        self
     }
 }
 
@@ -512,6 +534,28 @@ pub fn one_string_hint(tool: &str) -> TxHint {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pending_migrations_older_than_the_newest_applied_are_noted() {
+        let g = |v: &str| Group {
+            name: format!("V{v}__x.sql"),
+            path: PathBuf::from("x"),
+            version: Some(v.into()),
+            transaction: TxMode::File,
+            steps: 0..0,
+            down: None,
+            verify: None,
+            checksum: None,
+        };
+        let groups = [g("1"), g("1.5"), g("2"), g("3")];
+        let a = Applied::of(vec![true, false, true, false]).out_of_order(&groups, "Flyway", "outOfOrder=true");
+        assert_eq!(a.notes.len(), 1);
+        assert!(
+            a.notes[0].starts_with("V1.5__x.sql is pending but older than the newest applied migration (2)"),
+            "{:?}",
+            a.notes
+        );
+    }
 
     #[test]
     fn versions_order_by_number() {
