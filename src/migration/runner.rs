@@ -13,8 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::split::Statement;
 use super::{Migration, OnError, Step, StepKind, TxMode};
 use crate::error::{describe_pg, sqlstate};
-use crate::record::GroupRecord;
-use crate::record::{MigrationRecord, Outcome, StepRecord};
+use crate::record::{GroupRecord, MigrationRecord, Outcome, StepRecord};
 use crate::sampler::lockmode::stronger;
 use crate::timeline::{Clock, Slot};
 

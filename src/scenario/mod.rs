@@ -517,7 +517,7 @@ fn load_migration(
         (None, Some(f), None, None) if f == "-" => None,
         (None, Some(f), None, None) => Some(resolve(f)),
         (None, None, Some(d), None) => return dir(resolve(d), true),
-        (None, None, None, Some(c)) => return command(c, m, file, resolve),
+        (None, None, None, Some(c)) => return command(c, m, from.is_some(), file, resolve),
         (None, None, None, None) => {
             return Err(Error::input(format!(
                 "{file}: [migration] needs file = \"migration.sql\", dir = \"db/migrations\" (a migration tool's \
@@ -546,14 +546,20 @@ fn load_migration(
 }
 
 /// `migration.command`: run in the scenario's directory, captured from the clone's log.
-fn command(c: &str, m: &file::MigrationSection, file: &str, resolve: &dyn Fn(&str) -> PathBuf) -> Result<Migration> {
+fn command(
+    c: &str,
+    m: &file::MigrationSection,
+    from: bool,
+    file: &str,
+    resolve: &dyn Fn(&str) -> PathBuf,
+) -> Result<Migration> {
     if c.trim().is_empty() {
         return Err(Error::input(format!("{file}: migration.command is empty")));
     }
-    if m.transaction.is_some() || m.format.is_some() || m.from.is_some() || m.history_table.is_some() {
+    if m.transaction.is_some() || m.format.is_some() || from || m.history_table.is_some() {
         return Err(Error::input(format!(
-            "{file}: migration.transaction, format, from and history_table do not apply to migration.command: the \
-             framework decides what it sends; remove them"
+            "{file}: migration.transaction, format, from (--from) and history_table do not apply to \
+             migration.command: the framework decides what it sends; remove them"
         )));
     }
     Ok(Migration::from_parts(
