@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tokio_postgres::Client;
 
 use super::dirs::Applied;
-use super::{Migration, Source, StepKind, TxMode};
+use super::{Migration, Source, TxMode};
 use crate::error::{Error, Result, describe_pg};
 use crate::record::Selection;
 
@@ -135,23 +135,7 @@ pub async fn apply(client: &Client, m: &Migration) -> Result<Duration> {
             client.batch_execute("BEGIN").await.map_err(fail)?;
         }
         for step in &m.steps[g.steps.clone()] {
-            for s in step.statements() {
-                loop {
-                    let n: u64 = client
-                        .simple_query(&s.sql)
-                        .await
-                        .map_err(fail)?
-                        .iter()
-                        .map(|m| match m {
-                            tokio_postgres::SimpleQueryMessage::CommandComplete(n) => *n,
-                            _ => 0,
-                        })
-                        .sum();
-                    if n == 0 || !matches!(step.kind, StepKind::Backfill { .. }) {
-                        break;
-                    }
-                }
-            }
+            super::runner::apply_step(client, step).await.map_err(fail)?;
         }
         if tx {
             client.batch_execute("COMMIT").await.map_err(fail)?;

@@ -18,7 +18,7 @@ use crate::sampler::lockmode::stronger;
 use crate::timeline::{Clock, Slot};
 
 /// A backfill stops after this many batches unless `max_batches` says otherwise.
-const DEFAULT_MAX_BATCHES: u64 = 100_000;
+pub(super) const DEFAULT_MAX_BATCHES: u64 = 100_000;
 
 /// Retry backoff doubles up to this (or the configured backoff, if larger).
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -316,14 +316,7 @@ impl Runner<'_> {
 
     /// Runs one statement; returns the rows it affected.
     async fn execute(&self, s: &Statement) -> Result<u64, Failure> {
-        let msgs = self.client.simple_query(&s.sql).await.map_err(|e| Failure::from_pg(&e, Some(s.number)))?;
-        Ok(msgs
-            .iter()
-            .map(|m| match m {
-                SimpleQueryMessage::CommandComplete(n) => *n,
-                _ => 0,
-            })
-            .sum())
+        rows_of(self.client, &s.sql).await.map_err(|e| Failure::from_pg(&e, Some(s.number)))
     }
 
     async fn held_locks(&self) -> Vec<(String, String)> {
@@ -354,6 +347,39 @@ impl Runner<'_> {
     async fn wal_lsn(&self) -> Option<u64> {
         wal_lsn(self.client).await
     }
+}
+
+/// Runs `sql` (simple protocol); returns the rows it affected.
+pub(super) async fn rows_of(client: &Client, sql: &str) -> Result<u64, tokio_postgres::Error> {
+    let msgs = client.simple_query(sql).await?;
+    Ok(msgs
+        .iter()
+        .map(|m| match m {
+            SimpleQueryMessage::CommandComplete(n) => *n,
+            _ => 0,
+        })
+        .sum())
+}
+
+/// Runs the statements of `step` as a whole: a backfill's statement until it
+/// affects no row (at most its `max_batches`), any other once each. Used
+/// where a step is applied unmeasured (before the baseline, in a preflight).
+pub(super) async fn apply_step(client: &Client, step: &Step) -> Result<(), tokio_postgres::Error> {
+    match &step.kind {
+        StepKind::Backfill { statement, max_batches, .. } => {
+            for _ in 0..max_batches.unwrap_or(DEFAULT_MAX_BATCHES) {
+                if rows_of(client, &statement.sql).await? == 0 {
+                    break;
+                }
+            }
+        }
+        _ => {
+            for s in step.statements() {
+                rows_of(client, &s.sql).await?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// relfilenode of every user table, as `client` sees them.

@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use tokio_postgres::Client;
 
-use super::{Migration, OnError, StepKind};
+use super::{Migration, OnError, Step, StepKind, runner};
 use crate::clone::Server;
 use crate::clone::template::{self, connect};
 use crate::error::{Error, Result, describe_pg};
@@ -129,8 +129,7 @@ async fn check_all(
             }
             if stop.is_none() {
                 stop = if run_earlier {
-                    let failed =
-                        run_statement(client, &s.sql, matches!(step.kind, StepKind::Backfill { .. })).await.err();
+                    let failed = run_statement(client, step, &s.sql).await.err();
                     // With on_error = continue the run goes on after a failed step, and so do the checks.
                     failed
                         .filter(|_| step.on_error == OnError::Abort)
@@ -145,36 +144,35 @@ async fn check_all(
     Ok(out)
 }
 
-/// Runs an earlier statement (a backfill until it affects no row) under a
-/// savepoint. Statements that cannot run in a transaction change no data:
-/// an index build runs without CONCURRENTLY, the rest is passed over.
-async fn run_statement(client: &Client, sql: &str, backfill: bool) -> std::result::Result<(), String> {
-    let sql = match queries::in_transaction(sql) {
-        Some(s) => s,
-        None => return Ok(()),
+/// Runs an earlier statement of `step` (a backfill's until it affects no
+/// row, at most its `max_batches`) under a savepoint. Statements that cannot
+/// run in a transaction change no data: an index build runs without
+/// CONCURRENTLY, the rest is passed over.
+async fn run_statement(client: &Client, step: &Step, sql: &str) -> std::result::Result<(), String> {
+    let Some(sql) = queries::in_transaction(sql) else { return Ok(()) };
+    let limit = match step.kind {
+        StepKind::Backfill { max_batches, .. } => max_batches.unwrap_or(runner::DEFAULT_MAX_BATCHES),
+        _ => 1,
     };
-    let pg = |e: tokio_postgres::Error| describe_pg(&e);
-    client.batch_execute("SAVEPOINT lockimpact_preflight").await.map_err(pg)?;
-    loop {
-        match client.simple_query(&sql).await {
-            Ok(msgs) => {
-                let rows: u64 = msgs
-                    .iter()
-                    .map(|m| match m {
-                        tokio_postgres::SimpleQueryMessage::CommandComplete(n) => *n,
-                        _ => 0,
-                    })
-                    .sum();
-                if !backfill || rows == 0 {
-                    return client.batch_execute("RELEASE SAVEPOINT lockimpact_preflight").await.map_err(pg);
-                }
-            }
+    client.batch_execute("SAVEPOINT lockimpact_preflight").await.map_err(|e| describe_pg(&e))?;
+    let mut result = Ok(());
+    for _ in 0..limit {
+        match runner::rows_of(client, &sql).await {
+            Ok(0) => break,
+            Ok(_) => {}
             Err(e) => {
-                let _ = client.batch_execute("ROLLBACK TO SAVEPOINT lockimpact_preflight").await;
-                return Err(describe_pg(&e));
+                result = Err(describe_pg(&e));
+                break;
             }
         }
     }
+    let end = if result.is_ok() {
+        "RELEASE SAVEPOINT lockimpact_preflight"
+    } else {
+        "ROLLBACK TO SAVEPOINT lockimpact_preflight"
+    };
+    let _ = client.batch_execute(end).await;
+    result
 }
 
 /// The records of one found check (several for a primary key by index).
