@@ -40,8 +40,8 @@ pub fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
     if let Some((title, rows)) = group_rows(r) {
         details(out, &title, |out| {
             rows.markdown(&mut &mut *out)?;
-            for line in command_lines(r).unwrap_or_default() {
-                writeln!(out, "\n    {line}")?;
+            if let Some(lines) = command_lines(r) {
+                writeln!(out, "\n```\n{}\n```", lines.join("\n"))?;
             }
             Ok(())
         })?;
