@@ -326,10 +326,9 @@ impl super::ServerHandle for DockerServer {
     }
 
     fn read_log(&self) -> Option<std::io::Result<String>> {
-        Some(
-            output_within(docker().args(["logs", &self.id]), Duration::from_secs(60))
-                .map(|o| format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))),
-        )
+        // The server logs to the container's stderr (stdout holds initdb's output).
+        let logs = output_within(docker().args(["logs", &self.id]), Duration::from_secs(60));
+        Some(logs.map(|o| String::from_utf8_lossy(&o.stderr).into_owned()))
     }
 
     fn tools(&self) -> Option<Tools> {

@@ -269,7 +269,11 @@ pub fn preflight_rows(r: &Report) -> Option<(String, Rows, Vec<String>)> {
             vec![
                 (c.step + 1).to_string(),
                 c.kind_name().to_string(),
-                if c.columns.is_empty() { c.relation.clone() } else { format!("{} ({})", c.relation, c.columns.join(", ")) },
+                if c.columns.is_empty() {
+                    c.relation.clone()
+                } else {
+                    format!("{} ({})", c.relation, c.columns.join(", "))
+                },
                 short(&c.detail, 50),
                 c.violations.map(fmt_count).unwrap_or_else(|| "-".into()),
                 if c.examples.is_empty() { "-".into() } else { c.examples.join("; ") },
