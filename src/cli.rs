@@ -195,6 +195,13 @@ pub struct RunArgs {
     /// (a fast ALTER TABLE queued behind an old transaction).
     pub scenario: Option<PathBuf>,
 
+    /// The migration to rehearse instead of the scenario's: a `.sql` file, a
+    /// migration tool's directory (Flyway, goose, …; see
+    /// docs/migration-directories.md), or `-` to read SQL from standard
+    /// input (Django `sqlmigrate`, Alembic `upgrade --sql`).
+    #[arg(long, value_name = "FILE|DIR|-")]
+    pub migration: Option<PathBuf>,
+
     #[command(flatten)]
     pub opts: RunOptions,
 }
@@ -206,9 +213,10 @@ pub struct CompareArgs {
     #[arg(required = true, num_args = 1..=2, value_name = "SCENARIO")]
     pub scenarios: Vec<PathBuf>,
 
-    /// A candidate migration file run on the one scenario (give it twice:
-    /// A, then B). Paths are relative to the current directory.
-    #[arg(long = "migration", value_name = "FILE.sql")]
+    /// A candidate migration run on the one scenario (give it twice: A,
+    /// then B): a file, a migration directory, or `-` (standard input) for
+    /// one of them. Paths are relative to the current directory.
+    #[arg(long = "migration", value_name = "FILE|DIR|-")]
     pub migrations: Vec<PathBuf>,
 
     /// Compare even when the two scenarios differ in snapshot or workload.
@@ -291,9 +299,19 @@ pub struct RunOptions {
     #[arg(long)]
     pub keep: bool,
 
+    /// Rehearse a migration directory from this version (or name) on;
+    /// pending ones before it are applied first, unmeasured (sets `migration.from`).
+    #[arg(long, value_name = "VERSION")]
+    pub from: Option<String>,
+
     /// Print only the report (no progress lines and no live status on stderr).
     #[arg(long, short)]
     pub quiet: bool,
+
+    /// The migration that replaces the scenario's (`run --migration`, each
+    /// candidate of `compare --migration`): a file, a directory or `-`.
+    #[arg(skip)]
+    pub migration: Option<PathBuf>,
 }
 
 /// Budget thresholds on the command line; each overrides the same key of the

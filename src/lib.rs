@@ -29,7 +29,9 @@
 //!   PostgreSQL logs (not `record`, the raw measurements of a rehearsal).
 //! - `workload`: workload file, parameter generators, open-loop pacer, workers
 //!   (one thread and one `wire` connection each), session replay.
-//! - `migration`: splitting with pg_query, directives, the step runner.
+//! - `migration`: splitting with pg_query, directives, groups (migration
+//!   files), the step runner; migration tools' directories, their history
+//!   tables, a captured framework command, preflight data checks.
 //! - `sampler`: the lock sampler and blocked episodes; typed lock modes.
 //! - `timeline`: which phase is current; phase marks.
 //! - `rehearsal`: runs one rehearsal and returns its `RunRecord`.
@@ -122,7 +124,9 @@ async fn watch_signals(cancel: CancellationToken) {
 
 /// `lockimpact run`: returns 0, or `EXIT_BUDGET` when the verdict fails.
 pub async fn run(args: &RunArgs, cancel: &CancellationToken) -> Result<i32> {
-    let plan = scenario::load(args.scenario.as_deref(), &args.opts)?;
+    let mut opts = args.opts.clone();
+    opts.migration = args.migration.clone();
+    let plan = scenario::load(args.scenario.as_deref(), &opts)?;
     let outputs = Outputs::parse(&args.opts)?;
     let progress = Progress::new(args.opts.quiet);
     clean::mention(&progress).await;
@@ -212,14 +216,19 @@ pub async fn compare(args: &CompareArgs, cancel: &CancellationToken) -> Result<i
 fn compare_plans(args: &CompareArgs) -> Result<Vec<scenario::Plan>> {
     match (args.scenarios.as_slice(), args.migrations.as_slice()) {
         ([a, b], []) => Ok(vec![scenario::load(Some(a), &args.opts)?, scenario::load(Some(b), &args.opts)?]),
+        ([_], [a, b]) if a.as_os_str() == "-" && b.as_os_str() == "-" => {
+            Err(Error::input("standard input can be read once: give `--migration -` for one candidate only"))
+        }
         ([s], [_, _]) => args
             .migrations
             .iter()
             .map(|m| {
-                let path =
-                    std::path::absolute(m).map_err(|e| Error::input(format!("--migration {}: {e}", m.display())))?;
                 let mut opts = args.opts.clone();
-                opts.set.push(format!("migration.file={:?}", path.display().to_string()));
+                opts.migration = Some(if m.as_os_str() == "-" {
+                    m.clone()
+                } else {
+                    std::path::absolute(m).map_err(|e| Error::input(format!("--migration {}: {e}", m.display())))?
+                });
                 scenario::load(Some(s), &opts)
             })
             .collect(),

@@ -193,10 +193,95 @@ impl Outcome {
 #[derive(Debug, Default)]
 pub struct MigrationRecord {
     pub file: String,
+    /// `Source::describe` of where it came from.
+    pub source: Option<String>,
+    /// The mode of every group; `None` when they differ (or nothing ran).
     pub transaction: Option<TxMode>,
+    /// All groups ran in one transaction (Drizzle).
+    pub one_transaction: bool,
     pub pid: i32,
     pub committed: bool,
     pub steps: Vec<StepRecord>,
+    /// The units applied whole (migration files), in order, over `steps`.
+    pub groups: Vec<GroupRecord>,
+    /// What was chosen to run and why (pending migrations, `--from`,
+    /// earlier ones applied before the baseline, unmeasured).
+    pub selection: Option<Selection>,
+    /// Preflight data checks, run before the workload started.
+    pub preflight: Option<PreflightRecord>,
+    /// A framework command whose statements were captured (`migration.command`).
+    pub command: Option<CommandRecord>,
+}
+
+/// A framework command run against the clone, as a whole; its statements are the steps.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CommandRecord {
+    pub command: String,
+    /// `None` when it was killed (interrupted) or could not start.
+    pub exit_code: Option<i32>,
+    /// The last lines it printed (stdout and stderr).
+    pub output_tail: String,
+    pub duration: Duration,
+    /// Server-wide WAL written while it ran, and the tables it rewrote
+    /// (measured around the whole command: its statements ran on its own
+    /// sessions, where lockimpact cannot look between them).
+    pub wal_bytes: Option<u64>,
+    pub rewritten: Vec<String>,
+    /// Sessions it opened on the clone.
+    pub sessions: usize,
+}
+
+/// One group of steps applied as a whole (a migration file).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupRecord {
+    pub name: String,
+    pub file: String,
+    pub version: Option<String>,
+    pub transaction: TxMode,
+    /// Indexes into the run's steps.
+    pub steps: std::ops::Range<usize>,
+    /// Every step succeeded and its transaction (if it had one) committed.
+    pub committed: bool,
+    /// Its down part was read (kept for a rollback; not run forward).
+    pub has_down: bool,
+    /// The command whose statements were captured from the log, for a `command` migration.
+    pub captured: bool,
+}
+
+impl GroupRecord {
+    pub fn of(g: &crate::migration::Group, committed: bool) -> GroupRecord {
+        GroupRecord {
+            name: g.name.clone(),
+            file: g.path.display().to_string(),
+            version: g.version.clone(),
+            transaction: g.transaction,
+            steps: g.steps.clone(),
+            committed,
+            has_down: g.down.is_some(),
+            captured: false,
+        }
+    }
+}
+
+/// Which migrations of a directory were rehearsed, and why.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Selection {
+    /// `flyway`, `goose`, …
+    pub format: String,
+    /// The history table read, when the snapshot has it.
+    pub history_table: Option<String>,
+    /// `--from` / `migration.from`.
+    pub from: Option<String>,
+    /// Migrations found in the directory.
+    pub found: usize,
+    /// Recorded as applied in the history table (not run).
+    pub applied: Vec<String>,
+    /// Pending but before `from`: applied before the baseline, unmeasured.
+    pub applied_before_baseline: Vec<String>,
+    /// How long applying those took.
+    pub setup_time: Duration,
+    /// What the user should know (no history table, a dirty version, …).
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -219,6 +304,30 @@ pub struct StepRecord {
     pub rewritten: Vec<String>,
     /// Relation → lock mode, as read inside the step's transaction.
     pub locks: Vec<(String, String)>,
+}
+
+impl StepRecord {
+    /// A step not run yet (`skipped` until it is), starting at `start`.
+    pub fn new(name: String, kind: &'static str, line: usize, statements: usize, start: Duration) -> StepRecord {
+        StepRecord {
+            name,
+            kind,
+            line,
+            statements,
+            start,
+            duration: Duration::ZERO,
+            outcome: Outcome::Skipped,
+            sqlstate: None,
+            error: None,
+            failed_statement: None,
+            retries: 0,
+            batches: None,
+            rows: 0,
+            wal_bytes: None,
+            rewritten: Vec::new(),
+            locks: Vec::new(),
+        }
+    }
 }
 
 /// One session waiting for a lock, from first to last sighting.
@@ -250,4 +359,65 @@ pub struct SamplerRecord {
     pub migration_locks: BTreeMap<usize, BTreeMap<String, String>>,
     /// Per second: most workload sessions waiting on a lock at once (any cause / by the migration).
     pub blocked_per_second: Vec<(u32, u32)>,
+    /// When the migration was seen holding each relation lock (consecutive
+    /// polls make one span): the locks of captured statements, which have no
+    /// slot of their own.
+    pub migration_lock_spans: Vec<LockSpan>,
+}
+
+/// A relation lock the migration was seen holding from one poll to another.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LockSpan {
+    pub relation: String,
+    pub mode: String,
+    pub from: Duration,
+    pub to: Duration,
+}
+
+/// The preflight data checks of a run: each check, and their own cost.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PreflightRecord {
+    pub checks: Vec<CheckRecord>,
+    /// Wall time of the whole preflight (copy, earlier steps, checks).
+    pub duration: Duration,
+    /// Where the checks ran, e.g. "a separate copy of the dataset, earlier steps applied and rolled back".
+    pub place: String,
+}
+
+/// What a preflight check looks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckKind {
+    /// `SET NOT NULL` (and the columns of a new primary key): NULLs.
+    NotNull,
+    /// `ADD CHECK` / `VALIDATE` of a check constraint: rows the expression rejects.
+    Check,
+    /// `ADD UNIQUE` / `PRIMARY KEY`, `CREATE UNIQUE INDEX`: duplicates.
+    Unique,
+    /// `ADD FOREIGN KEY` / `VALIDATE` of one: rows without a parent (orphans).
+    ForeignKey,
+    /// `ALTER COLUMN … TYPE`: values that do not convert.
+    Cast,
+}
+
+/// One preflight check of one statement.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckRecord {
+    /// Index of the step (in the run's steps) and the statement's number in its file.
+    pub step: usize,
+    pub statement: usize,
+    pub kind: CheckKind,
+    pub relation: String,
+    pub columns: Vec<String>,
+    /// The constraint, expression or type checked, as SQL.
+    pub detail: String,
+    /// Rows that violate it; `None` when the check could not run (`skipped`).
+    pub violations: Option<u64>,
+    /// Up to five violating rows (their key and the offending value), as text.
+    pub examples: Vec<String>,
+    /// What the violating rows have, e.g. "billing_country NULL".
+    pub what: String,
+    pub duration: Duration,
+    /// Why it did not run (the step is not reached, the table is missing, …).
+    pub skipped: Option<String>,
 }

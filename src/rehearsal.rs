@@ -10,7 +10,9 @@ use tokio_util::sync::CancellationToken;
 use crate::clone::Server;
 use crate::clone::template::{self, Dataset, connect};
 use crate::error::{Error, Result, describe_pg};
+use crate::migration::capture::{self, Capture};
 use crate::migration::runner::Runner;
+use crate::migration::{Migration, Source, history, preflight};
 use crate::record::{MigrationRecord, RunRecord, Stop};
 use crate::sampler::{Roles, Sampler};
 use crate::scenario::Plan;
@@ -70,6 +72,97 @@ pub async fn prepare(plan: &Plan, server: &Server, progress: &Progress) -> Resul
     Ok(dataset)
 }
 
+/// Applies the migration of one rehearsal on its connection: chooses and
+/// checks it before the workload starts, then runs it step by step (or runs
+/// the framework command and captures its statements).
+struct Applier<'a> {
+    plan: &'a Plan,
+    server: &'a Server,
+    run_db: &'a str,
+    client: &'a tokio_postgres::Client,
+    cancel: &'a CancellationToken,
+    say: &'a (dyn Fn(&str) + Sync),
+}
+
+impl Applier<'_> {
+    /// On the fresh copy, before the workload: the migrations to rehearse (a
+    /// directory's pending ones, after applying those before `--from`,
+    /// unmeasured), their preflight checks, and a command's role.
+    async fn prepare(&self, record: &mut MigrationRecord) -> Result<(Migration, Option<capture::Prepared>)> {
+        let say = self.say;
+        let chosen = history::choose(&self.plan.migration, self.client).await?;
+        let mut selection = chosen.selection;
+        if let Some(sel) = selection.as_mut() {
+            say(&format!(
+                "{}: {} migrations, {} recorded as applied, {} to rehearse{}",
+                sel.format,
+                sel.found,
+                sel.applied.len(),
+                chosen.run.groups.len(),
+                sel.history_table.as_ref().map(|t| format!(" (history: {t})")).unwrap_or_default()
+            ));
+            if !chosen.before.groups.is_empty() {
+                say(&format!(
+                    "applying {} before the baseline, unmeasured: {}",
+                    chosen.before.groups.len(),
+                    sel.applied_before_baseline.join(", ")
+                ));
+                sel.setup_time = history::apply(self.client, &chosen.before).await?;
+            }
+        }
+        record.selection = selection;
+        if self.plan.preflight {
+            record.preflight = tokio::select! {
+                r = preflight::run(self.server, self.run_db, &chosen.run, &chosen.before, say) => r?,
+                _ = self.cancel.cancelled() => return Err(Error::interrupted()),
+            };
+        }
+        let prepared = match &self.plan.migration.source {
+            Source::Command { .. } => Some(capture::prepare(self.server, self.client).await?),
+            _ => None,
+        };
+        Ok((chosen.run, prepared))
+    }
+
+    /// Runs the migration while the workload runs.
+    async fn run(
+        &self,
+        m: &Migration,
+        prepared: Option<&capture::Prepared>,
+        clock: &Arc<Clock>,
+        roles: &Arc<Roles>,
+        record: &mut MigrationRecord,
+    ) {
+        let (say, cancel) = (self.say, self.cancel.clone());
+        match (&self.plan.migration.source, prepared) {
+            (Source::Command { command, cwd }, Some(prepared)) => {
+                let (clock, roles, poll) = (clock.clone(), roles.clone(), self.plan.sampler_interval);
+                let capture = Capture {
+                    server: self.server,
+                    db: self.run_db,
+                    client: self.client,
+                    clock,
+                    roles,
+                    cancel,
+                    poll,
+                    say,
+                };
+                capture.run(prepared, command, cwd, record).await;
+            }
+            _ => {
+                say(&format!(
+                    "migration: {} steps in {} groups, transaction {}",
+                    m.steps.len(),
+                    m.groups.len(),
+                    m.transaction_name()
+                ));
+                let runner = Runner { client: self.client, clock: clock.clone(), cancel, say };
+                runner.run(m, record).await;
+            }
+        }
+    }
+}
+
 /// Runs one rehearsal of `plan` on a fresh copy of the template.
 pub async fn rehearse(
     plan: &Plan,
@@ -105,15 +198,23 @@ pub async fn rehearse(
     roles.set_migration(mig_pid);
 
     let sampler_client = connect(server, run_db, "sampler").await?;
+    let mut record = MigrationRecord {
+        file: plan.migration_path.display().to_string(),
+        pid: mig_pid,
+        source: Some(plan.migration.source.describe()),
+        ..Default::default()
+    };
+    let applier = Applier { plan, server, run_db, client: &migration_client, cancel, say };
+    let (migration, prepared) = applier.prepare(&mut record).await?;
 
     let clock = Arc::new(Clock::new());
-    let slots = Slot::count(plan.migration.steps.len());
+    let slots = Slot::count(migration.steps.len());
     let workload =
         workload::start(&plan.workload, classes, server.target(run_db), clock.clone(), roles.clone(), slots).await?;
     let sampler = Sampler::start(sampler_client, plan.sampler_interval, clock.clone(), roles.clone());
     let live = progress.live_line(
         clock.clone(),
-        plan.migration.steps.iter().map(|s| s.name.clone()).collect(),
+        migration.steps.iter().map(|s| s.name.clone()).collect(),
         workload.seconds(),
         sampler.live(),
     );
@@ -123,8 +224,6 @@ pub async fn rehearse(
     // marked incomplete.
     let lost = sampler.lost();
     let stopped = |why: &Stop| say(&format!("stopping early: {}", why.reason()));
-    let mut migration =
-        MigrationRecord { file: plan.migration_path.display().to_string(), pid: mig_pid, ..Default::default() };
     let mut stop = None;
     say(&format!("warmup {} ms at {} ops/s", plan.phases.warmup.as_millis(), plan.workload.rate));
     if let Err(why) = wait_phase(plan.phases.warmup, cancel, &lost).await {
@@ -136,13 +235,7 @@ pub async fn rehearse(
         stop = wait_phase(plan.phases.baseline, cancel, &lost).await.err();
     }
     if stop.is_none() {
-        say(&format!(
-            "migration: {} steps, transaction {}",
-            plan.migration.steps.len(),
-            plan.migration.transaction.as_str()
-        ));
-        let runner = Runner { client: &migration_client, clock: clock.clone(), cancel: cancel.clone(), say };
-        runner.run(&plan.migration, &mut migration).await;
+        applier.run(&migration, prepared.as_ref(), &clock, &roles, &mut record).await;
         stop = Stop::check(cancel, &lost, &migration_client);
     }
     if stop.is_none() {
@@ -178,7 +271,7 @@ pub async fn rehearse(
         marks: clock.marks(),
         end,
         workload,
-        migration,
+        migration: record,
         stop,
         sampler,
         budget: plan.budget.clone(),

@@ -146,6 +146,9 @@ fn the_corpus_covers_every_kind_of_bad_input() {
         "migration/empty-file",
         "template/workload-unknown-var",
         "template/workload-unclosed",
+        "migration-dir/unknown-format",
+        "migration-dir/goose-concurrently-in-transaction",
+        "migration-dir/from-unknown-version",
     ] {
         assert!(names.iter().any(|n| n.ends_with(want)), "no case {want} under {ROOT}");
     }

@@ -47,6 +47,7 @@ const TESTS: &[(&str, fn())] = &[
     ),
     ("clean_removes_the_container_of_a_killed_run_only", clean_removes_the_container_of_a_killed_run_only),
     ("requests_are_ones_this_engine_accepts", requests_are_ones_this_engine_accepts),
+    ("command_is_captured_on_the_docker_backend_too", command_is_captured_on_the_docker_backend_too),
 ];
 
 fn main() {
@@ -504,4 +505,23 @@ fn requests_are_ones_this_engine_accepts() {
             "no {wanted} request went through the proxy: {requests:?}"
         );
     }
+}
+
+/// `migration.command` on the docker backend: statements read from the
+/// container's log (its stderr).
+fn command_is_captured_on_the_docker_backend_too() {
+    let tmp = tempfile::tempdir().unwrap();
+    let script =
+        "psql -X -v ON_ERROR_STOP=1 -q -c 'ALTER TABLE orders ADD COLUMN note text' -c 'SELECT pg_sleep(0.2)'\n";
+    std::fs::write(tmp.path().join("migrate.sh"), script).unwrap();
+    let scenario = common::tiny_scenario(tmp.path(), "SELECT 1;\n", "");
+    let text =
+        std::fs::read_to_string(&scenario).unwrap().replace("file = \"migration.sql\"", "command = \"sh migrate.sh\"");
+    std::fs::write(&scenario, text).unwrap();
+    let out = common::run(&[scenario.to_str().unwrap(), "--backend", "docker", "--image", common::TEST_IMAGE]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let r = out.report();
+    let names: Vec<&str> = r["steps"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["ALTER TABLE orders ADD COLUMN note text", "SELECT pg_sleep(0.2)"]);
+    assert!(r["steps"][1]["duration_ms"].as_f64().unwrap() >= 200.0);
 }

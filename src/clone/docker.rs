@@ -436,6 +436,18 @@ impl super::ServerHandle for DockerServer {
         self.log.last(20)
     }
 
+    fn read_log(&self) -> Option<std::io::Result<String>> {
+        // The server logs to the container's stderr (stdout holds initdb's output).
+        let container = self.container.clone()?;
+        let read = match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(|| h.block_on(container.stderr_to_vec()))
+            }
+            _ => return Some(Err(std::io::Error::other("no async runtime to read the container's log on"))),
+        };
+        Some(read.map(|b| String::from_utf8_lossy(&b).into_owned()).map_err(|e| std::io::Error::other(causes(&e))))
+    }
+
     fn tools(&self) -> Option<Tools> {
         let container = self.container.clone()?;
         let dump = self.dump.clone().map(|p| (p, DUMP_PATH.to_string()));

@@ -292,6 +292,10 @@ impl super::ServerHandle for LocalServer {
         )
     }
 
+    fn read_log(&self) -> Option<std::io::Result<String>> {
+        Some(std::fs::read(self.log_path()).map(|b| String::from_utf8_lossy(&b).into_owned()))
+    }
+
     fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(self.log_path()).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();

@@ -48,6 +48,13 @@ pub trait ServerHandle: Send + Sync {
     fn keep(&mut self, dbname: &str) -> String;
     /// The last lines of the server's log, for error messages.
     fn log_tail(&self) -> String;
+    /// The server's whole log (stderr), to read the statements a framework
+    /// command sent (`migration.command`); `None` when lockimpact cannot
+    /// read it. Servers that have one also listen on 127.0.0.1 at the port
+    /// of their `config`.
+    fn read_log(&self) -> Option<std::io::Result<String>> {
+        None
+    }
     /// Where client tools of the server's own major version (pg_restore,
     /// psql) run against it; `None` when lockimpact cannot run them there.
     fn tools(&self) -> Option<restore::Tools>;

@@ -1,15 +1,27 @@
-//! The candidate migration: split into steps (`split`), resolved against the
-//! scenario's defaults (`load`), and applied step by step (`runner`).
+//! The candidate migration: where it comes from (`Source`: a file, stdin, a
+//! migration tool's directory read by `dirs`, or a framework `command`
+//! whose statements `capture` reads from the clone's log), split into steps
+//! (`split`), grouped into the units its tool applies whole (`Group`: a
+//! migration file, with its down part kept as a `Script`), resolved against
+//! the scenario's defaults, and applied step by step (`runner`). `history`
+//! chooses which groups of a directory are pending on the fresh copy;
+//! `preflight` counts the rows a step will fail on before it runs.
 
+pub mod capture;
+pub mod dirs;
+pub mod history;
+pub mod preflight;
 pub mod runner;
 pub mod split;
 
-use std::path::Path;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use split::{OnError, StepKind, TxMode};
 
 use crate::error::{Error, Result};
+use split::{Statement, TxControl};
 
 /// A migration step ready to run: directive options resolved against the
 /// scenario's defaults.
@@ -25,10 +37,145 @@ pub struct Step {
     pub on_error: OnError,
 }
 
+impl Step {
+    /// The SQL statements of the step (none for a pause).
+    pub fn statements(&self) -> Vec<&Statement> {
+        match &self.kind {
+            StepKind::Sql(s) => s.iter().collect(),
+            StepKind::Backfill { statement, .. } => vec![statement],
+            StepKind::Pause(_) => vec![],
+        }
+    }
+}
+
+/// A migration: its steps in order, grouped into the units a migration tool
+/// applies as a whole.
 #[derive(Debug, Clone)]
 pub struct Migration {
+    pub steps: Vec<Step>,
+    /// In order; each covers a range of `steps`, together all of them. A
+    /// plain file is one group (or one per `BEGIN … COMMIT` block it writes).
+    pub groups: Vec<Group>,
+    /// Every group inside one transaction (Drizzle's `migrate()` runs all
+    /// pending migrations in one); otherwise each group as its `transaction`
+    /// says.
+    pub one_transaction: bool,
+    pub source: Source,
+    /// What the user should know about how it was read (for the report's warnings).
+    pub notes: Vec<String>,
+}
+
+/// One unit a migration tool applies as a whole: a migration file (a
+/// Liquibase changeset; a `BEGIN … COMMIT` block of a plain file), with the
+/// transaction mode its tool runs it in and its down part.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Group {
+    /// The file it comes from, as the report names it (`V2__add_country.sql`,
+    /// `20240101_x/up.sql`; `… [lines 3-9]` when a file has several groups).
+    pub name: String,
+    pub path: PathBuf,
+    /// The version (or name, for Prisma, sqitch and Liquibase `author:id`)
+    /// its tool records in its history table; `None` for a plain file and a
+    /// Flyway repeatable migration.
+    pub version: Option<String>,
+    pub transaction: TxMode,
+    /// Indexes into `Migration::steps`.
+    pub steps: Range<usize>,
+    /// The down part (golang-migrate `.down.sql`, goose `Down`, Flyway
+    /// `U…` undo, sqitch `revert/`, Liquibase `--rollback`, …), parsed like
+    /// the forward steps and not run by a forward rehearsal.
+    pub down: Option<Script>,
+    /// sqitch's `verify/` script (a deploy runs it only with `--verify`; kept, not run).
+    pub verify: Option<Script>,
+    /// Flyway's checksum of a repeatable migration (CRC32 of its lines), to
+    /// tell whether `flyway_schema_history` holds this text of it.
+    pub checksum: Option<i32>,
+}
+
+/// SQL kept with a group but not run forward (a down, undo, revert or
+/// verify part): parsed and resolved like forward steps, in the transaction
+/// mode its tool would run it in, so that a rollback can run and measure it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Script {
+    pub path: PathBuf,
     pub transaction: TxMode,
     pub steps: Vec<Step>,
+}
+
+/// Where the migration comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    /// A plain `.sql` file (`migration.file`).
+    File(PathBuf),
+    /// SQL read from standard input (`--migration -`, `migration.file = "-"`):
+    /// Django `sqlmigrate`, Alembic `upgrade --sql`, …
+    Stdin,
+    /// A migration tool's directory (`migration.dir`).
+    Dir {
+        path: PathBuf,
+        format: dirs::Format,
+        /// `migration.from` / `--from`: rehearse from this version on.
+        from: Option<String>,
+        /// The tool's history table, `schema.table` or `table`.
+        history_table: String,
+        /// sqitch's `%project` (its history rows are per project).
+        project: Option<String>,
+    },
+    /// A framework command run against the clone (`migration.command`); its
+    /// statements are captured from the clone's log while it runs.
+    Command { command: String, cwd: PathBuf },
+}
+
+impl Source {
+    /// How the report names it: the file, `stdin`, `DIR (flyway)`, `command: …`.
+    pub fn describe(&self) -> String {
+        match self {
+            Source::File(p) => p.display().to_string(),
+            Source::Stdin => "stdin".into(),
+            Source::Dir { path, format, .. } => format!("{} ({})", path.display(), format.name()),
+            Source::Command { command, .. } => format!("command: {command}"),
+        }
+    }
+}
+
+impl Migration {
+    /// The transaction mode of every group, or `None` when they differ (or there is none).
+    pub fn transaction(&self) -> Option<TxMode> {
+        let first = self.groups.first()?.transaction;
+        self.groups.iter().all(|g| g.transaction == first).then_some(first)
+    }
+
+    /// `transaction()` as the report and progress lines name it: `file`,
+    /// `step`, `none`, `mixed` (groups differ), `one for all` (Drizzle).
+    pub fn transaction_name(&self) -> &'static str {
+        if self.one_transaction {
+            return "one for all";
+        }
+        self.transaction().map_or("mixed", TxMode::as_str)
+    }
+
+    /// The same migration with only the groups `keep` (indexes, in order).
+    pub fn subset(&self, keep: &[usize]) -> Migration {
+        let mut out = Migration { steps: Vec::new(), groups: Vec::new(), ..self.clone() };
+        for &i in keep {
+            let g = &self.groups[i];
+            let start = out.steps.len();
+            out.steps.extend_from_slice(&self.steps[g.steps.clone()]);
+            out.groups.push(Group { steps: start..out.steps.len(), ..g.clone() });
+        }
+        out
+    }
+
+    /// A migration of the groups `parts`, in order.
+    pub fn from_parts(parts: Vec<(Group, Vec<Step>)>, one_transaction: bool, source: Source) -> Migration {
+        let mut m = Migration { steps: Vec::new(), groups: Vec::new(), one_transaction, source, notes: Vec::new() };
+        for (g, steps) in parts {
+            let start = m.steps.len();
+            m.steps.extend(steps);
+            m.groups.push(Group { steps: start..m.steps.len(), ..g });
+        }
+        m
+    }
 }
 
 /// Scenario-level defaults for every step.
@@ -51,20 +198,82 @@ pub fn load(path: &Path, defaults: &Defaults) -> Result<Migration> {
         Error::input(format!("{file}: not valid UTF-8 ({}); save it as UTF-8", crate::scenario::utf8_place(&e)))
     })?;
     // A byte-order mark (editors on Windows write one) is not SQL.
-    parse(text.strip_prefix('\u{feff}').unwrap_or(&text), path, defaults)
+    let mut m = parse(text.strip_prefix('\u{feff}').unwrap_or(&text), path, defaults)?;
+    m.source = Source::File(path.to_path_buf());
+    Ok(m)
+}
+
+/// Reads a migration from standard input (`--migration -`).
+pub fn load_stdin(defaults: &Defaults) -> Result<Migration> {
+    let text = std::io::read_to_string(std::io::stdin())
+        .map_err(|e| Error::input(format!("stdin: cannot read the migration: {e} (it must be UTF-8 text)")))?;
+    let mut m = parse(text.strip_prefix('\u{feff}').unwrap_or(&text), Path::new("stdin"), defaults)?;
+    m.source = Source::Stdin;
+    Ok(m)
 }
 
 /// Splits and validates the text of a migration file; `path` only names the
-/// file in messages. (What `load` does once the file is read.)
+/// file in messages. (What `load` does once the file is read.) Without a
+/// transaction mode chosen (directive or scenario), a file that writes its
+/// own `BEGIN … COMMIT` (Django `sqlmigrate`, Alembic `--sql`, psql scripts)
+/// runs each block as one `file` transaction and statements outside blocks
+/// in autocommit.
 pub fn parse(text: &str, path: &Path, defaults: &Defaults) -> Result<Migration> {
-    let file = path.display();
+    let file = path.display().to_string();
     if text.trim().is_empty() {
         return Err(Error::input(format!("{file}: the migration file is empty")));
     }
     let parsed = split::split(text).map_err(|e| Error::input(format!("{file}:{}: {}", e.line, e.message)))?;
-    let transaction = parsed.transaction.or(defaults.transaction).unwrap_or(TxMode::File);
-    let steps: Vec<Step> = parsed
-        .steps
+    let chosen = parsed.transaction.or(defaults.transaction);
+    let steps = resolve(parsed.steps, defaults);
+    let name = path.file_name().map_or_else(|| file.clone(), |n| n.to_string_lossy().into_owned());
+    let own_control = steps.iter().flat_map(Step::statements).any(|s| s.is_transaction_control);
+    let (chunks, hint) = match chosen {
+        None if own_control => (transaction_blocks(steps, &file)?, TxHint::own_blocks()),
+        _ => (vec![(chosen.unwrap_or(TxMode::File), steps)], TxHint::directive()),
+    };
+    for (tx, steps) in &chunks {
+        check(steps, *tx, &file, &hint)?;
+    }
+    Ok(Migration::from_parts(named_groups(&name, path, None, chunks), false, Source::File(path.to_path_buf())))
+}
+
+/// Groups for the chunks of one file: named by the file, with the lines of
+/// each chunk when there are several.
+pub fn named_groups(
+    name: &str,
+    path: &Path,
+    version: Option<&str>,
+    chunks: Vec<(TxMode, Vec<Step>)>,
+) -> Vec<(Group, Vec<Step>)> {
+    let several = chunks.len() > 1;
+    chunks
+        .into_iter()
+        .map(|(transaction, steps)| {
+            let lines = |s: Option<&Step>| s.map_or(0, |s| s.line);
+            let name = if several {
+                format!("{name} [lines {}-{}]", lines(steps.first()), lines(steps.last()))
+            } else {
+                name.to_string()
+            };
+            let group = Group {
+                name,
+                path: path.to_path_buf(),
+                version: version.map(str::to_string),
+                transaction,
+                steps: 0..0,
+                down: None,
+                verify: None,
+                checksum: None,
+            };
+            (group, steps)
+        })
+        .collect()
+}
+
+/// Directive options resolved against the scenario's defaults.
+pub fn resolve(parsed: Vec<split::ParsedStep>, defaults: &Defaults) -> Vec<Step> {
+    parsed
         .into_iter()
         .map(|s| Step {
             name: s.name,
@@ -76,32 +285,185 @@ pub fn parse(text: &str, path: &Path, defaults: &Defaults) -> Result<Migration> 
             retry_backoff: s.options.retry_backoff.unwrap_or(defaults.retry_backoff),
             on_error: s.options.on_error.unwrap_or(defaults.on_error),
         })
-        .collect();
-    for step in &steps {
-        let statements: Vec<&split::Statement> = match &step.kind {
-            StepKind::Sql(s) => s.iter().collect(),
-            StepKind::Backfill { statement, .. } => vec![statement],
-            StepKind::Pause(_) => vec![],
-        };
-        for s in statements {
-            if transaction == TxMode::None {
-                continue;
-            }
-            if let Some(what) = s.needs_autocommit {
-                return Err(Error::input(format!(
-                    "{file}:{}: statement {} uses {what}, which cannot run inside a transaction block; \
-                     add `-- lockimpact: transaction none` at the top of the file or set migration.transaction = \"none\"",
-                    s.line, s.number
-                )));
-            }
-            if s.is_transaction_control {
-                return Err(Error::input(format!(
-                    "{file}:{}: statement {} controls transactions itself; remove it and choose the mode with \
-                     migration.transaction = \"file\" | \"step\" | \"none\" (or use \"none\" to keep your own BEGIN/COMMIT)",
-                    s.line, s.number
-                )));
-            }
+        .collect()
+}
+
+/// What to tell the user when a statement does not fit the transaction its
+/// group runs in: why there is a transaction, and how to change that.
+pub struct TxHint {
+    /// Said after "cannot run inside a transaction block", e.g. ", and goose
+    /// runs this file in one".
+    pub why: String,
+    /// How to run it outside one.
+    pub fix: String,
+    /// What to do about a BEGIN/COMMIT in the file.
+    pub control: String,
+}
+
+impl TxHint {
+    /// For a `BEGIN … COMMIT` block the file writes itself.
+    pub fn own_blocks() -> TxHint {
+        TxHint {
+            why: ", and the file's own BEGIN … COMMIT block around it is one".into(),
+            fix: "move it out of the block".into(),
+            control: "BEGIN … COMMIT blocks cannot nest".into(),
         }
     }
-    Ok(Migration { transaction, steps })
+
+    /// For a plain file, whose transaction mode lockimpact's directive or the scenario chooses.
+    fn directive() -> TxHint {
+        TxHint {
+            why: String::new(),
+            fix: "add `-- lockimpact: transaction none` at the top of the file or set migration.transaction = \"none\""
+                .into(),
+            control: "remove it and choose the mode with migration.transaction = \"file\" | \"step\" | \"none\" (or \
+                      use \"none\" to keep your own BEGIN/COMMIT; without a mode chosen, a file of BEGIN … COMMIT \
+                      blocks runs each block as one transaction)"
+                .into(),
+        }
+    }
+}
+
+/// Refuses statements that cannot run in the group's transaction mode.
+pub fn check(steps: &[Step], transaction: TxMode, file: &str, hint: &TxHint) -> Result<()> {
+    if transaction == TxMode::None {
+        return Ok(());
+    }
+    for s in steps.iter().flat_map(Step::statements) {
+        if let Some(what) = s.needs_autocommit {
+            return Err(Error::input(format!(
+                "{file}:{}: statement {} uses {what}, which cannot run inside a transaction block{}; {}",
+                s.line, s.number, hint.why, hint.fix
+            )));
+        }
+        if s.is_transaction_control {
+            return Err(Error::input(format!(
+                "{file}:{}: statement {} controls transactions itself; {}",
+                s.line, s.number, hint.control
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Splits steps that write their own `BEGIN … COMMIT` into chunks: each
+/// block is one `file` transaction (BEGIN and COMMIT become its bounds),
+/// the statements between blocks run in autocommit (`none`).
+pub fn transaction_blocks(steps: Vec<Step>, file: &str) -> Result<Vec<(TxMode, Vec<Step>)>> {
+    let mut chunks: Vec<(TxMode, Vec<Step>)> = Vec::new();
+    let mut open: Option<(usize, Vec<Step>)> = None;
+    let mut loose: Vec<Step> = Vec::new();
+    for step in steps {
+        let control = match step.statements().as_slice() {
+            [s] if s.is_transaction_control => Some((split::tx_control(&s.sql).unwrap_or(TxControl::Other), s.line)),
+            many => {
+                if let Some(s) = many.iter().find(|s| s.is_transaction_control) {
+                    return Err(Error::input(format!(
+                        "{file}:{}: BEGIN/COMMIT inside a step group or backfill; keep them outside \
+                         `-- lockimpact: step` groups",
+                        s.line
+                    )));
+                }
+                None
+            }
+        };
+        match (control, open.as_mut()) {
+            (Some((TxControl::Begin, line)), None) => {
+                if !loose.is_empty() {
+                    chunks.push((TxMode::None, std::mem::take(&mut loose)));
+                }
+                open = Some((line, Vec::new()));
+            }
+            (Some((TxControl::Commit, _)), Some(_)) => {
+                let (line, body) = open.take().expect("an open block");
+                if body.is_empty() {
+                    return Err(Error::input(format!("{file}:{line}: this BEGIN … COMMIT block holds no statement")));
+                }
+                chunks.push((TxMode::File, body));
+            }
+            (Some((what, line)), _) => {
+                return Err(Error::input(format!(
+                    "{file}:{line}: {}; lockimpact rehearses a file's own transactions as BEGIN … COMMIT blocks only",
+                    what.describe(open.is_some())
+                )));
+            }
+            (None, Some((_, body))) => body.push(step),
+            (None, None) => loose.push(step),
+        }
+    }
+    if let Some((line, _)) = open {
+        return Err(Error::input(format!("{file}:{line}: this BEGIN has no COMMIT")));
+    }
+    if !loose.is_empty() {
+        chunks.push((TxMode::None, loose));
+    }
+    Ok(chunks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defaults(transaction: Option<TxMode>) -> Defaults {
+        Defaults {
+            transaction,
+            lock_timeout: Duration::ZERO,
+            statement_timeout: Duration::ZERO,
+            retries: 0,
+            retry_backoff: Duration::ZERO,
+            on_error: OnError::Abort,
+        }
+    }
+
+    fn shape(m: &Migration) -> Vec<(String, TxMode, usize)> {
+        m.groups.iter().map(|g| (g.name.clone(), g.transaction, g.steps.len())).collect()
+    }
+
+    #[test]
+    fn own_begin_commit_blocks_are_groups() {
+        let text = "BEGIN;\nALTER TABLE t ADD a int;\nCOMMIT;\nCREATE INDEX CONCURRENTLY i ON t (a);\nBEGIN;\nSELECT 1;\nSELECT 2;\nEND;\n";
+        let m = parse(text, Path::new("x.sql"), &defaults(None)).unwrap();
+        assert_eq!(
+            shape(&m),
+            [
+                ("x.sql [lines 2-2]".to_string(), TxMode::File, 1),
+                ("x.sql [lines 4-4]".to_string(), TxMode::None, 1),
+                ("x.sql [lines 6-7]".to_string(), TxMode::File, 2)
+            ]
+        );
+        assert_eq!(m.transaction(), None);
+        assert_eq!(m.transaction_name(), "mixed");
+        let one = parse("BEGIN;\nSELECT 1;\nCOMMIT;\n", Path::new("y.sql"), &defaults(None)).unwrap();
+        assert_eq!(shape(&one), [("y.sql".to_string(), TxMode::File, 1)]);
+    }
+
+    #[test]
+    fn own_transactions_that_cannot_be_rehearsed_are_refused() {
+        let err = |text: &str, d: Defaults| parse(text, Path::new("x.sql"), &d).unwrap_err().message;
+        assert!(err("BEGIN;\nSELECT 1;\n", defaults(None)).contains("x.sql:1: this BEGIN has no COMMIT"));
+        assert!(err("SELECT 1;\nCOMMIT;\n", defaults(None)).contains("a COMMIT without a BEGIN"));
+        assert!(err("BEGIN;\nSELECT 1;\nROLLBACK;\n", defaults(None)).contains("ROLLBACK"));
+        assert!(err("BEGIN;\nBEGIN;\nCOMMIT;\n", defaults(None)).contains("BEGIN inside a BEGIN"));
+        assert!(err("BEGIN;\nCOMMIT;\n", defaults(None)).contains("holds no statement"));
+        let e = err("BEGIN;\nCREATE INDEX CONCURRENTLY i ON t (a);\nCOMMIT;\n", defaults(None));
+        assert!(e.contains("move it out of the block"), "{e}");
+        // A mode chosen explicitly keeps today's rule.
+        assert!(
+            err("BEGIN;\nSELECT 1;\nCOMMIT;\n", defaults(Some(TxMode::File))).contains("controls transactions itself")
+        );
+    }
+
+    #[test]
+    fn subset_keeps_groups_and_renumbers_steps() {
+        let m = parse(
+            "BEGIN;\nSELECT 1;\nCOMMIT;\nBEGIN;\nSELECT 2;\nSELECT 3;\nCOMMIT;\n",
+            Path::new("x.sql"),
+            &defaults(None),
+        )
+        .unwrap();
+        let s = m.subset(&[1]);
+        assert_eq!(s.steps.len(), 2);
+        assert_eq!(s.groups[0].steps, 0..2);
+        assert_eq!(s.groups[0].name, m.groups[1].name);
+    }
 }

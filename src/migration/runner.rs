@@ -13,12 +13,12 @@ use tokio_util::sync::CancellationToken;
 use super::split::Statement;
 use super::{Migration, OnError, Step, StepKind, TxMode};
 use crate::error::{describe_pg, sqlstate};
-use crate::record::{MigrationRecord, Outcome, StepRecord};
+use crate::record::{GroupRecord, MigrationRecord, Outcome, StepRecord};
 use crate::sampler::lockmode::stronger;
 use crate::timeline::{Clock, Slot};
 
 /// A backfill stops after this many batches unless `max_batches` says otherwise.
-const DEFAULT_MAX_BATCHES: u64 = 100_000;
+pub(super) const DEFAULT_MAX_BATCHES: u64 = 100_000;
 
 /// Retry backoff doubles up to this (or the configured backoff, if larger).
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -54,94 +54,132 @@ pub struct Runner<'a> {
     pub say: &'a (dyn Fn(&str) + Sync),
 }
 
+/// Where a run stands: `aborted` skips the remaining steps; `any_failed`
+/// says a step failed (with `on_error = continue` the run goes on).
+#[derive(Default)]
+struct Progress {
+    aborted: bool,
+    any_failed: bool,
+}
+
 impl Runner<'_> {
+    /// Runs every group in order, each in its transaction mode (or all in one
+    /// transaction when `one_transaction`), and records each step.
     pub async fn run(&self, m: &Migration, rec: &mut MigrationRecord) {
-        rec.transaction = Some(m.transaction);
-        let file_tx = m.transaction == TxMode::File;
+        rec.transaction = m.transaction();
+        rec.one_transaction = m.one_transaction;
         self.clock.enter(Slot::Between);
-        // `aborted`: skip the remaining steps; `any_failed`: a step failed
-        // (with `on_error = continue`, the run goes on).
-        let mut aborted = false;
-        let mut any_failed = false;
-        if file_tx && let Err(e) = self.client.batch_execute("BEGIN").await {
-            (self.say)(&format!("migration: BEGIN failed: {}", describe_pg(&e)));
-            aborted = true;
-            any_failed = true;
+        let mut p = Progress::default();
+        if m.one_transaction {
+            p.aborted = !self.begin().await;
+            p.any_failed = p.aborted;
         }
-        for (i, step) in m.steps.iter().enumerate() {
-            let mut r = StepRecord {
-                name: step.name.clone(),
-                kind: match step.kind {
-                    StepKind::Sql(_) => "sql",
-                    StepKind::Backfill { .. } => "backfill",
-                    StepKind::Pause(_) => "pause",
-                },
-                line: step.line,
-                statements: match &step.kind {
-                    StepKind::Sql(s) => s.len(),
-                    StepKind::Backfill { .. } => 1,
-                    StepKind::Pause(_) => 0,
-                },
-                start: self.clock.since_start(Instant::now()),
-                duration: Duration::ZERO,
-                outcome: Outcome::Skipped,
-                sqlstate: None,
-                error: None,
-                failed_statement: None,
-                retries: 0,
-                batches: None,
-                rows: 0,
-                wal_bytes: None,
-                rewritten: Vec::new(),
-                locks: Vec::new(),
-            };
-            if aborted || self.cancel.is_cancelled() {
+        for g in &m.groups {
+            let own_tx = !m.one_transaction && g.transaction == TxMode::File;
+            let mode = if m.one_transaction { TxMode::File } else { g.transaction };
+            let mut began = false;
+            if own_tx && !p.aborted && !self.cancel.is_cancelled() {
+                began = self.begin().await;
+                p.aborted |= !began;
+                p.any_failed |= !began;
+            }
+            for i in g.steps.clone() {
+                let r = self.step(i, &m.steps[i], mode, m.steps.len(), &mut p).await;
                 rec.steps.push(r);
-                continue;
             }
-            (self.say)(&format!("step {}/{}: {}", i + 1, m.steps.len(), step.name));
-            self.clock.enter(Slot::Step(i));
-            let started = Instant::now();
-            r.start = self.clock.since_start(started);
-            let result = tokio::select! {
-                res = self.run_step(step, m.transaction, &mut r) => res,
-                _ = self.cancel.cancelled() => Err(Failure { outcome: Outcome::Interrupted, sqlstate: String::new(), message: "interrupted".into(), statement: None }),
-            };
-            r.duration = started.elapsed();
-            self.clock.enter(Slot::Between);
-            match result {
-                Ok(()) => r.outcome = Outcome::Ok,
-                Err(f) => {
-                    let go_on = step.on_error == OnError::Continue
-                        && f.outcome != Outcome::Interrupted
-                        && !self.client.is_closed();
-                    (self.say)(&format!(
-                        "step {} failed: {}{}",
-                        i + 1,
-                        f.message,
-                        if go_on { " (on_error = continue: going on)" } else { "" }
-                    ));
-                    r.outcome = f.outcome;
-                    r.sqlstate = (!f.sqlstate.is_empty()).then_some(f.sqlstate);
-                    r.error = Some(f.message);
-                    r.failed_statement = f.statement;
-                    any_failed = true;
-                    aborted |= !go_on;
+            let mut committed = began == own_tx && rec.steps[g.steps.clone()].iter().all(|s| s.outcome == Outcome::Ok);
+            if began {
+                let ok = self.end(!p.aborted && !self.cancel.is_cancelled(), rec).await;
+                if !ok && !p.aborted {
+                    p.aborted = true; // the COMMIT failed: the tool would stop here
+                    p.any_failed = true;
                 }
+                committed &= ok;
             }
-            rec.steps.push(r);
+            rec.groups.push(GroupRecord::of(g, committed));
         }
-        if file_tx {
-            let end = if aborted { "ROLLBACK" } else { "COMMIT" };
-            let started = Instant::now();
-            let res = self.client.batch_execute(end).await;
-            if let Some(last) = rec.steps.iter_mut().rev().find(|s| s.outcome != Outcome::Skipped) {
-                last.duration += started.elapsed();
-            }
-            rec.committed = !any_failed && res.is_ok();
+        rec.committed = if m.one_transaction {
+            let ok = self.end(!p.aborted && !self.cancel.is_cancelled(), rec).await;
+            !p.any_failed && ok
         } else {
-            rec.committed = !any_failed;
+            !p.any_failed
+        };
+        if m.one_transaction && !rec.committed {
+            rec.groups.iter_mut().for_each(|g| g.committed = false);
         }
+    }
+
+    /// BEGIN; false (and says why) when it fails.
+    async fn begin(&self) -> bool {
+        match self.client.batch_execute("BEGIN").await {
+            Ok(()) => true,
+            Err(e) => {
+                (self.say)(&format!("migration: BEGIN failed: {}", describe_pg(&e)));
+                false
+            }
+        }
+    }
+
+    /// COMMIT (or ROLLBACK when not `commit`), its time added to the last
+    /// step that ran; true when it committed.
+    async fn end(&self, commit: bool, rec: &mut MigrationRecord) -> bool {
+        let started = Instant::now();
+        let res = self.client.batch_execute(if commit { "COMMIT" } else { "ROLLBACK" }).await;
+        if let Some(last) = rec.steps.iter_mut().rev().find(|s| s.outcome != Outcome::Skipped) {
+            last.duration += started.elapsed();
+        }
+        if let Err(e) = &res {
+            (self.say)(&format!(
+                "migration: {} failed: {}",
+                if commit { "COMMIT" } else { "ROLLBACK" },
+                describe_pg(e)
+            ));
+        }
+        commit && res.is_ok()
+    }
+
+    /// Runs step `i` (unless the run was aborted or interrupted) and records it.
+    async fn step(&self, i: usize, step: &Step, mode: TxMode, total: usize, p: &mut Progress) -> StepRecord {
+        let kind = match step.kind {
+            StepKind::Sql(_) => "sql",
+            StepKind::Backfill { .. } => "backfill",
+            StepKind::Pause(_) => "pause",
+        };
+        let start = self.clock.since_start(Instant::now());
+        let mut r = StepRecord::new(step.name.clone(), kind, step.line, step.statements().len(), start);
+        if p.aborted || self.cancel.is_cancelled() {
+            return r;
+        }
+        (self.say)(&format!("step {}/{total}: {}", i + 1, step.name));
+        self.clock.enter(Slot::Step(i));
+        let started = Instant::now();
+        r.start = self.clock.since_start(started);
+        let result = tokio::select! {
+            res = self.run_step(step, mode, &mut r) => res,
+            _ = self.cancel.cancelled() => Err(Failure { outcome: Outcome::Interrupted, sqlstate: String::new(), message: "interrupted".into(), statement: None }),
+        };
+        r.duration = started.elapsed();
+        self.clock.enter(Slot::Between);
+        match result {
+            Ok(()) => r.outcome = Outcome::Ok,
+            Err(f) => {
+                let go_on =
+                    step.on_error == OnError::Continue && f.outcome != Outcome::Interrupted && !self.client.is_closed();
+                (self.say)(&format!(
+                    "step {} failed: {}{}",
+                    i + 1,
+                    f.message,
+                    if go_on { " (on_error = continue: going on)" } else { "" }
+                ));
+                r.outcome = f.outcome;
+                r.sqlstate = (!f.sqlstate.is_empty()).then_some(f.sqlstate);
+                r.error = Some(f.message);
+                r.failed_statement = f.statement;
+                p.any_failed = true;
+                p.aborted |= !go_on;
+            }
+        }
+        r
     }
 
     async fn run_step(&self, step: &Step, mode: TxMode, r: &mut StepRecord) -> Result<(), Failure> {
@@ -175,11 +213,7 @@ impl Runner<'_> {
                         r.wal_bytes = Some(b.saturating_sub(a));
                     }
                     if let (Some(before), Some(after)) = (before_nodes, self.filenodes().await) {
-                        r.rewritten = before
-                            .iter()
-                            .filter(|(rel, node)| after.get(*rel).is_some_and(|n| n != *node))
-                            .map(|(rel, _)| rel.clone())
-                            .collect();
+                        r.rewritten = rewritten(&before, &after);
                     }
                     return other;
                 }
@@ -282,14 +316,7 @@ impl Runner<'_> {
 
     /// Runs one statement; returns the rows it affected.
     async fn execute(&self, s: &Statement) -> Result<u64, Failure> {
-        let msgs = self.client.simple_query(&s.sql).await.map_err(|e| Failure::from_pg(&e, Some(s.number)))?;
-        Ok(msgs
-            .iter()
-            .map(|m| match m {
-                SimpleQueryMessage::CommandComplete(n) => *n,
-                _ => 0,
-            })
-            .sum())
+        rows_of(self.client, &s.sql).await.map_err(|e| Failure::from_pg(&e, Some(s.number)))
     }
 
     async fn held_locks(&self) -> Vec<(String, String)> {
@@ -314,14 +341,66 @@ impl Runner<'_> {
     }
 
     async fn filenodes(&self) -> Option<BTreeMap<String, String>> {
-        let rows = self.client.query(FILENODES_SQL, &[]).await.ok()?;
-        Some(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        filenodes(self.client).await
     }
 
     async fn wal_lsn(&self) -> Option<u64> {
-        let row = self.client.query_one("SELECT pg_current_wal_insert_lsn()::text", &[]).await.ok()?;
-        parse_lsn(&row.get::<_, String>(0))
+        wal_lsn(self.client).await
     }
+}
+
+/// Runs `sql` (simple protocol); returns the rows it affected.
+pub(super) async fn rows_of(client: &Client, sql: &str) -> Result<u64, tokio_postgres::Error> {
+    let msgs = client.simple_query(sql).await?;
+    Ok(msgs
+        .iter()
+        .map(|m| match m {
+            SimpleQueryMessage::CommandComplete(n) => *n,
+            _ => 0,
+        })
+        .sum())
+}
+
+/// Runs the statements of `step` as a whole: a backfill's statement until it
+/// affects no row (at most its `max_batches`), any other once each. Used
+/// where a step is applied unmeasured (before the baseline, in a preflight).
+pub(super) async fn apply_step(client: &Client, step: &Step) -> Result<(), tokio_postgres::Error> {
+    match &step.kind {
+        StepKind::Backfill { statement, max_batches, .. } => {
+            for _ in 0..max_batches.unwrap_or(DEFAULT_MAX_BATCHES) {
+                if rows_of(client, &statement.sql).await? == 0 {
+                    break;
+                }
+            }
+        }
+        _ => {
+            for s in step.statements() {
+                rows_of(client, &s.sql).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// relfilenode of every user table, as `client` sees them.
+pub(super) async fn filenodes(client: &Client) -> Option<BTreeMap<String, String>> {
+    let rows = client.query(FILENODES_SQL, &[]).await.ok()?;
+    Some(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// The tables whose relfilenode changed between `before` and `after` (rewritten).
+pub(super) fn rewritten(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) -> Vec<String> {
+    before
+        .iter()
+        .filter(|(rel, node)| after.get(*rel).is_some_and(|n| n != *node))
+        .map(|(rel, _)| rel.clone())
+        .collect()
+}
+
+/// The server's WAL insert position, in bytes.
+pub(super) async fn wal_lsn(client: &Client) -> Option<u64> {
+    let row = client.query_one("SELECT pg_current_wal_insert_lsn()::text", &[]).await.ok()?;
+    parse_lsn(&row.get::<_, String>(0))
 }
 
 /// "16/B374D848" → byte position.

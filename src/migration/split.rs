@@ -11,6 +11,7 @@
 //!   repeats the next statement until it affects 0 rows, pausing between batches
 //! - `-- lockimpact: pause 5s ["name"]` waits (an application deploy between phases)
 
+use std::ops::Range;
 use std::time::Duration;
 
 use pg_query::NodeEnum;
@@ -138,13 +139,44 @@ enum Event {
 
 /// Splits `text` into steps. Errors name the line.
 pub fn split(text: &str) -> Result<ParsedMigration, SplitError> {
+    split_with(text, &[])
+}
+
+/// Splits `text` into steps; each byte range in `fixed` is one statement
+/// whatever it holds (a migration tool's own boundaries: goose's
+/// `StatementBegin`/`StatementEnd`, Drizzle's `--> statement-breakpoint`),
+/// the rest is split by pg_query. Errors name the line.
+pub fn split_with(text: &str, fixed: &[Range<usize>]) -> Result<ParsedMigration, SplitError> {
     let tokens = scan_tokens(text).map_err(|e| SplitError { line: scan_error_line(text), message: pg_message(&e) })?;
     let is_comment =
         |t: &pg_query::protobuf::ScanToken| t.token == Token::SqlComment as i32 || t.token == Token::CComment as i32;
-    let statements = match pg_query::split_with_parser(text) {
-        Ok(s) => s,
-        Err(e) => return Err(locate_syntax_error(text, &e)),
+    let blanked = blank(text, fixed);
+    let mut spans: Vec<Range<usize>> = match pg_query::split_with_parser(&blanked) {
+        Ok(s) => s
+            .iter()
+            .map(|p| p.as_ptr() as usize - blanked.as_ptr() as usize)
+            .zip(s.iter().map(|p| p.len()))
+            .map(|(b, n)| b..b + n)
+            .collect(),
+        Err(e) => return Err(locate_syntax_error(&blanked, &e)),
     };
+    if let Some((s, r)) =
+        spans.iter().find_map(|s| Some((s, fixed.iter().find(|r| s.start < r.end && r.start < s.end)?)))
+    {
+        return err(
+            line_of(text, s.start),
+            format!("this statement runs into the block on line {}; end it with `;`", line_of(text, r.start)),
+        );
+    }
+    for r in fixed {
+        if let Err(e) = pg_query::parse(&text[r.clone()], 0) {
+            let mut err = locate_syntax_error(&text[r.clone()], &e);
+            err.line += line_of(text, r.start) - 1;
+            return Err(err);
+        }
+        spans.push(r.clone());
+    }
+    spans.sort_by_key(|r| r.start);
 
     let mut events: Vec<(usize, Event)> = Vec::new();
     for t in tokens.iter().filter(|t| t.token == Token::SqlComment as i32) {
@@ -162,9 +194,9 @@ pub fn split(text: &str) -> Result<ParsedMigration, SplitError> {
             );
         }
     }
-    for (i, stmt) in statements.iter().enumerate() {
-        let base = stmt.as_ptr() as usize - text.as_ptr() as usize;
-        let end = base + stmt.len();
+    let mut number = 0;
+    for span in spans {
+        let (base, end) = (span.start, span.end);
         let Some(first) =
             tokens.iter().find(|t| t.start as usize >= base && (t.start as usize) < end && !is_comment(t))
         else {
@@ -178,14 +210,27 @@ pub fn split(text: &str) -> Result<ParsedMigration, SplitError> {
             return err(*dl, "a directive inside a statement; put it on its own line between statements");
         }
         let sql = text[start..end].trim_end().to_string();
-        let (needs_autocommit, is_transaction_control) = classify(&sql);
-        events.push((
-            start,
-            Event::Statement(Statement { number: i + 1, line, sql, needs_autocommit, is_transaction_control }),
-        ));
+        let (needs_autocommit, is_transaction_control) = classify_sql(&sql);
+        number += 1;
+        events
+            .push((start, Event::Statement(Statement { number, line, sql, needs_autocommit, is_transaction_control })));
     }
     events.sort_by_key(|(p, _)| *p);
     build_steps(events)
+}
+
+/// `text` with the `fixed` ranges replaced by spaces (newlines kept), so
+/// pg_query splits the rest and every offset stays where it was.
+fn blank(text: &str, fixed: &[Range<usize>]) -> String {
+    let mut bytes = text.as_bytes().to_vec();
+    for r in fixed {
+        for b in &mut bytes[r.clone()] {
+            if *b != b'\n' {
+                *b = b' ';
+            }
+        }
+    }
+    String::from_utf8(bytes).expect("only whole ranges of UTF-8 text are blanked with ASCII")
 }
 
 /// The line of the token the scanner rejects (an unterminated quote, dollar
@@ -218,8 +263,8 @@ fn locate_syntax_error(text: &str, e: &pg_query::Error) -> SplitError {
     SplitError { line: 1, message: format!("SQL syntax error: {}", pg_message(e)) }
 }
 
-/// (what keeps it out of a transaction block, whether it is BEGIN/COMMIT/…).
-fn classify(sql: &str) -> (Option<&'static str>, bool) {
+/// (what keeps `sql` out of a transaction block, whether it is BEGIN/COMMIT/…).
+pub fn classify_sql(sql: &str) -> (Option<&'static str>, bool) {
     let Ok(parsed) = pg_query::parse(sql, 0) else { return (None, false) };
     let Some(node) = parsed.protobuf.stmts.first().and_then(|s| s.stmt.as_ref()).and_then(|n| n.node.as_ref()) else {
         return (None, false);
@@ -235,6 +280,47 @@ fn classify(sql: &str) -> (Option<&'static str>, bool) {
         NodeEnum::TransactionStmt(_) => (None, true),
         _ => (None, false),
     }
+}
+
+/// What a transaction-control statement written in a file does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxControl {
+    /// BEGIN, START TRANSACTION.
+    Begin,
+    /// COMMIT, END.
+    Commit,
+    Rollback,
+    /// SAVEPOINT, RELEASE, ROLLBACK TO, PREPARE TRANSACTION, …
+    Other,
+}
+
+impl TxControl {
+    /// Why it cannot be rehearsed where it stands (`in_block`: inside a BEGIN … COMMIT).
+    pub fn describe(self, in_block: bool) -> String {
+        match (self, in_block) {
+            (TxControl::Begin, true) => "a BEGIN inside a BEGIN … COMMIT block".into(),
+            (TxControl::Commit, false) => "a COMMIT without a BEGIN".into(),
+            (TxControl::Rollback, _) => "a ROLLBACK (its block would be undone)".into(),
+            _ => "a SAVEPOINT, RELEASE, ROLLBACK TO or two-phase commit statement".into(),
+        }
+    }
+}
+
+/// What `sql` does to transactions, when it is a transaction-control statement.
+pub fn tx_control(sql: &str) -> Option<TxControl> {
+    use pg_query::protobuf::TransactionStmtKind as K;
+    let parsed = pg_query::parse(sql, 0).ok();
+    let kind =
+        parsed.as_ref().and_then(|p| p.protobuf.stmts.first()?.stmt.as_ref()?.node.as_ref()).and_then(|n| match n {
+            NodeEnum::TransactionStmt(t) => Some(t.kind),
+            _ => None,
+        });
+    Some(match kind? {
+        k if k == K::TransStmtBegin as i32 || k == K::TransStmtStart as i32 => TxControl::Begin,
+        k if k == K::TransStmtCommit as i32 => TxControl::Commit,
+        k if k == K::TransStmtRollback as i32 => TxControl::Rollback,
+        _ => TxControl::Other,
+    })
 }
 
 #[derive(Default)]
@@ -574,5 +660,25 @@ ALTER TABLE t ALTER COLUMN c SET NOT NULL;
         assert_eq!(e.line, 3, "{}", e.message);
         assert_eq!(split("").unwrap_err().line, 1);
         assert_eq!(split(" \n\t\n").unwrap_err().line, 1);
+    }
+
+    #[test]
+    fn fixed_ranges_are_one_statement_each() {
+        let text = "ALTER TABLE t ADD c int;\nCREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1';\nSELECT 1; SELECT 2;\nSELECT 3;\n";
+        let block_start = text.find("CREATE").unwrap();
+        let block_end = text.find("SELECT 3").unwrap();
+        let m = split_with(text, std::slice::from_ref(&(block_start..block_end))).unwrap();
+        assert_eq!(m.steps.len(), 3);
+        assert_eq!(
+            sql_of(&m.steps[1]),
+            ["CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1';\nSELECT 1; SELECT 2;"]
+        );
+        assert_eq!(m.steps[1].line, 2);
+        let StepKind::Sql(s) = &m.steps[2].kind else { panic!() };
+        assert_eq!((s[0].number, s[0].line), (3, 4));
+        let e = split_with("SELECT 1\nSELECT 2;", std::slice::from_ref(&(9..18))).unwrap_err();
+        assert!(e.message.contains("runs into the block on line 2"), "{}", e.message);
+        let e = split_with("SELECT 1;\nSELEC 2;", std::slice::from_ref(&(10..18))).unwrap_err();
+        assert_eq!(e.line, 2, "{}", e.message);
     }
 }

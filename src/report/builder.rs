@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::model::*;
-use super::render::fmt_ms;
-use crate::record::{Episode, Hist, Outcome, RunRecord};
+use super::render::{fmt_count, fmt_ms};
+use crate::record::{CheckRecord, Episode, Hist, MigrationRecord, Outcome, PreflightRecord, RunRecord, Selection};
 use crate::sampler::lockmode::stronger;
 use crate::timeline::{Mark, Slot};
 
@@ -151,7 +151,21 @@ pub fn build(rec: &RunRecord) -> Report {
             let (from, to) = (s.start, s.start + s.duration);
             let ran = s.outcome != Outcome::Skipped;
             let mut locks: BTreeMap<String, String> = s.locks.iter().cloned().collect();
-            for (rel, mode) in rec.sampler.migration_locks.get(&Slot::Step(i).index()).into_iter().flatten() {
+            let captured = rec.migration.groups.iter().any(|g| g.captured && g.steps.contains(&i));
+            let sampled: Vec<(String, String)> = if captured {
+                // No slot of its own: the locks the sampler saw during its time.
+                let spans = rec.sampler.migration_lock_spans.iter();
+                spans.filter(|l| l.from <= to && l.to >= from).map(|l| (l.relation.clone(), l.mode.clone())).collect()
+            } else {
+                rec.sampler
+                    .migration_locks
+                    .get(&Slot::Step(i).index())
+                    .into_iter()
+                    .flatten()
+                    .map(|(r, m)| (r.clone(), m.clone()))
+                    .collect()
+            };
+            for (rel, mode) in &sampled {
                 let m = locks.get(rel).map(|old| stronger(old, mode)).unwrap_or_else(|| mode.clone());
                 locks.insert(rel.clone(), m);
             }
@@ -184,6 +198,7 @@ pub fn build(rec: &RunRecord) -> Report {
                 blocked_sessions: if ran { max_overlap(by_mig.iter().copied(), from, to) } else { 0 },
                 lock_wait_ms: if ran { overlap_ms(mig_eps.iter().copied(), from, to) } else { 0.0 },
                 latency: step_latency,
+                group: rec.migration.groups.iter().position(|g| g.steps.contains(&i)),
             }
         })
         .collect();
@@ -250,6 +265,7 @@ pub fn build(rec: &RunRecord) -> Report {
     if w.unfinished > 0 {
         warnings.push(format!("{} operations were still queued or running when the run ended", w.unfinished));
     }
+    warnings.extend(migration_warnings(&rec.migration));
     if let Some(stop) = rec.stop {
         warnings
             .push(format!("the run is incomplete: {}; the numbers cover what was measured until then", stop.reason()));
@@ -343,9 +359,21 @@ pub fn build(rec: &RunRecord) -> Report {
             }),
         },
         migration: MigrationSummary {
-            transaction: rec.migration.transaction.map(|t| t.as_str().to_string()).unwrap_or_default(),
+            transaction: transaction_name(&rec.migration),
             committed: rec.migration.committed,
             duration_ms: ms(after_at.saturating_sub(migration_at)),
+            source: rec.migration.source.clone(),
+            groups: groups(&rec.migration, &steps),
+            selection: rec.migration.selection.as_ref().map(|s| selection(s, rec.migration.groups.len())),
+            command: rec.migration.command.as_ref().map(|c| CommandReport {
+                command: c.command.clone(),
+                exit_code: c.exit_code,
+                duration_ms: ms(c.duration),
+                wal_bytes: c.wal_bytes,
+                rewritten: c.rewritten.clone(),
+                sessions: c.sessions,
+                output_tail: c.output_tail.clone(),
+            }),
         },
         steps,
         longest_step,
@@ -363,6 +391,7 @@ pub fn build(rec: &RunRecord) -> Report {
         warnings,
         complete: rec.stop.is_none(),
         incomplete_reason: rec.stop.map(|s| s.reason().to_string()),
+        preflight: rec.migration.preflight.as_ref().map(preflight),
     };
     report.verdict = verdict(&report, &rec.budget);
     report
@@ -450,9 +479,113 @@ pub fn verdict(r: &Report, b: &crate::scenario::file::BudgetSection) -> Verdict 
             Some((i, s)) => {
                 format!("the migration did not complete: step {} ({}) ended with {}", i + 1, s.name, s.outcome.as_str())
             }
-            None => "the migration did not complete".to_string(),
+            None => match r.migration.command.as_ref().and_then(|c| c.exit_code.filter(|&c| c != 0)) {
+                Some(code) => format!("the migration did not complete: the migration command exited with code {code}"),
+                None => "the migration did not complete".to_string(),
+            },
         };
         v.push(Violation { budget: "migration_completes".into(), limit: 1.0, actual: 0.0, message: what });
     }
     Verdict { pass: v.is_empty(), violations: v }
+}
+
+/// `file`, `step`, `none`; `mixed` when the groups differ; `one for all` (Drizzle).
+fn transaction_name(m: &MigrationRecord) -> String {
+    let name = if m.one_transaction {
+        "one for all"
+    } else {
+        match (m.transaction, m.groups.is_empty()) {
+            (Some(t), _) => t.as_str(),
+            (None, true) => "",
+            (None, false) => "mixed",
+        }
+    };
+    name.to_string()
+}
+
+fn groups(m: &MigrationRecord, steps: &[StepReport]) -> Vec<GroupReport> {
+    m.groups
+        .iter()
+        .map(|g| GroupReport {
+            name: g.name.clone(),
+            file: g.file.clone(),
+            version: g.version.clone(),
+            transaction: g.transaction.as_str().to_string(),
+            first_step: g.steps.start,
+            steps: g.steps.len(),
+            committed: g.committed,
+            has_down: g.has_down,
+            captured: g.captured,
+            duration_ms: round3(steps.get(g.steps.clone()).map_or(0.0, |s| s.iter().map(|s| s.duration_ms).sum())),
+        })
+        .collect()
+}
+
+fn selection(s: &Selection, rehearsed: usize) -> SelectionReport {
+    SelectionReport {
+        format: s.format.clone(),
+        history_table: s.history_table.clone(),
+        from: s.from.clone(),
+        found: s.found,
+        rehearsed,
+        applied: s.applied.clone(),
+        applied_before_baseline: s.applied_before_baseline.clone(),
+        setup_ms: ms(s.setup_time),
+    }
+}
+
+/// What the report must say about how the migration was chosen and checked.
+fn migration_warnings(m: &MigrationRecord) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(s) = &m.selection {
+        out.extend(s.notes.iter().cloned());
+        if !s.applied_before_baseline.is_empty() {
+            out.push(format!(
+                "{} pending migrations before {} were applied before the baseline, unmeasured: {}",
+                s.applied_before_baseline.len(),
+                s.from.as_deref().unwrap_or("--from"),
+                s.applied_before_baseline.join(", ")
+            ));
+        }
+    }
+    if let Some(p) = &m.preflight {
+        out.extend(p.checks.iter().filter(|c| c.violations.is_some_and(|n| n > 0)).map(check_message));
+    }
+    out
+}
+
+/// "step 4 will fail: 1,203 rows have billing_country NULL" (and what it says otherwise).
+fn check_message(c: &CheckRecord) -> String {
+    let step = c.step + 1;
+    match (c.violations, &c.skipped) {
+        (Some(0), _) => format!("step {step}: no row has {}", c.what),
+        (Some(1), _) => format!("step {step} will fail: 1 row has {}", c.what),
+        (Some(n), _) => format!("step {step} will fail: {} rows have {}", fmt_count(n), c.what),
+        (None, Some(why)) => format!("step {step}: {} not checked: {why}", c.what),
+        (None, None) => format!("step {step}: {} not checked", c.what),
+    }
+}
+
+fn preflight(p: &PreflightRecord) -> Preflight {
+    Preflight {
+        duration_ms: ms(p.duration),
+        place: p.place.clone(),
+        checks: p
+            .checks
+            .iter()
+            .map(|c| CheckReport {
+                step: c.step,
+                statement: c.statement,
+                kind: c.kind,
+                relation: c.relation.clone(),
+                columns: c.columns.clone(),
+                detail: c.detail.clone(),
+                violations: c.violations,
+                examples: c.examples.clone(),
+                message: check_message(c),
+                duration_ms: ms(c.duration),
+                skipped: c.skipped.clone(),
+            })
+            .collect(),
+    }
 }

@@ -44,6 +44,10 @@ pub struct Report {
     /// Why the run is incomplete.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incomplete_reason: Option<String>,
+    /// Preflight data checks of the steps that can fail on data, run before
+    /// the workload started (absent when no step has one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preflight: Option<Preflight>,
 }
 
 fn yes() -> bool {
@@ -137,11 +141,118 @@ pub struct ErrorCount {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct MigrationSummary {
-    /// `file`, `step` or `none`.
+    /// `file`, `step` or `none`; `mixed` when its groups differ, `one for
+    /// all` when every group ran in one transaction (Drizzle).
     pub transaction: String,
     /// Every step succeeded (and, in `file` mode, the transaction committed).
     pub committed: bool,
     pub duration_ms: f64,
+    /// Where the migration came from: the file, `stdin`, `DIR (format)`, `command: …`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// The units applied whole (migration files), in order; every step belongs to one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<GroupReport>,
+    /// For a migration directory: which migrations were rehearsed and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection: Option<SelectionReport>,
+    /// For `migration.command`: the command as a whole (its statements are the steps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<CommandReport>,
+}
+
+/// A framework command whose statements were captured from the clone's log.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CommandReport {
+    pub command: String,
+    /// Absent when it was stopped (interrupted) or could not start.
+    pub exit_code: Option<i32>,
+    pub duration_ms: f64,
+    /// Server-wide WAL written while it ran (captured steps have none of their own).
+    pub wal_bytes: Option<u64>,
+    /// Tables it rewrote (captured steps have none of their own).
+    pub rewritten: Vec<String>,
+    /// Sessions it opened on the clone.
+    pub sessions: usize,
+    /// The last lines it printed.
+    pub output_tail: String,
+}
+
+/// One group of steps applied as a whole: a migration file (a Liquibase
+/// changeset, a BEGIN … COMMIT block, a transaction of a captured command).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GroupReport {
+    pub name: String,
+    pub file: String,
+    /// As the tool's history table records it.
+    pub version: Option<String>,
+    /// `file` (one transaction), `step` or `none` (autocommit).
+    pub transaction: String,
+    /// Index into `steps` of its first step, and how many it has.
+    pub first_step: usize,
+    pub steps: usize,
+    /// Every step succeeded and its transaction (if any) committed.
+    pub committed: bool,
+    /// Its down part was read (kept for a rollback; not run).
+    pub has_down: bool,
+    /// Its statements were captured from the clone's log (`migration.command`).
+    pub captured: bool,
+    /// Sum of its steps' durations.
+    pub duration_ms: f64,
+}
+
+/// Which migrations of a directory were rehearsed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SelectionReport {
+    /// `flyway`, `goose`, …
+    pub format: String,
+    /// The history table read, when the snapshot has it.
+    pub history_table: Option<String>,
+    /// `--from` / `migration.from`.
+    pub from: Option<String>,
+    /// Migrations in the directory.
+    pub found: usize,
+    /// Rehearsed (the groups of `migration.groups`).
+    pub rehearsed: usize,
+    /// Recorded as applied in the history table: not run.
+    pub applied: Vec<String>,
+    /// Pending before `from`: applied before the baseline, unmeasured.
+    pub applied_before_baseline: Vec<String>,
+    /// How long applying those took.
+    pub setup_ms: f64,
+}
+
+/// The preflight data checks and their own cost.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Preflight {
+    /// Wall time of all checks (with the copy and earlier steps they needed).
+    pub duration_ms: f64,
+    /// Where they ran.
+    pub place: String,
+    pub checks: Vec<CheckReport>,
+}
+
+/// One preflight check.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CheckReport {
+    /// Index into `steps`, and the statement's number in its file.
+    pub step: usize,
+    pub statement: usize,
+    /// `not_null`, `check`, `unique`, `foreign_key` or `cast`.
+    pub kind: crate::record::CheckKind,
+    pub relation: String,
+    pub columns: Vec<String>,
+    /// The constraint, expression or target type checked.
+    pub detail: String,
+    /// Rows that violate it (absent when the check was skipped).
+    pub violations: Option<u64>,
+    /// Up to five violating rows (key and offending value).
+    pub examples: Vec<String>,
+    /// The finding in one sentence, e.g. "step 4 will fail: 1,203 rows have billing_country NULL".
+    pub message: String,
+    pub duration_ms: f64,
+    /// Why it did not run.
+    pub skipped: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -175,6 +286,9 @@ pub struct StepReport {
     pub lock_wait_ms: f64,
     /// class → latency of operations started during this step.
     pub latency: BTreeMap<String, Latency>,
+    /// Index into `migration.groups` of the group (migration file) it belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<usize>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
@@ -280,4 +394,17 @@ pub struct Violation {
     pub limit: f64,
     pub actual: f64,
     pub message: String,
+}
+
+impl CheckReport {
+    /// The kind as the renderers name it.
+    pub fn kind_name(&self) -> &'static str {
+        match self.kind {
+            crate::record::CheckKind::NotNull => "not null",
+            crate::record::CheckKind::Check => "check",
+            crate::record::CheckKind::Unique => "unique",
+            crate::record::CheckKind::ForeignKey => "foreign key",
+            crate::record::CheckKind::Cast => "type change",
+        }
+    }
 }

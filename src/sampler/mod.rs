@@ -8,7 +8,7 @@
 pub mod lockmode;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -22,7 +22,9 @@ use crate::timeline::Clock;
 /// and the query text of each class (to name the class of a waiting session).
 #[derive(Debug, Default)]
 pub struct Roles {
-    migration: AtomicI32,
+    /// The migration's backends: the runner's one, or every session of a
+    /// captured framework command.
+    migration: Mutex<Vec<i32>>,
     workload: Mutex<HashSet<i32>>,
     class_by_sql: HashMap<String, String>,
 }
@@ -38,16 +40,23 @@ impl Roles {
         }
     }
     pub fn set_migration(&self, pid: i32) {
-        self.migration.store(pid, Ordering::Release);
+        *self.migration.lock().expect("roles") = vec![pid];
     }
-    pub fn migration(&self) -> i32 {
-        self.migration.load(Ordering::Acquire)
+    /// One more backend of the migration (a session a captured command opened).
+    pub fn add_migration(&self, pid: i32) {
+        let mut m = self.migration.lock().expect("roles");
+        if !m.contains(&pid) {
+            m.push(pid);
+        }
+    }
+    pub fn migration(&self) -> Vec<i32> {
+        self.migration.lock().expect("roles").clone()
     }
     pub fn add_workload(&self, pid: i32) {
         self.workload.lock().expect("roles").insert(pid);
     }
     fn who(&self, pid: i32, query: Option<&str>) -> Option<String> {
-        if pid == self.migration() {
+        if self.migration().contains(&pid) {
             return Some("migration".into());
         }
         if !self.workload.lock().expect("roles").contains(&pid) {
@@ -77,17 +86,17 @@ const POLL_SQL: &str = "\
 SELECT l.pid, l.granted, l.mode, l.locktype, l.relation::regclass::text, \
        l.waitstart, clock_timestamp(), a.query, \
        CASE WHEN l.granted THEN NULL ELSE pg_blocking_pids(l.pid) END, \
-       CASE WHEN l.pid = $1 AND NOT l.granted THEN ARRAY( \
+       CASE WHEN l.pid = ANY($1) AND NOT l.granted THEN ARRAY( \
          SELECT b.pid || ':' || coalesce(b.query, '') FROM pg_stat_activity b \
          WHERE b.pid = ANY(pg_blocking_pids(l.pid))) END \
 FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid \
 WHERE GATE ((NOT l.granted AND l.pid IS NOT NULL) \
-   OR (l.pid = $1 AND l.locktype = 'relation' AND l.relation >= 16384 \
+   OR (l.pid = ANY($1) AND l.locktype = 'relation' AND l.relation >= 16384 \
        AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = l.relation)))";
 
 /// The gate of `POLL_SQL`.
 const GATE: &str = "EXISTS (SELECT 1 FROM pg_stat_get_activity(NULL) w \
-    WHERE w.wait_event_type = 'Lock' OR (w.pid = $1 AND w.state <> 'idle')) AND";
+    WHERE w.wait_event_type = 'Lock' OR (w.pid = ANY($1) AND w.state <> 'idle')) AND";
 
 /// Whether the gate can see every session's wait: it needs `track_activities`
 /// and, for other roles' sessions, `pg_read_all_stats` (superusers have it).
@@ -113,6 +122,8 @@ struct State {
     live: Arc<LiveBlocked>,
     open: HashMap<i32, Open>,
     rec: SamplerRecord,
+    /// When the previous poll was taken (lock spans continue across polls).
+    last_poll: Duration,
 }
 
 pub struct Sampler {
@@ -140,6 +151,7 @@ impl Sampler {
                 roles,
                 live: live_state,
                 open: HashMap::new(),
+                last_poll: Duration::ZERO,
                 rec: SamplerRecord { interval, query_time: Some(new_hist()), ..Default::default() },
             };
             let gated = client.query_one(GATE_WORKS, &[]).await.map(|r| r.get::<_, bool>(0)).unwrap_or(false);
@@ -222,9 +234,10 @@ impl State {
             let mode: String = r.get(2);
             let relation: Option<String> = r.get(4);
             if granted {
-                if pid == migration
+                if migration.contains(&pid)
                     && let Some(rel) = relation
                 {
+                    self.span(poll_at, &rel, &mode);
                     let held = self.rec.migration_locks.entry(slot.index()).or_default();
                     let m = held.get(&rel).map(|old| lockmode::stronger(old, &mode)).unwrap_or(mode);
                     held.insert(rel, m);
@@ -284,9 +297,10 @@ impl State {
             self.close(pid, last + (poll_at.saturating_sub(last)) / 2);
         }
 
+        self.last_poll = poll_at;
         let (mut any, mut by_mig) = (0u32, 0u32);
         for (pid, (ep, ws)) in waiting {
-            let chained = migration != 0 && pid != migration && reaches(pid, migration, &blockers);
+            let chained = !migration.contains(&pid) && migration.iter().any(|&m| reaches(pid, m, &blockers));
             if ep.who != "migration" {
                 any += 1;
                 if chained {
@@ -324,6 +338,21 @@ impl State {
         }
         let cell = &mut self.rec.blocked_per_second[sec];
         *cell = (cell.0.max(any), cell.1.max(by_mig));
+    }
+
+    /// Extends the span of `rel`/`mode` seen at the previous poll, or opens one.
+    fn span(&mut self, at: Duration, rel: &str, mode: &str) {
+        let last = self.last_poll;
+        let open = self.rec.migration_lock_spans.iter_mut().rev().find(|s| s.relation == rel && s.mode == mode);
+        match open {
+            Some(s) if s.to == last || s.to == at => s.to = at,
+            _ => self.rec.migration_lock_spans.push(crate::record::LockSpan {
+                relation: rel.to_string(),
+                mode: mode.to_string(),
+                from: at,
+                to: at,
+            }),
+        }
     }
 
     fn close(&mut self, pid: i32, end: Duration) {

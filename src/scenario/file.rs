@@ -130,8 +130,21 @@ fn d5s() -> Dur {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MigrationSection {
-    /// The migration SQL file, relative to the scenario file.
-    pub file: String,
+    /// The migration SQL file, relative to the scenario file (`-`: standard input).
+    pub file: Option<String>,
+    /// Or a migration tool's directory (Flyway, goose, …), relative to the scenario file.
+    pub dir: Option<String>,
+    /// The directory's format: `auto` (default) or a tool's name.
+    pub format: Option<String>,
+    /// Rehearse the directory's migrations from this version (or name) on.
+    pub from: Option<String>,
+    /// The tool's history table, when not its default (`schema.table`).
+    pub history_table: Option<String>,
+    /// Or a framework command run against the clone; its statements are
+    /// captured from the clone's log.
+    pub command: Option<String>,
+    /// Count the rows a step will fail on before the run (default true).
+    pub preflight: Option<bool>,
     /// `file` (one transaction), `step` (one per step) or `none` (autocommit).
     /// A `-- lockimpact: transaction …` directive in the file wins.
     pub transaction: Option<String>,

@@ -116,6 +116,8 @@ pub struct Plan {
     pub phases: Phases,
     pub migration_path: PathBuf,
     pub migration: Migration,
+    /// `migration.preflight`: count the rows a step will fail on, before the run.
+    pub preflight: bool,
     pub sampler_interval: Duration,
     pub budget: BudgetSection,
 }
@@ -440,8 +442,11 @@ fn load_file(path: &Path, sets: &[String], args: &RunOptions) -> Result<Plan> {
             })?,
         },
     };
-    let migration_path = resolve(&m.file);
-    let migration = migration::load(&migration_path, &defaults)?;
+    let migration = load_migration(m, args, &resolve, &file, &defaults)?;
+    let migration_path = match &migration.source {
+        migration::Source::File(p) => p.clone(),
+        other => PathBuf::from(other.describe()),
+    };
 
     // [sampler]
     let sampler_interval = sf.sampler.interval.map_or(Duration::from_millis(10), |d| d.0);
@@ -496,9 +501,97 @@ fn load_file(path: &Path, sets: &[String], args: &RunOptions) -> Result<Plan> {
         phases,
         migration_path,
         migration,
+        preflight: sf.migration.preflight.unwrap_or(true),
         sampler_interval,
         budget: sf.budget,
     })
+}
+
+/// The migration a scenario names (`[migration]` file, dir or command), or
+/// the one `--migration` puts in its place.
+fn load_migration(
+    m: &file::MigrationSection,
+    args: &RunOptions,
+    resolve: &dyn Fn(&str) -> PathBuf,
+    file: &str,
+    defaults: &migration::Defaults,
+) -> Result<Migration> {
+    let format = match m.format.as_deref() {
+        None | Some("auto") => None,
+        Some(f) => Some(migration::dirs::Format::parse(f).ok_or_else(|| {
+            Error::input(format!(
+                "{file}: migration.format = {f:?} is not known; use \"auto\" or one of {}",
+                migration::dirs::Format::ALL.map(|f| f.name()).join(", ")
+            ))
+        })?),
+    };
+    let from = args.from.clone().or_else(|| m.from.clone());
+    let dir = |path: PathBuf, from_scenario: bool| {
+        if from_scenario && m.transaction.is_some() {
+            return Err(Error::input(format!(
+                "{file}: migration.transaction does not apply to a migration directory: its tool decides the \
+                 transaction of each file (see docs/migration-directories.md); remove it"
+            )));
+        }
+        migration::dirs::load(&path, format, from.clone(), m.history_table.clone(), defaults)
+    };
+    let chosen = match (&args.migration, &m.file, &m.dir, &m.command) {
+        (Some(p), ..) if p.as_os_str() == "-" => None,
+        (Some(p), ..) if p.is_dir() => return dir(p.clone(), false),
+        (Some(p), ..) => Some(p.clone()),
+        (None, Some(f), None, None) if f == "-" => None,
+        (None, Some(f), None, None) => Some(resolve(f)),
+        (None, None, Some(d), None) => return dir(resolve(d), true),
+        (None, None, None, Some(c)) => return command(c, m, from.is_some(), file, resolve),
+        (None, None, None, None) => {
+            return Err(Error::input(format!(
+                "{file}: [migration] needs file = \"migration.sql\", dir = \"db/migrations\" (a migration tool's \
+                 directory) or command = \"…\" (a framework run against the clone)"
+            )));
+        }
+        _ => {
+            return Err(Error::input(format!("{file}: [migration] takes one of file, dir and command, not several")));
+        }
+    };
+    let dir_keys = if args.migration.is_some() {
+        args.from.is_some() // the scenario's own dir keys give way to --migration
+    } else {
+        format.is_some() || from.is_some() || m.history_table.is_some()
+    };
+    if dir_keys {
+        return Err(Error::input(format!(
+            "{file}: migration.format, migration.from (--from) and migration.history_table apply to a migration \
+             directory (migration.dir) only"
+        )));
+    }
+    match chosen {
+        Some(path) => migration::load(&path, defaults),
+        None => migration::load_stdin(defaults),
+    }
+}
+
+/// `migration.command`: run in the scenario's directory, captured from the clone's log.
+fn command(
+    c: &str,
+    m: &file::MigrationSection,
+    from: bool,
+    file: &str,
+    resolve: &dyn Fn(&str) -> PathBuf,
+) -> Result<Migration> {
+    if c.trim().is_empty() {
+        return Err(Error::input(format!("{file}: migration.command is empty")));
+    }
+    if m.transaction.is_some() || m.format.is_some() || from || m.history_table.is_some() {
+        return Err(Error::input(format!(
+            "{file}: migration.transaction, format, from (--from) and history_table do not apply to \
+             migration.command: the framework decides what it sends; remove them"
+        )));
+    }
+    Ok(Migration::from_parts(
+        Vec::new(),
+        false,
+        migration::Source::Command { command: c.to_string(), cwd: resolve(".") },
+    ))
 }
 
 /// The recorded and peak rates the workload files declare (written by

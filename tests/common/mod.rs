@@ -346,3 +346,24 @@ pub fn server_tool(server: &lockimpact::clone::Server, tool: &str, db: &str, arg
     assert!(out.status.success(), "{tool} {args:?} failed:\n{text}");
     text
 }
+
+/// (name, transaction, steps) of each group (migration file) of a JSON report.
+pub fn groups(r: &Value) -> Vec<(String, String, u64)> {
+    r["migration"]["groups"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no groups in {r}"))
+        .iter()
+        .map(|g| {
+            (
+                g["name"].as_str().unwrap().into(),
+                g["transaction"].as_str().unwrap().into(),
+                g["steps"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// One row of `groups`.
+pub fn group(name: &str, transaction: &str, steps: u64) -> (String, String, u64) {
+    (name.to_string(), transaction.to_string(), steps)
+}

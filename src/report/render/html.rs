@@ -6,7 +6,10 @@
 use std::io::{self, Write};
 
 use super::svg::{Band, Chart, PALETTE, Scale, Series};
-use super::{Rows, during_rows, episode_rows, latency_rows, short, side_by_side_rows, step_rows, summary_rows};
+use super::{
+    Rows, command_lines, during_rows, episode_rows, group_rows, latency_rows, preflight_rows, short, side_by_side_rows,
+    step_rows, summary_rows,
+};
 use crate::compare::Comparison;
 use crate::report::model::Report;
 
@@ -99,6 +102,22 @@ fn body(r: &Report, h: u8, out: &mut impl Write) -> io::Result<()> {
     writeln!(out, "{}", blocked_chart(r).svg())?;
     writeln!(out, "<h{h}>Latency percentiles per phase</h{h}>")?;
     writeln!(out, "{}", percentile_chart(r).svg())?;
+    if let Some((title, rows, findings)) = preflight_rows(r) {
+        writeln!(out, "<h{h}>{}</h{h}>", escape(&title))?;
+        rows.html(out)?;
+        writeln!(out, "<ul>")?;
+        for f in findings {
+            writeln!(out, "<li>{}</li>", escape(&f))?;
+        }
+        writeln!(out, "</ul>")?;
+    }
+    if let Some((title, rows)) = group_rows(r) {
+        writeln!(out, "<h{h}>{}</h{h}>", escape(&title))?;
+        rows.html(out)?;
+        if let Some(lines) = command_lines(r) {
+            writeln!(out, "<pre>{}</pre>", escape(&lines.join("\n")))?;
+        }
+    }
     writeln!(out, "<h{h}>Steps of <code>{}</code></h{h}>", escape(&r.scenario.migration_file))?;
     step_rows(r).html(out)?;
     writeln!(out, "<h{h}>Latency per query class</h{h}>")?;

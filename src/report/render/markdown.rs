@@ -4,7 +4,10 @@
 
 use std::io::{self, Write};
 
-use super::{Rows, during_rows, episode_rows, latency_rows, side_by_side_rows, step_rows, summary_rows};
+use super::{
+    Rows, command_lines, during_rows, episode_rows, group_rows, latency_rows, preflight_rows, side_by_side_rows,
+    step_rows, summary_rows,
+};
 use crate::compare::Comparison;
 use crate::report::model::Report;
 
@@ -24,6 +27,25 @@ pub fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
     summary_rows(r).markdown(out)?;
     violations(r, "", out)?;
     writeln!(out)?;
+    if let Some((title, rows, findings)) = preflight_rows(r) {
+        details(out, &title, |out| {
+            rows.markdown(&mut &mut *out)?;
+            writeln!(out)?;
+            for f in findings {
+                writeln!(out, "- {f}")?;
+            }
+            Ok(())
+        })?;
+    }
+    if let Some((title, rows)) = group_rows(r) {
+        details(out, &title, |out| {
+            rows.markdown(&mut &mut *out)?;
+            if let Some(lines) = command_lines(r) {
+                writeln!(out, "\n```\n{}\n```", lines.join("\n"))?;
+            }
+            Ok(())
+        })?;
+    }
     details(out, &format!("Steps of <code>{}</code>", r.scenario.migration_file), |out| {
         step_rows(r).markdown(&mut &mut *out)?;
         if r.longest_step.is_some() {

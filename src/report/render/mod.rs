@@ -45,6 +45,19 @@ pub fn fmt_ms(ms: f64) -> String {
     }
 }
 
+/// "1,203": a count with thousands separated.
+pub fn fmt_count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// "512 B", "12.3 kB", "1.5 MB", "2.1 GB".
 pub fn fmt_bytes(b: u64) -> String {
     let b = b as f64;
@@ -125,6 +138,8 @@ pub fn step_rows(r: &Report) -> Rows {
             if s.retries > 0 {
                 outcome.push_str(&format!(" ({} retries)", s.retries));
             }
+            // A captured statement ran on the framework's session: rows and rewrites are the command's.
+            let captured = s.group.and_then(|g| r.migration.groups.get(g)).is_some_and(|g| g.captured);
             let locks = if s.locks.is_empty() {
                 "-".to_string()
             } else {
@@ -136,9 +151,13 @@ pub fn step_rows(r: &Report) -> Rows {
                 fmt_ms(s.duration_ms),
                 fmt_ms(s.lock_wait_ms),
                 outcome,
-                if s.rewrote { format!("yes ({})", s.rewritten.join(", ")) } else { "no".into() },
+                match (s.rewrote, captured) {
+                    (true, _) => format!("yes ({})", s.rewritten.join(", ")),
+                    (false, true) => "-".into(),
+                    (false, false) => "no".into(),
+                },
                 s.wal_bytes.map(fmt_bytes).unwrap_or_else(|| "-".into()),
-                s.rows.to_string(),
+                if captured { "-".into() } else { s.rows.to_string() },
                 fmt_ms(s.blocked_ms),
                 s.blocked_sessions.to_string(),
                 locks,
@@ -162,6 +181,109 @@ pub fn step_rows(r: &Report) -> Rows {
         rows,
         right: vec![2, 3, 6, 7, 8, 9],
     }
+}
+
+/// The migration's groups (files), when it has more than one or came from a
+/// directory or a command: a heading and one row per group.
+pub fn group_rows(r: &Report) -> Option<(String, Rows)> {
+    let m = &r.migration;
+    if m.groups.len() < 2 && m.selection.is_none() && !m.groups.iter().any(|g| g.captured) {
+        return None;
+    }
+    let mut title = format!("Migration files of {}", m.source.as_deref().unwrap_or(&r.scenario.migration_file));
+    if let Some(s) = &m.selection {
+        title.push_str(&format!(
+            ": {} found, {} recorded as applied{}, {} rehearsed",
+            s.found,
+            s.applied.len(),
+            s.history_table.as_ref().map(|t| format!(" in {t}")).unwrap_or_default(),
+            s.rehearsed
+        ));
+        if !s.applied_before_baseline.is_empty() {
+            title.push_str(&format!(
+                "; applied before the baseline, unmeasured ({}): {}",
+                fmt_ms(s.setup_ms),
+                s.applied_before_baseline.join(", ")
+            ));
+        }
+    }
+    let rows = m
+        .groups
+        .iter()
+        .enumerate()
+        .map(|(i, g)| {
+            let steps = match g.steps {
+                0 => "-".to_string(),
+                1 => (g.first_step + 1).to_string(),
+                n => format!("{}-{}", g.first_step + 1, g.first_step + n),
+            };
+            vec![
+                (i + 1).to_string(),
+                g.name.clone(),
+                g.version.clone().unwrap_or_else(|| "-".into()),
+                g.transaction.clone(),
+                steps,
+                fmt_ms(g.duration_ms),
+                if g.committed { "applied".into() } else { "not applied".into() },
+                if g.has_down { "yes".into() } else { "-".into() },
+            ]
+        })
+        .collect();
+    let header = strings(&["#", "file", "version", "transaction", "steps", "duration", "outcome", "down"]);
+    Some((title, Rows { header, rows, right: vec![5] }))
+}
+
+/// For `migration.command`: how the command ended, what it wrote, and (when
+/// it failed) the last lines it printed.
+pub fn command_lines(r: &Report) -> Option<Vec<String>> {
+    let c = r.migration.command.as_ref()?;
+    let ended = match c.exit_code {
+        Some(code) => format!("exited with code {code}"),
+        None => "was stopped or could not start".into(),
+    };
+    let mut lines = vec![format!(
+        "command `{}` {ended} after {}; {} on the clone; WAL {}; rewrote {} (rows, WAL and rewrites are measured \
+         for the whole command)",
+        c.command,
+        fmt_ms(c.duration_ms),
+        if c.sessions == 1 { "1 session".to_string() } else { format!("{} sessions", c.sessions) },
+        c.wal_bytes.map(fmt_bytes).unwrap_or_else(|| "-".into()),
+        if c.rewritten.is_empty() { "no table".to_string() } else { c.rewritten.join(", ") }
+    )];
+    if c.exit_code != Some(0) && !c.output_tail.is_empty() {
+        lines.push("its last output:".into());
+        lines.extend(c.output_tail.lines().map(|l| format!("  {l}")));
+    }
+    Some(lines)
+}
+
+/// The preflight data checks: a heading with their cost, one row per check,
+/// and the findings as sentences.
+pub fn preflight_rows(r: &Report) -> Option<(String, Rows, Vec<String>)> {
+    let p = r.preflight.as_ref()?;
+    let title = format!("Preflight data checks ({} in total, {})", fmt_ms(p.duration_ms), p.place);
+    let rows = p
+        .checks
+        .iter()
+        .map(|c| {
+            vec![
+                (c.step + 1).to_string(),
+                c.kind_name().to_string(),
+                if c.columns.is_empty() {
+                    c.relation.clone()
+                } else {
+                    format!("{} ({})", c.relation, c.columns.join(", "))
+                },
+                short(&c.detail, 50),
+                c.violations.map(fmt_count).unwrap_or_else(|| "-".into()),
+                if c.examples.is_empty() { "-".into() } else { c.examples.join("; ") },
+                fmt_ms(c.duration_ms),
+            ]
+        })
+        .collect();
+    let header = strings(&["step", "check", "relation", "checked", "violating rows", "examples", "time"]);
+    let findings = p.checks.iter().map(|c| c.message.clone()).collect();
+    Some((title, Rows { header, rows, right: vec![4, 6] }, findings))
 }
 
 /// Latency per class and phase (baseline, during, after).

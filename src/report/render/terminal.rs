@@ -4,7 +4,8 @@
 use std::io::{self, Write};
 
 use super::{
-    during_rows, episode_rows, fmt_bytes, fmt_ms, latency_rows, side_by_side_rows, step_rows, table, tables_text,
+    command_lines, during_rows, episode_rows, fmt_bytes, fmt_ms, group_rows, latency_rows, preflight_rows,
+    side_by_side_rows, step_rows, table, tables_text,
 };
 use crate::compare::Comparison;
 use crate::report::model::Report;
@@ -63,6 +64,20 @@ pub fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
         fmt_ms(r.phases.after_ms)
     )?;
 
+    if let Some((title, rows, findings)) = preflight_rows(r) {
+        writeln!(out, "\n{title}")?;
+        rows.text(out)?;
+        for f in findings {
+            writeln!(out, "  {f}")?;
+        }
+    }
+    if let Some((title, rows)) = group_rows(r) {
+        writeln!(out, "\n{title}")?;
+        rows.text(out)?;
+    }
+    for line in command_lines(r).unwrap_or_default() {
+        writeln!(out, "  {line}")?;
+    }
     writeln!(
         out,
         "\nSteps (transaction: {}, {})",

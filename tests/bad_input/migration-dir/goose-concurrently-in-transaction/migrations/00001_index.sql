@@ -1,0 +1,2 @@
+-- +goose Up
+CREATE INDEX CONCURRENTLY orders_status ON orders (status);

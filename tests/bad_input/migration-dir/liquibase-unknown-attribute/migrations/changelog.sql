@@ -1,0 +1,4 @@
+--liquibase formatted sql
+
+--changeset jane:1 runInTransactoin:false
+SELECT 1;

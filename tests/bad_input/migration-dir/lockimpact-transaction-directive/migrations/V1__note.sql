@@ -1,0 +1,2 @@
+-- lockimpact: transaction none
+ALTER TABLE orders ADD COLUMN note text;
