@@ -13,7 +13,7 @@ pub enum Kind {
     Environment,
     /// The disposable server misbehaved during the rehearsal.
     Database,
-    /// Ctrl-C or SIGTERM.
+    /// Ctrl-C, SIGTERM or SIGHUP.
     Interrupted,
 }
 

@@ -23,7 +23,10 @@
 //! - `scenario`: scenario file format, `--set`, templates → `Plan`.
 //! - `clone`: disposable servers (RAII guards: `local`, `docker`), an existing
 //!   one behind explicit opt-in (`url`), what SQL each lets run (`guard`), the
-//!   template database, restoring a pg_dump snapshot into it.
+//!   template database, restoring a pg_dump snapshot into it; the tool's
+//!   sessions on a server, the watchdog, a server's state between candidates.
+//! - `files`: reading inputs (regular files, size limits) and writing outputs
+//!   atomically, checked up front.
 //! - `snapshot`: `lockimpact snapshot`, a read-only pg_dump of a source database.
 //! - `recorder`: `lockimpact record`, a workload from pg_stat_statements or
 //!   PostgreSQL logs (not `record`, the raw measurements of a rehearsal).
@@ -49,6 +52,7 @@ pub mod cli;
 pub mod clone;
 pub mod compare;
 pub mod error;
+pub mod files;
 pub mod migration;
 pub mod pg;
 pub mod record;
@@ -79,13 +83,13 @@ pub fn main_entry(cli: Cli) -> i32 {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            status::note(&format!("error: cannot start the async runtime: {e}"));
             return 2;
         }
     };
     let result = runtime.block_on(async {
         let cancel = CancellationToken::new();
-        tokio::spawn(watch_signals(cancel.clone()));
+        watch_signals(cancel.clone())?;
         match cli.command {
             Command::Run(args) => run(&args, &cancel).await,
             Command::Compare(args) => compare(&args, &cancel).await,
@@ -99,27 +103,38 @@ pub fn main_entry(cli: Cli) -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            status::note(&format!("error: {e}"));
             e.exit_code()
         }
     }
 }
 
-/// Cancels on Ctrl-C or SIGTERM; the run unwinds and its guards clean up.
-async fn watch_signals(cancel: CancellationToken) {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    loop {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-        }
-        if cancel.is_cancelled() {
-            eprintln!("still cleaning up; the clone is being removed");
-        } else {
-            eprintln!("interrupted: stopping the rehearsal and removing the clone");
-        }
-        cancel.cancel();
+/// Cancels on Ctrl-C, SIGTERM or SIGHUP (a closed terminal or ssh session):
+/// the run stops, writes what it measured, and its guards clean up. The
+/// handlers are installed before this returns, so no signal is missed.
+fn watch_signals(cancel: CancellationToken) -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut streams = Vec::new();
+    for kind in [SignalKind::interrupt(), SignalKind::terminate(), SignalKind::hangup()] {
+        streams.push(signal(kind).map_err(|e| Error::env(format!("cannot install a signal handler: {e}")))?);
     }
+    tokio::spawn(async move {
+        let [int, term, hup] = &mut streams[..] else { return };
+        loop {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+                _ = hup.recv() => {}
+            }
+            if cancel.is_cancelled() {
+                status::note("still cleaning up; the clone is being removed");
+            } else {
+                status::note("interrupted: stopping the rehearsal and removing the clone");
+            }
+            cancel.cancel();
+        }
+    });
+    Ok(())
 }
 
 /// `lockimpact run`: returns 0, or `EXIT_BUDGET` when the verdict fails.
@@ -127,7 +142,7 @@ pub async fn run(args: &RunArgs, cancel: &CancellationToken) -> Result<i32> {
     let mut opts = args.opts.clone();
     opts.migration = args.migration.clone();
     let plan = scenario::load(args.scenario.as_deref(), &opts)?;
-    let outputs = Outputs::parse(&args.opts)?;
+    let outputs = Outputs::parse(&args.opts, &plan.inputs)?;
     let progress = Progress::new(args.opts.quiet);
     clean::mention(&progress).await;
     let mut server = start_server(&plan, &progress, cancel).await?;
@@ -136,11 +151,12 @@ pub async fn run(args: &RunArgs, cancel: &CancellationToken) -> Result<i32> {
     let record = with_log(&server, rehearsal::rehearse(&plan, &server, &dataset, &progress, cancel)).await?;
     if plan.clone.keep {
         // Printed even with --quiet: a server left running is never silent.
-        eprintln!("lockimpact: {}", server.keep(rehearsal::RUN_DB));
+        progress.warn(&server.keep(rehearsal::RUN_DB));
     }
-    drop(server);
     let report = report::build(&record);
+    // The report first: nothing measured waits for the server's removal.
     outputs.write(Doc::Run(&report))?;
+    drop(server);
     Ok(exit_code(&progress, [record.stop], report.verdict.pass))
 }
 
@@ -163,9 +179,20 @@ fn exit_code(progress: &Progress, stops: impl IntoIterator<Item = Option<record:
     }
 }
 
+/// A server with its template database built, and the state of the server
+/// then (to tell whether a candidate changed it).
+struct Prepared {
+    server: clone::Server,
+    dataset: clone::template::Dataset,
+    state: Option<clone::state::ServerState>,
+}
+
 /// `lockimpact compare`: rehearses each candidate on a fresh copy of the same
 /// template, one after the other; returns 0, or `EXIT_BUDGET` when any
-/// candidate exceeds its budget.
+/// candidate exceeds its budget. A candidate that changed the server (its
+/// settings, roles, databases, the template) leaves it to itself: the next
+/// one runs on a fresh server. When a later candidate fails, the comparison of
+/// those that ran is written before the error is returned.
 pub async fn compare(args: &CompareArgs, cancel: &CancellationToken) -> Result<i32> {
     let plans = compare_plans(args)?;
     if plans.iter().any(|p| p.clone.backend == scenario::Backend::Url) {
@@ -174,42 +201,101 @@ pub async fn compare(args: &CompareArgs, cancel: &CancellationToken) -> Result<i
              database; use the local or docker backend",
         ));
     }
-    let differences = compare::differences(&plans[0], &plans[1], args.allow_different)?;
-    let outputs = Outputs::parse(&args.opts)?;
+    let mut differences = compare::differences(&plans[0], &plans[1], args.allow_different)?;
+    let inputs: Vec<std::path::PathBuf> = plans.iter().flat_map(|p| p.inputs.iter().cloned()).collect();
+    let outputs = Outputs::parse(&args.opts, &inputs)?;
     let progress = Progress::new(args.opts.quiet);
     clean::mention(&progress).await;
     let mut reports = Vec::new();
     let mut stops = Vec::new();
-    let mut current: Option<(clone::Server, clone::template::Dataset)> = None;
-    for (i, plan) in plans.iter().enumerate() {
-        let reuse = i > 0 && compare::same_clone(&plans[0], plan);
-        if !reuse {
-            drop(current.take()); // stops the previous server first
-            let server = start_server(plan, &progress, cancel).await?;
-            // Every candidate still to run, before any runs: a refusal loses no report.
-            for later in &plans[i..] {
-                clone::guard::check(later, server.backend(), None)?;
+    let mut current: Option<Prepared> = None;
+    let mut failed = None;
+    for i in 0..plans.len() {
+        let record = match candidate(&plans, i, &mut current, &progress, cancel).await {
+            Ok(r) => r,
+            Err(e) if reports.is_empty() => return Err(e),
+            Err(e) => {
+                failed = Some(e);
+                break; // keep what the earlier candidates measured
             }
-            let dataset = guarded(&server, cancel, rehearsal::prepare(plan, &server, &progress)).await?;
-            current = Some((server, dataset));
-        }
-        let (server, dataset) = current.as_ref().expect("a server");
-        progress.say(&format!("candidate {}: {} ({})", compare::label(i), plan.name, plan.migration_path.display()));
-        let record = with_log(server, rehearsal::rehearse(plan, server, dataset, &progress, cancel)).await?;
+        };
         reports.push(report::build(&record));
         stops.push(record.stop);
         if record.stop.is_some() {
             break; // keep what was measured; start no further candidate
         }
+        if let Some(next) = plans.get(i + 1)
+            && compare::same_clone(&plans[0], next)
+            && let Some(Prepared { server, state: Some(before), .. }) = &current
+        {
+            let changes = match guarded(server, cancel, async { Ok(before.changes_since(server).await) }).await {
+                Ok(c) => c,
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            };
+            if !changes.is_empty() {
+                let note = format!(
+                    "candidate {} changed the server ({}); candidate {} runs on a fresh server",
+                    compare::label(i),
+                    changes.join("; "),
+                    compare::label(i + 1)
+                );
+                progress.say(&note);
+                differences.push(note); // the reviewer sees it in the comparison too
+                drop(current.take());
+            }
+        }
     }
-    if let Some((mut server, _)) = current
+    if let Some(p) = &mut current
         && args.opts.keep
     {
-        eprintln!("lockimpact: {}", server.keep(rehearsal::RUN_DB));
+        // Printed even with --quiet: a server left running is never silent.
+        progress.warn(&p.server.keep(rehearsal::RUN_DB));
     }
     let comparison = compare::build(reports, differences);
     outputs.write(Doc::Compare(&comparison))?;
+    drop(current);
+    if let Some(e) = failed {
+        progress.warn(&format!(
+            "the comparison written holds the {} candidate(s) that ran before the failure",
+            comparison.candidates.len()
+        ));
+        return Err(e);
+    }
     Ok(exit_code(&progress, stops, comparison.pass))
+}
+
+/// Rehearses candidate `i` of `plans`, on the server in `current` when it can
+/// be reused (same data on the same kind of server, not changed by an earlier
+/// candidate), else on a new one that replaces it.
+async fn candidate(
+    plans: &[scenario::Plan],
+    i: usize,
+    current: &mut Option<Prepared>,
+    progress: &Progress,
+    cancel: &CancellationToken,
+) -> Result<record::RunRecord> {
+    let plan = &plans[i];
+    if i == 0 || !compare::same_clone(&plans[0], plan) || current.is_none() {
+        drop(current.take()); // stops the previous server first
+        let server = start_server(plan, progress, cancel).await?;
+        // Every candidate still to run, before any runs: a refusal loses no report.
+        for later in &plans[i..] {
+            clone::guard::check(later, server.backend(), None)?;
+        }
+        let dataset = guarded(&server, cancel, rehearsal::prepare(plan, &server, progress)).await?;
+        let reused_later = plans[i + 1..].iter().any(|p| compare::same_clone(plan, p));
+        let state = match reused_later {
+            true => Some(guarded(&server, cancel, clone::state::ServerState::capture(&server)).await?),
+            false => None,
+        };
+        *current = Some(Prepared { server, dataset, state });
+    }
+    let Prepared { server, dataset, .. } = current.as_ref().expect("a server");
+    progress.say(&format!("candidate {}: {} ({})", compare::label(i), plan.name, plan.migration_path.display()));
+    with_log(server, rehearsal::rehearse(plan, server, dataset, progress, cancel)).await
 }
 
 /// The candidates of `compare`: two scenarios, or one scenario with two `--migration`s.
@@ -256,16 +342,18 @@ async fn start_server(plan: &scenario::Plan, progress: &Progress, cancel: &Cance
     Ok(server)
 }
 
-/// Runs `work` against `server` unless interrupted (it is dropped then); a
-/// database error gets the server's log tail attached.
+/// Runs `work` against `server` unless interrupted or the server stops
+/// answering (the watchdog): it is dropped then. A database error gets the
+/// server's log tail attached.
 async fn guarded<T>(
     server: &clone::Server,
     cancel: &CancellationToken,
     work: impl std::future::Future<Output = Result<T>>,
 ) -> Result<T> {
+    let watchdog = clone::watchdog::Watchdog::start(server.target(&clone::control_db(server)));
     with_log(server, async {
         tokio::select! {
-            r = work => r,
+            r = watchdog.guard(work) => r,
             _ = cancel.cancelled() => Err(Error::interrupted()),
         }
     })

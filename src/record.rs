@@ -50,17 +50,31 @@ pub struct RunRecord {
 /// Why a rehearsal ended early; what was measured until then is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stop {
-    /// Ctrl-C or SIGTERM.
+    /// Ctrl-C, SIGTERM or SIGHUP.
     Interrupted,
     /// The server stopped answering (it died, or its container went away).
     ServerLost,
+    /// The server is there but frozen: the watchdog's new connection got no
+    /// answer within its bound (a stopped postmaster, a paused container).
+    Unresponsive,
+    /// The migration's own session was terminated while the server kept
+    /// answering (`pg_terminate_backend`, a session timeout).
+    MigrationTerminated,
 }
 
 impl Stop {
-    pub fn reason(self) -> &'static str {
+    pub fn reason(self) -> String {
         match self {
-            Stop::Interrupted => "interrupted (Ctrl-C or SIGTERM)",
-            Stop::ServerLost => "the server stopped answering (it crashed, was stopped, or its container went away)",
+            Stop::Interrupted => "interrupted (Ctrl-C, SIGTERM or SIGHUP)".into(),
+            Stop::ServerLost => {
+                "the server stopped answering (it crashed, was stopped, or its container went away)".into()
+            }
+            Stop::Unresponsive => {
+                format!("the server froze: {}, so the watchdog ended the run", crate::clone::watchdog::frozen())
+            }
+            Stop::MigrationTerminated => "the migration's own session was terminated (pg_terminate_backend, an \
+                 administrator, or a session timeout) while the server kept running; the remaining steps did not run"
+                .into(),
         }
     }
 }

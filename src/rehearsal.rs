@@ -1,6 +1,9 @@
 //! One rehearsal, following the data flow: template (`prepare`, once per
 //! dataset) → fresh copy → workload, sampler and migration running together
 //! under the phase clock → RunRecord (`rehearse`, once per candidate).
+//! Every session a rehearsal opens is registered and closed on the way out
+//! (`clone::sessions`); a watchdog (`clone::watchdog`) ends a run whose
+//! server froze, with what was measured until then.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -8,11 +11,14 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::clone::Server;
-use crate::clone::template::{self, Dataset, connect};
+use crate::clone::sessions::{CONTROL_TIMEOUT, Sessions};
+use crate::clone::template::{self, Dataset};
+use crate::clone::watchdog::Watchdog;
 use crate::error::{Error, Result, describe_pg};
 use crate::migration::capture::{self, Capture};
 use crate::migration::runner::Runner;
 use crate::migration::{Migration, Source, history, preflight};
+use crate::pg::Target;
 use crate::record::{MigrationRecord, RunRecord, Stop};
 use crate::sampler::{Roles, Sampler};
 use crate::scenario::Plan;
@@ -29,26 +35,66 @@ const DRAIN_GRACE: Duration = Duration::from_secs(5);
 /// How long queued operations may take to finish when the run stops early.
 const STOP_GRACE: Duration = Duration::from_secs(1);
 
-/// Sleeps through a phase unless the run is interrupted or the server is lost.
-async fn wait_phase(d: Duration, cancel: &CancellationToken, lost: &CancellationToken) -> Result<(), Stop> {
-    tokio::select! {
-        _ = tokio::time::sleep(d) => Ok(()),
-        _ = cancel.cancelled() => Err(Stop::Interrupted),
-        _ = lost.cancelled() => Err(Stop::ServerLost),
-    }
+/// What ends a run early: Ctrl-C, SIGTERM or SIGHUP (`cancel`), the
+/// sampler losing the server (`lost`), the watchdog finding it frozen
+/// (`frozen`); `any` fires on the first of them.
+struct Halt {
+    cancel: CancellationToken,
+    lost: CancellationToken,
+    frozen: CancellationToken,
+    any: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
 }
 
-impl Stop {
+impl Halt {
+    fn new(cancel: CancellationToken, lost: CancellationToken, frozen: CancellationToken) -> Halt {
+        let any = CancellationToken::new();
+        let (a, c, l, f) = (any.clone(), cancel.clone(), lost.clone(), frozen.clone());
+        let task = tokio::spawn(async move {
+            tokio::select! {
+                _ = c.cancelled() => {}
+                _ = l.cancelled() => {}
+                _ = f.cancelled() => {}
+            }
+            a.cancel();
+        });
+        Halt { cancel, lost, frozen, any, task }
+    }
+
     /// Why the run must stop now, if it must.
-    fn check(cancel: &CancellationToken, lost: &CancellationToken, migration: &tokio_postgres::Client) -> Option<Stop> {
-        if cancel.is_cancelled() {
+    fn stop(&self) -> Option<Stop> {
+        if self.cancel.is_cancelled() {
             Some(Stop::Interrupted)
-        } else if lost.is_cancelled() || migration.is_closed() {
+        } else if self.frozen.is_cancelled() {
+            Some(Stop::Unresponsive)
+        } else if self.lost.is_cancelled() {
             Some(Stop::ServerLost)
         } else {
             None
         }
     }
+
+    /// Sleeps through a phase unless the run must stop.
+    async fn phase(&self, d: Duration) -> Option<Stop> {
+        tokio::select! {
+            _ = tokio::time::sleep(d) => None,
+            _ = self.any.cancelled() => self.stop(),
+        }
+    }
+}
+
+impl Drop for Halt {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Whether the migration's session is gone: its connection closed, or a step
+/// failed with the server ending the session (57P01 terminated, 57P02 crash,
+/// 57P03 shutting down, 57P05 idle timeout; 08006 the connection lost).
+fn session_gone(client: &tokio_postgres::Client, rec: &MigrationRecord) -> bool {
+    client.is_closed()
+        || rec.steps.iter().filter_map(|s| s.sqlstate.as_deref()).any(|c| c.starts_with("57P") || c == "08006")
 }
 
 /// Builds the template database the rehearsals copy.
@@ -72,6 +118,102 @@ pub async fn prepare(plan: &Plan, server: &Server, progress: &Progress) -> Resul
     Ok(dataset)
 }
 
+/// Runs one rehearsal of `plan` on a fresh copy of the template. On every
+/// way out (its end, an error, Ctrl-C, SIGTERM, SIGHUP) the sessions it
+/// opened are closed and that is said; a watchdog ends a run whose server
+/// froze, with the record of what was measured.
+pub async fn rehearse(
+    plan: &Plan,
+    server: &Server,
+    dataset: &Dataset,
+    progress: &Progress,
+    cancel: &CancellationToken,
+) -> Result<RunRecord> {
+    let control = server.target(&crate::clone::control_db(server));
+    let sessions = Arc::new(Sessions::new(control.clone()));
+    let watchdog = Watchdog::start(control.clone());
+    let record = measure(plan, server, dataset, progress, cancel, (&sessions, &watchdog, &control)).await;
+    let gone = matches!(&record, Ok(r) if matches!(r.stop, Some(Stop::ServerLost | Stop::Unresponsive)));
+    let closed = sessions.close(!gone && !watchdog.fired().is_cancelled()).await;
+    // A disposable server is removed next (unless kept): its sessions end with it.
+    let disposable = server.existing_database().is_none() && !plan.clone.keep;
+    if closed.clean() || disposable {
+        progress.say(&closed.message(disposable));
+    } else {
+        progress.warn(&closed.message(false));
+    }
+    record
+}
+
+/// Everything a rehearsal runs with once it is set up.
+struct Running {
+    copy_time: Duration,
+    server_version: String,
+    run_db: String,
+    /// The migration's connection.
+    client: tokio_postgres::Client,
+    /// The migration to rehearse (a directory's pending migrations), and a
+    /// framework command's preparation.
+    migration: Migration,
+    prepared: Option<capture::Prepared>,
+    /// Filled before the workload starts (selection, preflight), then by the run.
+    record: MigrationRecord,
+    roles: Arc<Roles>,
+    clock: Arc<Clock>,
+    workload: workload::Workload,
+    sampler: Sampler,
+}
+
+/// Makes the fresh copy, opens the sessions (each registered in `sessions`),
+/// starts the workload and the sampler.
+async fn start(plan: &Plan, server: &Server, sessions: &Arc<Sessions>, say: &(dyn Fn(&str) + Sync)) -> Result<Running> {
+    // A disposable server: a fresh copy of the template; an existing one: its database.
+    let (run_db, copy_time) = match server.existing_database() {
+        Some(db) => (db, Duration::ZERO),
+        None => (RUN_DB.to_string(), template::fresh_copy(server, RUN_DB).await?),
+    };
+    let (admin, _) = sessions.connect(server, &run_db, "admin").await?;
+    let server_version: String =
+        admin.query_one("SHOW server_version", &[]).await.map_err(|e| Error::db(describe_pg(&e)))?.get(0);
+    let mut classes = plan.workload.classes.clone();
+    workload::bind_samples(&mut classes, &admin, &plan.workload.path.display().to_string()).await?;
+    workload::bind_scale(&mut classes, &admin, &plan.workload.path.display().to_string()).await?;
+    drop(admin);
+
+    let roles = Arc::new(Roles::new(&classes));
+    let (client, mig_pid) = sessions.connect(server, &run_db, "migration").await?;
+    roles.set_migration(mig_pid);
+    let (sampler_client, _) = sessions.connect(server, &run_db, "sampler").await?;
+    let mut record = MigrationRecord {
+        file: plan.migration_path.display().to_string(),
+        pid: mig_pid,
+        source: Some(plan.migration.source.describe()),
+        ..Default::default()
+    };
+    let applier = Applier { plan, server, run_db: &run_db, client: &client, say };
+    let (migration, prepared) = applier.prepare(&mut record).await?;
+
+    let clock = Arc::new(Clock::new());
+    let slots = Slot::count(migration.steps.len());
+    let target = server.target(&run_db);
+    let workload =
+        workload::start(&plan.workload, classes, target, clock.clone(), roles.clone(), sessions.clone(), slots).await?;
+    let sampler = Sampler::start(sampler_client, plan.sampler_interval, clock.clone(), roles.clone());
+    Ok(Running {
+        copy_time,
+        server_version,
+        run_db,
+        client,
+        migration,
+        prepared,
+        record,
+        roles,
+        clock,
+        workload,
+        sampler,
+    })
+}
+
 /// Applies the migration of one rehearsal on its connection: chooses and
 /// checks it before the workload starts, then runs it step by step (or runs
 /// the framework command and captures its statements).
@@ -80,7 +222,6 @@ struct Applier<'a> {
     server: &'a Server,
     run_db: &'a str,
     client: &'a tokio_postgres::Client,
-    cancel: &'a CancellationToken,
     say: &'a (dyn Fn(&str) + Sync),
 }
 
@@ -112,10 +253,7 @@ impl Applier<'_> {
         }
         record.selection = selection;
         if self.plan.preflight {
-            record.preflight = tokio::select! {
-                r = preflight::run(self.server, self.run_db, &chosen.run, &chosen.before, say) => r?,
-                _ = self.cancel.cancelled() => return Err(Error::interrupted()),
-            };
+            record.preflight = preflight::run(self.server, self.run_db, &chosen.run, &chosen.before, say).await?;
         }
         let prepared = match &self.plan.migration.source {
             Source::Command { .. } => Some(capture::prepare(self.server, self.client).await?),
@@ -124,132 +262,119 @@ impl Applier<'_> {
         Ok((chosen.run, prepared))
     }
 
-    /// Runs the migration while the workload runs.
-    async fn run(
-        &self,
-        m: &Migration,
-        prepared: Option<&capture::Prepared>,
-        clock: &Arc<Clock>,
-        roles: &Arc<Roles>,
-        record: &mut MigrationRecord,
-    ) {
-        let (say, cancel) = (self.say, self.cancel.clone());
-        match (&self.plan.migration.source, prepared) {
+    /// Runs the migration while the workload runs, until it ends or `halt`
+    /// says the run must stop.
+    async fn run(&self, run: &Running, halt: &Halt, control: &Target, record: &mut MigrationRecord) {
+        let say = self.say;
+        match (&self.plan.migration.source, run.prepared.as_ref()) {
             (Source::Command { command, cwd }, Some(prepared)) => {
-                let (clock, roles, poll) = (clock.clone(), roles.clone(), self.plan.sampler_interval);
                 let capture = Capture {
                     server: self.server,
                     db: self.run_db,
                     client: self.client,
-                    clock,
-                    roles,
-                    cancel,
-                    poll,
+                    clock: run.clock.clone(),
+                    roles: run.roles.clone(),
+                    cancel: halt.any.clone(),
+                    poll: self.plan.sampler_interval,
                     say,
                 };
                 capture.run(prepared, command, cwd, record).await;
             }
             _ => {
+                let m = &run.migration;
                 say(&format!(
                     "migration: {} steps in {} groups, transaction {}",
                     m.steps.len(),
                     m.groups.len(),
                     m.transaction_name()
                 ));
-                let runner = Runner { client: self.client, clock: clock.clone(), cancel, say };
+                let why = || halt.stop().map_or_else(|| "interrupted".to_string(), Stop::reason);
+                let runner = Runner {
+                    client: self.client,
+                    tls: &control.tls,
+                    clock: run.clock.clone(),
+                    stop: halt.any.clone(),
+                    why: &why,
+                    say,
+                };
                 runner.run(m, record).await;
             }
         }
     }
 }
 
-/// Runs one rehearsal of `plan` on a fresh copy of the template.
-pub async fn rehearse(
+/// Runs the migration; returns why the run must stop, if it must: the
+/// migration's session is gone either with the server or on its own
+/// (terminated while the server still answers a new connection).
+async fn migrate(
+    applier: &Applier<'_>,
+    run: &Running,
+    halt: &Halt,
+    control: &Target,
+    rec: &mut MigrationRecord,
+) -> Option<Stop> {
+    applier.run(run, halt, control, rec).await;
+    let stop = halt.stop();
+    if stop.is_some() || !session_gone(applier.client, rec) {
+        return stop;
+    }
+    let answers = crate::clone::watchdog::answers(control, CONTROL_TIMEOUT).await;
+    Some(if answers { Stop::MigrationTerminated } else { Stop::ServerLost })
+}
+
+/// Sets the run up, runs its phases and the migration, and records them.
+async fn measure(
     plan: &Plan,
     server: &Server,
     dataset: &Dataset,
     progress: &Progress,
     cancel: &CancellationToken,
+    (sessions, watchdog, control): (&Arc<Sessions>, &Watchdog, &Target),
 ) -> Result<RunRecord> {
     let say = |msg: &str| progress.say(msg);
     let say = &say;
-    // A disposable server: a fresh copy of the template; an existing one: its database.
-    let (run_db, copy_time) = match server.existing_database() {
-        Some(db) => (db, Duration::ZERO),
-        None => (RUN_DB.to_string(), template::fresh_copy(server, RUN_DB).await?),
+    // Nothing is measured yet: Ctrl-C or a frozen server ends it with an error.
+    let mut run = tokio::select! {
+        r = watchdog.guard(start(plan, server, sessions, say)) => r?,
+        _ = cancel.cancelled() => return Err(Error::interrupted()),
     };
-    let run_db = run_db.as_str();
-
-    let admin = connect(server, run_db, "admin").await?;
-    let server_version: String =
-        admin.query_one("SHOW server_version", &[]).await.map_err(|e| Error::db(describe_pg(&e)))?.get(0);
-    let mut classes = plan.workload.classes.clone();
-    workload::bind_samples(&mut classes, &admin, &plan.workload.path.display().to_string()).await?;
-    workload::bind_scale(&mut classes, &admin, &plan.workload.path.display().to_string()).await?;
-    drop(admin);
-
-    let roles = Arc::new(Roles::new(&classes));
-    let migration_client = connect(server, run_db, "migration").await?;
-    let mig_pid: i32 = migration_client
-        .query_one("SELECT pg_backend_pid()", &[])
-        .await
-        .map_err(|e| Error::db(describe_pg(&e)))?
-        .get(0);
-    roles.set_migration(mig_pid);
-
-    let sampler_client = connect(server, run_db, "sampler").await?;
-    let mut record = MigrationRecord {
-        file: plan.migration_path.display().to_string(),
-        pid: mig_pid,
-        source: Some(plan.migration.source.describe()),
-        ..Default::default()
-    };
-    let applier = Applier { plan, server, run_db, client: &migration_client, cancel, say };
-    let (migration, prepared) = applier.prepare(&mut record).await?;
-
-    let clock = Arc::new(Clock::new());
-    let slots = Slot::count(migration.steps.len());
-    let workload =
-        workload::start(&plan.workload, classes, server.target(run_db), clock.clone(), roles.clone(), slots).await?;
-    let sampler = Sampler::start(sampler_client, plan.sampler_interval, clock.clone(), roles.clone());
     let live = progress.live_line(
-        clock.clone(),
-        migration.steps.iter().map(|s| s.name.clone()).collect(),
-        workload.seconds(),
-        sampler.live(),
+        run.clock.clone(),
+        run.migration.steps.iter().map(|s| s.name.clone()).collect(),
+        run.workload.seconds(),
+        run.sampler.live(),
     );
 
     // From here on, whatever happens, what was measured is kept: an
-    // interruption or a lost server ends the phases early and the record is
-    // marked incomplete.
-    let lost = sampler.lost();
-    let stopped = |why: &Stop| say(&format!("stopping early: {}", why.reason()));
-    let mut stop = None;
+    // interruption, a lost or frozen server, or the migration's session
+    // terminated ends the phases early and the record is marked incomplete.
+    let halt = Halt::new(cancel.clone(), run.sampler.lost(), watchdog.fired());
+    let mut migration = std::mem::take(&mut run.record);
     say(&format!("warmup {} ms at {} ops/s", plan.phases.warmup.as_millis(), plan.workload.rate));
-    if let Err(why) = wait_phase(plan.phases.warmup, cancel, &lost).await {
-        stop = Some(why);
-    }
+    let mut stop = halt.phase(plan.phases.warmup).await;
     if stop.is_none() {
-        clock.enter(Slot::Baseline);
+        run.clock.enter(Slot::Baseline);
         say(&format!("baseline {} ms", plan.phases.baseline.as_millis()));
-        stop = wait_phase(plan.phases.baseline, cancel, &lost).await.err();
+        stop = halt.phase(plan.phases.baseline).await;
     }
     if stop.is_none() {
-        applier.run(&migration, prepared.as_ref(), &clock, &roles, &mut record).await;
-        stop = Stop::check(cancel, &lost, &migration_client);
+        let applier = Applier { plan, server, run_db: &run.run_db, client: &run.client, say };
+        stop = migrate(&applier, &run, &halt, control, &mut migration).await;
     }
     if stop.is_none() {
-        clock.enter(Slot::After);
+        run.clock.enter(Slot::After);
         say(&format!(
             "after the migration {} ms (queued operations: {})",
             plan.phases.cooldown.as_millis(),
-            workload.queued()
+            run.workload.queued()
         ));
-        stop = wait_phase(plan.phases.cooldown, cancel, &lost).await.err();
+        stop = halt.phase(plan.phases.cooldown).await;
     }
     if let Some(why) = &stop {
-        stopped(why);
+        say(&format!("stopping early: {}", why.reason()));
     }
+    let Running { copy_time, server_version, client, clock, workload, sampler, .. } = run;
+    drop(client);
 
     let finishing = Instant::now();
     let end = clock.since_start(finishing);
@@ -271,7 +396,7 @@ pub async fn rehearse(
         marks: clock.marks(),
         end,
         workload,
-        migration: record,
+        migration,
         stop,
         sampler,
         budget: plan.budget.clone(),

@@ -22,6 +22,12 @@ const CLEAR: &str = "\r\x1b[2K";
 /// How often the live line is redrawn.
 const REDRAW: Duration = Duration::from_millis(250);
 
+/// Writes a line on stderr, quietly doing nothing when stderr is gone (a
+/// closed terminal after SIGHUP): cleanup must not stop on a message.
+pub fn note(msg: &str) {
+    let _ = writeln!(std::io::stderr(), "{msg}");
+}
+
 /// Where progress goes: decided once from `--quiet` and whether stderr is a terminal.
 #[derive(Debug, Clone, Copy)]
 pub struct Progress {
@@ -36,11 +42,21 @@ impl Progress {
 
     /// One progress line (clears the live line first; it is redrawn after).
     pub fn say(&self, msg: &str) {
-        if self.quiet {
-            return;
+        if !self.quiet {
+            self.line(msg);
         }
+    }
+
+    /// A line said even with `--quiet`: something the user must act on.
+    pub fn warn(&self, msg: &str) {
+        self.line(msg);
+    }
+
+    /// Writes a line on stderr; a stderr that is gone (a closed terminal
+    /// after SIGHUP) is not an error: the run goes on and cleans up.
+    fn line(&self, msg: &str) {
         let clear = if self.live { CLEAR } else { "" };
-        eprintln!("{clear}lockimpact: {msg}");
+        let _ = writeln!(std::io::stderr(), "{clear}lockimpact: {msg}");
     }
 
     /// Starts the live status line for one rehearsal (a no-op off a terminal).
@@ -69,7 +85,7 @@ impl Progress {
                     let _ = write!(err, "{CLEAR}{line}");
                     let _ = err.flush();
                 }
-                eprint!("{CLEAR}");
+                let _ = write!(std::io::stderr(), "{CLEAR}");
             })
         });
         LiveLine { stop, handle }

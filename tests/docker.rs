@@ -25,7 +25,7 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 use common::*;
@@ -48,6 +48,7 @@ const TESTS: &[(&str, fn())] = &[
     ("clean_removes_the_container_of_a_killed_run_only", clean_removes_the_container_of_a_killed_run_only),
     ("requests_are_ones_this_engine_accepts", requests_are_ones_this_engine_accepts),
     ("command_is_captured_on_the_docker_backend_too", command_is_captured_on_the_docker_backend_too),
+    ("a_paused_container_ends_the_run_with_a_report", a_paused_container_ends_the_run_with_a_report),
 ];
 
 fn main() {
@@ -524,4 +525,32 @@ fn command_is_captured_on_the_docker_backend_too() {
     let names: Vec<&str> = r["steps"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["ALTER TABLE orders ADD COLUMN note text", "SELECT pg_sleep(0.2)"]);
     assert!(r["steps"][1]["duration_ms"].as_f64().unwrap() >= 200.0);
+}
+
+/// Point 6: `docker pause` of the clone's container during a step.
+fn a_paused_container_ends_the_run_with_a_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = tiny_scenario(
+        dir.path(),
+        "-- lockimpact: pause 60s \"deploy\"\nALTER TABLE orders ADD COLUMN note text;\n",
+        "",
+    );
+    let json = dir.path().join("r.json");
+    let args = ["run", s.to_str().unwrap(), "--backend", "docker", "--image", TEST_IMAGE, "--json"];
+    let mut run = Running::start(&[&args[..], &[json.to_str().unwrap()]].concat());
+    let pid = run.child.id();
+    run.until("step 1/2");
+    let containers = containers_of(pid);
+    assert_eq!(containers.len(), 1, "{containers:?}");
+    let paused = Command::new("docker").args(["pause", &containers[0]]).status().unwrap();
+    let (code, stderr) = run.end();
+    let left = containers_of(pid);
+    for c in &left {
+        let _ = Command::new("docker").args(["rm", "-f", "-v", c]).output();
+    }
+    assert!(paused.success());
+    assert_eq!(code, Some(2), "{stderr}");
+    let r = report(&json);
+    assert!(r["incomplete_reason"].as_str().unwrap().contains("the server froze"), "{}", r["incomplete_reason"]);
+    assert_eq!(left, Vec::<String>::new(), "the paused container was left behind\n{stderr}");
 }

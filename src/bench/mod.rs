@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::BenchArgs;
+use crate::clone::sessions::Sessions;
 use crate::clone::template::{self, connect};
 use crate::clone::{self, Server};
 use crate::error::{Error, Result, describe_pg};
@@ -347,12 +348,14 @@ pub async fn drive(ctx: &Ctx, rate: f64, sampling: Sampling, measure: Duration) 
         Some(_) => Some(connect(&ctx.server, BENCH_DB, "sampler").await?),
         None => None,
     };
+    let sessions = Arc::new(Sessions::new(ctx.server.target(BENCH_DB)));
     let w = workload::start(
         &plan,
         ctx.classes.clone(),
         ctx.server.target(BENCH_DB),
         clock.clone(),
         roles.clone(),
+        sessions.clone(),
         Slot::count(0),
     )
     .await?;
@@ -385,6 +388,7 @@ pub async fn drive(ctx: &Ctx, rate: f64, sampling: Sampling, measure: Duration) 
         Some(s) => Some(s.finish().await),
         None => None,
     };
+    sessions.close(true).await;
     let a = clock.since_start(t0).as_secs_f64().ceil() as usize;
     let b = (clock.since_start(t1).as_secs_f64().floor() as usize).min(rec.seconds.len());
     let (mut ops, mut errors) = (0u64, 0u64);

@@ -415,6 +415,20 @@ impl super::ServerHandle for DockerServer {
 
     fn keep(&mut self, dbname: &str) -> String {
         self.kept = true;
+        let id = self.id.clone();
+        let running = on_engine(move |docker| async move {
+            let c = ask("inspect container", docker.inspect_container(&id, None)).await?;
+            Ok(c.state.and_then(|s| s.running).unwrap_or(false))
+        });
+        if !running.unwrap_or(false) {
+            return format!(
+                "--keep: container {} is not running (its server died or it was stopped), so there is nothing to \
+                 connect to; it is kept for a look at its log: docker logs {}\n  remove it: docker rm -f -v {}",
+                short(&self.id),
+                self.id,
+                self.id
+            );
+        }
         // Renamed, so that `lockimpact clean` leaves it alone.
         let name = format!("{KEPT_PREFIX}{}", short(&self.id));
         let (id, new) = (self.id.clone(), name.clone());

@@ -233,6 +233,11 @@ impl LocalServer {
         if self.pid <= 0 {
             return;
         }
+        // A frozen server (stopped with SIGSTOP) would not act on pg_ctl's
+        // signal, nor its backends on the postmaster's: wake them all first.
+        for pid in children(self.pid).into_iter().chain([self.pid]) {
+            unsafe { libc::kill(pid, libc::SIGCONT) };
+        }
         let stopped = self
             .command("pg_ctl")
             .arg("-D")
@@ -273,6 +278,15 @@ impl super::ServerHandle for LocalServer {
     fn keep(&mut self, dbname: &str) -> String {
         self.kept = true;
         let path = self.dir.take().map(|d| d.keep()).unwrap_or_default();
+        if !process_alive(self.pid) {
+            return format!(
+                "--keep: the server is not running (its postmaster, pid {}, has exited), so there is nothing to \
+                 connect to; its files are kept for a look at its log, {}\n  remove them: rm -rf {}",
+                self.pid,
+                self.log_path().display(),
+                path.display()
+            );
+        }
         let _ = std::fs::write(path.join(super::owner::KEPT_FILE), ""); // `lockimpact clean` leaves it alone
         let su = if self.run_as.is_some() { "su postgres -s /bin/sh -c " } else { "" };
         let stop = format!("{}/pg_ctl -D {} stop", self.bins.dir.display(), self.data.display());
@@ -321,9 +335,27 @@ impl Drop for LocalServer {
     }
 }
 
+/// The processes whose parent is `pid` (a postmaster's backends and
+/// auxiliary processes, each in a session of its own), from /proc.
+pub fn children(pid: i32) -> Vec<i32> {
+    let parent = |stat: &str| stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse::<i32>().ok();
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).ok().and_then(|s| parent(&s)) == Some(pid))
+        .collect()
+}
+
+/// Whether `pid` runs: it exists and is not a zombie (a postmaster that died
+/// stays one until init reaps it; it is pg_ctl's child, not ours).
 fn process_alive(pid: i32) -> bool {
-    // A zombie child would still answer; the postmaster is pg_ctl's child, not ours.
-    unsafe { libc::kill(pid, 0) == 0 }
+    let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('Z')))
+        .unwrap_or(false);
+    !zombie && unsafe { libc::kill(pid, 0) == 0 }
 }
 
 fn shell_quote(s: &str) -> String {

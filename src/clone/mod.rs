@@ -9,14 +9,21 @@
 //! (an existing server, behind an explicit opt-in); `start` picks one.
 //! `guard` refuses the SQL a backend must not run. `owner` names the run a
 //! server belongs to, for `lockimpact clean`.
+//!
+//! `sessions` keeps track of the tool's own sessions on a server so none
+//! outlives a run; `watchdog` notices a server that stopped answering;
+//! `state` tells whether a rehearsal changed the server for the next one.
 
 pub mod docker;
 pub mod guard;
 pub mod local;
 pub mod owner;
 pub mod restore;
+pub mod sessions;
+pub mod state;
 pub mod template;
 pub mod url;
+pub mod watchdog;
 
 use std::path::Path;
 
@@ -67,6 +74,11 @@ pub trait ServerHandle: Send + Sync {
 }
 
 pub type Server = Box<dyn ServerHandle>;
+
+/// The database control connections use: the url backend's own, else `postgres`.
+pub fn control_db(server: &Server) -> String {
+    server.existing_database().unwrap_or_else(|| "postgres".into())
+}
 
 /// Starts a local or url server (tests, benchmarks: no async runtime needed);
 /// the docker backend starts with `start_cancellable`.

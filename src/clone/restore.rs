@@ -40,8 +40,7 @@ impl DumpFormat {
     /// Reads the format from the dump itself: a directory with `toc.dat`, the
     /// custom format's `PGDMP` magic, a tar header, else plain SQL.
     pub fn detect(path: &Path) -> Result<DumpFormat> {
-        let meta = std::fs::metadata(path)
-            .map_err(|e| Error::input(format!("{}: cannot read the dump: {e}", path.display())))?;
+        let meta = crate::files::file_or_dir(path, "dump")?;
         if meta.is_dir() {
             if path.join("toc.dat").is_file() {
                 return Ok(DumpFormat::Directory);
@@ -176,9 +175,16 @@ async fn output(mut cmd: Command, what: &str) -> Result<Output> {
 async fn needed_extensions(tools: &Tools, dump: &DumpPlan, staged: &str) -> Result<Vec<String>> {
     let mut names = Vec::new();
     if dump.format == DumpFormat::Plain {
-        let text = std::fs::read(&dump.path)
-            .map_err(|e| Error::input(format!("{}: cannot read the dump: {e}", dump.path.display())))?;
-        for line in String::from_utf8_lossy(&text).lines() {
+        // Line by line: a plain dump can be far bigger than memory.
+        let fail = |e: std::io::Error| Error::input(format!("{}: cannot read the dump: {e}", dump.path.display()));
+        let mut reader = std::io::BufReader::new(std::fs::File::open(&dump.path).map_err(fail)?);
+        let mut raw = Vec::new();
+        loop {
+            raw.clear();
+            if std::io::BufRead::read_until(&mut reader, b'\n', &mut raw).map_err(fail)? == 0 {
+                break;
+            }
+            let line = String::from_utf8_lossy(&raw);
             let l = line.trim_start();
             if let Some(rest) = l.strip_prefix("CREATE EXTENSION ") {
                 let rest = rest.trim_start_matches("IF NOT EXISTS ");

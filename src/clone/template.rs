@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Server;
 use crate::error::{Error, Result, describe_pg};
+use crate::pg::Target;
 
 pub const TEMPLATE_DB: &str = "lockimpact_template";
 
@@ -48,8 +49,13 @@ pub async fn prepare(server: &Server, plan: &crate::scenario::Plan, say: &(dyn F
 /// Connects to one database of the server for `purpose` (shown as
 /// `application_name` lockimpact-<purpose>); the connection task is spawned.
 pub async fn connect(server: &Server, dbname: &str, purpose: &str) -> Result<tokio_postgres::Client> {
-    let mut target = server.target(dbname);
+    connect_with(server.target(dbname), purpose).await
+}
+
+/// `connect` with the connection settings (and TLS) themselves.
+pub async fn connect_with(mut target: Target, purpose: &str) -> Result<tokio_postgres::Client> {
     target.config.application_name(format!("lockimpact-{purpose}"));
+    let dbname = target.config.get_dbname().unwrap_or("postgres").to_string();
     target.connect().await.map_err(|e| {
         Error::db(format!(
             "cannot open the {purpose} connection to database {dbname} of the clone: {}",

@@ -63,7 +63,7 @@ impl ServerHandle for UrlServer {
     }
 
     fn keep(&mut self, _dbname: &str) -> String {
-        format!("{} is not lockimpact's: it keeps running as it was", self.conn)
+        format!("{} is not lockimpact's: --keep leaves it as it is", self.conn)
     }
 
     fn log_tail(&self) -> String {

@@ -192,8 +192,7 @@ pub struct Defaults {
 /// Reads, splits and validates a migration file.
 pub fn load(path: &Path, defaults: &Defaults) -> Result<Migration> {
     let file = path.display();
-    let bytes =
-        std::fs::read(path).map_err(|e| Error::input(format!("{file}: cannot read the migration file: {e}")))?;
+    let bytes = crate::files::read_input(path, "migration file", crate::files::TEXT_LIMIT)?;
     let text = String::from_utf8(bytes).map_err(|e| {
         Error::input(format!("{file}: not valid UTF-8 ({}); save it as UTF-8", crate::scenario::utf8_place(&e)))
     })?;

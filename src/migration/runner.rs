@@ -2,8 +2,15 @@
 //! transaction mode, with each step's lock and statement timeouts and retries.
 //! For every step it records duration, outcome, rows, WAL written, tables
 //! rewritten and, inside a transaction, the relation locks it holds.
+//!
+//! When the run must stop (Ctrl-C, SIGTERM, SIGHUP, a lost or frozen server),
+//! the running statement is cancelled first (a CancelRequest), then the
+//! transaction is rolled back: nothing waits for a long statement to end,
+//! and a statement that does not end even then (a frozen server) is left to
+//! the sessions' cleanup rather than waited on.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::split::Statement;
 use super::{Migration, OnError, Step, StepKind, TxMode};
+use crate::clone::sessions::cancel_token;
 use crate::error::{describe_pg, sqlstate};
 use crate::record::{GroupRecord, MigrationRecord, Outcome, StepRecord};
 use crate::sampler::lockmode::stronger;
@@ -22,6 +30,10 @@ pub(super) const DEFAULT_MAX_BATCHES: u64 = 100_000;
 
 /// Retry backoff doubles up to this (or the configured backoff, if larger).
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// How long a cancelled statement may take to end before it is left to the
+/// sessions' cleanup.
+const CANCEL_GRACE: Duration = Duration::from_secs(3);
 
 /// Relation locks (user relations only) held by this session right now.
 const HELD_LOCKS_SQL: &str = "SELECT CASE WHEN c.oid IS NULL THEN 'dropped relation ' || l.relation \
@@ -47,10 +59,24 @@ impl Failure {
     }
 }
 
+/// What became of work on the migration's connection.
+enum Ended<T> {
+    /// It ended by itself.
+    Done(T),
+    /// The run had to stop: its statement was cancelled; `Some` when it then
+    /// ended within `CANCEL_GRACE`, `None` when it still runs.
+    Stopped(Option<T>),
+}
+
 pub struct Runner<'a> {
     pub client: &'a Client,
+    /// The connection's TLS, for its cancel requests.
+    pub tls: &'a crate::pg::Tls,
     pub clock: Arc<Clock>,
-    pub cancel: CancellationToken,
+    /// Fires when the run must stop (interrupted, the server lost or frozen).
+    pub stop: CancellationToken,
+    /// Why it stopped, for the interrupted step's message.
+    pub why: &'a (dyn Fn() -> String + Sync),
     pub say: &'a (dyn Fn(&str) + Sync),
 }
 
@@ -60,6 +86,8 @@ pub struct Runner<'a> {
 struct Progress {
     aborted: bool,
     any_failed: bool,
+    /// A cancelled statement still runs on the connection.
+    abandoned: bool,
 }
 
 impl Runner<'_> {
@@ -71,15 +99,15 @@ impl Runner<'_> {
         self.clock.enter(Slot::Between);
         let mut p = Progress::default();
         if m.one_transaction {
-            p.aborted = !self.begin().await;
+            p.aborted = !self.begin(&mut p).await;
             p.any_failed = p.aborted;
         }
         for g in &m.groups {
             let own_tx = !m.one_transaction && g.transaction == TxMode::File;
             let mode = if m.one_transaction { TxMode::File } else { g.transaction };
             let mut began = false;
-            if own_tx && !p.aborted && !self.cancel.is_cancelled() {
-                began = self.begin().await;
+            if own_tx && !p.aborted && !self.stop.is_cancelled() {
+                began = self.begin(&mut p).await;
                 p.aborted |= !began;
                 p.any_failed |= !began;
             }
@@ -89,7 +117,7 @@ impl Runner<'_> {
             }
             let mut committed = began == own_tx && rec.steps[g.steps.clone()].iter().all(|s| s.outcome == Outcome::Ok);
             if began {
-                let ok = self.end(!p.aborted && !self.cancel.is_cancelled(), rec).await;
+                let ok = self.end(!p.aborted && !self.stop.is_cancelled(), rec, &mut p).await;
                 if !ok && !p.aborted {
                     p.aborted = true; // the COMMIT failed: the tool would stop here
                     p.any_failed = true;
@@ -99,46 +127,95 @@ impl Runner<'_> {
             rec.groups.push(GroupRecord::of(g, committed));
         }
         rec.committed = if m.one_transaction {
-            let ok = self.end(!p.aborted && !self.cancel.is_cancelled(), rec).await;
+            let ok = self.end(!p.aborted && !self.stop.is_cancelled(), rec, &mut p).await;
             !p.any_failed && ok
         } else {
             !p.any_failed
         };
+        if p.abandoned {
+            (self.say)(
+                "migration: the cancelled statement has not ended; its session (and transaction) is left to the \
+                 cleanup, which terminates it",
+            );
+            rec.committed = false;
+        }
         if m.one_transaction && !rec.committed {
             rec.groups.iter_mut().for_each(|g| g.committed = false);
         }
     }
 
+    /// Runs `work` on the migration's connection until it ends, or until the
+    /// run must stop: then its statement is cancelled (a CancelRequest) and it
+    /// gets `CANCEL_GRACE` to end. Once stopping, work only gets the grace.
+    async fn until_stop<T>(&self, work: impl Future<Output = T>) -> Ended<T> {
+        if self.stop.is_cancelled() {
+            return Ended::Stopped(tokio::time::timeout(CANCEL_GRACE, work).await.ok());
+        }
+        tokio::pin!(work);
+        tokio::select! {
+            r = &mut work => Ended::Done(r),
+            _ = self.stop.cancelled() => {
+                let _ = cancel_token(self.tls, &self.client.cancel_token()).await;
+                Ended::Stopped(tokio::time::timeout(CANCEL_GRACE, work).await.ok())
+            }
+        }
+    }
+
+    /// BEGIN, COMMIT or ROLLBACK of a transaction, under `until_stop`; sets
+    /// `abandoned` when it does not end after its cancel.
+    async fn control(&self, sql: &str, abandoned: &mut bool) -> Result<(), String> {
+        match self.until_stop(self.client.batch_execute(sql)).await {
+            Ended::Done(r) | Ended::Stopped(Some(r)) => r.map_err(|e| describe_pg(&e)),
+            Ended::Stopped(None) => {
+                *abandoned = true;
+                Err((self.why)())
+            }
+        }
+    }
+
     /// BEGIN; false (and says why) when it fails.
-    async fn begin(&self) -> bool {
-        match self.client.batch_execute("BEGIN").await {
+    async fn begin(&self, p: &mut Progress) -> bool {
+        match self.control("BEGIN", &mut p.abandoned).await {
             Ok(()) => true,
             Err(e) => {
-                (self.say)(&format!("migration: BEGIN failed: {}", describe_pg(&e)));
+                (self.say)(&format!("migration: BEGIN failed: {e}"));
                 false
             }
         }
     }
 
     /// COMMIT (or ROLLBACK when not `commit`), its time added to the last
-    /// step that ran; true when it committed.
-    async fn end(&self, commit: bool, rec: &mut MigrationRecord) -> bool {
+    /// step that ran; true when it committed. Nothing is sent while a
+    /// cancelled statement still runs on the connection (`abandoned`).
+    async fn end(&self, commit: bool, rec: &mut MigrationRecord, p: &mut Progress) -> bool {
+        if p.abandoned {
+            return false;
+        }
+        let sql = if commit { "COMMIT" } else { "ROLLBACK" };
         let started = Instant::now();
-        let res = self.client.batch_execute(if commit { "COMMIT" } else { "ROLLBACK" }).await;
+        let res = self.control(sql, &mut p.abandoned).await;
         if let Some(last) = rec.steps.iter_mut().rev().find(|s| s.outcome != Outcome::Skipped) {
             last.duration += started.elapsed();
         }
         if let Err(e) = &res {
-            (self.say)(&format!(
-                "migration: {} failed: {}",
-                if commit { "COMMIT" } else { "ROLLBACK" },
-                describe_pg(e)
-            ));
+            (self.say)(&format!("migration: {sql} failed: {e}"));
         }
         commit && res.is_ok()
     }
 
-    /// Runs step `i` (unless the run was aborted or interrupted) and records it.
+    /// Sleeps for `d`; false when the run must stop first.
+    async fn pause(&self, d: Duration) -> bool {
+        tokio::select! {
+            _ = tokio::time::sleep(d) => true,
+            _ = self.stop.cancelled() => false,
+        }
+    }
+
+    fn stopped(&self, statement: Option<usize>) -> Failure {
+        Failure { outcome: Outcome::Interrupted, sqlstate: String::new(), message: (self.why)(), statement }
+    }
+
+    /// Runs step `i` (unless the run was aborted or must stop) and records it.
     async fn step(&self, i: usize, step: &Step, mode: TxMode, total: usize, p: &mut Progress) -> StepRecord {
         let kind = match step.kind {
             StepKind::Sql(_) => "sql",
@@ -147,16 +224,19 @@ impl Runner<'_> {
         };
         let start = self.clock.since_start(Instant::now());
         let mut r = StepRecord::new(step.name.clone(), kind, step.line, step.statements().len(), start);
-        if p.aborted || self.cancel.is_cancelled() {
+        if p.aborted || self.stop.is_cancelled() {
             return r;
         }
         (self.say)(&format!("step {}/{total}: {}", i + 1, step.name));
         self.clock.enter(Slot::Step(i));
         let started = Instant::now();
         r.start = self.clock.since_start(started);
-        let result = tokio::select! {
-            res = self.run_step(step, mode, &mut r) => res,
-            _ = self.cancel.cancelled() => Err(Failure { outcome: Outcome::Interrupted, sqlstate: String::new(), message: "interrupted".into(), statement: None }),
+        let result = match self.until_stop(self.run_step(step, mode, &mut r)).await {
+            Ended::Done(res) => res,
+            Ended::Stopped(ended) => {
+                p.abandoned |= ended.is_none();
+                Err(self.stopped(None))
+            }
         };
         r.duration = started.elapsed();
         self.clock.enter(Slot::Between);
@@ -184,8 +264,7 @@ impl Runner<'_> {
 
     async fn run_step(&self, step: &Step, mode: TxMode, r: &mut StepRecord) -> Result<(), Failure> {
         if let StepKind::Pause(d) = step.kind {
-            tokio::time::sleep(d).await;
-            return Ok(());
+            return if self.pause(d).await { Ok(()) } else { Err(self.stopped(None)) };
         }
         let before_nodes = self.filenodes().await;
         let wal_before = self.wal_lsn().await;
@@ -193,7 +272,7 @@ impl Runner<'_> {
         loop {
             let res = self.attempt(step, mode, r).await;
             match res {
-                Err(f) if f.outcome.is_transient() && attempt < step.retries => {
+                Err(f) if f.outcome.is_transient() && attempt < step.retries && !self.stop.is_cancelled() => {
                     let backoff = step
                         .retry_backoff
                         .saturating_mul(1 << attempt.min(16))
@@ -206,7 +285,9 @@ impl Runner<'_> {
                         step.retries,
                         backoff.as_millis()
                     ));
-                    tokio::time::sleep(backoff).await;
+                    if !self.pause(backoff).await {
+                        return Err(f);
+                    }
                 }
                 other => {
                     if let (Some(a), Some(b)) = (wal_before, self.wal_lsn().await) {
@@ -275,6 +356,9 @@ impl Runner<'_> {
                 let limit = max_batches.unwrap_or(DEFAULT_MAX_BATCHES);
                 let mut batches = 0u64;
                 loop {
+                    if self.stop.is_cancelled() {
+                        return Err(self.stopped(Some(statement.number)));
+                    }
                     // In `step` mode every batch commits on its own: that is what batching is for.
                     let batch_tx = mode == TxMode::Step;
                     if batch_tx {
@@ -305,8 +389,8 @@ impl Runner<'_> {
                             statement: Some(statement.number),
                         });
                     }
-                    if !pause.is_zero() {
-                        tokio::time::sleep(*pause).await;
+                    if !pause.is_zero() && !self.pause(*pause).await {
+                        return Err(self.stopped(Some(statement.number)));
                     }
                 }
             }

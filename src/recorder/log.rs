@@ -371,11 +371,22 @@ pub async fn record(args: &RecordLogArgs) -> Result<i32> {
             "say what to write: --replay FILE.jsonl (a session replay) and/or --out FILE.toml (a rate-based workload)",
         ));
     }
+    for (flag, out) in [("--replay", &args.replay), ("--out", &args.out)] {
+        if let Some(out) = out
+            && let Some(log) = args.files.iter().find(|f| crate::files::same_file(out, f))
+        {
+            return Err(Error::input(format!(
+                "{flag} {}: is the log file {}, an input; writing there would overwrite it. Choose another file",
+                out.display(),
+                log.display()
+            )));
+        }
+    }
     let progress = crate::status::Progress::new(args.quiet);
     let say = |m: &str| progress.say(m);
     let mut entries = Vec::new();
     for f in &args.files {
-        let text = std::fs::read(f).map_err(|e| Error::input(format!("{}: cannot read: {e}", f.display())))?;
+        let text = crate::files::read_input(f, "log file", crate::files::RECORDING_LIMIT)?;
         let text = String::from_utf8_lossy(&text);
         let csv = match args.format.as_str() {
             "csv" | "csvlog" => true,

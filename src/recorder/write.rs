@@ -111,13 +111,15 @@ fn literal_toml(lit: &str) -> String {
     toml::Value::String(text).to_string()
 }
 
-/// Writes `text` to `path`, creating its directory.
+/// Writes `text` to `path` atomically (`files::Destination`), creating its directory.
 pub fn write_file(path: &Path, text: &str) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::input(format!("{}: cannot create the directory: {e}", dir.display())))?;
     }
-    std::fs::write(path, text).map_err(|e| Error::input(format!("{}: cannot write: {e}", path.display())))
+    crate::files::Destination::check(path, "output", &[])?
+        .write(|w| w.write_all(text.as_bytes()))
+        .map_err(|e| Error::input(format!("{}: cannot write: {e}", path.display())))
 }
 
 /// Whether `sql` is one statement worth replaying as a class: SELECT, INSERT,

@@ -154,9 +154,15 @@ impl Sampler {
                 last_poll: Duration::ZERO,
                 rec: SamplerRecord { interval, query_time: Some(new_hist()), ..Default::default() },
             };
-            let gated = client.query_one(GATE_WORKS, &[]).await.map(|r| r.get::<_, bool>(0)).unwrap_or(false);
-            let sql = POLL_SQL.replace("GATE", if gated { GATE } else { "" });
-            let stmt = match client.prepare(&sql).await {
+            let prepared = async {
+                let gated = client.query_one(GATE_WORKS, &[]).await.map(|r| r.get::<_, bool>(0)).unwrap_or(false);
+                client.prepare(&POLL_SQL.replace("GATE", if gated { GATE } else { "" })).await
+            };
+            let prepared = tokio::select! {
+                p = prepared => p,
+                _ = token.cancelled() => return st.rec,
+            };
+            let stmt = match prepared {
                 Ok(s) => s,
                 Err(_) => {
                     lost_task.cancel();
@@ -174,7 +180,14 @@ impl Sampler {
                     continue;
                 }
                 let sent = Instant::now();
-                let rows = match client.query(&stmt, &[&st.roles.migration()]).await {
+                // A frozen server never answers: `finish` must not wait for it.
+                let migration = st.roles.migration();
+                let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&migration];
+                let poll = tokio::select! {
+                    r = client.query(&stmt, &params) => r,
+                    _ = token.cancelled() => break,
+                };
+                let rows = match poll {
                     Ok(r) => r,
                     Err(_) => {
                         // The server is gone; keep what was seen and say so.

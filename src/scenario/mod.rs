@@ -120,6 +120,9 @@ pub struct Plan {
     pub preflight: bool,
     pub sampler_interval: Duration,
     pub budget: BudgetSection,
+    /// Every file the plan was read from (scenario, seed or dump, workload
+    /// files and scripts or replay, migration): no output may overwrite one.
+    pub inputs: Vec<PathBuf>,
 }
 
 /// Removes `.` and `dir/..` pairs so messages show `workloads/x.sql`, not
@@ -146,11 +149,16 @@ pub fn utf8_place(e: &std::string::FromUtf8Error) -> String {
     format!("line {line}, byte {valid}")
 }
 
-/// Reads a text file, naming it in the error (missing, unreadable, not UTF-8,
-/// empty); a byte-order mark at its start is dropped.
+/// Reads a text file, naming it in the error (missing, unreadable, not a
+/// regular file, too big, not UTF-8, empty); a byte-order mark at its start
+/// is dropped.
 pub fn read_text(path: &Path, what: &str) -> Result<String> {
-    let bytes =
-        std::fs::read(path).map_err(|e| Error::input(format!("{}: cannot read the {what}: {e}", path.display())))?;
+    read_text_within(path, what, crate::files::TEXT_LIMIT)
+}
+
+/// `read_text` with its own size limit (a session replay is a recording).
+pub fn read_text_within(path: &Path, what: &str, limit: u64) -> Result<String> {
+    let bytes = crate::files::read_input(path, what, limit)?;
     let mut text = String::from_utf8(bytes).map_err(|e| {
         Error::input(format!(
             "{}: the {what} is not valid UTF-8 ({}); save it as UTF-8",
@@ -364,6 +372,7 @@ fn load_file(path: &Path, sets: &[String], args: &RunOptions) -> Result<Plan> {
     let mut classes = Vec::new();
     let mut source = String::new();
     let mut recorded = RecordedRates::default();
+    let mut scripts = Vec::new();
     if let Some(r) = &replay {
         classes = r.classes();
         source = format!("replay {} at speed {speed}", workload_path.display());
@@ -382,6 +391,7 @@ fn load_file(path: &Path, sets: &[String], args: &RunOptions) -> Result<Plan> {
         source.push_str(&rendered);
         let parsed = crate::workload::file::parse_file(&rendered, p)?;
         recorded.add(&parsed);
+        scripts.extend(parsed.scripts.iter().cloned());
         for c in parsed.classes {
             if classes.iter().any(|o: &Class| o.name == c.name) {
                 return Err(Error::input(format!(
@@ -465,6 +475,8 @@ fn load_file(path: &Path, sets: &[String], args: &RunOptions) -> Result<Plan> {
         }
     }
 
+    let mut inputs = vec![path.to_path_buf(), seed_path.clone(), workload_path.clone(), migration_path.clone()];
+    inputs.extend(files.into_iter().chain(scripts));
     let name = sf.name.clone().unwrap_or_else(|| {
         path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "scenario".into())
     });
@@ -504,6 +516,7 @@ fn load_file(path: &Path, sets: &[String], args: &RunOptions) -> Result<Plan> {
         preflight: sf.migration.preflight.unwrap_or(true),
         sampler_interval,
         budget: sf.budget,
+        inputs,
     })
 }
 

@@ -86,6 +86,8 @@ pub struct ParsedFile {
     pub recorded_rate: Option<f64>,
     /// `peak_rate` of the file, else the sum of the classes' own (an upper bound).
     pub peak_rate: Option<f64>,
+    /// The pgbench script files its classes read.
+    pub scripts: Vec<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -117,6 +119,7 @@ pub fn parse_file(text: &str, path: &Path) -> Result<ParsedFile> {
         return Err(Error::input(format!("{file}: no query classes; add at least one [[class]] with a name and sql")));
     }
     let mut classes: Vec<Class> = Vec::new();
+    let mut scripts = Vec::new();
     for c in wf.classes {
         let at = format!("{file}: class {:?}", c.name);
         if c.name.trim().is_empty() {
@@ -166,7 +169,9 @@ pub fn parse_file(text: &str, path: &Path) -> Result<ParsedFile> {
                         ),
                         None => {
                             let p = path.parent().unwrap_or(Path::new(".")).join(&s);
-                            (p.display().to_string(), crate::scenario::read_text(&p, "pgbench script")?)
+                            let text = crate::scenario::read_text(&p, "pgbench script")?;
+                            scripts.push(p.clone());
+                            (p.display().to_string(), text)
                         }
                     },
                     (None, Some(t)) => (format!("{at}: script_text"), t),
@@ -240,7 +245,7 @@ pub fn parse_file(text: &str, path: &Path) -> Result<ParsedFile> {
     let sum = |f: fn(&Class) -> Option<f64>| classes.iter().map(f).sum::<Option<f64>>();
     let recorded_rate = wf.recorded_rate.or_else(|| sum(|c| c.recorded_rate));
     let peak_rate = wf.peak_rate.or_else(|| sum(|c| c.peak_rate));
-    Ok(ParsedFile { classes, recorded_rate, peak_rate })
+    Ok(ParsedFile { classes, recorded_rate, peak_rate, scripts })
 }
 
 /// Checks that `sql` is exactly one statement PostgreSQL's parser accepts.

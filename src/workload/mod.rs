@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use crate::clone::sessions::Sessions;
 use crate::error::{Error, Result, describe_pg};
 use crate::record::{ClassSecond, Hist, PoolRecord, SecondRecord, WorkloadRecord};
 use crate::sampler::Roles;
@@ -220,13 +221,15 @@ impl WorkerThread {
 
 /// Opens the connections, prepares every class on every connection (a query on a
 /// missing table fails here, naming the class), then starts the pacer (or,
-/// with `CLOSED_LOOP`, lets the workers start their own operations).
+/// with `CLOSED_LOOP`, lets the workers start their own operations). Every
+/// session is registered in `sessions`, so none outlives the run.
 pub async fn start(
     plan: &WorkloadPlan,
     classes: Vec<Class>,
     target: crate::pg::Target,
     clock: Arc<Clock>,
     roles: Arc<Roles>,
+    sessions: Arc<Sessions>,
     slots: usize,
 ) -> Result<Workload> {
     let classes = Arc::new(classes);
@@ -256,8 +259,8 @@ pub async fn start(
     let path = plan.path.display().to_string();
     if let Some(replay) = &plan.replay {
         let s = Arc::new(Mutex::new(WorkerStats::new(classes.len(), slots)));
-        let sessions = replay.sessions.iter().filter(|s| !s.statements.is_empty()).count();
-        let pool = replay::pool(target, plan.pool, sessions, roles).await?;
+        let replayed = replay.sessions.iter().filter(|s| !s.statements.is_empty()).count();
+        let pool = replay::pool(target, plan.pool, replayed, roles, sessions).await?;
         let size = pool.status().max_size as u32;
         let pool_wait = Arc::new(Mutex::new(PoolRecord::new(size, slots)));
         let driver = replay::Driver {
@@ -305,11 +308,12 @@ pub async fn start(
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
         go.push(go_tx);
-        let (target, path, classes, roles, seconds, stop, source, cut) = (
+        let (target, path, classes, roles, sessions, seconds, stop, source, cut) = (
             target.clone(),
             path.clone(),
             classes.clone(),
             roles.clone(),
+            sessions.clone(),
             seconds.clone(),
             stop.clone(),
             source.clone(),
@@ -320,13 +324,14 @@ pub async fn start(
         std::thread::Builder::new()
             .name(format!("lockimpact-w{i}"))
             .spawn(move || {
-                let (conn, killer, statements) = match open_connection(&target, (i + 1, of), &path, &classes, &roles) {
-                    Ok(o) => o,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e));
-                        return;
-                    }
-                };
+                let (conn, killer, statements) =
+                    match open_connection(&target, (i + 1, of), &path, &classes, (&roles, &sessions)) {
+                        Ok(o) => o,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                            return;
+                        }
+                    };
                 let killed = Arc::new(AtomicBool::new(false));
                 let _ = ready_tx.send(Ok(WorkerThread { done: done_rx, killed: killed.clone(), killer }));
                 let worker = Worker { conn, statements, classes, seed, stats: s, seconds, stop, killed, cut };
@@ -373,17 +378,19 @@ pub async fn start(
     })
 }
 
-/// Runs on a worker's thread: opens its connection and prepares every
-/// class's statements; returns the connection, its killer and the statement names.
+/// Runs on a worker's thread: opens its connection (registered in `roles`
+/// and `sessions`) and prepares every class's statements; returns the
+/// connection, its killer and the statement names.
 fn open_connection(
     target: &crate::pg::Target,
     (n, of): (usize, u32),
     path: &str,
     classes: &[Class],
-    roles: &Roles,
+    (roles, sessions): (&Roles, &Sessions),
 ) -> Result<(wire::Conn, wire::Killer, Vec<Vec<String>>)> {
     let fail = |e: wire::DbError| Error::db(format!("cannot open workload connection {n} of {of}: {e}"));
     let mut conn = wire::Conn::open(target).map_err(fail)?;
+    sessions.add_key(conn.pid(), conn.secret_key(), &format!("workload connection {n}"));
     let killer = conn.killer().map_err(fail)?;
     let mut statements = Vec::with_capacity(classes.len());
     for (ci, c) in classes.iter().enumerate() {

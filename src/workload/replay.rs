@@ -88,7 +88,7 @@ pub struct Replay {
 impl Replay {
     pub fn load(path: &Path) -> Result<Replay> {
         let file = path.display();
-        let text = crate::scenario::read_text(path, "session replay file")?;
+        let text = crate::scenario::read_text_within(path, "session replay file", crate::files::RECORDING_LIMIT)?;
         let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
         let (_, first) = lines.next().ok_or_else(|| Error::input(format!("{file}: empty replay file")))?;
         let header: Header = serde_json::from_str(first)
@@ -165,8 +165,15 @@ const SPARE_CONNECTIONS: i64 = 1;
 /// (the sampler's and the migration's), the superuser-reserved slots (unless
 /// the role is a superuser) and `SPARE_CONNECTIONS`; never more than there
 /// are sessions. Each new connection's backend is registered as a workload
-/// session; a connection given back is recycled with `DISCARD ALL`.
-pub async fn pool(target: crate::pg::Target, size: Option<u32>, sessions: usize, roles: Arc<Roles>) -> Result<Pool> {
+/// session (and in `registry`, so it is closed at the run's end); a
+/// connection given back is recycled with `DISCARD ALL`.
+pub async fn pool(
+    target: crate::pg::Target,
+    size: Option<u32>,
+    sessions: usize,
+    roles: Arc<Roles>,
+    registry: Arc<crate::clone::sessions::Sessions>,
+) -> Result<Pool> {
     let recycling = ManagerConfig { recycling_method: RecyclingMethod::Custom("DISCARD ALL".into()) };
     let manager = match target.tls.client_config() {
         None => Manager::from_config(target.config, tokio_postgres::NoTls, recycling),
@@ -176,10 +183,13 @@ pub async fn pool(target: crate::pg::Target, size: Option<u32>, sessions: usize,
         }
     };
     let register = Hook::async_fn(move |client: &mut deadpool_postgres::ClientWrapper, _| {
-        let roles = roles.clone();
+        let (roles, registry) = (roles.clone(), registry.clone());
         Box::pin(async move {
             let row = client.query_one("SELECT pg_backend_pid()", &[]).await.map_err(HookError::Backend)?;
-            roles.add_workload(row.get(0));
+            let pid: i32 = row.get(0);
+            roles.add_workload(pid);
+            // Registered for the run's end: none of them may outlive it.
+            registry.add_client(pid, "replay pool connection", client);
             Ok(())
         })
     });

@@ -168,6 +168,8 @@ pub struct Conn {
     rbuf: BytesMut,
     chunk: Box<[u8]>,
     pid: i32,
+    /// The key that cancels this session's statement (`BackendKeyData`).
+    secret: i32,
     closed: bool,
 }
 
@@ -208,6 +210,7 @@ impl Conn {
                         rbuf: BytesMut::with_capacity(16 * 1024),
                         chunk: vec![0; 16 * 1024].into_boxed_slice(),
                         pid: 0,
+                        secret: 0,
                         closed: false,
                     };
                     conn.login(config, user)?;
@@ -223,6 +226,11 @@ impl Conn {
     /// The server process of this connection (`pg_backend_pid()`).
     pub fn pid(&self) -> i32 {
         self.pid
+    }
+
+    /// The secret key a CancelRequest for this session needs.
+    pub fn secret_key(&self) -> i32 {
+        self.secret
     }
 
     pub fn is_closed(&self) -> bool {
@@ -327,7 +335,7 @@ impl Conn {
                          (trust, password, md5 and scram-sha-256 are)",
                     ));
                 }
-                Message::BackendKeyData(body) => self.pid = body.process_id(),
+                Message::BackendKeyData(body) => (self.pid, self.secret) = (body.process_id(), body.secret_key()),
                 Message::ErrorResponse(body) => {
                     let mut e = DbError::from_body(&body);
                     e.closed = true;

@@ -4,8 +4,10 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -366,4 +368,80 @@ pub fn groups(r: &Value) -> Vec<(String, String, u64)> {
 /// One row of `groups`.
 pub fn group(name: &str, transaction: &str, steps: u64) -> (String, String, u64) {
     (name.to_string(), transaction.to_string(), steps)
+}
+
+/// Longer than any of these runs takes; reaching it means the run hangs.
+pub const HANG: Duration = Duration::from_secs(150);
+
+/// Waits for `child` up to `limit`; a child still running then is killed (by
+/// its pid) and `None` returned: the run hung.
+pub fn wait_within(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+/// A lockimpact run in progress, its stderr read line by line.
+pub struct Running {
+    pub child: Child,
+    lines: std::io::Lines<BufReader<std::process::ChildStderr>>,
+    seen: String,
+}
+
+impl Running {
+    pub fn start(args: &[&str]) -> Running {
+        let mut child = bin().args(args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+        let lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        Running { child, lines, seen: String::new() }
+    }
+
+    /// Reads progress lines until one contains `marker`.
+    pub fn until(&mut self, marker: &str) -> &str {
+        for line in self.lines.by_ref() {
+            let line = line.unwrap();
+            self.seen.push_str(&line);
+            self.seen.push('\n');
+            if line.contains(marker) {
+                return &self.seen;
+            }
+        }
+        panic!("never saw {marker:?}:\n{}", self.seen)
+    }
+
+    pub fn signal(&self, sig: i32) {
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
+    /// Waits for the end (at most `HANG`: a run still going then is killed,
+    /// its code is `None` and stderr says so, so that the caller cleans up
+    /// before it asserts); returns the exit code and all of stderr.
+    pub fn end(mut self) -> (Option<i32>, String) {
+        let reader = std::thread::spawn(move || {
+            let mut rest = String::new();
+            for line in self.lines.map_while(Result::ok) {
+                rest.push_str(&line);
+                rest.push('\n');
+            }
+            rest
+        });
+        let status = wait_within(&mut self.child, HANG);
+        let rest = reader.join().unwrap();
+        let mut stderr = format!("{}{rest}", self.seen);
+        if status.is_none() {
+            stderr.push_str(&format!("(the run hung: still running after {} s, killed)\n", HANG.as_secs()));
+        }
+        (status.and_then(|s| s.code()), stderr)
+    }
+}
+
+pub fn report(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("no report at {}: {e}", path.display()));
+    serde_json::from_str(&text).expect("the report parses")
 }
