@@ -197,8 +197,15 @@ async fn start(plan: &Plan, server: &Server, sessions: &Arc<Sessions>, say: &(dy
     let slots = Slot::count(migration.steps.len());
     let target = server.target(&run_db);
     let workload =
-        workload::start(&plan.workload, classes, target, clock.clone(), roles.clone(), sessions.clone(), slots).await?;
-    let sampler = Sampler::start(sampler_client, plan.sampler_interval, clock.clone(), roles.clone());
+        workload::start(&plan.workload, classes, target.clone(), clock.clone(), roles.clone(), sessions.clone(), slots)
+            .await?;
+    let sampler = Sampler::start(
+        sampler_client,
+        plan.sampler_interval,
+        clock.clone(),
+        roles.clone(),
+        Some(reconnect(sessions, target)),
+    );
     Ok(Running {
         copy_time,
         server_version,
@@ -211,6 +218,21 @@ async fn start(plan: &Plan, server: &Server, sessions: &Arc<Sessions>, say: &(dy
         clock,
         workload,
         sampler,
+    })
+}
+
+/// How the sampler opens a new session when its own ends (registered like
+/// the first, so the run's cleanup closes it too).
+fn reconnect(sessions: &Arc<Sessions>, target: Target) -> crate::sampler::Reconnect {
+    let sessions = sessions.clone();
+    Arc::new(move || {
+        let (sessions, target) = (sessions.clone(), target.clone());
+        Box::pin(async move {
+            let client = template::connect_with(target, "sampler").await.ok()?;
+            let pid: i32 = client.query_one("SELECT pg_backend_pid()", &[]).await.ok()?.get(0);
+            sessions.add_client(pid, "sampler", &client);
+            Some(client)
+        })
     })
 }
 
@@ -296,6 +318,7 @@ impl Applier<'_> {
                     stop: halt.any.clone(),
                     why: &why,
                     say,
+                    names_before: Default::default(),
                 };
                 runner.run(m, record).await;
             }

@@ -15,7 +15,7 @@ use std::ops::Range;
 use std::time::Duration;
 
 use pg_query::NodeEnum;
-use pg_query::protobuf::Token;
+use pg_query::protobuf::{ReindexObjectType, Token};
 
 use crate::scenario::values::Dur;
 use crate::workload::file::{pg_message, scan_tokens};
@@ -276,9 +276,46 @@ pub fn classify_sql(sql: &str) -> (Option<&'static str>, bool) {
         NodeEnum::IndexStmt(s) if s.concurrent => (Some("CREATE INDEX CONCURRENTLY"), false),
         NodeEnum::DropStmt(s) if s.concurrent => (Some("DROP INDEX CONCURRENTLY"), false),
         NodeEnum::ReindexStmt(s) if concurrently(&s.params) => (Some("REINDEX CONCURRENTLY"), false),
+        NodeEnum::ReindexStmt(s) if s.kind == ReindexObjectType::ReindexObjectSystem as i32 => {
+            (Some("REINDEX SYSTEM"), false)
+        }
+        NodeEnum::ReindexStmt(s) if s.kind == ReindexObjectType::ReindexObjectDatabase as i32 => {
+            (Some("REINDEX DATABASE"), false)
+        }
         NodeEnum::VacuumStmt(s) if s.is_vacuumcmd => (Some("VACUUM"), false),
+        NodeEnum::ClusterStmt(s) if s.relation.is_none() => (Some("CLUSTER of every table"), false),
+        NodeEnum::CreatedbStmt(_) => (Some("CREATE DATABASE"), false),
+        NodeEnum::DropdbStmt(_) => (Some("DROP DATABASE"), false),
+        NodeEnum::AlterSystemStmt(_) => (Some("ALTER SYSTEM"), false),
+        NodeEnum::CreateTableSpaceStmt(_) => (Some("CREATE TABLESPACE"), false),
+        NodeEnum::DropTableSpaceStmt(_) => (Some("DROP TABLESPACE"), false),
+        NodeEnum::AlterTableStmt(s) if s.cmds.iter().any(detaches_concurrently) => {
+            (Some("DETACH PARTITION CONCURRENTLY"), false)
+        }
         NodeEnum::TransactionStmt(_) => (None, true),
         _ => (None, false),
+    }
+}
+
+/// Whether `cmd` (of an ALTER TABLE) is `DETACH PARTITION … CONCURRENTLY`.
+fn detaches_concurrently(cmd: &pg_query::protobuf::Node) -> bool {
+    let Some(NodeEnum::AlterTableCmd(c)) = &cmd.node else { return false };
+    matches!(c.def.as_deref().and_then(|d| d.node.as_ref()), Some(NodeEnum::PartitionCmd(p)) if p.concurrent)
+}
+
+/// Whether `sql` only works inside a transaction block (LOCK, SET LOCAL,
+/// DECLARE without HOLD): outside one it fails or does nothing, so `none`
+/// mode sends it as written rather than inside a transaction of its own.
+pub fn requires_block(sql: &str) -> bool {
+    let Ok(parsed) = pg_query::parse(sql, 0) else { return false };
+    let Some(node) = parsed.protobuf.stmts.first().and_then(|s| s.stmt.as_ref()).and_then(|n| n.node.as_ref()) else {
+        return false;
+    };
+    match node {
+        NodeEnum::LockStmt(_) => true,
+        NodeEnum::VariableSetStmt(s) => s.is_local,
+        NodeEnum::DeclareCursorStmt(d) => d.options & 0x0020 == 0, // CURSOR_OPT_HOLD
+        _ => false,
     }
 }
 

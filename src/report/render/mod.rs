@@ -143,7 +143,11 @@ pub fn step_rows(r: &Report) -> Rows {
             let locks = if s.locks.is_empty() {
                 "-".to_string()
             } else {
-                s.locks.iter().map(|l| format!("{} {}", l.relation, l.mode)).collect::<Vec<_>>().join(", ")
+                s.locks
+                    .iter()
+                    .map(|l| format!("{} {}{}", l.relation, l.mode, if l.sampled { " (sampled)" } else { "" }))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             };
             vec![
                 format!("{}{}", i + 1, if r.longest_step == Some(i) { " *" } else { "" }),
