@@ -373,7 +373,11 @@ async fn measure(
     // terminated ends the phases early and the record is marked incomplete.
     let halt = Halt::new(cancel.clone(), run.sampler.lost(), watchdog.fired());
     let mut migration = std::mem::take(&mut run.record);
-    say(&format!("warmup {} ms at {} ops/s", plan.phases.warmup.as_millis(), plan.workload.rate));
+    say(&format!(
+        "warmup {} ms at {}",
+        plan.phases.warmup.as_millis(),
+        crate::report::render::fmt_rate(plan.workload.rate)
+    ));
     let mut stop = halt.phase(plan.phases.warmup).await;
     if stop.is_none() {
         run.clock.enter(Slot::Baseline);

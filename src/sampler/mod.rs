@@ -29,6 +29,14 @@ pub struct Roles {
     migration: Mutex<Vec<i32>>,
     workload: Mutex<HashSet<i32>>,
     class_by_sql: HashMap<String, String>,
+    /// The same by pg_query fingerprint (constants ignored): a replayed
+    /// statement carries its own values, not its class's example ones.
+    class_by_fingerprint: HashMap<u64, String>,
+}
+
+/// pg_query's fingerprint of `sql`, if it parses.
+fn fingerprint(sql: &str) -> Option<u64> {
+    pg_query::fingerprint(sql, 0, pg_query::FingerprintOptions::FULL_RELNAME).ok().map(|f| f.value)
 }
 
 impl Roles {
@@ -37,6 +45,10 @@ impl Roles {
             class_by_sql: classes
                 .iter()
                 .flat_map(|c| c.statements().into_iter().map(|s| (s.trim().to_string(), c.name.clone())))
+                .collect(),
+            class_by_fingerprint: classes
+                .iter()
+                .flat_map(|c| c.statements().into_iter().filter_map(|s| Some((fingerprint(s)?, c.name.clone()))))
                 .collect(),
             ..Default::default()
         }
@@ -65,7 +77,8 @@ impl Roles {
             return None;
         }
         let q = query.unwrap_or("").trim();
-        Some(self.class_by_sql.get(q).cloned().unwrap_or_else(|| "workload".into()))
+        let by_fingerprint = || fingerprint(q).and_then(|f| self.class_by_fingerprint.get(&f).cloned());
+        Some(self.class_by_sql.get(q).cloned().or_else(by_fingerprint).unwrap_or_else(|| "workload".into()))
     }
 }
 
@@ -496,5 +509,29 @@ mod tests {
         assert!(!reaches(20, 30, &b));
         let cyc = HashMap::from([(1, vec![2]), (2, vec![1])]);
         assert!(!reaches(1, 3, &cyc));
+    }
+}
+
+#[cfg(test)]
+mod class_tests {
+    use super::*;
+
+    #[test]
+    fn a_replayed_statement_is_named_by_its_recorded_class() {
+        // A replay's class holds one example of its statements; each replayed
+        // statement carries its own values.
+        let class = crate::workload::file::Class {
+            name: "orders_by_id".into(),
+            sql: "SELECT * FROM orders WHERE id = 1".into(),
+            pace: crate::workload::file::Pace::Weight(1.0),
+            params: Vec::new(),
+            hold: None,
+            recorded_rate: None,
+            peak_rate: None,
+            script: None,
+        };
+        let roles = Roles::new(&[class]);
+        roles.add_workload(42);
+        assert_eq!(roles.who(42, Some("SELECT * FROM orders WHERE id = 912")).as_deref(), Some("orders_by_id"));
     }
 }
