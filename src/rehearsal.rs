@@ -100,7 +100,8 @@ fn session_gone(client: &tokio_postgres::Client, rec: &MigrationRecord) -> bool 
 /// Builds the template database the rehearsals copy.
 pub async fn prepare(plan: &Plan, server: &Server, progress: &Progress) -> Result<Dataset> {
     let say = |msg: &str| progress.say(msg);
-    say(&format!("clone: {}", server.describe()));
+    let what = if server.existing_database().is_some() { "server" } else { "clone" };
+    say(&format!("{what}: {}", server.describe()));
     let dataset = match server.existing_database() {
         Some(db) => crate::clone::url::inspect(server, &db, &say).await?,
         None => template::prepare(server, plan, &say).await?,

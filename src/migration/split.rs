@@ -256,9 +256,8 @@ fn locate_syntax_error(text: &str, e: &pg_query::Error) -> SplitError {
     let Ok(tokens) = scan_tokens(text) else {
         return SplitError { line: 1, message: format!("SQL syntax error: {}", pg_message(e)) };
     };
-    let code = |t: &&pg_query::protobuf::ScanToken| {
-        t.token != Token::SqlComment as i32 && t.token != Token::CComment as i32
-    };
+    let code =
+        |t: &&pg_query::protobuf::ScanToken| t.token != Token::SqlComment as i32 && t.token != Token::CComment as i32;
     let mut number = 0;
     let mut start: Option<usize> = None; // first token of the statement being read
     let mut first_error: Option<(usize, usize, pg_query::Error)> = None;
@@ -758,7 +757,8 @@ ALTER TABLE t ALTER COLUMN c SET NOT NULL;
 mod syntax_error_tests {
     #[test]
     fn a_syntax_error_names_its_statement_and_line() {
-        let text = "CREATE TABLE t (id int);\nCREATE TABLE u (id int);\nCREATE TABLE v (id int);\nSELECT 1;\nSELEC 2;\n";
+        let text =
+            "CREATE TABLE t (id int);\nCREATE TABLE u (id int);\nCREATE TABLE v (id int);\nSELECT 1;\nSELEC 2;\n";
         let e = super::split(text).unwrap_err();
         assert_eq!((e.line, e.message.starts_with("statement 5:")), (5, true), "{}", e.message);
         let text = "-- a\nCREATE TABLE t (id int);\nSELECT (2;\n";

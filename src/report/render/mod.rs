@@ -48,7 +48,13 @@ pub fn fmt_ms(ms: f64) -> String {
 /// "200 ops/s", "49.5 ops/s", "0.25 ops/s": a rate people read, rounded to
 /// three significant digits (at least the whole number).
 pub fn fmt_rate(r: f64) -> String {
-    let digits = if r >= 100.0 || r == r.trunc() { 0 } else if r >= 1.0 { 1 } else { 2 };
+    let digits = if r >= 100.0 || r == r.trunc() {
+        0
+    } else if r >= 1.0 {
+        1
+    } else {
+        2
+    };
     format!("{r:.digits$} ops/s")
 }
 
