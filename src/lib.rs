@@ -364,7 +364,10 @@ async fn guarded<T>(
 /// gets the server's log tail attached.
 async fn with_log<T>(server: &clone::Server, work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
     work.await.map_err(|e| match e.kind {
-        error::Kind::Database => e.detail(format!("last lines of the server log:\n{}", server.log_tail())),
+        // The url backend cannot read its server's log: nothing to attach.
+        error::Kind::Database if server.backend() != scenario::Backend::Url => {
+            e.detail(format!("last lines of the server log:\n{}", server.log_tail()))
+        }
         _ => e,
     })
 }

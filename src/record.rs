@@ -318,6 +318,10 @@ pub struct StepRecord {
     pub rewritten: Vec<String>,
     /// Relation → lock mode, as read inside the step's transaction.
     pub locks: Vec<(String, String)>,
+    /// Statements (numbers in the file) that ran outside any transaction block
+    /// (CREATE INDEX CONCURRENTLY, VACUUM, …): their locks are only known
+    /// from the sampler's polls.
+    pub unwrapped: Vec<usize>,
 }
 
 impl StepRecord {
@@ -340,6 +344,7 @@ impl StepRecord {
             wal_bytes: None,
             rewritten: Vec::new(),
             locks: Vec::new(),
+            unwrapped: Vec::new(),
         }
     }
 }
@@ -377,6 +382,16 @@ pub struct SamplerRecord {
     /// polls make one span): the locks of captured statements, which have no
     /// slot of their own.
     pub migration_lock_spans: Vec<LockSpan>,
+    /// Times the sampler saw nothing: its session ended (terminated, timed
+    /// out) and it polled again only on a new connection.
+    pub gaps: Vec<Gap>,
+}
+
+/// A time the sampler could not poll (clock offsets).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Gap {
+    pub from: Duration,
+    pub to: Duration,
 }
 
 /// A relation lock the migration was seen holding from one poll to another.

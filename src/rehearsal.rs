@@ -100,7 +100,8 @@ fn session_gone(client: &tokio_postgres::Client, rec: &MigrationRecord) -> bool 
 /// Builds the template database the rehearsals copy.
 pub async fn prepare(plan: &Plan, server: &Server, progress: &Progress) -> Result<Dataset> {
     let say = |msg: &str| progress.say(msg);
-    say(&format!("clone: {}", server.describe()));
+    let what = if server.existing_database().is_some() { "server" } else { "clone" };
+    say(&format!("{what}: {}", server.describe()));
     let dataset = match server.existing_database() {
         Some(db) => crate::clone::url::inspect(server, &db, &say).await?,
         None => template::prepare(server, plan, &say).await?,
@@ -197,8 +198,15 @@ async fn start(plan: &Plan, server: &Server, sessions: &Arc<Sessions>, say: &(dy
     let slots = Slot::count(migration.steps.len());
     let target = server.target(&run_db);
     let workload =
-        workload::start(&plan.workload, classes, target, clock.clone(), roles.clone(), sessions.clone(), slots).await?;
-    let sampler = Sampler::start(sampler_client, plan.sampler_interval, clock.clone(), roles.clone());
+        workload::start(&plan.workload, classes, target.clone(), clock.clone(), roles.clone(), sessions.clone(), slots)
+            .await?;
+    let sampler = Sampler::start(
+        sampler_client,
+        plan.sampler_interval,
+        clock.clone(),
+        roles.clone(),
+        Some(reconnect(sessions, target)),
+    );
     Ok(Running {
         copy_time,
         server_version,
@@ -211,6 +219,21 @@ async fn start(plan: &Plan, server: &Server, sessions: &Arc<Sessions>, say: &(dy
         clock,
         workload,
         sampler,
+    })
+}
+
+/// How the sampler opens a new session when its own ends (registered like
+/// the first, so the run's cleanup closes it too).
+fn reconnect(sessions: &Arc<Sessions>, target: Target) -> crate::sampler::Reconnect {
+    let sessions = sessions.clone();
+    Arc::new(move || {
+        let (sessions, target) = (sessions.clone(), target.clone());
+        Box::pin(async move {
+            let client = template::connect_with(target, "sampler").await.ok()?;
+            let pid: i32 = client.query_one("SELECT pg_backend_pid()", &[]).await.ok()?.get(0);
+            sessions.add_client(pid, "sampler", &client);
+            Some(client)
+        })
     })
 }
 
@@ -296,6 +319,7 @@ impl Applier<'_> {
                     stop: halt.any.clone(),
                     why: &why,
                     say,
+                    names_before: Default::default(),
                 };
                 runner.run(m, record).await;
             }
@@ -350,7 +374,11 @@ async fn measure(
     // terminated ends the phases early and the record is marked incomplete.
     let halt = Halt::new(cancel.clone(), run.sampler.lost(), watchdog.fired());
     let mut migration = std::mem::take(&mut run.record);
-    say(&format!("warmup {} ms at {} ops/s", plan.phases.warmup.as_millis(), plan.workload.rate));
+    say(&format!(
+        "warmup {} ms at {}",
+        plan.phases.warmup.as_millis(),
+        crate::report::render::fmt_rate(plan.workload.rate)
+    ));
     let mut stop = halt.phase(plan.phases.warmup).await;
     if stop.is_none() {
         run.clock.enter(Slot::Baseline);

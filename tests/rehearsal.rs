@@ -74,6 +74,10 @@ fn concurrent_index_blocks_nobody_and_takes_no_strong_lock() {
     for (_, mode) in &on_orders {
         assert!(strength(mode) <= strength("ShareUpdateExclusiveLock"), "{mode} on orders");
     }
+    // It runs outside any transaction block: its locks are the sampler's, and marked so.
+    for l in r["steps"][0]["locks"].as_array().unwrap() {
+        assert_eq!(l["sampled"], true, "{l}");
+    }
     assert_eq!(r["steps"][0]["outcome"], "ok");
     assert_eq!(o.code, 0, "{}\n{}", o.stdout, o.stderr);
 }

@@ -108,3 +108,26 @@ fn a_pool_size_without_a_replay_is_an_input_error() {
     assert_eq!(o.code, 2, "{}", o.stderr);
     assert!(o.stderr.contains("workload.pool = 5") && o.stderr.contains("workload.replay only"), "{}", o.stderr);
 }
+
+/// Replayed sessions blocked by the migration are named by their recorded
+/// class (each statement carries its own values, not the class's example
+/// ones), not as "workload".
+#[test]
+fn blocked_replayed_sessions_are_named_by_their_recorded_class() {
+    let dir = tempfile::tempdir().unwrap();
+    let sql = |i: usize| format!("SELECT count(*) FROM orders WHERE id = {}", i * 7 + 3);
+    let replay = replay_file(dir.path(), 300, 1, 3000.0, sql);
+    let s = scenario(dir.path(), &replay, "pool = 4", "");
+    std::fs::write(
+        dir.path().join("migration.sql"),
+        "-- lockimpact: transaction step\n-- lockimpact: step \"hold\"\n\
+         LOCK TABLE orders IN ACCESS EXCLUSIVE MODE;\nSELECT pg_sleep(1);\n",
+    )
+    .unwrap();
+    let o = run(&[s.to_str().unwrap()]);
+    let r = o.report();
+    let classes: Vec<&str> =
+        r["blocked"]["episodes"].as_array().unwrap().iter().map(|e| e["class"].as_str().unwrap()).collect();
+    assert!(!classes.is_empty(), "nothing was blocked: {}", o.stdout);
+    assert!(classes.iter().all(|c| *c == "one"), "{classes:?}");
+}

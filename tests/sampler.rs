@@ -33,7 +33,7 @@ async fn a_two_second_hold_is_one_two_second_episode() {
     let roles = Arc::new(Roles::new(&[]));
     roles.set_migration(holder_pid);
     roles.add_workload(reader_pid);
-    let sampler = Sampler::start(sampler_client, INTERVAL, Arc::new(Clock::new()), roles);
+    let sampler = Sampler::start(sampler_client, INTERVAL, Arc::new(Clock::new()), roles, None);
 
     holder.batch_execute("BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE").await.unwrap();
     let locked = Instant::now();

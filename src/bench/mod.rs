@@ -359,7 +359,7 @@ pub async fn drive(ctx: &Ctx, rate: f64, sampling: Sampling, measure: Duration) 
         Slot::count(0),
     )
     .await?;
-    let sampler = sampler_client.zip(interval).map(|(c, i)| Sampler::start(c, i, clock.clone(), roles.clone()));
+    let sampler = sampler_client.zip(interval).map(|(c, i)| Sampler::start(c, i, clock.clone(), roles.clone(), None));
     if let (Sampling::Alternate(_), Some(s)) = (sampling, &sampler) {
         s.pause(true); // it polls in the measured seconds `alternate` picks only
     }

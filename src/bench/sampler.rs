@@ -131,7 +131,7 @@ async fn episode(ctx: &Ctx, interval: Duration) -> Result<(Duration, Duration)> 
     let roles = Arc::new(Roles::new(&[]));
     roles.set_migration(holder_pid);
     roles.add_workload(reader_pid);
-    let sampler = Sampler::start(sampler_client, interval, Arc::new(Clock::new()), roles);
+    let sampler = Sampler::start(sampler_client, interval, Arc::new(Clock::new()), roles, None);
     ctx.sleep(interval * 3).await?;
     holder.batch_execute("BEGIN; LOCK TABLE bench_hold IN ACCESS EXCLUSIVE MODE").await.map_err(db)?;
     let sent = Instant::now();

@@ -182,6 +182,16 @@ async fn ensure_image(
     docker::pull(image, cancel).await.map(|_| "pulled")
 }
 
+/// The directory the user named with --pg-bin (or PG_BIN) holds no server
+/// binaries: the path is what is wrong, whatever else is installed.
+fn wrong_pg_bin(e: &Error, docker_answers: bool) -> Error {
+    Error::env(format!(
+        "{e}\nCheck the path: --pg-bin (or PG_BIN) must name the directory holding initdb, pg_ctl and postgres \
+         (e.g. /usr/lib/postgresql/15/bin; `pg_config --bindir` prints it), or leave it out to let the tool find them{}.",
+        if docker_answers { "; a Docker engine answers: set clone.pg_version to use it" } else { "" }
+    ))
+}
+
 /// `auto`: Docker when an engine answers and the image is present or can be
 /// pulled, else local binaries of the requested major version, else an error
 /// that says what to install. Without `clone.pg_version` (and `--image`) any
@@ -202,6 +212,7 @@ async fn start_auto(
                 ));
                 start_local(plan, say)
             }
+            Err(e) if plan.pg_bin.is_some() => Err(wrong_pg_bin(&e, docker::engine().await.is_ok())),
             Err(e) => Err(Error::env(format!(
                 "no backend can provide the clone: {e}\nInstall the PostgreSQL server binaries \
                  (Debian/Ubuntu: apt-get install postgresql), or set clone.pg_version and install Docker \
@@ -233,6 +244,7 @@ async fn start_auto(
             ));
             start_local(plan, say)
         }
+        Err(e) if plan.pg_bin.is_some() => Err(wrong_pg_bin(&e, false)),
         Err(e) => Err(Error::env(format!(
             "no backend can provide PostgreSQL {want}:\n  docker: {docker_unusable}\n  local: {e}\n\
              Install Docker (the image postgres:{want} is pulled on first use), or the PostgreSQL {want} \

@@ -49,18 +49,30 @@ pub async fn prepare(server: &Server, plan: &crate::scenario::Plan, say: &(dyn F
 /// Connects to one database of the server for `purpose` (shown as
 /// `application_name` lockimpact-<purpose>); the connection task is spawned.
 pub async fn connect(server: &Server, dbname: &str, purpose: &str) -> Result<tokio_postgres::Client> {
-    connect_with(server.target(dbname), purpose).await
+    if server.backend() != crate::scenario::Backend::Url {
+        return connect_with(server.target(dbname), purpose).await;
+    }
+    // The user's own server: name it, keep libpq's cause, say what to check.
+    connect_to(server.target(dbname), purpose, &server.describe()).await.map_err(|e| {
+        e.detail(
+            "check the URL's host, port, database and credentials, and that the server accepts connections \
+             from this machine"
+                .to_string(),
+        )
+    })
 }
 
 /// `connect` with the connection settings (and TLS) themselves.
-pub async fn connect_with(mut target: Target, purpose: &str) -> Result<tokio_postgres::Client> {
+pub async fn connect_with(target: Target, purpose: &str) -> Result<tokio_postgres::Client> {
+    connect_to(target, purpose, "the clone").await
+}
+
+/// Opens a connection to `whose` server; the error keeps libpq's cause.
+async fn connect_to(mut target: Target, purpose: &str, whose: &str) -> Result<tokio_postgres::Client> {
     target.config.application_name(format!("lockimpact-{purpose}"));
     let dbname = target.config.get_dbname().unwrap_or("postgres").to_string();
     target.connect().await.map_err(|e| {
-        Error::db(format!(
-            "cannot open the {purpose} connection to database {dbname} of the clone: {}",
-            describe_pg(&e)
-        ))
+        Error::db(format!("cannot open the {purpose} connection to database {dbname} of {whose}: {}", describe_pg(&e)))
     })
 }
 

@@ -35,11 +35,23 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// sessions' cleanup.
 const CANCEL_GRACE: Duration = Duration::from_secs(3);
 
-/// Relation locks (user relations only) held by this session right now.
-const HELD_LOCKS_SQL: &str = "SELECT CASE WHEN c.oid IS NULL THEN 'dropped relation ' || l.relation \
-     ELSE l.relation::regclass::text END, l.mode \
-     FROM pg_locks l LEFT JOIN pg_class c ON c.oid = l.relation \
-     WHERE l.pid = pg_backend_pid() AND l.granted AND l.locktype = 'relation' AND l.relation >= 16384";
+/// Relation locks (user relations only) held by this session right now:
+/// oid, name (as `RELATION_NAME_SQL` says), mode.
+fn held_locks_sql() -> String {
+    format!(
+        "SELECT l.relation::bigint, {}, l.mode FROM pg_locks l \
+         WHERE l.pid = pg_backend_pid() AND l.granted AND l.locktype = 'relation' AND l.relation >= 16384",
+        crate::sampler::RELATION_NAME_SQL
+    )
+}
+
+/// Every user relation's oid and name, as `RELATION_NAME_SQL` names them.
+fn names_sql() -> String {
+    format!(
+        "SELECT l.relation::bigint, {} FROM (SELECT oid AS relation FROM pg_class WHERE oid >= 16384) l",
+        crate::sampler::RELATION_NAME_SQL
+    )
+}
 
 /// relfilenode of every user table, to detect rewrites.
 const FILENODES_SQL: &str = "SELECT c.oid::regclass::text, c.relfilenode::text FROM pg_class c \
@@ -78,6 +90,10 @@ pub struct Runner<'a> {
     /// Why it stopped, for the interrupted step's message.
     pub why: &'a (dyn Fn() -> String + Sync),
     pub say: &'a (dyn Fn(&str) + Sync),
+    /// Every user relation's name (oid → name) before the running step: a
+    /// relation the step drops (a rewrite's old toast table, a dropped
+    /// table) is named by it in the step's locks.
+    pub names_before: std::sync::Mutex<BTreeMap<i64, String>>,
 }
 
 /// Where a run stands: `aborted` skips the remaining steps; `any_failed`
@@ -267,6 +283,9 @@ impl Runner<'_> {
             return if self.pause(d).await { Ok(()) } else { Err(self.stopped(None)) };
         }
         let before_nodes = self.filenodes().await;
+        if let Ok(rows) = self.client.query(&names_sql(), &[]).await {
+            *self.names_before.lock().expect("names") = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        }
         let wal_before = self.wal_lsn().await;
         let mut attempt = 0;
         loop {
@@ -348,7 +367,7 @@ impl Runner<'_> {
         match &step.kind {
             StepKind::Sql(statements) => {
                 for s in statements {
-                    r.rows += self.execute(s).await?;
+                    r.rows += if mode == TxMode::None { self.autocommit(s, r).await? } else { self.execute(s).await? };
                 }
                 Ok(())
             }
@@ -360,19 +379,11 @@ impl Runner<'_> {
                         return Err(self.stopped(Some(statement.number)));
                     }
                     // In `step` mode every batch commits on its own: that is what batching is for.
-                    let batch_tx = mode == TxMode::Step;
-                    if batch_tx {
-                        self.client.batch_execute("BEGIN").await.map_err(|e| Failure::from_pg(&e, None))?;
-                    }
-                    let res = self.execute(statement).await;
-                    if batch_tx {
-                        if res.is_ok() {
-                            self.merge_locks(r).await;
-                        }
-                        let end = if res.is_ok() { "COMMIT" } else { "ROLLBACK" };
-                        let _ = self.client.batch_execute(end).await;
-                    }
-                    let rows = res?;
+                    let rows = match mode {
+                        TxMode::Step => self.in_own_transaction(statement, r).await?,
+                        TxMode::None => self.autocommit(statement, r).await?,
+                        TxMode::File => self.execute(statement).await?,
+                    };
                     batches += 1;
                     r.rows += rows;
                     r.batches = Some(batches);
@@ -398,16 +409,54 @@ impl Runner<'_> {
         }
     }
 
+    /// Runs one statement as autocommit would (`none` mode), reading its
+    /// locks before they are released: inside a transaction of its own when
+    /// it may run in one (the same semantics as autocommit's implicit
+    /// transaction), otherwise as written, its locks then left to the
+    /// sampler (`unwrapped`). A statement the server refuses inside a block
+    /// (25001, e.g. ALTER TYPE … ADD VALUE before PostgreSQL 12) runs as
+    /// written too.
+    async fn autocommit(&self, s: &Statement, r: &mut StepRecord) -> Result<u64, Failure> {
+        let wrap = s.needs_autocommit.is_none() && !s.is_transaction_control && !super::split::requires_block(&s.sql);
+        if wrap {
+            match self.in_own_transaction(s, r).await {
+                Err(f) if f.sqlstate == "25001" => {}
+                other => return other,
+            }
+        }
+        r.unwrapped.push(s.number);
+        self.execute(s).await
+    }
+
+    /// Runs one statement in a transaction of its own and adds the locks it
+    /// held before COMMIT to the step's.
+    async fn in_own_transaction(&self, s: &Statement, r: &mut StepRecord) -> Result<u64, Failure> {
+        self.client.batch_execute("BEGIN").await.map_err(|e| Failure::from_pg(&e, None))?;
+        let res = self.execute(s).await;
+        if res.is_err() {
+            let _ = self.client.batch_execute("ROLLBACK").await;
+            return res;
+        }
+        self.merge_locks(r).await;
+        self.client.batch_execute("COMMIT").await.map_err(|e| Failure::from_pg(&e, Some(s.number)))?;
+        res
+    }
+
     /// Runs one statement; returns the rows it affected.
     async fn execute(&self, s: &Statement) -> Result<u64, Failure> {
         rows_of(self.client, &s.sql).await.map_err(|e| Failure::from_pg(&e, Some(s.number)))
     }
 
     async fn held_locks(&self) -> Vec<(String, String)> {
-        let Ok(rows) = self.client.query(HELD_LOCKS_SQL, &[]).await else { return Vec::new() };
+        let Ok(rows) = self.client.query(&held_locks_sql(), &[]).await else { return Vec::new() };
         let mut held: BTreeMap<String, String> = BTreeMap::new();
+        let before = self.names_before.lock().expect("names").clone();
         for row in rows {
-            let (rel, mode): (String, String) = (row.get(0), row.get(1));
+            let (oid, rel, mode): (i64, String, String) = (row.get(0), row.get(1), row.get(2));
+            let rel = match before.get(&oid) {
+                Some(name) if rel.starts_with("dropped relation ") => name.clone(),
+                _ => rel,
+            };
             let m = held.get(&rel).map(|old| stronger(old, &mode)).unwrap_or(mode);
             held.insert(rel, m);
         }

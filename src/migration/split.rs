@@ -15,7 +15,7 @@ use std::ops::Range;
 use std::time::Duration;
 
 use pg_query::NodeEnum;
-use pg_query::protobuf::Token;
+use pg_query::protobuf::{ReindexObjectType, Token};
 
 use crate::scenario::values::Dur;
 use crate::workload::file::{pg_message, scan_tokens};
@@ -246,21 +246,54 @@ fn scan_error_line(text: &str) -> usize {
     1
 }
 
-/// Finds which statement holds a syntax error and on which line.
+/// Finds which statement holds a syntax error and on which line: the text
+/// cut at each `;` the scanner sees (quotes, dollar quotes and comments
+/// respected), pieces joined until they parse (a `BEGIN ATOMIC` body holds
+/// `;`), the first piece that never parses named by its number and the line
+/// of its first token. (pg_query's scanner split drops a statement that does
+/// not start with a keyword, so it cannot tell.)
 fn locate_syntax_error(text: &str, e: &pg_query::Error) -> SplitError {
-    if let Ok(parts) = pg_query::split_with_scanner(text) {
-        for (i, part) in parts.iter().enumerate() {
-            if let Err(pe) = pg_query::parse(part, 0) {
-                let base = part.as_ptr() as usize - text.as_ptr() as usize;
-                let lead = part.len() - part.trim_start().len();
-                return SplitError {
-                    line: line_of(text, base + lead),
-                    message: format!("statement {}: SQL syntax error: {}", i + 1, pg_message(&pe)),
-                };
+    let Ok(tokens) = scan_tokens(text) else {
+        return SplitError { line: 1, message: format!("SQL syntax error: {}", pg_message(e)) };
+    };
+    let code =
+        |t: &&pg_query::protobuf::ScanToken| t.token != Token::SqlComment as i32 && t.token != Token::CComment as i32;
+    let mut number = 0;
+    let mut start: Option<usize> = None; // first token of the statement being read
+    let mut first_error: Option<(usize, usize, pg_query::Error)> = None;
+    for t in tokens.iter().filter(code) {
+        let at = t.start as usize;
+        if start.is_none() && t.token != Token::Ascii59 as i32 {
+            start = Some(at);
+            number += 1;
+        }
+        if t.token != Token::Ascii59 as i32 {
+            continue;
+        }
+        let Some(from) = start else { continue };
+        match pg_query::parse(&text[from..at], 0) {
+            Ok(_) => {
+                start = None;
+                first_error = None;
+            }
+            // Maybe a `;` inside a body: read on, but remember where it began.
+            Err(pe) => {
+                first_error.get_or_insert((from, number, pe));
             }
         }
     }
-    SplitError { line: 1, message: format!("SQL syntax error: {}", pg_message(e)) }
+    if let Some(from) = start
+        && let Err(pe) = pg_query::parse(&text[from..], 0)
+    {
+        first_error.get_or_insert((from, number, pe));
+    }
+    match first_error {
+        Some((from, n, pe)) => SplitError {
+            line: line_of(text, from),
+            message: format!("statement {n}: SQL syntax error: {}", pg_message(&pe)),
+        },
+        None => SplitError { line: 1, message: format!("SQL syntax error: {}", pg_message(e)) },
+    }
 }
 
 /// (what keeps `sql` out of a transaction block, whether it is BEGIN/COMMIT/…).
@@ -276,9 +309,46 @@ pub fn classify_sql(sql: &str) -> (Option<&'static str>, bool) {
         NodeEnum::IndexStmt(s) if s.concurrent => (Some("CREATE INDEX CONCURRENTLY"), false),
         NodeEnum::DropStmt(s) if s.concurrent => (Some("DROP INDEX CONCURRENTLY"), false),
         NodeEnum::ReindexStmt(s) if concurrently(&s.params) => (Some("REINDEX CONCURRENTLY"), false),
+        NodeEnum::ReindexStmt(s) if s.kind == ReindexObjectType::ReindexObjectSystem as i32 => {
+            (Some("REINDEX SYSTEM"), false)
+        }
+        NodeEnum::ReindexStmt(s) if s.kind == ReindexObjectType::ReindexObjectDatabase as i32 => {
+            (Some("REINDEX DATABASE"), false)
+        }
         NodeEnum::VacuumStmt(s) if s.is_vacuumcmd => (Some("VACUUM"), false),
+        NodeEnum::ClusterStmt(s) if s.relation.is_none() => (Some("CLUSTER of every table"), false),
+        NodeEnum::CreatedbStmt(_) => (Some("CREATE DATABASE"), false),
+        NodeEnum::DropdbStmt(_) => (Some("DROP DATABASE"), false),
+        NodeEnum::AlterSystemStmt(_) => (Some("ALTER SYSTEM"), false),
+        NodeEnum::CreateTableSpaceStmt(_) => (Some("CREATE TABLESPACE"), false),
+        NodeEnum::DropTableSpaceStmt(_) => (Some("DROP TABLESPACE"), false),
+        NodeEnum::AlterTableStmt(s) if s.cmds.iter().any(detaches_concurrently) => {
+            (Some("DETACH PARTITION CONCURRENTLY"), false)
+        }
         NodeEnum::TransactionStmt(_) => (None, true),
         _ => (None, false),
+    }
+}
+
+/// Whether `cmd` (of an ALTER TABLE) is `DETACH PARTITION … CONCURRENTLY`.
+fn detaches_concurrently(cmd: &pg_query::protobuf::Node) -> bool {
+    let Some(NodeEnum::AlterTableCmd(c)) = &cmd.node else { return false };
+    matches!(c.def.as_deref().and_then(|d| d.node.as_ref()), Some(NodeEnum::PartitionCmd(p)) if p.concurrent)
+}
+
+/// Whether `sql` only works inside a transaction block (LOCK, SET LOCAL,
+/// DECLARE without HOLD): outside one it fails or does nothing, so `none`
+/// mode sends it as written rather than inside a transaction of its own.
+pub fn requires_block(sql: &str) -> bool {
+    let Ok(parsed) = pg_query::parse(sql, 0) else { return false };
+    let Some(node) = parsed.protobuf.stmts.first().and_then(|s| s.stmt.as_ref()).and_then(|n| n.node.as_ref()) else {
+        return false;
+    };
+    match node {
+        NodeEnum::LockStmt(_) => true,
+        NodeEnum::VariableSetStmt(s) => s.is_local,
+        NodeEnum::DeclareCursorStmt(d) => d.options & 0x0020 == 0, // CURSOR_OPT_HOLD
+        _ => false,
     }
 }
 
@@ -680,5 +750,19 @@ ALTER TABLE t ALTER COLUMN c SET NOT NULL;
         assert!(e.message.contains("runs into the block on line 2"), "{}", e.message);
         let e = split_with("SELECT 1;\nSELEC 2;", std::slice::from_ref(&(10..18))).unwrap_err();
         assert_eq!(e.line, 2, "{}", e.message);
+    }
+}
+
+#[cfg(test)]
+mod syntax_error_tests {
+    #[test]
+    fn a_syntax_error_names_its_statement_and_line() {
+        let text =
+            "CREATE TABLE t (id int);\nCREATE TABLE u (id int);\nCREATE TABLE v (id int);\nSELECT 1;\nSELEC 2;\n";
+        let e = super::split(text).unwrap_err();
+        assert_eq!((e.line, e.message.starts_with("statement 5:")), (5, true), "{}", e.message);
+        let text = "-- a\nCREATE TABLE t (id int);\nSELECT (2;\n";
+        let e = super::split(text).unwrap_err();
+        assert_eq!((e.line, e.message.starts_with("statement 2:")), (3, true), "{}", e.message);
     }
 }

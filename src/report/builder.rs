@@ -81,6 +81,24 @@ fn max_overlap<'a>(eps: impl Iterator<Item = &'a Episode>, from: Duration, to: D
     best as u32
 }
 
+/// `eps` with the invariant that a session waits for one lock at a time: an
+/// episode ends no later than the same session's next one begins (the
+/// sampler dates an end between two polls and a start from `waitstart`, so
+/// they can cross). Sorted by start.
+fn one_episode_at_a_time(eps: &[Episode]) -> Vec<Episode> {
+    let mut out = eps.to_vec();
+    out.sort_by_key(|e| (e.pid, e.start));
+    for i in 1..out.len() {
+        if out[i - 1].pid == out[i].pid {
+            let next = out[i].start;
+            let prev = &mut out[i - 1];
+            prev.end = prev.end.min(next).max(prev.start);
+        }
+    }
+    out.sort_by_key(|e| (e.start, e.pid));
+    out
+}
+
 /// Total time of `eps` inside `[from, to)`.
 fn overlap_ms<'a>(eps: impl Iterator<Item = &'a Episode>, from: Duration, to: Duration) -> f64 {
     ms(eps.map(|e| e.end.min(to).saturating_sub(e.start.max(from))).sum())
@@ -128,8 +146,9 @@ pub fn build(rec: &RunRecord) -> Report {
         .collect();
 
     // Blocked episodes.
-    let workload_eps: Vec<&Episode> = rec.sampler.episodes.iter().filter(|e| e.who != "migration").collect();
-    let mig_eps: Vec<&Episode> = rec.sampler.episodes.iter().filter(|e| e.who == "migration").collect();
+    let all_eps = one_episode_at_a_time(&rec.sampler.episodes);
+    let workload_eps: Vec<&Episode> = all_eps.iter().filter(|e| e.who != "migration").collect();
+    let mig_eps: Vec<&Episode> = all_eps.iter().filter(|e| e.who == "migration").collect();
     let by_mig: Vec<&Episode> = workload_eps.iter().copied().filter(|e| e.by_migration).collect();
     let mut sessions: Vec<i32> = by_mig.iter().map(|e| e.pid).collect();
     sessions.sort_unstable();
@@ -190,7 +209,14 @@ pub fn build(rec: &RunRecord) -> Report {
                 retries: s.retries,
                 batches: s.batches,
                 rows: s.rows,
-                locks: locks.into_iter().map(|(relation, mode)| LockHeld { relation, mode }).collect(),
+                locks: locks
+                    .into_iter()
+                    .map(|(relation, mode)| LockHeld {
+                        sampled: !s.locks.iter().any(|(r, _)| *r == relation),
+                        relation,
+                        mode,
+                    })
+                    .collect(),
                 rewrote: !s.rewritten.is_empty(),
                 rewritten: s.rewritten.clone(),
                 wal_bytes: s.wal_bytes,
@@ -316,6 +342,8 @@ pub fn build(rec: &RunRecord) -> Report {
         .collect();
 
     let q = rec.sampler.query_time.as_ref();
+    let gaps = sampler_gaps(rec);
+    warnings.extend(gaps.iter().map(gap_warning));
     let mut report = Report {
         schema_version: SCHEMA_VERSION,
         tool: format!("lockimpact {}", env!("CARGO_PKG_VERSION")),
@@ -386,6 +414,8 @@ pub fn build(rec: &RunRecord) -> Report {
             polls: rec.sampler.polls,
             query_p50_ms: q.map_or(0.0, |h| us_to_ms(h.value_at_quantile(0.5))),
             query_p99_ms: q.map_or(0.0, |h| us_to_ms(h.value_at_quantile(0.99))),
+            blind_during_migration: gaps.iter().any(|g| !g.steps.is_empty()),
+            gaps,
         },
         verdict: Verdict { pass: true, violations: Vec::new() },
         warnings,
@@ -395,6 +425,38 @@ pub fn build(rec: &RunRecord) -> Report {
     };
     report.verdict = verdict(&report, &rec.budget);
     report
+}
+
+/// The sampler's gaps, each with the steps (that ran) it overlaps.
+fn sampler_gaps(rec: &RunRecord) -> Vec<SamplerGap> {
+    rec.sampler
+        .gaps
+        .iter()
+        .map(|g| SamplerGap {
+            from_ms: ms(g.from),
+            to_ms: ms(g.to),
+            steps: (rec.migration.steps.iter().enumerate())
+                .filter(|(_, s)| s.outcome != Outcome::Skipped && g.from < s.start + s.duration && s.start < g.to)
+                .map(|(i, _)| i)
+                .collect(),
+        })
+        .collect()
+}
+
+fn gap_warning(g: &SamplerGap) -> String {
+    let during = match g.steps.as_slice() {
+        [] => String::new(),
+        steps => format!(
+            " during step {}: what the migration blocked then is missing, so this run is no evidence of its impact",
+            steps.iter().map(|i| (i + 1).to_string()).collect::<Vec<_>>().join(", ")
+        ),
+    };
+    format!(
+        "the lock sampler's session ended and it saw nothing from {} to {} (it reconnected){during}; \
+         blocked sessions and sampled locks of that time are not in this report",
+        fmt_ms(g.from_ms),
+        fmt_ms(g.to_ms)
+    )
 }
 
 /// Checks the report against the scenario's budget.
@@ -587,5 +649,72 @@ fn preflight(p: &PreflightRecord) -> Preflight {
                 skipped: c.skipped.clone(),
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ep(pid: i32, start_ms: u64, end_ms: u64) -> Episode {
+        Episode {
+            pid,
+            who: "order_by_id".into(),
+            start: Duration::from_millis(start_ms),
+            end: Duration::from_millis(end_ms),
+            mode: "RowExclusiveLock".into(),
+            locktype: "relation".into(),
+            relation: Some("orders".into()),
+            blockers: vec![99],
+            blocker_classes: Vec::new(),
+            by_migration: true,
+        }
+    }
+
+    /// No session in two episodes at once, and never more at once than sessions.
+    fn check_invariants(eps: &[Episode]) {
+        for a in eps {
+            for b in eps {
+                if !std::ptr::eq(a, b) && a.pid == b.pid {
+                    assert!(a.end <= b.start || b.end <= a.start, "pid {} in two episodes at once: {a:?} {b:?}", a.pid);
+                }
+            }
+        }
+        let mut pids: Vec<i32> = eps.iter().map(|e| e.pid).collect();
+        pids.sort_unstable();
+        pids.dedup();
+        let most = max_overlap(eps.iter(), Duration::ZERO, Duration::from_secs(3600));
+        assert!(most as usize <= pids.len(), "{most} at once with {} sessions", pids.len());
+    }
+
+    #[test]
+    fn an_episode_ends_before_the_same_sessions_next_one() {
+        // 16 sessions blocked from 1.0 s; session 7's first wait was dated to
+        // end at 1.55 s (midway between two polls) while its next wait began
+        // at 1.50 s (its waitstart): 17 "at once" before.
+        let mut eps: Vec<Episode> = (1..=16).map(|pid| ep(pid, 1000, 2000)).collect();
+        eps[6].end = Duration::from_millis(1550);
+        eps.push(ep(7, 1500, 2000));
+        assert_eq!(max_overlap(eps.iter(), Duration::ZERO, Duration::from_secs(10)), 17, "the record overlaps");
+        let fixed = one_episode_at_a_time(&eps);
+        check_invariants(&fixed);
+        assert_eq!(max_overlap(fixed.iter(), Duration::ZERO, Duration::from_secs(10)), 16);
+        let seven: Vec<_> = fixed.iter().filter(|e| e.pid == 7).collect();
+        assert_eq!(seven[0].end, Duration::from_millis(1500));
+        assert_eq!(seven[1].start, Duration::from_millis(1500));
+    }
+
+    #[test]
+    fn invariants_hold_for_any_crossing_of_one_sessions_episodes() {
+        // Every way two episodes of one session can cross, among other sessions.
+        for (a, b, c, d) in
+            [(0, 100, 50, 150), (0, 300, 100, 200), (100, 200, 0, 300), (0, 100, 100, 200), (50, 50, 0, 80)]
+        {
+            let eps = vec![ep(1, a, b), ep(1, c, d), ep(2, 0, 300), ep(3, 60, 90)];
+            let fixed = one_episode_at_a_time(&eps);
+            check_invariants(&fixed);
+            assert_eq!(fixed.len(), eps.len(), "no episode is dropped");
+            assert!(fixed.iter().all(|e| e.start <= e.end));
+        }
     }
 }

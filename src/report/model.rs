@@ -295,6 +295,12 @@ pub struct StepReport {
 pub struct LockHeld {
     pub relation: String,
     pub mode: String,
+    /// Seen by the sampler's polls, not read inside the step's transaction:
+    /// a statement that runs outside any transaction block (CREATE INDEX
+    /// CONCURRENTLY, VACUUM, …) or a captured command. A lock held between two
+    /// polls can be missing. Absent when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sampled: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
@@ -379,6 +385,23 @@ pub struct SamplerInfo {
     pub polls: u64,
     pub query_p50_ms: f64,
     pub query_p99_ms: f64,
+    /// Times the sampler saw nothing (its session ended and it reconnected):
+    /// blocked sessions and sampled locks are missing there. Absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gaps: Vec<SamplerGap>,
+    /// A gap overlaps a step that ran: the run cannot show what the migration
+    /// did to the workload, so it is no evidence. Absent when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub blind_during_migration: bool,
+}
+
+/// A time the lock sampler could not poll, from the run's start.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SamplerGap {
+    pub from_ms: f64,
+    pub to_ms: f64,
+    /// Indexes into `steps` of the steps it overlaps.
+    pub steps: Vec<usize>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -8,6 +8,8 @@
 pub mod lockmode;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -27,6 +29,14 @@ pub struct Roles {
     migration: Mutex<Vec<i32>>,
     workload: Mutex<HashSet<i32>>,
     class_by_sql: HashMap<String, String>,
+    /// The same by pg_query fingerprint (constants ignored): a replayed
+    /// statement carries its own values, not its class's example ones.
+    class_by_fingerprint: HashMap<u64, String>,
+}
+
+/// pg_query's fingerprint of `sql`, if it parses.
+fn fingerprint(sql: &str) -> Option<u64> {
+    pg_query::fingerprint(sql, 0, pg_query::FingerprintOptions::FULL_RELNAME).ok().map(|f| f.value)
 }
 
 impl Roles {
@@ -35,6 +45,10 @@ impl Roles {
             class_by_sql: classes
                 .iter()
                 .flat_map(|c| c.statements().into_iter().map(|s| (s.trim().to_string(), c.name.clone())))
+                .collect(),
+            class_by_fingerprint: classes
+                .iter()
+                .flat_map(|c| c.statements().into_iter().filter_map(|s| Some((fingerprint(s)?, c.name.clone()))))
                 .collect(),
             ..Default::default()
         }
@@ -63,7 +77,8 @@ impl Roles {
             return None;
         }
         let q = query.unwrap_or("").trim();
-        Some(self.class_by_sql.get(q).cloned().unwrap_or_else(|| "workload".into()))
+        let by_fingerprint = || fingerprint(q).and_then(|f| self.class_by_fingerprint.get(&f).cloned());
+        Some(self.class_by_sql.get(q).cloned().or_else(by_fingerprint).unwrap_or_else(|| "workload".into()))
     }
 }
 
@@ -83,7 +98,7 @@ impl Roles {
 /// before the gate). Without the rights to see every session's wait (see
 /// `GATE_WORKS`) the poll is not gated.
 const POLL_SQL: &str = "\
-SELECT l.pid, l.granted, l.mode, l.locktype, l.relation::regclass::text, \
+SELECT l.pid, l.granted, l.mode, l.locktype, CASE WHEN l.relation IS NOT NULL THEN RELNAME END, \
        l.waitstart, clock_timestamp(), a.query, \
        CASE WHEN l.granted THEN NULL ELSE pg_blocking_pids(l.pid) END, \
        CASE WHEN l.pid = ANY($1) AND NOT l.granted THEN ARRAY( \
@@ -93,6 +108,32 @@ FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid \
 WHERE GATE ((NOT l.granted AND l.pid IS NOT NULL) \
    OR (l.pid = ANY($1) AND l.locktype = 'relation' AND l.relation >= 16384 \
        AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = l.relation)))";
+
+/// The name of the relation `l.relation` of a `pg_locks` row, as a user
+/// knows it: a toast table and its index fold under their table (`orders`);
+/// the transient heap a rewrite (ALTER TABLE … TYPE, VACUUM FULL, CLUSTER)
+/// builds and drops inside the transaction, with its toast table and index,
+/// is named after the table whose data it now is: `orders (transient heap)`
+/// (its oid became the table's relfilenode; its toast table and index took
+/// the next few oids); anything else dropped is `dropped relation OID`.
+pub const RELATION_NAME_SQL: &str = "coalesce(\
+    (SELECT coalesce((SELECT o.oid::regclass::text FROM pg_class o \
+       WHERE c.relnamespace = 'pg_toast'::regnamespace \
+         AND o.reltoastrelid IN (c.oid, (SELECT i.indrelid FROM pg_index i WHERE i.indexrelid = c.oid)) LIMIT 1), \
+       c.oid::regclass::text) FROM pg_class c WHERE c.oid = l.relation), \
+    (SELECT coalesce((SELECT o.oid::regclass::text FROM pg_class o WHERE h.relkind = 't' AND o.reltoastrelid = h.oid \
+       LIMIT 1), h.oid::regclass::text) || ' (transient heap)' \
+     FROM pg_class h WHERE h.relkind IN ('r', 'm', 't') AND h.relfilenode::bigint >= 16384 \
+       AND l.relation::bigint BETWEEN h.relfilenode::bigint AND h.relfilenode::bigint + 7 \
+       AND NOT EXISTS (SELECT 1 FROM pg_class x WHERE x.oid = h.relfilenode) \
+     ORDER BY h.relfilenode::bigint DESC LIMIT 1), \
+    'dropped relation ' || l.relation)";
+
+/// `RELATION_NAME_SQL` as another session sees it: a relation it cannot see
+/// may be one created by a transaction not committed yet, so it keeps its oid.
+fn sampled_name() -> String {
+    RELATION_NAME_SQL.replace("'dropped relation ' || l.relation", "l.relation::regclass::text")
+}
 
 /// The gate of `POLL_SQL`.
 const GATE: &str = "EXISTS (SELECT 1 FROM pg_stat_get_activity(NULL) w \
@@ -135,8 +176,32 @@ pub struct Sampler {
     lost: CancellationToken,
 }
 
+/// Opens a new connection for the sampler (registered with the run's
+/// sessions), or `None` when the server does not accept one.
+pub type Reconnect =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Option<tokio_postgres::Client>> + Send>> + Send + Sync>;
+
+/// How long a reconnection may take before the server counts as gone.
+const RECONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Prepares the poll on `client` (gated when the gate can see every wait).
+async fn prepare_poll(client: &tokio_postgres::Client) -> Result<tokio_postgres::Statement, tokio_postgres::Error> {
+    let gated = client.query_one(GATE_WORKS, &[]).await.map(|r| r.get::<_, bool>(0)).unwrap_or(false);
+    client.prepare(&POLL_SQL.replace("GATE", if gated { GATE } else { "" }).replace("RELNAME", &sampled_name())).await
+}
+
 impl Sampler {
-    pub fn start(client: tokio_postgres::Client, interval: Duration, clock: Arc<Clock>, roles: Arc<Roles>) -> Sampler {
+    /// Starts polling on `client`. When its session ends while the server
+    /// still answers (`pg_terminate_backend`, an idle timeout), `reconnect`
+    /// opens another and the time unseen is recorded as a gap; without
+    /// `reconnect`, or when the server does not answer, `lost` fires.
+    pub fn start(
+        client: tokio_postgres::Client,
+        interval: Duration,
+        clock: Arc<Clock>,
+        roles: Arc<Roles>,
+        reconnect: Option<Reconnect>,
+    ) -> Sampler {
         let stop = CancellationToken::new();
         let token = stop.clone();
         let live = Arc::new(LiveBlocked::default());
@@ -154,15 +219,12 @@ impl Sampler {
                 last_poll: Duration::ZERO,
                 rec: SamplerRecord { interval, query_time: Some(new_hist()), ..Default::default() },
             };
-            let prepared = async {
-                let gated = client.query_one(GATE_WORKS, &[]).await.map(|r| r.get::<_, bool>(0)).unwrap_or(false);
-                client.prepare(&POLL_SQL.replace("GATE", if gated { GATE } else { "" })).await
-            };
+            let mut client = client;
             let prepared = tokio::select! {
-                p = prepared => p,
+                p = prepare_poll(&client) => p,
                 _ = token.cancelled() => return st.rec,
             };
-            let stmt = match prepared {
+            let mut stmt = match prepared {
                 Ok(s) => s,
                 Err(_) => {
                     lost_task.cancel();
@@ -171,6 +233,8 @@ impl Sampler {
             };
             let mut tick = tokio::time::interval(interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // Since when the sampler has seen nothing (its session ended), if it has not.
+            let mut blind_since: Option<Duration> = None;
             loop {
                 tokio::select! {
                     _ = tick.tick() => {}
@@ -190,13 +254,39 @@ impl Sampler {
                 let rows = match poll {
                     Ok(r) => r,
                     Err(_) => {
-                        // The server is gone; keep what was seen and say so.
-                        lost_task.cancel();
-                        break;
+                        blind_since.get_or_insert(st.last_seen());
+                        // Its session ended: another one, if the server answers.
+                        let again = async {
+                            let c = (reconnect.as_ref()?)().await?;
+                            let s = prepare_poll(&c).await.ok()?;
+                            Some((c, s))
+                        };
+                        let again = tokio::select! {
+                            r = tokio::time::timeout(RECONNECT_TIMEOUT, again) => r.ok().flatten(),
+                            _ = token.cancelled() => break,
+                        };
+                        match again {
+                            Some((c, s)) => {
+                                (client, stmt) = (c, s);
+                                continue;
+                            }
+                            None => {
+                                // The server is gone; keep what was seen and say so.
+                                lost_task.cancel();
+                                break;
+                            }
+                        }
                     }
                 };
                 let got = Instant::now();
                 st.poll(sent, got, &rows);
+                if let Some(from) = blind_since.take() {
+                    st.rec.gaps.push(crate::record::Gap { from, to: st.last_poll });
+                }
+            }
+            if let Some(from) = blind_since {
+                let to = st.clock.since_start(Instant::now());
+                st.rec.gaps.push(crate::record::Gap { from, to });
             }
             let now = st.clock.since_start(Instant::now());
             let open: Vec<i32> = st.open.keys().copied().collect();
@@ -231,6 +321,11 @@ impl Sampler {
 }
 
 impl State {
+    /// When the sampler last saw the server (its last poll, or the start).
+    fn last_seen(&self) -> Duration {
+        if self.rec.polls == 0 { self.clock.since_start(Instant::now()) } else { self.last_poll }
+    }
+
     fn poll(&mut self, sent: Instant, got: Instant, rows: &[tokio_postgres::Row]) {
         let _ = self.rec.query_time.as_mut().map(|h| h.record(got.duration_since(sent).as_micros().max(1) as u64));
         self.rec.polls += 1;
@@ -307,7 +402,9 @@ impl State {
             .collect();
         for pid in ended {
             let last = self.open[&pid].last_seen;
-            self.close(pid, last + (poll_at.saturating_sub(last)) / 2);
+            // It ended between two polls; no later than its next wait began.
+            let next = waiting.get(&pid).map_or(poll_at, |(ep, _)| ep.start);
+            self.close(pid, (last + (poll_at.saturating_sub(last)) / 2).min(next));
         }
 
         self.last_poll = poll_at;
@@ -412,5 +509,29 @@ mod tests {
         assert!(!reaches(20, 30, &b));
         let cyc = HashMap::from([(1, vec![2]), (2, vec![1])]);
         assert!(!reaches(1, 3, &cyc));
+    }
+}
+
+#[cfg(test)]
+mod class_tests {
+    use super::*;
+
+    #[test]
+    fn a_replayed_statement_is_named_by_its_recorded_class() {
+        // A replay's class holds one example of its statements; each replayed
+        // statement carries its own values.
+        let class = crate::workload::file::Class {
+            name: "orders_by_id".into(),
+            sql: "SELECT * FROM orders WHERE id = 1".into(),
+            pace: crate::workload::file::Pace::Weight(1.0),
+            params: Vec::new(),
+            hold: None,
+            recorded_rate: None,
+            peak_rate: None,
+            script: None,
+        };
+        let roles = Roles::new(&[class]);
+        roles.add_workload(42);
+        assert_eq!(roles.who(42, Some("SELECT * FROM orders WHERE id = 912")).as_deref(), Some("orders_by_id"));
     }
 }

@@ -45,6 +45,19 @@ pub fn fmt_ms(ms: f64) -> String {
     }
 }
 
+/// "200 ops/s", "49.5 ops/s", "0.25 ops/s": a rate people read, rounded to
+/// three significant digits (at least the whole number).
+pub fn fmt_rate(r: f64) -> String {
+    let digits = if r >= 100.0 || r == r.trunc() {
+        0
+    } else if r >= 1.0 {
+        1
+    } else {
+        2
+    };
+    format!("{r:.digits$} ops/s")
+}
+
 /// "1,203": a count with thousands separated.
 pub fn fmt_count(n: u64) -> String {
     let digits = n.to_string();
@@ -143,7 +156,11 @@ pub fn step_rows(r: &Report) -> Rows {
             let locks = if s.locks.is_empty() {
                 "-".to_string()
             } else {
-                s.locks.iter().map(|l| format!("{} {}", l.relation, l.mode)).collect::<Vec<_>>().join(", ")
+                s.locks
+                    .iter()
+                    .map(|l| format!("{} {}{}", l.relation, l.mode, if l.sampled { " (sampled)" } else { "" }))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             };
             vec![
                 format!("{}{}", i + 1, if r.longest_step == Some(i) { " *" } else { "" }),
@@ -479,5 +496,16 @@ impl Rows {
             writeln!(out, "{}", line(r))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod rate_tests {
+    #[test]
+    fn rates_are_rounded_for_people() {
+        assert_eq!(super::fmt_rate(200.0), "200 ops/s");
+        assert_eq!(super::fmt_rate(49.513579246645875), "49.5 ops/s");
+        assert_eq!(super::fmt_rate(1234.5678), "1235 ops/s");
+        assert_eq!(super::fmt_rate(0.2468), "0.25 ops/s");
     }
 }
