@@ -306,7 +306,7 @@ pub async fn run(d: Driver) -> PacerResult {
         }
     }
     let schedule_lag = lag.lock().expect("lag").clone();
-    PacerResult { issued_measured: issued, schedule_lag }
+    PacerResult { issued_measured: issued, dropped: 0, schedule_lag }
 }
 
 /// One recorded session, replayed round after round.
@@ -365,11 +365,11 @@ impl Replayer {
                     open = o;
                 }
                 let outcome = match &result {
-                    Ok(_) => Ok(latency),
+                    Ok(_) => Ok(()),
                     Err(e) => Err((sqlstate(e), || describe_pg(e))),
                 };
-                self.stats.lock().expect("stats").finished(st.class, slot, outcome);
-                self.seconds.lock().expect("seconds").record(done, st.class, result.is_ok().then_some(latency));
+                self.stats.lock().expect("stats").finished(st.class, slot, latency, outcome);
+                self.seconds.lock().expect("seconds").record(done, st.class, latency, result.is_ok());
                 if c.is_closed() {
                     client = None;
                 }
@@ -407,7 +407,7 @@ impl Replayer {
         };
         self.pool_wait.lock().expect("pool wait").record(slot, asked.elapsed());
         Some(got.map_err(|e| {
-            self.stats.lock().expect("stats").error(class, pool_sqlstate(&e), || pool_error(&e));
+            self.stats.lock().expect("stats").error(slot, class, pool_sqlstate(&e), || pool_error(&e));
         }))
     }
 }
