@@ -92,9 +92,12 @@ fn during_max_agrees_with_pgbench_within_ten_percent() {
     let server = source_server(&[]);
     server_tool(&server, "pgbench", "postgres", &["-i", "-s", "1", "-q"]);
     server_tool(&server, "psql", "postgres", &["-c", "ALTER DATABASE postgres SET lockimpact.rehearsal = on"]);
-    std::fs::write(dir.path().join("migration.sql"), "-- lockimpact: transaction step\n-- lockimpact: step \"abalance\"\n\
-         ALTER TABLE pgbench_accounts ALTER COLUMN abalance TYPE bigint;\nSELECT pg_sleep(1.5);\n-- lockimpact: end\n")
-        .unwrap();
+    std::fs::write(
+        dir.path().join("migration.sql"),
+        "-- lockimpact: transaction step\n-- lockimpact: step \"abalance\"\n\
+         ALTER TABLE pgbench_accounts ALTER COLUMN abalance TYPE bigint;\nSELECT pg_sleep(1.5);\n-- lockimpact: end\n",
+    )
+    .unwrap();
     let scenario = dir.path().join("scenario.toml");
     std::fs::write(
         &scenario,
@@ -148,4 +151,32 @@ fn during_max_agrees_with_pgbench_within_ten_percent() {
     assert!((ours - theirs).abs() <= 0.10 * theirs, "lockimpact {ours} ms vs pgbench {theirs} ms\n{}", o.stdout);
     let new = r["new_errors"].as_array().unwrap();
     assert!(new.iter().any(|e| e["sqlstate"] == "0A000"), "{new:?}");
+}
+
+/// Operations that never finish within the run (queued behind two sessions
+/// stuck in `pg_sleep(1000)`, or those two themselves) count in latency
+/// with the time they had waited when the run ended.
+#[test]
+fn unfinished_operations_count_with_their_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = dir.path().join("w.toml");
+    std::fs::write(&w, "[[class]]\nname = \"stuck\"\nweight = 1\nsql = \"SELECT pg_sleep(1000)\"\n").unwrap();
+    let scenario = tiny_scenario(dir.path(), "SELECT 1;\n", "");
+    let text = std::fs::read_to_string(&scenario).unwrap();
+    let text = text
+        .replace(&repo().join("workloads/orders/workload.toml").display().to_string(), w.to_str().unwrap())
+        .replace("rate = 100\nconnections = 4", "rate = 20\nconnections = 2");
+    std::fs::write(&scenario, text).unwrap();
+    let o = run(&[scenario.to_str().unwrap()]);
+    let r = o.report();
+    let unfinished = r["workload"]["unfinished"].as_u64().unwrap();
+    let counted: u64 =
+        ["baseline", "during", "after"].iter().map(|p| r["latency"]["stuck"][*p]["count"].as_u64().unwrap_or(0)).sum();
+    eprintln!("unfinished {unfinished}, counted {counted}, latency {}", r["latency"]["stuck"]);
+    assert!(unfinished >= 10, "{}", r["workload"]);
+    // All but those of the warmup (20 ops/s over 200 ms, not a measured phase).
+    assert!(counted + 6 >= unfinished, "{counted} of {unfinished} unfinished operations count in latency");
+    // The earliest of them had waited the whole run.
+    let baseline = &r["latency"]["stuck"]["baseline"];
+    assert!(baseline["max_ms"].as_f64().unwrap() >= 1000.0, "{baseline}");
 }

@@ -25,8 +25,7 @@ fn many_steps(dir: &std::path::Path, steps: usize, rate: &str, connections: u32)
 /// `lockimpact run` on `url` with its address space limited to `limit_kb`.
 fn run_limited(scenario: &std::path::Path, url: &str, limit_kb: u64, json: &std::path::Path) -> std::process::Output {
     let mut cmd = bin();
-    cmd.args(["run", scenario.to_str().unwrap(), "--url", url, "--allow-existing-server", "-q", "--json"])
-        .arg(json);
+    cmd.args(["run", scenario.to_str().unwrap(), "--url", url, "--allow-existing-server", "-q", "--json"]).arg(json);
     unsafe {
         cmd.pre_exec(move || {
             let lim = libc::rlimit { rlim_cur: limit_kb * 1024, rlim_max: limit_kb * 1024 };
@@ -85,4 +84,22 @@ fn an_overloaded_client_drops_operations_and_says_so() {
     assert!(w["issued_rate"].as_f64().unwrap() > 10.0 * w["achieved_rate"].as_f64().unwrap(), "{w}");
     let warnings = r["warnings"].to_string();
     assert!(warnings.contains("the client was overloaded"), "{warnings}");
+}
+
+/// A step returning 2 GB (2 000 rows of 1 MB) under a 1.5 GB address-space
+/// limit: its rows are streamed and discarded, never held.
+#[test]
+fn a_step_returning_two_gigabytes_is_streamed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, url) = server_with_orders();
+    let scenario = many_steps(dir.path(), 0, "50", 2);
+    std::fs::write(dir.path().join("migration.sql"), "SELECT repeat('x', 1000000) FROM generate_series(1, 2000);\n")
+        .unwrap();
+    let json = dir.path().join("report.json");
+    let out = run_limited(&scenario, &url, 1_500_000, &json);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(r["steps"][0]["outcome"], "ok", "{}", r["steps"]);
+    assert_eq!(r["steps"][0]["rows"], 2000, "{}", r["steps"]);
 }

@@ -271,6 +271,7 @@ pub async fn start(
         let pool = replay::pool(target, plan.pool, replayed, roles, sessions).await?;
         let size = pool.status().max_size as u32;
         let pool_wait = Arc::new(Mutex::new(PoolRecord::new(size, slots)));
+        let cut = Arc::new(AtomicU64::new(0));
         let driver = replay::Driver {
             replay: replay.clone(),
             speed: plan.speed,
@@ -280,6 +281,7 @@ pub async fn start(
             seconds: seconds.clone(),
             pool_wait: pool_wait.clone(),
             stop: stop.clone(),
+            cut: cut.clone(),
         };
         // The replay drives its own sessions in place of the pacer and workers.
         let (done, result) = tokio::sync::oneshot::channel();
@@ -296,7 +298,7 @@ pub async fn start(
             replay: true,
             pacer: Some(result),
             workers: Vec::new(),
-            cut: Default::default(),
+            cut,
             stats: vec![s],
             latencies,
             seconds,
