@@ -482,16 +482,21 @@ impl Runner<'_> {
     }
 }
 
-/// Runs `sql` (simple protocol); returns the rows it affected.
+/// Runs `sql` (simple protocol); returns the rows it affected. The result
+/// is streamed and each row discarded as it arrives: a step returning a
+/// gigabyte is never held in memory (tokio-postgres reads the next message
+/// only when this one is taken).
 pub(super) async fn rows_of(client: &Client, sql: &str) -> Result<u64, tokio_postgres::Error> {
-    let msgs = client.simple_query(sql).await?;
-    Ok(msgs
-        .iter()
-        .map(|m| match m {
-            SimpleQueryMessage::CommandComplete(n) => *n,
-            _ => 0,
-        })
-        .sum())
+    use futures_util::StreamExt;
+    let stream = client.simple_query_raw(sql).await?;
+    let mut stream = std::pin::pin!(stream);
+    let mut rows = 0;
+    while let Some(m) = stream.next().await {
+        if let SimpleQueryMessage::CommandComplete(n) = m? {
+            rows += n;
+        }
+    }
+    Ok(rows)
 }
 
 /// Runs the statements of `step` as a whole: a backfill's statement until it

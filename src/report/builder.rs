@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use super::model::*;
 use super::render::{fmt_count, fmt_ms};
-use crate::record::{CheckRecord, Episode, Hist, MigrationRecord, Outcome, PreflightRecord, RunRecord, Selection};
+use crate::record::{
+    CheckRecord, Episode, Hist, MigrationRecord, Outcome, PreflightRecord, RunRecord, Selection, WorkloadRecord,
+};
 use crate::sampler::lockmode::stronger;
 use crate::timeline::{Mark, Slot};
 
@@ -28,6 +30,7 @@ fn round3(x: f64) -> f64 {
 fn latency(h: &Hist) -> Latency {
     Latency {
         count: h.len(),
+        errors: 0,
         p50_ms: us_to_ms(h.value_at_quantile(0.50)),
         p95_ms: us_to_ms(h.value_at_quantile(0.95)),
         p99_ms: us_to_ms(h.value_at_quantile(0.99)),
@@ -116,7 +119,8 @@ pub fn build(rec: &RunRecord) -> Report {
     for (c, name) in w.classes.iter().enumerate() {
         let entry = lat.entry(name.clone()).or_default();
         for (phase, h) in per_phase(&w.latency[c]) {
-            entry.insert(phase.to_string(), h.as_ref().map(latency).unwrap_or_default());
+            let errors = slot_errors(w, c, |s| phase_name(s) == Some(phase));
+            entry.insert(phase.to_string(), Latency { errors, ..h.as_ref().map(latency).unwrap_or_default() });
         }
     }
 
@@ -193,7 +197,8 @@ pub fn build(rec: &RunRecord) -> Report {
                 .iter()
                 .enumerate()
                 .filter_map(|(c, name)| {
-                    Some((name.clone(), latency(w.latency[c].get(Slot::Step(i).index())?.as_ref()?)))
+                    let l = latency(w.latency[c].get(Slot::Step(i).index())?.as_ref()?);
+                    Some((name.clone(), Latency { errors: slot_errors(w, c, |s| s == Slot::Step(i)), ..l }))
                 })
                 .collect();
             StepReport {
@@ -278,7 +283,7 @@ pub fn build(rec: &RunRecord) -> Report {
     let lag_p99 = us_to_ms(w.schedule_lag.value_at_quantile(0.99));
     let issued_rate = w.issued_measured as f64 / window;
     let mut warnings = rec.dataset_notes.clone();
-    let kept_schedule = lag_p99 <= 10.0 && issued_rate >= 0.98 * w.target_rate;
+    let kept_schedule = lag_p99 <= 10.0 && issued_rate >= 0.98 * w.target_rate && w.dropped == 0;
     if !kept_schedule {
         warnings.push(format!(
             "the client could not keep the schedule (issued {:.0} of {:.0} ops/s, schedule lag p99 {lag_p99} ms): \
@@ -289,7 +294,19 @@ pub fn build(rec: &RunRecord) -> Report {
         ));
     }
     if w.unfinished > 0 {
-        warnings.push(format!("{} operations were still queued or running when the run ended", w.unfinished));
+        warnings.push(format!(
+            "{} operations were still queued or running when the run ended (they count in latency with the time \
+             they had waited)",
+            w.unfinished
+        ));
+    }
+    if w.dropped > 0 {
+        warnings.push(format!(
+            "the client was overloaded: {} operations of the schedule were never started (its queue of {} was \
+             full); lower workload.rate or run on a bigger machine",
+            fmt_count(w.dropped),
+            fmt_count(crate::workload::QUEUE_CAPACITY as u64)
+        ));
     }
     warnings.extend(migration_warnings(&rec.migration));
     if let Some(stop) = rec.stop {
@@ -375,6 +392,7 @@ pub fn build(rec: &RunRecord) -> Report {
             errors,
             error_detail,
             unfinished: w.unfinished,
+            dropped: w.dropped,
             schedule_lag_p50_ms: us_to_ms(w.schedule_lag.value_at_quantile(0.5)),
             schedule_lag_p99_ms: lag_p99,
             kept_schedule,
@@ -422,6 +440,7 @@ pub fn build(rec: &RunRecord) -> Report {
         complete: rec.stop.is_none(),
         incomplete_reason: rec.stop.map(|s| s.reason().to_string()),
         preflight: rec.migration.preflight.as_ref().map(preflight),
+        new_errors: new_errors(rec),
     };
     report.verdict = verdict(&report, &rec.budget);
     report
@@ -527,6 +546,14 @@ pub fn verdict(r: &Report, b: &crate::scenario::file::BudgetSection) -> Verdict 
             format!("the workload saw {} errors (budget {n})", r.workload.errors),
         );
     }
+    if b.new_errors == crate::scenario::file::NewErrors::NotAllowed && !r.new_errors.is_empty() {
+        v.push(Violation {
+            budget: "new_errors".into(),
+            limit: 0.0,
+            actual: r.new_errors.len() as f64,
+            message: r.new_errors.iter().map(|e| new_error_line(r, e)).collect::<Vec<_>>().join("; "),
+        });
+    }
     if let Some(reason) = &r.incomplete_reason {
         v.push(Violation {
             budget: "run_completes".into(),
@@ -549,6 +576,113 @@ pub fn verdict(r: &Report, b: &crate::scenario::file::BudgetSection) -> Verdict 
         v.push(Violation { budget: "migration_completes".into(), limit: 1.0, actual: 0.0, message: what });
     }
     Verdict { pass: v.is_empty(), violations: v }
+}
+
+/// The phase (`baseline`, `during`, `after`) a slot belongs to; `None` for warmup.
+fn phase_name(s: Slot) -> Option<&'static str> {
+    match s {
+        Slot::Warmup => None,
+        Slot::Baseline => Some("baseline"),
+        Slot::After => Some("after"),
+        Slot::Between | Slot::Step(_) => Some("during"),
+    }
+}
+
+/// Errors of class `c` in the slots that match `pred`.
+fn slot_errors(w: &WorkloadRecord, c: usize, pred: impl Fn(Slot) -> bool) -> u64 {
+    w.slot_errors
+        .iter()
+        .filter(|((s, class, _), _)| *class == c && pred(Slot::from_index(*s)))
+        .map(|(_, (n, _))| n)
+        .sum()
+}
+
+/// The order in time of the slots after the baseline: steps, then between
+/// steps (a commit), then after.
+fn time_order(s: Slot) -> (u8, usize) {
+    match s {
+        Slot::Step(i) => (0, i),
+        Slot::Between => (1, 0),
+        _ => (2, 0),
+    }
+}
+
+/// Each (class, SQLSTATE) that failed while the migration ran or after it
+/// and never in the baseline, at the slot where it first appeared.
+pub fn new_errors(rec: &RunRecord) -> Vec<NewError> {
+    let w = &rec.workload;
+    let in_baseline = |c: usize, code: &str| w.slot_errors.contains_key(&(Slot::Baseline.index(), c, code.to_string()));
+    let mut found: BTreeMap<(usize, String), (Slot, u64, String)> = BTreeMap::new();
+    for ((s, c, code), (n, msg)) in &w.slot_errors {
+        let slot = Slot::from_index(*s);
+        if !(slot.is_during() || slot == Slot::After) || in_baseline(*c, code) {
+            continue;
+        }
+        let e = found.entry((*c, code.clone())).or_insert((slot, 0, msg.clone()));
+        e.1 += n;
+        if time_order(slot) < time_order(e.0) {
+            (e.0, e.2) = (slot, msg.clone());
+        }
+    }
+    let mut out: Vec<NewError> = found
+        .into_iter()
+        .map(|((c, code), (slot, count, message))| NewError {
+            step: if let Slot::Step(i) = slot { Some(i) } else { None },
+            phase: match slot {
+                Slot::Step(_) => "step",
+                Slot::Between => "between",
+                _ => "after",
+            }
+            .into(),
+            class: w.classes.get(c).cloned().unwrap_or_default(),
+            meaning: error_meaning(&code),
+            sqlstate: code,
+            count,
+            message,
+        })
+        .collect();
+    out.sort_by_key(|e| (e.step.is_none(), e.step, e.phase.clone(), e.class.clone()));
+    out
+}
+
+/// What a SQLSTATE that a migration causes means for the running application.
+pub fn error_meaning(code: &str) -> String {
+    match code {
+        "0A000" => "the migration changed a result type under server-side prepared statements: drivers that \
+             prepare (JDBC, pgx, asyncpg, Rails) fail with \"cached plan must not change result type\" until \
+             they prepare the statement again (a reconnect, or a deploy); keep the old column and type until the \
+             application no longer reads it, or have the driver re-prepare"
+            .into(),
+        "42703" => "a column the running application uses was renamed or dropped: its queries fail until the new \
+             code is deployed; add the new column first, deploy, and drop the old one later (expand and contract)"
+            .into(),
+        "42P01" => "a table the running application uses was renamed or dropped: its queries fail until the new \
+             code is deployed; keep the old name (a view) until no code uses it"
+            .into(),
+        "23502" => "NOT NULL was set while the running application still inserts NULL: its writes fail; deploy \
+             code that always sets the column (or add a default) before SET NOT NULL"
+            .into(),
+        _ => format!(
+            "the migration makes this query fail with SQLSTATE {code}: the running application would see these \
+             errors until it is changed"
+        ),
+    }
+}
+
+/// One new error class in a sentence, for the verdict and the renderers.
+pub fn new_error_line(r: &Report, e: &NewError) -> String {
+    let at = match e.step.and_then(|i| r.steps.get(i).map(|s| (i, s))) {
+        Some((i, s)) => format!("step {} ({})", i + 1, s.name),
+        None if e.phase == "between" => "the migration outside a step (BEGIN, COMMIT)".to_string(),
+        None => "after the migration".to_string(),
+    };
+    format!(
+        "{at} made {} fail with {} ({} times, first: {})",
+        e.class,
+        e.sqlstate,
+        fmt_count(e.count),
+        e.message.lines().next().unwrap_or_default()
+    )
 }
 
 /// `file`, `step`, `none`; `mixed` when the groups differ; `one for all` (Drizzle).

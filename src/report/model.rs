@@ -44,6 +44,10 @@ pub struct Report {
     /// Why the run is incomplete.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incomplete_reason: Option<String>,
+    /// Errors the migration caused: a query class failing with a SQLSTATE
+    /// it did not fail with in the baseline, where it first appeared.
+    #[serde(default)]
+    pub new_errors: Vec<NewError>,
     /// Preflight data checks of the steps that can fail on data, run before
     /// the workload started (absent when no step has one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -110,8 +114,13 @@ pub struct WorkloadSummary {
     /// Operations that failed, all classes (see `error_detail`).
     pub errors: u64,
     pub error_detail: Vec<ErrorCount>,
-    /// Operations still queued or running when the run ended.
+    /// Operations still queued or running when the run ended (they count in
+    /// latency with the time they had waited).
     pub unfinished: u64,
+    /// Operations of the schedule never started because the client was
+    /// overloaded (its queue full); counted in `issued_rate`, not in latency.
+    #[serde(default)]
+    pub dropped: u64,
     /// How late the pacer issued operations against the schedule.
     pub schedule_lag_p50_ms: f64,
     pub schedule_lag_p99_ms: f64,
@@ -137,6 +146,26 @@ pub struct ErrorCount {
     pub sqlstate: String,
     pub count: u64,
     pub message: String,
+}
+
+/// A query class that started failing with a SQLSTATE while the migration
+/// ran (or after it) and did not fail with it in the baseline.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct NewError {
+    /// Index into `steps` of the step it first appeared in; `None` when
+    /// it first appeared between steps (a commit) or after the migration.
+    pub step: Option<usize>,
+    /// `step`, `between` (the migration running outside a step: BEGIN,
+    /// COMMIT) or `after` (the cooldown).
+    pub phase: String,
+    pub class: String,
+    pub sqlstate: String,
+    /// Failures of the class with this SQLSTATE from that point to the end.
+    pub count: u64,
+    /// The first failure's message.
+    pub message: String,
+    /// What it means for the application.
+    pub meaning: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -341,7 +370,11 @@ pub struct EpisodeReport {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct Latency {
+    /// Operations finished, ok or error (every latency counts both).
     pub count: u64,
+    /// Of those, the ones that failed.
+    #[serde(default)]
+    pub errors: u64,
     pub p50_ms: f64,
     pub p95_ms: f64,
     pub p99_ms: f64,

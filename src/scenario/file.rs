@@ -187,4 +187,19 @@ pub struct BudgetSection {
     pub max_step: Option<Dur>,
     /// Workload errors over the whole run.
     pub max_errors: Option<u64>,
+    /// A step that makes a query class fail with a SQLSTATE it did not fail
+    /// with in the baseline: a violation unless `"allowed"` (default `"not_allowed"`).
+    #[serde(default)]
+    pub new_errors: NewErrors,
+}
+
+/// Whether new error classes caused by the migration are allowed by the budget.
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum NewErrors {
+    /// A new error class is a violation (the default).
+    #[default]
+    NotAllowed,
+    /// New error classes are reported, not judged.
+    Allowed,
 }

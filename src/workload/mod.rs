@@ -36,7 +36,14 @@ use crate::scenario::WorkloadPlan;
 use crate::timeline::{Clock, Slot};
 use file::Class;
 use params::{Param, Value};
-use worker::{Worker, WorkerStats};
+use worker::{Latencies, Worker, WorkerStats};
+
+/// Most operations the pacer's queue holds (about 50 bytes each, allocated
+/// up front). Operations waiting behind a lock queue here: at 1,000 ops/s
+/// this is over four minutes of backlog. Beyond it the client is overloaded
+/// and further operations of the schedule are dropped (counted, never
+/// started), so memory stays bounded at any rate.
+pub const QUEUE_CAPACITY: usize = 262_144;
 
 /// `WorkloadPlan::rate` that makes the workload closed-loop: there is no
 /// schedule and no pacer; every worker starts its next operation (class drawn
@@ -99,15 +106,14 @@ impl Seconds {
         }
     }
 
-    /// One finished operation of `class`: `Some(latency µs)` if it succeeded.
-    pub fn record(&mut self, now: Instant, class: usize, latency: Option<u64>) {
+    /// One finished operation of `class` and its latency (µs) from the
+    /// intended start, whether it succeeded (`ok`) or failed.
+    pub fn record(&mut self, now: Instant, class: usize, latency: u64, ok: bool) {
         self.advance(now);
         self.ops[class] += 1;
-        match latency {
-            Some(us) => {
-                let _ = self.hists[class].record(us.max(1));
-            }
-            None => self.errors += 1,
+        let _ = self.hists[class].record(latency.max(1));
+        if !ok {
+            self.errors += 1;
         }
     }
 
@@ -185,7 +191,6 @@ pub struct Workload {
     classes: Arc<Vec<Class>>,
     target_rate: f64,
     connections: u32,
-    slots: usize,
     stop: CancellationToken,
     /// The pacer's queue; `None` in a closed loop and in a session replay.
     rx: Option<async_channel::Receiver<pacer::Op>>,
@@ -198,6 +203,8 @@ pub struct Workload {
     /// Operations of killed workers, cut short.
     cut: Arc<AtomicU64>,
     stats: Vec<Arc<Mutex<WorkerStats>>>,
+    /// Latency per class and slot, merged over the workers.
+    latencies: Latencies,
     seconds: Arc<Mutex<Seconds>>,
     /// A session replay's pool: its size and the waits for a connection.
     pool: Option<Arc<Mutex<PoolRecord>>>,
@@ -236,7 +243,8 @@ pub async fn start(
     let stop = CancellationToken::new();
     let seconds = Arc::new(Mutex::new(Seconds::new(clock.start, classes.len())));
     let closed = plan.rate == CLOSED_LOOP;
-    let (tx, rx) = async_channel::unbounded();
+    let (tx, rx) = async_channel::bounded(QUEUE_CAPACITY);
+    let latencies = worker::latencies(classes.len(), slots);
     let source = if closed {
         worker::Source::Closed {
             next: Arc::new(AtomicU64::new(0)),
@@ -258,11 +266,12 @@ pub async fn start(
     target.config.options(options.trim());
     let path = plan.path.display().to_string();
     if let Some(replay) = &plan.replay {
-        let s = Arc::new(Mutex::new(WorkerStats::new(classes.len(), slots)));
+        let s = Arc::new(Mutex::new(WorkerStats::new(latencies.clone())));
         let replayed = replay.sessions.iter().filter(|s| !s.statements.is_empty()).count();
         let pool = replay::pool(target, plan.pool, replayed, roles, sessions).await?;
         let size = pool.status().max_size as u32;
         let pool_wait = Arc::new(Mutex::new(PoolRecord::new(size, slots)));
+        let cut = Arc::new(AtomicU64::new(0));
         let driver = replay::Driver {
             replay: replay.clone(),
             speed: plan.speed,
@@ -272,6 +281,7 @@ pub async fn start(
             seconds: seconds.clone(),
             pool_wait: pool_wait.clone(),
             stop: stop.clone(),
+            cut: cut.clone(),
         };
         // The replay drives its own sessions in place of the pacer and workers.
         let (done, result) = tokio::sync::oneshot::channel();
@@ -282,15 +292,15 @@ pub async fn start(
             classes,
             target_rate: plan.rate,
             connections: size,
-            slots,
             stop,
             rx: None,
             closed: false,
             replay: true,
             pacer: Some(result),
             workers: Vec::new(),
-            cut: Default::default(),
+            cut,
             stats: vec![s],
+            latencies,
             seconds,
             pool: Some(pool_wait),
         });
@@ -302,7 +312,7 @@ pub async fn start(
     let mut go = Vec::new();
     let cut = Arc::new(AtomicU64::new(0));
     for i in 0..plan.connections as usize {
-        let s = Arc::new(Mutex::new(WorkerStats::new(classes.len(), slots)));
+        let s = Arc::new(Mutex::new(WorkerStats::new(latencies.clone())));
         stats.push(s.clone());
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
@@ -364,7 +374,6 @@ pub async fn start(
         classes,
         target_rate: plan.rate,
         connections: plan.connections,
-        slots,
         stop,
         rx: (!closed).then_some(rx),
         closed,
@@ -373,6 +382,7 @@ pub async fn start(
         workers,
         cut,
         stats,
+        latencies,
         seconds,
         pool: None,
     })
@@ -427,7 +437,11 @@ impl Workload {
             Some(p) => p.await.ok(),
             None => None,
         }
-        .unwrap_or_else(|| pacer::PacerResult { issued_measured: 0, schedule_lag: crate::record::new_hist() });
+        .unwrap_or_else(|| pacer::PacerResult {
+            issued_measured: 0,
+            dropped: 0,
+            schedule_lag: crate::record::new_hist(),
+        });
         let deadline = tokio::time::Instant::now() + grace;
         let mut unfinished = 0u64;
         let mut killed = Vec::new();
@@ -447,8 +461,8 @@ impl Workload {
         }
         unfinished += self.cut.load(Ordering::Relaxed);
         if let Some(rx) = &self.rx {
-            unfinished += rx.len() as u64;
             rx.close();
+            unfinished += self.waited_in_queue(rx);
         }
 
         let mut rec = WorkloadRecord {
@@ -462,27 +476,25 @@ impl Workload {
             connections: self.connections,
             replay: self.replay,
             pool: self.pool.as_ref().map(|p| p.lock().expect("pool wait").clone()),
-            latency: vec![vec![None; self.slots]; self.classes.len()],
+            latency: Vec::new(),
             issued_measured: pacer.issued_measured,
+            dropped: pacer.dropped,
             unfinished,
             schedule_lag: pacer.schedule_lag,
             ..Default::default()
         };
         for s in &self.stats {
-            let s = s.lock().expect("worker stats");
-            for (c, slots) in s.latency.iter().enumerate() {
-                for (i, h) in slots.iter().enumerate() {
-                    if let Some(h) = h {
-                        let _ = rec.latency[c][i].get_or_insert_with(crate::record::new_hist).add(h);
-                    }
-                }
-            }
-            for (k, (n, msg)) in &s.errors {
-                let e = rec.errors.entry(k.clone()).or_insert((0, msg.clone()));
+            let mut s = s.lock().expect("worker stats");
+            s.flush();
+            for ((slot, c, code), (n, msg)) in &s.errors {
+                let e = rec.errors.entry((*c, code.clone())).or_insert((0, msg.clone()));
+                e.0 += n;
+                let e = rec.slot_errors.entry((*slot, *c, code.clone())).or_insert((0, msg.clone()));
                 e.0 += n;
             }
             rec.finished_measured += s.finished_measured;
         }
+        rec.latency = std::mem::take(&mut *self.latencies.lock().expect("latencies"));
         if self.closed {
             // No schedule: what was issued is what finished, or was cut short.
             rec.issued_measured = rec.finished_measured + unfinished;
@@ -491,6 +503,22 @@ impl Workload {
         secs.advance(Instant::now());
         rec.seconds = std::mem::take(&mut secs.done);
         rec
+    }
+}
+
+impl Workload {
+    /// Counts the operations left in the (closed) queue, each recorded in
+    /// latency with the time it has waited since its intended start.
+    fn waited_in_queue(&self, rx: &async_channel::Receiver<pacer::Op>) -> u64 {
+        let now = Instant::now();
+        let mut stats = WorkerStats::new(self.latencies.clone());
+        let mut n = 0;
+        while let Ok(op) = rx.try_recv() {
+            stats.latency(op.class, op.slot, now.saturating_duration_since(op.intended).as_micros() as u64);
+            n += 1;
+        }
+        stats.flush();
+        n
     }
 }
 

@@ -87,12 +87,16 @@ impl Stream {
 
 #[derive(Debug)]
 pub struct PacerResult {
+    /// Measured operations of the schedule, started or not.
     pub issued_measured: u64,
+    /// Of those, the ones dropped because the queue was full (overload).
+    pub dropped: u64,
     pub schedule_lag: Hist,
 }
 
 /// Starts the pacer on its own thread; it runs until `stop` is cancelled (or
-/// every receiver is gone) and sends every operation into `tx`.
+/// every receiver is gone) and sends every operation into `tx`, a bounded
+/// queue: what does not fit is dropped and counted.
 pub fn spawn(
     classes: Arc<Vec<Class>>,
     rate: f64,
@@ -155,7 +159,7 @@ fn run(
             streams.push(Stream { start, interval: 1.0 / r, n: 0, class: Some(i) });
         }
     }
-    let mut result = PacerResult { issued_measured: 0, schedule_lag: new_hist() };
+    let mut result = PacerResult { issued_measured: 0, dropped: 0, schedule_lag: new_hist() };
     let mut seq = 0u64;
     loop {
         let (idx, due) = streams
@@ -176,8 +180,12 @@ fn run(
         if slot != Slot::Warmup {
             result.issued_measured += 1;
         }
-        if tx.try_send(Op { seq, class, intended: due, slot }).is_err() {
-            break; // unbounded: only fails once every worker is gone
+        match tx.try_send(Op { seq, class, intended: due, slot }) {
+            Ok(()) => {}
+            // The queue is full: the client cannot start what the schedule
+            // asks; the operation is counted, never started.
+            Err(async_channel::TrySendError::Full(_)) => result.dropped += u64::from(slot != Slot::Warmup),
+            Err(async_channel::TrySendError::Closed(_)) => break, // every worker is gone
         }
         seq += 1;
     }

@@ -12,6 +12,7 @@
 //! the replay is shorter than the rehearsal it starts over.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -254,11 +255,13 @@ pub struct Driver {
     /// Per slot: how long sessions waited for a pooled connection (µs).
     pub pool_wait: Arc<Mutex<PoolRecord>>,
     pub stop: CancellationToken,
+    /// Statements cut short when the run ended (their tasks aborted).
+    pub cut: Arc<AtomicU64>,
 }
 
 /// Runs every session until `stop`; returns what the pacer would.
 pub async fn run(d: Driver) -> PacerResult {
-    let Driver { replay, speed, pool, clock, stats, seconds, pool_wait, stop } = d;
+    let Driver { replay, speed, pool, clock, stats, seconds, pool_wait, stop, cut } = d;
     let start = Instant::now();
     let round = replay.duration().div_f64(speed);
     let lag = Arc::new(Mutex::new(new_hist()));
@@ -275,16 +278,17 @@ pub async fn run(d: Driver) -> PacerResult {
             pool_wait: pool_wait.clone(),
             lag: lag.clone(),
             stop: stop.clone(),
+            cut: cut.clone(),
         };
         tasks.push(tokio::spawn(session.run(start, round)));
     }
     stop.cancelled().await;
     let stop_at = Instant::now();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    for t in tasks {
-        let abort = t.abort_handle();
-        if tokio::time::timeout_at(deadline, t).await.is_err() {
-            abort.abort();
+    for mut t in tasks {
+        if tokio::time::timeout_at(deadline, &mut t).await.is_err() {
+            t.abort();
+            let _ = t.await; // dropped: its statement in flight is counted (`InFlight`)
         }
     }
     // Issued, as the pacer counts it: every statement the schedule asked for
@@ -306,7 +310,7 @@ pub async fn run(d: Driver) -> PacerResult {
         }
     }
     let schedule_lag = lag.lock().expect("lag").clone();
-    PacerResult { issued_measured: issued, schedule_lag }
+    PacerResult { issued_measured: issued, dropped: 0, schedule_lag }
 }
 
 /// One recorded session, replayed round after round.
@@ -321,6 +325,38 @@ struct Replayer {
     pool_wait: Arc<Mutex<PoolRecord>>,
     lag: Arc<Mutex<Hist>>,
     stop: CancellationToken,
+    cut: Arc<AtomicU64>,
+}
+
+/// A statement in flight. Dropped armed (its task aborted when the run
+/// ended), it counts as cut short, in latency with the time it had waited.
+struct InFlight<'a> {
+    stats: &'a Mutex<WorkerStats>,
+    cut: &'a AtomicU64,
+    class: usize,
+    slot: Slot,
+    intended: Instant,
+    armed: bool,
+}
+
+impl InFlight<'_> {
+    /// The statement ended: nothing to count on drop.
+    fn disarm(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let waited = self.intended.elapsed().as_micros() as u64;
+        if let Ok(mut s) = self.stats.lock() {
+            s.latency(self.class, self.slot, waited);
+        }
+        self.cut.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 impl Replayer {
@@ -357,7 +393,10 @@ impl Replayer {
                     .lock()
                     .expect("lag")
                     .record(Instant::now().saturating_duration_since(ready).as_micros() as u64);
+                let mut in_flight =
+                    InFlight { stats: &self.stats, cut: &self.cut, class: st.class, slot, intended, armed: true };
                 let result = c.simple_query(&st.sql).await;
+                in_flight.disarm();
                 let done = Instant::now();
                 prev_done = done;
                 let latency = done.saturating_duration_since(intended).as_micros() as u64;
@@ -365,11 +404,11 @@ impl Replayer {
                     open = o;
                 }
                 let outcome = match &result {
-                    Ok(_) => Ok(latency),
+                    Ok(_) => Ok(()),
                     Err(e) => Err((sqlstate(e), || describe_pg(e))),
                 };
-                self.stats.lock().expect("stats").finished(st.class, slot, outcome);
-                self.seconds.lock().expect("seconds").record(done, st.class, result.is_ok().then_some(latency));
+                self.stats.lock().expect("stats").finished(st.class, slot, latency, outcome);
+                self.seconds.lock().expect("seconds").record(done, st.class, latency, result.is_ok());
                 if c.is_closed() {
                     client = None;
                 }
@@ -407,7 +446,7 @@ impl Replayer {
         };
         self.pool_wait.lock().expect("pool wait").record(slot, asked.elapsed());
         Some(got.map_err(|e| {
-            self.stats.lock().expect("stats").error(class, pool_sqlstate(&e), || pool_error(&e));
+            self.stats.lock().expect("stats").error(slot, class, pool_sqlstate(&e), || pool_error(&e));
         }))
     }
 }

@@ -1,8 +1,8 @@
 //! A workload worker: one thread, one connection (`wire`), its prepared
 //! statements, and its own histograms (merged at the end). It takes
 //! operations from the pacer's queue, runs them, and records latency from the
-//! intended start. Errors are counted with their SQLSTATE and never stop the
-//! run; a worker whose connection is killed (`Workload::finish` after its
+//! intended start, whether it succeeded or failed. Errors are also counted
+//! with their SQLSTATE and never stop the run; a worker whose connection is killed (`Workload::finish` after its
 //! grace) counts its operation as cut short and ends.
 //!
 //! Operations come from the pacer's queue, or, in a closed loop, from the
@@ -28,33 +28,80 @@ use crate::timeline::{Clock, Slot};
 /// Salt so parameter draws are independent of the pacer's class choice.
 const PARAM_SALT: u64 = 0x005E_ED0F_9A9A;
 
+/// Latency per class and slot, merged over every worker: one histogram per
+/// step and class, whatever the number of connections.
+pub type Latencies = Arc<Mutex<Vec<Vec<Option<Hist>>>>>;
+
+/// A new, empty `Latencies` for `classes` × `slots`.
+pub fn latencies(classes: usize, slots: usize) -> Latencies {
+    Arc::new(Mutex::new(vec![vec![None; slots]; classes]))
+}
+
 /// What one worker measured; read after the worker ends (or is aborted).
-#[derive(Debug, Default)]
+/// Latency is kept locally for the slot being recorded only, and merged into
+/// the shared `Latencies` when the slot changes (and by `flush`), so memory
+/// grows with steps × classes, not steps × classes × connections.
+#[derive(Debug)]
 pub struct WorkerStats {
-    /// [class][slot] → latency (µs) of successful operations.
-    pub latency: Vec<Vec<Option<Hist>>>,
-    pub errors: BTreeMap<(usize, String), (u64, String)>,
+    /// The slot recorded now and its per-class latency (µs), not merged yet.
+    local: Option<(Slot, Vec<Option<Hist>>)>,
+    shared: Latencies,
+    classes: usize,
+    /// (slot index, class, SQLSTATE) → (count, first message).
+    pub errors: BTreeMap<(usize, usize, String), (u64, String)>,
     pub finished_measured: u64,
 }
 
 impl WorkerStats {
-    pub fn new(classes: usize, slots: usize) -> WorkerStats {
-        WorkerStats { latency: vec![vec![None; slots]; classes], ..Default::default() }
+    pub fn new(shared: Latencies) -> WorkerStats {
+        let classes = shared.lock().expect("latencies").len();
+        WorkerStats { local: None, shared, classes, errors: BTreeMap::new(), finished_measured: 0 }
     }
 
-    /// Counts a failure of `class` under its SQLSTATE, keeping the first message.
-    pub fn error(&mut self, class: usize, code: String, message: impl FnOnce() -> String) {
-        self.errors.entry((class, code)).or_insert_with(|| (0, message())).0 += 1;
+    /// Counts a failure of `class` in `slot` under its SQLSTATE, keeping the first message.
+    pub fn error(&mut self, slot: Slot, class: usize, code: String, message: impl FnOnce() -> String) {
+        self.errors.entry((slot.index(), class, code)).or_insert_with(|| (0, message())).0 += 1;
     }
 
-    /// One finished operation of `class` in `slot`: its latency (µs) if it
-    /// succeeded, else its SQLSTATE and message.
-    pub fn finished(&mut self, class: usize, slot: Slot, outcome: Result<u64, (String, impl FnOnce() -> String)>) {
-        match outcome {
-            Ok(us) => {
-                let _ = self.latency[class][slot.index()].get_or_insert_with(new_hist).record(us.max(1));
+    /// Records one latency (µs) of `class` in `slot`, ok or not.
+    pub fn latency(&mut self, class: usize, slot: Slot, us: u64) {
+        if self.local.as_ref().is_some_and(|(s, _)| *s != slot) {
+            self.flush();
+        }
+        let (_, hists) = self.local.get_or_insert_with(|| (slot, vec![None; self.classes]));
+        if let Some(h) = hists.get_mut(class) {
+            let _ = h.get_or_insert_with(new_hist).record(us.max(1));
+        }
+    }
+
+    /// Merges the local slot's latency into the shared histograms.
+    pub fn flush(&mut self) {
+        let Some((slot, hists)) = self.local.take() else { return };
+        let mut shared = self.shared.lock().expect("latencies");
+        for (c, h) in hists.into_iter().enumerate() {
+            let (Some(h), Some(slots)) = (h, shared.get_mut(c)) else { continue };
+            match slots.get_mut(slot.index()) {
+                Some(Some(into)) => {
+                    let _ = into.add(&h);
+                }
+                Some(empty) => *empty = Some(h),
+                None => {}
             }
-            Err((code, message)) => self.error(class, code, message),
+        }
+    }
+
+    /// One finished operation of `class` in `slot`: its latency (µs) from
+    /// the intended start, ok or not, and on failure its SQLSTATE and message.
+    pub fn finished(
+        &mut self,
+        class: usize,
+        slot: Slot,
+        latency: u64,
+        outcome: Result<(), (String, impl FnOnce() -> String)>,
+    ) {
+        self.latency(class, slot, latency);
+        if let Err((code, message)) = outcome {
+            self.error(slot, class, code, message);
         }
         if slot != Slot::Warmup {
             self.finished_measured += 1;
@@ -146,20 +193,24 @@ impl Worker {
                     .map_err(ScriptError::Db),
                 (None, Some(_)) => self.long_transaction(op.class, &params).map_err(ScriptError::Db),
             };
+            let now = Instant::now();
             if self.killed.load(Ordering::Acquire) {
+                // Cut short: it counts with the time it has waited so far.
+                let waited = now.saturating_duration_since(op.intended).as_micros() as u64;
+                self.stats.lock().expect("worker stats").latency(op.class, op.slot, waited);
                 self.cut.fetch_add(1, Ordering::Relaxed);
                 break;
             }
             let lost = result.as_ref().is_err_and(ScriptError::closed);
-            let done = *result.as_ref().unwrap_or(&Instant::now());
+            let done = *result.as_ref().unwrap_or(&now);
             let latency = done.saturating_duration_since(op.intended).as_micros() as u64;
             let ok = result.is_ok();
             let outcome = match &result {
-                Ok(_) => Ok(latency),
+                Ok(_) => Ok(()),
                 Err(e) => Err((e.code(), || e.message())),
             };
-            self.stats.lock().expect("worker stats").finished(op.class, op.slot, outcome);
-            self.seconds.lock().expect("seconds").record(done, op.class, ok.then_some(latency));
+            self.stats.lock().expect("worker stats").finished(op.class, op.slot, latency, outcome);
+            self.seconds.lock().expect("seconds").record(done, op.class, latency, ok);
             if lost && matches!(source, Source::Closed { .. }) {
                 break; // nothing more can run on this connection; a closed loop would spin
             }

@@ -96,6 +96,13 @@ fn body(r: &Report, h: u8, out: &mut impl Write) -> io::Result<()> {
     for w in &r.warnings {
         writeln!(out, "<p><strong>warning:</strong> {}</p>", escape(w))?;
     }
+    if let Some((title, lines)) = super::new_error_findings(r) {
+        writeln!(out, "<h{h}>{}</h{h}>\n<ul>", escape(&title))?;
+        for l in lines {
+            writeln!(out, "<li>{}</li>", escape(&l))?;
+        }
+        writeln!(out, "</ul>")?;
+    }
     writeln!(out, "<h{h}>Latency over time</h{h}>")?;
     writeln!(out, "{}", latency_chart(r).svg())?;
     writeln!(out, "<h{h}>Sessions blocked over time</h{h}>")?;

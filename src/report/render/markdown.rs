@@ -27,6 +27,13 @@ pub fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
     summary_rows(r).markdown(out)?;
     violations(r, "", out)?;
     writeln!(out)?;
+    if let Some((title, lines)) = super::new_error_findings(r) {
+        writeln!(out, "**{title}**\n")?;
+        for l in lines {
+            writeln!(out, "- {l}")?;
+        }
+        writeln!(out)?;
+    }
     if let Some((title, rows, findings)) = preflight_rows(r) {
         details(out, &title, |out| {
             rows.markdown(&mut &mut *out)?;

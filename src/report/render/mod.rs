@@ -303,6 +303,21 @@ pub fn preflight_rows(r: &Report) -> Option<(String, Rows, Vec<String>)> {
     Some((title, Rows { header, rows, right: vec![4, 6] }, findings))
 }
 
+/// Errors the migration caused (see `Report::new_errors`): a title and,
+/// per new error class, what happened and what it means.
+pub fn new_error_findings(r: &Report) -> Option<(String, Vec<String>)> {
+    if r.new_errors.is_empty() {
+        return None;
+    }
+    let title = format!("Errors the migration caused ({} new error classes)", r.new_errors.len());
+    let lines = r
+        .new_errors
+        .iter()
+        .map(|e| format!("{}. {}", crate::report::builder::new_error_line(r, e), e.meaning))
+        .collect();
+    Some((title, lines))
+}
+
 /// Latency per class and phase (baseline, during, after).
 pub fn latency_rows(r: &Report) -> Rows {
     let mut rows = Vec::new();

@@ -64,6 +64,12 @@ pub fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
         fmt_ms(r.phases.after_ms)
     )?;
 
+    if let Some((title, lines)) = super::new_error_findings(r) {
+        writeln!(out, "\n{title}")?;
+        for l in lines {
+            writeln!(out, "  {l}")?;
+        }
+    }
     if let Some((title, rows, findings)) = preflight_rows(r) {
         writeln!(out, "\n{title}")?;
         rows.text(out)?;
