@@ -14,7 +14,8 @@ use clap::{Args, Parser, Subcommand};
     long_about = "Rehearse a PostgreSQL schema migration on a disposable clone while a read/write \
 workload runs at its target rate; report the locks each step takes, the sessions it blocks, \
 the latency it causes and the longest step.\n\nExit codes: 0 ok, 1 budget exceeded, 2 bad input \
-or environment, 130 interrupted."
+or environment, 3 inconclusive (the run is no evidence: e.g. the workload did not run during the \
+migration), 130 interrupted."
 )]
 pub struct Cli {
     #[command(subcommand)]

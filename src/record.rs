@@ -91,6 +91,11 @@ pub struct WorkloadRecord {
     /// Operations the pacer emitted, and that finished (ok or error), in measured phases.
     pub issued_measured: u64,
     pub finished_measured: u64,
+    /// Per slot index: operations that finished (ok or error), by the slot they started in.
+    pub finished: Vec<u64>,
+    /// Operations a replay's recording scheduled while the migration ran
+    /// (`None` for a rate-based schedule: `target_rate` says it).
+    pub scheduled_during: Option<u64>,
     /// Operations still queued or running when the run ended.
     pub unfinished: u64,
     /// How late the pacer emitted operations against their intended start (µs).
@@ -133,6 +138,8 @@ impl Default for WorkloadRecord {
             errors: BTreeMap::new(),
             issued_measured: 0,
             finished_measured: 0,
+            finished: Vec::new(),
+            scheduled_during: None,
             unfinished: 0,
             schedule_lag: new_hist(),
             seconds: Vec::new(),

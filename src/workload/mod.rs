@@ -427,7 +427,11 @@ impl Workload {
             Some(p) => p.await.ok(),
             None => None,
         }
-        .unwrap_or_else(|| pacer::PacerResult { issued_measured: 0, schedule_lag: crate::record::new_hist() });
+        .unwrap_or_else(|| pacer::PacerResult {
+            issued_measured: 0,
+            schedule_lag: crate::record::new_hist(),
+            scheduled_during: None,
+        });
         let deadline = tokio::time::Instant::now() + grace;
         let mut unfinished = 0u64;
         let mut killed = Vec::new();
@@ -464,6 +468,8 @@ impl Workload {
             pool: self.pool.as_ref().map(|p| p.lock().expect("pool wait").clone()),
             latency: vec![vec![None; self.slots]; self.classes.len()],
             issued_measured: pacer.issued_measured,
+            scheduled_during: pacer.scheduled_during,
+            finished: vec![0; self.slots],
             unfinished,
             schedule_lag: pacer.schedule_lag,
             ..Default::default()
@@ -482,6 +488,9 @@ impl Workload {
                 e.0 += n;
             }
             rec.finished_measured += s.finished_measured;
+            for (total, n) in rec.finished.iter_mut().zip(&s.finished) {
+                *total += n;
+            }
         }
         if self.closed {
             // No schedule: what was issued is what finished, or was cut short.

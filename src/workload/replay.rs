@@ -289,24 +289,30 @@ pub async fn run(d: Driver) -> PacerResult {
     }
     // Issued, as the pacer counts it: every statement the schedule asked for
     // in the measured phases, whether or not its session could send it.
-    let measured_from = clock.marks().iter().find(|m| m.slot != Slot::Warmup).map_or(stop_at, |m| clock.start + m.at);
-    let mut issued = 0u64;
+    let marks = clock.marks();
+    let at = |pred: &dyn Fn(Slot) -> bool| marks.iter().find(|m| pred(m.slot)).map_or(stop_at, |m| clock.start + m.at);
+    let measured_from = at(&|s| s != Slot::Warmup);
+    let (during_from, during_to) = (at(&Slot::is_during), at(&|s| s == Slot::After));
+    let (mut issued, mut during) = (0u64, 0u64);
+    schedule(&replay, start, round, speed, stop_at, |t| {
+        issued += u64::from(t >= measured_from);
+        during += u64::from(t >= during_from && t < during_to.min(stop_at));
+    });
+    let schedule_lag = lag.lock().expect("lag").clone();
+    PacerResult { issued_measured: issued, schedule_lag, scheduled_during: Some(during) }
+}
+
+/// Calls `each` with every statement's intended start, round after round, up to `stop_at`.
+fn schedule(replay: &Replay, start: Instant, round: Duration, speed: f64, stop_at: Instant, mut each: impl FnMut(Instant)) {
     for r in 0u32.. {
         let base = start + round * r;
         if base > stop_at {
             break;
         }
-        for s in &replay.sessions {
-            issued += s
-                .statements
-                .iter()
-                .map(|st| base + Duration::from_secs_f64(st.at_ms / 1000.0 / speed))
-                .filter(|t| *t >= measured_from && *t <= stop_at)
-                .count() as u64;
-        }
+        let times = replay.sessions.iter().flat_map(|s| &s.statements);
+        let times = times.map(|st| base + Duration::from_secs_f64(st.at_ms / 1000.0 / speed));
+        times.filter(|t| *t <= stop_at).for_each(&mut each);
     }
-    let schedule_lag = lag.lock().expect("lag").clone();
-    PacerResult { issued_measured: issued, schedule_lag }
 }
 
 /// One recorded session, replayed round after round.

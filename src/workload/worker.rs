@@ -35,11 +35,13 @@ pub struct WorkerStats {
     pub latency: Vec<Vec<Option<Hist>>>,
     pub errors: BTreeMap<(usize, String), (u64, String)>,
     pub finished_measured: u64,
+    /// Per slot: operations that finished, ok or error.
+    pub finished: Vec<u64>,
 }
 
 impl WorkerStats {
     pub fn new(classes: usize, slots: usize) -> WorkerStats {
-        WorkerStats { latency: vec![vec![None; slots]; classes], ..Default::default() }
+        WorkerStats { latency: vec![vec![None; slots]; classes], finished: vec![0; slots], ..Default::default() }
     }
 
     /// Counts a failure of `class` under its SQLSTATE, keeping the first message.
@@ -58,6 +60,9 @@ impl WorkerStats {
         }
         if slot != Slot::Warmup {
             self.finished_measured += 1;
+        }
+        if let Some(n) = self.finished.get_mut(slot.index()) {
+            *n += 1;
         }
     }
 }
