@@ -266,6 +266,7 @@ pub fn build(rec: &RunRecord) -> Report {
     if w.unfinished > 0 {
         warnings.push(format!("{} operations were still queued or running when the run ended", w.unfinished));
     }
+    warnings.extend(short_migration_warning(w, after_at.saturating_sub(migration_at)));
     warnings.extend(migration_warnings(&rec.migration));
     if let Some(stop) = rec.stop {
         warnings
@@ -406,16 +407,30 @@ pub fn build(rec: &RunRecord) -> Report {
 }
 
 /// The operations that started while the migration ran: the schedule's
-/// target over `duration` (a replay's own count; none for a closed loop) and
-/// how many finished, ok or error.
+/// target over `duration` (a replay's own count; none for a closed loop),
+/// what the mean rate expects, and how many finished, ok or error.
 fn during_workload(w: &crate::record::WorkloadRecord, duration: Duration) -> DuringWorkload {
-    let target = match w.scheduled_during {
-        Some(n) => Some(n as f64),
-        None if w.target_rate.is_finite() => Some(round3(w.target_rate * duration.as_secs_f64())),
-        None => None,
+    let secs = duration.as_secs_f64();
+    let (target, expected) = match (w.replay_schedule, w.target_rate.is_finite()) {
+        (Some(s), _) => (Some(s.during as f64), Some(round3(s.mean_rate * secs))),
+        (None, true) => (Some(round3(w.target_rate * secs)), Some(round3(w.target_rate * secs))),
+        (None, false) => (None, None),
     };
-    let completed = w.finished.iter().enumerate().filter(|(i, _)| Slot::from_index(*i).is_during()).map(|(_, n)| n).sum();
-    DuringWorkload { target, completed }
+    let completed =
+        w.finished.iter().enumerate().filter(|(i, _)| Slot::from_index(*i).is_during()).map(|(_, n)| n).sum();
+    DuringWorkload { target, expected, completed }
+}
+
+/// A migration shorter than the time between two operations, that no
+/// operation met: the run says little of what traffic meets.
+fn short_migration_warning(w: &crate::record::WorkloadRecord, duration: Duration) -> Option<String> {
+    let d = during_workload(w, duration);
+    let expected = d.expected.filter(|e| *e < 1.0 && d.completed == 0)?;
+    Some(format!(
+        "no workload operation started while the migration ran ({}; {expected:.2} were due at the workload's mean \
+         rate): raise workload.rate (or workload.speed) to see how traffic meets it",
+        fmt_ms(ms(duration)),
+    ))
 }
 
 /// Each threshold of `b` by its budget key (durations in ms).
@@ -450,10 +465,14 @@ pub fn inconclusive(r: &Report) -> Vec<Inconclusive> {
 }
 
 /// The workload during the migration: nothing finished, or less than
-/// `DURING_MIN_SHARE` of what the schedule asked for.
+/// `DURING_MIN_SHARE` of what the schedule asked for. A schedule that
+/// expects less than one operation (a migration shorter than the
+/// time between two at the workload's mean rate) is left to a warning:
+/// whether one ran is chance.
 fn workload_during(r: &Report, d: &DuringWorkload) -> Option<Inconclusive> {
     let short = d.target.is_some_and(|t| (d.completed as f64) < DURING_MIN_SHARE * t - 1.0);
-    if d.completed > 0 && !short {
+    let by_chance = d.expected.is_some_and(|e| e < 1.0);
+    if (d.completed > 0 || by_chance) && !short {
         return None;
     }
     let took = fmt_ms(r.migration.duration_ms);
@@ -472,7 +491,7 @@ fn workload_during(r: &Report, d: &DuringWorkload) -> Option<Inconclusive> {
     } else if !r.workload.kept_schedule {
         "the client could not keep the schedule: lower workload.rate or run on a bigger machine".to_string()
     } else {
-        "the migration was shorter than the time between operations: raise workload.rate".to_string()
+        "the workload fell behind its schedule while the migration ran".to_string()
     };
     Some(Inconclusive {
         reason: "workload_during".into(),

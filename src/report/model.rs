@@ -137,6 +137,9 @@ pub struct DuringWorkload {
     /// migration's duration, or the statements a replay's recording has there.
     /// Absent for a closed loop (no schedule).
     pub target: Option<f64>,
+    /// Operations its mean rate expects in that time (for a replay, whose
+    /// recording may be uneven, the recording's mean rate; absent for a closed loop).
+    pub expected: Option<f64>,
     /// Operations started then that finished, ok or error.
     pub completed: u64,
 }

@@ -430,7 +430,7 @@ impl Workload {
         .unwrap_or_else(|| pacer::PacerResult {
             issued_measured: 0,
             schedule_lag: crate::record::new_hist(),
-            scheduled_during: None,
+            replay_schedule: None,
         });
         let deadline = tokio::time::Instant::now() + grace;
         let mut unfinished = 0u64;
@@ -468,7 +468,7 @@ impl Workload {
             pool: self.pool.as_ref().map(|p| p.lock().expect("pool wait").clone()),
             latency: vec![vec![None; self.slots]; self.classes.len()],
             issued_measured: pacer.issued_measured,
-            scheduled_during: pacer.scheduled_during,
+            replay_schedule: pacer.replay_schedule,
             finished: vec![0; self.slots],
             unfinished,
             schedule_lag: pacer.schedule_lag,

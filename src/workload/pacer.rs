@@ -89,9 +89,9 @@ impl Stream {
 pub struct PacerResult {
     pub issued_measured: u64,
     pub schedule_lag: Hist,
-    /// Operations a replay's recording scheduled while the migration ran
-    /// (`None` for a rate-based schedule: its rate says it).
-    pub scheduled_during: Option<u64>,
+    /// A replay's schedule while the migration ran (`None` for a rate-based
+    /// schedule: its rate says it).
+    pub replay_schedule: Option<crate::record::ReplaySchedule>,
 }
 
 /// Starts the pacer on its own thread; it runs until `stop` is cancelled (or
@@ -158,7 +158,7 @@ fn run(
             streams.push(Stream { start, interval: 1.0 / r, n: 0, class: Some(i) });
         }
     }
-    let mut result = PacerResult { issued_measured: 0, schedule_lag: new_hist(), scheduled_during: None };
+    let mut result = PacerResult { issued_measured: 0, schedule_lag: new_hist(), replay_schedule: None };
     let mut seq = 0u64;
     loop {
         let (idx, due) = streams
