@@ -14,7 +14,8 @@ use clap::{Args, Parser, Subcommand};
     long_about = "Rehearse a PostgreSQL schema migration on a disposable clone while a read/write \
 workload runs at its target rate; report the locks each step takes, the sessions it blocks, \
 the latency it causes and the longest step.\n\nExit codes: 0 ok, 1 budget exceeded, 2 bad input \
-or environment, 130 interrupted."
+or environment, 3 inconclusive (the run is no evidence: e.g. the workload did not run during the \
+migration), 130 interrupted."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -88,6 +89,25 @@ pub struct RecordLogArgs {
     /// Only statements of this database.
     #[arg(long, value_name = "NAME")]
     pub database: Option<String>,
+    /// Only statements that started at or after this time, as the log writes
+    /// it (`2026-11-24 21:53:05`, in the log's time zone).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only statements that started before this time (as `--since`).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Only sessions of this user (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub user: Vec<String>,
+    /// Only sessions with this application_name (repeatable; csvlog, or a
+    /// stderr log_line_prefix without it has none).
+    #[arg(long, value_name = "NAME")]
+    pub application_name: Vec<String>,
+    /// Keep the sessions of psql, pg_dump, pg_dumpall, pg_restore and
+    /// lockimpact itself (left out by default: their catalog queries, COPY
+    /// and LOCK TABLE are not the application's traffic).
+    #[arg(long)]
+    pub include_tools: bool,
     /// Log format: auto (by extension and content), csvlog or stderr.
     #[arg(long, value_name = "auto|csvlog|stderr", default_value = "auto")]
     pub format: String,

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::record::Outcome;
 use crate::report::Report;
+use crate::report::model::VerdictStatus;
 use crate::report::render::fmt_ms;
 use crate::scenario::Plan;
 
@@ -33,6 +34,17 @@ pub struct Comparison {
     pub differences: Vec<String>,
     /// Every candidate passed its budget.
     pub pass: bool,
+    /// `fail` when a candidate failed, else `inconclusive` when a candidate's
+    /// run is no evidence, else `pass` (absent in comparisons written before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<VerdictStatus>,
+}
+
+impl Comparison {
+    /// The status; for a comparison written before `status` existed, from `pass`.
+    pub fn status(&self) -> VerdictStatus {
+        self.status.unwrap_or(if self.pass { VerdictStatus::Pass } else { VerdictStatus::Fail })
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -65,6 +77,16 @@ pub struct Totals {
     /// class → p99 and max latency during the migration.
     pub during: BTreeMap<String, DuringLatency>,
     pub pass: bool,
+    /// The candidate's verdict (absent in comparisons written before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<VerdictStatus>,
+}
+
+impl Totals {
+    /// The status; for a comparison written before `status` existed, from `pass`.
+    pub fn status(&self) -> VerdictStatus {
+        self.status.unwrap_or(if self.pass { VerdictStatus::Pass } else { VerdictStatus::Fail })
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -174,6 +196,7 @@ fn totals(r: &Report) -> Totals {
             })
             .collect(),
         pass: r.verdict.pass,
+        status: Some(r.verdict.status()),
     }
 }
 
@@ -196,6 +219,14 @@ pub fn build(reports: Vec<Report>, differences: Vec<String>) -> Comparison {
     });
     let summary = summary(&candidates, &ranking);
     let pass = candidates.iter().all(|c| c.totals.pass);
+    let statuses: Vec<VerdictStatus> = candidates.iter().map(|c| c.totals.status()).collect();
+    let status = if statuses.contains(&VerdictStatus::Fail) {
+        VerdictStatus::Fail
+    } else if statuses.contains(&VerdictStatus::Inconclusive) {
+        VerdictStatus::Inconclusive
+    } else {
+        VerdictStatus::Pass
+    };
     Comparison {
         schema_version: COMPARISON_SCHEMA_VERSION,
         kind: "comparison".into(),
@@ -204,6 +235,7 @@ pub fn build(reports: Vec<Report>, differences: Vec<String>) -> Comparison {
         summary,
         differences,
         pass,
+        status: Some(status),
     }
 }
 

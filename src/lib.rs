@@ -77,6 +77,10 @@ use status::Progress;
 /// Exit code when the verdict fails (a budget is exceeded).
 pub const EXIT_BUDGET: i32 = 1;
 
+/// Exit code when the verdict is inconclusive: no budget was exceeded, but
+/// the run is no evidence (e.g. the workload did not run during the migration).
+pub const EXIT_INCONCLUSIVE: i32 = 3;
+
 /// Runs the command and returns the process exit code. Everything it started
 /// is stopped and removed before it returns.
 pub fn main_entry(cli: Cli) -> i32 {
@@ -137,7 +141,8 @@ fn watch_signals(cancel: CancellationToken) -> Result<()> {
     Ok(())
 }
 
-/// `lockimpact run`: returns 0, or `EXIT_BUDGET` when the verdict fails.
+/// `lockimpact run`: returns 0, `EXIT_BUDGET` when the verdict fails, or
+/// `EXIT_INCONCLUSIVE` when the run is no evidence.
 pub async fn run(args: &RunArgs, cancel: &CancellationToken) -> Result<i32> {
     let mut opts = args.opts.clone();
     opts.migration = args.migration.clone();
@@ -157,12 +162,16 @@ pub async fn run(args: &RunArgs, cancel: &CancellationToken) -> Result<i32> {
     // The report first: nothing measured waits for the server's removal.
     outputs.write(Doc::Run(&report))?;
     drop(server);
-    Ok(exit_code(&progress, [record.stop], report.verdict.pass))
+    Ok(exit_code(&progress, [record.stop], report.verdict.status()))
 }
 
 /// 130 when interrupted, 2 when the server was lost (the partial report is
-/// written either way), else 0 or `EXIT_BUDGET` by the verdict.
-fn exit_code(progress: &Progress, stops: impl IntoIterator<Item = Option<record::Stop>>, pass: bool) -> i32 {
+/// written either way), else 0, `EXIT_BUDGET` or `EXIT_INCONCLUSIVE` by the verdict.
+fn exit_code(
+    progress: &Progress,
+    stops: impl IntoIterator<Item = Option<record::Stop>>,
+    status: report::model::VerdictStatus,
+) -> i32 {
     let stops: Vec<record::Stop> = stops.into_iter().flatten().collect();
     if let Some(stop) = stops.first() {
         progress
@@ -172,10 +181,12 @@ fn exit_code(progress: &Progress, stops: impl IntoIterator<Item = Option<record:
         Error::interrupted().exit_code()
     } else if !stops.is_empty() {
         Error::db("").exit_code()
-    } else if pass {
-        0
     } else {
-        EXIT_BUDGET
+        match status {
+            report::model::VerdictStatus::Pass => 0,
+            report::model::VerdictStatus::Fail => EXIT_BUDGET,
+            report::model::VerdictStatus::Inconclusive => EXIT_INCONCLUSIVE,
+        }
     }
 }
 
@@ -264,7 +275,7 @@ pub async fn compare(args: &CompareArgs, cancel: &CancellationToken) -> Result<i
         ));
         return Err(e);
     }
-    Ok(exit_code(&progress, stops, comparison.pass))
+    Ok(exit_code(&progress, stops, comparison.status()))
 }
 
 /// Rehearses candidate `i` of `plans`, on the server in `current` when it can

@@ -1,6 +1,6 @@
 //! `lockimpact` binary: a thin shell that parses the command line, calls the
 //! library and maps its outcome to an exit code (0 ok, 1 budget exceeded,
-//! 2 bad input or environment, 130 interrupted).
+//! 2 bad input or environment, 3 inconclusive, 130 interrupted).
 
 use clap::Parser;
 

@@ -105,6 +105,10 @@ pub struct WorkloadRecord {
     /// Operations the pacer emitted, and that finished (ok or error), in measured phases.
     pub issued_measured: u64,
     pub finished_measured: u64,
+    /// Per slot index: operations that finished (ok or error), by the slot they started in.
+    pub finished: Vec<u64>,
+    /// A replay's schedule (`None` for a rate-based one: `target_rate` says it).
+    pub replay_schedule: Option<ReplaySchedule>,
     /// Operations still queued or running when the run ended.
     pub unfinished: u64,
     /// How late the pacer emitted operations against their intended start (µs).
@@ -115,6 +119,15 @@ pub struct WorkloadRecord {
     pub replay: bool,
     /// A session replay's connection pool.
     pub pool: Option<PoolRecord>,
+}
+
+/// What a replay's recording asked for while the migration ran.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReplaySchedule {
+    /// Statements scheduled while the migration ran.
+    pub during: u64,
+    /// The recording's mean rate at the replay's speed (statements/s).
+    pub mean_rate: f64,
 }
 
 /// A session replay's connection pool: its size and, per slot, how long
@@ -149,6 +162,8 @@ impl Default for WorkloadRecord {
             dropped: 0,
             issued_measured: 0,
             finished_measured: 0,
+            finished: Vec::new(),
+            replay_schedule: None,
             unfinished: 0,
             schedule_lag: new_hist(),
             seconds: Vec::new(),

@@ -84,6 +84,14 @@ impl Clock {
         t.saturating_duration_since(self.start)
     }
 
+    /// The slot that was current at `t` (not later than now): the last mark
+    /// at or before it.
+    pub fn slot_at(&self, t: Instant) -> Slot {
+        let at = self.since_start(t);
+        let marks = self.marks.lock().expect("clock marks");
+        marks.iter().rev().find(|m| m.at <= at).map_or(Slot::Warmup, |m| m.slot)
+    }
+
     pub fn marks(&self) -> Vec<Mark> {
         self.marks.lock().expect("clock marks").clone()
     }

@@ -374,3 +374,124 @@ fn bad_recording_flags_exit_2_without_the_password() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("/no/such.csv: cannot read"));
 }
+
+/// All SQL of a replay file, statement by statement.
+fn replay_sql(path: &Path) -> Vec<String> {
+    let (_, sessions) = read_replay(path);
+    sessions
+        .iter()
+        .flat_map(|s| s["statements"].as_array().unwrap().iter().map(|x| x["sql"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+/// `record log` keeps the application's sessions only: psql's catalog
+/// queries and LOCK TABLE and pg_dump's COPY are left out by default (kept
+/// with --include-tools), and --since/--until, --user and
+/// --application-name select a window and sessions; the peak rate is that of
+/// what was kept.
+#[test]
+fn record_log_filters_sessions_and_leaves_out_tools() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = source_server(&[
+        ("logging_collector", "on"),
+        ("log_destination", "csvlog"),
+        ("log_filename", "pg"),
+        ("log_min_duration_statement", "0"),
+        ("log_timezone", "UTC"),
+    ]);
+    server_tool(&server, "psql", "postgres", &["-qc", ITEMS]);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let mid = rt.block_on(async {
+        let app = |name: &'static str| {
+            let mut config = server.config("postgres");
+            config.application_name(name);
+            async move {
+                let (c, conn) = config.connect(tokio_postgres::NoTls).await.unwrap();
+                tokio::spawn(conn);
+                c
+            }
+        };
+        let shop = app("shop").await;
+        for i in 1..=30 {
+            shop.query("SELECT cat FROM items WHERE id = $1", &[&i]).await.unwrap();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let row = shop
+            .query_one("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.MS')", &[])
+            .await
+            .unwrap();
+        let mid: String = row.get(0);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let billing = app("billing").await;
+        for i in 1..=20 {
+            billing.execute("UPDATE items SET cat = 'x' WHERE id = $1", &[&i]).await.unwrap();
+        }
+        mid
+    });
+    server_tool(&server, "psql", "postgres", &["-qc", "\\d items", "-c", "BEGIN; LOCK TABLE items; COMMIT;"]);
+    let dump = dir.path().join("items.sql");
+    server_tool(&server, "pg_dump", "postgres", &["-t", "items", "-f", dump.to_str().unwrap()]);
+    let Some(lockimpact::clone::restore::Tools::Local { socket_dir, .. }) = server.tools() else { panic!("local") };
+    let csv = dir.path().join("pg.csv");
+    std::thread::sleep(std::time::Duration::from_millis(300)); // the collector writes asynchronously
+    std::fs::copy(socket_dir.join("data/log/pg.csv"), &csv).unwrap();
+    drop(server);
+
+    let record = |name: &str, args: &[&str]| {
+        let replay = dir.path().join(format!("{name}.jsonl"));
+        let out = dir.path().join(format!("{name}.toml"));
+        let o = bin()
+            .args(["record", "log"])
+            .arg(&csv)
+            .arg("--replay")
+            .arg(&replay)
+            .arg("--out")
+            .arg(&out)
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(o.status.success(), "{name}: {stderr}");
+        let doc: toml::Table = toml::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        (replay_sql(&replay), doc, stderr)
+    };
+    let tool_sql =
+        |sql: &String| sql.contains("pg_catalog") || sql.starts_with("LOCK TABLE") || sql.starts_with("COPY");
+    let reads = |sql: &[String]| sql.iter().filter(|s| s.starts_with("SELECT cat FROM items")).count();
+    let updates = |sql: &[String]| sql.iter().filter(|s| s.starts_with("UPDATE items")).count();
+
+    let (sql, _, stderr) = record("default", &[]);
+    assert!(!sql.iter().any(tool_sql), "tool statements kept: {sql:#?}");
+    assert_eq!((reads(&sql), updates(&sql)), (30, 20), "{sql:#?}");
+    assert!(stderr.contains("left out") && stderr.contains("--include-tools"), "{stderr}");
+
+    let (sql, _, _) = record("tools", &["--include-tools"]);
+    assert!(sql.iter().any(|s| s.starts_with("LOCK TABLE")), "{sql:#?}");
+    assert!(sql.iter().any(|s| s.contains("pg_catalog")), "{sql:#?}");
+
+    let (sql, doc, _) = record("billing", &["--application-name", "billing"]);
+    assert_eq!((reads(&sql), updates(&sql)), (0, 20), "{sql:#?}");
+    // The rates are those of the 20 kept statements: no 1 s window has more
+    // (a recording shorter than a window has its mean rate as its peak).
+    let classes = doc["class"].as_array().unwrap();
+    assert!(classes.iter().all(|c| c["sql"].as_str().unwrap().starts_with("UPDATE items")), "{doc:?}");
+    let (peak, recorded) = (doc["peak_rate"].as_float().unwrap(), doc["recorded_rate"].as_float().unwrap());
+    assert!(peak > 0.0 && peak <= recorded.max(20.0) + 0.1, "peak_rate {peak}, recorded_rate {recorded}: {doc:?}");
+
+    let (sql, _, _) = record("since", &["--since", &mid]);
+    assert_eq!((reads(&sql), updates(&sql)), (0, 20), "--since {mid}: {sql:#?}");
+    let (sql, _, _) = record("until", &["--until", &mid, "--user", "postgres"]);
+    assert_eq!((reads(&sql), updates(&sql)), (30, 0), "--until {mid}: {sql:#?}");
+
+    let o = bin()
+        .args(["record", "log"])
+        .arg(&csv)
+        .arg("--replay")
+        .arg(dir.path().join("none.jsonl"))
+        .args(["--user", "nobody"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("passes the filters"), "{stderr}");
+}

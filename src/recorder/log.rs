@@ -37,6 +37,8 @@ pub struct Entry {
     pub message: String,
     pub detail: String,
     pub backend_type: String,
+    /// The session's application_name (csvlog; empty in a stderr log).
+    pub application_name: String,
 }
 
 /// A statement the log says a session ran.
@@ -48,6 +50,7 @@ pub struct Logged {
     pub vxid: String,
     pub user: String,
     pub database: String,
+    pub application_name: String,
     /// As sent: `$n` for extended-protocol statements.
     pub sql: String,
     /// Literal text of each `$n` (`'42'`, `NULL`), from the `parameters:` detail.
@@ -131,6 +134,7 @@ pub fn csv_entries(text: &str) -> Vec<Entry> {
                 message: r[13].clone(),
                 detail: r[14].clone(),
                 backend_type: r.get(23).cloned().unwrap_or_else(|| "client backend".into()),
+                application_name: r.get(22).cloned().unwrap_or_default(),
             })
         })
         .collect()
@@ -282,6 +286,7 @@ pub fn statements(entries: &[Entry]) -> Vec<Logged> {
             vxid: e.vxid.clone(),
             user: e.user.clone(),
             database: e.database.clone(),
+            application_name: e.application_name.clone(),
             sql: sql.trim().to_string(),
             params,
         });
@@ -410,17 +415,31 @@ pub async fn record(args: &RecordLogArgs) -> Result<i32> {
         say(&format!("{}: {} {} entries", f.display(), found.len(), if csv { "csvlog" } else { "stderr" }));
         entries.extend(found);
     }
+    let filter = Filter::new(args)?;
     let mut logged = statements(&entries);
-    if let Some(db) = &args.database {
-        logged.retain(|l| &l.database == db);
+    let found = logged.len();
+    if !args.application_name.is_empty() && logged.iter().all(|l| l.application_name.is_empty()) {
+        return Err(Error::input(
+            "--application-name: this log does not record application names; record it as csvlog \
+             (log_destination = 'csvlog'), or filter with --user",
+        ));
+    }
+    let tools = filter.retain(&mut logged);
+    if tools > 0 {
+        say(&format!(
+            "left out {tools} statements of psql, pg_dump, pg_restore and lockimpact sessions (--include-tools keeps them)"
+        ));
     }
     let files: Vec<String> = args.files.iter().map(|f| f.display().to_string()).collect();
-    if logged.is_empty() {
+    if logged.is_empty() && found > 0 {
         return Err(Error::input(format!(
-            "no statements found in {}{}: {SETTINGS}",
+            "none of the {found} statements in {} passes the filters ({}); loosen them",
             files.join(", "),
-            args.database.as_ref().map(|d| format!(" for database {d:?}")).unwrap_or_default()
+            filter.describe()
         )));
+    }
+    if logged.is_empty() {
+        return Err(Error::input(format!("no statements found in {}: {SETTINGS}", files.join(", "))));
     }
     let t0 = logged.iter().map(|l| l.start_ms).fold(f64::INFINITY, f64::min);
     let t1 = logged.iter().map(|l| l.start_ms).fold(f64::NEG_INFINITY, f64::max);
@@ -588,6 +607,94 @@ pub async fn record(args: &RecordLogArgs) -> Result<i32> {
         ));
     }
     Ok(0)
+}
+
+/// Client programs whose sessions are not the application's traffic.
+const TOOLS: &[&str] = &["psql", "pg_dump", "pg_dumpall", "pg_restore"];
+
+/// Whether `application_name` is one of `TOOLS` or lockimpact's own.
+fn is_tool(application_name: &str) -> bool {
+    TOOLS.contains(&application_name) || application_name.starts_with("lockimpact")
+}
+
+/// Which logged statements a recording keeps (`record log`'s filters).
+struct Filter {
+    database: Option<String>,
+    since_ms: Option<f64>,
+    until_ms: Option<f64>,
+    users: Vec<String>,
+    applications: Vec<String>,
+    include_tools: bool,
+}
+
+impl Filter {
+    fn new(args: &RecordLogArgs) -> Result<Filter> {
+        let time = |flag: &str, t: &Option<String>| -> Result<Option<f64>> {
+            t.as_ref()
+                .map(|t| {
+                    parse_time(t).ok_or_else(|| {
+                        Error::input(format!(
+                            "{flag} {t:?}: not a time as the log writes it; use YYYY-MM-DD HH:MM:SS[.mmm], \
+                             e.g. \"2026-11-24 21:53:05\" (in the log's time zone)"
+                        ))
+                    })
+                })
+                .transpose()
+        };
+        let (since_ms, until_ms) = (time("--since", &args.since)?, time("--until", &args.until)?);
+        if let (Some(a), Some(b)) = (since_ms, until_ms)
+            && a >= b
+        {
+            return Err(Error::input("--since must be before --until"));
+        }
+        Ok(Filter {
+            database: args.database.clone(),
+            since_ms,
+            until_ms,
+            users: args.user.clone(),
+            applications: args.application_name.clone(),
+            include_tools: args.include_tools,
+        })
+    }
+
+    /// Keeps the statements that pass; returns how many tool statements it left out.
+    fn retain(&self, logged: &mut Vec<Logged>) -> usize {
+        let mut tools = 0;
+        logged.retain(|l| {
+            let tool = !self.include_tools && is_tool(&l.application_name);
+            tools += usize::from(tool && self.passes(l));
+            !tool && self.passes(l)
+        });
+        tools
+    }
+
+    fn passes(&self, l: &Logged) -> bool {
+        self.database.as_ref().is_none_or(|d| &l.database == d)
+            && self.since_ms.is_none_or(|t| l.start_ms >= t)
+            && self.until_ms.is_none_or(|t| l.start_ms < t)
+            && (self.users.is_empty() || self.users.contains(&l.user))
+            && (self.applications.is_empty() || self.applications.contains(&l.application_name))
+    }
+
+    fn describe(&self) -> String {
+        let mut out = Vec::new();
+        if let Some(d) = &self.database {
+            out.push(format!("database {d:?}"));
+        }
+        if self.since_ms.is_some() || self.until_ms.is_some() {
+            out.push("--since/--until".to_string());
+        }
+        if !self.users.is_empty() {
+            out.push(format!("user {}", self.users.join(", ")));
+        }
+        if !self.applications.is_empty() {
+            out.push(format!("application_name {}", self.applications.join(", ")));
+        }
+        if !self.include_tools {
+            out.push("sessions of psql, pg_dump, pg_restore and lockimpact left out".to_string());
+        }
+        out.join("; ")
+    }
 }
 
 fn looks_like_csv(text: &str) -> bool {

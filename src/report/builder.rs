@@ -10,6 +10,7 @@ use crate::record::{
     CheckRecord, Episode, Hist, MigrationRecord, Outcome, PreflightRecord, RunRecord, Selection, WorkloadRecord,
 };
 use crate::sampler::lockmode::stronger;
+use crate::scenario::file::BudgetSection;
 use crate::timeline::{Mark, Slot};
 
 /// The percentiles of `latency_percentiles` (100 is the maximum).
@@ -308,6 +309,7 @@ pub fn build(rec: &RunRecord) -> Report {
             fmt_count(crate::workload::QUEUE_CAPACITY as u64)
         ));
     }
+    warnings.extend(short_migration_warning(w, after_at.saturating_sub(migration_at)));
     warnings.extend(migration_warnings(&rec.migration));
     if let Some(stop) = rec.stop {
         warnings
@@ -403,6 +405,7 @@ pub fn build(rec: &RunRecord) -> Report {
                     .map(|(phase, h)| (phase.to_string(), h.as_ref().map(latency).unwrap_or_default()))
                     .collect(),
             }),
+            during: Some(during_workload(w, after_at.saturating_sub(migration_at))),
         },
         migration: MigrationSummary {
             transaction: transaction_name(&rec.migration),
@@ -435,14 +438,20 @@ pub fn build(rec: &RunRecord) -> Report {
             blind_during_migration: gaps.iter().any(|g| !g.steps.is_empty()),
             gaps,
         },
-        verdict: Verdict { pass: true, violations: Vec::new() },
+        verdict: Verdict { pass: true, violations: Vec::new(), status: None, inconclusive: Vec::new() },
         warnings,
         complete: rec.stop.is_none(),
         incomplete_reason: rec.stop.map(|s| s.reason().to_string()),
         preflight: rec.migration.preflight.as_ref().map(preflight),
         new_errors: new_errors(rec),
+        budget: None,
     };
-    report.verdict = verdict(&report, &rec.budget);
+    let (budget, source) = match rec.budget.is_unset() {
+        true => (BudgetSection::default_budget(), BudgetSource::Default),
+        false => (rec.budget.clone(), BudgetSource::Scenario),
+    };
+    report.budget = Some(BudgetReport { source, limits: limits(&budget) });
+    report.verdict = verdict(&report, &budget);
     report
 }
 
@@ -478,8 +487,130 @@ fn gap_warning(g: &SamplerGap) -> String {
     )
 }
 
+/// The operations that started while the migration ran: the schedule's
+/// target over `duration` (a replay's own count; none for a closed loop),
+/// what the mean rate expects, and how many finished, ok or error.
+fn during_workload(w: &crate::record::WorkloadRecord, duration: Duration) -> DuringWorkload {
+    let secs = duration.as_secs_f64();
+    let (target, expected) = match (w.replay_schedule, w.target_rate.is_finite()) {
+        (Some(s), _) => (Some(s.during as f64), Some(round3(s.mean_rate * secs))),
+        (None, true) => (Some(round3(w.target_rate * secs)), Some(round3(w.target_rate * secs))),
+        (None, false) => (None, None),
+    };
+    let completed =
+        w.finished.iter().enumerate().filter(|(i, _)| Slot::from_index(*i).is_during()).map(|(_, n)| n).sum();
+    DuringWorkload { target, expected, completed }
+}
+
+/// A migration shorter than the time between two operations, that no
+/// operation met: the run says little of what traffic meets.
+fn short_migration_warning(w: &crate::record::WorkloadRecord, duration: Duration) -> Option<String> {
+    let d = during_workload(w, duration);
+    let expected = d.expected.filter(|e| *e < 1.0 && d.completed == 0)?;
+    Some(format!(
+        "no workload operation started while the migration ran ({}; {expected:.2} were due at the workload's mean \
+         rate): raise workload.rate (or workload.speed) to see how traffic meets it",
+        fmt_ms(ms(duration)),
+    ))
+}
+
+/// Each threshold of `b` by its budget key (durations in ms).
+fn limits(b: &BudgetSection) -> Vec<BudgetLimit> {
+    let dur = |key: &str, d: Option<crate::scenario::values::Dur>| d.map(|d| (key.to_string(), ms(d.0)));
+    let count = |key: &str, n: Option<u64>| n.map(|n| (key.to_string(), n as f64));
+    let mut out: Vec<(String, f64)> = [
+        dur("max_blocked", b.max_blocked),
+        dur("max_blocked_wait", b.max_blocked_wait),
+        count("max_blocked_sessions", b.max_blocked_sessions.map(u64::from)),
+        dur("max_p99_during", b.max_p99_during),
+        dur("max_step", b.max_step),
+        count("max_errors", b.max_errors),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    out.extend(b.max_p99_during_class.iter().map(|(c, d)| (format!("max_p99_during_class.{c}"), ms(d.0))));
+    out.into_iter().map(|(budget, limit)| BudgetLimit { budget, limit }).collect()
+}
+
+/// Share of its target the during phase must complete to be evidence; one
+/// operation is spared for the phase's edges (an operation due at the last
+/// instant of the baseline may start in it, and one due at its end after).
+const DURING_MIN_SHARE: f64 = 0.9;
+
+/// Why the run is no evidence, one entry per reason (empty when it is).
+pub fn inconclusive(r: &Report) -> Vec<Inconclusive> {
+    let mut out = Vec::new();
+    out.extend(r.workload.during.as_ref().and_then(|d| workload_during(r, d)));
+    out.extend(sampler_blind(r));
+    out
+}
+
+/// The lock sampler could not see part of a step (its session ended until it
+/// reconnected): who the migration blocked then is unknown.
+fn sampler_blind(r: &Report) -> Option<Inconclusive> {
+    let steps: Vec<usize> = r.sampler.gaps.iter().flat_map(|g| g.steps.iter().copied()).collect();
+    let (first, last) = (steps.iter().min()?, steps.iter().max()?);
+    let which =
+        if first == last { format!("step {}", first + 1) } else { format!("steps {}–{}", first + 1, last + 1) };
+    Some(Inconclusive {
+        reason: "sampler_blind".into(),
+        expected: None,
+        actual: None,
+        message: format!(
+            "the lock sampler's session ended during {which} and saw nothing until it reconnected: \
+             who the migration blocked then is unknown (see sampler.gaps)"
+        ),
+    })
+}
+
+/// The workload during the migration: nothing finished, or less than
+/// `DURING_MIN_SHARE` of what the schedule asked for. A schedule that
+/// expects less than one operation (a migration shorter than the
+/// time between two at the workload's mean rate) is left to a warning:
+/// whether one ran is chance.
+fn workload_during(r: &Report, d: &DuringWorkload) -> Option<Inconclusive> {
+    let short = d.target.is_some_and(|t| (d.completed as f64) < DURING_MIN_SHARE * t - 1.0);
+    let by_chance = d.expected.is_some_and(|e| e < 1.0);
+    if (d.completed > 0 || by_chance) && !short {
+        return None;
+    }
+    let took = fmt_ms(r.migration.duration_ms);
+    let asked = match d.target {
+        Some(t) => format!("{} of the {} operations its schedule asked for", fmt_count(d.completed), fmt_target(t)),
+        None => format!("{} operations", fmt_count(d.completed)),
+    };
+    let why = if d.target == Some(0.0) {
+        "the replay's recording has no statement in that time: record a busier window, or lower workload.speed"
+            .to_string()
+    } else if r.workload.unfinished > 0 {
+        format!(
+            "{} operations were still queued or running when the run ended: the workload's statements did not finish, or the client could not keep up (lower workload.rate, check its SQL)",
+            fmt_count(r.workload.unfinished)
+        )
+    } else if !r.workload.kept_schedule {
+        "the client could not keep the schedule: lower workload.rate or run on a bigger machine".to_string()
+    } else {
+        "the workload fell behind its schedule while the migration ran".to_string()
+    };
+    Some(Inconclusive {
+        reason: "workload_during".into(),
+        expected: d.target,
+        actual: Some(d.completed as f64),
+        message: format!(
+            "the workload completed {asked} while the migration ran ({took}), so the run shows little of what \
+             the migration does to traffic; {why}"
+        ),
+    })
+}
+
+/// A target count: whole, or with one decimal below 10.
+fn fmt_target(t: f64) -> String {
+    if t < 10.0 && t.fract() != 0.0 { format!("{t:.1}") } else { fmt_count(t.round() as u64) }
+}
+
 /// Checks the report against the scenario's budget.
-pub fn verdict(r: &Report, b: &crate::scenario::file::BudgetSection) -> Verdict {
+pub fn verdict(r: &Report, b: &BudgetSection) -> Verdict {
     let mut v = Vec::new();
     let mut check = |budget: &str, limit: f64, actual: f64, what: String| {
         if actual > limit {
@@ -575,7 +706,13 @@ pub fn verdict(r: &Report, b: &crate::scenario::file::BudgetSection) -> Verdict 
         };
         v.push(Violation { budget: "migration_completes".into(), limit: 1.0, actual: 0.0, message: what });
     }
-    Verdict { pass: v.is_empty(), violations: v }
+    let inconclusive = inconclusive(r);
+    let status = match (v.is_empty(), inconclusive.is_empty()) {
+        (false, _) => VerdictStatus::Fail,
+        (true, false) => VerdictStatus::Inconclusive,
+        (true, true) => VerdictStatus::Pass,
+    };
+    Verdict { pass: status == VerdictStatus::Pass, violations: v, status: Some(status), inconclusive }
 }
 
 /// The phase (`baseline`, `during`, `after`) a slot belongs to; `None` for warmup.

@@ -52,6 +52,10 @@ pub struct Report {
     /// the workload started (absent when no step has one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preflight: Option<Preflight>,
+    /// The budget the verdict checked and where it came from (absent in
+    /// reports written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<BudgetReport>,
 }
 
 fn yes() -> bool {
@@ -129,6 +133,24 @@ pub struct WorkloadSummary {
     /// A session replay's connection pool (absent for a rate-based workload).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pool: Option<PoolSummary>,
+    /// The workload while the migration ran: what its schedule asked for and
+    /// what finished (absent in reports written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub during: Option<DuringWorkload>,
+}
+
+/// Operations of the workload that started while the migration ran.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DuringWorkload {
+    /// Operations the schedule asked for in that time: the rate times the
+    /// migration's duration, or the statements a replay's recording has there.
+    /// Absent for a closed loop (no schedule).
+    pub target: Option<f64>,
+    /// Operations its mean rate expects in that time (for a replay, whose
+    /// recording may be uneven, the recording's mean rate; absent for a closed loop).
+    pub expected: Option<f64>,
+    /// Operations started then that finished, ok or error.
+    pub completed: u64,
 }
 
 /// A session replay's connection pool: its size, and per phase (`baseline`,
@@ -439,8 +461,82 @@ pub struct SamplerGap {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Verdict {
+    /// True only when `status` is `pass`.
     pub pass: bool,
     pub violations: Vec<Violation>,
+    /// `pass`, `fail` (a budget was exceeded) or `inconclusive` (no budget
+    /// was exceeded, but the run is no evidence: see `inconclusive`). Absent
+    /// in reports written before it existed; `Verdict::status` reads those.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<VerdictStatus>,
+    /// Why the run is no evidence, one entry per reason (also listed when a
+    /// budget was exceeded: the failure stands, the rest is unproven).
+    #[serde(default)]
+    pub inconclusive: Vec<Inconclusive>,
+}
+
+/// The outcome of a rehearsal's verdict; the exit code follows it (0, 1, 3).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum VerdictStatus {
+    Pass,
+    Fail,
+    Inconclusive,
+}
+
+impl VerdictStatus {
+    /// `PASS`, `FAIL`, `INCONCLUSIVE`, as every renderer prints it.
+    pub fn label(self) -> &'static str {
+        match self {
+            VerdictStatus::Pass => "PASS",
+            VerdictStatus::Fail => "FAIL",
+            VerdictStatus::Inconclusive => "INCONCLUSIVE",
+        }
+    }
+}
+
+impl Verdict {
+    /// The status; for a report written before `status` existed, from `pass`.
+    pub fn status(&self) -> VerdictStatus {
+        self.status.unwrap_or(if self.pass { VerdictStatus::Pass } else { VerdictStatus::Fail })
+    }
+}
+
+/// One reason a run is no evidence.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Inconclusive {
+    /// A stable key, e.g. `workload_during`.
+    pub reason: String,
+    /// What was expected and what was measured, when the reason is a number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actual: Option<f64>,
+    /// The reason for a reader, with what to change.
+    pub message: String,
+}
+
+/// The thresholds the verdict checked.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BudgetReport {
+    /// `scenario` (its `[budget]` or the budget flags) or `default` (it set none).
+    pub source: BudgetSource,
+    /// Each threshold: its budget key and limit (milliseconds for durations).
+    pub limits: Vec<BudgetLimit>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BudgetSource {
+    Scenario,
+    Default,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BudgetLimit {
+    /// The budget key, e.g. `max_blocked_wait`, or `max_p99_during_class.CLASS`.
+    pub budget: String,
+    pub limit: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

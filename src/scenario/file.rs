@@ -203,3 +203,40 @@ pub enum NewErrors {
     /// New error classes are reported, not judged.
     Allowed,
 }
+
+/// The longest a workload session may wait on the migration under the
+/// default budget (see `BudgetSection::default_budget`).
+pub const DEFAULT_MAX_BLOCKED_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl BudgetSection {
+    /// True when no threshold is set: the scenario has no `[budget]` (or an
+    /// empty one) and no budget flag was given.
+    pub fn is_unset(&self) -> bool {
+        let BudgetSection {
+            max_blocked,
+            max_blocked_wait,
+            max_blocked_sessions,
+            max_p99_during,
+            max_p99_during_class,
+            max_step,
+            max_errors,
+            new_errors,
+        } = self;
+        max_blocked.is_none()
+            && max_blocked_wait.is_none()
+            && max_blocked_sessions.is_none()
+            && max_p99_during.is_none()
+            && max_p99_during_class.is_empty()
+            && max_step.is_none()
+            && max_errors.is_none()
+            && *new_errors == NewErrors::default()
+    }
+
+    /// The budget of a scenario that sets none: no workload session waits on
+    /// the migration longer than `DEFAULT_MAX_BLOCKED_WAIT`, no new error
+    /// class (`new_errors`' default), and, as under every budget, the
+    /// migration completes.
+    pub fn default_budget() -> BudgetSection {
+        BudgetSection { max_blocked_wait: Some(Dur(DEFAULT_MAX_BLOCKED_WAIT)), ..BudgetSection::default() }
+    }
+}

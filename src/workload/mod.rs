@@ -441,6 +441,7 @@ impl Workload {
             issued_measured: 0,
             dropped: 0,
             schedule_lag: crate::record::new_hist(),
+            replay_schedule: None,
         });
         let deadline = tokio::time::Instant::now() + grace;
         let mut unfinished = 0u64;
@@ -479,6 +480,8 @@ impl Workload {
             latency: Vec::new(),
             issued_measured: pacer.issued_measured,
             dropped: pacer.dropped,
+            replay_schedule: pacer.replay_schedule,
+            finished: vec![0; self.latencies.lock().expect("latencies").first().map_or(0, Vec::len)],
             unfinished,
             schedule_lag: pacer.schedule_lag,
             ..Default::default()
@@ -493,6 +496,9 @@ impl Workload {
                 e.0 += n;
             }
             rec.finished_measured += s.finished_measured;
+            for (total, n) in rec.finished.iter_mut().zip(&s.finished) {
+                *total += n;
+            }
         }
         rec.latency = std::mem::take(&mut *self.latencies.lock().expect("latencies"));
         if self.closed {

@@ -92,6 +92,9 @@ pub struct PacerResult {
     /// Of those, the ones dropped because the queue was full (overload).
     pub dropped: u64,
     pub schedule_lag: Hist,
+    /// A replay's schedule while the migration ran (`None` for a rate-based
+    /// schedule: its rate says it).
+    pub replay_schedule: Option<crate::record::ReplaySchedule>,
 }
 
 /// Starts the pacer on its own thread; it runs until `stop` is cancelled (or
@@ -159,7 +162,7 @@ fn run(
             streams.push(Stream { start, interval: 1.0 / r, n: 0, class: Some(i) });
         }
     }
-    let mut result = PacerResult { issued_measured: 0, dropped: 0, schedule_lag: new_hist() };
+    let mut result = PacerResult { issued_measured: 0, dropped: 0, schedule_lag: new_hist(), replay_schedule: None };
     let mut seq = 0u64;
     loop {
         let (idx, due) = streams

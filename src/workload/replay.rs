@@ -8,8 +8,9 @@
 //! after its last (recycled with `DISCARD ALL`), as an application behind a
 //! connection pool (or pgbouncer) does: a log of thousands of short sessions
 //! cannot exhaust `max_connections`, and the wait for a free connection
-//! counts in the first statement's latency and is reported per phase. When
-//! the replay is shorter than the rehearsal it starts over.
+//! counts in the first statement's latency and is reported per phase. The
+//! replay starts at the recording's first statement (offsets shifted), and
+//! when it is shorter than the rehearsal it starts over.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,7 +26,7 @@ use super::Seconds;
 use super::pacer::PacerResult;
 use super::worker::WorkerStats;
 use crate::error::{Error, Result, describe_pg, sqlstate};
-use crate::record::{Hist, PoolRecord, new_hist};
+use crate::record::{Hist, PoolRecord, ReplaySchedule, new_hist};
 use crate::sampler::Roles;
 use crate::timeline::{Clock, Slot};
 
@@ -84,6 +85,9 @@ pub struct Statement {
 pub struct Replay {
     pub header: Header,
     pub sessions: Vec<Session>,
+    /// How long the recording ran before its first statement (ms); the
+    /// replay starts at that statement, every offset shifted by it.
+    pub lead_in_ms: f64,
 }
 
 impl Replay {
@@ -112,7 +116,24 @@ impl Replay {
         if sessions.iter().all(|s| s.statements.is_empty()) {
             return Err(Error::input(format!("{file}: no statements to replay")));
         }
-        Ok(Replay { header, sessions })
+        let mut replay = Replay { header, sessions, lead_in_ms: 0.0 };
+        replay.start_at_first_statement();
+        Ok(replay)
+    }
+
+    /// Shifts every offset so that the first statement comes at 0: a log
+    /// whose first statement came long after its start would otherwise
+    /// replay nothing for that long (a rehearsal shorter than the gap, none at all).
+    fn start_at_first_statement(&mut self) {
+        let first = self.sessions.iter().flat_map(|s| s.statements.iter().map(|st| st.at_ms)).fold(f64::MAX, f64::min);
+        if !(first > 0.0 && first.is_finite()) {
+            return;
+        }
+        for st in self.sessions.iter_mut().flat_map(|s| s.statements.iter_mut()) {
+            st.at_ms -= first;
+        }
+        self.header.duration_ms = (self.header.duration_ms - first).max(0.0);
+        self.lead_in_ms = first;
     }
 
     /// The query classes a replay reports on (one per fingerprint).
@@ -293,24 +314,43 @@ pub async fn run(d: Driver) -> PacerResult {
     }
     // Issued, as the pacer counts it: every statement the schedule asked for
     // in the measured phases, whether or not its session could send it.
-    let measured_from = clock.marks().iter().find(|m| m.slot != Slot::Warmup).map_or(stop_at, |m| clock.start + m.at);
-    let mut issued = 0u64;
+    let marks = clock.marks();
+    let at = |pred: &dyn Fn(Slot) -> bool| marks.iter().find(|m| pred(m.slot)).map_or(stop_at, |m| clock.start + m.at);
+    let measured_from = at(&|s| s != Slot::Warmup);
+    let (during_from, during_to) = (at(&Slot::is_during), at(&|s| s == Slot::After));
+    let (mut issued, mut during) = (0u64, 0u64);
+    schedule(&replay, start, round, speed, stop_at, |t| {
+        issued += u64::from(t >= measured_from);
+        during += u64::from(t >= during_from && t < during_to.min(stop_at));
+    });
+    let schedule_lag = lag.lock().expect("lag").clone();
+    let mean_rate = replay.statements() as f64 / round.as_secs_f64().max(1e-9);
+    PacerResult {
+        issued_measured: issued,
+        dropped: 0,
+        schedule_lag,
+        replay_schedule: Some(ReplaySchedule { during, mean_rate }),
+    }
+}
+
+/// Calls `each` with every statement's intended start, round after round, up to `stop_at`.
+fn schedule(
+    replay: &Replay,
+    start: Instant,
+    round: Duration,
+    speed: f64,
+    stop_at: Instant,
+    mut each: impl FnMut(Instant),
+) {
     for r in 0u32.. {
         let base = start + round * r;
         if base > stop_at {
             break;
         }
-        for s in &replay.sessions {
-            issued += s
-                .statements
-                .iter()
-                .map(|st| base + Duration::from_secs_f64(st.at_ms / 1000.0 / speed))
-                .filter(|t| *t >= measured_from && *t <= stop_at)
-                .count() as u64;
-        }
+        let times = replay.sessions.iter().flat_map(|s| &s.statements);
+        let times = times.map(|st| base + Duration::from_secs_f64(st.at_ms / 1000.0 / speed));
+        times.filter(|t| *t <= stop_at).for_each(&mut each);
     }
-    let schedule_lag = lag.lock().expect("lag").clone();
-    PacerResult { issued_measured: issued, dropped: 0, schedule_lag }
 }
 
 /// One recorded session, replayed round after round.
@@ -382,7 +422,10 @@ impl Replayer {
                     prev_done = prev_done.max(Instant::now()); // the session is free from now on
                 }
                 let c = client.as_ref().expect("connected");
-                let slot = self.clock.current();
+                // The phase of its intended start, as the pacer's operations:
+                // a statement held up behind its session's previous one
+                // still counts where it was due.
+                let slot = self.clock.slot_at(intended);
                 // Schedule lag is the client's own delay: from when the
                 // statement was due and its session free, to its sending.
                 // Waiting for the session's previous statement, or for a

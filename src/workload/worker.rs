@@ -50,12 +50,24 @@ pub struct WorkerStats {
     /// (slot index, class, SQLSTATE) → (count, first message).
     pub errors: BTreeMap<(usize, usize, String), (u64, String)>,
     pub finished_measured: u64,
+    /// Per slot: operations that finished, ok or error.
+    pub finished: Vec<u64>,
 }
 
 impl WorkerStats {
     pub fn new(shared: Latencies) -> WorkerStats {
-        let classes = shared.lock().expect("latencies").len();
-        WorkerStats { local: None, shared, classes, errors: BTreeMap::new(), finished_measured: 0 }
+        let (classes, slots) = {
+            let shared = shared.lock().expect("latencies");
+            (shared.len(), shared.first().map_or(0, Vec::len))
+        };
+        WorkerStats {
+            local: None,
+            shared,
+            classes,
+            errors: BTreeMap::new(),
+            finished_measured: 0,
+            finished: vec![0; slots],
+        }
     }
 
     /// Counts a failure of `class` in `slot` under its SQLSTATE, keeping the first message.
@@ -105,6 +117,9 @@ impl WorkerStats {
         }
         if slot != Slot::Warmup {
             self.finished_measured += 1;
+        }
+        if let Some(n) = self.finished.get_mut(slot.index()) {
+            *n += 1;
         }
     }
 }

@@ -11,7 +11,7 @@ use super::{
     step_rows, summary_rows,
 };
 use crate::compare::Comparison;
-use crate::report::model::Report;
+use crate::report::model::{Report, VerdictStatus};
 
 /// Escapes text for HTML element content and attribute values.
 pub fn escape(s: &str) -> String {
@@ -33,7 +33,7 @@ const STYLE: &str = "body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Helvet
 color:#222;max-width:1200px}h1{font-size:22px}h2{font-size:18px;margin-top:28px}h3{font-size:15px}\
 table{border-collapse:collapse;margin:8px 0}th,td{border:1px solid #ddd;padding:3px 8px;text-align:left;\
 vertical-align:top}td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}th{background:#f4f4f4}\
-.pass{color:#17803d;font-weight:bold}.fail{color:#c62828;font-weight:bold}.summary{font-size:16px}\
+.pass{color:#17803d;font-weight:bold}.fail{color:#c62828;font-weight:bold}.inconclusive{color:#b26a00;font-weight:bold}.summary{font-size:16px}\
 svg.chart{display:block;margin:10px 0;background:#fff}.ct{font-weight:bold;font-size:13px}\
 .band{fill:#ff9800;fill-opacity:.14;stroke:#ff9800;stroke-opacity:.5}.bl{font-size:10px;fill:#a65d00}\
 .grid{stroke:#eee}.tick{stroke:#999}.frame{fill:none;stroke:#999}.yt{font-size:11px;text-anchor:end;fill:#555}\
@@ -72,13 +72,17 @@ fn head(out: &mut impl Write, title: &str) -> io::Result<()> {
     )
 }
 
-fn verdict_span(pass: bool) -> &'static str {
-    if pass { "<span class=\"pass\">PASS</span>" } else { "<span class=\"fail\">FAIL</span>" }
+fn verdict_span(status: VerdictStatus) -> &'static str {
+    match status {
+        VerdictStatus::Pass => "<span class=\"pass\">PASS</span>",
+        VerdictStatus::Fail => "<span class=\"fail\">FAIL</span>",
+        VerdictStatus::Inconclusive => "<span class=\"inconclusive\">INCONCLUSIVE</span>",
+    }
 }
 
 pub fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
     head(out, &format!("lockimpact: {}", r.scenario.name))?;
-    writeln!(out, "<h1>lockimpact rehearsal: {} {}</h1>", escape(&r.scenario.name), verdict_span(r.verdict.pass))?;
+    writeln!(out, "<h1>lockimpact rehearsal: {} {}</h1>", escape(&r.scenario.name), verdict_span(r.verdict.status()))?;
     body(r, 2, out)?;
     writeln!(out, "<p><small>{}, report schema {}</small></p></body></html>", escape(&r.tool), r.schema_version)
 }
@@ -90,6 +94,13 @@ fn body(r: &Report, h: u8, out: &mut impl Write) -> io::Result<()> {
         writeln!(out, "<p class=\"fail\">Budget exceeded:</p><ul>")?;
         for v in &r.verdict.violations {
             writeln!(out, "<li><code>{}</code>: {}</li>", escape(&v.budget), escape(&v.message))?;
+        }
+        writeln!(out, "</ul>")?;
+    }
+    if !r.verdict.inconclusive.is_empty() {
+        writeln!(out, "<p class=\"inconclusive\">Inconclusive, the run is no evidence:</p><ul>")?;
+        for i in &r.verdict.inconclusive {
+            writeln!(out, "<li><code>{}</code>: {}</li>", escape(&i.reason), escape(&i.message))?;
         }
         writeln!(out, "</ul>")?;
     }
@@ -254,7 +265,7 @@ fn percentile_chart(r: &Report) -> Chart {
 
 pub fn render_comparison(c: &Comparison, out: &mut impl Write) -> io::Result<()> {
     head(out, "lockimpact comparison")?;
-    writeln!(out, "<h1>lockimpact comparison {}</h1>", verdict_span(c.pass))?;
+    writeln!(out, "<h1>lockimpact comparison {}</h1>", verdict_span(c.status()))?;
     writeln!(out, "<p class=\"summary\"><strong>{}</strong></p>", escape(&c.summary))?;
     side_by_side_rows(c).html(out)?;
     writeln!(out, "<h2>Latency during the migration (p99 / max)</h2>")?;
@@ -268,7 +279,7 @@ pub fn render_comparison(c: &Comparison, out: &mut impl Write) -> io::Result<()>
             "<section><h2>{}: {} {}</h2>",
             escape(&cand.label),
             escape(&cand.report.scenario.name),
-            verdict_span(cand.report.verdict.pass)
+            verdict_span(cand.report.verdict.status())
         )?;
         body(&cand.report, 3, out)?;
         writeln!(out, "</section>")?;

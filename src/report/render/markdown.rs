@@ -22,8 +22,7 @@ fn table(rows: Rows) -> impl FnOnce(&mut dyn Write) -> io::Result<()> {
 }
 
 pub fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
-    let verdict = if r.verdict.pass { "PASS" } else { "FAIL" };
-    writeln!(out, "### lockimpact rehearsal: `{}` ({verdict})\n", r.scenario.name)?;
+    writeln!(out, "### lockimpact rehearsal: `{}` ({})\n", r.scenario.name, r.verdict.status().label())?;
     summary_rows(r).markdown(out)?;
     violations(r, "", out)?;
     writeln!(out)?;
@@ -76,18 +75,23 @@ pub fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
 }
 
 fn violations(r: &Report, prefix: &str, out: &mut impl Write) -> io::Result<()> {
-    if r.verdict.violations.is_empty() {
-        return Ok(());
+    if !r.verdict.violations.is_empty() {
+        writeln!(out, "\n**Budget exceeded{prefix}:**\n")?;
+        for v in &r.verdict.violations {
+            writeln!(out, "- `{}`: {}", v.budget, v.message)?;
+        }
     }
-    writeln!(out, "\n**Budget exceeded{prefix}:**\n")?;
-    for v in &r.verdict.violations {
-        writeln!(out, "- `{}`: {}", v.budget, v.message)?;
+    if !r.verdict.inconclusive.is_empty() {
+        writeln!(out, "\n**Inconclusive{prefix}, the run is no evidence:**\n")?;
+        for i in &r.verdict.inconclusive {
+            writeln!(out, "- `{}`: {}", i.reason, i.message)?;
+        }
     }
     Ok(())
 }
 
 pub fn render_comparison(c: &Comparison, out: &mut impl Write) -> io::Result<()> {
-    writeln!(out, "### lockimpact comparison ({})\n", if c.pass { "PASS" } else { "FAIL" })?;
+    writeln!(out, "### lockimpact comparison ({})\n", c.status().label())?;
     writeln!(out, "**{}**\n", c.summary)?;
     side_by_side_rows(c).markdown(out)?;
     for cand in &c.candidates {

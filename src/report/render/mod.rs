@@ -9,6 +9,7 @@ pub mod terminal;
 
 use crate::compare::Comparison;
 use crate::report::Report;
+use crate::report::model::{BudgetLimit, BudgetSource, VerdictStatus};
 use crate::report::output::Format;
 
 /// What is rendered: one rehearsal, or a comparison of candidates.
@@ -362,7 +363,14 @@ pub fn side_by_side_rows(c: &Comparison) -> Rows {
         ("table rewrites", cell(&|t| t.rewrites.to_string())),
         ("WAL", cell(&|t| fmt_bytes(t.wal_bytes))),
         ("workload errors", cell(&|t| t.errors.to_string())),
-        ("budget", cell(&|t| if t.pass { "pass".into() } else { "FAIL".into() })),
+        (
+            "budget",
+            cell(&|t| match t.status() {
+                VerdictStatus::Pass => "pass".into(),
+                VerdictStatus::Fail => "FAIL".into(),
+                VerdictStatus::Inconclusive => "INCONCLUSIVE".into(),
+            }),
+        ),
     ];
     let rows =
         measures.into_iter().map(|(name, cells)| std::iter::once(name.to_string()).chain(cells).collect()).collect();
@@ -438,18 +446,58 @@ pub fn tables_text(r: &Report) -> String {
     tables.join("; ")
 }
 
+/// The verdict in a few words: `PASS`, `FAIL (2 budget violations)`, `INCONCLUSIVE (…)`.
+pub fn verdict_text(r: &Report) -> String {
+    let v = &r.verdict;
+    match v.status() {
+        VerdictStatus::Pass => "PASS".to_string(),
+        VerdictStatus::Fail => format!("FAIL ({} budget violations)", v.violations.len()),
+        VerdictStatus::Inconclusive => {
+            format!("INCONCLUSIVE: {}", v.inconclusive.iter().map(|i| i.reason.as_str()).collect::<Vec<_>>().join(", "))
+        }
+    }
+}
+
+/// The budget checked, e.g. "default budget: no session waits on the
+/// migration longer than 1.00 s; the migration completes" (`None` for a
+/// report written before the budget was recorded).
+pub fn budget_text(r: &Report) -> Option<String> {
+    let b = r.budget.as_ref()?;
+    let mut parts: Vec<String> = b.limits.iter().map(limit_text).collect();
+    parts.push("the migration completes".into());
+    let source = match b.source {
+        BudgetSource::Default => "default budget (the scenario sets none)",
+        BudgetSource::Scenario => "scenario budget",
+    };
+    Some(format!("{source}: {}", parts.join("; ")))
+}
+
+/// One threshold for a reader.
+fn limit_text(l: &BudgetLimit) -> String {
+    let d = fmt_ms(l.limit);
+    let n = l.limit;
+    match l.budget.as_str() {
+        "max_blocked" => format!("sessions blocked by the migration for at most {d} in total"),
+        "max_blocked_wait" => format!("no session waits on the migration longer than {d}"),
+        "max_blocked_sessions" => format!("at most {n} sessions blocked by the migration at once"),
+        "max_p99_during" => format!("p99 of every class during the migration at most {d}"),
+        "max_step" => format!("no step longer than {d}"),
+        "max_errors" => format!("at most {n} workload errors"),
+        other => match other.strip_prefix("max_p99_during_class.") {
+            Some(class) => format!("p99 of {class} during the migration at most {d}"),
+            None => format!("{other} {n}"),
+        },
+    }
+}
+
 /// The one-screen summary of a run (Markdown and HTML put it first).
 pub fn summary_rows(r: &Report) -> Rows {
     let b = &r.blocked;
     let w = &r.workload;
-    let mut rows = vec![vec![
-        "verdict".to_string(),
-        if r.verdict.pass {
-            "PASS".to_string()
-        } else {
-            format!("FAIL ({} budget violations)", r.verdict.violations.len())
-        },
-    ]];
+    let mut rows = vec![vec!["verdict".to_string(), verdict_text(r)]];
+    if let Some(budget) = budget_text(r) {
+        rows.push(vec!["budget".into(), budget]);
+    }
     if let Some(reason) = &r.incomplete_reason {
         rows.push(vec!["INCOMPLETE".into(), format!("{reason}; the numbers cover what was measured until then")]);
     }

@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 
 use super::{
-    command_lines, during_rows, episode_rows, fmt_bytes, fmt_ms, group_rows, latency_rows, preflight_rows,
+    budget_text, command_lines, during_rows, episode_rows, fmt_bytes, fmt_ms, group_rows, latency_rows, preflight_rows,
     side_by_side_rows, step_rows, table, tables_text,
 };
 use crate::compare::Comparison;
@@ -165,9 +165,15 @@ pub fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
     for warning in &r.warnings {
         writeln!(out, "\nwarning: {warning}")?;
     }
-    writeln!(out, "\nVerdict: {}", if r.verdict.pass { "PASS" } else { "FAIL" })?;
+    writeln!(out, "\nVerdict: {}", r.verdict.status().label())?;
     for v in &r.verdict.violations {
         writeln!(out, "  - {}: {}", v.budget, v.message)?;
+    }
+    for i in &r.verdict.inconclusive {
+        writeln!(out, "  - inconclusive ({}): {}", i.reason, i.message)?;
+    }
+    if let Some(budget) = budget_text(r) {
+        writeln!(out, "  {budget}")?;
     }
     Ok(())
 }
@@ -227,10 +233,13 @@ pub fn render_comparison(c: &Comparison, out: &mut impl Write) -> io::Result<()>
     }
     let ranking: Vec<&str> = c.ranking.iter().map(|&i| c.candidates[i].label.as_str()).collect();
     writeln!(out, "\nRanking (safest first): {}", ranking.join(", "))?;
-    writeln!(out, "Verdict: {}", if c.pass { "PASS" } else { "FAIL" })?;
+    writeln!(out, "Verdict: {}", c.status().label())?;
     for cand in &c.candidates {
         for v in &cand.report.verdict.violations {
             writeln!(out, "  - {}: {}: {}", cand.label, v.budget, v.message)?;
+        }
+        for i in &cand.report.verdict.inconclusive {
+            writeln!(out, "  - {}: inconclusive ({}): {}", cand.label, i.reason, i.message)?;
         }
     }
     Ok(())
