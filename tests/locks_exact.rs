@@ -96,3 +96,20 @@ fn a_terminated_sampler_reconnects_and_marks_its_gap() {
         r["warnings"]
     );
 }
+
+/// A batched backfill in `transaction step` commits each batch: the locks
+/// of its batches are kept, not replaced by what is held after the last commit.
+#[test]
+fn a_backfill_in_transaction_step_reports_its_batches_locks() {
+    let dir = tempfile::tempdir().unwrap();
+    let sql = "ALTER TABLE orders ADD COLUMN note text;\n\
+               -- lockimpact: backfill \"fill\" max_batches=100\n\
+               UPDATE orders SET note = 'x' WHERE id IN (SELECT id FROM orders WHERE note IS NULL LIMIT 2000);\n";
+    let scenario = tiny_scenario(dir.path(), sql, "transaction = \"step\"");
+    let o = run(&[scenario.to_str().unwrap()]);
+    let r = o.report();
+    assert_eq!(r["steps"][1]["kind"], "backfill", "{}", o.stdout);
+    assert_eq!(r["steps"][1]["outcome"], "ok", "{}", o.stdout);
+    let locks = step_locks(r, 1);
+    assert!(locks.contains(&("orders".into(), "RowExclusiveLock".into(), false)), "{locks:?}");
+}

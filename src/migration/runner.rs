@@ -342,7 +342,9 @@ impl Runner<'_> {
         ))
         .await?;
         let body = self.body(step, mode, r).await;
-        if body.is_ok() && mode != TxMode::None {
+        // Inside the step's (or the file's) transaction its locks are still
+        // held; a backfill's batches and `none` statements added theirs as they committed.
+        if body.is_ok() && (own_tx || mode == TxMode::File) {
             r.locks = self.held_locks().await;
         }
         match body {
