@@ -477,6 +477,11 @@ fn record_log_filters_sessions_and_leaves_out_tools() {
     assert!(classes.iter().all(|c| c["sql"].as_str().unwrap().starts_with("UPDATE items")), "{doc:?}");
     let (peak, recorded) = (doc["peak_rate"].as_float().unwrap(), doc["recorded_rate"].as_float().unwrap());
     assert!(peak > 0.0 && peak <= recorded.max(20.0) + 0.1, "peak_rate {peak}, recorded_rate {recorded}: {doc:?}");
+    // Its statements per second, for `rate = "peak"`'s busiest window: the
+    // 20 kept, and their busiest second is the peak.
+    let by_second: Vec<i64> =
+        doc["ops_by_second"].as_array().unwrap().iter().map(|n| n.as_integer().unwrap()).collect();
+    assert_eq!(by_second.iter().sum::<i64>(), 20, "{doc:?}");
 
     let (sql, _, _) = record("since", &["--since", &mid]);
     assert_eq!((reads(&sql), updates(&sql)), (0, 20), "--since {mid}: {sql:#?}");
@@ -494,4 +499,24 @@ fn record_log_filters_sessions_and_leaves_out_tools() {
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("passes the filters"), "{stderr}");
+}
+
+/// 13.5: `rate = "peak"` runs a recording at its busiest window of the
+/// rehearsal's length (warmup + baseline + cooldown: 3.3 s here, so 4 whole
+/// seconds), not at its busiest second.
+#[test]
+fn peak_rate_is_the_busiest_window_of_the_rehearsals_length() {
+    let dir = tempfile::tempdir().unwrap();
+    let workload = dir.path().join("w.toml");
+    std::fs::write(
+        &workload,
+        "recorded_rate = 116.0\npeak_rate = 500.0\nops_by_second = [10, 500, 10, 10, 200, 200, 200, 10, 10, 10]\n\
+         [[class]]\nname = \"read\"\nweight = 1\nsql = \"SELECT cat FROM items WHERE id = 1\"\n",
+    )
+    .unwrap();
+    let scenario = replay_scenario(dir.path(), &workload, "\"peak\"");
+    let o = run(&[scenario.to_str().unwrap()]);
+    let target = o.report()["workload"]["target_rate"].as_f64().unwrap();
+    // Seconds 1-4: 500 + 10 + 10 + 200 over 4 s.
+    assert_eq!(target, 180.0, "{}", o.stdout);
 }

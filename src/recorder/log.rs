@@ -597,7 +597,10 @@ pub async fn record(args: &RecordLogArgs) -> Result<i32> {
             ),
             format!("{skipped} utility statements (BEGIN, COMMIT, SET, …) left out; use --replay to keep transactions"),
         ];
-        write_file(path, &workload_toml(&header, &kept, recorded, peak.max(recorded), &Default::default()))?;
+        write_file(
+            path,
+            &workload_toml(&header, &kept, recorded, peak.max(recorded), &per_window, &Default::default()),
+        )?;
         say(&format!(
             "wrote {}: {} classes, {:.1} ops/s recorded, peak {:.1} ops/s",
             path.display(),

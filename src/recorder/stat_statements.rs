@@ -253,7 +253,7 @@ pub async fn record(args: &StatStatementsArgs) -> Result<i32> {
         format!("{skipped} utility or unparsable statements were left out (BEGIN, COMMIT, SET, …){privileges}"),
     ];
     let columns = columns_of(&mut client, &recorded, &shown).await?;
-    write_file(&args.out, &workload_toml(&header, &recorded, total_rate, peak_total, &columns))?;
+    write_file(&args.out, &workload_toml(&header, &recorded, total_rate, peak_total, &[], &columns))?;
     say(&format!(
         "wrote {}: {} classes, {:.1} ops/s recorded, peak {:.1} ops/s ({:.1} % of calls)",
         args.out.display(),

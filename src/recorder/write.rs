@@ -42,6 +42,7 @@ pub fn workload_toml(
     classes: &[RecordedClass],
     recorded: f64,
     peak: f64,
+    ops_by_second: &[u64],
     columns: &Columns,
 ) -> String {
     let q = |s: &str| toml::Value::String(s.to_string()).to_string();
@@ -51,6 +52,10 @@ pub fn workload_toml(
     }
     let _ = writeln!(out, "recorded_rate = {:?}", round(recorded));
     let _ = writeln!(out, "peak_rate = {:?}", round(peak));
+    if !ops_by_second.is_empty() {
+        let _ = writeln!(out, "# statements per second of the recording: rate = \"peak\" replays its busiest window");
+        let _ = writeln!(out, "ops_by_second = {ops_by_second:?}");
+    }
     let todos =
         classes.iter().map(|c| generators(c, columns).iter().filter(|g| g.contains("\"todo\"")).count()).sum::<usize>();
     if todos > 0 {
@@ -160,11 +165,12 @@ mod tests {
                 observed: vec![vec!["'-5'".into(), "'it''s'".into()], vec![]],
             },
         ];
-        let text = workload_toml(&["recorded from test".into()], &classes, 40.123456, 50.0, &Columns::new());
+        let text = workload_toml(&["recorded from test".into()], &classes, 40.123456, 50.0, &[3, 5], &Columns::new());
         println!("{text}");
         let parsed = crate::workload::file::parse_file(&text, Path::new("w.toml")).unwrap();
         assert_eq!(parsed.recorded_rate, Some(40.12));
         assert_eq!(parsed.peak_rate, Some(50.0));
+        assert_eq!(parsed.ops_by_second, Some(vec![3, 5]));
         assert_eq!(parsed.classes[0].recorded_rate, Some(30.12));
         assert!(text.contains(r#"{ type = "choice", values = [-5, "it's"] }"#), "{text}");
         assert!(text.contains(r#"{ type = "sample", table = "t", column = "id" }"#), "{text}");

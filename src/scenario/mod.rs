@@ -410,7 +410,12 @@ fn load_file(path: &Path, sets: &[String], args: &RunOptions) -> Result<Plan> {
             )));
         }
         (Some(_), None) => recorded.recorded.unwrap_or(1.0),
-        (None, _) => resolve_rate(w.rate.as_ref(), w.rate_multiplier, &recorded, &file, &workload_path)?,
+        (None, _) => {
+            // The rehearsal's length as planned: its fixed phases (the
+            // migration's own time is known only once it has run).
+            let window = sf.phases.warmup.0 + sf.phases.baseline.0 + sf.phases.cooldown.0;
+            resolve_rate(w.rate.as_ref(), w.rate_multiplier, &recorded, window, &file, &workload_path)?
+        }
     };
     if !(rate > 0.0 && rate.is_finite()) {
         return Err(Error::input(format!("{file}: workload.rate must be greater than 0 ops/s, not {rate}")));
@@ -613,6 +618,9 @@ fn command(
 struct RecordedRates {
     recorded: Option<f64>,
     peak: Option<f64>,
+    /// Statements per second of the recordings (`record log`), summed
+    /// second by second over the files that have them.
+    by_second: Vec<u64>,
 }
 
 impl RecordedRates {
@@ -623,6 +631,29 @@ impl RecordedRates {
         if let Some(p) = f.peak_rate {
             self.peak = Some(self.peak.unwrap_or(0.0) + p);
         }
+        for (i, n) in f.ops_by_second.iter().flatten().enumerate() {
+            match self.by_second.get_mut(i) {
+                Some(total) => *total += n,
+                None => self.by_second.push(*n),
+            }
+        }
+    }
+
+    /// `rate = "peak"`: the busiest window of `window` in the recording
+    /// (mean ops/s over it) when the files have their rate per second, else
+    /// their `peak_rate` (the busiest second).
+    fn peak_over(&self, window: Duration) -> Option<f64> {
+        if self.by_second.is_empty() {
+            return self.peak;
+        }
+        let w = (window.as_secs_f64().ceil() as usize).clamp(1, self.by_second.len());
+        let mut sum: u64 = self.by_second[..w].iter().sum();
+        let mut best = sum;
+        for i in w..self.by_second.len() {
+            sum = sum + self.by_second[i] - self.by_second[i - w];
+            best = best.max(sum);
+        }
+        Some(best as f64 / w as f64)
     }
 }
 
@@ -632,6 +663,7 @@ fn resolve_rate(
     rate: Option<&toml::Value>,
     multiplier: Option<f64>,
     recorded: &RecordedRates,
+    window: Duration,
     file: &str,
     workload: &Path,
 ) -> Result<f64> {
@@ -649,7 +681,9 @@ fn resolve_rate(
     let base = match rate {
         Some(toml::Value::Integer(i)) => *i as f64,
         Some(toml::Value::Float(f)) => *f,
-        Some(toml::Value::String(s)) if s == "peak" => recorded.peak.ok_or_else(|| missing("peak", "peak_rate"))?,
+        Some(toml::Value::String(s)) if s == "peak" => {
+            recorded.peak_over(window).ok_or_else(|| missing("peak", "peak_rate"))?
+        }
         Some(toml::Value::String(s)) if s == "recorded" => {
             recorded.recorded.ok_or_else(|| missing("recorded", "recorded_rate"))?
         }
@@ -672,19 +706,39 @@ fn resolve_rate(
 mod rate_tests {
     use super::*;
 
+    const MIN: Duration = Duration::from_secs(60);
+
     #[test]
     fn peak_recorded_and_multiplier() {
-        let rec = RecordedRates { recorded: Some(100.0), peak: Some(150.0) };
+        let rec = RecordedRates { recorded: Some(100.0), peak: Some(150.0), by_second: Vec::new() };
         let w = Path::new("w.toml");
         let v = |s: &str| toml::Value::String(s.into());
-        assert_eq!(resolve_rate(Some(&v("peak")), None, &rec, "s", w).unwrap(), 150.0);
-        assert_eq!(resolve_rate(Some(&v("recorded")), Some(2.0), &rec, "s", w).unwrap(), 200.0);
-        assert_eq!(resolve_rate(None, Some(3.0), &rec, "s", w).unwrap(), 300.0);
-        assert_eq!(resolve_rate(Some(&toml::Value::Integer(50)), Some(2.0), &rec, "s", w).unwrap(), 100.0);
-        let e = resolve_rate(Some(&v("peak")), None, &RecordedRates::default(), "s", w).unwrap_err();
+        assert_eq!(resolve_rate(Some(&v("peak")), None, &rec, MIN, "s", w).unwrap(), 150.0);
+        assert_eq!(resolve_rate(Some(&v("recorded")), Some(2.0), &rec, MIN, "s", w).unwrap(), 200.0);
+        assert_eq!(resolve_rate(None, Some(3.0), &rec, MIN, "s", w).unwrap(), 300.0);
+        assert_eq!(resolve_rate(Some(&toml::Value::Integer(50)), Some(2.0), &rec, MIN, "s", w).unwrap(), 100.0);
+        let e = resolve_rate(Some(&v("peak")), None, &RecordedRates::default(), MIN, "s", w).unwrap_err();
         assert!(e.message.contains("peak_rate"), "{}", e.message);
-        assert!(resolve_rate(None, None, &rec, "s", w).is_err());
-        assert!(resolve_rate(Some(&v("fast")), None, &rec, "s", w).is_err());
-        assert!(resolve_rate(Some(&v("peak")), Some(0.0), &rec, "s", w).is_err());
+        assert!(resolve_rate(None, None, &rec, MIN, "s", w).is_err());
+        assert!(resolve_rate(Some(&v("fast")), None, &rec, MIN, "s", w).is_err());
+        assert!(resolve_rate(Some(&v("peak")), Some(0.0), &rec, MIN, "s", w).is_err());
+    }
+
+    /// `rate = "peak"` with the recording's rate per second: the busiest
+    /// window of the rehearsal's length, not its busiest second.
+    #[test]
+    fn peak_is_the_busiest_window_of_the_rehearsals_length() {
+        // A 1 s spike of 500, then 3 s at 200, in a 10 s recording.
+        let by_second = vec![10, 500, 10, 10, 200, 200, 200, 10, 10, 10];
+        let rec = RecordedRates { recorded: Some(116.0), peak: Some(500.0), by_second };
+        let (v, w) = (toml::Value::String("peak".into()), Path::new("w.toml"));
+        let peak = |secs| resolve_rate(Some(&v), None, &rec, Duration::from_secs(secs), "s", w).unwrap();
+        assert_eq!(peak(1), 500.0);
+        assert_eq!(peak(3), 200.0);
+        assert_eq!(peak(4), (500.0 + 10.0 + 10.0 + 200.0) / 4.0);
+        // A rehearsal longer than the recording: its mean.
+        assert_eq!(peak(60), 1160.0 / 10.0);
+        // Fractions of a second round up to whole seconds.
+        assert_eq!(resolve_rate(Some(&v), None, &rec, Duration::from_millis(2500), "s", w).unwrap(), 200.0);
     }
 }

@@ -21,6 +21,9 @@ struct WorkloadFile {
     recorded_rate: Option<f64>,
     /// Highest total ops/s seen across the recording's samples.
     peak_rate: Option<f64>,
+    /// Statements the recording logged in each second (`record log`): `rate =
+    /// "peak"` takes the busiest window of the rehearsal's length from it.
+    ops_by_second: Option<Vec<u64>>,
     #[serde(rename = "class")]
     classes: Vec<ClassFile>,
 }
@@ -86,6 +89,8 @@ pub struct ParsedFile {
     pub recorded_rate: Option<f64>,
     /// `peak_rate` of the file, else the sum of the classes' own (an upper bound).
     pub peak_rate: Option<f64>,
+    /// `ops_by_second` of the file: statements per second of the recording.
+    pub ops_by_second: Option<Vec<u64>>,
     /// The pgbench script files its classes read.
     pub scripts: Vec<std::path::PathBuf>,
 }
@@ -245,7 +250,7 @@ pub fn parse_file(text: &str, path: &Path) -> Result<ParsedFile> {
     let sum = |f: fn(&Class) -> Option<f64>| classes.iter().map(f).sum::<Option<f64>>();
     let recorded_rate = wf.recorded_rate.or_else(|| sum(|c| c.recorded_rate));
     let peak_rate = wf.peak_rate.or_else(|| sum(|c| c.peak_rate));
-    Ok(ParsedFile { classes, recorded_rate, peak_rate, scripts })
+    Ok(ParsedFile { classes, recorded_rate, peak_rate, ops_by_second: wf.ops_by_second, scripts })
 }
 
 /// Checks that `sql` is exactly one statement PostgreSQL's parser accepts.
