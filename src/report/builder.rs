@@ -799,6 +799,12 @@ pub fn error_meaning(code: &str) -> String {
         "23502" => "NOT NULL was set while the running application still inserts NULL: its writes fail; deploy \
              code that always sets the column (or add a default) before SET NOT NULL"
             .into(),
+        "57014" => "the application's statements hit their statement_timeout waiting behind the migration: in \
+             production these requests fail; shorten the migration's lock (lock_timeout and retries, a phased form)"
+            .into(),
+        "40P01" => "the application's transactions deadlocked with the migration: in production one of them is \
+             rolled back; take the migration's locks in the order the application does, or one table at a time"
+            .into(),
         _ => format!(
             "the migration makes this query fail with SQLSTATE {code}: the running application would see these \
              errors until it is changed"

@@ -1,9 +1,11 @@
 //! A workload worker: one thread, one connection (`wire`), its prepared
-//! statements, and its own histograms (merged at the end). It takes
-//! operations from the pacer's queue, runs them, and records latency from the
-//! intended start, whether it succeeded or failed. Errors are also counted
-//! with their SQLSTATE and never stop the run; a worker whose connection is killed (`Workload::finish` after its
-//! grace) counts its operation as cut short and ends.
+//! statements, and the histogram of the step it is recording now (merged into
+//! the workload's one histogram per step and class when the step changes). It
+//! takes operations from the pacer's queue, runs them, and records latency
+//! from the intended start, whether the operation succeeded or failed. Errors
+//! are also counted with their SQLSTATE and never stop the run; a worker whose
+//! connection is killed (`Workload::finish` after its grace) counts its
+//! operation as cut short, with the time it had waited, and ends.
 //!
 //! Operations come from the pacer's queue, or, in a closed loop, from the
 //! worker itself: the next operation number of a shared counter, its class
