@@ -111,7 +111,14 @@ fn no_session_outlives_a_run_on_an_existing_server() {
     let mut run = Running::start(&[&args[..], &[json.to_str().unwrap()]].concat());
     run.until("warmup");
     let (code, stderr) = run.end();
-    assert_eq!(code, Some(0), "{stderr}");
+    // No operation of this workload ever finishes: when the schedule expected
+    // one during the migration (it took 25 ms or more at 40 ops/s), the
+    // verdict is inconclusive (exit code 3); a faster one is not judged on it.
+    let status = report(&json)["verdict"]["status"].as_str().unwrap().to_string();
+    assert!(
+        (code, status.as_str()) == (Some(0), "pass") || (code, status.as_str()) == (Some(3), "inconclusive"),
+        "exit {code:?}, verdict {status}: {stderr}"
+    );
     assert!(stderr.contains("sessions: cancelled the running statement of workload connection"), "{stderr}");
     assert!(stderr.contains("of lockimpact's sessions on the server have ended"), "{stderr}");
     assert_eq!(e.tool_sessions(), Vec::<String>::new(), "{stderr}");

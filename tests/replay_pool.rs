@@ -50,6 +50,14 @@ fn scenario(dir: &Path, replay: &Path, extra: &str, settings: &str) -> PathBuf {
     path
 }
 
+/// Exit 0, or 3 with an inconclusive verdict: the pool is the measure here,
+/// and a pool saturated behind the migration may not finish, before the run
+/// ends, the statements due while it ran (the verdict then says so).
+fn judged_or_inconclusive(code: i32, r: &Value, stdout: &str) {
+    let status = r["verdict"]["status"].as_str().unwrap_or("");
+    assert!((code, status) == (0, "pass") || (code, status) == (3, "inconclusive"), "exit {code}, {status}\n{stdout}");
+}
+
 fn errors(r: &Value) -> Vec<String> {
     r["workload"]["error_detail"].as_array().unwrap().iter().map(|e| e.to_string()).collect()
 }
@@ -64,8 +72,8 @@ fn two_thousand_short_sessions_on_a_pool_of_twenty_never_exhaust_max_connections
     let replay = replay_file(dir.path(), 2000, 50, 4000.0, sql);
     let s = scenario(dir.path(), &replay, "pool = 20", "max_connections = 30");
     let o = run(&[s.to_str().unwrap(), "--set", "phases.baseline=4s", "--set", "phases.cooldown=1s"]);
-    assert_eq!(o.code, 0, "{}", o.stderr);
     let r = o.report();
+    judged_or_inconclusive(o.code, r, &o.stdout);
     assert!(!o.stderr.contains("too many clients") && !o.stdout.contains("too many clients"), "{}", o.stdout);
     assert_eq!(r["workload"]["errors"], 0, "{:?}", errors(r));
     let statements: u64 = class_counts(r).values().sum();
@@ -92,8 +100,8 @@ fn the_default_pool_fits_max_connections_and_sessions_start_clean() {
     let replay = replay_file(dir.path(), 400, 1, 1000.0, |_| "CREATE TEMP TABLE session_scratch (x int)".to_string());
     let s = scenario(dir.path(), &replay, "", "max_connections = 12");
     let o = run(&[s.to_str().unwrap()]);
-    assert_eq!(o.code, 0, "{}", o.stderr);
     let r = o.report();
+    judged_or_inconclusive(o.code, r, &o.stdout);
     assert_eq!(r["workload"]["errors"], 0, "{:?}", errors(r));
     // 12, less the sampler's and the migration's connections and one spare.
     let size = r["workload"]["pool"]["size"].as_u64().unwrap();
