@@ -10,7 +10,7 @@ use hdrhistogram::Histogram;
 use crate::clone::template::TableInfo;
 use crate::migration::TxMode;
 use crate::scenario::file::BudgetSection;
-use crate::timeline::Mark;
+use crate::timeline::{Mark, Slot};
 
 pub type Hist = Histogram<u64>;
 
@@ -94,17 +94,14 @@ pub struct WorkloadRecord {
     /// or error, from their intended start; operations still queued or
     /// running at the end count with the time they had waited.
     pub latency: Vec<Vec<Option<Hist>>>,
-    /// (class index, SQLSTATE) → (count, first message).
-    pub errors: BTreeMap<(usize, String), (u64, String)>,
-    /// (slot index, class index, SQLSTATE) → (count, first message): the
-    /// same errors by the phase of their intended start.
+    /// (slot index, class index, SQLSTATE) → (count, first message):
+    /// failures by the phase of their intended start (`errors` sums them).
     pub slot_errors: BTreeMap<(usize, usize, String), (u64, String)>,
     /// Measured operations of the schedule the client never started: the
     /// pacer's queue was full (the client was overloaded).
     pub dropped: u64,
-    /// Operations the pacer emitted, and that finished (ok or error), in measured phases.
+    /// Operations the pacer emitted in measured phases.
     pub issued_measured: u64,
-    pub finished_measured: u64,
     /// Per slot index: operations that finished (ok or error), by the slot they started in.
     pub finished: Vec<u64>,
     /// A replay's schedule (`None` for a rate-based one: `target_rate` says it).
@@ -150,6 +147,22 @@ impl PoolRecord {
     }
 }
 
+impl WorkloadRecord {
+    /// Operations that finished (ok or error) in the measured phases.
+    pub fn finished_measured(&self) -> u64 {
+        self.finished.iter().skip(Slot::Baseline.index()).sum()
+    }
+
+    /// (class index, SQLSTATE) → (count, first message), over every phase.
+    pub fn errors(&self) -> BTreeMap<(usize, String), (u64, String)> {
+        let mut out = BTreeMap::new();
+        for ((_, c, code), (n, msg)) in &self.slot_errors {
+            out.entry((*c, code.clone())).or_insert((0, msg.clone())).0 += n;
+        }
+        out
+    }
+}
+
 impl Default for WorkloadRecord {
     fn default() -> Self {
         WorkloadRecord {
@@ -157,11 +170,9 @@ impl Default for WorkloadRecord {
             target_rate: 0.0,
             connections: 0,
             latency: Vec::new(),
-            errors: BTreeMap::new(),
             slot_errors: BTreeMap::new(),
             dropped: 0,
             issued_measured: 0,
-            finished_measured: 0,
             finished: Vec::new(),
             replay_schedule: None,
             unfinished: 0,

@@ -270,9 +270,9 @@ pub fn build(rec: &RunRecord) -> Report {
 
     // Workload rates and errors.
     let window = rec.end.saturating_sub(baseline_at).as_secs_f64().max(1e-9);
-    let errors: u64 = w.errors.values().map(|(n, _)| n).sum();
-    let error_detail = w
-        .errors
+    let by_code = w.errors();
+    let errors: u64 = by_code.values().map(|(n, _)| n).sum();
+    let error_detail = by_code
         .iter()
         .map(|((c, code), (n, msg))| ErrorCount {
             class: w.classes[*c].clone(),
@@ -388,7 +388,7 @@ pub fn build(rec: &RunRecord) -> Report {
         },
         workload: WorkloadSummary {
             target_rate: w.target_rate,
-            achieved_rate: round3(w.finished_measured as f64 / window),
+            achieved_rate: round3(w.finished_measured() as f64 / window),
             issued_rate: round3(issued_rate),
             connections: w.connections,
             errors,

@@ -32,6 +32,10 @@ pub struct Roles {
     /// The same by pg_query fingerprint (constants ignored): a replayed
     /// statement carries its own values, not its class's example ones.
     class_by_fingerprint: HashMap<u64, String>,
+    /// Per workload pid, the last query text named by fingerprint and its
+    /// class: a session waits through many polls with the same text, which is
+    /// parsed once, not at every poll.
+    named: Mutex<HashMap<i32, (String, String)>>,
 }
 
 /// pg_query's fingerprint of `sql`, if it parses.
@@ -77,8 +81,19 @@ impl Roles {
             return None;
         }
         let q = query.unwrap_or("").trim();
-        let by_fingerprint = || fingerprint(q).and_then(|f| self.class_by_fingerprint.get(&f).cloned());
-        Some(self.class_by_sql.get(q).cloned().or_else(by_fingerprint).unwrap_or_else(|| "workload".into()))
+        if let Some(class) = self.class_by_sql.get(q) {
+            return Some(class.clone());
+        }
+        let mut named = self.named.lock().expect("roles");
+        if let Some((text, class)) = named.get(&pid)
+            && text == q
+        {
+            return Some(class.clone());
+        }
+        let class = fingerprint(q).and_then(|f| self.class_by_fingerprint.get(&f).cloned());
+        let class = class.unwrap_or_else(|| "workload".into());
+        named.insert(pid, (q.to_string(), class.clone()));
+        Some(class)
     }
 }
 

@@ -490,12 +490,9 @@ impl Workload {
             let mut s = s.lock().expect("worker stats");
             s.flush();
             for ((slot, c, code), (n, msg)) in &s.errors {
-                let e = rec.errors.entry((*c, code.clone())).or_insert((0, msg.clone()));
-                e.0 += n;
                 let e = rec.slot_errors.entry((*slot, *c, code.clone())).or_insert((0, msg.clone()));
                 e.0 += n;
             }
-            rec.finished_measured += s.finished_measured;
             for (total, n) in rec.finished.iter_mut().zip(&s.finished) {
                 *total += n;
             }
@@ -503,7 +500,7 @@ impl Workload {
         rec.latency = std::mem::take(&mut *self.latencies.lock().expect("latencies"));
         if self.closed {
             // No schedule: what was issued is what finished, or was cut short.
-            rec.issued_measured = rec.finished_measured + unfinished;
+            rec.issued_measured = rec.finished_measured() + unfinished;
         }
         let mut secs = self.seconds.lock().expect("seconds");
         secs.advance(Instant::now());

@@ -51,7 +51,6 @@ pub struct WorkerStats {
     classes: usize,
     /// (slot index, class, SQLSTATE) → (count, first message).
     pub errors: BTreeMap<(usize, usize, String), (u64, String)>,
-    pub finished_measured: u64,
     /// Per slot: operations that finished, ok or error.
     pub finished: Vec<u64>,
 }
@@ -62,14 +61,7 @@ impl WorkerStats {
             let shared = shared.lock().expect("latencies");
             (shared.len(), shared.first().map_or(0, Vec::len))
         };
-        WorkerStats {
-            local: None,
-            shared,
-            classes,
-            errors: BTreeMap::new(),
-            finished_measured: 0,
-            finished: vec![0; slots],
-        }
+        WorkerStats { local: None, shared, classes, errors: BTreeMap::new(), finished: vec![0; slots] }
     }
 
     /// Counts a failure of `class` in `slot` under its SQLSTATE, keeping the first message.
@@ -116,9 +108,6 @@ impl WorkerStats {
         self.latency(class, slot, latency);
         if let Err((code, message)) = outcome {
             self.error(slot, class, code, message);
-        }
-        if slot != Slot::Warmup {
-            self.finished_measured += 1;
         }
         if let Some(n) = self.finished.get_mut(slot.index()) {
             *n += 1;
