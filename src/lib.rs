@@ -5,60 +5,39 @@
 //!
 //! # Layout
 //!
-//! The modules follow the data flow:
+//! The modules follow the data flow, and imports run one way along it
+//! (ARCHITECTURE.md has the layers; `tests/architecture.rs` checks them):
 //!
 //! ```text
-//! cli ─► scenario (file → validated Plan) ─► clone (local or docker server, template db
+//! cli ─► scenario (file → validated Plan) ─► clone (local, docker or url server, template db
 //!                                               from a seed script or a pg_dump restore, fresh copy)
 //!                                               │
-//!          workload (pacer + workers) · sampler (pg_locks) · migration (steps) · timeline (phase clock)
+//!          workload (pacer + workers, roles) · sampler (pg_locks) · migration (steps) · timeline
 //!                                               │
-//!                               record (RunRecord, raw) ─► report (model, builder, render)
+//!                          run_record (RunRecord, raw) ─► report (model, builder, compare, render)
 //! ```
 //!
-//! - `pg`: PostgreSQL vocabulary, importing nothing of the tool: connection
-//!   settings as libpq reads them (and redacted), TLS per `sslmode`, SQL that
-//!   reaches beyond its database.
-//! - `cli`: clap definitions, raw input only.
-//! - `scenario`: scenario file format, `--set`, templates → `Plan`.
-//! - `clone`: disposable servers (RAII guards: `local`, `docker`), an existing
-//!   one behind explicit opt-in (`url`), what SQL each lets run (`guard`), the
-//!   template database, restoring a pg_dump snapshot into it; the tool's
-//!   sessions on a server, the watchdog, a server's state between candidates.
-//! - `files`: reading inputs (regular files, size limits) and writing outputs
-//!   atomically, checked up front.
-//! - `snapshot`: `lockimpact snapshot`, a read-only pg_dump of a source database.
-//! - `recorder`: `lockimpact record`, a workload from pg_stat_statements or
-//!   PostgreSQL logs (not `record`, the raw measurements of a rehearsal).
-//! - `workload`: workload file, parameter generators, open-loop pacer, workers
-//!   (one thread and one `wire` connection each), session replay.
-//! - `migration`: splitting with pg_query, directives, groups (migration
-//!   files), the step runner; migration tools' directories, their history
-//!   tables, a captured framework command, preflight data checks.
-//! - `sampler`: the lock sampler and blocked episodes; typed lock modes.
-//! - `timeline`: which phase is current; phase marks.
-//! - `rehearsal`: runs one rehearsal and returns its `RunRecord`.
-//! - `report`: the JSON contract, its builder, renderers (text, JSON,
-//!   Markdown, HTML) and where outputs go.
-//! - `clean`: `lockimpact clean`, the leftovers of killed runs.
-//! - `compare`: two reports → a `Comparison` (ranking, one-line verdict).
-//! - `status`: progress lines and the live status line on a terminal.
-//! - `bench`: `lockimpact bench`, the harness measured against pgbench and
-//!   pg_restore on this machine (BENCHMARKS.md).
+//! Leaves, importing nothing of the tool: `error`, `files` (inputs, outputs,
+//! text, durations), `fmt` (numbers for people), `pg` (PostgreSQL vocabulary:
+//! connection settings, TLS, lock modes, the scanner, the server log, SQL that
+//! reaches beyond its database), `timeline` (the phase clock).
+//!
+//! Commands: `rehearsal` (one rehearsal → `RunRecord`), `bench`, `recorder`
+//! (`lockimpact record`), `snapshot`, `clean`; `status` prints progress.
 
 pub mod bench;
 pub mod clean;
 pub mod cli;
 pub mod clone;
-pub mod compare;
 pub mod error;
 pub mod files;
+pub mod fmt;
 pub mod migration;
 pub mod pg;
-pub mod record;
 pub mod recorder;
 pub mod rehearsal;
 pub mod report;
+pub mod run_record;
 pub mod sampler;
 pub mod scenario;
 pub mod snapshot;
@@ -70,6 +49,7 @@ use tokio_util::sync::CancellationToken;
 
 use cli::{Cli, Command, CompareArgs, RunArgs};
 use error::{Error, Result};
+use report::compare;
 use report::output::Outputs;
 use report::render::Doc;
 use status::Progress;
@@ -151,7 +131,7 @@ pub async fn run(args: &RunArgs, cancel: &CancellationToken) -> Result<i32> {
     let progress = Progress::new(args.opts.quiet);
     clean::mention(&progress).await;
     let mut server = start_server(&plan, &progress, cancel).await?;
-    clone::guard::check(&plan, server.backend(), server.existing_database().as_deref())?;
+    scenario::guard::check(&plan, server.backend(), server.existing_database().as_deref())?;
     let dataset = guarded(&server, cancel, rehearsal::prepare(&plan, &server, &progress)).await?;
     let record = with_log(&server, rehearsal::rehearse(&plan, &server, &dataset, &progress, cancel)).await?;
     if plan.clone.keep {
@@ -169,15 +149,15 @@ pub async fn run(args: &RunArgs, cancel: &CancellationToken) -> Result<i32> {
 /// written either way), else 0, `EXIT_BUDGET` or `EXIT_INCONCLUSIVE` by the verdict.
 fn exit_code(
     progress: &Progress,
-    stops: impl IntoIterator<Item = Option<record::Stop>>,
+    stops: impl IntoIterator<Item = Option<run_record::Stop>>,
     status: report::model::VerdictStatus,
 ) -> i32 {
-    let stops: Vec<record::Stop> = stops.into_iter().flatten().collect();
+    let stops: Vec<run_record::Stop> = stops.into_iter().flatten().collect();
     if let Some(stop) = stops.first() {
         progress
             .say(&format!("the run is incomplete: {}; the report covers what was measured until then", stop.reason()));
     }
-    if stops.contains(&record::Stop::Interrupted) {
+    if stops.contains(&run_record::Stop::Interrupted) {
         Error::interrupted().exit_code()
     } else if !stops.is_empty() {
         Error::db("").exit_code()
@@ -206,7 +186,7 @@ struct Prepared {
 /// those that ran is written before the error is returned.
 pub async fn compare(args: &CompareArgs, cancel: &CancellationToken) -> Result<i32> {
     let plans = compare_plans(args)?;
-    if plans.iter().any(|p| p.clone.backend == scenario::Backend::Url) {
+    if plans.iter().any(|p| p.clone.backend == clone::plan::Backend::Url) {
         return Err(Error::input(
             "compare needs a fresh copy of the data for each candidate, and the url backend has only the one \
              database; use the local or docker backend",
@@ -287,14 +267,14 @@ async fn candidate(
     current: &mut Option<Prepared>,
     progress: &Progress,
     cancel: &CancellationToken,
-) -> Result<record::RunRecord> {
+) -> Result<run_record::RunRecord> {
     let plan = &plans[i];
     if i == 0 || !compare::same_clone(&plans[0], plan) || current.is_none() {
         drop(current.take()); // stops the previous server first
         let server = start_server(plan, progress, cancel).await?;
         // Every candidate still to run, before any runs: a refusal loses no report.
         for later in &plans[i..] {
-            clone::guard::check(later, server.backend(), None)?;
+            scenario::guard::check(later, server.backend(), None)?;
         }
         let dataset = guarded(&server, cancel, rehearsal::prepare(plan, &server, progress)).await?;
         let reused_later = plans[i + 1..].iter().any(|p| compare::same_clone(plan, p));
@@ -376,7 +356,7 @@ async fn guarded<T>(
 async fn with_log<T>(server: &clone::Server, work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
     work.await.map_err(|e| match e.kind {
         // The url backend cannot read its server's log: nothing to attach.
-        error::Kind::Database if server.backend() != scenario::Backend::Url => {
+        error::Kind::Database if server.backend() != clone::plan::Backend::Url => {
             e.detail(format!("last lines of the server log:\n{}", server.log_tail()))
         }
         _ => e,

@@ -19,12 +19,13 @@ use crate::migration::capture::{self, Capture};
 use crate::migration::runner::Runner;
 use crate::migration::{Migration, Source, history, preflight};
 use crate::pg::Target;
-use crate::record::{MigrationRecord, RunRecord, Stop};
-use crate::sampler::{Roles, Sampler};
+use crate::run_record::{MigrationRecord, RunRecord, Stop};
+use crate::sampler::Sampler;
 use crate::scenario::Plan;
 use crate::status::Progress;
 use crate::timeline::{Clock, Slot};
 use crate::workload;
+use crate::workload::Roles;
 
 /// The database each rehearsal runs on, copied fresh from the template.
 pub const RUN_DB: &str = "lockimpact_run";
@@ -104,17 +105,17 @@ pub async fn prepare(plan: &Plan, server: &Server, progress: &Progress) -> Resul
     say(&format!("{what}: {}", server.describe()));
     let dataset = match server.existing_database() {
         Some(db) => crate::clone::url::inspect(server, &db, &say).await?,
-        None => template::prepare(server, plan, &say).await?,
+        None => template::prepare(server, plan.dataset_source(), &say).await?,
     };
     if let Some(t) = dataset.restore_time {
         say(&format!(
             "restored in {:.1} s, {}",
             t.as_secs_f64(),
-            crate::report::render::fmt_bytes(dataset.bytes.unwrap_or(0).max(0) as u64)
+            crate::fmt::fmt_bytes(dataset.bytes.unwrap_or(0).max(0) as u64)
         ));
     }
     for t in &dataset.tables {
-        say(&format!("  {}: {} rows, {}", t.name, t.rows, crate::report::render::fmt_bytes(t.bytes.max(0) as u64)));
+        say(&format!("  {}: {} rows, {}", t.name, t.rows, crate::fmt::fmt_bytes(t.bytes.max(0) as u64)));
     }
     Ok(dataset)
 }
@@ -374,11 +375,7 @@ async fn measure(
     // terminated ends the phases early and the record is marked incomplete.
     let halt = Halt::new(cancel.clone(), run.sampler.lost(), watchdog.fired());
     let mut migration = std::mem::take(&mut run.record);
-    say(&format!(
-        "warmup {} ms at {}",
-        plan.phases.warmup.as_millis(),
-        crate::report::render::fmt_rate(plan.workload.rate)
-    ));
+    say(&format!("warmup {} ms at {}", plan.phases.warmup.as_millis(), crate::fmt::fmt_rate(plan.workload.rate)));
     let mut stop = halt.phase(plan.phases.warmup).await;
     if stop.is_none() {
         run.clock.enter(Slot::Baseline);

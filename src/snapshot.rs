@@ -117,7 +117,7 @@ pub fn snapshot(args: &SnapshotArgs) -> Result<i32> {
     say(&format!(
         "wrote {} ({}) in {:.1} s; rehearse on it with snapshot.dump = {:?} in a scenario",
         args.out.display(),
-        crate::report::render::fmt_bytes(size),
+        crate::fmt::fmt_bytes(size),
         started.elapsed().as_secs_f64(),
         args.out.display().to_string()
     ));

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::report::render::fmt_ms;
+use crate::fmt::fmt_ms;
 use crate::sampler::LiveBlocked;
 use crate::timeline::{Clock, Slot};
 use crate::workload::Seconds;
@@ -95,7 +95,7 @@ impl Progress {
 fn status_text(
     clock: &Clock,
     steps: &[String],
-    last: Option<&crate::record::SecondRecord>,
+    last: Option<&crate::run_record::SecondRecord>,
     blocked: &LiveBlocked,
 ) -> String {
     let phase = match clock.current() {

@@ -12,8 +12,8 @@ use std::process::Command;
 
 use common::*;
 use libtest_mimic::{Arguments, Failed, Trial};
+use lockimpact::clone::ClonePlan;
 use lockimpact::clone::{self, restore::Tools};
-use lockimpact::scenario::ClonePlan;
 
 /// Every test of this file, by name.
 const TESTS: &[(&str, fn())] = &[
@@ -104,7 +104,7 @@ fn a_full_disk_during_restore_is_explained_with_the_server_log() {
     // A ~60 MB table, dumped compressed from a server on the normal disk.
     {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let server = clone::start(&lockimpact::scenario::ClonePlan::local(), &|_| {}).unwrap();
+        let server = clone::start(&lockimpact::clone::ClonePlan::local(), &|_| {}).unwrap();
         rt.block_on(async {
             let (c, conn) = server.config("postgres").connect(tokio_postgres::NoTls).await.unwrap();
             let task = tokio::spawn(conn);

@@ -300,10 +300,10 @@ fn docker_cli(args: &[&str]) -> String {
 
 /// A panic while a container runs: unwinding drops the guard, which removes it.
 fn a_panic_removes_the_container() {
-    let plan = lockimpact::scenario::ClonePlan {
-        backend: lockimpact::scenario::Backend::Docker,
+    let plan = lockimpact::clone::ClonePlan {
+        backend: lockimpact::clone::Backend::Docker,
         image: Some(TEST_IMAGE.to_string()),
-        ..lockimpact::scenario::ClonePlan::local()
+        ..lockimpact::clone::ClonePlan::local()
     };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let seen = Mutex::new(String::new());

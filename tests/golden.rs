@@ -7,8 +7,8 @@
 
 use std::path::PathBuf;
 
-use lockimpact::compare::Comparison;
 use lockimpact::report::Report;
+use lockimpact::report::compare::Comparison;
 use lockimpact::report::output::Format;
 use lockimpact::report::render::{Doc, render};
 
@@ -84,8 +84,10 @@ fn json_comparison_round_trips() {
 #[test]
 fn comparison_is_rebuilt_from_its_reports() {
     let c: Comparison = read(COMPARISON);
-    let rebuilt =
-        lockimpact::compare::build(c.candidates.iter().map(|x| x.report.clone()).collect(), c.differences.clone());
+    let rebuilt = lockimpact::report::compare::build(
+        c.candidates.iter().map(|x| x.report.clone()).collect(),
+        c.differences.clone(),
+    );
     assert_eq!(rebuilt, c);
     // The phased backfill blocks far less than the one-shot UPDATE.
     assert_eq!(c.ranking, vec![1, 0]);

@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use lockimpact::compare::Comparison;
 use lockimpact::report::Report;
+use lockimpact::report::compare::Comparison;
 use lockimpact::report::output::Format;
 use lockimpact::report::render::{Doc, render};
 

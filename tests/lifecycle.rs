@@ -21,8 +21,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
+use lockimpact::clone::ClonePlan;
 use lockimpact::clone::{self, Server};
-use lockimpact::scenario::ClonePlan;
 
 // ---------------------------------------------------------------------------
 // An existing server (the url backend).

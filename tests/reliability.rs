@@ -216,7 +216,7 @@ fn a_step_that_deadlocks_with_the_workload_is_recorded_and_the_policy_applied() 
 #[test]
 fn a_panic_drops_the_server_guard() {
     use lockimpact::clone::local::LocalServer;
-    let plan = lockimpact::scenario::ClonePlan::local();
+    let plan = lockimpact::clone::ClonePlan::local();
     let seen = std::sync::Mutex::new(None);
     let result = std::panic::catch_unwind(|| {
         let server = LocalServer::start(&plan).expect("a local server");

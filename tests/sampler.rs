@@ -6,9 +6,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lockimpact::clone;
-use lockimpact::sampler::{Roles, Sampler};
-use lockimpact::scenario::ClonePlan;
+use lockimpact::clone::ClonePlan;
+use lockimpact::sampler::Sampler;
 use lockimpact::timeline::Clock;
+use lockimpact::workload::Roles;
 use tokio_postgres::NoTls;
 
 const INTERVAL: Duration = Duration::from_millis(10);

@@ -12,8 +12,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use common::*;
+use lockimpact::clone::ClonePlan;
 use lockimpact::clone::{self, Server, restore::Tools};
-use lockimpact::scenario::ClonePlan;
 
 /// Runs `lockimpact ARGS` with extra environment variables.
 fn lockimpact(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
@@ -399,13 +399,14 @@ fn a_byte_order_mark_before_the_migration_is_dropped() {
 /// seeds, workloads and migrations stay inside their database.
 #[test]
 fn shipped_scenarios_pass_the_local_guard() {
-    use lockimpact::scenario::Backend;
+    use lockimpact::clone::Backend;
     let mut checked = 0;
     for entry in std::fs::read_dir(repo().join("scenarios")).unwrap().flatten() {
         let path = entry.path();
         if path.extension().is_some_and(|e| e == "toml") {
             let plan = lockimpact::scenario::load(Some(&path), &Default::default()).unwrap();
-            clone::guard::check(&plan, Backend::Local, None).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            lockimpact::scenario::guard::check(&plan, Backend::Local, None)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             checked += 1;
         }
     }

@@ -5,8 +5,8 @@
 mod common;
 
 use common::*;
+use lockimpact::clone::ClonePlan;
 use lockimpact::clone::{self, restore::DumpFormat, restore::Tools};
-use lockimpact::scenario::ClonePlan;
 
 #[test]
 fn snapshot_writes_a_restorable_dump_and_never_prints_the_password() {

@@ -10,8 +10,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
+use lockimpact::clone::ClonePlan;
 use lockimpact::clone::{self, restore::Tools};
-use lockimpact::scenario::ClonePlan;
 
 const PASSWORD: &str = "s3cretpw";
 

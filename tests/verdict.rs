@@ -11,8 +11,8 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use common::*;
-use lockimpact::compare;
 use lockimpact::report::Report;
+use lockimpact::report::compare;
 use lockimpact::report::model::{Inconclusive, VerdictStatus};
 use lockimpact::report::output::Format;
 use lockimpact::report::render::{Doc, render};

@@ -31,14 +31,16 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::BenchArgs;
+use crate::clone::ClonePlan;
 use crate::clone::sessions::Sessions;
 use crate::clone::template::{self, connect};
 use crate::clone::{self, Server};
 use crate::error::{Error, Result, describe_pg};
-use crate::record::{Hist, SamplerRecord, new_hist};
-use crate::sampler::{Roles, Sampler};
-use crate::scenario::{ClonePlan, WorkloadPlan};
+use crate::run_record::{Hist, SamplerRecord, new_hist};
+use crate::sampler::Sampler;
 use crate::timeline::{Clock, Slot};
+use crate::workload::Roles;
+use crate::workload::WorkloadPlan;
 use crate::workload::{self, file::Class};
 use report::Report;
 

@@ -31,7 +31,7 @@ pub fn script(class: &Class) -> std::result::Result<String, String> {
     if class.hold.is_some() {
         return Err(format!("class {:?}: a held transaction has no pgbench form", class.name));
     }
-    let tokens = crate::workload::file::scan_tokens(&class.sql).map_err(|e| format!("class {:?}: {e}", class.name))?;
+    let tokens = crate::pg::lex::scan_tokens(&class.sql).map_err(|e| format!("class {:?}: {e}", class.name))?;
     let mut sql = String::new();
     let mut at = 0usize;
     for t in tokens.iter().filter(|t| t.token == pg_query::protobuf::Token::Param as i32) {

@@ -13,10 +13,11 @@ use super::report::{Row, Side};
 use super::{BENCH_DB, Ctx, Sampling, alternate, drive, median};
 use crate::clone::template::connect;
 use crate::error::{Error, Result, describe_pg};
-use crate::record::new_hist;
-use crate::sampler::{Roles, Sampler};
+use crate::run_record::new_hist;
+use crate::sampler::Sampler;
 use crate::timeline::Clock;
 use crate::workload::CLOSED_LOOP;
+use crate::workload::Roles;
 
 pub async fn run(ctx: &Ctx, rep: &mut super::report::Report) -> Result<()> {
     let interval = ctx.cfg.sampler_interval;

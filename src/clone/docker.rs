@@ -48,8 +48,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::owner::Owner;
 use super::restore::Tools;
+use crate::clone::plan::ClonePlan;
 use crate::error::{Error, Result};
-use crate::scenario::ClonePlan;
 
 /// Every container this tool starts carries this label (`lockimpact=1`), so
 /// leftovers can be listed: `docker ps -a --filter label=lockimpact=1`.
@@ -397,8 +397,8 @@ pub async fn exec(container: &Container, cmd: &[&str], env: &[(&str, &str)]) -> 
 }
 
 impl super::ServerHandle for DockerServer {
-    fn backend(&self) -> crate::scenario::Backend {
-        crate::scenario::Backend::Docker
+    fn backend(&self) -> crate::clone::plan::Backend {
+        crate::clone::plan::Backend::Docker
     }
 
     fn config(&self, dbname: &str) -> tokio_postgres::Config {

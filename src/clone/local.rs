@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::clone::plan::ClonePlan;
 use crate::error::{Error, Result};
-use crate::scenario::ClonePlan;
 
 /// Server binaries of one major version.
 #[derive(Debug, Clone)]
@@ -259,8 +259,8 @@ impl LocalServer {
 }
 
 impl super::ServerHandle for LocalServer {
-    fn backend(&self) -> crate::scenario::Backend {
-        crate::scenario::Backend::Local
+    fn backend(&self) -> crate::clone::plan::Backend {
+        crate::clone::plan::Backend::Local
     }
 
     fn config(&self, dbname: &str) -> tokio_postgres::Config {

@@ -6,18 +6,17 @@
 //!
 //! Backends plug in by implementing `ServerHandle`: `local` (initdb + pg_ctl),
 //! `docker` (a container of the official image, on testcontainers) and `url`
-//! (an existing server, behind an explicit opt-in); `start` picks one.
-//! `guard` refuses the SQL a backend must not run. `owner` names the run a
-//! server belongs to, for `lockimpact clean`.
+//! (an existing server, behind an explicit opt-in); `start` picks one from
+//! the `plan`. `owner` names the run a server belongs to, for `lockimpact clean`.
 //!
 //! `sessions` keeps track of the tool's own sessions on a server so none
 //! outlives a run; `watchdog` notices a server that stopped answering;
 //! `state` tells whether a rehearsal changed the server for the next one.
 
 pub mod docker;
-pub mod guard;
 pub mod local;
 pub mod owner;
+pub mod plan;
 pub mod restore;
 pub mod sessions;
 pub mod state;
@@ -31,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
 use crate::pg::{Target, Tls};
-use crate::scenario::{Backend, ClonePlan};
+pub use plan::{Backend, ClonePlan};
 
 /// A running disposable server. Dropping it stops the server and removes its
 /// files, unless `keep` was called.

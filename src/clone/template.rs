@@ -6,21 +6,12 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
 use super::Server;
 use crate::error::{Error, Result, describe_pg};
 use crate::pg::Target;
+pub use crate::run_record::TableInfo;
 
 pub const TEMPLATE_DB: &str = "lockimpact_template";
-
-/// One table of the dataset, as the report shows it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct TableInfo {
-    pub name: String,
-    pub rows: i64,
-    pub bytes: i64,
-}
 
 #[derive(Debug, Clone)]
 pub struct Dataset {
@@ -34,14 +25,21 @@ pub struct Dataset {
     pub notes: Vec<String>,
 }
 
-/// Builds the template database the plan asks for: restores `snapshot.dump`,
-/// or runs `snapshot.seed`.
-pub async fn prepare(server: &Server, plan: &crate::scenario::Plan, say: &(dyn Fn(&str) + Sync)) -> Result<Dataset> {
-    match &plan.dump {
-        Some(dump) => super::restore::restore(server, dump, say).await,
-        None => {
-            say(&format!("seeding the template from {}", plan.seed_path.display()));
-            build(server, &plan.seed_sql, &plan.seed_path).await
+/// Where the template database's data comes from.
+pub enum Source<'a> {
+    /// `snapshot.dump`: a pg_dump snapshot to restore.
+    Dump(&'a super::restore::DumpPlan),
+    /// `snapshot.seed`: a seed script (its path, and its text with `{{vars}}` rendered).
+    Seed { path: &'a std::path::Path, sql: &'a str },
+}
+
+/// Builds the template database from `source`: restores the dump, or runs the seed script.
+pub async fn prepare(server: &Server, source: Source<'_>, say: &(dyn Fn(&str) + Sync)) -> Result<Dataset> {
+    match source {
+        Source::Dump(dump) => super::restore::restore(server, dump, say).await,
+        Source::Seed { path, sql } => {
+            say(&format!("seeding the template from {}", path.display()));
+            build(server, sql, path).await
         }
     }
 }
@@ -49,7 +47,7 @@ pub async fn prepare(server: &Server, plan: &crate::scenario::Plan, say: &(dyn F
 /// Connects to one database of the server for `purpose` (shown as
 /// `application_name` lockimpact-<purpose>); the connection task is spawned.
 pub async fn connect(server: &Server, dbname: &str, purpose: &str) -> Result<tokio_postgres::Client> {
-    if server.backend() != crate::scenario::Backend::Url {
+    if server.backend() != crate::clone::plan::Backend::Url {
         return connect_with(server.target(dbname), purpose).await;
     }
     // The user's own server: name it, keep libpq's cause, say what to check.

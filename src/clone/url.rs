@@ -9,10 +9,10 @@
 
 use super::ServerHandle;
 use super::template::{Dataset, connect, describe_dataset};
+use crate::clone::plan::Backend;
 use crate::error::{Error, Result, describe_pg};
 use crate::pg::conninfo::Source;
 use crate::pg::{ConnInfo, Target, Tls};
-use crate::scenario::Backend;
 
 /// The setting a database's owner sets to let lockimpact rehearse on it.
 pub const MARKER: &str = "lockimpact.rehearsal";

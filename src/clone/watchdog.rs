@@ -15,9 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::template::connect_with;
 use crate::error::{Error, Result, describe_pg};
 use crate::pg::Target;
-
-/// How long a probe may go unanswered before the server counts as frozen.
-pub const UNRESPONSIVE_AFTER: Duration = Duration::from_secs(10);
+use crate::run_record::{UNRESPONSIVE_AFTER, frozen};
 
 /// Time between the starts of two probes.
 const PROBE_EVERY: Duration = Duration::from_secs(1);
@@ -63,15 +61,6 @@ impl Drop for Watchdog {
     fn drop(&mut self) {
         self.task.abort();
     }
-}
-
-/// What the watchdog saw, for messages.
-pub fn frozen() -> String {
-    format!(
-        "a new connection got no answer within {} s (its postmaster stopped with SIGSTOP, its container paused, \
-         or the machine overloaded)",
-        UNRESPONSIVE_AFTER.as_secs()
-    )
 }
 
 /// The error of work the watchdog ended.

@@ -27,10 +27,10 @@ use super::runner;
 use super::split::{self, TxControl};
 use crate::clone::Server;
 use crate::error::{Error, Result, describe_pg};
-use crate::record::{CommandRecord, GroupRecord, MigrationRecord, Outcome, StepRecord};
-use crate::recorder::log::{Entry, STDERR_PREFIX, inline, parse_parameters, parse_time, stderr_entries};
-use crate::sampler::Roles;
+use crate::pg::log::{Entry, STDERR_PREFIX, inline, parse_parameters, parse_time, stderr_entries};
+use crate::run_record::{CommandRecord, GroupRecord, MigrationRecord, Outcome, StepRecord};
 use crate::timeline::{Clock, Slot};
+use crate::workload::Roles;
 
 /// The role the command connects as (a superuser of the disposable clone).
 pub const ROLE: &str = "lockimpact_command";

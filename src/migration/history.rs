@@ -14,7 +14,7 @@ use tokio_postgres::Client;
 use super::dirs::Applied;
 use super::{Migration, Source, TxMode};
 use crate::error::{Error, Result, describe_pg};
-use crate::record::Selection;
+use crate::run_record::Selection;
 
 /// What a rehearsal runs, and what is applied before it.
 #[derive(Debug)]

@@ -92,6 +92,23 @@ pub struct Group {
     pub checksum: Option<i32>,
 }
 
+impl Group {
+    /// Its entry in the run record, once its steps ran (`committed`: every
+    /// step succeeded and its transaction, if it had one, committed).
+    pub fn record(&self, committed: bool) -> crate::run_record::GroupRecord {
+        crate::run_record::GroupRecord {
+            name: self.name.clone(),
+            file: self.path.display().to_string(),
+            version: self.version.clone(),
+            transaction: self.transaction,
+            steps: self.steps.clone(),
+            committed,
+            has_down: self.down.is_some(),
+            captured: false,
+        }
+    }
+}
+
 /// SQL kept with a group but not run forward (a down, undo, revert or
 /// verify part): parsed and resolved like forward steps, in the transaction
 /// mode its tool would run it in, so that a rollback can run and measure it.
@@ -194,7 +211,7 @@ pub fn load(path: &Path, defaults: &Defaults) -> Result<Migration> {
     let file = path.display();
     let bytes = crate::files::read_input(path, "migration file", crate::files::TEXT_LIMIT)?;
     let text = String::from_utf8(bytes).map_err(|e| {
-        Error::input(format!("{file}: not valid UTF-8 ({}); save it as UTF-8", crate::scenario::utf8_place(&e)))
+        Error::input(format!("{file}: not valid UTF-8 ({}); save it as UTF-8", crate::files::text::utf8_place(&e)))
     })?;
     // A byte-order mark (editors on Windows write one) is not SQL.
     let mut m = parse(text.strip_prefix('\u{feff}').unwrap_or(&text), path, defaults)?;

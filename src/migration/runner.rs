@@ -21,8 +21,8 @@ use super::split::Statement;
 use super::{Migration, OnError, Step, StepKind, TxMode};
 use crate::clone::sessions::cancel_token;
 use crate::error::{describe_pg, sqlstate};
-use crate::record::{GroupRecord, MigrationRecord, Outcome, StepRecord};
-use crate::sampler::lockmode::stronger;
+use crate::pg::lockmode::stronger;
+use crate::run_record::{MigrationRecord, Outcome, StepRecord};
 use crate::timeline::{Clock, Slot};
 
 /// A backfill stops after this many batches unless `max_batches` says otherwise.
@@ -41,7 +41,7 @@ fn held_locks_sql() -> String {
     format!(
         "SELECT l.relation::bigint, {}, l.mode FROM pg_locks l \
          WHERE l.pid = pg_backend_pid() AND l.granted AND l.locktype = 'relation' AND l.relation >= 16384",
-        crate::sampler::RELATION_NAME_SQL
+        crate::pg::catalog::RELATION_NAME_SQL
     )
 }
 
@@ -49,7 +49,7 @@ fn held_locks_sql() -> String {
 fn names_sql() -> String {
     format!(
         "SELECT l.relation::bigint, {} FROM (SELECT oid AS relation FROM pg_class WHERE oid >= 16384) l",
-        crate::sampler::RELATION_NAME_SQL
+        crate::pg::catalog::RELATION_NAME_SQL
     )
 }
 
@@ -140,7 +140,7 @@ impl Runner<'_> {
                 }
                 committed &= ok;
             }
-            rec.groups.push(GroupRecord::of(g, committed));
+            rec.groups.push(g.record(committed));
         }
         rec.committed = if m.one_transaction {
             let ok = self.end(!p.aborted && !self.stop.is_cancelled(), rec, &mut p).await;

@@ -17,40 +17,10 @@ use std::time::Duration;
 use pg_query::NodeEnum;
 use pg_query::protobuf::{ReindexObjectType, Token};
 
-use crate::scenario::values::Dur;
-use crate::workload::file::{pg_message, scan_tokens};
+use crate::files::dur::Dur;
+use crate::pg::lex::{pg_message, scan_tokens};
 
-/// How the migration's statements are wrapped in transactions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TxMode {
-    /// The whole file in one transaction (as most migration frameworks run it).
-    File,
-    /// One transaction per step.
-    Step,
-    /// Autocommit: every statement commits on its own (required for CONCURRENTLY).
-    None,
-}
-
-impl TxMode {
-    pub fn parse(s: &str) -> Option<TxMode> {
-        match s {
-            "file" => Some(TxMode::File),
-            "step" => Some(TxMode::Step),
-            "none" => Some(TxMode::None),
-            _ => None,
-        }
-    }
-
-    /// The name used in directives and reports.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TxMode::File => "file",
-            TxMode::Step => "step",
-            TxMode::None => "none",
-        }
-    }
-}
+pub use crate::run_record::TxMode;
 
 /// One SQL statement of the file.
 #[derive(Debug, Clone, PartialEq)]

@@ -6,11 +6,19 @@
 //!   through their environment;
 //! - `tls`: `sslmode` and `sslrootcert` as rustls client configurations, and
 //!   a connection (`Target`) that uses them;
+//! - `lockmode`: table-level lock modes, ordered by strength;
+//! - `catalog`: SQL naming the relation of a `pg_locks` row;
+//! - `lex`: PostgreSQL's own scanner and its error messages;
+//! - `log`: PostgreSQL's server log (`stderr` and `csvlog`) read into entries;
 //! - `reach`: which SQL statements reach beyond their database (programs and
 //!   files on the server's host, settings and objects of the whole server),
 //!   read from the parse tree.
 
+pub mod catalog;
 pub mod conninfo;
+pub mod lex;
+pub mod lockmode;
+pub mod log;
 pub mod reach;
 pub mod tls;
 

@@ -1,5 +1,5 @@
 //! `lockimpact record`: turns what production runs into a workload. Not to be
-//! confused with `crate::record` (the raw measurements of one rehearsal).
+//! confused with `crate::run_record` (the raw measurements of one rehearsal).
 //!
 //! - `stat_statements`: rates per statement from two or more reads of
 //!   `pg_stat_statements` → a rate-based workload file.

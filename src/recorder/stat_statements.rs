@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use crate::cli::StatStatementsArgs;
 use crate::error::{Error, Result, describe_pg};
+use crate::files::dur::Dur;
 use crate::pg::ConnInfo;
-use crate::scenario::values::Dur;
 
 use super::infer::Columns;
 use super::write::{RecordedClass, replayable, workload_toml, write_file};

@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::model::*;
-use super::render::{fmt_count, fmt_ms};
-use crate::record::{
+use crate::fmt::{fmt_count, fmt_ms};
+use crate::pg::lockmode::stronger;
+use crate::run_record::{
     CheckRecord, Episode, Hist, MigrationRecord, Outcome, PreflightRecord, RunRecord, Selection, WorkloadRecord,
 };
-use crate::sampler::lockmode::stronger;
 use crate::scenario::file::BudgetSection;
 use crate::timeline::{Mark, Slot};
 
@@ -490,7 +490,7 @@ fn gap_warning(g: &SamplerGap) -> String {
 /// The operations that started while the migration ran: the schedule's
 /// target over `duration` (a replay's own count; none for a closed loop),
 /// what the mean rate expects, and how many finished, ok or error.
-fn during_workload(w: &crate::record::WorkloadRecord, duration: Duration) -> DuringWorkload {
+fn during_workload(w: &crate::run_record::WorkloadRecord, duration: Duration) -> DuringWorkload {
     let secs = duration.as_secs_f64();
     let (target, expected) = match (w.replay_schedule, w.target_rate.is_finite()) {
         (Some(s), _) => (Some(s.during as f64), Some(round3(s.mean_rate * secs))),
@@ -504,7 +504,7 @@ fn during_workload(w: &crate::record::WorkloadRecord, duration: Duration) -> Dur
 
 /// A migration shorter than the time between two operations, that no
 /// operation met: the run says little of what traffic meets.
-fn short_migration_warning(w: &crate::record::WorkloadRecord, duration: Duration) -> Option<String> {
+fn short_migration_warning(w: &crate::run_record::WorkloadRecord, duration: Duration) -> Option<String> {
     let d = during_workload(w, duration);
     let expected = d.expected.filter(|e| *e < 1.0 && d.completed == 0)?;
     Some(format!(
@@ -516,7 +516,7 @@ fn short_migration_warning(w: &crate::record::WorkloadRecord, duration: Duration
 
 /// Each threshold of `b` by its budget key (durations in ms).
 fn limits(b: &BudgetSection) -> Vec<BudgetLimit> {
-    let dur = |key: &str, d: Option<crate::scenario::values::Dur>| d.map(|d| (key.to_string(), ms(d.0)));
+    let dur = |key: &str, d: Option<crate::files::dur::Dur>| d.map(|d| (key.to_string(), ms(d.0)));
     let count = |key: &str, n: Option<u64>| n.map(|n| (key.to_string(), n as f64));
     let mut out: Vec<(String, f64)> = [
         dur("max_blocked", b.max_blocked),

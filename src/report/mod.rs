@@ -1,7 +1,9 @@
 //! The report: the model that is the JSON contract (`model`), built once from
-//! a `RunRecord` (`builder`), and formatted by the renderers (`render`).
+//! a `RunRecord` (`builder`), and formatted by the renderers (`render`);
+//! two or more reports compared (`compare`); where outputs go (`output`).
 
 pub mod builder;
+pub mod compare;
 pub mod model;
 pub mod output;
 pub mod render;

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::clone::template::TableInfo;
-use crate::record::Outcome;
+use crate::run_record::Outcome;
+use crate::run_record::TableInfo;
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -290,7 +290,7 @@ pub struct CheckReport {
     pub step: usize,
     pub statement: usize,
     /// `not_null`, `check`, `unique`, `foreign_key` or `cast`.
-    pub kind: crate::record::CheckKind,
+    pub kind: crate::run_record::CheckKind,
     pub relation: String,
     pub columns: Vec<String>,
     /// The constraint, expression or target type checked.
@@ -552,11 +552,11 @@ impl CheckReport {
     /// The kind as the renderers name it.
     pub fn kind_name(&self) -> &'static str {
         match self.kind {
-            crate::record::CheckKind::NotNull => "not null",
-            crate::record::CheckKind::Check => "check",
-            crate::record::CheckKind::Unique => "unique",
-            crate::record::CheckKind::ForeignKey => "foreign key",
-            crate::record::CheckKind::Cast => "type change",
+            crate::run_record::CheckKind::NotNull => "not null",
+            crate::run_record::CheckKind::Check => "check",
+            crate::run_record::CheckKind::Unique => "unique",
+            crate::run_record::CheckKind::ForeignKey => "foreign key",
+            crate::run_record::CheckKind::Cast => "type change",
         }
     }
 }

@@ -5,97 +5,19 @@
 //! is in the waiter's blocking chain, directly or through the lock queue. It
 //! also samples the relation locks the migration holds, per step.
 
-pub mod lockmode;
-
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::record::{Episode, SamplerRecord, new_hist};
+use crate::run_record::{Episode, SamplerRecord, new_hist};
 use crate::timeline::Clock;
-
-/// Who is who among the backends: the migration's pid, the workload's pids,
-/// and the query text of each class (to name the class of a waiting session).
-#[derive(Debug, Default)]
-pub struct Roles {
-    /// The migration's backends: the runner's one, or every session of a
-    /// captured framework command.
-    migration: Mutex<Vec<i32>>,
-    workload: Mutex<HashSet<i32>>,
-    class_by_sql: HashMap<String, String>,
-    /// The same by pg_query fingerprint (constants ignored): a replayed
-    /// statement carries its own values, not its class's example ones.
-    class_by_fingerprint: HashMap<u64, String>,
-    /// Per workload pid, the last query text named by fingerprint and its
-    /// class: a session waits through many polls with the same text, which is
-    /// parsed once, not at every poll.
-    named: Mutex<HashMap<i32, (String, String)>>,
-}
-
-/// pg_query's fingerprint of `sql`, if it parses.
-fn fingerprint(sql: &str) -> Option<u64> {
-    pg_query::fingerprint(sql, 0, pg_query::FingerprintOptions::FULL_RELNAME).ok().map(|f| f.value)
-}
-
-impl Roles {
-    pub fn new(classes: &[crate::workload::file::Class]) -> Roles {
-        Roles {
-            class_by_sql: classes
-                .iter()
-                .flat_map(|c| c.statements().into_iter().map(|s| (s.trim().to_string(), c.name.clone())))
-                .collect(),
-            class_by_fingerprint: classes
-                .iter()
-                .flat_map(|c| c.statements().into_iter().filter_map(|s| Some((fingerprint(s)?, c.name.clone()))))
-                .collect(),
-            ..Default::default()
-        }
-    }
-    pub fn set_migration(&self, pid: i32) {
-        *self.migration.lock().expect("roles") = vec![pid];
-    }
-    /// One more backend of the migration (a session a captured command opened).
-    pub fn add_migration(&self, pid: i32) {
-        let mut m = self.migration.lock().expect("roles");
-        if !m.contains(&pid) {
-            m.push(pid);
-        }
-    }
-    pub fn migration(&self) -> Vec<i32> {
-        self.migration.lock().expect("roles").clone()
-    }
-    pub fn add_workload(&self, pid: i32) {
-        self.workload.lock().expect("roles").insert(pid);
-    }
-    fn who(&self, pid: i32, query: Option<&str>) -> Option<String> {
-        if self.migration().contains(&pid) {
-            return Some("migration".into());
-        }
-        if !self.workload.lock().expect("roles").contains(&pid) {
-            return None;
-        }
-        let q = query.unwrap_or("").trim();
-        if let Some(class) = self.class_by_sql.get(q) {
-            return Some(class.clone());
-        }
-        let mut named = self.named.lock().expect("roles");
-        if let Some((text, class)) = named.get(&pid)
-            && text == q
-        {
-            return Some(class.clone());
-        }
-        let class = fingerprint(q).and_then(|f| self.class_by_fingerprint.get(&f).cloned());
-        let class = class.unwrap_or_else(|| "workload".into());
-        named.insert(pid, (q.to_string(), class.clone()));
-        Some(class)
-    }
-}
+use crate::workload::Roles;
 
 /// One poll: every waiting lock with its blockers, and the relation locks the
 /// migration holds. When the migration waits, also what its blockers run
@@ -124,30 +46,10 @@ WHERE GATE ((NOT l.granted AND l.pid IS NOT NULL) \
    OR (l.pid = ANY($1) AND l.locktype = 'relation' AND l.relation >= 16384 \
        AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = l.relation)))";
 
-/// The name of the relation `l.relation` of a `pg_locks` row, as a user
-/// knows it: a toast table and its index fold under their table (`orders`);
-/// the transient heap a rewrite (ALTER TABLE … TYPE, VACUUM FULL, CLUSTER)
-/// builds and drops inside the transaction, with its toast table and index,
-/// is named after the table whose data it now is: `orders (transient heap)`
-/// (its oid became the table's relfilenode; its toast table and index took
-/// the next few oids); anything else dropped is `dropped relation OID`.
-pub const RELATION_NAME_SQL: &str = "coalesce(\
-    (SELECT coalesce((SELECT o.oid::regclass::text FROM pg_class o \
-       WHERE c.relnamespace = 'pg_toast'::regnamespace \
-         AND o.reltoastrelid IN (c.oid, (SELECT i.indrelid FROM pg_index i WHERE i.indexrelid = c.oid)) LIMIT 1), \
-       c.oid::regclass::text) FROM pg_class c WHERE c.oid = l.relation), \
-    (SELECT coalesce((SELECT o.oid::regclass::text FROM pg_class o WHERE h.relkind = 't' AND o.reltoastrelid = h.oid \
-       LIMIT 1), h.oid::regclass::text) || ' (transient heap)' \
-     FROM pg_class h WHERE h.relkind IN ('r', 'm', 't') AND h.relfilenode::bigint >= 16384 \
-       AND l.relation::bigint BETWEEN h.relfilenode::bigint AND h.relfilenode::bigint + 7 \
-       AND NOT EXISTS (SELECT 1 FROM pg_class x WHERE x.oid = h.relfilenode) \
-     ORDER BY h.relfilenode::bigint DESC LIMIT 1), \
-    'dropped relation ' || l.relation)";
-
 /// `RELATION_NAME_SQL` as another session sees it: a relation it cannot see
 /// may be one created by a transaction not committed yet, so it keeps its oid.
 fn sampled_name() -> String {
-    RELATION_NAME_SQL.replace("'dropped relation ' || l.relation", "l.relation::regclass::text")
+    crate::pg::catalog::RELATION_NAME_SQL.replace("'dropped relation ' || l.relation", "l.relation::regclass::text")
 }
 
 /// The gate of `POLL_SQL`.
@@ -296,12 +198,12 @@ impl Sampler {
                 let got = Instant::now();
                 st.poll(sent, got, &rows);
                 if let Some(from) = blind_since.take() {
-                    st.rec.gaps.push(crate::record::Gap { from, to: st.last_poll });
+                    st.rec.gaps.push(crate::run_record::Gap { from, to: st.last_poll });
                 }
             }
             if let Some(from) = blind_since {
                 let to = st.clock.since_start(Instant::now());
-                st.rec.gaps.push(crate::record::Gap { from, to });
+                st.rec.gaps.push(crate::run_record::Gap { from, to });
             }
             let now = st.clock.since_start(Instant::now());
             let open: Vec<i32> = st.open.keys().copied().collect();
@@ -362,7 +264,7 @@ impl State {
                 {
                     self.span(poll_at, &rel, &mode);
                     let held = self.rec.migration_locks.entry(slot.index()).or_default();
-                    let m = held.get(&rel).map(|old| lockmode::stronger(old, &mode)).unwrap_or(mode);
+                    let m = held.get(&rel).map(|old| crate::pg::lockmode::stronger(old, &mode)).unwrap_or(mode);
                     held.insert(rel, m);
                 }
                 continue;
@@ -471,7 +373,7 @@ impl State {
         let open = self.rec.migration_lock_spans.iter_mut().rev().find(|s| s.relation == rel && s.mode == mode);
         match open {
             Some(s) if s.to == last || s.to == at => s.to = at,
-            _ => self.rec.migration_lock_spans.push(crate::record::LockSpan {
+            _ => self.rec.migration_lock_spans.push(crate::run_record::LockSpan {
                 relation: rel.to_string(),
                 mode: mode.to_string(),
                 from: at,

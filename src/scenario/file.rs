@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::values::Dur;
+use crate::files::dur::Dur;
+pub use crate::run_record::budget::{BudgetSection, NewErrors};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -166,77 +167,4 @@ pub struct MigrationSection {
 pub struct SamplerSection {
     /// How often the lock sampler polls (1ms–1s; default 10ms).
     pub interval: Option<Dur>,
-}
-
-/// Thresholds for the pass/fail verdict; any violation gives exit code 1.
-#[derive(Debug, Deserialize, Default, Clone)]
-#[serde(deny_unknown_fields)]
-pub struct BudgetSection {
-    /// Total time workload sessions spent blocked by the migration.
-    pub max_blocked: Option<Dur>,
-    /// Longest single wait of a workload session blocked by the migration.
-    pub max_blocked_wait: Option<Dur>,
-    /// Most workload sessions blocked by the migration at once.
-    pub max_blocked_sessions: Option<u32>,
-    /// p99 latency of any query class while the migration runs.
-    pub max_p99_during: Option<Dur>,
-    /// p99 latency of one query class while the migration runs (class → limit).
-    #[serde(default)]
-    pub max_p99_during_class: BTreeMap<String, Dur>,
-    /// Duration of the longest migration step.
-    pub max_step: Option<Dur>,
-    /// Workload errors over the whole run.
-    pub max_errors: Option<u64>,
-    /// A step that makes a query class fail with a SQLSTATE it did not fail
-    /// with in the baseline: a violation unless `"allowed"` (default `"not_allowed"`).
-    #[serde(default)]
-    pub new_errors: NewErrors,
-}
-
-/// Whether new error classes caused by the migration are allowed by the budget.
-#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum NewErrors {
-    /// A new error class is a violation (the default).
-    #[default]
-    NotAllowed,
-    /// New error classes are reported, not judged.
-    Allowed,
-}
-
-/// The longest a workload session may wait on the migration under the
-/// default budget (see `BudgetSection::default_budget`).
-pub const DEFAULT_MAX_BLOCKED_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
-
-impl BudgetSection {
-    /// True when no threshold is set: the scenario has no `[budget]` (or an
-    /// empty one) and no budget flag was given.
-    pub fn is_unset(&self) -> bool {
-        let BudgetSection {
-            max_blocked,
-            max_blocked_wait,
-            max_blocked_sessions,
-            max_p99_during,
-            max_p99_during_class,
-            max_step,
-            max_errors,
-            new_errors,
-        } = self;
-        max_blocked.is_none()
-            && max_blocked_wait.is_none()
-            && max_blocked_sessions.is_none()
-            && max_p99_during.is_none()
-            && max_p99_during_class.is_empty()
-            && max_step.is_none()
-            && max_errors.is_none()
-            && *new_errors == NewErrors::default()
-    }
-
-    /// The budget of a scenario that sets none: no workload session waits on
-    /// the migration longer than `DEFAULT_MAX_BLOCKED_WAIT`, no new error
-    /// class (`new_errors`' default), and, as under every budget, the
-    /// migration completes.
-    pub fn default_budget() -> BudgetSection {
-        BudgetSection { max_blocked_wait: Some(Dur(DEFAULT_MAX_BLOCKED_WAIT)), ..BudgetSection::default() }
-    }
 }

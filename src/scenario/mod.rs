@@ -1,9 +1,11 @@
 //! Scenario loading: the TOML file (`file`), `--set` overrides and templates
-//! (`values`), resolved into a validated `Plan`. Nothing downstream reads the
-//! raw file or the command line.
+//! (`values`), resolved into a validated `Plan`; `guard` refuses the SQL of a
+//! plan that its backend must not run. Nothing downstream reads the raw file
+//! or the command line.
 
 pub mod embedded;
 pub mod file;
+pub mod guard;
 pub mod values;
 
 use std::collections::BTreeMap;
@@ -13,84 +15,18 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::cli::RunOptions;
+use crate::clone::plan::{Backend, ClonePlan};
 use crate::clone::restore::{DumpFormat, DumpPlan};
 use crate::error::{Error, Result};
+use crate::files::text::{read_text, toml_message};
 use crate::migration::{self, Migration};
-use crate::workload::file::{Class, toml_message};
+use crate::workload::file::Class;
+use crate::workload::plan::WorkloadPlan;
 use file::{BudgetSection, ScenarioFile};
 use values::{apply_set, render_template, scalar_text};
 
 /// Server settings the backends set themselves; a scenario may not override them.
 const MANAGED_SETTINGS: &[&str] = &["port", "listen_addresses", "unix_socket_directories"];
-
-/// Which clone backend runs the disposable server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    /// Pick one that gives the requested major version.
-    Auto,
-    /// `initdb` + `pg_ctl` from local server binaries.
-    Local,
-    /// A container of the official `postgres:<major>` image (or `--image`).
-    Docker,
-    /// An existing server's database (explicit opt-in only).
-    Url,
-}
-
-#[derive(Debug, Clone)]
-pub struct ClonePlan {
-    pub backend: Backend,
-    /// The `url` backend's connection URL (may hold a password: never print it).
-    pub url: Option<String>,
-    pub pg_version: Option<u32>,
-    pub pg_bin: Option<PathBuf>,
-    /// The docker backend's image (`--image` or `clone.image`); default `postgres:<pg_version>`.
-    pub image: Option<String>,
-    /// `-c name=value` server settings, in file order.
-    pub settings: Vec<(String, String)>,
-    pub keep: bool,
-    /// `--allow-host-access`: SQL may run programs and touch files on the
-    /// server's host (refused on the local and url backends otherwise).
-    pub allow_host_access: bool,
-    /// `--allow-server-wide`: SQL may change the whole server (refused on
-    /// the url backend otherwise).
-    pub allow_server_wide: bool,
-}
-
-impl ClonePlan {
-    /// A local server with default settings (tests and benchmarks).
-    pub fn local() -> ClonePlan {
-        ClonePlan {
-            backend: Backend::Local,
-            url: None,
-            pg_version: None,
-            pg_bin: None,
-            image: None,
-            settings: Vec::new(),
-            keep: false,
-            allow_host_access: false,
-            allow_server_wide: false,
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct WorkloadPlan {
-    pub path: PathBuf,
-    /// The rendered workload files, in order: two plans with the same text,
-    /// rate, connections, seed and timeout replay the same schedule.
-    pub source: String,
-    pub classes: Vec<Class>,
-    /// Target rate of the weighted classes (ops/s).
-    pub rate: f64,
-    pub connections: u32,
-    pub seed: u64,
-    pub statement_timeout: Duration,
-    /// `workload.replay`: a session replay instead of paced classes, and its speed.
-    pub replay: Option<std::sync::Arc<crate::workload::replay::Replay>>,
-    pub speed: f64,
-    /// `workload.pool`: the replay's connection pool size (default from max_connections).
-    pub pool: Option<u32>,
-}
 
 #[derive(Debug, Clone)]
 pub struct Phases {
@@ -125,6 +61,16 @@ pub struct Plan {
     pub inputs: Vec<PathBuf>,
 }
 
+impl Plan {
+    /// Where the template database's data comes from: the dump, or the seed script.
+    pub fn dataset_source(&self) -> crate::clone::template::Source<'_> {
+        match &self.dump {
+            Some(dump) => crate::clone::template::Source::Dump(dump),
+            None => crate::clone::template::Source::Seed { path: &self.seed_path, sql: &self.seed_sql },
+        }
+    }
+}
+
 /// Removes `.` and `dir/..` pairs so messages show `workloads/x.sql`, not
 /// `scenarios/../workloads/x.sql` (lexical only; symlinks are not resolved).
 fn normalize(path: &Path) -> PathBuf {
@@ -140,39 +86,6 @@ fn normalize(path: &Path) -> PathBuf {
         }
     }
     if out.as_os_str().is_empty() { PathBuf::from(".") } else { out }
-}
-
-/// Where a file stops being UTF-8: "line L, byte B" (B counted from 0 in the file).
-pub fn utf8_place(e: &std::string::FromUtf8Error) -> String {
-    let valid = e.utf8_error().valid_up_to();
-    let line = e.as_bytes()[..valid].iter().filter(|&&b| b == b'\n').count() + 1;
-    format!("line {line}, byte {valid}")
-}
-
-/// Reads a text file, naming it in the error (missing, unreadable, not a
-/// regular file, too big, not UTF-8, empty); a byte-order mark at its start
-/// is dropped.
-pub fn read_text(path: &Path, what: &str) -> Result<String> {
-    read_text_within(path, what, crate::files::TEXT_LIMIT)
-}
-
-/// `read_text` with its own size limit (a session replay is a recording).
-pub fn read_text_within(path: &Path, what: &str, limit: u64) -> Result<String> {
-    let bytes = crate::files::read_input(path, what, limit)?;
-    let mut text = String::from_utf8(bytes).map_err(|e| {
-        Error::input(format!(
-            "{}: the {what} is not valid UTF-8 ({}); save it as UTF-8",
-            path.display(),
-            utf8_place(&e)
-        ))
-    })?;
-    if text.starts_with('\u{feff}') {
-        text.drain(..'\u{feff}'.len_utf8());
-    }
-    if text.trim().is_empty() {
-        return Err(Error::input(format!("{}: the {what} is empty", path.display())));
-    }
-    Ok(text)
 }
 
 /// Loads a scenario (the embedded default when `scenario` is `None`) with its

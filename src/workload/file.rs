@@ -12,7 +12,9 @@ use serde::Deserialize;
 use super::params::{Param, ParamSpec};
 use super::script::{Num, Script};
 use crate::error::{Error, Result};
-use crate::scenario::values::Dur;
+use crate::files::dur::Dur;
+use crate::files::text::toml_message;
+use crate::pg::lex::{pg_message, scan_tokens};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -174,7 +176,7 @@ pub fn parse_file(text: &str, path: &Path) -> Result<ParsedFile> {
                         ),
                         None => {
                             let p = path.parent().unwrap_or(Path::new(".")).join(&s);
-                            let text = crate::scenario::read_text(&p, "pgbench script")?;
+                            let text = crate::files::text::read_text(&p, "pgbench script")?;
                             scripts.push(p.clone());
                             (p.display().to_string(), text)
                         }
@@ -272,39 +274,6 @@ pub fn max_param(sql: &str) -> usize {
         .filter_map(|t| sql.get(t.start as usize + 1..t.end as usize)?.parse::<usize>().ok())
         .max()
         .unwrap_or(0)
-}
-
-/// `pg_query::scan_tokens`, safe on text without a single token. For empty or
-/// whitespace-only text the C scanner returns a null token array, which the
-/// crate turns into a slice: undefined behaviour (a panic in debug builds,
-/// found by fuzzing the migration splitter).
-pub fn scan_tokens(sql: &str) -> Result<Vec<pg_query::protobuf::ScanToken>, pg_query::Error> {
-    if sql.chars().all(|c| matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0b' | '\x0c')) {
-        return Ok(Vec::new());
-    }
-    pg_query::scan_tokens(sql)
-}
-
-/// The message of a pg_query error without the crate's prefix.
-pub fn pg_message(e: &pg_query::Error) -> String {
-    match e {
-        pg_query::Error::Parse(m) | pg_query::Error::Split(m) | pg_query::Error::Scan(m) => m.clone(),
-        other => other.to_string(),
-    }
-}
-
-/// A TOML error as "line L, column C: message" (the toml crate's own text
-/// repeats the source line; this keeps one line).
-pub fn toml_message(e: &toml::de::Error, text: &str) -> String {
-    match e.span() {
-        Some(span) => {
-            let before = &text[..span.start.min(text.len())];
-            let line = before.matches('\n').count() + 1;
-            let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-            format!("line {line}, column {col}: {}", e.message())
-        }
-        None => e.message().to_string(),
-    }
 }
 
 #[cfg(test)]

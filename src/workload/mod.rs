@@ -1,4 +1,5 @@
-//! The workload: query classes from the workload file (`file`), parameter
+//! The workload: what to replay (`plan`), query classes from the workload
+//! file (`file`), parameter
 //! generators (`params`), pgbench script classes (`script`), the open-loop
 //! pacer (`pacer`) and workers (`worker`), each on its own thread with its own
 //! connection (`wire`); or, instead of pacer and workers, a session replay
@@ -17,7 +18,9 @@
 pub mod file;
 pub mod pacer;
 pub mod params;
+pub mod plan;
 pub mod replay;
+pub mod roles;
 pub mod script;
 pub mod wire;
 mod worker;
@@ -30,12 +33,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clone::sessions::Sessions;
 use crate::error::{Error, Result, describe_pg};
-use crate::record::{ClassSecond, Hist, PoolRecord, SecondRecord, WorkloadRecord};
-use crate::sampler::Roles;
-use crate::scenario::WorkloadPlan;
+use crate::run_record::{ClassSecond, Hist, PoolRecord, SecondRecord, WorkloadRecord};
 use crate::timeline::{Clock, Slot};
 use file::Class;
 use params::{Param, Value};
+pub use plan::WorkloadPlan;
+pub use roles::Roles;
 use worker::{Latencies, Worker, WorkerStats};
 
 /// Most operations the pacer's queue holds (about 50 bytes each, allocated
@@ -440,7 +443,7 @@ impl Workload {
         .unwrap_or_else(|| pacer::PacerResult {
             issued_measured: 0,
             dropped: 0,
-            schedule_lag: crate::record::new_hist(),
+            schedule_lag: crate::run_record::new_hist(),
             replay_schedule: None,
         });
         let deadline = tokio::time::Instant::now() + grace;

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::file::{Class, Pace};
 use super::params::Rng;
-use crate::record::{Hist, new_hist};
+use crate::run_record::{Hist, new_hist};
 use crate::timeline::{Clock, Slot};
 
 /// One operation to run.
@@ -94,7 +94,7 @@ pub struct PacerResult {
     pub schedule_lag: Hist,
     /// A replay's schedule while the migration ran (`None` for a rate-based
     /// schedule: its rate says it).
-    pub replay_schedule: Option<crate::record::ReplaySchedule>,
+    pub replay_schedule: Option<crate::run_record::ReplaySchedule>,
 }
 
 /// Starts the pacer on its own thread; it runs until `stop` is cancelled (or

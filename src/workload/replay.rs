@@ -26,9 +26,9 @@ use super::Seconds;
 use super::pacer::PacerResult;
 use super::worker::WorkerStats;
 use crate::error::{Error, Result, describe_pg, sqlstate};
-use crate::record::{Hist, PoolRecord, ReplaySchedule, new_hist};
-use crate::sampler::Roles;
+use crate::run_record::{Hist, PoolRecord, ReplaySchedule, new_hist};
 use crate::timeline::{Clock, Slot};
+use crate::workload::Roles;
 
 /// The first line of a replay file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -93,7 +93,7 @@ pub struct Replay {
 impl Replay {
     pub fn load(path: &Path) -> Result<Replay> {
         let file = path.display();
-        let text = crate::scenario::read_text_within(path, "session replay file", crate::files::RECORDING_LIMIT)?;
+        let text = crate::files::text::read_text_within(path, "session replay file", crate::files::RECORDING_LIMIT)?;
         let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
         let (_, first) = lines.next().ok_or_else(|| Error::input(format!("{file}: empty replay file")))?;
         let header: Header = serde_json::from_str(first)

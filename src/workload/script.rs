@@ -255,7 +255,8 @@ fn sql_command(sql: &str) -> Result<Command, String> {
         i += 1;
     }
     let sql = out.trim().trim_end_matches(';').trim().to_string();
-    let parsed = pg_query::parse(&sql, 0).map_err(|e| format!("SQL syntax error: {}", super::file::pg_message(&e)))?;
+    let parsed =
+        pg_query::parse(&sql, 0).map_err(|e| format!("SQL syntax error: {}", crate::pg::lex::pg_message(&e)))?;
     if parsed.protobuf.stmts.len() != 1 {
         return Err("one SQL command per ';'".into());
     }

@@ -24,7 +24,7 @@ use super::pacer::{Mix, Op};
 use super::params::{Rng, Value};
 use super::script::{Command, Num, Script, sleep_for};
 use super::wire::{Conn, DbError};
-use crate::record::{Hist, new_hist};
+use crate::run_record::{Hist, new_hist};
 use crate::timeline::{Clock, Slot};
 
 /// Salt so parameter draws are independent of the pacer's class choice.

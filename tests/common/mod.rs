@@ -248,8 +248,8 @@ ALTER VIEW paid_orders RENAME TO paid_orders_v2;\n";
 /// Builds the dataset on a disposable local server and writes it with pg_dump
 /// in each of `formats` (`c`, `d`, `t`, `p`) to `dir/dump.<format>`.
 pub fn make_dumps(dir: &Path, formats: &[&str]) -> Vec<PathBuf> {
+    use lockimpact::clone::ClonePlan;
     use lockimpact::clone::{self, restore::Tools};
-    use lockimpact::scenario::ClonePlan;
     let seed = std::fs::read_to_string(repo().join("workloads/orders/seed.sql"))
         .unwrap()
         .replace("{{rows}}", "10000")
@@ -291,9 +291,9 @@ pub fn make_dumps(dir: &Path, formats: &[&str]) -> Vec<PathBuf> {
 /// A local source server (as a production stand-in) with the given server
 /// settings, e.g. `shared_preload_libraries`; stopped when dropped.
 pub fn source_server(settings: &[(&str, &str)]) -> lockimpact::clone::Server {
-    let plan = lockimpact::scenario::ClonePlan {
+    let plan = lockimpact::clone::ClonePlan {
         settings: settings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-        ..lockimpact::scenario::ClonePlan::local()
+        ..lockimpact::clone::ClonePlan::local()
     };
     lockimpact::clone::start(&plan, &|_| {}).expect("a local source server")
 }

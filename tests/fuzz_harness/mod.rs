@@ -29,7 +29,8 @@ pub const TARGETS: &[(&str, Harness)] =
 /// parameters inlined, and each is normalized by fingerprint, as
 /// `lockimpact record log` does.
 pub fn log(data: &[u8]) -> bool {
-    use lockimpact::recorder::log::{csv_entries, inline, normalize_with_literals, statements, stderr_entries};
+    use lockimpact::pg::log::{csv_entries, inline, statements, stderr_entries};
+    use lockimpact::recorder::log::normalize_with_literals;
     let text = String::from_utf8_lossy(data);
     let mut found = 0;
     for entries in [csv_entries(&text), stderr_entries(&text).0] {

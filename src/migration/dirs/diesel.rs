@@ -38,7 +38,7 @@ pub fn read(dir: &Path, ctx: &Ctx) -> Result<Read> {
         let meta: Metadata = if meta_path.is_file() {
             let text = super::read_text(&meta_path)?;
             toml::from_str(&text).map_err(|e| {
-                Error::input(format!("{}: {}", meta_path.display(), crate::workload::file::toml_message(&e, &text)))
+                Error::input(format!("{}: {}", meta_path.display(), crate::files::text::toml_message(&e, &text)))
             })?
         } else {
             Metadata::default()

@@ -333,7 +333,7 @@ pub fn read_text(path: &Path) -> Result<String> {
         Error::input(format!(
             "{}: not valid UTF-8 ({}); save it as UTF-8",
             path.display(),
-            crate::scenario::utf8_place(&e)
+            crate::files::text::utf8_place(&e)
         ))
     })?;
     Ok(text.strip_prefix('\u{feff}').map(str::to_string).unwrap_or(text))
@@ -431,7 +431,7 @@ pub struct Unit<'a> {
 /// boundaries). `None` when it holds no statement.
 pub fn steps(ctx: &Ctx, text: &str, fixed: &[Range<usize>], path: &Path) -> Result<Option<Vec<Step>>> {
     use pg_query::protobuf::Token;
-    let has_sql = crate::workload::file::scan_tokens(text)
+    let has_sql = crate::pg::lex::scan_tokens(text)
         .map(|t| t.iter().any(|t| t.token != Token::SqlComment as i32 && t.token != Token::CComment as i32))
         .unwrap_or(true); // let the splitter name the scan error
     if !has_sql {

@@ -21,7 +21,7 @@ use super::{Migration, OnError, Step, StepKind, runner};
 use crate::clone::Server;
 use crate::clone::template::{self, connect};
 use crate::error::{Error, Result, describe_pg};
-use crate::record::{CheckRecord, PreflightRecord};
+use crate::run_record::{CheckRecord, PreflightRecord};
 use detect::{Found, detect};
 use queries::Query;
 
@@ -88,7 +88,7 @@ pub async fn run(
     }
     let checks = result?;
     for c in checks.iter().filter(|c| c.violations.is_some_and(|n| n > 0)) {
-        let n = crate::report::render::fmt_count(c.violations.unwrap_or(0));
+        let n = crate::fmt::fmt_count(c.violations.unwrap_or(0));
         say(&format!("preflight: step {} will fail: {n} rows violate it ({})", c.step + 1, c.what));
     }
     Ok(Some(PreflightRecord { checks, duration: started.elapsed(), place: place.to_string() }))

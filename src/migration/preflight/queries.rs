@@ -9,7 +9,7 @@ use tokio_postgres::Client;
 use super::EXAMPLES;
 use super::detect::{Found, Rel, quote};
 use crate::error::describe_pg;
-use crate::record::{CheckKind, CheckRecord};
+use crate::run_record::{CheckKind, CheckRecord};
 
 /// One check, ready to run on the table aliased `t`.
 #[derive(Debug, Clone)]

@@ -10,7 +10,7 @@ use super::{
     Rows, command_lines, during_rows, episode_rows, group_rows, latency_rows, preflight_rows, short, side_by_side_rows,
     step_rows, summary_rows,
 };
-use crate::compare::Comparison;
+use crate::report::compare::Comparison;
 use crate::report::model::{Report, VerdictStatus};
 
 /// Escapes text for HTML element content and attribute values.

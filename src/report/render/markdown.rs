@@ -8,7 +8,7 @@ use super::{
     Rows, command_lines, during_rows, episode_rows, group_rows, latency_rows, preflight_rows, side_by_side_rows,
     step_rows, summary_rows,
 };
-use crate::compare::Comparison;
+use crate::report::compare::Comparison;
 use crate::report::model::Report;
 
 fn details(out: &mut impl Write, title: &str, body: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> io::Result<()> {

@@ -7,8 +7,9 @@ pub mod markdown;
 mod svg;
 pub mod terminal;
 
-use crate::compare::Comparison;
+use crate::fmt::{fmt_bytes, fmt_count, fmt_ms};
 use crate::report::Report;
+use crate::report::compare::Comparison;
 use crate::report::model::{BudgetLimit, BudgetSource, VerdictStatus};
 use crate::report::output::Format;
 
@@ -30,59 +31,6 @@ pub fn render(doc: Doc, format: Format, out: &mut impl std::io::Write) -> std::i
         (Format::Markdown, Doc::Compare(c)) => markdown::render_comparison(c, out),
         (Format::Html, Doc::Run(r)) => html::render(r, out),
         (Format::Html, Doc::Compare(c)) => html::render_comparison(c, out),
-    }
-}
-
-/// "0 ms", "850 µs", "12.3 ms", "8.10 s".
-pub fn fmt_ms(ms: f64) -> String {
-    if ms == 0.0 {
-        "0 ms".to_string()
-    } else if ms < 1.0 {
-        format!("{:.0} µs", ms * 1000.0)
-    } else if ms < 1000.0 {
-        format!("{ms:.1} ms")
-    } else {
-        format!("{:.2} s", ms / 1000.0)
-    }
-}
-
-/// "200 ops/s", "49.5 ops/s", "0.25 ops/s": a rate people read, rounded to
-/// three significant digits (at least the whole number).
-pub fn fmt_rate(r: f64) -> String {
-    let digits = if r >= 100.0 || r == r.trunc() {
-        0
-    } else if r >= 1.0 {
-        1
-    } else {
-        2
-    };
-    format!("{r:.digits$} ops/s")
-}
-
-/// "1,203": a count with thousands separated.
-pub fn fmt_count(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// "512 B", "12.3 kB", "1.5 MB", "2.1 GB".
-pub fn fmt_bytes(b: u64) -> String {
-    let b = b as f64;
-    if b < 1000.0 {
-        format!("{b:.0} B")
-    } else if b < 1e6 {
-        format!("{:.1} kB", b / 1e3)
-    } else if b < 1e9 {
-        format!("{:.1} MB", b / 1e6)
-    } else {
-        format!("{:.2} GB", b / 1e9)
     }
 }
 
@@ -343,7 +291,7 @@ pub fn latency_rows(r: &Report) -> Rows {
 
 /// The comparison's totals: one row per measure, one column per candidate.
 pub fn side_by_side_rows(c: &Comparison) -> Rows {
-    let cell = |f: &dyn Fn(&crate::compare::Totals) -> String| -> Vec<String> {
+    let cell = |f: &dyn Fn(&crate::report::compare::Totals) -> String| -> Vec<String> {
         c.candidates.iter().map(|x| f(&x.totals)).collect()
     };
     let measures: Vec<(&str, Vec<String>)> = vec![
@@ -559,16 +507,5 @@ impl Rows {
             writeln!(out, "{}", line(r))?;
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod rate_tests {
-    #[test]
-    fn rates_are_rounded_for_people() {
-        assert_eq!(super::fmt_rate(200.0), "200 ops/s");
-        assert_eq!(super::fmt_rate(49.513579246645875), "49.5 ops/s");
-        assert_eq!(super::fmt_rate(1234.5678), "1235 ops/s");
-        assert_eq!(super::fmt_rate(0.2468), "0.25 ops/s");
     }
 }

@@ -98,7 +98,7 @@ impl Chart {
             Scale::LogMs => (y0 as i32..=y1 as i32)
                 .map(|e| {
                     let v = 10f64.powi(e);
-                    (v, super::fmt_ms(v))
+                    (v, crate::fmt::fmt_ms(v))
                 })
                 .collect(),
         };

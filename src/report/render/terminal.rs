@@ -7,7 +7,7 @@ use super::{
     budget_text, command_lines, during_rows, episode_rows, fmt_bytes, fmt_ms, group_rows, latency_rows, preflight_rows,
     side_by_side_rows, step_rows, table, tables_text,
 };
-use crate::compare::Comparison;
+use crate::report::compare::Comparison;
 use crate::report::model::Report;
 
 pub fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {

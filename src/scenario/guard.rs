@@ -12,10 +12,11 @@
 //!   `--allow-server-wide`;
 //! - `docker`: the container is the sandbox; nothing is refused.
 
+use super::Plan;
+use crate::clone::Backend;
 use crate::error::{Error, Result};
 use crate::migration::StepKind;
 use crate::pg::reach::{Finding, Reach, findings};
-use crate::scenario::{Backend, Plan};
 
 /// One statement of the plan that reaches beyond its database, and where it is written.
 struct Found {

@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::record::Outcome;
+use crate::fmt::fmt_ms;
 use crate::report::Report;
 use crate::report::model::VerdictStatus;
-use crate::report::render::fmt_ms;
+use crate::run_record::Outcome;
 use crate::scenario::Plan;
 
 pub const COMPARISON_SCHEMA_VERSION: u32 = 1;

@@ -1,4 +1,5 @@
-//! Files the tool reads and writes, as a leaf every command uses.
+//! Files the tool reads and writes, as a leaf every command uses (`text`:
+//! text files and TOML messages; `dur`: the duration type of every format).
 //!
 //! Inputs (scenario, workload, migration, seed, scripts, logs, replays) are
 //! read from regular files only, up to a size limit: a FIFO would block the
@@ -17,6 +18,9 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+
+pub mod dur;
+pub mod text;
 
 /// Largest text input read whole: a scenario, workload, migration, seed script
 /// or pgbench script.

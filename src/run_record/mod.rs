@@ -6,11 +6,13 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
 
-use crate::clone::template::TableInfo;
-use crate::migration::TxMode;
-use crate::scenario::file::BudgetSection;
 use crate::timeline::{Mark, Slot};
+
+pub mod budget;
+
+pub use budget::BudgetSection;
 
 pub type Hist = Histogram<u64>;
 
@@ -76,11 +78,63 @@ impl Stop {
                 "the server stopped answering (it crashed, was stopped, or its container went away)".into()
             }
             Stop::Unresponsive => {
-                format!("the server froze: {}, so the watchdog ended the run", crate::clone::watchdog::frozen())
+                format!("the server froze: {}, so the watchdog ended the run", frozen())
             }
             Stop::MigrationTerminated => "the migration's own session was terminated (pg_terminate_backend, an \
                  administrator, or a session timeout) while the server kept running; the remaining steps did not run"
                 .into(),
+        }
+    }
+}
+
+/// How long a probe may go unanswered before the server counts as frozen.
+pub const UNRESPONSIVE_AFTER: Duration = Duration::from_secs(10);
+
+/// What the watchdog saw, for messages.
+pub fn frozen() -> String {
+    format!(
+        "a new connection got no answer within {} s (its postmaster stopped with SIGSTOP, its container paused, \
+         or the machine overloaded)",
+        UNRESPONSIVE_AFTER.as_secs()
+    )
+}
+
+/// One table of the dataset, as the report shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TableInfo {
+    pub name: String,
+    pub rows: i64,
+    pub bytes: i64,
+}
+
+/// How the migration's statements are wrapped in transactions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TxMode {
+    /// The whole file in one transaction (as most migration frameworks run it).
+    File,
+    /// One transaction per step.
+    Step,
+    /// Autocommit: every statement commits on its own (required for CONCURRENTLY).
+    None,
+}
+
+impl TxMode {
+    pub fn parse(s: &str) -> Option<TxMode> {
+        match s {
+            "file" => Some(TxMode::File),
+            "step" => Some(TxMode::Step),
+            "none" => Some(TxMode::None),
+            _ => None,
+        }
+    }
+
+    /// The name used in directives and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TxMode::File => "file",
+            TxMode::Step => "step",
+            TxMode::None => "none",
         }
     }
 }
@@ -302,21 +356,6 @@ pub struct GroupRecord {
     pub has_down: bool,
     /// The command whose statements were captured from the log, for a `command` migration.
     pub captured: bool,
-}
-
-impl GroupRecord {
-    pub fn of(g: &crate::migration::Group, committed: bool) -> GroupRecord {
-        GroupRecord {
-            name: g.name.clone(),
-            file: g.path.display().to_string(),
-            version: g.version.clone(),
-            transaction: g.transaction,
-            steps: g.steps.clone(),
-            committed,
-            has_down: g.down.is_some(),
-            captured: false,
-        }
-    }
 }
 
 /// Which migrations of a directory were rehearsed, and why.
