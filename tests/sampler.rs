@@ -53,7 +53,7 @@ async fn a_two_second_hold_is_one_two_second_episode() {
     assert_eq!(eps.len(), 1, "{:?}", rec.episodes);
     let ep = eps[0];
     assert!(ep.by_migration, "attributed to the holder: {ep:?}");
-    assert_eq!(ep.mode, "AccessShareLock");
+    assert_eq!(ep.mode.name(), "AccessShareLock");
     assert_eq!(ep.relation.as_deref(), Some("t"));
     assert_eq!(ep.blockers, vec![holder_pid]);
     let measured = ep.end - ep.start;

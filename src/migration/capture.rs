@@ -466,7 +466,13 @@ fn step_of(s: &Captured, start: Duration, duration: Duration) -> StepRecord {
         (None, None) => (Outcome::Interrupted, None, Some("still running when the command ended".into())),
     };
     let name = split::default_name(s.sql.trim_end_matches([';', ' ', '\n', '\t', '\r']));
-    StepRecord { duration, outcome, sqlstate, error, ..StepRecord::new(name, "sql", 0, 1, start) }
+    StepRecord {
+        duration,
+        outcome,
+        sqlstate,
+        error,
+        ..StepRecord::new(name, crate::run_record::StepType::Sql, 0, 1, start)
+    }
 }
 
 #[cfg(test)]

@@ -21,8 +21,8 @@ use super::split::Statement;
 use super::{Migration, OnError, Step, StepKind, TxMode};
 use crate::clone::sessions::cancel_token;
 use crate::error::{describe_pg, sqlstate};
-use crate::pg::lockmode::stronger;
-use crate::run_record::{MigrationRecord, Outcome, StepRecord};
+use crate::pg::lockmode::{HeldLocks, LockMode};
+use crate::run_record::{MigrationRecord, Outcome, StepRecord, StepType};
 use crate::timeline::{Clock, Slot};
 
 /// A backfill stops after this many batches unless `max_batches` says otherwise.
@@ -234,9 +234,9 @@ impl Runner<'_> {
     /// Runs step `i` (unless the run was aborted or must stop) and records it.
     async fn step(&self, i: usize, step: &Step, mode: TxMode, total: usize, p: &mut Progress) -> StepRecord {
         let kind = match step.kind {
-            StepKind::Sql(_) => "sql",
-            StepKind::Backfill { .. } => "backfill",
-            StepKind::Pause(_) => "pause",
+            StepKind::Sql(_) => StepType::Sql,
+            StepKind::Backfill { .. } => StepType::Backfill,
+            StepKind::Pause(_) => StepType::Pause,
         };
         let start = self.clock.since_start(Instant::now());
         let mut r = StepRecord::new(step.name.clone(), kind, step.line, step.statements().len(), start);
@@ -449,30 +449,28 @@ impl Runner<'_> {
         rows_of(self.client, &s.sql).await.map_err(|e| Failure::from_pg(&e, Some(s.number)))
     }
 
-    async fn held_locks(&self) -> Vec<(String, String)> {
-        let Ok(rows) = self.client.query(&held_locks_sql(), &[]).await else { return Vec::new() };
-        let mut held: BTreeMap<String, String> = BTreeMap::new();
+    /// The relation locks this session holds now. A predicate lock
+    /// (`SIReadLock`, serializable transactions) is no table-level lock mode
+    /// and blocks no one: it is left out.
+    async fn held_locks(&self) -> HeldLocks {
+        let Ok(rows) = self.client.query(&held_locks_sql(), &[]).await else { return HeldLocks::default() };
         let before = self.names_before.lock().expect("names").clone();
+        let mut held = HeldLocks::default();
         for row in rows {
             let (oid, rel, mode): (i64, String, String) = (row.get(0), row.get(1), row.get(2));
+            let Some(mode) = LockMode::parse(&mode) else { continue };
             let rel = match before.get(&oid) {
                 Some(name) if rel.starts_with("dropped relation ") => name.clone(),
                 _ => rel,
             };
-            let m = held.get(&rel).map(|old| stronger(old, &mode)).unwrap_or(mode);
-            held.insert(rel, m);
+            held.hold(&rel, mode);
         }
-        held.into_iter().collect()
+        held
     }
 
     /// Adds the locks held now to the step's (for backfill batches).
     async fn merge_locks(&self, r: &mut StepRecord) {
-        let mut all: BTreeMap<String, String> = r.locks.drain(..).collect();
-        for (rel, mode) in self.held_locks().await {
-            let m = all.get(&rel).map(|old| stronger(old, &mode)).unwrap_or(mode);
-            all.insert(rel, m);
-        }
-        r.locks = all.into_iter().collect();
+        r.locks.merge(&self.held_locks().await);
     }
 
     async fn filenodes(&self) -> Option<BTreeMap<String, String>> {

@@ -191,7 +191,7 @@ fn totals(r: &Report) -> Totals {
             .latency
             .iter()
             .filter_map(|(class, phases)| {
-                let l = phases.get("during")?;
+                let l = phases.get(&crate::report::model::Phase::During)?;
                 Some((class.clone(), DuringLatency { count: l.count, p99_ms: l.p99_ms, max_ms: l.max_ms }))
             })
             .collect(),

@@ -7,10 +7,77 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::run_record::Outcome;
-use crate::run_record::TableInfo;
+use crate::pg::lockmode::LockMode;
+use crate::run_record::{Outcome, StepType, TableInfo};
 
 pub const SCHEMA_VERSION: u32 = 1;
+
+/// A phase of the run, as the report names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Warmup,
+    Baseline,
+    /// From the migration's first step to its end.
+    During,
+    After,
+}
+
+impl Phase {
+    /// The phases latency is reported for, in the order of time.
+    pub const MEASURED: [Phase; 3] = [Phase::Baseline, Phase::During, Phase::After];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Warmup => "warmup",
+            Phase::Baseline => "baseline",
+            Phase::During => "during",
+            Phase::After => "after",
+        }
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// By name: maps keyed by phase serialize their keys in the order the JSON
+/// contract has always had (`after`, `baseline`, `during`).
+impl Ord for Phase {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.name().cmp(other.name())
+    }
+}
+
+impl PartialOrd for Phase {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Where a new error class first appeared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Onset {
+    /// In a step (`NewError::step` says which).
+    Step,
+    /// The migration running outside a step (BEGIN, COMMIT).
+    Between,
+    /// After the migration (the cooldown).
+    After,
+}
+
+impl Onset {
+    pub fn name(self) -> &'static str {
+        match self {
+            Onset::Step => "step",
+            Onset::Between => "between",
+            Onset::After => "after",
+        }
+    }
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Report {
@@ -27,11 +94,11 @@ pub struct Report {
     pub longest_step: Option<usize>,
     pub blocked: BlockedSummary,
     /// class → phase (`baseline`, `during`, `after`) → latency.
-    pub latency: BTreeMap<String, BTreeMap<String, Latency>>,
+    pub latency: BTreeMap<String, BTreeMap<Phase, Latency>>,
     /// phase → the latency distribution of all classes together, at fixed
     /// percentiles (50 … 99.99, 100), for percentile plots.
     #[serde(default)]
-    pub latency_percentiles: BTreeMap<String, Vec<Percentile>>,
+    pub latency_percentiles: BTreeMap<Phase, Vec<Percentile>>,
     /// One entry per second since warmup started.
     pub timeline: Vec<Second>,
     pub sampler: SamplerInfo,
@@ -159,7 +226,7 @@ pub struct DuringWorkload {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PoolSummary {
     pub size: u32,
-    pub wait: BTreeMap<String, Latency>,
+    pub wait: BTreeMap<Phase, Latency>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -179,7 +246,7 @@ pub struct NewError {
     pub step: Option<usize>,
     /// `step`, `between` (the migration running outside a step: BEGIN,
     /// COMMIT) or `after` (the cooldown).
-    pub phase: String,
+    pub phase: Onset,
     pub class: String,
     pub sqlstate: String,
     /// Failures of the class with this SQLSTATE from that point to the end.
@@ -310,7 +377,7 @@ pub struct CheckReport {
 pub struct StepReport {
     pub name: String,
     /// `sql`, `backfill` or `pause`.
-    pub kind: String,
+    pub kind: StepType,
     /// Line of the step in the migration file.
     pub line: usize,
     pub start_ms: f64,
@@ -345,7 +412,7 @@ pub struct StepReport {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
 pub struct LockHeld {
     pub relation: String,
-    pub mode: String,
+    pub mode: LockMode,
     /// Seen by the sampler's polls, not read inside the step's transaction:
     /// a statement that runs outside any transaction block (CREATE INDEX
     /// CONCURRENTLY, VACUUM, …) or a captured command. A lock held between two
@@ -379,7 +446,7 @@ pub struct EpisodeReport {
     pub class: String,
     pub start_ms: f64,
     pub duration_ms: f64,
-    pub mode: String,
+    pub mode: LockMode,
     pub locktype: String,
     pub relation: Option<String>,
     pub blockers: Vec<i32>,
@@ -414,7 +481,7 @@ pub struct Second {
     pub blocked: u32,
     pub blocked_by_migration: u32,
     /// `warmup`, `baseline`, `during` or `after`.
-    pub phase: String,
+    pub phase: Phase,
     /// class → operations and latency of that class in this second.
     #[serde(default)]
     pub classes: BTreeMap<String, ClassSecond>,

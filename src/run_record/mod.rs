@@ -8,6 +8,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+use crate::pg::lockmode::{HeldLocks, LockMode};
 use crate::timeline::{Mark, Slot};
 
 pub mod budget;
@@ -379,10 +380,22 @@ pub struct Selection {
     pub notes: Vec<String>,
 }
 
+/// What a step runs, as the report names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepType {
+    /// SQL statements.
+    Sql,
+    /// A batched backfill (`-- lockimpact: backfill`).
+    Backfill,
+    /// A pause between steps (`-- lockimpact: pause`).
+    Pause,
+}
+
 #[derive(Debug, Clone)]
 pub struct StepRecord {
     pub name: String,
-    pub kind: &'static str,
+    pub kind: StepType,
     pub line: usize,
     pub statements: usize,
     pub start: Duration,
@@ -398,7 +411,7 @@ pub struct StepRecord {
     pub wal_bytes: Option<u64>,
     pub rewritten: Vec<String>,
     /// Relation → lock mode, as read inside the step's transaction.
-    pub locks: Vec<(String, String)>,
+    pub locks: HeldLocks,
     /// Statements (numbers in the file) that ran outside any transaction block
     /// (CREATE INDEX CONCURRENTLY, VACUUM, …): their locks are only known
     /// from the sampler's polls.
@@ -407,7 +420,7 @@ pub struct StepRecord {
 
 impl StepRecord {
     /// A step not run yet (`skipped` until it is), starting at `start`.
-    pub fn new(name: String, kind: &'static str, line: usize, statements: usize, start: Duration) -> StepRecord {
+    pub fn new(name: String, kind: StepType, line: usize, statements: usize, start: Duration) -> StepRecord {
         StepRecord {
             name,
             kind,
@@ -424,8 +437,35 @@ impl StepRecord {
             rows: 0,
             wal_bytes: None,
             rewritten: Vec::new(),
-            locks: Vec::new(),
+            locks: HeldLocks::default(),
             unwrapped: Vec::new(),
+        }
+    }
+}
+
+/// Who a session of the rehearsal is, as the sampler names a waiting one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Who {
+    /// One of the migration's backends.
+    Migration,
+    /// A workload session running a statement of this query class.
+    Class(String),
+    /// A workload session running something no class has.
+    Workload,
+}
+
+impl Who {
+    pub fn is_migration(&self) -> bool {
+        *self == Who::Migration
+    }
+}
+
+impl std::fmt::Display for Who {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Who::Migration => f.write_str("migration"),
+            Who::Class(name) => f.write_str(name),
+            Who::Workload => f.write_str("workload"),
         }
     }
 }
@@ -434,11 +474,10 @@ impl StepRecord {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Episode {
     pub pid: i32,
-    /// Query class, "migration", or "other".
-    pub who: String,
+    pub who: Who,
     pub start: Duration,
     pub end: Duration,
-    pub mode: String,
+    pub mode: LockMode,
     pub locktype: String,
     pub relation: Option<String>,
     pub blockers: Vec<i32>,
@@ -456,7 +495,7 @@ pub struct SamplerRecord {
     pub query_time: Option<Hist>,
     pub episodes: Vec<Episode>,
     /// Per slot index: relation → lock modes the migration held (sampled).
-    pub migration_locks: BTreeMap<usize, BTreeMap<String, String>>,
+    pub migration_locks: BTreeMap<usize, HeldLocks>,
     /// Per second: most workload sessions waiting on a lock at once (any cause / by the migration).
     pub blocked_per_second: Vec<(u32, u32)>,
     /// When the migration was seen holding each relation lock (consecutive
@@ -479,7 +518,7 @@ pub struct Gap {
 #[derive(Debug, Clone, PartialEq)]
 pub struct LockSpan {
     pub relation: String,
-    pub mode: String,
+    pub mode: LockMode,
     pub from: Duration,
     pub to: Duration,
 }

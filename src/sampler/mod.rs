@@ -5,7 +5,7 @@
 //! is in the waiter's blocking chain, directly or through the lock queue. It
 //! also samples the relation locks the migration holds, per step.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -15,6 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::pg::lockmode::{HeldLocks, LockMode};
 use crate::run_record::{Episode, SamplerRecord, new_hist};
 use crate::timeline::Clock;
 use crate::workload::Roles;
@@ -256,16 +257,15 @@ impl State {
         for r in rows {
             let pid: i32 = r.get(0);
             let granted: bool = r.get(1);
-            let mode: String = r.get(2);
+            // A predicate lock (`SIReadLock`) is no table-level mode and blocks no one.
+            let Some(mode) = LockMode::parse(r.get(2)) else { continue };
             let relation: Option<String> = r.get(4);
             if granted {
                 if migration.contains(&pid)
                     && let Some(rel) = relation
                 {
-                    self.span(poll_at, &rel, &mode);
-                    let held = self.rec.migration_locks.entry(slot.index()).or_default();
-                    let m = held.get(&rel).map(|old| crate::pg::lockmode::stronger(old, &mode)).unwrap_or(mode);
-                    held.insert(rel, m);
+                    self.span(poll_at, &rel, mode);
+                    self.rec.migration_locks.entry(slot.index()).or_default().hold(&rel, mode);
                 }
                 continue;
             }
@@ -288,7 +288,7 @@ impl State {
                     let pid: i32 = pid.parse().ok()?;
                     Some(format!(
                         "{} (pid {pid})",
-                        self.roles.who(pid, Some(query)).unwrap_or_else(|| "another session".into())
+                        self.roles.who(pid, Some(query)).map_or_else(|| "another session".into(), |w| w.to_string())
                     ))
                 })
                 .collect();
@@ -328,7 +328,7 @@ impl State {
         let (mut any, mut by_mig) = (0u32, 0u32);
         for (pid, (ep, ws)) in waiting {
             let chained = !migration.contains(&pid) && migration.iter().any(|&m| reaches(pid, m, &blockers));
-            if ep.who != "migration" {
+            if !ep.who.is_migration() {
                 any += 1;
                 if chained {
                     by_mig += 1;
@@ -368,14 +368,14 @@ impl State {
     }
 
     /// Extends the span of `rel`/`mode` seen at the previous poll, or opens one.
-    fn span(&mut self, at: Duration, rel: &str, mode: &str) {
+    fn span(&mut self, at: Duration, rel: &str, mode: LockMode) {
         let last = self.last_poll;
         let open = self.rec.migration_lock_spans.iter_mut().rev().find(|s| s.relation == rel && s.mode == mode);
         match open {
             Some(s) if s.to == last || s.to == at => s.to = at,
             _ => self.rec.migration_lock_spans.push(crate::run_record::LockSpan {
                 relation: rel.to_string(),
-                mode: mode.to_string(),
+                mode,
                 from: at,
                 to: at,
             }),
@@ -408,8 +408,8 @@ fn reaches(pid: i32, target: i32, blockers: &HashMap<i32, Vec<i32>>) -> bool {
     false
 }
 
-/// Sampled migration locks per slot, as (relation, mode) pairs.
-pub fn locks_of(rec: &SamplerRecord, slot: usize) -> BTreeMap<String, String> {
+/// Sampled migration locks per slot.
+pub fn locks_of(rec: &SamplerRecord, slot: usize) -> HeldLocks {
     rec.migration_locks.get(&slot).cloned().unwrap_or_default()
 }
 
@@ -426,29 +426,5 @@ mod tests {
         assert!(!reaches(20, 30, &b));
         let cyc = HashMap::from([(1, vec![2]), (2, vec![1])]);
         assert!(!reaches(1, 3, &cyc));
-    }
-}
-
-#[cfg(test)]
-mod class_tests {
-    use super::*;
-
-    #[test]
-    fn a_replayed_statement_is_named_by_its_recorded_class() {
-        // A replay's class holds one example of its statements; each replayed
-        // statement carries its own values.
-        let class = crate::workload::file::Class {
-            name: "orders_by_id".into(),
-            sql: "SELECT * FROM orders WHERE id = 1".into(),
-            pace: crate::workload::file::Pace::Weight(1.0),
-            params: Vec::new(),
-            hold: None,
-            recorded_rate: None,
-            peak_rate: None,
-            script: None,
-        };
-        let roles = Roles::new(&[class]);
-        roles.add_workload(42);
-        assert_eq!(roles.who(42, Some("SELECT * FROM orders WHERE id = 912")).as_deref(), Some("orders_by_id"));
     }
 }

@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use super::file::Class;
+use crate::run_record::Who;
 
 /// Who is who among the backends: the migration's pid, the workload's pids,
 /// and the query text of each class (to name the class of a waiting session).
@@ -23,7 +24,7 @@ pub struct Roles {
     /// Per workload pid, the last query text named by fingerprint and its
     /// class: a session waits through many polls with the same text, which is
     /// parsed once, not at every poll.
-    named: Mutex<HashMap<i32, (String, String)>>,
+    named: Mutex<HashMap<i32, (String, Who)>>,
 }
 
 /// pg_query's fingerprint of `sql`, if it parses.
@@ -61,28 +62,52 @@ impl Roles {
     pub fn add_workload(&self, pid: i32) {
         self.workload.lock().expect("roles").insert(pid);
     }
-    /// What `pid` is: "migration", the class its `query` belongs to, "workload"
-    /// (a workload session running something else), or `None` (not ours).
-    pub fn who(&self, pid: i32, query: Option<&str>) -> Option<String> {
+    /// What `pid` is: the migration, the class its `query` belongs to, a
+    /// workload session running something else, or `None` (not ours).
+    pub fn who(&self, pid: i32, query: Option<&str>) -> Option<Who> {
         if self.migration().contains(&pid) {
-            return Some("migration".into());
+            return Some(Who::Migration);
         }
         if !self.workload.lock().expect("roles").contains(&pid) {
             return None;
         }
         let q = query.unwrap_or("").trim();
         if let Some(class) = self.class_by_sql.get(q) {
-            return Some(class.clone());
+            return Some(Who::Class(class.clone()));
         }
         let mut named = self.named.lock().expect("roles");
-        if let Some((text, class)) = named.get(&pid)
+        if let Some((text, who)) = named.get(&pid)
             && text == q
         {
-            return Some(class.clone());
+            return Some(who.clone());
         }
         let class = fingerprint(q).and_then(|f| self.class_by_fingerprint.get(&f).cloned());
-        let class = class.unwrap_or_else(|| "workload".into());
-        named.insert(pid, (q.to_string(), class.clone()));
-        Some(class)
+        let who = class.map_or(Who::Workload, Who::Class);
+        named.insert(pid, (q.to_string(), who.clone()));
+        Some(who)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_replayed_statement_is_named_by_its_recorded_class() {
+        // A replay's class holds one example of its statements; each replayed
+        // statement carries its own values.
+        let class = Class {
+            name: "orders_by_id".into(),
+            sql: "SELECT * FROM orders WHERE id = 1".into(),
+            pace: crate::workload::file::Pace::Weight(1.0),
+            params: Vec::new(),
+            hold: None,
+            recorded_rate: None,
+            peak_rate: None,
+            script: None,
+        };
+        let roles = Roles::new(&[class]);
+        roles.add_workload(42);
+        assert_eq!(roles.who(42, Some("SELECT * FROM orders WHERE id = 912")).map(|w| w.to_string()).as_deref(), Some("orders_by_id"));
     }
 }

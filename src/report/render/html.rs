@@ -11,7 +11,7 @@ use super::{
     step_rows, summary_rows,
 };
 use crate::report::compare::Comparison;
-use crate::report::model::{Report, VerdictStatus};
+use crate::report::model::{Phase, Report, VerdictStatus};
 
 /// Escapes text for HTML element content and attribute values.
 pub fn escape(s: &str) -> String {
@@ -234,11 +234,11 @@ fn percentile_x(p: f64) -> f64 {
 }
 
 fn percentile_chart(r: &Report) -> Chart {
-    let colors = [("baseline", "#2ca02c"), ("during", "#d62728"), ("after", "#1f77b4")];
+    let colors = [(Phase::Baseline, "#2ca02c"), (Phase::During, "#d62728"), (Phase::After, "#1f77b4")];
     let series = colors
         .iter()
         .filter_map(|(phase, color)| {
-            let points = r.latency_percentiles.get(*phase)?;
+            let points = r.latency_percentiles.get(phase)?;
             Some(Series {
                 name: phase.to_string(),
                 points: points.iter().map(|p| (percentile_x(p.percentile), Some(p.ms))).collect(),

@@ -10,7 +10,7 @@ pub mod terminal;
 use crate::fmt::{fmt_bytes, fmt_count, fmt_ms};
 use crate::report::Report;
 use crate::report::compare::Comparison;
-use crate::report::model::{BudgetLimit, BudgetSource, VerdictStatus};
+use crate::report::model::{BudgetLimit, BudgetSource, Phase, VerdictStatus};
 use crate::report::output::Format;
 
 /// What is rendered: one rehearsal, or a comparison of candidates.
@@ -271,8 +271,8 @@ pub fn new_error_findings(r: &Report) -> Option<(String, Vec<String>)> {
 pub fn latency_rows(r: &Report) -> Rows {
     let mut rows = Vec::new();
     for (class, phases) in &r.latency {
-        for phase in ["baseline", "during", "after"] {
-            if let Some(l) = phases.get(phase) {
+        for phase in Phase::MEASURED {
+            if let Some(l) = phases.get(&phase) {
                 let q = |v: f64| if l.count == 0 { "-".to_string() } else { fmt_ms(v) };
                 rows.push(vec![
                     class.clone(),

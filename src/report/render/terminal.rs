@@ -8,7 +8,7 @@ use super::{
     side_by_side_rows, step_rows, table, tables_text,
 };
 use crate::report::compare::Comparison;
-use crate::report::model::Report;
+use crate::report::model::{Phase, Report};
 
 pub fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
     writeln!(out, "lockimpact rehearsal: {}", r.scenario.name)?;
@@ -48,9 +48,9 @@ pub fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
         fmt_ms(w.schedule_lag_p99_ms)
     )?;
     if let Some(p) = &w.pool {
-        let waits: Vec<String> = ["baseline", "during", "after"]
+        let waits: Vec<String> = Phase::MEASURED
             .iter()
-            .filter_map(|phase| p.wait.get(*phase).map(|l| (phase, l)))
+            .filter_map(|phase| p.wait.get(phase).map(|l| (phase, l)))
             .map(|(phase, l)| format!("{phase} p99 {} (max {})", fmt_ms(l.p99_ms), fmt_ms(l.max_ms)))
             .collect();
         writeln!(out, "  pool:      {} connections; wait for a connection: {}", p.size, waits.join(", "))?;
@@ -183,7 +183,7 @@ const TIMELINE_ROWS: usize = 40;
 
 /// Per-second rows around the migration: one second before it to two after.
 fn timeline(r: &Report, out: &mut impl Write) -> io::Result<()> {
-    let during: Vec<usize> = (0..r.timeline.len()).filter(|&i| r.timeline[i].phase == "during").collect();
+    let during: Vec<usize> = (0..r.timeline.len()).filter(|&i| r.timeline[i].phase == Phase::During).collect();
     let (Some(&first), Some(&last)) = (during.first(), during.last()) else { return Ok(()) };
     let from = first.saturating_sub(1);
     let to = (last + 2).min(r.timeline.len() - 1);
@@ -201,7 +201,7 @@ fn timeline(r: &Report, out: &mut impl Write) -> io::Result<()> {
             None => vec!["…".into(), String::new(), String::new(), String::new(), String::new(), String::new()],
             Some(s) => vec![
                 format!("{} s", s.t),
-                s.phase.clone(),
+                s.phase.to_string(),
                 s.ops.to_string(),
                 if s.ops == 0 { "-".into() } else { fmt_ms(s.p99_ms) },
                 s.errors.to_string(),
