@@ -120,100 +120,24 @@ impl Sampler {
         roles: Arc<Roles>,
         reconnect: Option<Reconnect>,
     ) -> Sampler {
-        let stop = CancellationToken::new();
-        let token = stop.clone();
         let live = Arc::new(LiveBlocked::default());
-        let live_state = live.clone();
-        let lost = CancellationToken::new();
-        let lost_task = lost.clone();
-        let paused = Arc::new(AtomicBool::new(false));
-        let paused_task = paused.clone();
-        let handle = tokio::spawn(async move {
-            let mut st = State {
-                clock,
-                roles,
-                live: live_state,
-                open: HashMap::new(),
-                last_poll: Duration::ZERO,
-                rec: SamplerRecord { interval, query_time: Some(new_hist()), ..Default::default() },
-            };
-            let mut client = client;
-            let prepared = tokio::select! {
-                p = prepare_poll(&client) => p,
-                _ = token.cancelled() => return st.rec,
-            };
-            let mut stmt = match prepared {
-                Ok(s) => s,
-                Err(_) => {
-                    lost_task.cancel();
-                    return st.rec;
-                }
-            };
-            let mut tick = tokio::time::interval(interval);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            // Since when the sampler has seen nothing (its session ended), if it has not.
-            let mut blind_since: Option<Duration> = None;
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    _ = token.cancelled() => break,
-                }
-                if paused_task.load(Ordering::Relaxed) {
-                    continue;
-                }
-                let sent = Instant::now();
-                // A frozen server never answers: `finish` must not wait for it.
-                let migration = st.roles.migration();
-                let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&migration];
-                let poll = tokio::select! {
-                    r = client.query(&stmt, &params) => r,
-                    _ = token.cancelled() => break,
-                };
-                let rows = match poll {
-                    Ok(r) => r,
-                    Err(_) => {
-                        blind_since.get_or_insert(st.last_seen());
-                        // Its session ended: another one, if the server answers.
-                        let again = async {
-                            let c = (reconnect.as_ref()?)().await?;
-                            let s = prepare_poll(&c).await.ok()?;
-                            Some((c, s))
-                        };
-                        let again = tokio::select! {
-                            r = tokio::time::timeout(RECONNECT_TIMEOUT, again) => r.ok().flatten(),
-                            _ = token.cancelled() => break,
-                        };
-                        match again {
-                            Some((c, s)) => {
-                                (client, stmt) = (c, s);
-                                continue;
-                            }
-                            None => {
-                                // The server is gone; keep what was seen and say so.
-                                lost_task.cancel();
-                                break;
-                            }
-                        }
-                    }
-                };
-                let got = Instant::now();
-                st.poll(sent, got, &rows);
-                if let Some(from) = blind_since.take() {
-                    st.rec.gaps.push(crate::run_record::Gap { from, to: st.last_poll });
-                }
-            }
-            if let Some(from) = blind_since {
-                let to = st.clock.since_start(Instant::now());
-                st.rec.gaps.push(crate::run_record::Gap { from, to });
-            }
-            let now = st.clock.since_start(Instant::now());
-            let open: Vec<i32> = st.open.keys().copied().collect();
-            for pid in open {
-                st.close(pid, now);
-            }
-            st.rec.episodes.sort_by_key(|e| (e.start, e.pid));
-            st.rec
-        });
+        let st = State {
+            clock,
+            roles,
+            live: live.clone(),
+            open: HashMap::new(),
+            last_poll: Duration::ZERO,
+            rec: SamplerRecord { interval, query_time: Some(new_hist()), ..Default::default() },
+        };
+        let task = Task {
+            stop: CancellationToken::new(),
+            paused: Arc::new(AtomicBool::new(false)),
+            lost: CancellationToken::new(),
+            reconnect,
+            interval,
+        };
+        let (paused, stop, lost) = (task.paused.clone(), task.stop.clone(), task.lost.clone());
+        let handle = tokio::spawn(task.run(st, client));
         Sampler { paused, stop, handle, live, lost }
     }
 
@@ -238,10 +162,112 @@ impl Sampler {
     }
 }
 
+/// The polling task: what it needs besides the state it fills.
+struct Task {
+    stop: CancellationToken,
+    paused: Arc<AtomicBool>,
+    lost: CancellationToken,
+    reconnect: Option<Reconnect>,
+    interval: Duration,
+}
+
+/// What a reconnection after the sampler's session ended came to.
+enum Reconnected {
+    Yes(tokio_postgres::Client, tokio_postgres::Statement),
+    /// The run ended meanwhile.
+    Stopped,
+    /// The server does not answer (or no reconnection was offered).
+    Gone,
+}
+
+impl Task {
+    /// Polls every `interval` until stopped (or the server is gone) and
+    /// returns what it saw.
+    async fn run(self, mut st: State, mut client: tokio_postgres::Client) -> SamplerRecord {
+        let prepared = tokio::select! {
+            p = prepare_poll(&client) => p,
+            _ = self.stop.cancelled() => return st.rec,
+        };
+        let Ok(mut stmt) = prepared else {
+            self.lost.cancel();
+            return st.rec;
+        };
+        let mut tick = tokio::time::interval(self.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Since when the sampler has seen nothing (its session ended), if it has not.
+        let mut blind_since: Option<Duration> = None;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = self.stop.cancelled() => break,
+            }
+            if self.paused.load(Ordering::Relaxed) {
+                continue;
+            }
+            let sent = Instant::now();
+            // A frozen server never answers: `finish` must not wait for it.
+            let migration = st.roles.migration();
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&migration];
+            let poll = tokio::select! {
+                r = client.query(&stmt, &params) => r,
+                _ = self.stop.cancelled() => break,
+            };
+            let Ok(rows) = poll else {
+                blind_since.get_or_insert(st.last_seen());
+                match self.reconnect().await {
+                    Reconnected::Yes(c, s) => (client, stmt) = (c, s),
+                    Reconnected::Stopped => break,
+                    Reconnected::Gone => {
+                        // The server is gone; keep what was seen and say so.
+                        self.lost.cancel();
+                        break;
+                    }
+                }
+                continue;
+            };
+            st.poll(sent, Instant::now(), &rows);
+            if let Some(from) = blind_since.take() {
+                st.rec.gaps.push(crate::run_record::Gap { from, to: st.last_poll });
+            }
+        }
+        st.finish(blind_since)
+    }
+
+    /// Its session ended: another one, if the server answers.
+    async fn reconnect(&self) -> Reconnected {
+        let again = async {
+            let c = (self.reconnect.as_ref()?)().await?;
+            let s = prepare_poll(&c).await.ok()?;
+            Some((c, s))
+        };
+        tokio::select! {
+            r = tokio::time::timeout(RECONNECT_TIMEOUT, again) => match r.ok().flatten() {
+                Some((c, s)) => Reconnected::Yes(c, s),
+                None => Reconnected::Gone,
+            },
+            _ = self.stop.cancelled() => Reconnected::Stopped,
+        }
+    }
+}
+
 impl State {
     /// When the sampler last saw the server (its last poll, or the start).
     fn last_seen(&self) -> Duration {
         if self.rec.polls == 0 { self.clock.since_start(Instant::now()) } else { self.last_poll }
+    }
+
+    /// Ends the run's record: a gap still open, episodes still open (ended now).
+    fn finish(mut self, blind_since: Option<Duration>) -> SamplerRecord {
+        let now = self.clock.since_start(Instant::now());
+        if let Some(from) = blind_since {
+            self.rec.gaps.push(crate::run_record::Gap { from, to: now });
+        }
+        let open: Vec<i32> = self.open.keys().copied().collect();
+        for pid in open {
+            self.close(pid, now);
+        }
+        self.rec.episodes.sort_by_key(|e| (e.start, e.pid));
+        self.rec
     }
 
     fn poll(&mut self, sent: Instant, got: Instant, rows: &[tokio_postgres::Row]) {
@@ -249,65 +275,90 @@ impl State {
         self.rec.polls += 1;
         // The server read its clock somewhere between send and receive.
         let poll_at = self.clock.since_start(sent + got.duration_since(sent) / 2);
-        let slot = self.clock.current();
+        let slot = self.clock.current().index();
         let migration = self.roles.migration();
-
         let mut waiting: HashMap<i32, (Episode, Option<SystemTime>)> = HashMap::new();
         let mut blockers: HashMap<i32, Vec<i32>> = HashMap::new();
         for r in rows {
             let pid: i32 = r.get(0);
-            let granted: bool = r.get(1);
             // A predicate lock (`SIReadLock`) is no table-level mode and blocks no one.
             let Some(mode) = LockMode::parse(r.get(2)) else { continue };
-            let relation: Option<String> = r.get(4);
-            if granted {
+            if r.get::<_, bool>(1) {
                 if migration.contains(&pid)
-                    && let Some(rel) = relation
+                    && let Some(rel) = r.get::<_, Option<String>>(4)
                 {
-                    self.span(poll_at, &rel, mode);
-                    self.rec.migration_locks.entry(slot.index()).or_default().hold(&rel, mode);
+                    self.held(poll_at, slot, &rel, mode);
                 }
-                continue;
+            } else if let Some((ep, waitstart)) = self.waiting(r, pid, mode, poll_at) {
+                blockers.insert(pid, ep.blockers.clone());
+                waiting.insert(pid, (ep, waitstart));
             }
-            let query: Option<String> = r.get(7);
-            let Some(who) = self.roles.who(pid, query.as_deref()) else { continue };
-            let waitstart: Option<SystemTime> = r.get(5);
-            let server_now: SystemTime = r.get(6);
-            // pg_blocking_pids() lists a pid once per conflicting lock; keep each once.
-            let mut b: Vec<i32> = r.get::<_, Option<Vec<i32>>>(8).unwrap_or_default();
-            b.sort_unstable();
-            b.dedup();
-            blockers.insert(pid, b.clone());
-            let waited = waitstart.and_then(|w| server_now.duration_since(w).ok()).unwrap_or_default();
-            let blocker_classes = r
-                .get::<_, Option<Vec<String>>>(9)
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|pq| {
-                    let (pid, query) = pq.split_once(':')?;
-                    let pid: i32 = pid.parse().ok()?;
-                    Some(format!(
-                        "{} (pid {pid})",
-                        self.roles.who(pid, Some(query)).map_or_else(|| "another session".into(), |w| w.to_string())
-                    ))
-                })
-                .collect();
-            let ep = Episode {
-                pid,
-                who,
-                start: poll_at.saturating_sub(waited),
-                end: poll_at,
-                mode,
-                locktype: r.get(3),
-                relation,
-                blockers: b,
-                blocker_classes,
-                by_migration: false,
-            };
-            waiting.insert(pid, (ep, waitstart));
         }
+        self.close_ended(&waiting, poll_at);
+        self.last_poll = poll_at;
+        let (mut any, mut by_mig) = (0u32, 0u32);
+        for (pid, (ep, ws)) in waiting {
+            let chained = !migration.contains(&pid) && migration.iter().any(|&m| reaches(pid, m, &blockers));
+            if !ep.who.is_migration() {
+                any += 1;
+                by_mig += u32::from(chained);
+            }
+            self.extend(pid, ep, ws, chained, poll_at);
+        }
+        self.count_blocked(poll_at, any, by_mig);
+    }
 
-        // Close episodes of sessions that no longer wait (or wait for something else).
+    /// A relation lock the migration holds at this poll.
+    fn held(&mut self, poll_at: Duration, slot: usize, rel: &str, mode: LockMode) {
+        self.span(poll_at, rel, mode);
+        self.rec.migration_locks.entry(slot).or_default().hold(rel, mode);
+    }
+
+    /// A waiting lock of one of the run's sessions, as an episode seen now.
+    fn waiting(
+        &self,
+        r: &tokio_postgres::Row,
+        pid: i32,
+        mode: LockMode,
+        poll_at: Duration,
+    ) -> Option<(Episode, Option<SystemTime>)> {
+        let query: Option<String> = r.get(7);
+        let who = self.roles.who(pid, query.as_deref())?;
+        let waitstart: Option<SystemTime> = r.get(5);
+        let server_now: SystemTime = r.get(6);
+        // pg_blocking_pids() lists a pid once per conflicting lock; keep each once.
+        let mut blockers: Vec<i32> = r.get::<_, Option<Vec<i32>>>(8).unwrap_or_default();
+        blockers.sort_unstable();
+        blockers.dedup();
+        let waited = waitstart.and_then(|w| server_now.duration_since(w).ok()).unwrap_or_default();
+        let blocker_classes = r
+            .get::<_, Option<Vec<String>>>(9)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|pq| {
+                let (pid, query) = pq.split_once(':')?;
+                let pid: i32 = pid.parse().ok()?;
+                let who = self.roles.who(pid, Some(query)).map_or_else(|| "another session".into(), |w| w.to_string());
+                Some(format!("{who} (pid {pid})"))
+            })
+            .collect();
+        let ep = Episode {
+            pid,
+            who,
+            start: poll_at.saturating_sub(waited),
+            end: poll_at,
+            mode,
+            locktype: r.get(3),
+            relation: r.get(4),
+            blockers,
+            blocker_classes,
+            by_migration: false,
+        };
+        Some((ep, waitstart))
+    }
+
+    /// Closes the episodes of sessions that no longer wait (or wait for something else).
+    fn close_ended(&mut self, waiting: &HashMap<i32, (Episode, Option<SystemTime>)>, poll_at: Duration) {
         let ended: Vec<i32> = self
             .open
             .iter()
@@ -323,40 +374,33 @@ impl State {
             let next = waiting.get(&pid).map_or(poll_at, |(ep, _)| ep.start);
             self.close(pid, (last + (poll_at.saturating_sub(last)) / 2).min(next));
         }
+    }
 
-        self.last_poll = poll_at;
-        let (mut any, mut by_mig) = (0u32, 0u32);
-        for (pid, (ep, ws)) in waiting {
-            let chained = !migration.contains(&pid) && migration.iter().any(|&m| reaches(pid, m, &blockers));
-            if !ep.who.is_migration() {
-                any += 1;
-                if chained {
-                    by_mig += 1;
-                }
-            }
-            match self.open.get_mut(&pid) {
-                Some(o) => {
-                    o.last_seen = poll_at;
-                    o.ep.end = poll_at;
-                    o.ep.by_migration |= chained;
-                    for b in ep.blockers {
-                        if !o.ep.blockers.contains(&b) {
-                            o.ep.blockers.push(b);
-                        }
-                    }
-                    for c in ep.blocker_classes {
-                        if !o.ep.blocker_classes.contains(&c) {
-                            o.ep.blocker_classes.push(c);
-                        }
-                    }
-                }
-                None => {
-                    let mut ep = ep;
-                    ep.by_migration = chained;
-                    self.open.insert(pid, Open { ep, waitstart: ws, last_seen: poll_at });
-                }
+    /// Extends the open episode of `pid` with what this poll saw, or opens one.
+    fn extend(&mut self, pid: i32, ep: Episode, waitstart: Option<SystemTime>, chained: bool, poll_at: Duration) {
+        let Some(o) = self.open.get_mut(&pid) else {
+            let ep = Episode { by_migration: chained, ..ep };
+            self.open.insert(pid, Open { ep, waitstart, last_seen: poll_at });
+            return;
+        };
+        o.last_seen = poll_at;
+        o.ep.end = poll_at;
+        o.ep.by_migration |= chained;
+        for b in ep.blockers {
+            if !o.ep.blockers.contains(&b) {
+                o.ep.blockers.push(b);
             }
         }
+        for c in ep.blocker_classes {
+            if !o.ep.blocker_classes.contains(&c) {
+                o.ep.blocker_classes.push(c);
+            }
+        }
+    }
+
+    /// Workload sessions waiting at this poll: for the live status line and
+    /// the most per second.
+    fn count_blocked(&mut self, poll_at: Duration, any: u32, by_mig: u32) {
         self.live.any.store(any, Ordering::Relaxed);
         self.live.by_migration.store(by_mig, Ordering::Relaxed);
         let sec = poll_at.as_secs() as usize;

@@ -108,6 +108,9 @@ mod tests {
         };
         let roles = Roles::new(&[class]);
         roles.add_workload(42);
-        assert_eq!(roles.who(42, Some("SELECT * FROM orders WHERE id = 912")).map(|w| w.to_string()).as_deref(), Some("orders_by_id"));
+        assert_eq!(
+            roles.who(42, Some("SELECT * FROM orders WHERE id = 912")).map(|w| w.to_string()).as_deref(),
+            Some("orders_by_id")
+        );
     }
 }
