@@ -48,10 +48,58 @@ const RIGHT: f64 = 190.0;
 const TOP: f64 = 34.0;
 const BOTTOM: f64 = 44.0;
 
+/// The plot area and the value ranges mapped onto it.
+struct Frame {
+    x: (f64, f64),
+    y: (f64, f64),
+    scale: Scale,
+    /// Width and height of the plot area.
+    pw: f64,
+    ph: f64,
+}
+
+impl Frame {
+    fn px(&self, x: f64) -> f64 {
+        LEFT + (x - self.x.0) / (self.x.1 - self.x.0).max(1e-9) * self.pw
+    }
+
+    fn py(&self, v: f64) -> f64 {
+        let t = match self.scale {
+            Scale::Linear => v,
+            Scale::LogMs => v.max(1e-6).log10(),
+        };
+        TOP + self.ph - (t - self.y.0) / (self.y.1 - self.y.0).max(1e-9) * self.ph
+    }
+}
+
 impl Chart {
     pub fn svg(&self) -> String {
+        let f = Frame {
+            x: self.x_range,
+            y: self.y_range(),
+            scale: self.y_scale,
+            pw: W - LEFT - RIGHT,
+            ph: H - TOP - BOTTOM,
+        };
+        let mut s = String::new();
+        let _ = write!(
+            s,
+            r#"<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img"><title>{t}</title><text x="{LEFT}" y="20" class="ct">{t}</text>"#,
+            t = escape(&self.title)
+        );
+        self.bands(&f, &mut s);
+        self.axes(&f, &mut s);
+        for (i, series) in self.series.iter().enumerate() {
+            series_path(&f, series, i, &mut s);
+        }
+        s.push_str("</svg>");
+        s
+    }
+
+    /// The y-axis range: from 0 (linear), or whole decades around the values (log).
+    fn y_range(&self) -> (f64, f64) {
         let values = self.series.iter().flat_map(|s| s.points.iter().filter_map(|p| p.1));
-        let (y0, y1) = match self.y_scale {
+        match self.y_scale {
             Scale::Linear => (0.0, values.fold(1.0f64, f64::max) * 1.1),
             Scale::LogMs => {
                 let (lo, hi) = values
@@ -63,36 +111,29 @@ impl Chart {
                     (-1.0, 3.0)
                 }
             }
-        };
-        let (x0, x1) = self.x_range;
-        let pw = W - LEFT - RIGHT;
-        let ph = H - TOP - BOTTOM;
-        let px = |x: f64| LEFT + (x - x0) / (x1 - x0).max(1e-9) * pw;
-        let py = |v: f64| {
-            let t = match self.y_scale {
-                Scale::Linear => v,
-                Scale::LogMs => v.max(1e-6).log10(),
-            };
-            TOP + ph - (t - y0) / (y1 - y0).max(1e-9) * ph
-        };
-        let mut s = String::new();
-        let _ = write!(
-            s,
-            r#"<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img"><title>{t}</title><text x="{LEFT}" y="20" class="ct">{t}</text>"#,
-            t = escape(&self.title)
-        );
+        }
+    }
+
+    fn bands(&self, f: &Frame, s: &mut String) {
+        let (x0, x1) = f.x;
         for b in &self.bands {
-            let (a, z) = (px(b.from.max(x0)), px(b.to.min(x1)));
+            let (a, z) = (f.px(b.from.max(x0)), f.px(b.to.min(x1)));
             let _ = write!(
                 s,
                 r#"<rect class="band" x="{a:.1}" y="{TOP}" width="{:.1}" height="{ph}"><title>{l}</title></rect><text class="bl" x="{:.1}" y="{:.1}">{l}</text>"#,
                 (z - a).max(1.0),
                 a + 2.0,
                 TOP + 10.0,
+                ph = f.ph,
                 l = escape(&b.label)
             );
         }
-        // y-axis ticks and grid
+    }
+
+    /// Ticks, grid, frame and axis labels.
+    fn axes(&self, f: &Frame, s: &mut String) {
+        let (y0, y1) = f.y;
+        let (pw, ph) = (f.pw, f.ph);
         let ticks: Vec<(f64, String)> = match self.y_scale {
             Scale::Linear => (0..=4).map(|i| y0 + (y1 - y0) * i as f64 / 4.0).map(|v| (v, format!("{v:.0}"))).collect(),
             Scale::LogMs => (y0 as i32..=y1 as i32)
@@ -103,7 +144,7 @@ impl Chart {
                 .collect(),
         };
         for (v, label) in ticks {
-            let y = py(v);
+            let y = f.py(v);
             let _ = write!(
                 s,
                 r#"<line class="grid" x1="{LEFT}" x2="{:.1}" y1="{y:.1}" y2="{y:.1}"/><text class="yt" x="{:.1}" y="{:.1}">{}</text>"#,
@@ -114,7 +155,7 @@ impl Chart {
             );
         }
         for (x, label) in &self.x_ticks {
-            let x = px(*x);
+            let x = f.px(*x);
             let _ = write!(
                 s,
                 r#"<line class="tick" x1="{x:.1}" x2="{x:.1}" y1="{:.1}" y2="{:.1}"/><text class="xt" x="{x:.1}" y="{:.1}">{}</text>"#,
@@ -133,39 +174,40 @@ impl Chart {
             TOP + ph / 2.0,
             escape(&self.y_label)
         );
-        for (i, series) in self.series.iter().enumerate() {
-            let mut d = String::new();
-            let mut pen_down = false;
-            for &(x, v) in &series.points {
-                match v {
-                    Some(v) if x >= x0 && x <= x1 => {
-                        let _ = write!(d, "{}{:.1},{:.1} ", if pen_down { "L" } else { "M" }, px(x), py(v));
-                        pen_down = true;
-                    }
-                    _ => pen_down = false,
-                }
-            }
-            let dash = if series.dashed { r#" stroke-dasharray="5 3""# } else { "" };
-            let _ = write!(
-                s,
-                r#"<path class="series" d="{}" stroke="{c}" fill="none" stroke-width="1.6"{dash}><title>{n}</title></path>"#,
-                d.trim_end(),
-                c = series.color,
-                n = escape(&series.name)
-            );
-            let ly = TOP + 8.0 + i as f64 * 15.0;
-            let lx = LEFT + pw + 12.0;
-            let _ = write!(
-                s,
-                r#"<line x1="{lx:.1}" x2="{:.1}" y1="{ly:.1}" y2="{ly:.1}" stroke="{c}" stroke-width="2"{dash}/><text class="lg" x="{:.1}" y="{:.1}">{n}</text>"#,
-                lx + 18.0,
-                lx + 22.0,
-                ly + 4.0,
-                c = series.color,
-                n = escape(&series.name)
-            );
-        }
-        s.push_str("</svg>");
-        s
     }
+}
+
+/// One series as a path (gaps where a value is missing) and its legend entry (the `i`-th).
+fn series_path(f: &Frame, series: &Series, i: usize, s: &mut String) {
+    let (x0, x1) = f.x;
+    let mut d = String::new();
+    let mut pen_down = false;
+    for &(x, v) in &series.points {
+        match v {
+            Some(v) if x >= x0 && x <= x1 => {
+                let _ = write!(d, "{}{:.1},{:.1} ", if pen_down { "L" } else { "M" }, f.px(x), f.py(v));
+                pen_down = true;
+            }
+            _ => pen_down = false,
+        }
+    }
+    let dash = if series.dashed { r#" stroke-dasharray="5 3""# } else { "" };
+    let _ = write!(
+        s,
+        r#"<path class="series" d="{}" stroke="{c}" fill="none" stroke-width="1.6"{dash}><title>{n}</title></path>"#,
+        d.trim_end(),
+        c = series.color,
+        n = escape(&series.name)
+    );
+    let ly = TOP + 8.0 + i as f64 * 15.0;
+    let lx = LEFT + f.pw + 12.0;
+    let _ = write!(
+        s,
+        r#"<line x1="{lx:.1}" x2="{:.1}" y1="{ly:.1}" y2="{ly:.1}" stroke="{c}" stroke-width="2"{dash}/><text class="lg" x="{:.1}" y="{:.1}">{n}</text>"#,
+        lx + 18.0,
+        lx + 22.0,
+        ly + 4.0,
+        c = series.color,
+        n = escape(&series.name)
+    );
 }

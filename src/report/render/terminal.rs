@@ -11,6 +11,18 @@ use crate::report::compare::Comparison;
 use crate::report::model::{Phase, Report};
 
 pub fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
+    header(r, out)?;
+    findings(r, out)?;
+    steps(r, out)?;
+    writeln!(out, "\nLatency per query class (from intended start)")?;
+    latency_rows(r).text(out)?;
+    timeline(r, out)?;
+    blocked(r, out)?;
+    verdict(r, out)
+}
+
+/// The scenario, clone, dataset, workload and phases.
+fn header(r: &Report, out: &mut impl Write) -> io::Result<()> {
     writeln!(out, "lockimpact rehearsal: {}", r.scenario.name)?;
     if let Some(reason) = &r.incomplete_reason {
         writeln!(out, "  INCOMPLETE: {reason}; the numbers cover what was measured until then")?;
@@ -63,7 +75,11 @@ pub fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
         fmt_ms(r.phases.migration_ms),
         fmt_ms(r.phases.after_ms)
     )?;
+    Ok(())
+}
 
+/// What was found before the steps: new error classes, preflight checks, migration files, a captured command.
+fn findings(r: &Report, out: &mut impl Write) -> io::Result<()> {
     if let Some((title, lines)) = super::new_error_findings(r) {
         writeln!(out, "\n{title}")?;
         for l in lines {
@@ -84,6 +100,11 @@ pub fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
     for line in command_lines(r).unwrap_or_default() {
         writeln!(out, "  {line}")?;
     }
+    Ok(())
+}
+
+/// The steps, the migration's own lock waits and the steps' errors.
+fn steps(r: &Report, out: &mut impl Write) -> io::Result<()> {
     writeln!(
         out,
         "\nSteps (transaction: {}, {})",
@@ -128,11 +149,11 @@ pub fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
             writeln!(out, "  step {}{at}: {e}", i + 1)?;
         }
     }
+    Ok(())
+}
 
-    writeln!(out, "\nLatency per query class (from intended start)")?;
-    latency_rows(r).text(out)?;
-    timeline(r, out)?;
-
+/// Who the migration blocked, and the longest episodes.
+fn blocked(r: &Report, out: &mut impl Write) -> io::Result<()> {
     let b = &r.blocked;
     writeln!(out, "\nBlocked sessions")?;
     writeln!(
@@ -152,7 +173,12 @@ pub fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
         writeln!(out, "  longest episodes:")?;
         episodes.text(out)?;
     }
+    Ok(())
+}
 
+/// Workload errors, warnings and the verdict.
+fn verdict(r: &Report, out: &mut impl Write) -> io::Result<()> {
+    let w = &r.workload;
     if !w.error_detail.is_empty() {
         writeln!(out, "\nWorkload errors")?;
         let rows: Vec<Vec<String>> = w
