@@ -16,6 +16,7 @@ use crate::clone::docker;
 use crate::clone::owner::{KEPT_FILE, Liveness, Owner};
 use crate::error::{Error, Result};
 use crate::status::Progress;
+use crate::sys::{self, Signal};
 
 /// What a found resource is, and how to remove it.
 #[derive(Debug, Clone)]
@@ -144,9 +145,8 @@ pub async fn mention(progress: &Progress) {
     }
 }
 
-/// `lockimpact clean`: 0 when every leftover was removed (or none found), 2
-/// when one could not be.
-pub async fn clean(args: &CleanArgs) -> Result<i32> {
+/// `lockimpact clean`: fails (exit 2) when a leftover could not be removed.
+pub async fn clean(args: &CleanArgs) -> Result<()> {
     let scan = scan(Duration::from_secs(15)).await;
     if let Some(why) = &scan.docker {
         println!("containers: not checked ({why})");
@@ -180,7 +180,7 @@ pub async fn clean(args: &CleanArgs) -> Result<i32> {
     if failed > 0 {
         return Err(Error::env(format!("{failed} leftover(s) could not be removed (see above)")));
     }
-    Ok(0)
+    Ok(())
 }
 
 async fn remove_one(resource: &Resource) -> std::result::Result<String, String> {
@@ -207,11 +207,11 @@ fn stop_server(dir: &Path) -> std::result::Result<Option<i32>, String> {
     }
     // Immediate shutdown (SIGQUIT): the postmaster stops its backends and
     // exits; SIGKILL if it does not within 10 s.
-    for (signal, wait) in [(libc::SIGQUIT, 10), (libc::SIGKILL, 10)] {
-        unsafe { libc::kill(pid, signal) };
+    for (signal, wait) in [(Signal::Quit, 10), (Signal::Kill, 10)] {
+        sys::signal(pid, signal);
         let deadline = Instant::now() + Duration::from_secs(wait);
         while Instant::now() < deadline {
-            if unsafe { libc::kill(pid, 0) } != 0 {
+            if !sys::process_exists(pid) {
                 return Ok(Some(pid));
             }
             std::thread::sleep(Duration::from_millis(50));

@@ -21,6 +21,8 @@
 //! runner's output: the tests are *ignored* (skipped) when no Docker engine
 //! answers, and *fail* when `CI` or `LOCKIMPACT_REQUIRE_DOCKER` is set.
 
+#![allow(unsafe_code, clippy::undocumented_unsafe_blocks)] // signals, rlimits and users for the processes under test
+
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};

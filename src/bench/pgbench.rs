@@ -141,14 +141,8 @@ pub struct Reaped {
 
 /// Waits for child `pid` and reads what it used (`wait4`'s rusage).
 pub fn wait4(pid: i32) -> Result<Reaped> {
-    let mut status = 0;
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
-    if r != pid {
-        return Err(Error::env(format!("wait4({pid}) failed: {}", std::io::Error::last_os_error())));
-    }
-    let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { 128 + libc::WTERMSIG(status) };
-    Ok(Reaped { code, cpu: super::tv(ru.ru_utime) + super::tv(ru.ru_stime), maxrss_kb: ru.ru_maxrss as u64 })
+    let (code, usage) = crate::sys::wait_child(pid).map_err(|e| Error::env(format!("wait4({pid}) failed: {e}")))?;
+    Ok(Reaped { code, cpu: usage.cpu, maxrss_kb: usage.maxrss_kb })
 }
 
 #[cfg(test)]

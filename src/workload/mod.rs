@@ -372,7 +372,16 @@ pub async fn start(
     for g in go {
         let _ = g.send(());
     }
-    let pacer = (!closed).then(|| pacer::spawn(classes.clone(), plan.rate, plan.seed, clock, tx, stop.clone()));
+    let pacer = match closed {
+        true => None,
+        false => match pacer::spawn(classes.clone(), plan.rate, plan.seed, clock, tx, stop.clone()) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                stop.cancel(); // the workers, already told to go, end
+                return Err(e);
+            }
+        },
+    };
     Ok(Workload {
         classes,
         target_rate: plan.rate,
