@@ -97,7 +97,7 @@ pub fn scan_dirs(dir: &Path) -> Vec<Found> {
 }
 
 /// Containers labelled `lockimpact=1`.
-pub async fn scan_containers() -> std::result::Result<Vec<Found>, String> {
+pub async fn scan_containers() -> Result<Vec<Found>> {
     let mut found = Vec::new();
     for c in docker::containers(&format!("{}=1", docker::LABEL)).await? {
         let Some(id) = c.id else { continue };
@@ -122,7 +122,7 @@ pub async fn scan(limit: Duration) -> Scan {
             found.extend(c);
             None
         }
-        Ok(Err(e)) => Some(e),
+        Ok(Err(e)) => Some(e.message),
         Err(_) => {
             Some(format!("no answer from the Docker engine at {} within {} s", docker::docker_host(), limit.as_secs()))
         }
@@ -183,12 +183,12 @@ pub async fn clean(args: &CleanArgs) -> Result<()> {
     Ok(())
 }
 
-async fn remove_one(resource: &Resource) -> std::result::Result<String, String> {
+async fn remove_one(resource: &Resource) -> Result<String> {
     match resource {
         Resource::Container { id, .. } => docker::remove(&docker::client().await?, id).await.map(|_| String::new()),
         Resource::Dir(path) => {
             let stopped = stop_server(path)?;
-            std::fs::remove_dir_all(path).map_err(|e| format!("cannot remove {}: {e}", path.display()))?;
+            std::fs::remove_dir_all(path).map_err(|e| Error::env(format!("cannot remove {}: {e}", path.display())))?;
             Ok(stopped.map(|pid| format!(" (its server, postmaster pid {pid}, was stopped)")).unwrap_or_default())
         }
     }
@@ -196,7 +196,7 @@ async fn remove_one(resource: &Resource) -> std::result::Result<String, String> 
 
 /// Stops the postmaster of the server in `dir`, if one still runs there;
 /// returns its pid. Only a process whose command line names `dir` is signalled.
-fn stop_server(dir: &Path) -> std::result::Result<Option<i32>, String> {
+fn stop_server(dir: &Path) -> Result<Option<i32>> {
     let Ok(text) = std::fs::read_to_string(dir.join("data/postmaster.pid")) else { return Ok(None) };
     let Some(pid) = text.lines().next().and_then(|l| l.trim().parse::<i32>().ok()).filter(|p| *p > 0) else {
         return Ok(None);
@@ -217,5 +217,5 @@ fn stop_server(dir: &Path) -> std::result::Result<Option<i32>, String> {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
-    Err(format!("its postmaster (pid {pid}) does not stop"))
+    Err(Error::env(format!("its postmaster (pid {pid}) does not stop")))
 }

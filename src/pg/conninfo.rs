@@ -407,7 +407,7 @@ impl ConnInfo {
             Some(path) => RootCert::File(PathBuf::from(path)),
             None => RootCert::Default(self.home.as_ref().map(|h| h.join(".postgresql/root.crt"))),
         };
-        Tls::new(self.ssl_mode(), root).map_err(ConnError)
+        Tls::new(self.ssl_mode(), root)
     }
 
     /// What a connection needs: the settings and their TLS.
