@@ -15,7 +15,7 @@ use crate::workload::file::{Class, Pace};
 use crate::workload::params::Param;
 
 /// The pgbench script of one class, or why it cannot be written.
-pub fn script(class: &Class) -> std::result::Result<String, String> {
+pub fn script(class: &Class) -> Result<String> {
     let mut out = String::new();
     for (i, p) in class.params.iter().enumerate() {
         match p {
@@ -24,14 +24,19 @@ pub fn script(class: &Class) -> std::result::Result<String, String> {
                 out.push_str(&format!("\\set p{} random({min}, {hi})\n", i + 1));
             }
             other => {
-                return Err(format!("class {:?}: parameter ${} ({other:?}) has no pgbench form", class.name, i + 1));
+                return Err(Error::input(format!(
+                    "class {:?}: parameter ${} ({other:?}) has no pgbench form",
+                    class.name,
+                    i + 1
+                )));
             }
         }
     }
     if class.hold.is_some() {
-        return Err(format!("class {:?}: a held transaction has no pgbench form", class.name));
+        return Err(Error::input(format!("class {:?}: a held transaction has no pgbench form", class.name)));
     }
-    let tokens = crate::pg::lex::scan_tokens(&class.sql).map_err(|e| format!("class {:?}: {e}", class.name))?;
+    let tokens = crate::pg::lex::scan_tokens(&class.sql)
+        .map_err(|e| Error::input(format!("class {:?}: {e}", class.name)))?;
     let mut sql = String::new();
     let mut at = 0usize;
     for t in tokens.iter().filter(|t| t.token == pg_query::protobuf::Token::Param as i32) {
@@ -54,7 +59,7 @@ pub fn write_scripts(classes: &[Class], dir: &Path) -> Result<Vec<String>> {
         let Pace::Weight(w) = c.pace else {
             return Err(Error::input(format!("class {:?}: a class at its own rate has no pgbench form", c.name)));
         };
-        let text = script(c).map_err(Error::input)?;
+        let text = script(c)?;
         let path = dir.join(format!("{}.sql", c.name));
         std::fs::write(&path, text).map_err(|e| Error::env(format!("{}: {e}", path.display())))?;
         args.push("-f".into());
