@@ -35,8 +35,8 @@ pub fn script(class: &Class) -> Result<String> {
     if class.hold.is_some() {
         return Err(Error::input(format!("class {:?}: a held transaction has no pgbench form", class.name)));
     }
-    let tokens = crate::pg::lex::scan_tokens(&class.sql)
-        .map_err(|e| Error::input(format!("class {:?}: {e}", class.name)))?;
+    let tokens =
+        crate::pg::lex::scan_tokens(&class.sql).map_err(|e| Error::input(format!("class {:?}: {e}", class.name)))?;
     let mut sql = String::new();
     let mut at = 0usize;
     for t in tokens.iter().filter(|t| t.token == pg_query::protobuf::Token::Param as i32) {
