@@ -16,6 +16,7 @@ use crate::clone::docker;
 use crate::clone::owner::{KEPT_FILE, Liveness, Owner};
 use crate::error::{Error, Result};
 use crate::status::Progress;
+use crate::sys::{self, Signal};
 
 /// What a found resource is, and how to remove it.
 #[derive(Debug, Clone)]
@@ -96,7 +97,7 @@ pub fn scan_dirs(dir: &Path) -> Vec<Found> {
 }
 
 /// Containers labelled `lockimpact=1`.
-pub async fn scan_containers() -> std::result::Result<Vec<Found>, String> {
+pub async fn scan_containers() -> Result<Vec<Found>> {
     let mut found = Vec::new();
     for c in docker::containers(&format!("{}=1", docker::LABEL)).await? {
         let Some(id) = c.id else { continue };
@@ -121,7 +122,7 @@ pub async fn scan(limit: Duration) -> Scan {
             found.extend(c);
             None
         }
-        Ok(Err(e)) => Some(e),
+        Ok(Err(e)) => Some(e.message),
         Err(_) => {
             Some(format!("no answer from the Docker engine at {} within {} s", docker::docker_host(), limit.as_secs()))
         }
@@ -144,9 +145,8 @@ pub async fn mention(progress: &Progress) {
     }
 }
 
-/// `lockimpact clean`: 0 when every leftover was removed (or none found), 2
-/// when one could not be.
-pub async fn clean(args: &CleanArgs) -> Result<i32> {
+/// `lockimpact clean`: fails (exit 2) when a leftover could not be removed.
+pub async fn clean(args: &CleanArgs) -> Result<()> {
     let scan = scan(Duration::from_secs(15)).await;
     if let Some(why) = &scan.docker {
         println!("containers: not checked ({why})");
@@ -180,15 +180,15 @@ pub async fn clean(args: &CleanArgs) -> Result<i32> {
     if failed > 0 {
         return Err(Error::env(format!("{failed} leftover(s) could not be removed (see above)")));
     }
-    Ok(0)
+    Ok(())
 }
 
-async fn remove_one(resource: &Resource) -> std::result::Result<String, String> {
+async fn remove_one(resource: &Resource) -> Result<String> {
     match resource {
         Resource::Container { id, .. } => docker::remove(&docker::client().await?, id).await.map(|_| String::new()),
         Resource::Dir(path) => {
             let stopped = stop_server(path)?;
-            std::fs::remove_dir_all(path).map_err(|e| format!("cannot remove {}: {e}", path.display()))?;
+            std::fs::remove_dir_all(path).map_err(|e| Error::env(format!("cannot remove {}: {e}", path.display())))?;
             Ok(stopped.map(|pid| format!(" (its server, postmaster pid {pid}, was stopped)")).unwrap_or_default())
         }
     }
@@ -196,7 +196,7 @@ async fn remove_one(resource: &Resource) -> std::result::Result<String, String> 
 
 /// Stops the postmaster of the server in `dir`, if one still runs there;
 /// returns its pid. Only a process whose command line names `dir` is signalled.
-fn stop_server(dir: &Path) -> std::result::Result<Option<i32>, String> {
+fn stop_server(dir: &Path) -> Result<Option<i32>> {
     let Ok(text) = std::fs::read_to_string(dir.join("data/postmaster.pid")) else { return Ok(None) };
     let Some(pid) = text.lines().next().and_then(|l| l.trim().parse::<i32>().ok()).filter(|p| *p > 0) else {
         return Ok(None);
@@ -207,15 +207,15 @@ fn stop_server(dir: &Path) -> std::result::Result<Option<i32>, String> {
     }
     // Immediate shutdown (SIGQUIT): the postmaster stops its backends and
     // exits; SIGKILL if it does not within 10 s.
-    for (signal, wait) in [(libc::SIGQUIT, 10), (libc::SIGKILL, 10)] {
-        unsafe { libc::kill(pid, signal) };
+    for (signal, wait) in [(Signal::Quit, 10), (Signal::Kill, 10)] {
+        sys::signal(pid, signal);
         let deadline = Instant::now() + Duration::from_secs(wait);
         while Instant::now() < deadline {
-            if unsafe { libc::kill(pid, 0) } != 0 {
+            if !sys::process_exists(pid) {
                 return Ok(Some(pid));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
     }
-    Err(format!("its postmaster (pid {pid}) does not stop"))
+    Err(Error::env(format!("its postmaster (pid {pid}) does not stop")))
 }

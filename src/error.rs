@@ -1,8 +1,39 @@
-//! The error type at the library boundary. Every message says what went wrong
-//! and what to do about it, naming the file, line or key involved; the kind
-//! decides the exit code.
+//! The error type at the library boundary, and the process's exit codes.
+//! Every message says what went wrong and what to do about it, naming the
+//! file, line or key involved; the kind decides the exit code.
 
 use std::fmt;
+
+/// How a command ended, as the process's exit status. The numbers are part of
+/// the interface (scripts and CI read them): never renumber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitCode {
+    /// Done; every budget held.
+    Ok = 0,
+    /// A budget was exceeded.
+    BudgetExceeded = 1,
+    /// Bad input, a missing or broken environment, or a database that
+    /// misbehaved: nothing (or only part of the run) was measured.
+    Failed = 2,
+    /// No budget was exceeded, but the run is no evidence (e.g. the workload
+    /// did not run during the migration).
+    Inconclusive = 3,
+    /// Ctrl-C, SIGTERM or SIGHUP (128 + SIGINT, as shells report it).
+    Interrupted = 130,
+}
+
+impl ExitCode {
+    /// The number the process exits with (as `std::process::ExitStatus::code` reads it).
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+}
+
+impl From<ExitCode> for std::process::ExitCode {
+    fn from(c: ExitCode) -> Self {
+        std::process::ExitCode::from(c as u8) // every code is below 256
+    }
+}
 
 /// Why a command failed; decides the exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,10 +82,10 @@ impl Error {
         self.message = format!("{}\n{detail}", self.message);
         self
     }
-    pub fn exit_code(&self) -> i32 {
+    pub fn exit_code(&self) -> ExitCode {
         match self.kind {
-            Kind::Input | Kind::Environment | Kind::Database => 2,
-            Kind::Interrupted => 130,
+            Kind::Input | Kind::Environment | Kind::Database => ExitCode::Failed,
+            Kind::Interrupted => ExitCode::Interrupted,
         }
     }
 }

@@ -20,7 +20,8 @@
 //! Leaves, importing nothing of the tool: `error`, `files` (inputs, outputs,
 //! text, durations), `fmt` (numbers for people), `pg` (PostgreSQL vocabulary:
 //! connection settings, TLS, lock modes, the scanner, the server log, SQL that
-//! reaches beyond its database), `timeline` (the phase clock).
+//! reaches beyond its database), `sys` (every call into the C library, behind safe
+//! functions: the only `unsafe`), `timeline` (the phase clock).
 //!
 //! Commands: `rehearsal` (one rehearsal → `RunRecord`), `bench`, `recorder`
 //! (`lockimpact record`), `snapshot`, `clean`; `status` prints progress.
@@ -42,33 +43,27 @@ pub mod sampler;
 pub mod scenario;
 pub mod snapshot;
 pub mod status;
+pub mod sys;
 pub mod timeline;
 pub mod workload;
 
 use tokio_util::sync::CancellationToken;
 
 use cli::{Cli, Command, CompareArgs, RunArgs};
-use error::{Error, Result};
+use error::{Error, ExitCode, Result};
 use report::compare;
 use report::output::Outputs;
 use report::render::Doc;
 use status::Progress;
 
-/// Exit code when the verdict fails (a budget is exceeded).
-pub const EXIT_BUDGET: i32 = 1;
-
-/// Exit code when the verdict is inconclusive: no budget was exceeded, but
-/// the run is no evidence (e.g. the workload did not run during the migration).
-pub const EXIT_INCONCLUSIVE: i32 = 3;
-
 /// Runs the command and returns the process exit code. Everything it started
 /// is stopped and removed before it returns.
-pub fn main_entry(cli: Cli) -> i32 {
+pub fn main_entry(cli: Cli) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             status::note(&format!("error: cannot start the async runtime: {e}"));
-            return 2;
+            return ExitCode::Failed;
         }
     };
     let result = runtime.block_on(async {
@@ -77,10 +72,10 @@ pub fn main_entry(cli: Cli) -> i32 {
         match cli.command {
             Command::Run(args) => run(&args, &cancel).await,
             Command::Compare(args) => compare(&args, &cancel).await,
-            Command::Snapshot(args) => snapshot::snapshot(&args),
-            Command::Record(args) => recorder::record(&args).await,
-            Command::Bench(args) => bench::bench(&args, &cancel).await,
-            Command::Clean(args) => clean::clean(&args).await,
+            Command::Snapshot(args) => snapshot::snapshot(&args).map(|()| ExitCode::Ok),
+            Command::Record(args) => recorder::record(&args).await.map(|()| ExitCode::Ok),
+            Command::Bench(args) => bench::bench(&args, &cancel).await.map(|()| ExitCode::Ok),
+            Command::Clean(args) => clean::clean(&args).await.map(|()| ExitCode::Ok),
         }
     });
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
@@ -121,9 +116,9 @@ fn watch_signals(cancel: CancellationToken) -> Result<()> {
     Ok(())
 }
 
-/// `lockimpact run`: returns 0, `EXIT_BUDGET` when the verdict fails, or
-/// `EXIT_INCONCLUSIVE` when the run is no evidence.
-pub async fn run(args: &RunArgs, cancel: &CancellationToken) -> Result<i32> {
+/// `lockimpact run`: returns `Ok`, `BudgetExceeded` when the verdict fails,
+/// or `Inconclusive` when the run is no evidence.
+pub async fn run(args: &RunArgs, cancel: &CancellationToken) -> Result<ExitCode> {
     let mut opts = args.opts.clone();
     opts.migration = args.migration.clone();
     let plan = scenario::load(args.scenario.as_deref(), &opts)?;
@@ -145,27 +140,27 @@ pub async fn run(args: &RunArgs, cancel: &CancellationToken) -> Result<i32> {
     Ok(exit_code(&progress, [record.stop], report.verdict.status()))
 }
 
-/// 130 when interrupted, 2 when the server was lost (the partial report is
-/// written either way), else 0, `EXIT_BUDGET` or `EXIT_INCONCLUSIVE` by the verdict.
+/// `Interrupted` when interrupted, `Failed` when the server was lost (the
+/// partial report is written either way), else by the verdict.
 fn exit_code(
     progress: &Progress,
     stops: impl IntoIterator<Item = Option<run_record::Stop>>,
     status: report::model::VerdictStatus,
-) -> i32 {
+) -> ExitCode {
     let stops: Vec<run_record::Stop> = stops.into_iter().flatten().collect();
     if let Some(stop) = stops.first() {
         progress
             .say(&format!("the run is incomplete: {}; the report covers what was measured until then", stop.reason()));
     }
     if stops.contains(&run_record::Stop::Interrupted) {
-        Error::interrupted().exit_code()
+        ExitCode::Interrupted
     } else if !stops.is_empty() {
-        Error::db("").exit_code()
+        ExitCode::Failed
     } else {
         match status {
-            report::model::VerdictStatus::Pass => 0,
-            report::model::VerdictStatus::Fail => EXIT_BUDGET,
-            report::model::VerdictStatus::Inconclusive => EXIT_INCONCLUSIVE,
+            report::model::VerdictStatus::Pass => ExitCode::Ok,
+            report::model::VerdictStatus::Fail => ExitCode::BudgetExceeded,
+            report::model::VerdictStatus::Inconclusive => ExitCode::Inconclusive,
         }
     }
 }
@@ -179,12 +174,12 @@ struct Prepared {
 }
 
 /// `lockimpact compare`: rehearses each candidate on a fresh copy of the same
-/// template, one after the other; returns 0, or `EXIT_BUDGET` when any
+/// template, one after the other; returns `Ok`, or `BudgetExceeded` when any
 /// candidate exceeds its budget. A candidate that changed the server (its
 /// settings, roles, databases, the template) leaves it to itself: the next
 /// one runs on a fresh server. When a later candidate fails, the comparison of
 /// those that ran is written before the error is returned.
-pub async fn compare(args: &CompareArgs, cancel: &CancellationToken) -> Result<i32> {
+pub async fn compare(args: &CompareArgs, cancel: &CancellationToken) -> Result<ExitCode> {
     let plans = compare_plans(args)?;
     if plans.iter().any(|p| p.clone.backend == clone::plan::Backend::Url) {
         return Err(Error::input(

@@ -1,11 +1,11 @@
 //! `lockimpact` binary: a thin shell that parses the command line, calls the
-//! library and maps its outcome to an exit code (0 ok, 1 budget exceeded,
-//! 2 bad input or environment, 3 inconclusive, 130 interrupted).
+//! library and turns its outcome into the process's exit status
+//! (`lockimpact::error::ExitCode`: 0 ok, 1 budget exceeded, 2 bad input or
+//! environment, 3 inconclusive, 130 interrupted).
 
 use clap::Parser;
 
-fn main() {
+fn main() -> std::process::ExitCode {
     let cli = lockimpact::cli::Cli::parse();
-    let code = lockimpact::main_entry(cli);
-    std::process::exit(code);
+    lockimpact::main_entry(cli).into()
 }

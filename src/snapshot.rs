@@ -64,7 +64,7 @@ struct RowCount {
 }
 
 /// Runs `lockimpact snapshot`.
-pub fn snapshot(args: &SnapshotArgs) -> Result<i32> {
+pub fn snapshot(args: &SnapshotArgs) -> Result<()> {
     let progress = crate::status::Progress::new(args.quiet);
     let say = |m: &str| progress.say(m);
     let conn = ConnInfo::resolve(&args.from).map_err(|e| Error::input(format!("--from: {e}")))?;
@@ -153,5 +153,5 @@ pub fn snapshot(args: &SnapshotArgs) -> Result<i32> {
             .map_err(|e| Error::env(format!("{}: cannot write the row counts: {e}", path.display())))?;
         say(&format!("wrote row counts of {} tables to {}", counts.len(), path.display()));
     }
-    Ok(0)
+    Ok(())
 }

@@ -5,6 +5,8 @@
 //! `tests/docker.rs`); with `CI` or `LOCKIMPACT_REQUIRE_ROOT` set they fail
 //! instead, so CI (which runs as root) cannot pass them without running them.
 
+#![allow(unsafe_code, clippy::undocumented_unsafe_blocks)] // signals, rlimits and users for the processes under test
+
 mod common;
 
 use std::os::unix::fs::PermissionsExt;

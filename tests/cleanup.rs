@@ -1,6 +1,8 @@
 //! The disposable server leaves nothing behind after a run, and `--keep`
 //! really keeps it, with working instructions (signals: tests/reliability.rs).
 
+#![allow(unsafe_code, clippy::undocumented_unsafe_blocks)] // signals, rlimits and users for the processes under test
+
 mod common;
 
 use common::*;

@@ -21,6 +21,8 @@
 //! runner's output: the tests are *ignored* (skipped) when no Docker engine
 //! answers, and *fail* when `CI` or `LOCKIMPACT_REQUIRE_DOCKER` is set.
 
+#![allow(unsafe_code, clippy::undocumented_unsafe_blocks)] // signals, rlimits and users for the processes under test
+
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -86,7 +88,7 @@ fn main() {
 /// The engine's version, asked the way the backend asks (DOCKER_HOST).
 fn engine() -> Result<String, String> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(lockimpact::clone::docker::engine())
+    rt.block_on(lockimpact::clone::docker::engine()).map_err(|e| e.message)
 }
 
 const DOCKER: &[&str] = &["--backend", "docker", "--image", TEST_IMAGE];

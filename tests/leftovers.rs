@@ -5,6 +5,8 @@
 //! run that still runs and a clone kept with `--keep` (until `--kept`).
 //! Every run here uses a TMPDIR of its own.
 
+#![allow(unsafe_code, clippy::undocumented_unsafe_blocks)] // signals, rlimits and users for the processes under test
+
 mod common;
 
 use std::path::{Path, PathBuf};

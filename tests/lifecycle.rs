@@ -13,6 +13,8 @@
 //! - compare: a candidate that changes the server leaves the next a fresh one;
 //! - messages: a terminated migration session, `--keep` of a dead server.
 
+#![allow(unsafe_code, clippy::undocumented_unsafe_blocks)] // signals, rlimits and users for the processes under test
+
 mod common;
 
 use std::os::unix::process::CommandExt;

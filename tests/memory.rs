@@ -4,6 +4,8 @@
 //! rate the client cannot drive drops operations (counted, reported as
 //! overload) instead of queueing them without bound.
 
+#![allow(unsafe_code, clippy::undocumented_unsafe_blocks)] // signals, rlimits and users for the processes under test
+
 mod common;
 
 use std::os::unix::process::CommandExt;

@@ -3,6 +3,8 @@
 //! unreachable `--url` keeps libpq's cause and names the server; a wrong
 //! `--pg-bin` says the path is wrong; `--keep -q` still prints how to connect.
 
+#![allow(unsafe_code, clippy::undocumented_unsafe_blocks)] // signals, rlimits and users for the processes under test
+
 mod common;
 
 use common::*;

@@ -3,6 +3,8 @@
 //! a step that deadlocks with the workload, a panic while a server runs, a
 //! server that never becomes ready. Real PostgreSQL servers throughout.
 
+#![allow(unsafe_code, clippy::undocumented_unsafe_blocks)] // signals, rlimits and users for the processes under test
+
 mod common;
 
 use std::io::{BufRead, BufReader};

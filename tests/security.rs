@@ -6,6 +6,8 @@
 //! postgres user cannot enter and a byte-order mark. Every case runs the
 //! real binary against real servers started by the test.
 
+#![allow(unsafe_code, clippy::undocumented_unsafe_blocks)] // signals, rlimits and users for the processes under test
+
 mod common;
 
 use std::os::unix::fs::PermissionsExt;

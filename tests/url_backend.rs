@@ -3,6 +3,8 @@
 //! sign of production (streaming replicas attached, or a standby). Real
 //! servers: a primary started in-process, and a real streaming standby.
 
+#![allow(unsafe_code, clippy::undocumented_unsafe_blocks)] // signals, rlimits and users for the processes under test
+
 mod common;
 
 use std::os::unix::process::CommandExt;

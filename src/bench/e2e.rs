@@ -233,7 +233,7 @@ async fn child(args: &[String], dir: &Path, cancel: &CancellationToken, points: 
     let stop = cancel.clone();
     let killer = tokio::spawn(async move {
         stop.cancelled().await;
-        unsafe { libc::kill(pid, libc::SIGTERM) };
+        crate::sys::signal(pid, crate::sys::Signal::Term);
     });
     let Reaped { code, maxrss_kb, .. } =
         tokio::task::spawn_blocking(move || wait4(pid)).await.map_err(|e| Error::env(e.to_string()))??;
@@ -245,7 +245,7 @@ async fn child(args: &[String], dir: &Path, cancel: &CancellationToken, points: 
     if cancel.is_cancelled() {
         return Err(Error::interrupted());
     }
-    if code != 0 && code != crate::EXIT_BUDGET {
+    if code != 0 && code != crate::error::ExitCode::BudgetExceeded.code() {
         return Err(Error::env(format!("lockimpact {} failed (exit {code}):\n{tail}", args.join(" "))));
     }
     Ok(Child { code, wall, maxrss_kb, rss_at })

@@ -176,8 +176,8 @@ impl Ctx {
     }
 }
 
-/// `lockimpact bench`: runs every row and writes the report; returns 0.
-pub async fn bench(args: &BenchArgs, cancel: &CancellationToken) -> Result<i32> {
+/// `lockimpact bench`: runs every row and writes the report.
+pub async fn bench(args: &BenchArgs, cancel: &CancellationToken) -> Result<()> {
     let cfg = Config::new(args);
     std::fs::create_dir_all(&args.out)
         .map_err(|e| Error::input(format!("--out {}: cannot create the directory: {e}", args.out.display())))?;
@@ -249,7 +249,7 @@ pub async fn bench(args: &BenchArgs, cancel: &CancellationToken) -> Result<i32> 
     std::fs::write(&md, rep.markdown()).map_err(|e| Error::env(format!("{}: {e}", md.display())))?;
     std::fs::write(&json, rep.json()).map_err(|e| Error::env(format!("{}: {e}", json.display())))?;
     say(&format!("wrote {} and {}", md.display(), json.display()));
-    Ok(0)
+    Ok(())
 }
 
 /// The bench workload's classes for this configuration's dataset.
@@ -423,13 +423,7 @@ pub async fn drive(ctx: &Ctx, rate: f64, sampling: Sampling, measure: Duration) 
 
 /// CPU time (user + system) of this process so far.
 pub fn cpu_time() -> Duration {
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-    tv(ru.ru_utime) + tv(ru.ru_stime)
-}
-
-pub fn tv(t: libc::timeval) -> Duration {
-    Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    crate::sys::own_usage().cpu
 }
 
 /// Median of a few samples (the mean of the middle two for an even count).

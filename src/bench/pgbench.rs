@@ -15,7 +15,7 @@ use crate::workload::file::{Class, Pace};
 use crate::workload::params::Param;
 
 /// The pgbench script of one class, or why it cannot be written.
-pub fn script(class: &Class) -> std::result::Result<String, String> {
+pub fn script(class: &Class) -> Result<String> {
     let mut out = String::new();
     for (i, p) in class.params.iter().enumerate() {
         match p {
@@ -24,14 +24,19 @@ pub fn script(class: &Class) -> std::result::Result<String, String> {
                 out.push_str(&format!("\\set p{} random({min}, {hi})\n", i + 1));
             }
             other => {
-                return Err(format!("class {:?}: parameter ${} ({other:?}) has no pgbench form", class.name, i + 1));
+                return Err(Error::input(format!(
+                    "class {:?}: parameter ${} ({other:?}) has no pgbench form",
+                    class.name,
+                    i + 1
+                )));
             }
         }
     }
     if class.hold.is_some() {
-        return Err(format!("class {:?}: a held transaction has no pgbench form", class.name));
+        return Err(Error::input(format!("class {:?}: a held transaction has no pgbench form", class.name)));
     }
-    let tokens = crate::pg::lex::scan_tokens(&class.sql).map_err(|e| format!("class {:?}: {e}", class.name))?;
+    let tokens =
+        crate::pg::lex::scan_tokens(&class.sql).map_err(|e| Error::input(format!("class {:?}: {e}", class.name)))?;
     let mut sql = String::new();
     let mut at = 0usize;
     for t in tokens.iter().filter(|t| t.token == pg_query::protobuf::Token::Param as i32) {
@@ -54,7 +59,7 @@ pub fn write_scripts(classes: &[Class], dir: &Path) -> Result<Vec<String>> {
         let Pace::Weight(w) = c.pace else {
             return Err(Error::input(format!("class {:?}: a class at its own rate has no pgbench form", c.name)));
         };
-        let text = script(c).map_err(Error::input)?;
+        let text = script(c)?;
         let path = dir.join(format!("{}.sql", c.name));
         std::fs::write(&path, text).map_err(|e| Error::env(format!("{}: {e}", path.display())))?;
         args.push("-f".into());
@@ -141,14 +146,8 @@ pub struct Reaped {
 
 /// Waits for child `pid` and reads what it used (`wait4`'s rusage).
 pub fn wait4(pid: i32) -> Result<Reaped> {
-    let mut status = 0;
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
-    if r != pid {
-        return Err(Error::env(format!("wait4({pid}) failed: {}", std::io::Error::last_os_error())));
-    }
-    let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { 128 + libc::WTERMSIG(status) };
-    Ok(Reaped { code, cpu: super::tv(ru.ru_utime) + super::tv(ru.ru_stime), maxrss_kb: ru.ru_maxrss as u64 })
+    let (code, usage) = crate::sys::wait_child(pid).map_err(|e| Error::env(format!("wait4({pid}) failed: {e}")))?;
+    Ok(Reaped { code, cpu: usage.cpu, maxrss_kb: usage.maxrss_kb })
 }
 
 #[cfg(test)]

@@ -49,7 +49,7 @@ use tokio_util::sync::CancellationToken;
 use super::owner::Owner;
 use super::restore::Tools;
 use crate::clone::plan::ClonePlan;
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 
 /// Every container this tool starts carries this label (`lockimpact=1`), so
 /// leftovers can be listed: `docker ps -a --filter label=lockimpact=1`.
@@ -97,27 +97,29 @@ pub fn docker_host() -> String {
 
 /// The Docker client testcontainers uses (its configuration: DOCKER_HOST,
 /// `~/.testcontainers.properties`).
-pub async fn client() -> std::result::Result<bollard::Docker, String> {
+pub async fn client() -> Result<bollard::Docker> {
     testcontainers::core::client::docker_client_instance()
         .await
-        .map_err(|e| format!("cannot set up a Docker client for {}: {}", docker_host(), causes(&e)))
+        .map_err(|e| Error::env(format!("cannot set up a Docker client for {}: {}", docker_host(), causes(&e))))
 }
 
 /// Runs one short engine request with a time limit; the error is one line.
 async fn ask<T>(
     what: &str,
     f: impl std::future::Future<Output = std::result::Result<T, bollard::errors::Error>>,
-) -> std::result::Result<T, String> {
+) -> Result<T> {
     match tokio::time::timeout(ENGINE_TIMEOUT, f).await {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(format!("{what} at {}: {}", docker_host(), causes(&e))),
-        Err(_) => Err(format!("{what} at {}: no answer within {} s", docker_host(), ENGINE_TIMEOUT.as_secs())),
+        Ok(Err(e)) => Err(Error::env(format!("{what} at {}: {}", docker_host(), causes(&e)))),
+        Err(_) => {
+            Err(Error::env(format!("{what} at {}: no answer within {} s", docker_host(), ENGINE_TIMEOUT.as_secs())))
+        }
     }
 }
 
 /// The engine's version and API version when a Docker engine answers, else
 /// why not, in one line.
-pub async fn engine() -> std::result::Result<String, String> {
+pub async fn engine() -> Result<String> {
     let docker = client().await?;
     let v = ask("docker version", docker.version()).await?;
     Ok(format!("{}, API {}", v.version.unwrap_or_default(), v.api_version.unwrap_or_default()))
@@ -140,12 +142,12 @@ fn generic_image(image: &str) -> GenericImage {
 }
 
 /// Pulls the image; the error is one line. Ctrl-C stops it.
-pub async fn pull(image: &str, cancel: Option<&CancellationToken>) -> std::result::Result<(), String> {
+pub async fn pull(image: &str, cancel: Option<&CancellationToken>) -> Result<()> {
     let never = CancellationToken::new();
     let cancel = cancel.unwrap_or(&never);
     tokio::select! {
-        r = generic_image(image).pull_image() => r.map(|_| ()).map_err(|e| causes(&e)),
-        _ = cancel.cancelled() => Err("interrupted".into()),
+        r = generic_image(image).pull_image() => r.map(|_| ()).map_err(|e| Error::env(causes(&e))),
+        _ = cancel.cancelled() => Err(Error { kind: Kind::Interrupted, message: "interrupted".into() }),
     }
 }
 
@@ -481,7 +483,7 @@ impl Drop for DockerServer {
         let removed = match Arc::try_unwrap(container) {
             Ok(c) => match tokio::runtime::Handle::try_current() {
                 Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-                    tokio::task::block_in_place(|| h.block_on(c.rm())).map_err(|e| causes(&e))
+                    tokio::task::block_in_place(|| h.block_on(c.rm())).map_err(|e| Error::env(causes(&e)))
                 }
                 // No runtime to drive testcontainers' client: remove it with a
                 // fresh one, and drop the handle without its own removal.
@@ -508,32 +510,37 @@ impl Drop for DockerServer {
 /// Runs an engine request to its end from synchronous code (a guard's drop,
 /// `keep`): on the runtime's client, or with a fresh client on a thread of
 /// its own when there is no multi-threaded runtime to block on.
-fn on_engine<T, F>(f: impl FnOnce(bollard::Docker) -> F + Send + 'static) -> std::result::Result<T, String>
+fn on_engine<T, F>(f: impl FnOnce(bollard::Docker) -> F + Send + 'static) -> Result<T>
 where
     T: Send + 'static,
-    F: std::future::Future<Output = std::result::Result<T, String>> + Send,
+    F: std::future::Future<Output = Result<T>> + Send,
 {
     match tokio::runtime::Handle::try_current() {
         Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
             tokio::task::block_in_place(|| h.block_on(async { f(client().await?).await }))
         }
         _ => std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
-            rt.block_on(async { f(bollard::Docker::connect_with_defaults().map_err(|e| causes(&e))?).await })
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| Error::env(e.to_string()))?;
+            rt.block_on(async {
+                f(bollard::Docker::connect_with_defaults().map_err(|e| Error::env(causes(&e)))?).await
+            })
         })
         .join()
-        .unwrap_or_else(|_| Err("the engine thread panicked".into())),
+        .unwrap_or_else(|_| Err(Error::env("the engine thread panicked"))),
     }
 }
 
 /// Removes a container and its anonymous volumes.
-pub async fn remove(docker: &bollard::Docker, id: &str) -> std::result::Result<(), String> {
+pub async fn remove(docker: &bollard::Docker, id: &str) -> Result<()> {
     let options = RemoveContainerOptionsBuilder::new().force(true).v(true).build();
     ask("remove container", docker.remove_container(id, Some(options))).await
 }
 
 /// Every container (running or not) with the label `filter` (`key=value`).
-pub async fn containers(filter: &str) -> std::result::Result<Vec<ContainerSummary>, String> {
+pub async fn containers(filter: &str) -> Result<Vec<ContainerSummary>> {
     let docker = client().await?;
     let filters = HashMap::from([("label", vec![filter])]);
     let options = ListContainersOptionsBuilder::new().all(true).filters(&filters).build();

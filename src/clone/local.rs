@@ -9,7 +9,6 @@
 //! through the socket are trusted; TCP connections on 127.0.0.1 need the
 //! superuser's random password (scram-sha-256), which `--keep` prints.
 
-use std::ffi::CString;
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
@@ -21,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use crate::clone::plan::ClonePlan;
 use crate::error::{Error, Result};
+use crate::sys::{self, Signal};
 
 /// Server binaries of one major version.
 #[derive(Debug, Clone)]
@@ -50,7 +50,7 @@ pub struct LocalServer {
 impl LocalServer {
     pub fn start(plan: &ClonePlan) -> Result<LocalServer> {
         let bins = find_binaries(plan.pg_bin.as_deref(), plan.pg_version)?;
-        let run_as = if unsafe { libc::geteuid() } == 0 { Some(postgres_user()?) } else { None };
+        let run_as = if sys::effective_uid() == 0 { Some(postgres_user()?) } else { None };
         let base = std::env::temp_dir();
         // The server's unix socket lives in this directory, and a socket path
         // is limited to 107 bytes.
@@ -236,7 +236,7 @@ impl LocalServer {
         // A frozen server (stopped with SIGSTOP) would not act on pg_ctl's
         // signal, nor its backends on the postmaster's: wake them all first.
         for pid in children(self.pid).into_iter().chain([self.pid]) {
-            unsafe { libc::kill(pid, libc::SIGCONT) };
+            sys::signal(pid, Signal::Cont);
         }
         let stopped = self
             .command("pg_ctl")
@@ -249,7 +249,7 @@ impl LocalServer {
             .map(|s| s.success())
             .unwrap_or(false);
         if !stopped || process_alive(self.pid) {
-            unsafe { libc::kill(self.pid, libc::SIGKILL) };
+            sys::signal(self.pid, Signal::Kill);
         }
         let deadline = Instant::now() + Duration::from_secs(10);
         while process_alive(self.pid) && Instant::now() < deadline {
@@ -355,7 +355,7 @@ fn process_alive(pid: i32) -> bool {
         .ok()
         .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('Z')))
         .unwrap_or(false);
-    !zombie && unsafe { libc::kill(pid, 0) == 0 }
+    !zombie && sys::process_exists(pid)
 }
 
 fn shell_quote(s: &str) -> String {
@@ -397,15 +397,13 @@ fn chown(path: &Path, uid: u32, gid: u32) -> Result<()> {
 
 /// uid and gid of the `postgres` user, to run the server as when we are root.
 fn postgres_user() -> Result<(u32, u32)> {
-    let name = CString::new("postgres").expect("static");
-    let pw = unsafe { libc::getpwnam(name.as_ptr()) };
-    if pw.is_null() {
+    let Some(user) = sys::user_named("postgres") else {
         return Err(Error::env(
             "running as root, and initdb refuses to run as root, but there is no `postgres` user to run the \
              server as; create one (useradd --system postgres) or run lockimpact as a normal user",
         ));
-    }
-    Ok(unsafe { ((*pw).pw_uid, (*pw).pw_gid) })
+    };
+    Ok((user.uid, user.gid))
 }
 
 /// Finds server binaries: `--pg-bin`/`PG_BIN`, `pg_config --bindir`, `PATH`,

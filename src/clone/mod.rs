@@ -169,11 +169,7 @@ async fn start_docker(
 }
 
 /// Present, or pulled now.
-async fn ensure_image(
-    image: &str,
-    say: &dyn Fn(&str),
-    cancel: Option<&CancellationToken>,
-) -> std::result::Result<&'static str, String> {
+async fn ensure_image(image: &str, say: &dyn Fn(&str), cancel: Option<&CancellationToken>) -> Result<&'static str> {
     if docker::image_present(image).await {
         return Ok("present");
     }

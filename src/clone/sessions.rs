@@ -190,11 +190,10 @@ async fn close(target: &Target, list: Vec<Session>, server_answers: bool) -> Clo
         return done;
     }
     let control = match server_answers {
-        false => Err("the server stopped answering".to_string()),
+        false => Err(Error::db("the server stopped answering")),
         true => match tokio::time::timeout(CONTROL_TIMEOUT, connect_with(target.clone(), "cleanup")).await {
-            Ok(Ok(c)) => Ok(c),
-            Ok(Err(e)) => Err(e.message),
-            Err(_) => Err(format!("no connection within {} s", CONTROL_TIMEOUT.as_secs())),
+            Ok(r) => r,
+            Err(_) => Err(Error::db(format!("no connection within {} s", CONTROL_TIMEOUT.as_secs()))),
         },
     };
     let control = match control {
@@ -203,7 +202,7 @@ async fn close(target: &Target, list: Vec<Session>, server_answers: bool) -> Clo
             for s in &list {
                 let _ = cancel(target, s).await;
             }
-            done.unconfirmed = Some(why);
+            done.unconfirmed = Some(why.message);
             return done;
         }
     };
@@ -212,7 +211,7 @@ async fn close(target: &Target, list: Vec<Session>, server_answers: bool) -> Clo
         let purpose = list.iter().find(|s| s.pid == pid).map_or("session", |s| s.purpose.as_str());
         if q.is_empty() { format!("{purpose} (pid {pid})") } else { format!("{purpose} (pid {pid}: {q})") }
     };
-    let result: std::result::Result<(), String> = async {
+    let result: Result<()> = async {
         for s in ours(&control, &pids).await? {
             if s.state == "active" || s.state.starts_with("fastpath") || s.waiting_on_lock {
                 if let Some(session) = list.iter().find(|x| x.pid == s.pid) {
@@ -235,17 +234,17 @@ async fn close(target: &Target, list: Vec<Session>, server_answers: bool) -> Clo
     }
     .await;
     if let Err(why) = result {
-        done.unconfirmed = Some(why);
+        done.unconfirmed = Some(why.message);
     }
     done
 }
 
 /// The registered sessions still on the server.
-async fn ours(control: &Client, pids: &[i32]) -> std::result::Result<Vec<Seen>, String> {
+async fn ours(control: &Client, pids: &[i32]) -> Result<Vec<Seen>> {
     let rows = tokio::time::timeout(CONTROL_TIMEOUT, control.query(OURS_SQL, &[&pids]))
         .await
-        .map_err(|_| format!("pg_stat_activity did not answer within {} s", CONTROL_TIMEOUT.as_secs()))?
-        .map_err(|e| format!("cannot read pg_stat_activity: {}", describe_pg(&e)))?;
+        .map_err(|_| Error::db(format!("pg_stat_activity did not answer within {} s", CONTROL_TIMEOUT.as_secs())))?
+        .map_err(|e| Error::db(format!("cannot read pg_stat_activity: {}", describe_pg(&e))))?;
     Ok(rows
         .iter()
         .map(|r| Seen { pid: r.get(0), state: r.get(1), query: r.get(2), waiting_on_lock: r.get(3) })
@@ -253,7 +252,7 @@ async fn ours(control: &Client, pids: &[i32]) -> std::result::Result<Vec<Seen>, 
 }
 
 /// Waits up to `END_GRACE` for the sessions to end; returns those that did not.
-async fn wait_gone(control: &Client, pids: &[i32]) -> std::result::Result<Vec<Seen>, String> {
+async fn wait_gone(control: &Client, pids: &[i32]) -> Result<Vec<Seen>> {
     let deadline = Instant::now() + END_GRACE;
     loop {
         let left = ours(control, pids).await?;

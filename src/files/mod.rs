@@ -262,8 +262,7 @@ mod tests {
     fn fifo_and_devices_are_refused_as_inputs() {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("pipe.sql");
-        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        crate::sys::mkfifo(&fifo, 0o600).unwrap();
         let e = read_input(&fifo, "migration file", TEXT_LIMIT).unwrap_err();
         assert!(e.message.contains("is a FIFO (named pipe)"), "{}", e.message);
         let e = read_input(Path::new("/dev/zero"), "seed script", TEXT_LIMIT).unwrap_err();

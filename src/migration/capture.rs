@@ -29,6 +29,7 @@ use crate::clone::Server;
 use crate::error::{Error, Result, describe_pg};
 use crate::pg::log::{Entry, STDERR_PREFIX, inline, parse_parameters, parse_time, stderr_entries};
 use crate::run_record::{CommandRecord, GroupRecord, MigrationRecord, Outcome, StepRecord};
+use crate::sys::{self, Signal};
 use crate::timeline::{Clock, Slot};
 use crate::workload::Roles;
 
@@ -257,9 +258,9 @@ async fn drain(mut pipe: impl tokio::io::AsyncRead + Unpin, into: Arc<Mutex<Vec<
 async fn stop_group(child: &mut tokio::process::Child) {
     let Some(pid) = child.id() else { return };
     // The command runs in its own process group (pgid = its pid).
-    unsafe { libc::kill(-(pid as i32), libc::SIGTERM) };
+    sys::signal_group(pid, Signal::Term);
     if tokio::time::timeout(Duration::from_secs(5), child.wait()).await.is_err() {
-        unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+        sys::signal_group(pid, Signal::Kill);
         let _ = child.wait().await;
     }
 }

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use super::split::Statement;
 use super::{Migration, OnError, Step, StepKind, TxMode};
 use crate::clone::sessions::cancel_token;
-use crate::error::{describe_pg, sqlstate};
+use crate::error::{Error, Kind, describe_pg, sqlstate};
 use crate::pg::lockmode::{HeldLocks, LockMode};
 use crate::run_record::{MigrationRecord, Outcome, StepRecord, StepType};
 use crate::timeline::{Clock, Slot};
@@ -179,12 +179,12 @@ impl Runner<'_> {
 
     /// BEGIN, COMMIT or ROLLBACK of a transaction, under `until_stop`; sets
     /// `abandoned` when it does not end after its cancel.
-    async fn control(&self, sql: &str, abandoned: &mut bool) -> Result<(), String> {
+    async fn control(&self, sql: &str, abandoned: &mut bool) -> crate::error::Result<()> {
         match self.until_stop(self.client.batch_execute(sql)).await {
-            Ended::Done(r) | Ended::Stopped(Some(r)) => r.map_err(|e| describe_pg(&e)),
+            Ended::Done(r) | Ended::Stopped(Some(r)) => r.map_err(|e| Error::db(describe_pg(&e))),
             Ended::Stopped(None) => {
                 *abandoned = true;
-                Err((self.why)())
+                Err(Error { kind: Kind::Interrupted, message: (self.why)() })
             }
         }
     }

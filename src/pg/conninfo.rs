@@ -407,7 +407,7 @@ impl ConnInfo {
             Some(path) => RootCert::File(PathBuf::from(path)),
             None => RootCert::Default(self.home.as_ref().map(|h| h.join(".postgresql/root.crt"))),
         };
-        Tls::new(self.ssl_mode(), root).map_err(ConnError)
+        Tls::new(self.ssl_mode(), root)
     }
 
     /// What a connection needs: the settings and their TLS.
@@ -703,25 +703,12 @@ fn pgpass_match(line: &str, wanted: &[&str; 4]) -> Option<String> {
 
 /// `HOME`, else the home directory of the effective user.
 fn home(env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
-    env("HOME").filter(|h| !h.is_empty()).map(PathBuf::from).or_else(|| passwd_entry().map(|(_, home)| home))
+    env("HOME").filter(|h| !h.is_empty()).map(PathBuf::from).or_else(|| crate::sys::effective_user().map(|u| u.home))
 }
 
 /// The effective user's name, libpq's default user.
 fn os_user() -> String {
-    passwd_entry().map(|(name, _)| name).unwrap_or_else(|| "postgres".into())
-}
-
-fn passwd_entry() -> Option<(String, PathBuf)> {
-    // SAFETY: getpwuid returns a pointer into static storage or null; it is read at once.
-    unsafe {
-        let pw = libc::getpwuid(libc::geteuid());
-        if pw.is_null() {
-            return None;
-        }
-        let name = std::ffi::CStr::from_ptr((*pw).pw_name).to_string_lossy().into_owned();
-        let dir = std::ffi::CStr::from_ptr((*pw).pw_dir).to_string_lossy().into_owned();
-        Some((name, PathBuf::from(dir)))
-    }
+    crate::sys::effective_user().map(|u| u.name).unwrap_or_else(|| "postgres".into())
 }
 
 #[cfg(test)]

@@ -18,6 +18,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::conninfo::ConnError;
+
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -103,7 +105,7 @@ impl Tls {
 
     /// The configuration for `mode` with the CAs of `root`; an error says
     /// what is missing.
-    pub fn new(mode: SslMode, root: RootCert) -> Result<Tls, String> {
+    pub fn new(mode: SslMode, root: RootCert) -> Result<Tls, ConnError> {
         if mode == SslMode::Disable {
             return Ok(Tls::disabled());
         }
@@ -113,14 +115,14 @@ impl Tls {
             (_, Some(roots)) => {
                 let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
                     .build()
-                    .map_err(|e| format!("sslrootcert: {e}"))?;
+                    .map_err(|e| ConnError(format!("sslrootcert: {e}")))?;
                 match mode {
                     SslMode::VerifyFull => webpki,
                     _ => Arc::new(NameUnchecked { chain: Some(webpki), provider: provider.clone() }),
                 }
             }
             (SslMode::VerifyCa | SslMode::VerifyFull, None) => {
-                return Err(format!(
+                return Err(ConnError(format!(
                     "sslmode={} checks the server's certificate against a CA certificate, and there is none: set \
                      sslrootcert=/path/to/ca.pem (the CA that signed the server's certificate), or sslrootcert=system \
                      for the system's trusted CAs{}",
@@ -129,13 +131,13 @@ impl Tls {
                         RootCert::Default(Some(p)) => format!(" ({}, the default, does not exist)", p.display()),
                         _ => String::new(),
                     }
-                ));
+                )));
             }
             (_, None) => Arc::new(NameUnchecked { chain: None, provider: provider.clone() }),
         };
         let config = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
-            .map_err(|e| format!("TLS: {e}"))?
+            .map_err(|e| ConnError(format!("TLS: {e}")))?
             .dangerous()
             .with_custom_certificate_verifier(verifier)
             .with_no_client_auth();
@@ -153,26 +155,28 @@ impl Tls {
 }
 
 /// The CAs of `root`; `None` when there are none to check against.
-fn load_roots(root: &RootCert) -> Result<Option<RootCertStore>, String> {
+fn load_roots(root: &RootCert) -> Result<Option<RootCertStore>, ConnError> {
     let mut store = RootCertStore::empty();
     match root {
         RootCert::Default(None) => return Ok(None),
         RootCert::Default(Some(path)) if !path.is_file() => return Ok(None),
         RootCert::Default(Some(path)) | RootCert::File(path) => {
-            let certs = CertificateDer::pem_file_iter(path)
-                .and_then(|i| i.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| format!("sslrootcert {}: cannot read its PEM certificates: {e}", path.display()))?;
+            let certs =
+                CertificateDer::pem_file_iter(path).and_then(|i| i.collect::<Result<Vec<_>, _>>()).map_err(|e| {
+                    ConnError(format!("sslrootcert {}: cannot read its PEM certificates: {e}", path.display()))
+                })?;
             let (added, _) = store.add_parsable_certificates(certs);
             if added == 0 {
-                return Err(format!("sslrootcert {}: holds no usable PEM certificate", path.display()));
+                return Err(ConnError(format!("sslrootcert {}: holds no usable PEM certificate", path.display())));
             }
         }
         RootCert::System => {
             let found = rustls_native_certs::load_native_certs();
             let (added, _) = store.add_parsable_certificates(found.certs);
             if added == 0 {
-                return Err("sslrootcert=system: the system has no trusted CA certificates (install ca-certificates)"
-                    .to_string());
+                return Err(ConnError(
+                    "sslrootcert=system: the system has no trusted CA certificates (install ca-certificates)".into(),
+                ));
             }
         }
     }

@@ -78,7 +78,7 @@ fn fingerprint(sql: &str) -> String {
     }
 }
 
-pub async fn record(args: &RecordLogArgs) -> Result<i32> {
+pub async fn record(args: &RecordLogArgs) -> Result<()> {
     if args.replay.is_none() && args.out.is_none() {
         return Err(Error::input(
             "say what to write: --replay FILE.jsonl (a session replay) and/or --out FILE.toml (a rate-based workload)",
@@ -317,7 +317,7 @@ pub async fn record(args: &RecordLogArgs) -> Result<i32> {
             peak
         ));
     }
-    Ok(0)
+    Ok(())
 }
 
 /// Client programs whose sessions are not the application's traffic.

@@ -20,8 +20,8 @@ pub mod write;
 use crate::cli::{RecordArgs, RecordCommand};
 use crate::error::Result;
 
-/// `lockimpact record …`: returns the exit code.
-pub async fn record(args: &RecordArgs) -> Result<i32> {
+/// `lockimpact record …`.
+pub async fn record(args: &RecordArgs) -> Result<()> {
     match &args.command {
         RecordCommand::StatStatements(a) => stat_statements::record(a).await,
         RecordCommand::Log(a) => log::record(a).await,

@@ -143,7 +143,7 @@ pub fn deltas(samples: &[(Instant, Sample)]) -> Rates {
     Rates { intervals, calls }
 }
 
-pub async fn record(args: &StatStatementsArgs) -> Result<i32> {
+pub async fn record(args: &StatStatementsArgs) -> Result<()> {
     let source = source(&args.url)?;
     let shown = source.to_string();
     let interval = Dur::parse(&args.interval).map_err(|e| Error::input(format!("--interval: {e}")))?.0;
@@ -262,5 +262,5 @@ pub async fn record(args: &StatStatementsArgs) -> Result<i32> {
         peak_total,
         100.0 * covered as f64 / all_calls as f64
     ));
-    Ok(0)
+    Ok(())
 }

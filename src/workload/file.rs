@@ -184,7 +184,7 @@ pub fn parse_file(text: &str, path: &Path) -> Result<ParsedFile> {
                     (None, Some(t)) => (format!("{at}: script_text"), t),
                     (None, None) => unreachable!("matched above"),
                 };
-                let mut script = Script::parse(&text).map_err(|e| Error::input(format!("{label}: {e}")))?;
+                let mut script = Script::parse(&text).map_err(|e| e.context(&label))?;
                 for (k, v) in &c.vars {
                     let n = match v {
                         toml::Value::Integer(i) => Num::Int(*i),
@@ -212,7 +212,7 @@ pub fn parse_file(text: &str, path: &Path) -> Result<ParsedFile> {
             }
         };
         if script.is_none() {
-            check_sql(&sql).map_err(|e| Error::input(format!("{at}: {e}")))?;
+            check_sql(&sql).map_err(|e| e.context(&at))?;
         }
         let used = max_param(&sql);
         if used != c.params.len() {
@@ -225,7 +225,7 @@ pub fn parse_file(text: &str, path: &Path) -> Result<ParsedFile> {
             .params
             .iter()
             .enumerate()
-            .map(|(i, p)| Param::from_spec(p).map_err(|e| Error::input(format!("{at}: params[{i}] (${}): {e}", i + 1))))
+            .map(|(i, p)| Param::from_spec(p).map_err(|e| e.context(format_args!("{at}: params[{i}] (${})", i + 1))))
             .collect::<Result<Vec<_>>>()?;
         let hold = match c.hold {
             Some(Dur(d)) if d.is_zero() => return Err(Error::input(format!("{at}: hold must be longer than 0"))),
@@ -256,12 +256,12 @@ pub fn parse_file(text: &str, path: &Path) -> Result<ParsedFile> {
 }
 
 /// Checks that `sql` is exactly one statement PostgreSQL's parser accepts.
-fn check_sql(sql: &str) -> Result<(), String> {
-    let parsed = pg_query::parse(sql, 0).map_err(|e| format!("SQL syntax error: {}", pg_message(&e)))?;
+fn check_sql(sql: &str) -> Result<()> {
+    let parsed = pg_query::parse(sql, 0).map_err(|e| Error::input(format!("SQL syntax error: {}", pg_message(&e))))?;
     match parsed.protobuf.stmts.len() {
         1 => Ok(()),
-        0 => Err("sql is empty".into()),
-        n => Err(format!("sql holds {n} statements; a class runs exactly one")),
+        0 => Err(Error::input("sql is empty")),
+        n => Err(Error::input(format!("sql holds {n} statements; a class runs exactly one"))),
     }
 }
 

@@ -372,7 +372,11 @@ pub async fn start(
     for g in go {
         let _ = g.send(());
     }
-    let pacer = (!closed).then(|| pacer::spawn(classes.clone(), plan.rate, plan.seed, clock, tx, stop.clone()));
+    // When the pacer cannot start, the workers (already told to go) are stopped.
+    let pacer = (!closed)
+        .then(|| pacer::spawn(classes.clone(), plan.rate, plan.seed, clock, tx, stop.clone()))
+        .transpose()
+        .inspect_err(|_| stop.cancel())?;
     Ok(Workload {
         classes,
         target_rate: plan.rate,

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::file::{Class, Pace};
 use super::params::Rng;
+use crate::error::{Error, Result};
 use crate::run_record::{Hist, new_hist};
 use crate::timeline::{Clock, Slot};
 
@@ -99,7 +100,8 @@ pub struct PacerResult {
 
 /// Starts the pacer on its own thread; it runs until `stop` is cancelled (or
 /// every receiver is gone) and sends every operation into `tx`, a bounded
-/// queue: what does not fit is dropped and counted.
+/// queue: what does not fit is dropped and counted. Fails when the thread
+/// cannot be started (the machine is out of threads or memory).
 pub fn spawn(
     classes: Arc<Vec<Class>>,
     rate: f64,
@@ -107,15 +109,15 @@ pub fn spawn(
     clock: Arc<Clock>,
     tx: async_channel::Sender<Op>,
     stop: CancellationToken,
-) -> tokio::sync::oneshot::Receiver<PacerResult> {
+) -> Result<tokio::sync::oneshot::Receiver<PacerResult>> {
     let (done, result) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name("lockimpact-pacer".into())
         .spawn(move || {
             let _ = done.send(run(&classes, rate, seed, &clock, &tx, &stop));
         })
-        .expect("start the pacer thread");
-    result
+        .map_err(|e| Error::env(format!("cannot start the workload's pacer thread: {e}")))?;
+    Ok(result)
 }
 
 /// Sleeps until `due`, in slices so that `stop` is seen within 20 ms;
@@ -142,15 +144,12 @@ fn run(
     stop: &CancellationToken,
 ) -> PacerResult {
     // Wake within ~10 µs of the deadline instead of the default 50 µs slack.
-    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 10_000 as libc::c_ulong) };
+    crate::sys::set_timer_slack(Duration::from_micros(10));
     // The schedule's clock must not queue for a CPU behind the server it
     // loads: with the server's backends busy on a small machine, the pacer
     // thread waited tens of ms for a CPU at p99. A higher priority (nice -10)
     // needs CAP_SYS_NICE (root); without it the call fails and nothing changes.
-    unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, -10);
-    }
+    crate::sys::set_thread_nice(-10);
     let start = Instant::now();
     let mix = Mix::new(classes, seed);
     let mut streams: Vec<Stream> = Vec::new();

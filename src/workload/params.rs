@@ -10,6 +10,8 @@ use bytes::BytesMut;
 use serde::Deserialize;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 
+use crate::error::Error;
+
 /// A parameter generator as written in the workload file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
@@ -196,11 +198,11 @@ pub enum Param {
 
 impl Param {
     /// Validates a spec; the error names the problem (the caller adds the place).
-    pub fn from_spec(spec: &ParamSpec) -> Result<Param, String> {
+    pub fn from_spec(spec: &ParamSpec) -> crate::error::Result<Param> {
         Ok(match spec {
             ParamSpec::Int { min, max, dist, exponent } => {
                 if min > max {
-                    return Err(format!("min ({min}) is greater than max ({max})"));
+                    return Err(Error::input(format!("min ({min}) is greater than max ({max})")));
                 }
                 // The full i64 range holds 2^64 values, one more than a u64
                 // counts: capped (max itself is then never drawn). Wrapping to
@@ -211,7 +213,7 @@ impl Param {
                     Dist::Zipf => {
                         let s = exponent.unwrap_or(1.0);
                         if !(s > 0.0 && s.is_finite()) {
-                            return Err(format!("zipf exponent must be a positive number, not {s}"));
+                            return Err(Error::input(format!("zipf exponent must be a positive number, not {s}")));
                         }
                         Param::Zipf { min: *min, zipf: Zipf::new(span, s) }
                     }
@@ -219,35 +221,38 @@ impl Param {
             }
             ParamSpec::Choice { values } => {
                 if values.is_empty() {
-                    return Err("choice needs at least one value".into());
+                    return Err(Error::input("choice needs at least one value"));
                 }
                 let vals = values
                     .iter()
-                    .map(|v| Value::from_toml(v).ok_or_else(|| format!("choice values must be scalars, not {v}")))
+                    .map(|v| {
+                        Value::from_toml(v)
+                            .ok_or_else(|| Error::input(format!("choice values must be scalars, not {v}")))
+                    })
                     .collect::<Result<Vec<_>, _>>()?;
                 Param::Choice(vals)
             }
             ParamSpec::Text { min_len, max_len } => {
                 if min_len > max_len {
-                    return Err(format!("min_len ({min_len}) is greater than max_len ({max_len})"));
+                    return Err(Error::input(format!("min_len ({min_len}) is greater than max_len ({max_len})")));
                 }
                 if *max_len > MAX_TEXT_LEN {
-                    return Err(format!("max_len ({max_len}) is more than {MAX_TEXT_LEN} characters"));
+                    return Err(Error::input(format!("max_len ({max_len}) is more than {MAX_TEXT_LEN} characters")));
                 }
                 Param::Text { min_len: *min_len, max_len: *max_len }
             }
             ParamSpec::Sample { table, column, limit } => {
                 let limit = limit.unwrap_or(10_000);
                 if limit == 0 {
-                    return Err("sample limit must be at least 1".into());
+                    return Err(Error::input("sample limit must be at least 1"));
                 }
                 Param::Sample { table: table.clone(), column: column.clone(), limit, values: Arc::from(Vec::new()) }
             }
             ParamSpec::Todo { note } => {
-                return Err(format!(
+                return Err(Error::input(format!(
                     "a placeholder left by the recording ({note}); replace it with a generator \
                      (int, choice, text or sample)"
-                ));
+                )));
             }
         })
     }
@@ -352,7 +357,7 @@ mod tests {
         assert!(Param::from_spec(&ParamSpec::Choice { values: vec![] }).is_err());
         assert!(Param::from_spec(&ParamSpec::Text { min_len: 5, max_len: 1 }).is_err());
         let e = Param::from_spec(&ParamSpec::Text { min_len: 0, max_len: usize::MAX }).unwrap_err();
-        assert!(e.contains("max_len"), "{e}");
+        assert!(e.message.contains("max_len"), "{e}");
     }
 
     #[test]

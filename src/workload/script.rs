@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use super::params::{Rng, Value, Zipf};
+use crate::error::{Error, Result};
 
 /// pgbench's built-in `tpcb-like` script.
 pub const TPCB_LIKE: &str = "\\set aid random(1, 100000 * :scale)
@@ -109,7 +110,7 @@ pub enum Expr {
 
 impl Script {
     /// Parses a pgbench script; errors say `line N: …`.
-    pub fn parse(text: &str) -> Result<Script, String> {
+    pub fn parse(text: &str) -> Result<Script> {
         let mut commands = Vec::new();
         let mut sql = String::new();
         let mut sql_line = 0;
@@ -120,7 +121,7 @@ impl Script {
                 continue;
             }
             if sql.is_empty() && line.starts_with('\\') {
-                commands.push(meta(line).map_err(|e| format!("line {n}: {e}"))?);
+                commands.push(meta(line).map_err(|e| e.context(format_args!("line {n}")))?);
                 continue;
             }
             if sql.is_empty() {
@@ -129,15 +130,15 @@ impl Script {
             sql.push_str(raw);
             sql.push('\n');
             if line.ends_with(';') {
-                commands.push(sql_command(&sql).map_err(|e| format!("line {sql_line}: {e}"))?);
+                commands.push(sql_command(&sql).map_err(|e| e.context(format_args!("line {sql_line}")))?);
                 sql.clear();
             }
         }
         if !sql.trim().is_empty() {
-            commands.push(sql_command(&sql).map_err(|e| format!("line {sql_line}: {e}"))?);
+            commands.push(sql_command(&sql).map_err(|e| e.context(format_args!("line {sql_line}")))?);
         }
         if !commands.iter().any(|c| matches!(c, Command::Sql { .. })) {
-            return Err("the script has no SQL command".into());
+            return Err(Error::input("the script has no SQL command"));
         }
         Ok(Script { commands, vars: BTreeMap::new() })
     }
@@ -173,35 +174,39 @@ impl Script {
     }
 }
 
-fn meta(line: &str) -> Result<Command, String> {
+fn meta(line: &str) -> Result<Command> {
     let (cmd, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
     let rest = rest.trim();
     match cmd {
         "\\set" => {
-            let (var, expr) = rest.split_once(char::is_whitespace).ok_or("\\set needs a variable and an expression")?;
+            let (var, expr) = rest
+                .split_once(char::is_whitespace)
+                .ok_or_else(|| Error::input("\\set needs a variable and an expression"))?;
             if !is_ident(var) {
-                return Err(format!("\\set: {var:?} is not a variable name"));
+                return Err(Error::input(format!("\\set: {var:?} is not a variable name")));
             }
             Ok(Command::Set { var: var.to_string(), expr: Parser::new(expr).parse_all()? })
         }
         "\\sleep" => {
             let mut parts = rest.split_whitespace();
-            let amount = parts.next().ok_or("\\sleep needs a duration")?;
+            let amount = parts.next().ok_or_else(|| Error::input("\\sleep needs a duration"))?;
             let unit_us = match parts.next().unwrap_or("s") {
                 "us" => 1.0,
                 "ms" => 1_000.0,
                 "s" => 1_000_000.0,
-                u => return Err(format!("\\sleep: unit {u:?}; use us, ms or s")),
+                u => return Err(Error::input(format!("\\sleep: unit {u:?}; use us, ms or s"))),
             };
             let amount = match amount.strip_prefix(':') {
                 Some(v) => Expr::Var(v.to_string()),
-                None => {
-                    Expr::Num(Num::Int(amount.parse().map_err(|_| format!("\\sleep: {amount:?} is not a number"))?))
-                }
+                None => Expr::Num(Num::Int(
+                    amount.parse().map_err(|_| Error::input(format!("\\sleep: {amount:?} is not a number")))?,
+                )),
             };
             Ok(Command::Sleep { amount, unit_us })
         }
-        other => Err(format!("{other} is not supported (supported: \\set, \\sleep; SQL commands end with ';')")),
+        other => Err(Error::input(format!(
+            "{other} is not supported (supported: \\set, \\sleep; SQL commands end with ';')"
+        ))),
     }
 }
 
@@ -211,7 +216,7 @@ fn is_ident(s: &str) -> bool {
 }
 
 /// Replaces `:var` (outside quotes, not `::`) by `$n`.
-fn sql_command(sql: &str) -> Result<Command, String> {
+fn sql_command(sql: &str) -> Result<Command> {
     let b = sql.as_bytes();
     let mut out = String::new();
     let mut params: Vec<String> = Vec::new();
@@ -255,10 +260,10 @@ fn sql_command(sql: &str) -> Result<Command, String> {
         i += 1;
     }
     let sql = out.trim().trim_end_matches(';').trim().to_string();
-    let parsed =
-        pg_query::parse(&sql, 0).map_err(|e| format!("SQL syntax error: {}", crate::pg::lex::pg_message(&e)))?;
+    let parsed = pg_query::parse(&sql, 0)
+        .map_err(|e| Error::input(format!("SQL syntax error: {}", crate::pg::lex::pg_message(&e))))?;
     if parsed.protobuf.stmts.len() != 1 {
-        return Err("one SQL command per ';'".into());
+        return Err(Error::input("one SQL command per ';'"));
     }
     Ok(Command::Sql { sql, params })
 }
@@ -282,14 +287,16 @@ impl<'a> Parser<'a> {
         self.ws();
         self.s.get(self.i).copied()
     }
-    fn parse_all(mut self) -> Result<Expr, String> {
+    fn parse_all(mut self) -> Result<Expr> {
         let e = self.sum()?;
         match self.peek() {
             None => Ok(e),
-            Some(_) => Err(format!("unexpected {:?} in expression {:?}", &self.text[self.i..], self.text)),
+            Some(_) => {
+                Err(Error::input(format!("unexpected {:?} in expression {:?}", &self.text[self.i..], self.text)))
+            }
         }
     }
-    fn sum(&mut self) -> Result<Expr, String> {
+    fn sum(&mut self) -> Result<Expr> {
         let mut l = self.product()?;
         while let Some(op @ (b'+' | b'-')) = self.peek() {
             self.i += 1;
@@ -297,7 +304,7 @@ impl<'a> Parser<'a> {
         }
         Ok(l)
     }
-    fn product(&mut self) -> Result<Expr, String> {
+    fn product(&mut self) -> Result<Expr> {
         let mut l = self.unary()?;
         while let Some(op @ (b'*' | b'/' | b'%')) = self.peek() {
             self.i += 1;
@@ -305,7 +312,7 @@ impl<'a> Parser<'a> {
         }
         Ok(l)
     }
-    fn unary(&mut self) -> Result<Expr, String> {
+    fn unary(&mut self) -> Result<Expr> {
         match self.peek() {
             Some(b'-') => {
                 self.i += 1;
@@ -318,13 +325,13 @@ impl<'a> Parser<'a> {
             _ => self.atom(),
         }
     }
-    fn atom(&mut self) -> Result<Expr, String> {
+    fn atom(&mut self) -> Result<Expr> {
         match self.peek() {
             Some(b'(') => {
                 self.i += 1;
                 let e = self.sum()?;
                 if self.peek() != Some(b')') {
-                    return Err(format!("missing ')' in {:?}", self.text));
+                    return Err(Error::input(format!("missing ')' in {:?}", self.text)));
                 }
                 self.i += 1;
                 Ok(e)
@@ -333,7 +340,7 @@ impl<'a> Parser<'a> {
                 self.i += 1;
                 let name = self.word();
                 if name.is_empty() {
-                    return Err(format!("':' without a variable name in {:?}", self.text));
+                    return Err(Error::input(format!("':' without a variable name in {:?}", self.text)));
                 }
                 Ok(Expr::Var(name))
             }
@@ -346,7 +353,9 @@ impl<'a> Parser<'a> {
                 if let Ok(i) = t.parse::<i64>() {
                     Ok(Expr::Num(Num::Int(i)))
                 } else {
-                    t.parse::<f64>().map(|d| Expr::Num(Num::Double(d))).map_err(|_| format!("{t:?} is not a number"))
+                    t.parse::<f64>()
+                        .map(|d| Expr::Num(Num::Double(d)))
+                        .map_err(|_| Error::input(format!("{t:?} is not a number")))
                 }
             }
             Some(c) if c.is_ascii_alphabetic() => {
@@ -365,7 +374,7 @@ impl<'a> Parser<'a> {
                                     self.i += 1;
                                     break;
                                 }
-                                _ => return Err(format!("expected ',' or ')' in {:?}", self.text)),
+                                _ => return Err(Error::input(format!("expected ',' or ')' in {:?}", self.text))),
                             }
                         }
                     }
@@ -376,16 +385,18 @@ impl<'a> Parser<'a> {
                     "abs" | "int" | "double" | "sqrt" => 1..=1,
                     "least" | "greatest" => 1..=64,
                     "pi" => 0..=0,
-                    other => return Err(format!("unknown function {other}()")),
+                    other => return Err(Error::input(format!("unknown function {other}()"))),
                 };
                 if !arity.contains(&args.len()) {
-                    return Err(format!("{name}() takes {:?} argument(s), not {}", arity, args.len()));
+                    return Err(Error::input(format!("{name}() takes {:?} argument(s), not {}", arity, args.len())));
                 }
                 Ok(Expr::Call(name, args))
             }
-            other => {
-                Err(format!("unexpected {:?} in expression {:?}", other.map(|c| c as char).unwrap_or(' '), self.text))
-            }
+            other => Err(Error::input(format!(
+                "unexpected {:?} in expression {:?}",
+                other.map(|c| c as char).unwrap_or(' '),
+                self.text
+            ))),
         }
     }
     fn word(&mut self) -> String {
@@ -412,10 +423,10 @@ impl Expr {
     }
 
     /// Evaluates with pgbench's semantics (integer arithmetic when both sides are integers).
-    pub fn eval(&self, vars: &HashMap<String, Num>, rng: &mut Rng) -> Result<Num, String> {
+    pub fn eval(&self, vars: &HashMap<String, Num>, rng: &mut Rng) -> Result<Num> {
         Ok(match self {
             Expr::Num(n) => *n,
-            Expr::Var(v) => *vars.get(v).ok_or_else(|| format!("variable :{v} is not set"))?,
+            Expr::Var(v) => *vars.get(v).ok_or_else(|| Error::input(format!("variable :{v} is not set")))?,
             Expr::Neg(e) => match e.eval(vars, rng)? {
                 Num::Int(i) => Num::Int(-i),
                 Num::Double(d) => Num::Double(-d),
@@ -427,7 +438,7 @@ impl Expr {
                         '+' => x.wrapping_add(y),
                         '-' => x.wrapping_sub(y),
                         '*' => x.wrapping_mul(y),
-                        '/' | '%' if y == 0 => return Err("division by zero".into()),
+                        '/' | '%' if y == 0 => return Err(Error::input("division by zero")),
                         '/' => x / y,
                         _ => x % y,
                     }),
@@ -438,7 +449,7 @@ impl Expr {
                             '-' => x - y,
                             '*' => x * y,
                             '/' => x / y,
-                            _ => return Err("% needs integers".into()),
+                            _ => return Err(Error::input("% needs integers")),
                         })
                     }
                 }
@@ -451,11 +462,11 @@ impl Expr {
     }
 }
 
-fn call(name: &str, v: &[Num], rng: &mut Rng) -> Result<Num, String> {
+fn call(name: &str, v: &[Num], rng: &mut Rng) -> Result<Num> {
     let range = || {
         let (lb, ub) = (v[0].i(), v[1].i());
         if lb > ub {
-            Err(format!("{name}({lb}, {ub}): the lower bound is above the upper bound"))
+            Err(Error::input(format!("{name}({lb}, {ub}): the lower bound is above the upper bound")))
         } else {
             Ok((lb, ub))
         }
@@ -469,7 +480,7 @@ fn call(name: &str, v: &[Num], rng: &mut Rng) -> Result<Num, String> {
             let (lb, ub) = range()?;
             let s = v[2].f();
             if s <= 0.0 {
-                return Err(format!("random_zipfian: parameter must be greater than 0, not {s}"));
+                return Err(Error::input(format!("random_zipfian: parameter must be greater than 0, not {s}")));
             }
             Num::Int(lb + Zipf::new((ub - lb + 1) as u64, s).sample(rng) as i64 - 1)
         }
@@ -477,7 +488,7 @@ fn call(name: &str, v: &[Num], rng: &mut Rng) -> Result<Num, String> {
             let (lb, ub) = range()?;
             let p = v[2].f();
             if p <= 0.0 {
-                return Err(format!("random_exponential: parameter must be greater than 0, not {p}"));
+                return Err(Error::input(format!("random_exponential: parameter must be greater than 0, not {p}")));
             }
             let cut = (-p).exp();
             let u = 1.0 - rng.next_f64();
@@ -488,7 +499,7 @@ fn call(name: &str, v: &[Num], rng: &mut Rng) -> Result<Num, String> {
             let (lb, ub) = range()?;
             let p = v[2].f();
             if p < 2.0 {
-                return Err(format!("random_gaussian: parameter must be at least 2.0, not {p}"));
+                return Err(Error::input(format!("random_gaussian: parameter must be at least 2.0, not {p}")));
             }
             let stdev = loop {
                 let (u1, u2) = (1.0 - rng.next_f64(), rng.next_f64());
@@ -513,12 +524,12 @@ fn call(name: &str, v: &[Num], rng: &mut Rng) -> Result<Num, String> {
             let r = v.iter().copied().reduce(pick).expect("one argument");
             if v.iter().all(|x| matches!(x, Num::Int(_))) { r } else { Num::Double(r.f()) }
         }
-        other => return Err(format!("unknown function {other}()")),
+        other => return Err(Error::input(format!("unknown function {other}()"))),
     })
 }
 
 /// What a `\sleep` waits.
-pub fn sleep_for(amount: &Expr, unit_us: f64, vars: &HashMap<String, Num>, rng: &mut Rng) -> Result<Duration, String> {
+pub fn sleep_for(amount: &Expr, unit_us: f64, vars: &HashMap<String, Num>, rng: &mut Rng) -> Result<Duration> {
     let n = amount.eval(vars, rng)?.f() * unit_us;
     Ok(Duration::from_micros(n.max(0.0) as u64))
 }
@@ -569,11 +580,11 @@ mod tests {
     #[test]
     fn errors_name_the_line() {
         let e = Script::parse("\\set x random(1\nSELECT 1;").unwrap_err();
-        assert!(e.starts_with("line 1:"), "{e}");
+        assert!(e.message.starts_with("line 1:"), "{e}");
         let e = Script::parse("\\shell ls\n").unwrap_err();
-        assert!(e.contains("not supported"), "{e}");
+        assert!(e.message.contains("not supported"), "{e}");
         let e = Script::parse("SELECT 1;\nSELEC :x;\n").unwrap_err();
-        assert!(e.starts_with("line 2: SQL syntax error"), "{e}");
+        assert!(e.message.starts_with("line 2: SQL syntax error"), "{e}");
         let s = Script::parse("\\sleep 10 ms\nSELECT :a::int, ':b';\n").unwrap();
         assert_eq!(s.statements().next().unwrap(), "SELECT $1::int, ':b'");
     }

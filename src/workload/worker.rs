@@ -244,11 +244,11 @@ impl Worker {
         for cmd in &script.commands {
             match cmd {
                 Command::Set { var, expr } => {
-                    let v = expr.eval(&vars, rng).map_err(ScriptError::Eval)?;
+                    let v = expr.eval(&vars, rng).map_err(|e| ScriptError::Eval(e.message))?;
                     vars.insert(var.clone(), v);
                 }
                 Command::Sleep { amount, unit_us } => {
-                    let d = sleep_for(amount, *unit_us, &vars, rng).map_err(ScriptError::Eval)?;
+                    let d = sleep_for(amount, *unit_us, &vars, rng).map_err(|e| ScriptError::Eval(e.message))?;
                     self.sleep_until(Instant::now() + d);
                 }
                 Command::Sql { params, .. } => {

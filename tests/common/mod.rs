@@ -3,6 +3,7 @@
 //! temporary directory, and read the JSON report.
 
 #![allow(dead_code)] // each test binary uses a different subset
+#![allow(unsafe_code, clippy::undocumented_unsafe_blocks)] // signals, rlimits and users for the processes under test
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

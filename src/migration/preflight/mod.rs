@@ -148,20 +148,20 @@ async fn check_all(
 /// row, at most its `max_batches`) under a savepoint. Statements that cannot
 /// run in a transaction change no data: an index build runs without
 /// CONCURRENTLY, the rest is passed over.
-async fn run_statement(client: &Client, step: &Step, sql: &str) -> std::result::Result<(), String> {
+async fn run_statement(client: &Client, step: &Step, sql: &str) -> Result<()> {
     let Some(sql) = queries::in_transaction(sql) else { return Ok(()) };
     let limit = match step.kind {
         StepKind::Backfill { max_batches, .. } => max_batches.unwrap_or(runner::DEFAULT_MAX_BATCHES),
         _ => 1,
     };
-    client.batch_execute("SAVEPOINT lockimpact_preflight").await.map_err(|e| describe_pg(&e))?;
+    client.batch_execute("SAVEPOINT lockimpact_preflight").await.map_err(|e| Error::db(describe_pg(&e)))?;
     let mut result = Ok(());
     for _ in 0..limit {
         match runner::rows_of(client, &sql).await {
             Ok(0) => break,
             Ok(_) => {}
             Err(e) => {
-                result = Err(describe_pg(&e));
+                result = Err(Error::db(describe_pg(&e)));
                 break;
             }
         }
@@ -179,7 +179,7 @@ async fn run_statement(client: &Client, step: &Step, sql: &str) -> std::result::
 async fn check(client: &Client, step: usize, statement: usize, f: &Found, n: usize) -> Vec<CheckRecord> {
     let queries = match queries::resolve(client, f, n).await {
         Ok(q) => q,
-        Err(why) => return vec![queries::skipped(step, statement, f, &why)],
+        Err(why) => return vec![queries::skipped(step, statement, f, &why.message)],
     };
     let mut out = Vec::new();
     for q in queries {
@@ -192,7 +192,7 @@ async fn check(client: &Client, step: usize, statement: usize, f: &Found, n: usi
                 rec.violations = Some(violations);
                 rec.examples = examples;
             }
-            Err(why) => rec.skipped = Some(why),
+            Err(why) => rec.skipped = Some(why.message),
         }
         out.push(rec);
     }
@@ -200,8 +200,8 @@ async fn check(client: &Client, step: usize, statement: usize, f: &Found, n: usi
 }
 
 /// (violating rows, examples) under a savepoint: a failing check leaves the transaction usable.
-async fn count(client: &Client, q: &Query) -> std::result::Result<(u64, Vec<String>), String> {
-    client.batch_execute("SAVEPOINT lockimpact_check").await.map_err(|e| describe_pg(&e))?;
+async fn count(client: &Client, q: &Query) -> Result<(u64, Vec<String>)> {
+    client.batch_execute("SAVEPOINT lockimpact_check").await.map_err(|e| Error::db(describe_pg(&e)))?;
     let result = async {
         if let Some(setup) = &q.setup {
             client.batch_execute(setup).await?;
@@ -223,5 +223,5 @@ async fn count(client: &Client, q: &Query) -> std::result::Result<(u64, Vec<Stri
     let end =
         if result.is_ok() { "RELEASE SAVEPOINT lockimpact_check" } else { "ROLLBACK TO SAVEPOINT lockimpact_check" };
     let _ = client.batch_execute(end).await;
-    result.map_err(|e| describe_pg(&e))
+    result.map_err(|e| Error::db(describe_pg(&e)))
 }

@@ -8,7 +8,7 @@ use tokio_postgres::Client;
 
 use super::EXAMPLES;
 use super::detect::{Found, Rel, quote};
-use crate::error::describe_pg;
+use crate::error::{Error, Result, describe_pg};
 use crate::run_record::{CheckKind, CheckRecord};
 
 /// One check, ready to run on the table aliased `t`.
@@ -81,7 +81,7 @@ async fn rows_where(client: &Client, table: &Rel, cond: &str, shown: &[(String, 
 }
 
 /// The queries of a found check (catalog lookups made now); `Err` says why it cannot run.
-pub async fn resolve(client: &Client, f: &Found, n: usize) -> Result<Vec<Query>, String> {
+pub async fn resolve(client: &Client, f: &Found, n: usize) -> Result<Vec<Query>> {
     let base = |kind, table: &Rel, columns: Vec<String>, detail: String, what: String| Query {
         kind,
         relation: table.name.clone(),
@@ -123,9 +123,9 @@ pub async fn resolve(client: &Client, f: &Found, n: usize) -> Result<Vec<Query>,
                 Some((schema, _)) => format!("{schema}.{}", quote(index)),
                 None => quote(index),
             };
-            let rows = client.query(sql, &[&idx]).await.map_err(|e| describe_pg(&e))?;
+            let rows = client.query(sql, &[&idx]).await.map_err(|e| Error::db(describe_pg(&e)))?;
             if rows.is_empty() {
-                return Err(format!("index {index} is not there yet"));
+                return Err(Error::db(format!("index {index} is not there yet")));
             }
             let mut out = Vec::new();
             for r in rows {
@@ -173,16 +173,21 @@ async fn foreign_key(
     columns: &[String],
     parent: &Rel,
     parent_columns: &[String],
-) -> Result<Query, String> {
+) -> Result<Query> {
     let mut pcols = parent_columns.to_vec();
     if pcols.is_empty() {
         let sql = "SELECT a.attname::text FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid \
                    AND a.attnum = ANY(i.indkey) WHERE i.indrelid = to_regclass($1) AND i.indisprimary \
                    ORDER BY array_position(i.indkey::int2[], a.attnum)";
-        pcols =
-            client.query(sql, &[&parent.sql]).await.map_err(|e| describe_pg(&e))?.iter().map(|r| r.get(0)).collect();
+        pcols = client
+            .query(sql, &[&parent.sql])
+            .await
+            .map_err(|e| Error::db(describe_pg(&e)))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
         if pcols.is_empty() {
-            return Err(format!("{} has no primary key to refer to", parent.name));
+            return Err(Error::db(format!("{} has no primary key to refer to", parent.name)));
         }
     }
     let mut cond: Vec<String> = columns.iter().map(|c| format!("t.{} IS NOT NULL", quote(c))).collect();
@@ -233,15 +238,17 @@ async fn cast(client: &Client, table: &Rel, column: &str, type_sql: &str, using:
 }
 
 /// What `VALIDATE CONSTRAINT` validates, from the catalog.
-async fn validated(client: &Client, table: &Rel, constraint: &str) -> Result<Found, String> {
+async fn validated(client: &Client, table: &Rel, constraint: &str) -> Result<Found> {
     let sql = "SELECT c.contype::text, pg_get_expr(c.conbin, c.conrelid), c.confrelid::regclass::text, \
                ARRAY(SELECT a.attname::text FROM unnest(c.conkey) WITH ORDINALITY k(n, o) \
                      JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n ORDER BY k.o), \
                ARRAY(SELECT a.attname::text FROM unnest(c.confkey) WITH ORDINALITY k(n, o) \
                      JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.n ORDER BY k.o) \
                FROM pg_constraint c WHERE c.conrelid = to_regclass($1) AND c.conname = $2";
-    let rows = client.query(sql, &[&table.sql, &constraint]).await.map_err(|e| describe_pg(&e))?;
-    let Some(r) = rows.first() else { return Err(format!("constraint {constraint} is not on {} yet", table.name)) };
+    let rows = client.query(sql, &[&table.sql, &constraint]).await.map_err(|e| Error::db(describe_pg(&e)))?;
+    let Some(r) = rows.first() else {
+        return Err(Error::db(format!("constraint {constraint} is not on {} yet", table.name)));
+    };
     match r.get::<_, String>(0).as_str() {
         "c" => {
             let expr: String = r.get::<_, Option<String>>(1).unwrap_or_default();
@@ -256,7 +263,7 @@ async fn validated(client: &Client, table: &Rel, constraint: &str) -> Result<Fou
                 parent_columns: r.get(4),
             })
         }
-        other => Err(format!("constraint {constraint} is of type {other}, which VALIDATE does not check")),
+        other => Err(Error::db(format!("constraint {constraint} is of type {other}, which VALIDATE does not check"))),
     }
 }
 
