@@ -1,9 +1,10 @@
 //! Tests that only root can run: they mount a file system, or run the server
 //! and a client as other users (initdb refuses root, so as root the tool
 //! runs the server as `postgres`). Run as another user, they are *ignored*
-//! with a SKIPPED line that says why (libtest-mimic harness, as
-//! `docker`); with `CI` or `LOCKIMPACT_REQUIRE_ROOT` set they fail
-//! instead, so CI (which runs as root) cannot pass them without running them.
+//! with a SKIPPED line that says why (the `env` binary's libtest-mimic
+//! harness, as `docker`); with `CI` or `LOCKIMPACT_REQUIRE_ROOT` set they
+//! fail instead, so CI (which runs as root) cannot pass them without running
+//! them.
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;

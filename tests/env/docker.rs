@@ -17,9 +17,10 @@
 //! - every request the client sends is one this engine accepts (the API
 //!   version question, see src/clone/docker.rs).
 //!
-//! In the `env` binary (libtest-mimic harness), so that a missing engine shows in the
-//! runner's output: the tests are *ignored* (skipped) when no Docker engine
-//! answers, and *fail* when `CI` or `LOCKIMPACT_REQUIRE_DOCKER` is set.
+//! In the `env` binary (libtest-mimic harness), so that a missing engine
+//! shows in the runner's output: the tests are *ignored* (skipped) when no
+//! Docker engine answers, and *fail* when `CI` or `LOCKIMPACT_REQUIRE_DOCKER`
+//! is set.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
