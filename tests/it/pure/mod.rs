@@ -2,6 +2,7 @@
 //! the report builder and verdict on built run records (insta snapshots),
 //! and bad input, which the binary refuses before anything starts.
 
+mod architecture;
 mod bad_input;
 mod fuzz_regressions;
 mod golden;
