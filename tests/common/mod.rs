@@ -2,8 +2,7 @@
 //! (which starts its own disposable PostgreSQL), write small scenarios into a
 //! temporary directory, and read the JSON report.
 
-#![allow(dead_code)] // each test binary uses a different subset
-#![allow(unsafe_code, clippy::undocumented_unsafe_blocks)] // signals, rlimits and users for the processes under test
+#![allow(dead_code)] // `it` and `env` each use a subset
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -1,5 +1,5 @@
 //! The parser entry points the fuzz targets (`fuzz/fuzz_targets/*.rs`) and
-//! the regression test (`tests/fuzz_regressions.rs`) share: each takes raw
+//! the regression test (`tests/it/pure/fuzz_regressions.rs`) share: each takes raw
 //! bytes, feeds them to the same public library functions `lockimpact run`
 //! uses, and returns whether they were accepted. Any outcome but a panic (or
 //! an abort) is fine: bad input must come back as an `Error`.

@@ -1,0 +1,31 @@
+//! The PostgreSQL tier: modules whose tests start disposable servers
+//! (through the binary or in-process). A few of their cases refuse bad input
+//! before a server starts; they stay next to the runs they belong with.
+
+mod backend;
+mod bad_input_corpus;
+mod bench;
+mod cleanup;
+mod compare;
+mod failed_ops;
+mod leftovers;
+mod lifecycle;
+mod locks_exact;
+mod memory;
+mod messages;
+mod migration_dirs;
+mod migration_sources;
+mod outputs;
+mod pgbench;
+mod preflight;
+mod record;
+mod rehearsal;
+mod reliability;
+mod replay_pool;
+mod restore;
+mod sampler;
+mod security;
+mod snapshot;
+mod url_backend;
+mod verdict;
+mod wire;
