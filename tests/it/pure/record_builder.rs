@@ -7,7 +7,10 @@
 
 use std::time::Duration;
 
-use lockimpact::run_record::{BudgetSection, Episode, Hist, Outcome, RunRecord, StepRecord, Stop, new_hist};
+use lockimpact::pg::lockmode::LockMode;
+use lockimpact::run_record::{
+    BudgetSection, Episode, Hist, Outcome, RunRecord, StepRecord, StepType, Stop, Who, new_hist,
+};
 use lockimpact::timeline::{Mark, Slot};
 
 /// When the baseline begins (the warmup ends).
@@ -78,7 +81,7 @@ impl RunBuilder {
         sqlstate: Option<&str>,
     ) -> RunBuilder {
         let line = 1 + self.rec.migration.steps.len();
-        let mut s = StepRecord::new(name.into(), "statement", line, 1, ms(start_ms));
+        let mut s = StepRecord::new(name.into(), StepType::Sql, line, 1, ms(start_ms));
         s.duration = ms(duration_ms);
         s.outcome = outcome;
         s.sqlstate = sqlstate.map(str::to_string);
@@ -93,7 +96,7 @@ impl RunBuilder {
     /// A step that never ran (an earlier one failed).
     pub fn skipped_step(mut self, name: &str) -> RunBuilder {
         let line = 1 + self.rec.migration.steps.len();
-        self.rec.migration.steps.push(StepRecord::new(name.into(), "statement", line, 1, Duration::ZERO));
+        self.rec.migration.steps.push(StepRecord::new(name.into(), StepType::Sql, line, 1, Duration::ZERO));
         self
     }
 
@@ -115,10 +118,10 @@ impl RunBuilder {
     fn episode(mut self, pid: i32, who: &str, start_ms: u64, end_ms: u64, by_migration: bool) -> RunBuilder {
         self.rec.sampler.episodes.push(Episode {
             pid,
-            who: who.into(),
+            who: if who == "migration" { Who::Migration } else { Who::Class(who.into()) },
             start: ms(start_ms),
             end: ms(end_ms),
-            mode: if who == "migration" { "AccessExclusiveLock" } else { "AccessShareLock" }.into(),
+            mode: if who == "migration" { LockMode::AccessExclusive } else { LockMode::AccessShare },
             locktype: "relation".into(),
             relation: Some("orders".into()),
             blockers: vec![if by_migration { 100 } else { 200 }],
