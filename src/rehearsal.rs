@@ -3,7 +3,10 @@
 //! under the phase clock → RunRecord (`rehearse`, once per candidate).
 //! Every session a rehearsal opens is registered and closed on the way out
 //! (`clone::sessions`); a watchdog (`clone::watchdog`) ends a run whose
-//! server froze, with what was measured until then.
+//! server froze, with what was measured until then. The clock, workload and
+//! sampler are wired by `harness`, as `lockimpact bench` wires them.
+
+pub mod harness;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,13 +22,13 @@ use crate::migration::capture::{self, Capture};
 use crate::migration::runner::Runner;
 use crate::migration::{Migration, Source, history, preflight};
 use crate::pg::Target;
-use crate::run_record::{MigrationRecord, RunRecord, Stop};
-use crate::sampler::Sampler;
+use crate::run_record::{MigrationRecord, RunRecord, SamplerRecord, Stop, WorkloadRecord};
 use crate::scenario::Plan;
 use crate::status::Progress;
 use crate::timeline::{Clock, Slot};
 use crate::workload;
 use crate::workload::Roles;
+use harness::{Measured, Sampling, Wiring};
 
 /// The database each rehearsal runs on, copied fresh from the template.
 pub const RUN_DB: &str = "lockimpact_run";
@@ -161,9 +164,18 @@ struct Running {
     /// Filled before the workload starts (selection, preflight), then by the run.
     record: MigrationRecord,
     roles: Arc<Roles>,
-    clock: Arc<Clock>,
-    workload: workload::Workload,
-    sampler: Sampler,
+    /// The clock, the workload and the sampler (always started here).
+    measured: Measured,
+}
+
+impl Running {
+    fn clock(&self) -> &Arc<Clock> {
+        &self.measured.clock
+    }
+
+    fn sampler(&self) -> &crate::sampler::Sampler {
+        self.measured.sampler.as_ref().expect("a rehearsal starts its sampler")
+    }
 }
 
 /// Makes the fresh copy, opens the sessions (each registered in `sessions`),
@@ -174,14 +186,7 @@ async fn start(plan: &Plan, server: &Server, sessions: &Arc<Sessions>, say: &(dy
         Some(db) => (db, Duration::ZERO),
         None => (RUN_DB.to_string(), template::fresh_copy(server, RUN_DB).await?),
     };
-    let (admin, _) = sessions.connect(server, &run_db, "admin").await?;
-    let server_version: String =
-        admin.query_one("SHOW server_version", &[]).await.map_err(|e| Error::db(describe_pg(&e)))?.get(0);
-    let mut classes = plan.workload.classes.clone();
-    workload::bind_samples(&mut classes, &admin, &plan.workload.path.display().to_string()).await?;
-    workload::bind_scale(&mut classes, &admin, &plan.workload.path.display().to_string()).await?;
-    drop(admin);
-
+    let (server_version, classes) = bind(plan, server, sessions, &run_db).await?;
     let roles = Arc::new(Roles::new(&classes));
     let (client, mig_pid) = sessions.connect(server, &run_db, "migration").await?;
     roles.set_migration(mig_pid);
@@ -195,32 +200,39 @@ async fn start(plan: &Plan, server: &Server, sessions: &Arc<Sessions>, say: &(dy
     let applier = Applier { plan, server, run_db: &run_db, client: &client, say };
     let (migration, prepared) = applier.prepare(&mut record).await?;
 
-    let clock = Arc::new(Clock::new());
-    let slots = Slot::count(migration.steps.len());
     let target = server.target(&run_db);
-    let workload =
-        workload::start(&plan.workload, classes, target.clone(), clock.clone(), roles.clone(), sessions.clone(), slots)
-            .await?;
-    let sampler = Sampler::start(
-        sampler_client,
-        plan.sampler_interval,
-        clock.clone(),
-        roles.clone(),
-        Some(reconnect(sessions, target)),
-    );
-    Ok(Running {
-        copy_time,
-        server_version,
-        run_db,
-        client,
-        migration,
-        prepared,
-        record,
-        roles,
-        clock,
-        workload,
-        sampler,
+    let measured = harness::start(Wiring {
+        plan: &plan.workload,
+        classes,
+        target: target.clone(),
+        roles: roles.clone(),
+        sessions: sessions.clone(),
+        slots: Slot::count(migration.steps.len()),
+        sampling: Some(Sampling {
+            client: sampler_client,
+            interval: plan.sampler_interval,
+            reconnect: Some(reconnect(sessions, target)),
+        }),
     })
+    .await?;
+    Ok(Running { copy_time, server_version, run_db, client, migration, prepared, record, roles, measured })
+}
+
+/// On the run database, before anything is measured: the server's version,
+/// and the workload's classes with their samples and pgbench scale read.
+async fn bind(
+    plan: &Plan,
+    server: &Server,
+    sessions: &Sessions,
+    run_db: &str,
+) -> Result<(String, Vec<workload::file::Class>)> {
+    let (admin, _) = sessions.connect(server, run_db, "admin").await?;
+    let server_version: String =
+        admin.query_one("SHOW server_version", &[]).await.map_err(|e| Error::db(describe_pg(&e)))?.get(0);
+    let mut classes = plan.workload.classes.clone();
+    workload::bind_samples(&mut classes, &admin, &plan.workload.path.display().to_string()).await?;
+    workload::bind_scale(&mut classes, &admin, &plan.workload.path.display().to_string()).await?;
+    Ok((server_version, classes))
 }
 
 /// How the sampler opens a new session when its own ends (registered like
@@ -296,7 +308,7 @@ impl Applier<'_> {
                     server: self.server,
                     db: self.run_db,
                     client: self.client,
-                    clock: run.clock.clone(),
+                    clock: run.clock().clone(),
                     roles: run.roles.clone(),
                     cancel: halt.any.clone(),
                     poll: self.plan.sampler_interval,
@@ -316,7 +328,7 @@ impl Applier<'_> {
                 let runner = Runner {
                     client: self.client,
                     tls: &control.tls,
-                    clock: run.clock.clone(),
+                    clock: run.clock().clone(),
                     stop: halt.any.clone(),
                     why: &why,
                     say,
@@ -364,49 +376,52 @@ async fn measure(
         _ = cancel.cancelled() => return Err(Error::interrupted()),
     };
     let live = progress.live_line(
-        run.clock.clone(),
+        run.clock().clone(),
         run.migration.steps.iter().map(|s| s.name.clone()).collect(),
-        run.workload.seconds(),
-        run.sampler.live(),
+        run.measured.workload.seconds(),
+        run.sampler().live(),
     );
 
     // From here on, whatever happens, what was measured is kept: an
     // interruption, a lost or frozen server, or the migration's session
     // terminated ends the phases early and the record is marked incomplete.
-    let halt = Halt::new(cancel.clone(), run.sampler.lost(), watchdog.fired());
+    let halt = Halt::new(cancel.clone(), run.sampler().lost(), watchdog.fired());
     let mut migration = std::mem::take(&mut run.record);
-    say(&format!("warmup {} ms at {}", plan.phases.warmup.as_millis(), crate::fmt::fmt_rate(plan.workload.rate)));
-    let mut stop = halt.phase(plan.phases.warmup).await;
-    if stop.is_none() {
-        run.clock.enter(Slot::Baseline);
-        say(&format!("baseline {} ms", plan.phases.baseline.as_millis()));
-        stop = halt.phase(plan.phases.baseline).await;
-    }
-    if stop.is_none() {
-        let applier = Applier { plan, server, run_db: &run.run_db, client: &run.client, say };
-        stop = migrate(&applier, &run, &halt, control, &mut migration).await;
-    }
-    if stop.is_none() {
-        run.clock.enter(Slot::After);
-        say(&format!(
-            "after the migration {} ms (queued operations: {})",
-            plan.phases.cooldown.as_millis(),
-            run.workload.queued()
-        ));
-        stop = halt.phase(plan.phases.cooldown).await;
-    }
+    let stop = phases(plan, server, &run, (&halt, control), say, &mut migration).await;
     if let Some(why) = &stop {
         say(&format!("stopping early: {}", why.reason()));
     }
-    let Running { copy_time, server_version, client, clock, workload, sampler, .. } = run;
+    let Running { copy_time, server_version, client, measured, .. } = run;
     drop(client);
 
     let finishing = Instant::now();
+    let clock = measured.clock.clone();
     let end = clock.since_start(finishing);
-    let workload = workload.finish(if stop.is_some() { STOP_GRACE } else { DRAIN_GRACE }).await;
-    let sampler = sampler.finish().await;
+    let (workload, sampler) = measured.finish(if stop.is_some() { STOP_GRACE } else { DRAIN_GRACE }).await;
     live.finish().await;
-    Ok(RunRecord {
+    let measured = Measurements { clock, end, workload, migration, stop, sampler: sampler.unwrap_or_default() };
+    Ok(record(plan, server, dataset, (copy_time, server_version), measured))
+}
+
+/// What one rehearsal measured, from its clock to its sampler.
+struct Measurements {
+    clock: Arc<Clock>,
+    end: Duration,
+    workload: WorkloadRecord,
+    migration: MigrationRecord,
+    stop: Option<Stop>,
+    sampler: SamplerRecord,
+}
+
+/// The run record: the scenario, the server and the dataset, and what was measured.
+fn record(
+    plan: &Plan,
+    server: &Server,
+    dataset: &Dataset,
+    (copy_time, server_version): (Duration, String),
+    m: Measurements,
+) -> RunRecord {
+    RunRecord {
         scenario_name: plan.name.clone(),
         scenario_path: plan.scenario_path.display().to_string(),
         clone_description: server.describe(),
@@ -418,12 +433,45 @@ async fn measure(
         dataset_bytes: dataset.bytes,
         dump: plan.dump.as_ref().map(|d| (d.path.display().to_string(), d.format.as_str().to_string())),
         dataset_notes: dataset.notes.clone(),
-        marks: clock.marks(),
-        end,
-        workload,
-        migration,
-        stop,
-        sampler,
+        marks: m.clock.marks(),
+        end: m.end,
+        workload: m.workload,
+        migration: m.migration,
+        stop: m.stop,
+        sampler: m.sampler,
         budget: plan.budget.clone(),
-    })
+    }
+}
+
+/// Warmup, baseline, the migration and the time after it, each cut short
+/// when `halt` says the run must stop; returns why it stopped, if it did.
+async fn phases(
+    plan: &Plan,
+    server: &Server,
+    run: &Running,
+    (halt, control): (&Halt, &Target),
+    say: &(dyn Fn(&str) + Sync),
+    migration: &mut MigrationRecord,
+) -> Option<Stop> {
+    say(&format!("warmup {} ms at {}", plan.phases.warmup.as_millis(), crate::fmt::fmt_rate(plan.workload.rate)));
+    let mut stop = halt.phase(plan.phases.warmup).await;
+    if stop.is_none() {
+        run.clock().enter(Slot::Baseline);
+        say(&format!("baseline {} ms", plan.phases.baseline.as_millis()));
+        stop = halt.phase(plan.phases.baseline).await;
+    }
+    if stop.is_none() {
+        let applier = Applier { plan, server, run_db: &run.run_db, client: &run.client, say };
+        stop = migrate(&applier, run, halt, control, migration).await;
+    }
+    if stop.is_none() {
+        run.clock().enter(Slot::After);
+        say(&format!(
+            "after the migration {} ms (queued operations: {})",
+            plan.phases.cooldown.as_millis(),
+            run.measured.workload.queued()
+        ));
+        stop = halt.phase(plan.phases.cooldown).await;
+    }
+    stop
 }

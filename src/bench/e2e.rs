@@ -33,6 +33,21 @@ pub async fn run(
         }
     };
     let dir = tempfile::tempdir().map_err(|e| Error::env(format!("cannot create a temp dir: {e}")))?;
+    flagship(cfg, rep, dir.path(), cancel, &say).await?;
+    if cancel.is_cancelled() {
+        return Err(Error::interrupted());
+    }
+    memory(cfg, rep, saturation, dir.path(), cancel, &say).await
+}
+
+/// The flagship scenario once: its wall time against its phases, and its peak RSS.
+async fn flagship(
+    cfg: &Config,
+    rep: &mut Report,
+    dir: &Path,
+    cancel: &CancellationToken,
+    say: &dyn Fn(&str),
+) -> Result<()> {
     let quick: &[&str] = &[
         "--set",
         "vars.rows=10000",
@@ -50,8 +65,8 @@ pub async fn run(
         args.extend(quick.iter().map(|s| s.to_string()));
     }
     say("end to end: the flagship scenario (orders-lock-queue)");
-    let flagship = child(&args, dir.path(), cancel, &[]).await?;
-    let report = read_report(dir.path())?;
+    let flagship = child(&args, dir, cancel, &[]).await?;
+    let report = read_report(dir)?;
     let phases = ["warmup_ms", "baseline_ms", "migration_ms", "after_ms"]
         .iter()
         .map(|k| report["phases"][k].as_f64().unwrap_or(0.0))
@@ -96,11 +111,20 @@ pub async fn run(
             report["workload"]["target_rate"], report["workload"]["connections"]
         )),
     );
-    if cancel.is_cancelled() {
-        return Err(Error::interrupted());
-    }
+    Ok(())
+}
 
-    // Memory over run length.
+/// Memory over run length: the scenario with a long baseline at 80 % of
+/// `saturation` (capped), its RSS read at `cfg.memory_points`, and the
+/// growth extrapolated to ten minutes.
+async fn memory(
+    cfg: &Config,
+    rep: &mut Report,
+    saturation: f64,
+    dir: &Path,
+    cancel: &CancellationToken,
+    say: &dyn Fn(&str),
+) -> Result<()> {
     let rate = (saturation * 0.8).min(cfg.memory_rate_cap).max(10.0).round();
     let last = *cfg.memory_points.last().expect("memory points");
     let baseline = last + Duration::from_secs(2);
@@ -121,12 +145,18 @@ pub async fn run(
         baseline.as_secs(),
         cfg.memory_points
     ));
-    let long = child(&args, dir.path(), cancel, &cfg.memory_points).await?;
-    let report = read_report(dir.path())?;
+    let long = child(&args, dir, cancel, &cfg.memory_points).await?;
+    let report = read_report(dir)?;
     let achieved = report["workload"]["achieved_rate"].as_f64().unwrap_or(0.0);
     if long.rss_at.len() < 2 {
         return Err(Error::env("the long run ended before its RSS could be read at both points"));
     }
+    memory_rows(rep, rate, achieved, &long);
+    Ok(())
+}
+
+/// The rows of the long run: RSS at its two points, and ten minutes extrapolated.
+fn memory_rows(rep: &mut Report, rate: f64, achieved: f64, long: &Child) {
     let (t1, r1) = long.rss_at[0];
     let (t2, r2) = long.rss_at[long.rss_at.len() - 1];
     let per_min = (r2 - r1) / ((t2 - t1).as_secs_f64() / 60.0);
@@ -172,7 +202,6 @@ pub async fn run(
             }
         )),
     );
-    Ok(())
 }
 
 struct Child {

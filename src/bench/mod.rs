@@ -36,9 +36,9 @@ use crate::clone::sessions::Sessions;
 use crate::clone::template::{self, connect};
 use crate::clone::{self, Server};
 use crate::error::{Error, Result, describe_pg};
-use crate::run_record::{Hist, SamplerRecord, new_hist};
-use crate::sampler::Sampler;
-use crate::timeline::{Clock, Slot};
+use crate::rehearsal::harness::{self, Measured, Wiring};
+use crate::run_record::{Hist, SamplerRecord, WorkloadRecord, new_hist};
+use crate::timeline::Slot;
 use crate::workload::Roles;
 use crate::workload::WorkloadPlan;
 use crate::workload::{self, file::Class};
@@ -340,85 +340,101 @@ pub async fn drive(ctx: &Ctx, rate: f64, sampling: Sampling, measure: Duration) 
         speed: 1.0,
         pool: None,
     };
-    let clock = Arc::new(Clock::new());
-    let roles = Arc::new(Roles::new(&ctx.classes));
     let interval = match sampling {
         Sampling::Off => None,
         Sampling::On(i) | Sampling::Alternate(i) => Some(i),
     };
-    let sampler_client = match interval {
-        Some(_) => Some(connect(&ctx.server, BENCH_DB, "sampler").await?),
+    let sampler = match interval {
+        Some(interval) => Some(harness::Sampling {
+            client: connect(&ctx.server, BENCH_DB, "sampler").await?,
+            interval,
+            reconnect: None,
+        }),
         None => None,
     };
     let sessions = Arc::new(Sessions::new(ctx.server.target(BENCH_DB)));
-    let w = workload::start(
-        &plan,
-        ctx.classes.clone(),
-        ctx.server.target(BENCH_DB),
-        clock.clone(),
-        roles.clone(),
-        sessions.clone(),
-        Slot::count(0),
-    )
+    let run = harness::start(Wiring {
+        plan: &plan,
+        classes: ctx.classes.clone(),
+        target: ctx.server.target(BENCH_DB),
+        roles: Arc::new(Roles::new(&ctx.classes)),
+        sessions: sessions.clone(),
+        slots: Slot::count(0),
+        sampling: sampler,
+    })
     .await?;
-    let sampler = sampler_client.zip(interval).map(|(c, i)| Sampler::start(c, i, clock.clone(), roles.clone(), None));
-    if let (Sampling::Alternate(_), Some(s)) = (sampling, &sampler) {
+    if let (Sampling::Alternate(_), Some(s)) = (sampling, &run.sampler) {
         s.pause(true); // it polls in the measured seconds `alternate` picks only
     }
     ctx.sleep(ctx.cfg.warmup).await?;
-    clock.enter(Slot::Baseline);
-    let t0 = Instant::now();
-    let cpu0 = cpu_time();
-    if let (Sampling::Alternate(_), Some(s)) = (sampling, &sampler) {
-        // Toggle at the clock's second boundaries, which `rec.seconds` counts by.
-        let first = clock.since_start(t0).as_secs_f64().ceil() as u64;
-        for (i, sec) in (first..).take(measure.as_secs() as usize).enumerate() {
-            ctx.sleep((clock.start + Duration::from_secs(sec)).saturating_duration_since(Instant::now())).await?;
-            s.pause(!alternate(i));
-        }
-        ctx.sleep((clock.start + Duration::from_secs(first) + measure).saturating_duration_since(Instant::now()))
-            .await?;
-        s.pause(true);
-    } else {
-        ctx.sleep(measure).await?;
-    }
-    let t1 = Instant::now();
-    let cpu1 = cpu_time();
-    clock.enter(Slot::After);
-    let rec = w.finish(Duration::from_secs(5)).await;
-    let sampler = match sampler {
-        Some(s) => Some(s.finish().await),
-        None => None,
-    };
+    run.clock.enter(Slot::Baseline);
+    let (t0, cpu0) = (Instant::now(), cpu_time());
+    window(ctx, &run, sampling, measure).await?;
+    let (t1, cpu1) = (Instant::now(), cpu_time());
+    run.clock.enter(Slot::After);
+    let clock = run.clock.clone();
+    let (rec, sampler) = run.finish(Duration::from_secs(5)).await;
     sessions.close(true).await;
-    let a = clock.since_start(t0).as_secs_f64().ceil() as usize;
-    let b = (clock.since_start(t1).as_secs_f64().floor() as usize).min(rec.seconds.len());
-    let (mut ops, mut errors) = (0u64, 0u64);
-    let mut per_second = Vec::new();
-    for s in rec.seconds.get(a..b).unwrap_or(&[]) {
-        ops += s.ops - s.errors;
-        errors += s.errors;
-        per_second.push((s.ops - s.errors) as f64);
+    let window = (clock.since_start(t0), clock.since_start(t1));
+    Ok(Drive::of(&rec, window, cpu1.saturating_sub(cpu0), sampler))
+}
+
+/// The measured window: `measure` long; with `Sampling::Alternate`, the
+/// sampler polls in the seconds `alternate` picks and pauses in the others.
+async fn window(ctx: &Ctx, run: &Measured, sampling: Sampling, measure: Duration) -> Result<()> {
+    let (Sampling::Alternate(_), Some(s)) = (sampling, &run.sampler) else {
+        return ctx.sleep(measure).await;
+    };
+    let clock = &run.clock;
+    // Toggle at the clock's second boundaries, which `rec.seconds` counts by.
+    let first = clock.since_start(Instant::now()).as_secs_f64().ceil() as u64;
+    for (i, sec) in (first..).take(measure.as_secs() as usize).enumerate() {
+        ctx.sleep((clock.start + Duration::from_secs(sec)).saturating_duration_since(Instant::now())).await?;
+        s.pause(!alternate(i));
     }
-    let secs = b.saturating_sub(a).max(1);
-    let mut latency = new_hist();
-    for class in &rec.latency {
-        if let Some(h) = &class[Slot::Baseline.index()] {
-            let _ = latency.add(h);
+    ctx.sleep((clock.start + Duration::from_secs(first) + measure).saturating_duration_since(Instant::now())).await?;
+    s.pause(true);
+    Ok(())
+}
+
+impl Drive {
+    /// The figures of the measured window (`from`, `to` since the clock's
+    /// start): the whole seconds inside it, and the baseline's latency.
+    fn of(
+        rec: &WorkloadRecord,
+        (from, to): (Duration, Duration),
+        cpu: Duration,
+        sampler: Option<SamplerRecord>,
+    ) -> Drive {
+        let a = from.as_secs_f64().ceil() as usize;
+        let b = (to.as_secs_f64().floor() as usize).min(rec.seconds.len());
+        let (mut ops, mut errors) = (0u64, 0u64);
+        let mut per_second = Vec::new();
+        for s in rec.seconds.get(a..b).unwrap_or(&[]) {
+            ops += s.ops - s.errors;
+            errors += s.errors;
+            per_second.push((s.ops - s.errors) as f64);
+        }
+        let secs = b.saturating_sub(a).max(1);
+        let mut latency = new_hist();
+        for class in &rec.latency {
+            if let Some(h) = &class[Slot::Baseline.index()] {
+                let _ = latency.add(h);
+            }
+        }
+        Drive {
+            ops_per_s: ops as f64 / secs as f64,
+            ops,
+            errors,
+            cpu,
+            window: Duration::from_secs(secs as u64),
+            lag: rec.schedule_lag.clone(),
+            latency,
+            unfinished: rec.unfinished,
+            sampler,
+            per_second,
         }
     }
-    Ok(Drive {
-        ops_per_s: ops as f64 / secs as f64,
-        ops,
-        errors,
-        cpu: cpu1.saturating_sub(cpu0),
-        window: Duration::from_secs(secs as u64),
-        lag: rec.schedule_lag,
-        latency,
-        unfinished: rec.unfinished,
-        sampler,
-        per_second,
-    })
 }
 
 /// CPU time (user + system) of this process so far.

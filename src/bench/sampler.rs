@@ -22,6 +22,13 @@ use crate::workload::Roles;
 pub async fn run(ctx: &Ctx, rep: &mut super::report::Report) -> Result<()> {
     let interval = ctx.cfg.sampler_interval;
     ctx.check()?;
+    cost(ctx, rep, interval).await?;
+    resolution(ctx, rep, interval).await
+}
+
+/// Throughput with and without sampling in one alternating run, and the
+/// sampler's own query time under that load.
+async fn cost(ctx: &Ctx, rep: &mut super::report::Report, interval: Duration) -> Result<()> {
     // As long as the side-by-side rows run both sides: rounds × 2 × measure.
     let measure = ctx.cfg.measure * 2 * ctx.cfg.rounds;
     let d = drive(ctx, CLOSED_LOOP, Sampling::Alternate(interval), measure).await?;
@@ -87,8 +94,12 @@ pub async fn run(ctx: &Ctx, rep: &mut super::report::Report) -> Result<()> {
             1000.0 / ms as f64
         )),
     );
+    Ok(())
+}
 
-    // A controlled hold of known length.
+/// Blocked episodes measured against controlled holds of known length.
+async fn resolution(ctx: &Ctx, rep: &mut super::report::Report, interval: Duration) -> Result<()> {
+    let ms = interval.as_millis();
     let mut errors = Vec::new();
     let mut measured = Vec::new();
     let mut references = Vec::new();

@@ -16,6 +16,7 @@
 //! `max_connections`.
 
 pub mod file;
+pub mod measurement;
 pub mod pacer;
 pub mod params;
 pub mod plan;
@@ -33,13 +34,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clone::sessions::Sessions;
 use crate::error::{Error, Result, describe_pg};
-use crate::run_record::{ClassSecond, Hist, PoolRecord, SecondRecord, WorkloadRecord};
+use crate::run_record::{PoolRecord, WorkloadRecord};
 use crate::timeline::{Clock, Slot};
 use file::Class;
+pub use measurement::Seconds;
+use measurement::{Measurement, Sink};
 use params::{Param, Value};
 pub use plan::WorkloadPlan;
 pub use roles::Roles;
-use worker::{Latencies, Worker, WorkerStats};
+use worker::Worker;
 
 /// Most operations the pacer's queue holds (about 50 bytes each, allocated
 /// up front). Operations waiting behind a lock queue here: at 1,000 ops/s
@@ -54,77 +57,6 @@ pub const QUEUE_CAPACITY: usize = 262_144;
 /// latency counts from that start. Used by `lockimpact bench` to measure peak
 /// throughput; classes with their own `rate` do not run in a closed loop.
 pub const CLOSED_LOOP: f64 = f64::INFINITY;
-
-/// Per-second operations, errors and latency, by completion time, for all
-/// classes together and per class. Only the current second keeps histograms;
-/// finished seconds keep a few numbers.
-#[derive(Debug)]
-pub struct Seconds {
-    start: Instant,
-    current: u64,
-    /// Per class: this second's latency and operations. The all-classes
-    /// figures are merged from them when the second closes, off the hot path.
-    hists: Vec<Hist>,
-    ops: Vec<u64>,
-    /// Scratch for the merge.
-    all: Hist,
-    errors: u64,
-    done: Vec<SecondRecord>,
-}
-
-impl Seconds {
-    pub fn new(start: Instant, classes: usize) -> Seconds {
-        let hist = Hist::new_with_bounds(1, 3_600_000_000, 2).expect("valid bounds");
-        Seconds {
-            start,
-            current: 0,
-            hists: vec![hist.clone(); classes],
-            ops: vec![0; classes],
-            all: hist,
-            errors: 0,
-            done: Vec::new(),
-        }
-    }
-
-    /// Closes every second before `now`.
-    pub fn advance(&mut self, now: Instant) {
-        let sec = now.saturating_duration_since(self.start).as_secs();
-        let quantiles =
-            |h: &Hist| if h.is_empty() { (0, 0) } else { (h.value_at_quantile(0.5), h.value_at_quantile(0.99)) };
-        while self.current < sec {
-            self.all.reset();
-            let mut classes = Vec::with_capacity(self.hists.len());
-            for (h, ops) in self.hists.iter_mut().zip(self.ops.iter_mut()) {
-                let _ = self.all.add(&*h);
-                let (p50_us, p99_us) = quantiles(h);
-                classes.push(ClassSecond { ops: *ops, p50_us, p99_us });
-                h.reset();
-                *ops = 0;
-            }
-            let (p50_us, p99_us) = quantiles(&self.all);
-            let ops = classes.iter().map(|c| c.ops).sum();
-            self.done.push(SecondRecord { ops, errors: self.errors, p50_us, p99_us, classes });
-            self.errors = 0;
-            self.current += 1;
-        }
-    }
-
-    /// One finished operation of `class` and its latency (µs) from the
-    /// intended start, whether it succeeded (`ok`) or failed.
-    pub fn record(&mut self, now: Instant, class: usize, latency: u64, ok: bool) {
-        self.advance(now);
-        self.ops[class] += 1;
-        let _ = self.hists[class].record(latency.max(1));
-        if !ok {
-            self.errors += 1;
-        }
-    }
-
-    /// The last finished second, for the live status line.
-    pub fn last(&self) -> Option<&SecondRecord> {
-        self.done.last()
-    }
-}
 
 /// Reads the values of every `sample` parameter from the run database.
 pub async fn bind_samples(classes: &mut [Class], client: &tokio_postgres::Client, path: &str) -> Result<()> {
@@ -199,24 +131,18 @@ pub struct Workload {
     rx: Option<async_channel::Receiver<pacer::Op>>,
     /// No schedule: workers start the next operation as the last one ends.
     closed: bool,
-    /// A session replay drives its own sessions (no pacer queue, no workers).
-    replay: bool,
+    /// The pacer thread's result; `None` in a closed loop and in a session replay.
     pacer: Option<tokio::sync::oneshot::Receiver<pacer::PacerResult>>,
+    /// A session replay, which drives its own sessions (no pacer, no workers).
+    replay: Option<tokio::sync::oneshot::Receiver<replay::Replayed>>,
     workers: Vec<WorkerThread>,
-    /// Operations of killed workers, cut short.
-    cut: Arc<AtomicU64>,
-    stats: Vec<Arc<Mutex<WorkerStats>>>,
-    /// Latency per class and slot, merged over the workers.
-    latencies: Latencies,
-    seconds: Arc<Mutex<Seconds>>,
-    /// A session replay's pool: its size and the waits for a connection.
-    pool: Option<Arc<Mutex<PoolRecord>>>,
+    sink: Sink,
 }
 
-/// A worker's thread, seen from the workload: when it ended, and how to end
-/// its connection if it does not end in time.
+/// A worker's thread, seen from the workload: what it measured when it
+/// ended, and how to end its connection if it does not end in time.
 struct WorkerThread {
-    done: tokio::sync::oneshot::Receiver<()>,
+    done: tokio::sync::oneshot::Receiver<Measurement>,
     killed: Arc<AtomicBool>,
     killer: wire::Killer,
 }
@@ -229,10 +155,24 @@ impl WorkerThread {
     }
 }
 
+/// What every way of running the workload starts from.
+struct Common {
+    classes: Arc<Vec<Class>>,
+    stop: CancellationToken,
+    sink: Sink,
+    /// The run database, as the workload's sessions connect to it.
+    target: crate::pg::Target,
+    clock: Arc<Clock>,
+    roles: Arc<Roles>,
+    sessions: Arc<Sessions>,
+    slots: usize,
+}
+
 /// Opens the connections, prepares every class on every connection (a query on a
 /// missing table fails here, naming the class), then starts the pacer (or,
-/// with `CLOSED_LOOP`, lets the workers start their own operations). Every
-/// session is registered in `sessions`, so none outlives the run.
+/// with `CLOSED_LOOP`, lets the workers start their own operations); or
+/// starts a session replay. Every session is registered in `sessions`, so
+/// none outlives the run.
 pub async fn start(
     plan: &WorkloadPlan,
     classes: Vec<Class>,
@@ -242,119 +182,89 @@ pub async fn start(
     sessions: Arc<Sessions>,
     slots: usize,
 ) -> Result<Workload> {
-    let classes = Arc::new(classes);
-    let stop = CancellationToken::new();
-    let seconds = Arc::new(Mutex::new(Seconds::new(clock.start, classes.len())));
-    let closed = plan.rate == CLOSED_LOOP;
-    let (tx, rx) = async_channel::bounded(QUEUE_CAPACITY);
-    let latencies = worker::latencies(classes.len(), slots);
-    let source = if closed {
-        worker::Source::Closed {
-            next: Arc::new(AtomicU64::new(0)),
-            mix: pacer::Mix::new(&classes, plan.seed),
-            clock: clock.clone(),
-        }
-    } else {
-        worker::Source::Paced(rx.clone())
+    let common = Common {
+        sink: Sink::new(clock.start, classes.len(), slots),
+        classes: Arc::new(classes),
+        stop: CancellationToken::new(),
+        target: workload_target(target, plan),
+        clock,
+        roles,
+        sessions,
+        slots,
     };
+    match &plan.replay {
+        Some(r) => start_replay(plan, r.clone(), common).await,
+        None => start_paced(plan, common).await,
+    }
+}
 
-    let mut target = target;
+/// The run database as the workload connects to it: its application name,
+/// and the statement timeout after the URL's own options (a search_path,
+/// say), which it keeps.
+fn workload_target(mut target: crate::pg::Target, plan: &WorkloadPlan) -> crate::pg::Target {
     target.config.application_name("lockimpact-workload");
-    // After the URL's own options (a search_path, say), which it keeps.
     let options = format!(
         "{} -c statement_timeout={}",
         target.config.get_options().unwrap_or_default(),
         plan.statement_timeout.as_millis()
     );
     target.config.options(options.trim());
-    let path = plan.path.display().to_string();
-    if let Some(replay) = &plan.replay {
-        let s = Arc::new(Mutex::new(WorkerStats::new(latencies.clone())));
-        let replayed = replay.sessions.iter().filter(|s| !s.statements.is_empty()).count();
-        let pool = replay::pool(target, plan.pool, replayed, roles, sessions).await?;
-        let size = pool.status().max_size as u32;
-        let pool_wait = Arc::new(Mutex::new(PoolRecord::new(size, slots)));
-        let cut = Arc::new(AtomicU64::new(0));
-        let driver = replay::Driver {
-            replay: replay.clone(),
-            speed: plan.speed,
-            pool,
-            clock,
-            stats: s.clone(),
-            seconds: seconds.clone(),
-            pool_wait: pool_wait.clone(),
-            stop: stop.clone(),
-            cut: cut.clone(),
-        };
-        // The replay drives its own sessions in place of the pacer and workers.
-        let (done, result) = tokio::sync::oneshot::channel();
-        tokio::spawn(async move {
-            let _ = done.send(replay::run(driver).await);
-        });
-        return Ok(Workload {
-            classes,
-            target_rate: plan.rate,
-            connections: size,
-            stop,
-            rx: None,
-            closed: false,
-            replay: true,
-            pacer: Some(result),
-            workers: Vec::new(),
-            cut,
-            stats: vec![s],
-            latencies,
-            seconds,
-            pool: Some(pool_wait),
-        });
-    }
-    // One thread per connection: it connects, prepares, waits for `go` (every
-    // connection is ready before the first operation starts), then runs.
+    target
+}
+
+/// Starts a session replay on its pool, in place of the pacer and workers.
+async fn start_replay(plan: &WorkloadPlan, replay: Arc<replay::Replay>, c: Common) -> Result<Workload> {
+    let replayed = replay.sessions.iter().filter(|s| !s.statements.is_empty()).count();
+    let pool = replay::pool(c.target, plan.pool, replayed, c.roles, c.sessions).await?;
+    let size = pool.status().max_size as u32;
+    let driver = replay::Driver {
+        replay,
+        speed: plan.speed,
+        pool,
+        clock: c.clock,
+        measurement: c.sink.measurement(),
+        pool_wait: PoolRecord::new(size, c.slots),
+        stop: c.stop.clone(),
+    };
+    let (done, result) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let _ = done.send(replay::run(driver).await);
+    });
+    Ok(Workload {
+        classes: c.classes,
+        target_rate: plan.rate,
+        connections: size,
+        stop: c.stop,
+        rx: None,
+        closed: false,
+        pacer: None,
+        replay: Some(result),
+        workers: Vec::new(),
+        sink: c.sink,
+    })
+}
+
+/// Starts one thread per connection (each connects, prepares, then waits
+/// until every connection is ready before its first operation), then the
+/// pacer, unless the loop is closed.
+async fn start_paced(plan: &WorkloadPlan, c: Common) -> Result<Workload> {
+    let closed = plan.rate == CLOSED_LOOP;
+    let (tx, rx) = async_channel::bounded(QUEUE_CAPACITY);
+    let source = if closed {
+        worker::Source::Closed {
+            next: Arc::new(AtomicU64::new(0)),
+            mix: pacer::Mix::new(&c.classes, plan.seed),
+            clock: c.clock.clone(),
+        }
+    } else {
+        worker::Source::Paced(rx.clone())
+    };
     let mut starting = Vec::new();
-    let mut stats = Vec::new();
     let mut go = Vec::new();
-    let cut = Arc::new(AtomicU64::new(0));
     for i in 0..plan.connections as usize {
-        let s = Arc::new(Mutex::new(WorkerStats::new(latencies.clone())));
-        stats.push(s.clone());
-        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let (ready, go_tx) = spawn_worker(i, plan, &c, source.clone())?;
+        starting.push(ready);
         go.push(go_tx);
-        let (target, path, classes, roles, sessions, seconds, stop, source, cut) = (
-            target.clone(),
-            path.clone(),
-            classes.clone(),
-            roles.clone(),
-            sessions.clone(),
-            seconds.clone(),
-            stop.clone(),
-            source.clone(),
-            cut.clone(),
-        );
-        let seed = plan.seed;
-        let of = plan.connections;
-        std::thread::Builder::new()
-            .name(format!("lockimpact-w{i}"))
-            .spawn(move || {
-                let (conn, killer, statements) =
-                    match open_connection(&target, (i + 1, of), &path, &classes, (&roles, &sessions)) {
-                        Ok(o) => o,
-                        Err(e) => {
-                            let _ = ready_tx.send(Err(e));
-                            return;
-                        }
-                    };
-                let killed = Arc::new(AtomicBool::new(false));
-                let _ = ready_tx.send(Ok(WorkerThread { done: done_rx, killed: killed.clone(), killer }));
-                let worker = Worker { conn, statements, classes, seed, stats: s, seconds, stop, killed, cut };
-                if go_rx.recv().is_ok() {
-                    worker.run(source);
-                }
-                let _ = done_tx.send(());
-            })
-            .map_err(|e| Error::env(format!("cannot start a workload thread: {e}")))?;
-        starting.push(ready_rx);
     }
     let mut workers = Vec::new();
     let mut failed = None;
@@ -372,6 +282,7 @@ pub async fn start(
     for g in go {
         let _ = g.send(());
     }
+    let (classes, clock, stop) = (c.classes, c.clock, c.stop);
     // When the pacer cannot start, the workers (already told to go) are stopped.
     let pacer = (!closed)
         .then(|| pacer::spawn(classes.clone(), plan.rate, plan.seed, clock, tx, stop.clone()))
@@ -384,15 +295,49 @@ pub async fn start(
         stop,
         rx: (!closed).then_some(rx),
         closed,
-        replay: false,
         pacer,
+        replay: None,
         workers,
-        cut,
-        stats,
-        latencies,
-        seconds,
-        pool: None,
+        sink: c.sink,
     })
+}
+
+/// Worker `i`'s thread: it connects and prepares, says so on the returned
+/// receiver, and runs once told to go (dropping the sender ends it unrun).
+#[allow(clippy::type_complexity)]
+fn spawn_worker(
+    i: usize,
+    plan: &WorkloadPlan,
+    c: &Common,
+    source: worker::Source,
+) -> Result<(tokio::sync::oneshot::Receiver<Result<WorkerThread>>, std::sync::mpsc::Sender<()>)> {
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let (target, classes, roles, sessions, stop) =
+        (c.target.clone(), c.classes.clone(), c.roles.clone(), c.sessions.clone(), c.stop.clone());
+    let (path, seed, of, measurement) =
+        (plan.path.display().to_string(), plan.seed, plan.connections, c.sink.measurement());
+    std::thread::Builder::new()
+        .name(format!("lockimpact-w{i}"))
+        .spawn(move || {
+            let (conn, killer, statements) =
+                match open_connection(&target, (i + 1, of), &path, &classes, (&roles, &sessions)) {
+                    Ok(o) => o,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+            let killed = Arc::new(AtomicBool::new(false));
+            let _ = ready_tx.send(Ok(WorkerThread { done: done_rx, killed: killed.clone(), killer }));
+            let worker = Worker { conn, statements, classes, seed, measurement, stop, killed };
+            if go_rx.recv().is_ok() {
+                let _ = done_tx.send(worker.run(source));
+            }
+        })
+        .map_err(|e| Error::env(format!("cannot start a workload thread: {e}")))?;
+    Ok((ready_rx, go_tx))
 }
 
 /// Runs on a worker's thread: opens its connection (registered in `roles`
@@ -433,46 +378,39 @@ impl Workload {
 
     /// Per-second counters, for the live status line.
     pub fn seconds(&self) -> Arc<Mutex<Seconds>> {
-        self.seconds.clone()
+        self.sink.seconds()
     }
 
     /// Stops the pacer, lets the workers finish what is queued for up to
     /// `grace`, then stops them and merges their measurements.
     pub async fn finish(mut self, grace: Duration) -> WorkloadRecord {
         self.stop.cancel();
-        let pacer = match self.pacer.take() {
-            Some(p) => p.await.ok(),
-            None => None,
+        let replay = self.replay.is_some();
+        let mut measurements = Vec::new();
+        let (mut pacer, mut pool) = (None, None);
+        if let Some(p) = self.pacer.take() {
+            pacer = p.await.ok();
         }
-        .unwrap_or_else(|| pacer::PacerResult {
+        if let Some(r) = self.replay.take()
+            && let Ok(r) = r.await
+        {
+            measurements.push(r.measurement);
+            (pacer, pool) = (Some(r.pacer), Some(r.pool));
+        }
+        let pacer = pacer.unwrap_or_else(|| pacer::PacerResult {
             issued_measured: 0,
             dropped: 0,
             schedule_lag: crate::run_record::new_hist(),
             replay_schedule: None,
         });
-        let deadline = tokio::time::Instant::now() + grace;
-        let mut unfinished = 0u64;
-        let mut killed = Vec::new();
-        for mut w in std::mem::take(&mut self.workers) {
-            if tokio::time::timeout_at(deadline, &mut w.done).await.is_err() {
-                w.kill();
-                killed.push(w);
-            }
-        }
-        // A killed worker ends at once (its socket is shut down), counting the
-        // operation it was running in `cut`; wait for it, so that nothing is
-        // recorded or taken from the queue after the counts below.
-        for mut w in killed {
-            if tokio::time::timeout(Duration::from_secs(2), &mut w.done).await.is_err() {
-                unfinished += 1;
-            }
-        }
-        unfinished += self.cut.load(Ordering::Relaxed);
+        let (ended, mut unfinished) = self.end_workers(grace).await;
+        measurements.extend(ended);
         if let Some(rx) = &self.rx {
             rx.close();
-            unfinished += self.waited_in_queue(rx);
+            let (m, n) = self.waited_in_queue(rx);
+            measurements.push(m);
+            unfinished += n;
         }
-
         let mut rec = WorkloadRecord {
             classes: self.classes.iter().map(|c| c.name.clone()).collect(),
             target_rate: self.target_rate
@@ -482,53 +420,63 @@ impl Workload {
                     .filter_map(|c| if let file::Pace::Rate(r) = c.pace { Some(r) } else { None })
                     .sum::<f64>(),
             connections: self.connections,
-            replay: self.replay,
-            pool: self.pool.as_ref().map(|p| p.lock().expect("pool wait").clone()),
-            latency: Vec::new(),
+            replay,
+            pool,
             issued_measured: pacer.issued_measured,
             dropped: pacer.dropped,
             replay_schedule: pacer.replay_schedule,
-            finished: vec![0; self.latencies.lock().expect("latencies").first().map_or(0, Vec::len)],
-            unfinished,
             schedule_lag: pacer.schedule_lag,
             ..Default::default()
         };
-        for s in &self.stats {
-            let mut s = s.lock().expect("worker stats");
-            s.flush();
-            for ((slot, c, code), (n, msg)) in &s.errors {
-                let e = rec.slot_errors.entry((*slot, *c, code.clone())).or_insert((0, msg.clone()));
-                e.0 += n;
-            }
-            for (total, n) in rec.finished.iter_mut().zip(&s.finished) {
-                *total += n;
-            }
-        }
-        rec.latency = std::mem::take(&mut *self.latencies.lock().expect("latencies"));
+        unfinished += self.sink.merge(measurements, &mut rec);
+        rec.unfinished = unfinished;
         if self.closed {
             // No schedule: what was issued is what finished, or was cut short.
             rec.issued_measured = rec.finished_measured() + unfinished;
         }
-        let mut secs = self.seconds.lock().expect("seconds");
-        secs.advance(Instant::now());
-        rec.seconds = std::mem::take(&mut secs.done);
         rec
     }
-}
 
-impl Workload {
+    /// Waits for the workers until `grace` has passed, kills those still
+    /// running; returns what they measured (in the workers' order) and how
+    /// many did not end even when killed.
+    async fn end_workers(&mut self, grace: Duration) -> (Vec<Measurement>, u64) {
+        let deadline = tokio::time::Instant::now() + grace;
+        let mut ended = Vec::new();
+        for mut w in std::mem::take(&mut self.workers) {
+            match tokio::time::timeout_at(deadline, &mut w.done).await {
+                Ok(m) => ended.push((m.ok(), None)),
+                Err(_) => {
+                    w.kill();
+                    ended.push((None, Some(w)));
+                }
+            }
+        }
+        // A killed worker ends at once (its socket is shut down), counting the
+        // operation it was running as cut short; wait for it, so that nothing
+        // is recorded or taken from the queue after the counts are made.
+        let mut unfinished = 0;
+        for (m, killed) in &mut ended {
+            let Some(w) = killed else { continue };
+            match tokio::time::timeout(Duration::from_secs(2), &mut w.done).await {
+                Ok(got) => *m = got.ok(),
+                Err(_) => unfinished += 1,
+            }
+        }
+        (ended.into_iter().filter_map(|(m, _)| m).collect(), unfinished)
+    }
+
     /// Counts the operations left in the (closed) queue, each recorded in
     /// latency with the time it has waited since its intended start.
-    fn waited_in_queue(&self, rx: &async_channel::Receiver<pacer::Op>) -> u64 {
+    fn waited_in_queue(&self, rx: &async_channel::Receiver<pacer::Op>) -> (Measurement, u64) {
         let now = Instant::now();
-        let mut stats = WorkerStats::new(self.latencies.clone());
+        let mut m = self.sink.measurement();
         let mut n = 0;
         while let Ok(op) = rx.try_recv() {
-            stats.latency(op.class, op.slot, now.saturating_duration_since(op.intended).as_micros() as u64);
+            m.latency(op.class, op.slot, now.saturating_duration_since(op.intended).as_micros() as u64);
             n += 1;
         }
-        stats.flush();
-        n
+        (m, n)
     }
 }
 

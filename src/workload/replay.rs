@@ -10,11 +10,12 @@
 //! cannot exhaust `max_connections`, and the wait for a free connection
 //! counts in the first statement's latency and is reported per phase. The
 //! replay starts at the recording's first statement (offsets shifted), and
-//! when it is shorter than the rehearsal it starts over.
+//! when it is shorter than the rehearsal it starts over. Sessions send what
+//! they measure (`Event`) to the driver, which alone records it in its
+//! `Measurement`: no session takes a lock to record.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -22,9 +23,8 @@ use tokio_util::sync::CancellationToken;
 
 use deadpool_postgres::{Hook, HookError, Manager, ManagerConfig, Pool, PoolError, RecyclingMethod};
 
-use super::Seconds;
+use super::measurement::Measurement;
 use super::pacer::PacerResult;
-use super::worker::WorkerStats;
 use crate::error::{Error, Result, describe_pg, sqlstate};
 use crate::run_record::{Hist, PoolRecord, ReplaySchedule, new_hist};
 use crate::timeline::{Clock, Slot};
@@ -271,21 +271,69 @@ pub struct Driver {
     pub speed: f64,
     pub pool: Pool,
     pub clock: Arc<Clock>,
-    pub stats: Arc<Mutex<WorkerStats>>,
-    pub seconds: Arc<Mutex<Seconds>>,
-    /// Per slot: how long sessions waited for a pooled connection (µs).
-    pub pool_wait: Arc<Mutex<PoolRecord>>,
+    pub measurement: Measurement,
+    /// The pool's size, and per slot how long sessions waited for a pooled connection (µs).
+    pub pool_wait: PoolRecord,
     pub stop: CancellationToken,
-    /// Statements cut short when the run ended (their tasks aborted).
-    pub cut: Arc<AtomicU64>,
 }
 
-/// Runs every session until `stop`; returns what the pacer would.
-pub async fn run(d: Driver) -> PacerResult {
-    let Driver { replay, speed, pool, clock, stats, seconds, pool_wait, stop, cut } = d;
+/// What a replay measured, once every session ended.
+pub struct Replayed {
+    /// What the pacer would have returned.
+    pub pacer: PacerResult,
+    pub measurement: Measurement,
+    pub pool: PoolRecord,
+}
+
+/// What a session sends the driver to record.
+enum Event {
+    /// A statement ended: its latency (µs) from its intended start, and on
+    /// failure its SQLSTATE and message.
+    Finished { class: usize, slot: Slot, done: Instant, latency: u64, error: Option<(String, String)> },
+    /// A statement cut short when the run ended, with the time it had waited (µs).
+    Cut { class: usize, slot: Slot, waited: u64 },
+    /// No pooled connection could be had for a statement.
+    Failed { class: usize, slot: Slot, code: String, message: String },
+    /// How late a statement was sent (µs; see `Replayer::run`).
+    Lag(u64),
+    /// How long a session waited for a pooled connection.
+    PoolWait(Slot, Duration),
+}
+
+/// The driver's records, filled from the sessions' events.
+struct Records {
+    measurement: Measurement,
+    lag: Hist,
+    pool_wait: PoolRecord,
+}
+
+impl Records {
+    fn apply(&mut self, e: Event) {
+        match e {
+            Event::Finished { class, slot, done, latency, error } => {
+                let outcome = match error {
+                    None => Ok(()),
+                    Some((code, message)) => Err((code, move || message)),
+                };
+                self.measurement.finished((class, slot), done, latency, outcome);
+            }
+            Event::Cut { class, slot, waited } => self.measurement.cut(class, slot, waited),
+            Event::Failed { class, slot, code, message } => self.measurement.error(slot, class, code, || message),
+            Event::Lag(us) => {
+                let _ = self.lag.record(us);
+            }
+            Event::PoolWait(slot, wait) => self.pool_wait.record(slot, wait),
+        }
+    }
+}
+
+/// Runs every session until `stop`, recording what they send; returns what
+/// they measured, with what the pacer would return.
+pub async fn run(d: Driver) -> Replayed {
+    let Driver { replay, speed, pool, clock, measurement, pool_wait, stop } = d;
     let start = Instant::now();
     let round = replay.duration().div_f64(speed);
-    let lag = Arc::new(Mutex::new(new_hist()));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let mut tasks = Vec::new();
     for (i, _) in replay.sessions.iter().enumerate().filter(|(_, s)| !s.statements.is_empty()) {
         let session = Replayer {
@@ -294,16 +342,19 @@ pub async fn run(d: Driver) -> PacerResult {
             speed,
             pool: pool.clone(),
             clock: clock.clone(),
-            stats: stats.clone(),
-            seconds: seconds.clone(),
-            pool_wait: pool_wait.clone(),
-            lag: lag.clone(),
+            events: tx.clone(),
             stop: stop.clone(),
-            cut: cut.clone(),
         };
         tasks.push(tokio::spawn(session.run(start, round)));
     }
-    stop.cancelled().await;
+    drop(tx); // the channel closes when the last session ends
+    let mut records = Records { measurement, lag: new_hist(), pool_wait };
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            Some(e) = rx.recv() => records.apply(e),
+        }
+    }
     let stop_at = Instant::now();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     for mut t in tasks {
@@ -312,18 +363,30 @@ pub async fn run(d: Driver) -> PacerResult {
             let _ = t.await; // dropped: its statement in flight is counted (`InFlight`)
         }
     }
-    // Issued, as the pacer counts it: every statement the schedule asked for
-    // in the measured phases, whether or not its session could send it.
+    while let Some(e) = rx.recv().await {
+        records.apply(e);
+    }
+    let pacer = issued(&replay, &clock, (start, round, speed, stop_at), records.lag);
+    Replayed { pacer, measurement: records.measurement, pool: records.pool_wait }
+}
+
+/// Issued, as the pacer counts it: every statement the schedule asked for
+/// in the measured phases, whether or not its session could send it.
+fn issued(
+    replay: &Replay,
+    clock: &Clock,
+    (start, round, speed, stop_at): (Instant, Duration, f64, Instant),
+    schedule_lag: Hist,
+) -> PacerResult {
     let marks = clock.marks();
     let at = |pred: &dyn Fn(Slot) -> bool| marks.iter().find(|m| pred(m.slot)).map_or(stop_at, |m| clock.start + m.at);
     let measured_from = at(&|s| s != Slot::Warmup);
     let (during_from, during_to) = (at(&Slot::is_during), at(&|s| s == Slot::After));
     let (mut issued, mut during) = (0u64, 0u64);
-    schedule(&replay, start, round, speed, stop_at, |t| {
+    schedule(replay, start, round, speed, stop_at, |t| {
         issued += u64::from(t >= measured_from);
         during += u64::from(t >= during_from && t < during_to.min(stop_at));
     });
-    let schedule_lag = lag.lock().expect("lag").clone();
     let mean_rate = replay.statements() as f64 / round.as_secs_f64().max(1e-9);
     PacerResult {
         issued_measured: issued,
@@ -360,19 +423,14 @@ struct Replayer {
     speed: f64,
     pool: Pool,
     clock: Arc<Clock>,
-    stats: Arc<Mutex<WorkerStats>>,
-    seconds: Arc<Mutex<Seconds>>,
-    pool_wait: Arc<Mutex<PoolRecord>>,
-    lag: Arc<Mutex<Hist>>,
+    events: tokio::sync::mpsc::UnboundedSender<Event>,
     stop: CancellationToken,
-    cut: Arc<AtomicU64>,
 }
 
 /// A statement in flight. Dropped armed (its task aborted when the run
 /// ended), it counts as cut short, in latency with the time it had waited.
 struct InFlight<'a> {
-    stats: &'a Mutex<WorkerStats>,
-    cut: &'a AtomicU64,
+    events: &'a tokio::sync::mpsc::UnboundedSender<Event>,
     class: usize,
     slot: Slot,
     intended: Instant,
@@ -392,10 +450,7 @@ impl Drop for InFlight<'_> {
             return;
         }
         let waited = self.intended.elapsed().as_micros() as u64;
-        if let Ok(mut s) = self.stats.lock() {
-            s.latency(self.class, self.slot, waited);
-        }
-        self.cut.fetch_add(1, Ordering::Relaxed);
+        let _ = self.events.send(Event::Cut { class: self.class, slot: self.slot, waited });
     }
 }
 
@@ -431,13 +486,9 @@ impl Replayer {
                 // Waiting for the session's previous statement, or for a
                 // pooled connection, counts in latency, not here.
                 let ready = intended.max(prev_done);
-                let _ = self
-                    .lag
-                    .lock()
-                    .expect("lag")
-                    .record(Instant::now().saturating_duration_since(ready).as_micros() as u64);
-                let mut in_flight =
-                    InFlight { stats: &self.stats, cut: &self.cut, class: st.class, slot, intended, armed: true };
+                let _ =
+                    self.events.send(Event::Lag(Instant::now().saturating_duration_since(ready).as_micros() as u64));
+                let mut in_flight = InFlight { events: &self.events, class: st.class, slot, intended, armed: true };
                 let result = c.simple_query(&st.sql).await;
                 in_flight.disarm();
                 let done = Instant::now();
@@ -446,12 +497,8 @@ impl Replayer {
                 if let Some(o) = tx_effect(&st.sql) {
                     open = o;
                 }
-                let outcome = match &result {
-                    Ok(_) => Ok(()),
-                    Err(e) => Err((sqlstate(e), || describe_pg(e))),
-                };
-                self.stats.lock().expect("stats").finished(st.class, slot, latency, outcome);
-                self.seconds.lock().expect("seconds").record(done, st.class, latency, result.is_ok());
+                let error = result.as_ref().err().map(|e| (sqlstate(e), describe_pg(e)));
+                let _ = self.events.send(Event::Finished { class: st.class, slot, done, latency, error });
                 if c.is_closed() {
                     client = None;
                 }
@@ -487,9 +534,10 @@ impl Replayer {
                 _ = self.stop.cancelled() => return None,
             }
         };
-        self.pool_wait.lock().expect("pool wait").record(slot, asked.elapsed());
+        let _ = self.events.send(Event::PoolWait(slot, asked.elapsed()));
         Some(got.map_err(|e| {
-            self.stats.lock().expect("stats").error(slot, class, pool_sqlstate(&e), || pool_error(&e));
+            let (code, message) = (pool_sqlstate(&e), pool_error(&e));
+            let _ = self.events.send(Event::Failed { class, slot, code, message });
         }))
     }
 }

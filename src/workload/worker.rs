@@ -1,6 +1,5 @@
 //! A workload worker: one thread, one connection (`wire`), its prepared
-//! statements, and the histogram of the step it is recording now (merged into
-//! the workload's one histogram per step and class when the step changes). It
+//! statements, and its own `Measurement` (handed back when it ends). It
 //! takes operations from the pacer's queue, runs them, and records latency
 //! from the intended start, whether the operation succeeded or failed. Errors
 //! are also counted with their SQLSTATE and never stop the run; a worker whose
@@ -11,109 +10,23 @@
 //! worker itself: the next operation number of a shared counter, its class
 //! drawn by the same `Mix`, started as soon as the previous one finished.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use super::Seconds;
 use super::file::Class;
+use super::measurement::Measurement;
 use super::pacer::{Mix, Op};
 use super::params::{Rng, Value};
 use super::script::{Command, Num, Script, sleep_for};
 use super::wire::{Conn, DbError};
-use crate::run_record::{Hist, new_hist};
-use crate::timeline::{Clock, Slot};
+use crate::timeline::Clock;
 
 /// Salt so parameter draws are independent of the pacer's class choice.
 const PARAM_SALT: u64 = 0x005E_ED0F_9A9A;
-
-/// Latency per class and slot, merged over every worker: one histogram per
-/// step and class, whatever the number of connections.
-pub type Latencies = Arc<Mutex<Vec<Vec<Option<Hist>>>>>;
-
-/// A new, empty `Latencies` for `classes` × `slots`.
-pub fn latencies(classes: usize, slots: usize) -> Latencies {
-    Arc::new(Mutex::new(vec![vec![None; slots]; classes]))
-}
-
-/// What one worker measured; read after the worker ends (or is aborted).
-/// Latency is kept locally for the slot being recorded only, and merged into
-/// the shared `Latencies` when the slot changes (and by `flush`), so memory
-/// grows with steps × classes, not steps × classes × connections.
-#[derive(Debug)]
-pub struct WorkerStats {
-    /// The slot recorded now and its per-class latency (µs), not merged yet.
-    local: Option<(Slot, Vec<Option<Hist>>)>,
-    shared: Latencies,
-    classes: usize,
-    /// (slot index, class, SQLSTATE) → (count, first message).
-    pub errors: BTreeMap<(usize, usize, String), (u64, String)>,
-    /// Per slot: operations that finished, ok or error.
-    pub finished: Vec<u64>,
-}
-
-impl WorkerStats {
-    pub fn new(shared: Latencies) -> WorkerStats {
-        let (classes, slots) = {
-            let shared = shared.lock().expect("latencies");
-            (shared.len(), shared.first().map_or(0, Vec::len))
-        };
-        WorkerStats { local: None, shared, classes, errors: BTreeMap::new(), finished: vec![0; slots] }
-    }
-
-    /// Counts a failure of `class` in `slot` under its SQLSTATE, keeping the first message.
-    pub fn error(&mut self, slot: Slot, class: usize, code: String, message: impl FnOnce() -> String) {
-        self.errors.entry((slot.index(), class, code)).or_insert_with(|| (0, message())).0 += 1;
-    }
-
-    /// Records one latency (µs) of `class` in `slot`, ok or not.
-    pub fn latency(&mut self, class: usize, slot: Slot, us: u64) {
-        if self.local.as_ref().is_some_and(|(s, _)| *s != slot) {
-            self.flush();
-        }
-        let (_, hists) = self.local.get_or_insert_with(|| (slot, vec![None; self.classes]));
-        if let Some(h) = hists.get_mut(class) {
-            let _ = h.get_or_insert_with(new_hist).record(us.max(1));
-        }
-    }
-
-    /// Merges the local slot's latency into the shared histograms.
-    pub fn flush(&mut self) {
-        let Some((slot, hists)) = self.local.take() else { return };
-        let mut shared = self.shared.lock().expect("latencies");
-        for (c, h) in hists.into_iter().enumerate() {
-            let (Some(h), Some(slots)) = (h, shared.get_mut(c)) else { continue };
-            match slots.get_mut(slot.index()) {
-                Some(Some(into)) => {
-                    let _ = into.add(&h);
-                }
-                Some(empty) => *empty = Some(h),
-                None => {}
-            }
-        }
-    }
-
-    /// One finished operation of `class` in `slot`: its latency (µs) from
-    /// the intended start, ok or not, and on failure its SQLSTATE and message.
-    pub fn finished(
-        &mut self,
-        class: usize,
-        slot: Slot,
-        latency: u64,
-        outcome: Result<(), (String, impl FnOnce() -> String)>,
-    ) {
-        self.latency(class, slot, latency);
-        if let Err((code, message)) = outcome {
-            self.error(slot, class, code, message);
-        }
-        if let Some(n) = self.finished.get_mut(slot.index()) {
-            *n += 1;
-        }
-    }
-}
 
 /// Why an operation failed: the server said no, or a script's expression could not be evaluated.
 #[derive(Debug)]
@@ -157,19 +70,18 @@ pub struct Worker {
     pub statements: Vec<Vec<String>>,
     pub classes: Arc<Vec<Class>>,
     pub seed: u64,
-    pub stats: Arc<Mutex<WorkerStats>>,
-    pub seconds: Arc<Mutex<Seconds>>,
+    /// What this worker measured; handed back by `run`.
+    pub measurement: Measurement,
     pub stop: CancellationToken,
     /// Set before the connection is killed: the operation it was running is
-    /// not recorded but counted in `cut`, and the worker ends.
+    /// counted as cut short, not as finished, and the worker ends.
     pub killed: Arc<AtomicBool>,
-    /// Operations cut short by a kill, over all workers.
-    pub cut: Arc<AtomicU64>,
 }
 
 impl Worker {
-    /// Runs operations until the source ends (blocking; on the worker's own thread).
-    pub fn run(mut self, source: Source) {
+    /// Runs operations until the source ends (blocking; on the worker's own
+    /// thread); returns what it measured.
+    pub fn run(mut self, source: Source) -> Measurement {
         let mut params: Vec<Value> = Vec::new();
         let classes = self.classes.clone();
         loop {
@@ -203,24 +115,22 @@ impl Worker {
             if self.killed.load(Ordering::Acquire) {
                 // Cut short: it counts with the time it has waited so far.
                 let waited = now.saturating_duration_since(op.intended).as_micros() as u64;
-                self.stats.lock().expect("worker stats").latency(op.class, op.slot, waited);
-                self.cut.fetch_add(1, Ordering::Relaxed);
+                self.measurement.cut(op.class, op.slot, waited);
                 break;
             }
             let lost = result.as_ref().is_err_and(ScriptError::closed);
             let done = *result.as_ref().unwrap_or(&now);
             let latency = done.saturating_duration_since(op.intended).as_micros() as u64;
-            let ok = result.is_ok();
             let outcome = match &result {
                 Ok(_) => Ok(()),
                 Err(e) => Err((e.code(), || e.message())),
             };
-            self.stats.lock().expect("worker stats").finished(op.class, op.slot, latency, outcome);
-            self.seconds.lock().expect("seconds").record(done, op.class, latency, ok);
+            self.measurement.finished((op.class, op.slot), done, latency, outcome);
             if lost && matches!(source, Source::Closed { .. }) {
                 break; // nothing more can run on this connection; a closed loop would spin
             }
         }
+        self.measurement
     }
 
     /// Sleeps until `deadline` or until the workload stops.

@@ -1,0 +1,230 @@
+//! What the workload measures, and where it goes. Each driver (a worker
+//! thread, the session replay's driver, the queue left at the end) owns one
+//! `Measurement` and records into it without a lock: latency per class for
+//! the slot it is in now, errors by (slot, class, SQLSTATE), finished
+//! operations per slot, operations cut short. `Workload::finish` merges them
+//! into the `WorkloadRecord` through the `Sink`.
+//!
+//! Two things are shared while the run goes on, each behind a mutex taken
+//! far less than twice per operation: a driver's latency for a slot is merged
+//! into the sink's one histogram per slot and class when its slot changes (so
+//! memory grows with steps × classes, not steps × classes × connections), and
+//! the per-second figures (`Seconds`), one lock per operation, which the live
+//! status line reads.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crate::run_record::{ClassSecond, Hist, SecondRecord, WorkloadRecord, new_hist};
+use crate::timeline::Slot;
+
+/// Per-second operations, errors and latency, by completion time, for all
+/// classes together and per class. Only the current second keeps histograms;
+/// finished seconds keep a few numbers.
+#[derive(Debug)]
+pub struct Seconds {
+    start: Instant,
+    current: u64,
+    /// Per class: this second's latency and operations. The all-classes
+    /// figures are merged from them when the second closes, off the hot path.
+    hists: Vec<Hist>,
+    ops: Vec<u64>,
+    /// Scratch for the merge.
+    all: Hist,
+    errors: u64,
+    done: Vec<SecondRecord>,
+}
+
+impl Seconds {
+    pub fn new(start: Instant, classes: usize) -> Seconds {
+        let hist = Hist::new_with_bounds(1, 3_600_000_000, 2).expect("valid bounds");
+        Seconds {
+            start,
+            current: 0,
+            hists: vec![hist.clone(); classes],
+            ops: vec![0; classes],
+            all: hist,
+            errors: 0,
+            done: Vec::new(),
+        }
+    }
+
+    /// Closes every second before `now`.
+    pub fn advance(&mut self, now: Instant) {
+        let sec = now.saturating_duration_since(self.start).as_secs();
+        let quantiles =
+            |h: &Hist| if h.is_empty() { (0, 0) } else { (h.value_at_quantile(0.5), h.value_at_quantile(0.99)) };
+        while self.current < sec {
+            self.all.reset();
+            let mut classes = Vec::with_capacity(self.hists.len());
+            for (h, ops) in self.hists.iter_mut().zip(self.ops.iter_mut()) {
+                let _ = self.all.add(&*h);
+                let (p50_us, p99_us) = quantiles(h);
+                classes.push(ClassSecond { ops: *ops, p50_us, p99_us });
+                h.reset();
+                *ops = 0;
+            }
+            let (p50_us, p99_us) = quantiles(&self.all);
+            let ops = classes.iter().map(|c| c.ops).sum();
+            self.done.push(SecondRecord { ops, errors: self.errors, p50_us, p99_us, classes });
+            self.errors = 0;
+            self.current += 1;
+        }
+    }
+
+    /// One finished operation of `class` and its latency (µs) from the
+    /// intended start, whether it succeeded (`ok`) or failed.
+    pub fn record(&mut self, now: Instant, class: usize, latency: u64, ok: bool) {
+        self.advance(now);
+        self.ops[class] += 1;
+        let _ = self.hists[class].record(latency.max(1));
+        if !ok {
+            self.errors += 1;
+        }
+    }
+
+    /// The last finished second, for the live status line.
+    pub fn last(&self) -> Option<&SecondRecord> {
+        self.done.last()
+    }
+}
+
+/// Latency per class and slot, merged over every driver.
+type Latencies = Vec<Vec<Option<Hist>>>;
+
+/// Where every driver's measurements go: one latency histogram per class
+/// and slot, and the per-second figures. Cloned into each `Measurement`.
+#[derive(Debug, Clone)]
+pub struct Sink {
+    latencies: Arc<Mutex<Latencies>>,
+    seconds: Arc<Mutex<Seconds>>,
+    classes: usize,
+    /// Slots the records keep (none when there are no classes, as the
+    /// latency table then has no row to say how many).
+    slots: usize,
+}
+
+impl Sink {
+    /// A sink for `classes` × `slots`, its seconds counted from `start`.
+    pub fn new(start: Instant, classes: usize, slots: usize) -> Sink {
+        Sink {
+            latencies: Arc::new(Mutex::new(vec![vec![None; slots]; classes])),
+            seconds: Arc::new(Mutex::new(Seconds::new(start, classes))),
+            classes,
+            slots: if classes == 0 { 0 } else { slots },
+        }
+    }
+
+    /// Per-second figures, for the live status line.
+    pub fn seconds(&self) -> Arc<Mutex<Seconds>> {
+        self.seconds.clone()
+    }
+
+    /// A new, empty measurement for one driver.
+    pub fn measurement(&self) -> Measurement {
+        Measurement { local: None, sink: self.clone(), errors: BTreeMap::new(), finished: vec![0; self.slots], cut: 0 }
+    }
+
+    /// Merges every driver's measurement into `rec` (latency, errors,
+    /// finished counts, the seconds closed up to now); returns the
+    /// operations they cut short.
+    pub fn merge(&self, measurements: Vec<Measurement>, rec: &mut WorkloadRecord) -> u64 {
+        rec.finished = vec![0; self.slots];
+        let mut cut = 0;
+        for mut m in measurements {
+            m.flush();
+            for ((slot, c, code), (n, msg)) in m.errors {
+                rec.slot_errors.entry((slot, c, code)).or_insert((0, msg)).0 += n;
+            }
+            for (total, n) in rec.finished.iter_mut().zip(&m.finished) {
+                *total += n;
+            }
+            cut += m.cut;
+        }
+        rec.latency = std::mem::take(&mut *self.latencies.lock().expect("latencies"));
+        let mut secs = self.seconds.lock().expect("seconds");
+        secs.advance(Instant::now());
+        rec.seconds = std::mem::take(&mut secs.done);
+        cut
+    }
+}
+
+/// What one driver measured. Latency is kept locally for the slot being
+/// recorded only, and merged into the sink when the slot changes (and at
+/// the end).
+#[derive(Debug)]
+pub struct Measurement {
+    /// The slot recorded now and its per-class latency (µs), not merged yet.
+    local: Option<(Slot, Vec<Option<Hist>>)>,
+    sink: Sink,
+    /// (slot index, class, SQLSTATE) → (count, first message).
+    errors: BTreeMap<(usize, usize, String), (u64, String)>,
+    /// Per slot: operations that finished, ok or error.
+    finished: Vec<u64>,
+    /// Operations cut short when the run ended.
+    cut: u64,
+}
+
+impl Measurement {
+    /// Counts a failure of `class` in `slot` under its SQLSTATE, keeping the first message.
+    pub fn error(&mut self, slot: Slot, class: usize, code: String, message: impl FnOnce() -> String) {
+        self.errors.entry((slot.index(), class, code)).or_insert_with(|| (0, message())).0 += 1;
+    }
+
+    /// Records one latency (µs) of `class` in `slot`, ok or not.
+    pub fn latency(&mut self, class: usize, slot: Slot, us: u64) {
+        if self.local.as_ref().is_some_and(|(s, _)| *s != slot) {
+            self.flush();
+        }
+        let classes = self.sink.classes;
+        let (_, hists) = self.local.get_or_insert_with(|| (slot, vec![None; classes]));
+        if let Some(h) = hists.get_mut(class) {
+            let _ = h.get_or_insert_with(new_hist).record(us.max(1));
+        }
+    }
+
+    /// An operation cut short when the run ended: it counts in latency with
+    /// the time it had waited (`us`), and as unfinished.
+    pub fn cut(&mut self, class: usize, slot: Slot, us: u64) {
+        self.latency(class, slot, us);
+        self.cut += 1;
+    }
+
+    /// One finished operation of `class` in `slot`, done at `done`: its
+    /// latency (µs) from the intended start, ok or not, and on failure its
+    /// SQLSTATE and message.
+    pub fn finished(
+        &mut self,
+        (class, slot): (usize, Slot),
+        done: Instant,
+        latency: u64,
+        outcome: Result<(), (String, impl FnOnce() -> String)>,
+    ) {
+        self.latency(class, slot, latency);
+        let ok = outcome.is_ok();
+        if let Err((code, message)) = outcome {
+            self.error(slot, class, code, message);
+        }
+        if let Some(n) = self.finished.get_mut(slot.index()) {
+            *n += 1;
+        }
+        self.sink.seconds.lock().expect("seconds").record(done, class, latency, ok);
+    }
+
+    /// Merges the local slot's latency into the sink's histograms.
+    fn flush(&mut self) {
+        let Some((slot, hists)) = self.local.take() else { return };
+        let mut shared = self.sink.latencies.lock().expect("latencies");
+        for (c, h) in hists.into_iter().enumerate() {
+            let (Some(h), Some(slots)) = (h, shared.get_mut(c)) else { continue };
+            match slots.get_mut(slot.index()) {
+                Some(Some(into)) => {
+                    let _ = into.add(&h);
+                }
+                Some(empty) => *empty = Some(h),
+                None => {}
+            }
+        }
+    }
+}
