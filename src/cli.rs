@@ -113,8 +113,8 @@ pub struct RecordLogArgs {
     #[arg(long)]
     pub include_tools: bool,
     /// Log format: auto (by extension and content), csvlog or stderr.
-    #[arg(long, value_name = "auto|csvlog|stderr", default_value = "auto")]
-    pub format: String,
+    #[arg(long, value_name = "auto|csvlog|stderr", default_value = "auto", value_parser = log_format_arg)]
+    pub format: LogFormat,
     /// No progress lines on stderr.
     #[arg(long, short)]
     pub quiet: bool,
@@ -427,4 +427,20 @@ impl Format {
     pub fn parse(name: &str) -> Option<Format> {
         <Format as ValueEnum>::from_str(name, false).ok()
     }
+}
+
+/// How `record log` reads a log file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// csvlog when the file ends in `.csv` or reads as CSV, else stderr.
+    Auto,
+    #[value(alias = "csv")]
+    Csvlog,
+    Stderr,
+}
+
+/// `record log --format NAME`.
+fn log_format_arg(name: &str) -> Result<LogFormat, String> {
+    <LogFormat as ValueEnum>::from_str(name, false)
+        .map_err(|_| format!("--format {name:?}: use auto, csvlog or stderr"))
 }
