@@ -438,8 +438,8 @@ fn read_replay(r: &Replay, path: &Path, speed: f64) -> Read {
 /// The workload file and `workload.extra`, rendered and parsed; a class name
 /// may be defined once across them.
 fn read_workload_files(main: &Path, extra: &[String], vars: &BTreeMap<String, String>, at: &Ctx) -> Result<Read> {
-    let mut read = Read::default();
-    read.files = std::iter::once(main.to_path_buf()).chain(extra.iter().map(|e| (at.resolve)(e))).collect();
+    let files = std::iter::once(main.to_path_buf()).chain(extra.iter().map(|e| (at.resolve)(e))).collect();
+    let mut read = Read { files, ..Read::default() };
     for p in &read.files {
         let text = read_text(p, "workload file")?;
         let rendered = render_template(&text, vars, &p.display().to_string())?;
