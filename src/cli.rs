@@ -1,10 +1,15 @@
-//! Command-line definition (clap derive). Raw user input only: nothing here is
-//! validated beyond its shape; `scenario::load` turns it into a `Plan` and
-//! `output::Outputs` resolves the output flags.
+//! Command-line definition (clap derive). Each value is parsed once, here,
+//! into its type (a format, a backend, a duration, a count); nothing is
+//! checked beyond its own shape: `scenario::load` turns the flags into a
+//! `Plan` and `report::output::Outputs` resolves the output flags.
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::clone::plan::Backend;
+use crate::error::Error;
+use crate::files::dur::Dur;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -109,8 +114,8 @@ pub struct RecordLogArgs {
     #[arg(long)]
     pub include_tools: bool,
     /// Log format: auto (by extension and content), csvlog or stderr.
-    #[arg(long, value_name = "auto|csvlog|stderr", default_value = "auto")]
-    pub format: String,
+    #[arg(long, value_name = "auto|csvlog|stderr", default_value = "auto", value_parser = log_format_arg)]
+    pub format: LogFormat,
     /// No progress lines on stderr.
     #[arg(long, short)]
     pub quiet: bool,
@@ -256,8 +261,8 @@ pub struct RunOptions {
     pub set: Vec<String>,
 
     /// Format of the report printed on standard output.
-    #[arg(long, value_name = "text|json|markdown|html", default_value = "text")]
-    pub format: String,
+    #[arg(long, value_name = "text|json|markdown|html", default_value = "text", value_parser = format_arg)]
+    pub format: Format,
 
     /// Also write the report to FILE, in the format its extension names
     /// (.txt, .json, .md, .html), or as FORMAT:FILE. Repeatable.
@@ -274,8 +279,8 @@ pub struct RunOptions {
     /// Which clone backend to use (overrides `clone.backend`): `auto` picks
     /// one that gives the scenario's major version and says why; `url` runs on
     /// an existing server (see --url).
-    #[arg(long, value_name = "auto|local|docker|url")]
-    pub backend: Option<String>,
+    #[arg(long, value_name = "auto|local|docker|url", value_parser = backend_arg)]
+    pub backend: Option<Backend>,
 
     /// The container image of the docker backend (overrides `clone.image`),
     /// e.g. `postgis/postgis:15-3.4`; default `postgres:<clone.pg_version>`.
@@ -334,69 +339,116 @@ pub struct RunOptions {
     pub migration: Option<PathBuf>,
 }
 
-/// Budget thresholds on the command line; each overrides the same key of the
-/// scenario's `[budget]` (exceeding any gives exit code 1).
+/// Budget thresholds on the command line, parsed into their types here;
+/// `scenario::load` sets each over the same key of the scenario's `[budget]`
+/// (exceeding any gives exit code 1).
 #[derive(Debug, Args, Default, Clone)]
 pub struct BudgetArgs {
     /// Most time workload sessions may be blocked by the migration, in total (e.g. 1s).
-    #[arg(long, value_name = "DURATION")]
-    pub max_blocked: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = Dur::parse)]
+    pub max_blocked: Option<Dur>,
 
     /// Longest single wait of a session on the migration (e.g. 500ms).
-    #[arg(long, value_name = "DURATION")]
-    pub max_blocked_wait: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = Dur::parse)]
+    pub max_blocked_wait: Option<Dur>,
 
     /// Most sessions blocked by the migration at once.
-    #[arg(long, value_name = "N")]
-    pub max_blocked_sessions: Option<String>,
+    #[arg(long, value_name = "N", value_parser = |v: &str| count::<u32>(v, "max_blocked_sessions"))]
+    pub max_blocked_sessions: Option<u32>,
 
     /// p99 latency during the migration: `500ms` for every class, or
     /// `CLASS=200ms` for one class. Repeatable.
-    #[arg(long, value_name = "[CLASS=]DURATION")]
-    pub max_p99_during: Vec<String>,
+    #[arg(long, value_name = "[CLASS=]DURATION", value_parser = P99Limit::parse)]
+    pub max_p99_during: Vec<P99Limit>,
 
     /// Longest migration step (e.g. 10s).
-    #[arg(long, value_name = "DURATION")]
-    pub max_step: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = Dur::parse)]
+    pub max_step: Option<Dur>,
 
     /// Most workload errors.
-    #[arg(long, value_name = "N")]
-    pub max_errors: Option<String>,
+    #[arg(long, value_name = "N", value_parser = |v: &str| count::<u64>(v, "max_errors"))]
+    pub max_errors: Option<u64>,
 }
 
-impl BudgetArgs {
-    /// The flags as `--set budget.KEY=VALUE` assignments, applied after the
-    /// scenario's own `--set`s.
-    pub fn as_sets(&self) -> Vec<String> {
-        let mut sets = Vec::new();
-        let mut put = |key: &str, v: &Option<String>| {
-            if let Some(v) = v {
-                sets.push(format!("budget.{key}={}", toml_string(v)));
-            }
-        };
-        put("max_blocked", &self.max_blocked);
-        put("max_blocked_wait", &self.max_blocked_wait);
-        put("max_step", &self.max_step);
-        for v in &self.max_p99_during {
-            match v.split_once('=') {
-                Some((class, d)) => {
-                    sets.push(format!("budget.max_p99_during_class.{}={}", class.trim(), toml_string(d.trim())))
+/// One `--max-p99-during`: a p99 limit for one query class, or for every
+/// class when `class` is `None`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct P99Limit {
+    pub class: Option<String>,
+    pub limit: Dur,
+}
+
+impl P99Limit {
+    /// `500ms` (every class) or `CLASS=200ms` (one class).
+    fn parse(value: &str) -> Result<P99Limit, Error> {
+        match value.split_once('=') {
+            None => Ok(P99Limit { class: None, limit: Dur::parse(value)? }),
+            Some((class, limit)) => {
+                let class = class.trim();
+                if class.is_empty() {
+                    return Err(Error::input(format!(
+                        "{value:?} names no class; write CLASS=DURATION, e.g. reads=200ms"
+                    )));
                 }
-                None => sets.push(format!("budget.max_p99_during={}", toml_string(v))),
+                Ok(P99Limit { class: Some(class.to_string()), limit: Dur::parse(limit)? })
             }
         }
-        if let Some(n) = &self.max_blocked_sessions {
-            sets.push(format!("budget.max_blocked_sessions={n}"));
-        }
-        if let Some(n) = &self.max_errors {
-            sets.push(format!("budget.max_errors={n}"));
-        }
-        sets
     }
 }
 
-/// A duration flag as a TOML string, so `500ms` and `2` both reach the
-/// scenario's duration parser.
-fn toml_string(v: &str) -> String {
-    format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
+/// A count flag (`budget.KEY`): a whole number, 0 or more.
+fn count<N: std::str::FromStr>(value: &str, key: &str) -> Result<N, Error> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| Error::input(format!("budget.{key} must be a whole number (0 or more), not {value:?}")))
+}
+
+/// `--format FORMAT`: a report format by its name or alias.
+fn format_arg(name: &str) -> Result<Format, Error> {
+    Format::parse(name)
+        .ok_or_else(|| Error::input(format!("--format {name:?} is not known; use text, json, markdown or html")))
+}
+
+/// `--backend NAME`.
+fn backend_arg(name: &str) -> Result<Backend, Error> {
+    Backend::parse(name)
+        .ok_or_else(|| Error::input(format!("--backend = {name:?} is not known; use {}", Backend::CHOICES)))
+}
+
+/// A report format: what `--format` prints on stdout, what `--out` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum Format {
+    #[default]
+    #[value(alias = "txt")]
+    Text,
+    Json,
+    #[value(alias = "md")]
+    Markdown,
+    #[value(alias = "htm")]
+    Html,
+}
+
+impl Format {
+    /// A format by its name or alias (`md`, …), as `--format`, the `FORMAT:`
+    /// of `--out` and a file's extension name it.
+    pub fn parse(name: &str) -> Option<Format> {
+        <Format as ValueEnum>::from_str(name, false).ok()
+    }
+}
+
+/// How `record log` reads a log file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// csvlog when the file ends in `.csv` or reads as CSV, else stderr.
+    Auto,
+    #[value(alias = "csv")]
+    Csvlog,
+    Stderr,
+}
+
+/// `record log --format NAME`.
+fn log_format_arg(name: &str) -> Result<LogFormat, Error> {
+    <LogFormat as ValueEnum>::from_str(name, false)
+        .map_err(|_| Error::input(format!("--format {name:?}: use auto, csvlog or stderr")))
 }

@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-/// Which clone backend runs the disposable server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which clone backend runs the disposable server (`--backend`, `clone.backend`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Backend {
     /// Pick one that gives the requested major version.
     Auto,
@@ -14,6 +14,16 @@ pub enum Backend {
     Docker,
     /// An existing server's database (explicit opt-in only).
     Url,
+}
+
+impl Backend {
+    /// The names a backend is chosen by, as messages list them.
+    pub const CHOICES: &'static str = "\"auto\", \"local\", \"docker\" or \"url\"";
+
+    /// A backend by its name (`auto`, `local`, `docker`, `url`).
+    pub fn parse(name: &str) -> Option<Backend> {
+        <Backend as clap::ValueEnum>::from_str(name, false).ok()
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -7,6 +7,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 
+use crate::error::Error;
+
 /// The longest duration any setting accepts (a day); longer is a typo.
 const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
 
@@ -15,31 +17,37 @@ const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
 pub struct Dur(pub Duration);
 
 impl Dur {
-    pub fn parse(text: &str) -> Result<Dur, String> {
+    pub fn parse(text: &str) -> Result<Dur, Error> {
         let t = text.trim();
         if t == "0" {
             return Ok(Dur(Duration::ZERO));
         }
         if t.starts_with('-') {
-            return Err(format!("invalid duration {text:?}: durations cannot be negative"));
+            return Err(Error::input(format!("invalid duration {text:?}: durations cannot be negative")));
         }
         let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
         let (num, unit) = t.split_at(split);
         let value: f64 = num.parse().map_err(|_| {
-            format!("invalid duration {text:?}: expected a number with a unit (ms, s, m, h), e.g. \"500ms\" or \"2s\"")
+            Error::input(format!(
+                "invalid duration {text:?}: expected a number with a unit (ms, s, m, h), e.g. \"500ms\" or \"2s\""
+            ))
         })?;
         let secs = match unit.trim() {
             "ms" => value / 1000.0,
             "s" => value,
             "m" | "min" => value * 60.0,
             "h" => value * 3600.0,
-            "" => return Err(format!("invalid duration {text:?}: add a unit (ms, s, m, h), e.g. \"{text}s\"")),
-            u => return Err(format!("invalid duration {text:?}: unknown unit {u:?}; use ms, s, m or h")),
+            "" => {
+                return Err(Error::input(format!(
+                    "invalid duration {text:?}: add a unit (ms, s, m, h), e.g. \"{text}s\""
+                )));
+            }
+            u => return Err(Error::input(format!("invalid duration {text:?}: unknown unit {u:?}; use ms, s, m or h"))),
         };
         // Checked before the conversion: `from_secs_f64` panics on a value
         // beyond u64 seconds ("100000000000000000000s" parses as 1e20).
         if !secs.is_finite() || secs > MAX_DURATION.as_secs_f64() {
-            return Err(format!("invalid duration {text:?}: longer than 24h"));
+            return Err(Error::input(format!("invalid duration {text:?}: longer than 24h")));
         }
         Ok(Dur(Duration::from_secs_f64(secs)))
     }
@@ -84,12 +92,12 @@ mod tests {
         assert_eq!(Dur::parse("1.5s").unwrap().0, Duration::from_millis(1500));
         assert_eq!(Dur::parse("2m").unwrap().0, Duration::from_secs(120));
         assert_eq!(Dur::parse("0").unwrap().0, Duration::ZERO);
-        assert!(Dur::parse("-1s").unwrap_err().contains("negative"));
-        assert!(Dur::parse("5").unwrap_err().contains("unit"));
-        assert!(Dur::parse("5parsecs").unwrap_err().contains("unknown unit"));
-        assert!(Dur::parse("100000h").unwrap_err().contains("24h"));
-        assert!(Dur::parse("100000000000000000000000s").unwrap_err().contains("24h"));
-        assert!(Dur::parse(&format!("{}ms", "9".repeat(400))).unwrap_err().contains("24h"));
+        assert!(Dur::parse("-1s").unwrap_err().message.contains("negative"));
+        assert!(Dur::parse("5").unwrap_err().message.contains("unit"));
+        assert!(Dur::parse("5parsecs").unwrap_err().message.contains("unknown unit"));
+        assert!(Dur::parse("100000h").unwrap_err().message.contains("24h"));
+        assert!(Dur::parse("100000000000000000000000s").unwrap_err().message.contains("24h"));
+        assert!(Dur::parse(&format!("{}ms", "9".repeat(400))).unwrap_err().message.contains("24h"));
         assert_eq!(Dur::parse("24h").unwrap().0, MAX_DURATION);
     }
 }

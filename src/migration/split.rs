@@ -371,18 +371,137 @@ struct Group {
     statements: Vec<Statement>,
 }
 
+/// Turns the events (statements and directives, in text order) into steps.
 fn build_steps(events: Vec<(usize, Event)>) -> Result<ParsedMigration, SplitError> {
-    let mut out = ParsedMigration { transaction: None, steps: Vec::new() };
-    let mut group: Option<Group> = None;
-    let mut backfill: Option<(usize, Group, Duration, Option<u64>)> = None;
-    let mut seen_statement = false;
+    let mut b = Builder {
+        out: ParsedMigration { transaction: None, steps: Vec::new() },
+        group: None,
+        backfill: None,
+        seen_statement: false,
+    };
+    for (_, event) in events {
+        match event {
+            Event::Statement(s) => b.statement(s),
+            Event::Directive { line, text } => b.directive(line, &text)?,
+        }
+    }
+    if let Some(Backfill { line, .. }) = b.backfill {
+        return err(line, "backfill directive must be followed by the statement to repeat");
+    }
+    b.close()?;
+    if !b.out.steps.iter().any(|s| !matches!(s.kind, StepKind::Pause(_))) {
+        return err(1, "the migration has no SQL statements");
+    }
+    Ok(b.out)
+}
 
-    fn close(group: &mut Option<Group>, steps: &mut Vec<ParsedStep>) -> Result<(), SplitError> {
-        if let Some(g) = group.take() {
+/// A `backfill` directive waiting for the statement it repeats.
+struct Backfill {
+    line: usize,
+    group: Group,
+    pause: Duration,
+    max_batches: Option<u64>,
+}
+
+/// The steps built so far from the events, in order, and what is still open:
+/// a `step` group, or a `backfill` waiting for its statement.
+struct Builder {
+    out: ParsedMigration,
+    group: Option<Group>,
+    backfill: Option<Backfill>,
+    /// A `transaction` directive must come before the first statement.
+    seen_statement: bool,
+}
+
+impl Builder {
+    /// A statement: the one a backfill repeats, one more of the open group,
+    /// or a step of its own.
+    fn statement(&mut self, s: Statement) {
+        self.seen_statement = true;
+        if let Some(Backfill { line, group: g, pause, max_batches }) = self.backfill.take() {
+            let name = if g.name.is_empty() { default_name(&s.sql) } else { g.name };
+            self.out.steps.push(ParsedStep {
+                name,
+                line,
+                kind: StepKind::Backfill { statement: s, pause, max_batches },
+                options: g.options,
+            });
+        } else if let Some(g) = self.group.as_mut() {
+            g.statements.push(s);
+        } else {
+            self.out.steps.push(ParsedStep {
+                name: default_name(&s.sql),
+                line: s.line,
+                kind: StepKind::Sql(vec![s]),
+                options: StepOptions::default(),
+            });
+        }
+    }
+
+    /// A `-- lockimpact: …` directive.
+    fn directive(&mut self, line: usize, text: &str) -> Result<(), SplitError> {
+        if let Some(b) = &self.backfill {
+            return err(b.line, "backfill directive must be followed by the statement to repeat");
+        }
+        let words = tokenize(text).map_err(|m| SplitError { line, message: m })?;
+        let Some((verb, args)) = words.split_first() else {
+            return err(line, "empty directive; expected step, end, backfill, pause or transaction");
+        };
+        match verb.as_str() {
+            "transaction" => self.transaction(line, args),
+            "step" => {
+                self.close()?;
+                let (name, options, _) = step_args(args, line, &[])?;
+                let Some(name) = name else {
+                    return err(line, "a step needs a name: -- lockimpact: step \"add column\"");
+                };
+                self.group = Some(Group { name, line, options, statements: Vec::new() });
+                Ok(())
+            }
+            "end" => {
+                if self.group.is_none() {
+                    return err(line, "`end` without an open `step`");
+                }
+                self.close()
+            }
+            "backfill" => {
+                self.close()?;
+                self.backfill = Some(backfill(line, args)?);
+                Ok(())
+            }
+            "pause" => {
+                self.close()?;
+                self.out.steps.push(pause(line, args)?);
+                Ok(())
+            }
+            other => {
+                err(line, format!("unknown directive {other:?}; expected step, end, backfill, pause or transaction"))
+            }
+        }
+    }
+
+    /// `transaction file|step|none`, before the first statement.
+    fn transaction(&mut self, line: usize, args: &[String]) -> Result<(), SplitError> {
+        if self.seen_statement {
+            return err(line, "the transaction directive must come before the first statement");
+        }
+        let [mode] = args else {
+            return err(line, "write `-- lockimpact: transaction file|step|none`");
+        };
+        self.out.transaction = Some(TxMode::parse(mode).ok_or_else(|| SplitError {
+            line,
+            message: format!("unknown transaction mode {mode:?}; use file, step or none"),
+        })?);
+        Ok(())
+    }
+
+    /// Closes the open `step` group into a step; an empty one is an error.
+    fn close(&mut self) -> Result<(), SplitError> {
+        if let Some(g) = self.group.take() {
             if g.statements.is_empty() {
                 return err(g.line, format!("step {:?} has no statements", g.name));
             }
-            steps.push(ParsedStep {
+            self.out.steps.push(ParsedStep {
                 name: g.name,
                 line: g.line,
                 kind: StepKind::Sql(g.statements),
@@ -391,128 +510,44 @@ fn build_steps(events: Vec<(usize, Event)>) -> Result<ParsedMigration, SplitErro
         }
         Ok(())
     }
+}
 
-    for (_, event) in events {
-        match event {
-            Event::Statement(s) => {
-                seen_statement = true;
-                if let Some((line, g, pause, max_batches)) = backfill.take() {
-                    let name = if g.name.is_empty() { default_name(&s.sql) } else { g.name };
-                    out.steps.push(ParsedStep {
-                        name,
-                        line,
-                        kind: StepKind::Backfill { statement: s, pause, max_batches },
-                        options: g.options,
-                    });
-                } else if let Some(g) = group.as_mut() {
-                    g.statements.push(s);
-                } else {
-                    out.steps.push(ParsedStep {
-                        name: default_name(&s.sql),
-                        line: s.line,
-                        kind: StepKind::Sql(vec![s]),
-                        options: StepOptions::default(),
-                    });
+/// `backfill ["name"] [pause=DUR] [max_batches=N] [options…]`.
+fn backfill(line: usize, args: &[String]) -> Result<Backfill, SplitError> {
+    let (name, options, extra) = step_args(args, line, &["pause", "max_batches"])?;
+    let mut pause = Duration::ZERO;
+    let mut max_batches = None;
+    for (k, v) in extra {
+        match k.as_str() {
+            "pause" => pause = parse_dur(&k, &v, line)?,
+            _ => {
+                let n: u64 = v.parse().map_err(|_| SplitError {
+                    line,
+                    message: format!("max_batches must be a positive integer, not {v:?}"),
+                })?;
+                if n == 0 {
+                    return err(line, "max_batches must be at least 1");
                 }
-            }
-            Event::Directive { line, text } => {
-                if let Some((bl, ..)) = &backfill {
-                    return err(*bl, "backfill directive must be followed by the statement to repeat");
-                }
-                let words = tokenize(&text).map_err(|m| SplitError { line, message: m })?;
-                let Some((verb, args)) = words.split_first() else {
-                    return err(line, "empty directive; expected step, end, backfill, pause or transaction");
-                };
-                match verb.as_str() {
-                    "transaction" => {
-                        if seen_statement {
-                            return err(line, "the transaction directive must come before the first statement");
-                        }
-                        let [mode] = args else {
-                            return err(line, "write `-- lockimpact: transaction file|step|none`");
-                        };
-                        out.transaction = Some(TxMode::parse(mode).ok_or_else(|| SplitError {
-                            line,
-                            message: format!("unknown transaction mode {mode:?}; use file, step or none"),
-                        })?);
-                    }
-                    "step" => {
-                        close(&mut group, &mut out.steps)?;
-                        let (name, options, _) = step_args(args, line, &[])?;
-                        let Some(name) = name else {
-                            return err(line, "a step needs a name: -- lockimpact: step \"add column\"");
-                        };
-                        group = Some(Group { name, line, options, statements: Vec::new() });
-                    }
-                    "end" => {
-                        if group.is_none() {
-                            return err(line, "`end` without an open `step`");
-                        }
-                        close(&mut group, &mut out.steps)?;
-                    }
-                    "backfill" => {
-                        close(&mut group, &mut out.steps)?;
-                        let (name, options, extra) = step_args(args, line, &["pause", "max_batches"])?;
-                        let mut pause = Duration::ZERO;
-                        let mut max_batches = None;
-                        for (k, v) in extra {
-                            match k.as_str() {
-                                "pause" => pause = parse_dur(&k, &v, line)?,
-                                _ => {
-                                    let n: u64 = v.parse().map_err(|_| SplitError {
-                                        line,
-                                        message: format!("max_batches must be a positive integer, not {v:?}"),
-                                    })?;
-                                    if n == 0 {
-                                        return err(line, "max_batches must be at least 1");
-                                    }
-                                    max_batches = Some(n);
-                                }
-                            }
-                        }
-                        backfill = Some((
-                            line,
-                            Group { name: name.unwrap_or_default(), line, options, statements: vec![] },
-                            pause,
-                            max_batches,
-                        ));
-                    }
-                    "pause" => {
-                        close(&mut group, &mut out.steps)?;
-                        let Some((dur, rest)) = args.split_first() else {
-                            return err(line, "write `-- lockimpact: pause 5s \"deploy the app\"`");
-                        };
-                        let d = Dur::parse(dur).map_err(|m| SplitError { line, message: m })?.0;
-                        let name = match rest {
-                            [] => format!("pause {dur}"),
-                            [n] if !n.contains('=') => n.clone(),
-                            _ => return err(line, "pause takes a duration and an optional name"),
-                        };
-                        out.steps.push(ParsedStep {
-                            name,
-                            line,
-                            kind: StepKind::Pause(d),
-                            options: StepOptions::default(),
-                        });
-                    }
-                    other => {
-                        return err(
-                            line,
-                            format!("unknown directive {other:?}; expected step, end, backfill, pause or transaction"),
-                        );
-                    }
-                }
+                max_batches = Some(n);
             }
         }
     }
-    if let Some((line, ..)) = backfill {
-        return err(line, "backfill directive must be followed by the statement to repeat");
-    }
-    close(&mut group, &mut out.steps)?;
-    if !out.steps.iter().any(|s| !matches!(s.kind, StepKind::Pause(_))) {
-        return err(1, "the migration has no SQL statements");
-    }
-    Ok(out)
+    let group = Group { name: name.unwrap_or_default(), line, options, statements: vec![] };
+    Ok(Backfill { line, group, pause, max_batches })
+}
+
+/// `pause DUR ["name"]`: a step that only waits.
+fn pause(line: usize, args: &[String]) -> Result<ParsedStep, SplitError> {
+    let Some((dur, rest)) = args.split_first() else {
+        return err(line, "write `-- lockimpact: pause 5s \"deploy the app\"`");
+    };
+    let d = Dur::parse(dur).map_err(|e| SplitError { line, message: e.message })?.0;
+    let name = match rest {
+        [] => format!("pause {dur}"),
+        [n] if !n.contains('=') => n.clone(),
+        _ => return err(line, "pause takes a duration and an optional name"),
+    };
+    Ok(ParsedStep { name, line, kind: StepKind::Pause(d), options: StepOptions::default() })
 }
 
 /// A directive's arguments: its optional name, the step options, and the

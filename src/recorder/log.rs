@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::cli::RecordLogArgs;
+use crate::cli::{LogFormat, RecordLogArgs};
 use crate::error::{Error, Result};
 use crate::pg::lex::scan_tokens;
 use crate::pg::log::{Logged, STDERR_PREFIX, csv_entries, inline, parse_time, statements, stderr_entries};
@@ -78,7 +78,34 @@ fn fingerprint(sql: &str) -> String {
     }
 }
 
+/// `record log`: reads the logs, keeps the statements the filters pass,
+/// classifies them by fingerprint, and writes the replay and/or the workload file.
 pub async fn record(args: &RecordLogArgs) -> Result<()> {
+    check_outputs(args)?;
+    let progress = crate::status::Progress::new(args.quiet);
+    let say = |m: &str| progress.say(m);
+    let entries = read_logs(args, &say)?;
+    let logged = select(args, &entries, &say)?;
+    let t0 = logged.iter().map(|l| l.start_ms).fold(f64::INFINITY, f64::min);
+    let t1 = logged.iter().map(|l| l.start_ms).fold(f64::NEG_INFINITY, f64::max);
+    let rec = Recording {
+        logged: &logged,
+        classes: classify(&logged),
+        t0,
+        duration_ms: (t1 - t0).max(1.0),
+        files: args.files.iter().map(|f| f.display().to_string()).collect(),
+    };
+    if let Some(path) = &args.replay {
+        write_replay(&rec, path, &say)?;
+    }
+    if let Some(path) = &args.out {
+        write_workload(&rec, path, &say)?;
+    }
+    Ok(())
+}
+
+/// At least one output, and neither of them one of the logs.
+fn check_outputs(args: &RecordLogArgs) -> Result<()> {
     if args.replay.is_none() && args.out.is_none() {
         return Err(Error::input(
             "say what to write: --replay FILE.jsonl (a session replay) and/or --out FILE.toml (a rate-based workload)",
@@ -95,17 +122,20 @@ pub async fn record(args: &RecordLogArgs) -> Result<()> {
             )));
         }
     }
-    let progress = crate::status::Progress::new(args.quiet);
-    let say = |m: &str| progress.say(m);
+    Ok(())
+}
+
+/// Every log file's entries, each file read as csvlog or stderr (`--format`,
+/// or told by its extension and content).
+fn read_logs(args: &RecordLogArgs, say: &dyn Fn(&str)) -> Result<Vec<crate::pg::log::Entry>> {
     let mut entries = Vec::new();
     for f in &args.files {
         let text = crate::files::read_input(f, "log file", crate::files::RECORDING_LIMIT)?;
         let text = String::from_utf8_lossy(&text);
-        let csv = match args.format.as_str() {
-            "csv" | "csvlog" => true,
-            "stderr" => false,
-            "auto" => f.extension().is_some_and(|e| e == "csv") || looks_like_csv(&text),
-            other => return Err(Error::input(format!("--format {other:?}: use auto, csvlog or stderr"))),
+        let csv = match args.format {
+            LogFormat::Csvlog => true,
+            LogFormat::Stderr => false,
+            LogFormat::Auto => f.extension().is_some_and(|e| e == "csv") || looks_like_csv(&text),
         };
         let found = if csv {
             csv_entries(&text)
@@ -123,8 +153,13 @@ pub async fn record(args: &RecordLogArgs) -> Result<()> {
         say(&format!("{}: {} {} entries", f.display(), found.len(), if csv { "csvlog" } else { "stderr" }));
         entries.extend(found);
     }
+    Ok(entries)
+}
+
+/// The logged statements the filters (and the tools rule) keep; none is an error.
+fn select(args: &RecordLogArgs, entries: &[crate::pg::log::Entry], say: &dyn Fn(&str)) -> Result<Vec<Logged>> {
     let filter = Filter::new(args)?;
-    let mut logged = statements(&entries);
+    let mut logged = statements(entries);
     let found = logged.len();
     if !args.application_name.is_empty() && logged.iter().all(|l| l.application_name.is_empty()) {
         return Err(Error::input(
@@ -149,175 +184,228 @@ pub async fn record(args: &RecordLogArgs) -> Result<()> {
     if logged.is_empty() {
         return Err(Error::input(format!("no statements found in {}: {SETTINGS}", files.join(", "))));
     }
-    let t0 = logged.iter().map(|l| l.start_ms).fold(f64::INFINITY, f64::min);
-    let t1 = logged.iter().map(|l| l.start_ms).fold(f64::NEG_INFINITY, f64::max);
-    let duration_ms = (t1 - t0).max(1.0);
+    Ok(logged)
+}
 
-    // Classes by fingerprint, in order of first appearance.
+/// One class of logged statements: those with the same fingerprint.
+struct LogClass<'a> {
+    fingerprint: String,
+    /// The first statement's text: the class's template.
+    sql: String,
+    statements: Vec<&'a Logged>,
+    /// A readable name, unique among the classes.
+    name: String,
+}
+
+/// The classes, in order of first appearance, and each statement's class.
+struct Classes<'a> {
+    list: Vec<LogClass<'a>>,
+    /// The class of each logged statement, in log order.
+    of: Vec<usize>,
+}
+
+/// Groups the statements by fingerprint and names each group.
+fn classify(logged: &[Logged]) -> Classes<'_> {
     let mut class_of: BTreeMap<String, usize> = BTreeMap::new();
-    let mut classes: Vec<(String, String, Vec<&Logged>)> = Vec::new(); // (fingerprint, template sql, statements)
-    let mut index = Vec::with_capacity(logged.len());
-    for l in &logged {
+    let mut list: Vec<LogClass> = Vec::new();
+    let mut of = Vec::with_capacity(logged.len());
+    for l in logged {
         let fp = fingerprint(&l.sql);
         let i = *class_of.entry(fp.clone()).or_insert_with(|| {
-            classes.push((fp.clone(), l.sql.clone(), Vec::new()));
-            classes.len() - 1
+            list.push(LogClass {
+                fingerprint: fp.clone(),
+                sql: l.sql.clone(),
+                statements: Vec::new(),
+                name: String::new(),
+            });
+            list.len() - 1
         });
-        classes[i].2.push(l);
-        index.push(i);
+        list[i].statements.push(l);
+        of.push(i);
     }
-    let names: Vec<String> = {
-        let mut names: Vec<String> = Vec::new();
-        for (fp, sql, _) in &classes {
-            let mut n = class_name(sql, fp);
-            if names.contains(&n) {
-                n = format!("{n}_{}", names.len());
-            }
-            names.push(n);
+    let mut names: Vec<String> = Vec::new();
+    for c in &mut list {
+        let mut n = class_name(&c.sql, &c.fingerprint);
+        if names.contains(&n) {
+            n = format!("{n}_{}", names.len());
         }
-        names
+        names.push(n.clone());
+        c.name = n;
+    }
+    Classes { list, of }
+}
+
+/// What the outputs are written from.
+struct Recording<'a> {
+    logged: &'a [Logged],
+    classes: Classes<'a>,
+    /// When the first statement started (ms).
+    t0: f64,
+    /// From the first statement's start to the last's (at least 1 ms).
+    duration_ms: f64,
+    /// The log files, as shown.
+    files: Vec<String>,
+}
+
+/// `--replay`: the header (classes), then each session's statements in order.
+fn write_replay(rec: &Recording, path: &std::path::Path, say: &dyn Fn(&str)) -> Result<()> {
+    let header = Header {
+        lockimpact_replay: 1,
+        duration_ms: rec.duration_ms,
+        classes: rec
+            .classes
+            .list
+            .iter()
+            .map(|c| ReplayClass { name: c.name.clone(), sql: c.sql.clone(), count: c.statements.len() as u64 })
+            .collect(),
+        source: rec.files.clone(),
     };
-
-    if let Some(path) = &args.replay {
-        let header = Header {
-            lockimpact_replay: 1,
-            duration_ms,
-            classes: classes
-                .iter()
-                .zip(&names)
-                .map(|((_, sql, ls), name)| ReplayClass {
-                    name: name.clone(),
-                    sql: sql.clone(),
-                    count: ls.len() as u64,
-                })
-                .collect(),
-            source: files.clone(),
-        };
-        let mut text = serde_json::to_string(&header).expect("serialisable") + "\n";
-        let mut sessions: Vec<Session> = Vec::new();
-        // Transactions: a statement outside a BEGIN … COMMIT block is its own;
-        // inside one, it shares the block's number (the log's virtual
-        // transaction id is gone by the time a COMMIT's duration is logged).
-        let mut in_block = false;
-        let mut tx = 0u64;
-        for (l, class) in logged.iter().zip(&index) {
-            if sessions.last().is_none_or(|s| s.session != l.session) {
-                sessions.push(Session {
-                    session: l.session.clone(),
-                    user: l.user.clone(),
-                    database: l.database.clone(),
-                    statements: Vec::new(),
-                });
-                tx = 0;
-                in_block = false;
-            } else if !in_block {
-                tx += 1;
-            }
-            match crate::workload::replay::tx_effect(&l.sql) {
-                Some(true) => in_block = true,
-                Some(false) => in_block = false,
-                None => {}
-            }
-            sessions.last_mut().expect("a session").statements.push(Statement {
-                at_ms: ((l.start_ms - t0) * 1000.0).round() / 1000.0,
-                sql: inline(&l.sql, &l.params),
-                class: *class,
-                tx,
-            });
-        }
-        for s in &sessions {
-            text.push_str(&serde_json::to_string(s).expect("serialisable"));
-            text.push('\n');
-        }
-        write_file(path, &text)?;
-        say(&format!(
-            "wrote {}: {} sessions, {} statements, {} classes over {:.1} s",
-            path.display(),
-            sessions.len(),
-            logged.len(),
-            classes.len(),
-            duration_ms / 1000.0
-        ));
+    let mut text = serde_json::to_string(&header).expect("serialisable") + "\n";
+    let sessions = sessions(rec);
+    for s in &sessions {
+        text.push_str(&serde_json::to_string(s).expect("serialisable"));
+        text.push('\n');
     }
-
-    if let Some(path) = &args.out {
-        let window = 1000.0;
-        let windows = ((duration_ms / window).ceil() as usize).max(1);
-        let mut per_window = vec![0u64; windows];
-        let mut kept = Vec::new();
-        let mut skipped = 0;
-        for ((fp, sql, ls), name) in classes.iter().zip(&names) {
-            let template = if ls[0].params.is_empty() {
-                normalize_with_literals(sql).map_or(sql.clone(), |n| n.0)
-            } else {
-                sql.clone()
-            };
-            if !replayable(&template) {
-                skipped += ls.len();
-                continue;
-            }
-            let mut counts = vec![0u64; windows];
-            for l in ls {
-                let w = (((l.start_ms - t0) / window) as usize).min(windows - 1);
-                counts[w] += 1;
-                per_window[w] += 1;
-            }
-            let mut observed: Vec<Vec<String>> = Vec::new();
-            for l in ls {
-                let literals = if l.params.is_empty() {
-                    normalize_with_literals(&l.sql).map(|n| n.1).unwrap_or_default()
-                } else {
-                    l.params.clone()
-                };
-                for (i, p) in literals.iter().enumerate() {
-                    if observed.len() <= i {
-                        observed.push(Vec::new());
-                    }
-                    if observed[i].len() < 200 && p != "NULL" && !observed[i].contains(p) {
-                        observed[i].push(p.clone());
-                    }
-                }
-            }
-            kept.push(RecordedClass {
-                name: name.clone(),
-                sql: template,
-                rate: ls.len() as f64 / (duration_ms / 1000.0),
-                peak: counts.iter().copied().max().unwrap_or(0) as f64 / (window / 1000.0),
-                comment: format!("fingerprint {fp}: {} statements logged", ls.len()),
-                observed,
-            });
-        }
-        if kept.is_empty() {
-            return Err(Error::input(format!(
-                "no SELECT, INSERT, UPDATE or DELETE in {}; nothing to write to {}",
-                files.join(", "),
-                path.display()
-            )));
-        }
-        let recorded: f64 = kept.iter().map(|c| c.rate).sum();
-        let peak = per_window.iter().copied().max().unwrap_or(0) as f64 / (window / 1000.0);
-        let header = vec![
-            format!("Recorded by lockimpact record log from {}", files.join(", ")),
-            format!(
-                "{} statements over {:.1} s, grouped by fingerprint; peak over 1 s windows",
-                logged.len(),
-                duration_ms / 1000.0
-            ),
-            format!("{skipped} utility statements (BEGIN, COMMIT, SET, …) left out; use --replay to keep transactions"),
-        ];
-        write_file(
-            path,
-            &workload_toml(&header, &kept, recorded, peak.max(recorded), &per_window, &Default::default()),
-        )?;
-        say(&format!(
-            "wrote {}: {} classes, {:.1} ops/s recorded, peak {:.1} ops/s",
-            path.display(),
-            kept.len(),
-            recorded,
-            peak
-        ));
-    }
+    write_file(path, &text)?;
+    say(&format!(
+        "wrote {}: {} sessions, {} statements, {} classes over {:.1} s",
+        path.display(),
+        sessions.len(),
+        rec.logged.len(),
+        rec.classes.list.len(),
+        rec.duration_ms / 1000.0
+    ));
     Ok(())
+}
+
+/// The statements by session, each with its offset, class and transaction.
+fn sessions(rec: &Recording) -> Vec<Session> {
+    let mut sessions: Vec<Session> = Vec::new();
+    // Transactions: a statement outside a BEGIN … COMMIT block is its own;
+    // inside one, it shares the block's number (the log's virtual
+    // transaction id is gone by the time a COMMIT's duration is logged).
+    let mut in_block = false;
+    let mut tx = 0u64;
+    for (l, class) in rec.logged.iter().zip(&rec.classes.of) {
+        if sessions.last().is_none_or(|s| s.session != l.session) {
+            sessions.push(Session {
+                session: l.session.clone(),
+                user: l.user.clone(),
+                database: l.database.clone(),
+                statements: Vec::new(),
+            });
+            tx = 0;
+            in_block = false;
+        } else if !in_block {
+            tx += 1;
+        }
+        match crate::workload::replay::tx_effect(&l.sql) {
+            Some(true) => in_block = true,
+            Some(false) => in_block = false,
+            None => {}
+        }
+        sessions.last_mut().expect("a session").statements.push(Statement {
+            at_ms: ((l.start_ms - rec.t0) * 1000.0).round() / 1000.0,
+            sql: inline(&l.sql, &l.params),
+            class: *class,
+            tx,
+        });
+    }
+    sessions
+}
+
+/// The window the peak rate is measured over (ms).
+const WINDOW_MS: f64 = 1000.0;
+
+/// `--out`: the replayable classes as a rate-based workload file.
+fn write_workload(rec: &Recording, path: &std::path::Path, say: &dyn Fn(&str)) -> Result<()> {
+    let windows = ((rec.duration_ms / WINDOW_MS).ceil() as usize).max(1);
+    let mut per_window = vec![0u64; windows];
+    let mut kept = Vec::new();
+    let mut skipped = 0;
+    for c in &rec.classes.list {
+        match recorded_class(c, rec, &mut per_window) {
+            Some(class) => kept.push(class),
+            None => skipped += c.statements.len(),
+        }
+    }
+    let files = rec.files.join(", ");
+    if kept.is_empty() {
+        return Err(Error::input(format!(
+            "no SELECT, INSERT, UPDATE or DELETE in {files}; nothing to write to {}",
+            path.display()
+        )));
+    }
+    let recorded: f64 = kept.iter().map(|c| c.rate).sum();
+    let peak = per_window.iter().copied().max().unwrap_or(0) as f64 / (WINDOW_MS / 1000.0);
+    let header = vec![
+        format!("Recorded by lockimpact record log from {files}"),
+        format!(
+            "{} statements over {:.1} s, grouped by fingerprint; peak over 1 s windows",
+            rec.logged.len(),
+            rec.duration_ms / 1000.0
+        ),
+        format!("{skipped} utility statements (BEGIN, COMMIT, SET, …) left out; use --replay to keep transactions"),
+    ];
+    write_file(path, &workload_toml(&header, &kept, recorded, peak.max(recorded), &per_window, &Default::default()))?;
+    say(&format!(
+        "wrote {}: {} classes, {:.1} ops/s recorded, peak {:.1} ops/s",
+        path.display(),
+        kept.len(),
+        recorded,
+        peak
+    ));
+    Ok(())
+}
+
+/// A class as the workload file writes it, its statements counted into
+/// `per_window`; `None` when it cannot be replayed (a utility statement).
+fn recorded_class(c: &LogClass, rec: &Recording, per_window: &mut [u64]) -> Option<RecordedClass> {
+    let template = if c.statements[0].params.is_empty() {
+        normalize_with_literals(&c.sql).map_or(c.sql.clone(), |n| n.0)
+    } else {
+        c.sql.clone()
+    };
+    if !replayable(&template) {
+        return None;
+    }
+    let windows = per_window.len();
+    let mut counts = vec![0u64; windows];
+    for l in &c.statements {
+        let w = (((l.start_ms - rec.t0) / WINDOW_MS) as usize).min(windows - 1);
+        counts[w] += 1;
+        per_window[w] += 1;
+    }
+    Some(RecordedClass {
+        name: c.name.clone(),
+        sql: template,
+        rate: c.statements.len() as f64 / (rec.duration_ms / 1000.0),
+        peak: counts.iter().copied().max().unwrap_or(0) as f64 / (WINDOW_MS / 1000.0),
+        comment: format!("fingerprint {}: {} statements logged", c.fingerprint, c.statements.len()),
+        observed: observed_values(&c.statements),
+    })
+}
+
+/// The distinct values seen at each `$n` (at most 200 each, no NULL): the
+/// parameters of extended-protocol statements, the literals of simple ones.
+fn observed_values(statements: &[&Logged]) -> Vec<Vec<String>> {
+    let mut observed: Vec<Vec<String>> = Vec::new();
+    for l in statements {
+        let literals = if l.params.is_empty() {
+            normalize_with_literals(&l.sql).map(|n| n.1).unwrap_or_default()
+        } else {
+            l.params.clone()
+        };
+        for (i, p) in literals.iter().enumerate() {
+            if observed.len() <= i {
+                observed.push(Vec::new());
+            }
+            if observed[i].len() < 200 && p != "NULL" && !observed[i].contains(p) {
+                observed[i].push(p.clone());
+            }
+        }
+    }
+    observed
 }
 
 /// Client programs whose sessions are not the application's traffic.

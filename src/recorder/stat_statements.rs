@@ -143,10 +143,9 @@ pub fn deltas(samples: &[(Instant, Sample)]) -> Rates {
     Rates { intervals, calls }
 }
 
-pub async fn record(args: &StatStatementsArgs) -> Result<()> {
-    let source = source(&args.url)?;
-    let shown = source.to_string();
-    let interval = Dur::parse(&args.interval).map_err(|e| Error::input(format!("--interval: {e}")))?.0;
+/// The interval between reads; `--samples` and `--coverage` in range.
+fn check_args(args: &StatStatementsArgs) -> Result<Duration> {
+    let interval = Dur::parse(&args.interval).map_err(|e| e.context("--interval"))?.0;
     if interval < Duration::from_millis(100) {
         return Err(Error::input("--interval must be at least 100ms"));
     }
@@ -159,6 +158,57 @@ pub async fn record(args: &StatStatementsArgs) -> Result<()> {
     if !(args.coverage > 0.0 && args.coverage <= 1.0) {
         return Err(Error::input(format!("--coverage must be in (0, 1], not {}", args.coverage)));
     }
+    Ok(interval)
+}
+
+/// The busiest of `classes` (sorted busiest first) until they make
+/// `enough` calls, and the calls they make.
+fn busiest(classes: &[Called], enough: f64) -> (Vec<&Called>, i64) {
+    let mut kept = Vec::new();
+    let mut covered = 0i64;
+    for c in classes {
+        if covered as f64 >= enough {
+            break;
+        }
+        covered += c.2.iter().sum::<i64>();
+        kept.push(c);
+    }
+    (kept, covered)
+}
+
+/// A statement that ran while recording: its queryid, text and calls per interval.
+type Called = (i64, String, Vec<i64>);
+
+/// The statements that ran and can be replayed, with how many were left out
+/// (utility or unparsable) and how many were hidden (other roles').
+fn replayable_classes(calls: impl IntoIterator<Item = (i64, (String, Vec<i64>))>) -> (Vec<Called>, usize, usize) {
+    let mut skipped = 0usize;
+    let mut hidden = 0usize;
+    let mut classes: Vec<Called> = Vec::new();
+    for (id, (q, d)) in calls {
+        if d.iter().all(|&c| c == 0) {
+            continue;
+        }
+        if q == "<insufficient privilege>" {
+            hidden += 1;
+            continue;
+        }
+        if q.contains("pg_stat_statements") || !replayable(&q) {
+            skipped += 1;
+            continue;
+        }
+        classes.push((id, q, d));
+    }
+    (classes, skipped, hidden)
+}
+
+/// `record stat-statements`: reads the view `--samples` times, keeps the
+/// busiest replayable statements up to `--coverage` of the calls, and writes
+/// them as a rate-based workload file.
+pub async fn record(args: &StatStatementsArgs) -> Result<()> {
+    let source = source(&args.url)?;
+    let shown = source.to_string();
+    let interval = check_args(args)?;
     let progress = crate::status::Progress::new(args.quiet);
     let say = |m: &str| progress.say(m);
     let mut client = connect_read_only(&source).await?;
@@ -177,23 +227,7 @@ pub async fn record(args: &StatStatementsArgs) -> Result<()> {
     }
     let rates = deltas(&samples);
     let total_time: f64 = rates.intervals.iter().sum();
-    let mut skipped = 0usize;
-    let mut hidden = 0usize;
-    let mut classes: Vec<(i64, String, Vec<i64>)> = Vec::new();
-    for (id, (q, d)) in rates.calls {
-        if d.iter().all(|&c| c == 0) {
-            continue;
-        }
-        if q == "<insufficient privilege>" {
-            hidden += 1;
-            continue;
-        }
-        if q.contains("pg_stat_statements") || !replayable(&q) {
-            skipped += 1;
-            continue;
-        }
-        classes.push((id, q, d));
-    }
+    let (mut classes, skipped, hidden) = replayable_classes(rates.calls);
     let privileges = if hidden > 0 {
         format!(
             "; {hidden} statements of other roles are hidden (<insufficient privilege>): \
@@ -214,15 +248,7 @@ pub async fn record(args: &StatStatementsArgs) -> Result<()> {
         )));
     }
     classes.sort_by_key(|c| std::cmp::Reverse(c.2.iter().sum::<i64>()));
-    let mut kept = Vec::new();
-    let mut covered = 0i64;
-    for c in classes.iter() {
-        if covered as f64 >= args.coverage * all_calls as f64 {
-            break;
-        }
-        covered += c.2.iter().sum::<i64>();
-        kept.push(c);
-    }
+    let (kept, covered) = busiest(&classes, args.coverage * all_calls as f64);
     let recorded: Vec<RecordedClass> = kept
         .iter()
         .map(|(id, q, d)| RecordedClass {

@@ -9,30 +9,11 @@
 use std::io::Write;
 use std::path::PathBuf;
 
+pub use crate::cli::Format;
 use crate::cli::RunOptions;
 use crate::error::{Error, Result};
 use crate::files::Destination;
 use crate::report::render::{self, Doc};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Text,
-    Json,
-    Markdown,
-    Html,
-}
-
-impl Format {
-    fn parse(name: &str) -> Option<Format> {
-        match name {
-            "text" | "txt" => Some(Format::Text),
-            "json" => Some(Format::Json),
-            "markdown" | "md" => Some(Format::Markdown),
-            "html" | "htm" => Some(Format::Html),
-            _ => None,
-        }
-    }
-}
 
 #[derive(Debug)]
 pub struct Outputs {
@@ -44,9 +25,7 @@ impl Outputs {
     /// Resolves `--format`, `--out` and `--json`; `inputs` are the files the
     /// run reads, which no output may overwrite.
     pub fn parse(opts: &RunOptions, inputs: &[PathBuf]) -> Result<Outputs> {
-        let stdout = Format::parse(&opts.format).ok_or_else(|| {
-            Error::input(format!("--format {:?} is not known; use text, json, markdown or html", opts.format))
-        })?;
+        let stdout = opts.format;
         let mut paths = Vec::new();
         for spec in &opts.out {
             let (format, path) = match spec.split_once(':').and_then(|(f, p)| Some((Format::parse(f)?, p))) {

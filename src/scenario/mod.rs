@@ -14,10 +14,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::cli::RunOptions;
+use crate::cli::{BudgetArgs, RunOptions};
 use crate::clone::plan::{Backend, ClonePlan};
 use crate::clone::restore::{DumpFormat, DumpPlan};
 use crate::error::{Error, Result};
+use crate::files::dur::Dur;
 use crate::files::text::{read_text, toml_message};
 use crate::migration::{self, Migration};
 use crate::workload::file::Class;
@@ -92,14 +93,12 @@ fn normalize(path: &Path) -> PathBuf {
 /// workload and migration files, applies `--set` and the budget flags, and
 /// validates it all.
 pub fn load(scenario: Option<&Path>, opts: &RunOptions) -> Result<Plan> {
-    let mut sets = opts.set.clone();
-    sets.extend(opts.budget.as_sets());
     if let Some(path) = scenario {
-        return load_file(path, &sets, opts);
+        return load_file(path, opts);
     }
     let (dir, path) = embedded::materialize()?;
     let relabel = |p: &Path| embedded::relabel(p, dir.path());
-    let mut plan = load_file(&path, &sets, opts).map_err(|mut e| {
+    let mut plan = load_file(&path, opts).map_err(|mut e| {
         e.message = e.message.replace(&dir.path().display().to_string(), embedded::LABEL);
         e
     })?;
@@ -110,69 +109,92 @@ pub fn load(scenario: Option<&Path>, opts: &RunOptions) -> Result<Plan> {
     Ok(plan)
 }
 
-/// Loads and validates one scenario file with the `--set` overrides `sets`.
-fn load_file(path: &Path, sets: &[String], args: &RunOptions) -> Result<Plan> {
+/// Loads and validates one scenario file with the `--set` overrides and the
+/// flags of `args`: one resolver per section, in the file's order, so the
+/// first error reported is the first section's.
+fn load_file(path: &Path, args: &RunOptions) -> Result<Plan> {
     let file = path.display().to_string();
-    let text = read_text(path, "scenario file")?;
-    let mut sf: ScenarioFile =
-        toml::from_str(&text).map_err(|e| Error::input(format!("{file}: {}", toml_message(&e, &text))))?;
-    if !sets.is_empty() {
-        let mut doc: toml::Table = toml::from_str(&text).map_err(|e| Error::input(format!("{file}: {e}")))?;
-        for s in sets {
-            apply_set(&mut doc, s)?;
-        }
-        sf = ScenarioFile::deserialize(doc)
-            .map_err(|e| Error::input(format!("{file} with --set {}: {}", sets.join(" --set "), e.message())))?;
-    }
+    let sf = read_scenario(path, &file, &args.set)?;
     let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
     let resolve = |p: &str| normalize(&dir.join(p));
+    let at = Ctx { file: &file, resolve: &resolve };
 
+    let vars = resolve_vars(&sf.vars, &file)?;
+    let clone = resolve_clone(&sf.clone, args, &file)?;
+    let dataset = resolve_snapshot(&sf.snapshot, clone.backend == Backend::Url, &vars, &at)?;
+    let workload = resolve_workload(&sf.workload, &sf.phases, &vars, &at)?;
+    let phases = resolve_phases(&sf.phases, &file)?;
+    let (migration, migration_path) = resolve_migration(&sf.migration, args, &at)?;
+    let sampler_interval = resolve_sampler(&sf.sampler, &file)?;
+    let budget = resolve_budget(sf.budget, &args.budget, &workload.plan.classes, &file)?;
+
+    let mut inputs =
+        vec![path.to_path_buf(), dataset.seed_path.clone(), workload.plan.path.clone(), migration_path.clone()];
+    inputs.extend(workload.files.into_iter().chain(workload.scripts));
+    let name = sf.name.clone().unwrap_or_else(|| {
+        path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "scenario".into())
+    });
+    Ok(Plan {
+        name,
+        scenario_path: path.to_path_buf(),
+        vars,
+        clone,
+        seed_path: dataset.seed_path,
+        seed_sql: dataset.seed_sql,
+        dump: dataset.dump,
+        workload: workload.plan,
+        phases,
+        migration_path,
+        migration,
+        preflight: sf.migration.preflight.unwrap_or(true),
+        sampler_interval,
+        budget,
+        inputs,
+    })
+}
+
+/// Where a section's resolver reports errors and resolves relative paths.
+struct Ctx<'a> {
+    /// The scenario file as shown in messages.
+    file: &'a str,
+    /// A path of the scenario, relative to its directory, made usable.
+    resolve: &'a dyn Fn(&str) -> PathBuf,
+}
+
+/// Reads and parses the scenario file, with the `--set` overrides `sets`
+/// applied to its TOML before it is deserialized.
+fn read_scenario(path: &Path, file: &str, sets: &[String]) -> Result<ScenarioFile> {
+    let text = read_text(path, "scenario file")?;
+    let sf: ScenarioFile =
+        toml::from_str(&text).map_err(|e| Error::input(format!("{file}: {}", toml_message(&e, &text))))?;
+    if sets.is_empty() {
+        return Ok(sf);
+    }
+    let mut doc: toml::Table = toml::from_str(&text).map_err(|e| Error::input(format!("{file}: {e}")))?;
+    for s in sets {
+        apply_set(&mut doc, s)?;
+    }
+    ScenarioFile::deserialize(doc)
+        .map_err(|e| Error::input(format!("{file} with --set {}: {}", sets.join(" --set "), e.message())))
+}
+
+/// `[vars]`: each value as the text templates insert.
+fn resolve_vars(raw: &BTreeMap<String, toml::Value>, file: &str) -> Result<BTreeMap<String, String>> {
     let mut vars = BTreeMap::new();
-    for (k, v) in &sf.vars {
+    for (k, v) in raw {
         let text = scalar_text(v)
             .ok_or_else(|| Error::input(format!("{file}: vars.{k} must be a string, number or boolean")))?;
         vars.insert(k.clone(), text);
     }
+    Ok(vars)
+}
 
-    // [clone]
-    let url = args.url.clone().or_else(|| sf.clone.url.clone());
-    let chosen = args.backend.as_deref().or(args.url.as_ref().map(|_| "url"));
-    let backend = match chosen.or(sf.clone.backend.as_deref()).unwrap_or("auto") {
-        "auto" => Backend::Auto,
-        "local" => Backend::Local,
-        "docker" => Backend::Docker,
-        "url" => Backend::Url,
-        other => {
-            let key = if args.backend.is_some() { "--backend" } else { "clone.backend" };
-            return Err(Error::input(format!(
-                "{file}: {key} = {other:?} is not known; use \"auto\", \"local\", \"docker\" or \"url\""
-            )));
-        }
-    };
-    match (backend, &url) {
-        (Backend::Url, None) => {
-            return Err(Error::input(format!(
-                "{file}: the url backend needs the existing database's URL: --url or clone.url"
-            )));
-        }
-        (Backend::Url, Some(_)) if !args.allow_existing_server => {
-            return Err(Error::input(format!(
-                "{file}: the url backend runs the migration on an existing server's database, not on a \
-                 disposable clone lockimpact made. If that database is a disposable clone of production, say so \
-                 with --allow-existing-server (it must also carry the marker: ALTER DATABASE … SET {} = on).",
-                crate::clone::url::MARKER
-            )));
-        }
-        (Backend::Url, Some(_)) => {}
-        (_, Some(_)) => {
-            return Err(Error::input(format!(
-                "{file}: clone.url (or --url) is only for the url backend, but the backend is not \"url\""
-            )));
-        }
-        (_, None) => {}
-    }
-    let on_url = backend == Backend::Url;
-    let image = args.image.clone().or_else(|| sf.clone.image.clone());
+/// `[clone]` with `--backend`, `--url`, `--image` and the other server flags.
+fn resolve_clone(c: &file::CloneSection, args: &RunOptions, file: &str) -> Result<ClonePlan> {
+    let url = args.url.clone().or_else(|| c.url.clone());
+    let backend = resolve_backend(c, args, file)?;
+    check_url(backend, url.is_some(), args.allow_existing_server, file)?;
+    let image = args.image.clone().or_else(|| c.image.clone());
     if let Some(image) = &image {
         let key = if args.image.is_some() { "--image" } else { "clone.image" };
         if backend == Backend::Local {
@@ -185,8 +207,59 @@ fn load_file(path: &Path, sets: &[String], args: &RunOptions) -> Result<Plan> {
             return Err(Error::input(format!("{file}: {key} = {image:?} is not an image name; use NAME:TAG")));
         }
     }
+    Ok(ClonePlan {
+        backend,
+        url,
+        pg_version: c.pg_version,
+        pg_bin: args.pg_bin.clone(),
+        image,
+        settings: server_settings(&c.settings, file)?,
+        keep: args.keep,
+        allow_host_access: args.allow_host_access,
+        allow_server_wide: args.allow_server_wide,
+    })
+}
+
+/// `--backend` (checked by the command line), else `url` when `--url` is
+/// given, else `clone.backend`, else `auto`.
+fn resolve_backend(c: &file::CloneSection, args: &RunOptions, file: &str) -> Result<Backend> {
+    if let Some(backend) = args.backend {
+        return Ok(backend);
+    }
+    if args.url.is_some() {
+        return Ok(Backend::Url);
+    }
+    match c.backend.as_deref() {
+        None => Ok(Backend::Auto),
+        Some(name) => Backend::parse(name).ok_or_else(|| {
+            Error::input(format!("{file}: clone.backend = {name:?} is not known; use {}", Backend::CHOICES))
+        }),
+    }
+}
+
+/// The url backend needs a URL, and the explicit opt-in; no other backend takes one.
+fn check_url(backend: Backend, has_url: bool, allowed: bool, file: &str) -> Result<()> {
+    match (backend, has_url) {
+        (Backend::Url, false) => {
+            Err(Error::input(format!("{file}: the url backend needs the existing database's URL: --url or clone.url")))
+        }
+        (Backend::Url, true) if !allowed => Err(Error::input(format!(
+            "{file}: the url backend runs the migration on an existing server's database, not on a \
+             disposable clone lockimpact made. If that database is a disposable clone of production, say so \
+             with --allow-existing-server (it must also carry the marker: ALTER DATABASE … SET {} = on).",
+            crate::clone::url::MARKER
+        ))),
+        (Backend::Url, true) | (_, false) => Ok(()),
+        (_, true) => Err(Error::input(format!(
+            "{file}: clone.url (or --url) is only for the url backend, but the backend is not \"url\""
+        ))),
+    }
+}
+
+/// `clone.settings`: `-c name=value` server settings, in file order.
+fn server_settings(raw: &BTreeMap<String, toml::Value>, file: &str) -> Result<Vec<(String, String)>> {
     let mut settings = Vec::new();
-    for (k, v) in &sf.clone.settings {
+    for (k, v) in raw {
         let text = scalar_text(v)
             .ok_or_else(|| Error::input(format!("{file}: clone.settings.{k} must be a string, number or boolean")))?;
         if !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.') {
@@ -200,74 +273,98 @@ fn load_file(path: &Path, sets: &[String], args: &RunOptions) -> Result<Plan> {
         }
         settings.push((k.clone(), text));
     }
+    Ok(settings)
+}
 
-    // [snapshot]
-    let (seed_path, seed_sql, dump) = match (&sf.snapshot.seed, &sf.snapshot.dump) {
-        (None, None) if on_url && sf.snapshot.jobs.is_none() => {
-            (PathBuf::from("(the existing database)"), String::new(), None)
+/// Where the dataset comes from (`[snapshot]`).
+struct Dataset {
+    seed_path: PathBuf,
+    seed_sql: String,
+    dump: Option<DumpPlan>,
+}
+
+/// `[snapshot]`: a seed script (rendered) or a dump; nothing on the url backend.
+fn resolve_snapshot(
+    s: &file::SnapshotSection,
+    on_url: bool,
+    vars: &BTreeMap<String, String>,
+    at: &Ctx,
+) -> Result<Dataset> {
+    let file = at.file;
+    match (&s.seed, &s.dump) {
+        (None, None) if on_url && s.jobs.is_none() => {
+            Ok(Dataset { seed_path: PathBuf::from("(the existing database)"), seed_sql: String::new(), dump: None })
         }
-        _ if on_url => {
-            return Err(Error::input(format!(
-                "{file}: [snapshot] is not used with the url backend: the database at the URL is the dataset; remove it"
-            )));
-        }
+        _ if on_url => Err(Error::input(format!(
+            "{file}: [snapshot] is not used with the url backend: the database at the URL is the dataset; remove it"
+        ))),
         (Some(seed), None) => {
-            if sf.snapshot.jobs.is_some() {
+            if s.jobs.is_some() {
                 return Err(Error::input(format!(
                     "{file}: snapshot.jobs applies to snapshot.dump only; remove it or restore a dump"
                 )));
             }
-            let seed_path = resolve(seed);
+            let seed_path = (at.resolve)(seed);
             let seed_text = read_text(&seed_path, "seed script")?;
-            let seed_sql = render_template(&seed_text, &vars, &seed_path.display().to_string())?;
-            (seed_path, seed_sql, None)
+            let seed_sql = render_template(&seed_text, vars, &seed_path.display().to_string())?;
+            Ok(Dataset { seed_path, seed_sql, dump: None })
         }
         (None, Some(dump)) => {
-            let path = resolve(dump);
+            let path = (at.resolve)(dump);
             let format = DumpFormat::detect(&path).map_err(|e| e.context(format!("{file}: snapshot.dump")))?;
-            let jobs = sf.snapshot.jobs.unwrap_or(2);
+            let jobs = s.jobs.unwrap_or(2);
             if !(1..=64).contains(&jobs) {
                 return Err(Error::input(format!("{file}: snapshot.jobs must be between 1 and 64, not {jobs}")));
             }
-            (path.clone(), String::new(), Some(DumpPlan { path, format, jobs }))
+            Ok(Dataset {
+                seed_path: path.clone(),
+                seed_sql: String::new(),
+                dump: Some(DumpPlan { path, format, jobs }),
+            })
         }
-        (Some(_), Some(_)) => {
-            return Err(Error::input(format!(
-                "{file}: snapshot.seed and snapshot.dump are both set; keep one (a seed script or a pg_dump file)"
-            )));
-        }
-        (None, None) => {
-            return Err(Error::input(format!(
-                "{file}: [snapshot] needs seed = \"script.sql\" or dump = \"file.dump\" to build the dataset"
-            )));
-        }
-    };
+        (Some(_), Some(_)) => Err(Error::input(format!(
+            "{file}: snapshot.seed and snapshot.dump are both set; keep one (a seed script or a pg_dump file)"
+        ))),
+        (None, None) => Err(Error::input(format!(
+            "{file}: [snapshot] needs seed = \"script.sql\" or dump = \"file.dump\" to build the dataset"
+        ))),
+    }
+}
 
-    // [workload]
-    let w = &sf.workload;
+/// The resolved workload and the files it was read from.
+struct Workload {
+    plan: WorkloadPlan,
+    /// The workload files (the main one and `workload.extra`); none for a replay.
+    files: Vec<PathBuf>,
+    /// The scripts the workload files name.
+    scripts: Vec<PathBuf>,
+}
+
+/// What the workload files (or the replay) hold, before the rate is chosen.
+#[derive(Default)]
+struct Read {
+    classes: Vec<Class>,
+    source: String,
+    recorded: RecordedRates,
+    files: Vec<PathBuf>,
+    scripts: Vec<PathBuf>,
+}
+
+/// `[workload]`: the workload files or the replay, and the rate they run at.
+fn resolve_workload(
+    w: &file::WorkloadSection,
+    phases: &file::PhasesSection,
+    vars: &BTreeMap<String, String>,
+    at: &Ctx,
+) -> Result<Workload> {
+    let file = at.file;
     if w.connections == 0 || w.connections > 1000 {
         return Err(Error::input(format!(
             "{file}: workload.connections must be between 1 and 1000, not {}",
             w.connections
         )));
     }
-    let (workload_path, replay) = match (&w.file, &w.replay) {
-        (Some(f), None) => (resolve(f), None),
-        (None, Some(r)) => {
-            let p = resolve(r);
-            if !w.extra.is_empty() {
-                return Err(Error::input(format!("{file}: workload.extra cannot be added to a workload.replay")));
-            }
-            let replay = crate::workload::replay::Replay::load(&p)?;
-            (p, Some(std::sync::Arc::new(replay)))
-        }
-        _ => {
-            return Err(Error::input(format!(
-                "{file}: [workload] needs file = \"workload.toml\" (query classes) or replay = \"sessions.jsonl\" \
-                 (a session replay), one of them"
-            )));
-        }
-    };
+    let (path, replay) = workload_source(w, at)?;
     let speed = w.speed.unwrap_or(1.0);
     if !(speed > 0.0 && speed.is_finite()) || (replay.is_none() && w.speed.is_some()) {
         return Err(Error::input(format!(
@@ -282,53 +379,106 @@ fn load_file(path: &Path, sets: &[String], args: &RunOptions) -> Result<Plan> {
              10000, and applies to workload.replay only"
         )));
     }
-    let mut classes = Vec::new();
-    let mut source = String::new();
-    let mut recorded = RecordedRates::default();
-    let mut scripts = Vec::new();
-    if let Some(r) = &replay {
-        classes = r.classes();
-        source = format!("replay {} at speed {speed}", workload_path.display());
-        let mean = r.statements() as f64 / r.duration().as_secs_f64() * speed;
-        recorded.recorded = Some(mean);
-        recorded.peak = Some(mean);
-    }
-    let files: Vec<_> = if replay.is_some() {
-        Vec::new()
-    } else {
-        std::iter::once(workload_path.clone()).chain(w.extra.iter().map(|e| resolve(e))).collect()
+    let read = match &replay {
+        Some(r) => read_replay(r, &path, speed),
+        None => read_workload_files(&path, &w.extra, vars, at)?,
     };
-    for p in files.iter() {
+    // The rehearsal's length as planned: its fixed phases (the migration's
+    // own time is known only once it has run).
+    let window = phases.warmup.0 + phases.baseline.0 + phases.cooldown.0;
+    let rate = workload_rate(w, replay.is_some(), &read.recorded, window, &path, file)?;
+    let plan = WorkloadPlan {
+        path,
+        source: read.source,
+        classes: read.classes,
+        rate,
+        connections: w.connections,
+        seed: w.seed,
+        statement_timeout: w.statement_timeout.0,
+        replay,
+        speed,
+        pool: w.pool,
+    };
+    Ok(Workload { plan, files: read.files, scripts: read.scripts })
+}
+
+type Replay = std::sync::Arc<crate::workload::replay::Replay>;
+
+/// `workload.file` or `workload.replay` (one of them), the replay loaded.
+fn workload_source(w: &file::WorkloadSection, at: &Ctx) -> Result<(PathBuf, Option<Replay>)> {
+    let file = at.file;
+    match (&w.file, &w.replay) {
+        (Some(f), None) => Ok(((at.resolve)(f), None)),
+        (None, Some(r)) => {
+            let p = (at.resolve)(r);
+            if !w.extra.is_empty() {
+                return Err(Error::input(format!("{file}: workload.extra cannot be added to a workload.replay")));
+            }
+            let replay = crate::workload::replay::Replay::load(&p)?;
+            Ok((p, Some(std::sync::Arc::new(replay))))
+        }
+        _ => Err(Error::input(format!(
+            "{file}: [workload] needs file = \"workload.toml\" (query classes) or replay = \"sessions.jsonl\" \
+             (a session replay), one of them"
+        ))),
+    }
+}
+
+/// A replay's classes, and its mean rate at `speed` as both its recorded and peak rate.
+fn read_replay(r: &Replay, path: &Path, speed: f64) -> Read {
+    let mean = r.statements() as f64 / r.duration().as_secs_f64() * speed;
+    Read {
+        classes: r.classes(),
+        source: format!("replay {} at speed {speed}", path.display()),
+        recorded: RecordedRates { recorded: Some(mean), peak: Some(mean), by_second: Vec::new() },
+        ..Read::default()
+    }
+}
+
+/// The workload file and `workload.extra`, rendered and parsed; a class name
+/// may be defined once across them.
+fn read_workload_files(main: &Path, extra: &[String], vars: &BTreeMap<String, String>, at: &Ctx) -> Result<Read> {
+    let files = std::iter::once(main.to_path_buf()).chain(extra.iter().map(|e| (at.resolve)(e))).collect();
+    let mut read = Read { files, ..Read::default() };
+    for p in &read.files {
         let text = read_text(p, "workload file")?;
-        let rendered = render_template(&text, &vars, &p.display().to_string())?;
-        source.push_str(&rendered);
+        let rendered = render_template(&text, vars, &p.display().to_string())?;
+        read.source.push_str(&rendered);
         let parsed = crate::workload::file::parse_file(&rendered, p)?;
-        recorded.add(&parsed);
-        scripts.extend(parsed.scripts.iter().cloned());
+        read.recorded.add(&parsed);
+        read.scripts.extend(parsed.scripts.iter().cloned());
         for c in parsed.classes {
-            if classes.iter().any(|o: &Class| o.name == c.name) {
+            if read.classes.iter().any(|o: &Class| o.name == c.name) {
                 return Err(Error::input(format!(
                     "{}: class {:?} is already defined in another workload file",
                     p.display(),
                     c.name
                 )));
             }
-            classes.push(c);
+            read.classes.push(c);
         }
     }
-    let rate = match (&replay, &w.rate) {
-        (Some(_), Some(_)) => {
+    Ok(read)
+}
+
+/// The workload's rate in ops/s: a replay's recorded pace, or `workload.rate`
+/// over the rehearsal's planned `window`; within what one client can drive.
+fn workload_rate(
+    w: &file::WorkloadSection,
+    is_replay: bool,
+    recorded: &RecordedRates,
+    window: Duration,
+    workload: &Path,
+    file: &str,
+) -> Result<f64> {
+    let rate = match (is_replay, &w.rate) {
+        (true, Some(_)) => {
             return Err(Error::input(format!(
                 "{file}: workload.rate does not apply to a replay; its pace is the recording's, set workload.speed"
             )));
         }
-        (Some(_), None) => recorded.recorded.unwrap_or(1.0),
-        (None, _) => {
-            // The rehearsal's length as planned: its fixed phases (the
-            // migration's own time is known only once it has run).
-            let window = sf.phases.warmup.0 + sf.phases.baseline.0 + sf.phases.cooldown.0;
-            resolve_rate(w.rate.as_ref(), w.rate_multiplier, &recorded, window, &file, &workload_path)?
-        }
+        (true, None) => recorded.recorded.unwrap_or(1.0),
+        (false, _) => resolve_rate(w.rate.as_ref(), w.rate_multiplier, recorded, window, file, workload)?,
     };
     if !(rate > 0.0 && rate.is_finite()) {
         return Err(Error::input(format!("{file}: workload.rate must be greater than 0 ops/s, not {rate}")));
@@ -338,17 +488,33 @@ fn load_file(path: &Path, sets: &[String], args: &RunOptions) -> Result<Plan> {
             "{file}: workload.rate = {rate} is beyond what one client can drive; use at most 1000000"
         )));
     }
+    Ok(rate)
+}
 
-    // [phases]
-    let phases = Phases { warmup: sf.phases.warmup.0, baseline: sf.phases.baseline.0, cooldown: sf.phases.cooldown.0 };
+/// `[phases]`: the baseline is what the migration is compared with, so not empty.
+fn resolve_phases(p: &file::PhasesSection, file: &str) -> Result<Phases> {
+    let phases = Phases { warmup: p.warmup.0, baseline: p.baseline.0, cooldown: p.cooldown.0 };
     if phases.baseline.is_zero() {
         return Err(Error::input(format!(
             "{file}: phases.baseline must be longer than 0: the baseline is what the migration is compared with"
         )));
     }
+    Ok(phases)
+}
 
-    // [migration]
-    let m = &sf.migration;
+/// `[migration]` (or `--migration`): the migration and the path it is shown as.
+fn resolve_migration(m: &file::MigrationSection, args: &RunOptions, at: &Ctx) -> Result<(Migration, PathBuf)> {
+    let defaults = step_defaults(m, at.file)?;
+    let migration = load_migration(m, args, at.resolve, at.file, &defaults)?;
+    let path = match &migration.source {
+        migration::Source::File(p) => p.clone(),
+        other => PathBuf::from(other.describe()),
+    };
+    Ok((migration, path))
+}
+
+/// The defaults every step of the migration starts from (`migration.*`).
+fn step_defaults(m: &file::MigrationSection, file: &str) -> Result<migration::Defaults> {
     let transaction = match m.transaction.as_deref() {
         None => None,
         Some(t) => Some(migration::TxMode::parse(t).ok_or_else(|| {
@@ -357,33 +523,41 @@ fn load_file(path: &Path, sets: &[String], args: &RunOptions) -> Result<Plan> {
             ))
         })?),
     };
-    let defaults = migration::Defaults {
+    let on_error = match m.on_error.as_deref() {
+        None => migration::OnError::Abort,
+        Some(v) => migration::OnError::parse(v).ok_or_else(|| {
+            Error::input(format!("{file}: migration.on_error = {v:?} is not known; use \"abort\" or \"continue\""))
+        })?,
+    };
+    Ok(migration::Defaults {
         transaction,
         lock_timeout: m.lock_timeout.map_or(Duration::ZERO, |d| d.0),
         statement_timeout: m.statement_timeout.map_or(Duration::ZERO, |d| d.0),
         retries: m.retries.unwrap_or(0),
         retry_backoff: m.retry_backoff.map_or(Duration::from_millis(500), |d| d.0),
-        on_error: match m.on_error.as_deref() {
-            None => migration::OnError::Abort,
-            Some(v) => migration::OnError::parse(v).ok_or_else(|| {
-                Error::input(format!("{file}: migration.on_error = {v:?} is not known; use \"abort\" or \"continue\""))
-            })?,
-        },
-    };
-    let migration = load_migration(m, args, &resolve, &file, &defaults)?;
-    let migration_path = match &migration.source {
-        migration::Source::File(p) => p.clone(),
-        other => PathBuf::from(other.describe()),
-    };
+        on_error,
+    })
+}
 
-    // [sampler]
-    let sampler_interval = sf.sampler.interval.map_or(Duration::from_millis(10), |d| d.0);
-    if sampler_interval < Duration::from_millis(1) || sampler_interval > Duration::from_secs(1) {
+/// `[sampler]`: the poll interval, 1ms to 1s.
+fn resolve_sampler(s: &file::SamplerSection, file: &str) -> Result<Duration> {
+    let interval = s.interval.map_or(Duration::from_millis(10), |d| d.0);
+    if interval < Duration::from_millis(1) || interval > Duration::from_secs(1) {
         return Err(Error::input(format!("{file}: sampler.interval must be between 1ms and 1s")));
     }
+    Ok(interval)
+}
 
-    // [budget]
-    for class in sf.budget.max_p99_during_class.keys() {
+/// `[budget]` with the budget flags over it (they win over the scenario and
+/// `--set`); every class a limit names must be one of the workload's.
+fn resolve_budget(
+    mut budget: BudgetSection,
+    flags: &BudgetArgs,
+    classes: &[Class],
+    file: &str,
+) -> Result<BudgetSection> {
+    apply_budget_flags(&mut budget, flags);
+    for class in budget.max_p99_during_class.keys() {
         if !classes.iter().any(|c| &c.name == class) {
             let known: Vec<&str> = classes.iter().map(|c| c.name.as_str()).collect();
             return Err(Error::input(format!(
@@ -392,50 +566,32 @@ fn load_file(path: &Path, sets: &[String], args: &RunOptions) -> Result<Plan> {
             )));
         }
     }
+    Ok(budget)
+}
 
-    let mut inputs = vec![path.to_path_buf(), seed_path.clone(), workload_path.clone(), migration_path.clone()];
-    inputs.extend(files.into_iter().chain(scripts));
-    let name = sf.name.clone().unwrap_or_else(|| {
-        path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "scenario".into())
-    });
-    Ok(Plan {
-        name,
-        scenario_path: path.to_path_buf(),
-        vars,
-        clone: ClonePlan {
-            backend,
-            url,
-            pg_version: sf.clone.pg_version,
-            pg_bin: args.pg_bin.clone(),
-            image,
-            settings,
-            keep: args.keep,
-            allow_host_access: args.allow_host_access,
-            allow_server_wide: args.allow_server_wide,
-        },
-        seed_path,
-        seed_sql,
-        dump,
-        workload: WorkloadPlan {
-            path: workload_path,
-            source,
-            classes,
-            rate,
-            connections: w.connections,
-            seed: w.seed,
-            statement_timeout: w.statement_timeout.0,
-            replay,
-            speed,
-            pool: w.pool,
-        },
-        phases,
-        migration_path,
-        migration,
-        preflight: sf.migration.preflight.unwrap_or(true),
-        sampler_interval,
-        budget: sf.budget,
-        inputs,
-    })
+/// Sets each threshold a budget flag gives; a later `--max-p99-during` for
+/// the same class (or for every class) wins over an earlier one.
+fn apply_budget_flags(budget: &mut BudgetSection, flags: &BudgetArgs) {
+    let BudgetArgs { max_blocked, max_blocked_wait, max_blocked_sessions, max_p99_during, max_step, max_errors } =
+        flags;
+    let put = |slot: &mut Option<Dur>, flag: &Option<Dur>| {
+        if flag.is_some() {
+            *slot = *flag;
+        }
+    };
+    put(&mut budget.max_blocked, max_blocked);
+    put(&mut budget.max_blocked_wait, max_blocked_wait);
+    put(&mut budget.max_step, max_step);
+    for limit in max_p99_during {
+        match &limit.class {
+            Some(class) => {
+                budget.max_p99_during_class.insert(class.clone(), limit.limit);
+            }
+            None => budget.max_p99_during = Some(limit.limit),
+        }
+    }
+    budget.max_blocked_sessions = max_blocked_sessions.or(budget.max_blocked_sessions);
+    budget.max_errors = max_errors.or(budget.max_errors);
 }
 
 /// The migration a scenario names (`[migration]` file, dir or command), or

@@ -128,131 +128,147 @@ pub fn parse_file(text: &str, path: &Path) -> Result<ParsedFile> {
     let mut classes: Vec<Class> = Vec::new();
     let mut scripts = Vec::new();
     for c in wf.classes {
-        let at = format!("{file}: class {:?}", c.name);
         if c.name.trim().is_empty() {
             return Err(Error::input(format!("{file}: a class has an empty name")));
         }
+        let at = format!("{file}: class {:?}", c.name);
         if classes.iter().any(|o| o.name == c.name) {
             return Err(Error::input(format!("{at}: the name is used twice; class names must be unique")));
         }
-        let pace = match (c.weight, c.rate) {
-            (Some(w), None) if w > 0.0 && w.is_finite() => Pace::Weight(w),
-            (None, Some(r)) if r > 0.0 && r.is_finite() => Pace::Rate(r),
-            (Some(w), None) => return Err(Error::input(format!("{at}: weight must be greater than 0, not {w}"))),
-            (None, Some(r)) => return Err(Error::input(format!("{at}: rate must be greater than 0 ops/s, not {r}"))),
-            (Some(_), Some(_)) => return Err(Error::input(format!("{at}: set either weight or rate, not both"))),
-            (None, None) => {
-                return Err(Error::input(format!(
-                    "{at}: set weight (a share of the scenario's rate) or rate (its own ops/s)"
-                )));
-            }
-        };
-        let (sql, script) = match (c.sql, c.script, c.script_text) {
-            (Some(sql), None, None) => {
-                if !c.vars.is_empty() {
-                    return Err(Error::input(format!("{at}: vars apply to script classes only")));
-                }
-                (sql, None)
-            }
-            (None, Some(_), Some(_)) | (Some(_), _, _) | (None, None, None) => {
-                return Err(Error::input(format!(
-                    "{at}: set exactly one of sql (one statement), script (a pgbench script file or \
-                     builtin:tpcb-like) or script_text (a pgbench script inline)"
-                )));
-            }
-            (None, script, text) => {
-                let (label, text) = match (script, text) {
-                    (Some(s), _) => match s.strip_prefix("builtin:") {
-                        Some(b) => (
-                            format!("{at}: script {s:?}"),
-                            super::script::builtin(b)
-                                .ok_or_else(|| {
-                                    Error::input(format!(
-                                        "{at}: script {s:?} is not a pgbench built-in; use builtin:tpcb-like, \
-                                         builtin:simple-update or builtin:select-only"
-                                    ))
-                                })?
-                                .to_string(),
-                        ),
-                        None => {
-                            let p = path.parent().unwrap_or(Path::new(".")).join(&s);
-                            let text = crate::files::text::read_text(&p, "pgbench script")?;
-                            scripts.push(p.clone());
-                            (p.display().to_string(), text)
-                        }
-                    },
-                    (None, Some(t)) => (format!("{at}: script_text"), t),
-                    (None, None) => unreachable!("matched above"),
-                };
-                let mut script = Script::parse(&text).map_err(|e| e.context(&label))?;
-                for (k, v) in &c.vars {
-                    let n = match v {
-                        toml::Value::Integer(i) => Num::Int(*i),
-                        toml::Value::Float(f) => Num::Double(*f),
-                        other => {
-                            return Err(Error::input(format!("{at}: vars.{k} = {other} must be a number")));
-                        }
-                    };
-                    script.vars.insert(k.clone(), n);
-                }
-                let unset: Vec<String> = script.unset_vars().into_iter().filter(|v| v != "scale").collect();
-                if !unset.is_empty() {
-                    return Err(Error::input(format!(
-                        "{label}: :{} is used but never set; \\set it in the script or add vars = {{ {} = … }}",
-                        unset.join(", :"),
-                        unset[0]
-                    )));
-                }
-                if !c.params.is_empty() || c.hold.is_some() {
-                    return Err(Error::input(format!(
-                        "{at}: params and hold apply to sql classes; a script sets its own variables"
-                    )));
-                }
-                (String::new(), Some(Arc::new(script)))
-            }
-        };
-        if script.is_none() {
-            check_sql(&sql).map_err(|e| e.context(&at))?;
-        }
-        let used = max_param(&sql);
-        if used != c.params.len() {
-            return Err(Error::input(format!(
-                "{at}: the SQL uses {used} parameter(s) ($1…${used}) but {} generator(s) are listed in params",
-                c.params.len()
-            )));
-        }
-        let params = c
-            .params
-            .iter()
-            .enumerate()
-            .map(|(i, p)| Param::from_spec(p).map_err(|e| e.context(format_args!("{at}: params[{i}] (${})", i + 1))))
-            .collect::<Result<Vec<_>>>()?;
-        let hold = match c.hold {
-            Some(Dur(d)) if d.is_zero() => return Err(Error::input(format!("{at}: hold must be longer than 0"))),
-            h => h.map(|d| d.0),
-        };
-        for (key, v) in [("recorded_rate", c.recorded_rate), ("peak_rate", c.peak_rate)] {
-            if let Some(v) = v
-                && !(v >= 0.0 && v.is_finite())
-            {
-                return Err(Error::input(format!("{at}: {key} must be 0 or more ops/s, not {v}")));
-            }
-        }
-        classes.push(Class {
-            name: c.name,
-            sql,
-            pace,
-            params,
-            hold,
-            recorded_rate: c.recorded_rate,
-            peak_rate: c.peak_rate,
-            script,
-        });
+        classes.push(parse_class(c, &at, path, &mut scripts)?);
     }
     let sum = |f: fn(&Class) -> Option<f64>| classes.iter().map(f).sum::<Option<f64>>();
     let recorded_rate = wf.recorded_rate.or_else(|| sum(|c| c.recorded_rate));
     let peak_rate = wf.peak_rate.or_else(|| sum(|c| c.peak_rate));
     Ok(ParsedFile { classes, recorded_rate, peak_rate, ops_by_second: wf.ops_by_second, scripts })
+}
+
+/// One `[[class]]`, named `at` in messages; a script file it reads is added to `scripts`.
+fn parse_class(c: ClassFile, at: &str, path: &Path, scripts: &mut Vec<std::path::PathBuf>) -> Result<Class> {
+    let pace = class_pace(c.weight, c.rate, at)?;
+    let (sql, script) = match (c.sql, c.script, c.script_text) {
+        (Some(sql), None, None) => {
+            if !c.vars.is_empty() {
+                return Err(Error::input(format!("{at}: vars apply to script classes only")));
+            }
+            (sql, None)
+        }
+        (None, Some(_), Some(_)) | (Some(_), _, _) | (None, None, None) => {
+            return Err(Error::input(format!(
+                "{at}: set exactly one of sql (one statement), script (a pgbench script file or \
+                 builtin:tpcb-like) or script_text (a pgbench script inline)"
+            )));
+        }
+        (None, script, text) => {
+            let (label, text) = script_source(script, text, at, path, scripts)?;
+            let script = parse_script(&label, &text, &c.vars, at)?;
+            if !c.params.is_empty() || c.hold.is_some() {
+                return Err(Error::input(format!(
+                    "{at}: params and hold apply to sql classes; a script sets its own variables"
+                )));
+            }
+            (String::new(), Some(Arc::new(script)))
+        }
+    };
+    if script.is_none() {
+        check_sql(&sql).map_err(|e| e.context(&at))?;
+    }
+    let used = max_param(&sql);
+    if used != c.params.len() {
+        return Err(Error::input(format!(
+            "{at}: the SQL uses {used} parameter(s) ($1…${used}) but {} generator(s) are listed in params",
+            c.params.len()
+        )));
+    }
+    let params = c
+        .params
+        .iter()
+        .enumerate()
+        .map(|(i, p)| Param::from_spec(p).map_err(|e| e.context(format_args!("{at}: params[{i}] (${})", i + 1))))
+        .collect::<Result<Vec<_>>>()?;
+    let hold = match c.hold {
+        Some(Dur(d)) if d.is_zero() => return Err(Error::input(format!("{at}: hold must be longer than 0"))),
+        h => h.map(|d| d.0),
+    };
+    for (key, v) in [("recorded_rate", c.recorded_rate), ("peak_rate", c.peak_rate)] {
+        if let Some(v) = v
+            && !(v >= 0.0 && v.is_finite())
+        {
+            return Err(Error::input(format!("{at}: {key} must be 0 or more ops/s, not {v}")));
+        }
+    }
+    Ok(Class { name: c.name, sql, pace, params, hold, recorded_rate: c.recorded_rate, peak_rate: c.peak_rate, script })
+}
+
+/// A class's `weight` or `rate`, exactly one of them, greater than 0.
+fn class_pace(weight: Option<f64>, rate: Option<f64>, at: &str) -> Result<Pace> {
+    match (weight, rate) {
+        (Some(w), None) if w > 0.0 && w.is_finite() => Ok(Pace::Weight(w)),
+        (None, Some(r)) if r > 0.0 && r.is_finite() => Ok(Pace::Rate(r)),
+        (Some(w), None) => Err(Error::input(format!("{at}: weight must be greater than 0, not {w}"))),
+        (None, Some(r)) => Err(Error::input(format!("{at}: rate must be greater than 0 ops/s, not {r}"))),
+        (Some(_), Some(_)) => Err(Error::input(format!("{at}: set either weight or rate, not both"))),
+        (None, None) => {
+            Err(Error::input(format!("{at}: set weight (a share of the scenario's rate) or rate (its own ops/s)")))
+        }
+    }
+}
+
+/// A script class's text and the label its messages carry: a built-in, a
+/// file next to the workload file (added to `scripts`), or `script_text`.
+fn script_source(
+    script: Option<String>,
+    text: Option<String>,
+    at: &str,
+    path: &Path,
+    scripts: &mut Vec<std::path::PathBuf>,
+) -> Result<(String, String)> {
+    match (script, text) {
+        (Some(s), _) => match s.strip_prefix("builtin:") {
+            Some(b) => {
+                let text = super::script::builtin(b).ok_or_else(|| {
+                    Error::input(format!(
+                        "{at}: script {s:?} is not a pgbench built-in; use builtin:tpcb-like, \
+                         builtin:simple-update or builtin:select-only"
+                    ))
+                })?;
+                Ok((format!("{at}: script {s:?}"), text.to_string()))
+            }
+            None => {
+                let p = path.parent().unwrap_or(Path::new(".")).join(&s);
+                let text = crate::files::text::read_text(&p, "pgbench script")?;
+                scripts.push(p.clone());
+                Ok((p.display().to_string(), text))
+            }
+        },
+        (None, Some(t)) => Ok((format!("{at}: script_text"), t)),
+        (None, None) => unreachable!("a script class has script or script_text"),
+    }
+}
+
+/// Parses a pgbench script and sets the class's `vars` in it; every variable
+/// it reads (but `:scale`) must then be set.
+fn parse_script(label: &str, text: &str, vars: &BTreeMap<String, toml::Value>, at: &str) -> Result<Script> {
+    let mut script = Script::parse(text).map_err(|e| e.context(label))?;
+    for (k, v) in vars {
+        let n = match v {
+            toml::Value::Integer(i) => Num::Int(*i),
+            toml::Value::Float(f) => Num::Double(*f),
+            other => {
+                return Err(Error::input(format!("{at}: vars.{k} = {other} must be a number")));
+            }
+        };
+        script.vars.insert(k.clone(), n);
+    }
+    let unset: Vec<String> = script.unset_vars().into_iter().filter(|v| v != "scale").collect();
+    if !unset.is_empty() {
+        return Err(Error::input(format!(
+            "{label}: :{} is used but never set; \\set it in the script or add vars = {{ {} = … }}",
+            unset.join(", :"),
+            unset[0]
+        )));
+    }
+    Ok(script)
 }
 
 /// Checks that `sql` is exactly one statement PostgreSQL's parser accepts.
