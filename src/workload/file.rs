@@ -171,7 +171,7 @@ fn parse_class(c: ClassFile, at: &str, path: &Path, scripts: &mut Vec<std::path:
         }
     };
     if script.is_none() {
-        check_sql(&sql).map_err(|e| e.context(&at))?;
+        check_sql(&sql).map_err(|e| e.context(at))?;
     }
     let used = max_param(&sql);
     if used != c.params.len() {
