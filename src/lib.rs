@@ -6,7 +6,7 @@
 //! # Layout
 //!
 //! The modules follow the data flow, and imports run one way along it
-//! (ARCHITECTURE.md has the layers; `tests/architecture.rs` checks them):
+//! (ARCHITECTURE.md has the layers; `tests/it/pure/architecture.rs` checks them):
 //!
 //! ```text
 //! cli ─► scenario (file → validated Plan) ─► clone (local, docker or url server, template db
@@ -17,7 +17,7 @@
 //!                          run_record (RunRecord, raw) ─► report (model, builder, compare, render)
 //! ```
 //!
-//! Leaves, importing nothing of the tool: `error`, `files` (inputs, outputs,
+//! Leaves, importing only one another: `error`, `files` (inputs, outputs,
 //! text, durations), `fmt` (numbers for people), `pg` (PostgreSQL vocabulary:
 //! connection settings, TLS, lock modes, the scanner, the server log, SQL that
 //! reaches beyond its database), `sys` (every call into the C library, behind safe

@@ -1,6 +1,6 @@
 //! Fuzz target: a recorded PostgreSQL log (csvlog and stderr formats),
 //! statements extracted, parameters inlined and fingerprinted, through the
-//! harness shared with `tests/fuzz_regressions.rs`.
+//! harness shared with `tests/it/pure/fuzz_regressions.rs`.
 
 #![no_main]
 

@@ -1,6 +1,6 @@
 //! Fuzz target: a migration file (split with pg_query, `-- lockimpact:`
 //! directives, transaction-mode checks), through the harness shared with
-//! `tests/fuzz_regressions.rs`.
+//! `tests/it/pure/fuzz_regressions.rs`.
 
 #![no_main]
 

@@ -1,6 +1,6 @@
 //! Fuzz target: a scenario file plus `--set` overrides (after a `#--set`
 //! line), loaded with `scenario::load`, through the harness shared with
-//! `tests/fuzz_regressions.rs`.
+//! `tests/it/pure/fuzz_regressions.rs`.
 
 #![no_main]
 

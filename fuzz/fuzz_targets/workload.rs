@@ -1,6 +1,6 @@
 //! Fuzz target: a workload file (`{{var}}` templates rendered, then parsed and
 //! validated, each generator drawing a value), through the harness shared with
-//! `tests/fuzz_regressions.rs`.
+//! `tests/it/pure/fuzz_regressions.rs`.
 
 #![no_main]
 

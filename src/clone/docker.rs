@@ -23,7 +23,7 @@
 //! by one of them ("client version 1.53 is too new"). bollard is pinned in
 //! Cargo.toml (`=0.21.1`) because its next version puts the version in the
 //! path when the caller passes one. Before upgrading testcontainers or
-//! bollard, run `tests/docker.rs`'s `requests_are_ones_this_engine_accepts`
+//! bollard, run `tests/env/docker.rs`'s `requests_are_ones_this_engine_accepts`
 //! on an engine older than the client's API version: it records every
 //! request on the engine's socket and fails, naming the cause, when one
 //! carries a version the engine refuses (the fix is then to negotiate,
