@@ -114,10 +114,6 @@ impl HeldLocks {
     pub fn get(&self, relation: &str) -> Option<LockMode> {
         self.0.get(relation).copied()
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 impl FromIterator<(String, LockMode)> for HeldLocks {

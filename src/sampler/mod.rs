@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::pg::lockmode::{HeldLocks, LockMode};
+use crate::pg::lockmode::LockMode;
 use crate::run_record::{Episode, SamplerRecord, new_hist};
 use crate::timeline::Clock;
 use crate::workload::Roles;
@@ -450,11 +450,6 @@ fn reaches(pid: i32, target: i32, blockers: &HashMap<i32, Vec<i32>>) -> bool {
         }
     }
     false
-}
-
-/// Sampled migration locks per slot.
-pub fn locks_of(rec: &SamplerRecord, slot: usize) -> HeldLocks {
-    rec.migration_locks.get(&slot).cloned().unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -109,6 +109,8 @@ pub fn build(rec: &RunRecord) -> Report {
     let eps = blocked::Episodes::of(rec);
     let steps = steps::steps(rec, &eps);
     let gaps = workload::sampler_gaps(rec);
+    let workload = workload::summary(rec, &bounds);
+    let warnings = warnings(rec, &bounds, &workload, &gaps);
     let mut report = Report {
         schema_version: SCHEMA_VERSION,
         tool: format!("lockimpact {}", env!("CARGO_PKG_VERSION")),
@@ -120,7 +122,7 @@ pub fn build(rec: &RunRecord) -> Report {
         clone: CloneInfo { backend: rec.clone_description.clone(), server_version: rec.server_version.clone() },
         dataset: dataset(rec),
         phases: phases(rec, &bounds),
-        workload: workload::summary(rec, &bounds),
+        workload,
         migration: migration::summary(rec, &steps, bounds.migration()),
         longest_step: steps::longest(&steps),
         steps,
@@ -130,7 +132,7 @@ pub fn build(rec: &RunRecord) -> Report {
         timeline: timeline::timeline(rec, &bounds),
         sampler: sampler(rec, &gaps),
         verdict: Verdict { pass: true, violations: Vec::new(), status: None, inconclusive: Vec::new() },
-        warnings: warnings(rec, &bounds, &gaps),
+        warnings,
         complete: rec.stop.is_none(),
         incomplete_reason: rec.stop.map(|s| s.reason().to_string()),
         preflight: rec.migration.preflight.as_ref().map(migration::preflight),
@@ -180,9 +182,9 @@ fn sampler(rec: &RunRecord, gaps: &[SamplerGap]) -> SamplerInfo {
 
 /// Every warning, in the order a reader meets their causes: the dataset,
 /// the client, the migration, an incomplete run, the sampler.
-fn warnings(rec: &RunRecord, bounds: &Bounds, gaps: &[SamplerGap]) -> Vec<String> {
+fn warnings(rec: &RunRecord, bounds: &Bounds, summary: &WorkloadSummary, gaps: &[SamplerGap]) -> Vec<String> {
     let mut warnings = rec.dataset_notes.clone();
-    warnings.extend(workload::warnings(rec, bounds));
+    warnings.extend(workload::warnings(rec, bounds, summary));
     warnings.extend(migration::migration_warnings(&rec.migration));
     if let Some(stop) = rec.stop {
         warnings

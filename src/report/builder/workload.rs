@@ -11,21 +11,13 @@ use crate::report::model::*;
 use crate::run_record::{Outcome, RunRecord, WorkloadRecord};
 use crate::timeline::Slot;
 
-/// Operations per second over the measured window (baseline to end).
-fn window(rec: &RunRecord, bounds: &Bounds) -> f64 {
-    rec.end.saturating_sub(bounds.baseline_at).as_secs_f64().max(1e-9)
-}
-
-/// The schedule counts as kept: little lag, the rate issued, nothing dropped.
-fn kept_schedule(w: &WorkloadRecord, issued_rate: f64) -> bool {
-    us_to_ms(w.schedule_lag.value_at_quantile(0.99)) <= 10.0 && issued_rate >= 0.98 * w.target_rate && w.dropped == 0
-}
-
 pub fn summary(rec: &RunRecord, bounds: &Bounds) -> WorkloadSummary {
     let w = &rec.workload;
-    let window = window(rec, bounds);
+    // The measured window: from the baseline to the end.
+    let window = rec.end.saturating_sub(bounds.baseline_at).as_secs_f64().max(1e-9);
     let by_code = w.errors();
     let issued_rate = w.issued_measured as f64 / window;
+    let lag_p99 = us_to_ms(w.schedule_lag.value_at_quantile(0.99));
     WorkloadSummary {
         target_rate: w.target_rate,
         achieved_rate: round3(w.finished_measured() as f64 / window),
@@ -44,8 +36,9 @@ pub fn summary(rec: &RunRecord, bounds: &Bounds) -> WorkloadSummary {
         unfinished: w.unfinished,
         dropped: w.dropped,
         schedule_lag_p50_ms: us_to_ms(w.schedule_lag.value_at_quantile(0.5)),
-        schedule_lag_p99_ms: us_to_ms(w.schedule_lag.value_at_quantile(0.99)),
-        kept_schedule: kept_schedule(w, issued_rate),
+        schedule_lag_p99_ms: lag_p99,
+        // Little lag, the rate issued, nothing dropped.
+        kept_schedule: lag_p99 <= 10.0 && issued_rate >= 0.98 * w.target_rate && w.dropped == 0,
         pool: w.pool.as_ref().map(|p| PoolSummary {
             size: p.size,
             wait: per_phase(&p.wait)
@@ -57,18 +50,17 @@ pub fn summary(rec: &RunRecord, bounds: &Bounds) -> WorkloadSummary {
     }
 }
 
-/// What the report must warn about the client and the workload.
-pub fn warnings(rec: &RunRecord, bounds: &Bounds) -> Vec<String> {
+/// What the report must warn about the client and the workload, given its summary.
+pub fn warnings(rec: &RunRecord, bounds: &Bounds, s: &WorkloadSummary) -> Vec<String> {
     let w = &rec.workload;
     let mut warnings = Vec::new();
-    let lag_p99 = us_to_ms(w.schedule_lag.value_at_quantile(0.99));
-    let issued_rate = w.issued_measured as f64 / window(rec, bounds);
-    if !kept_schedule(w, issued_rate) {
+    if !s.kept_schedule {
         warnings.push(format!(
-            "the client could not keep the schedule (issued {:.0} of {:.0} ops/s, schedule lag p99 {lag_p99} ms): \
+            "the client could not keep the schedule (issued {:.0} of {:.0} ops/s, schedule lag p99 {} ms): \
              latency includes client overload; lower {} or run on a bigger machine",
-            issued_rate,
+            s.issued_rate,
             w.target_rate,
+            s.schedule_lag_p99_ms,
             if w.replay { "workload.speed" } else { "workload.rate" }
         ));
     }
