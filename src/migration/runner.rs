@@ -240,6 +240,9 @@ impl Runner<'_> {
         };
         let start = self.clock.since_start(Instant::now());
         let mut r = StepRecord::new(step.name.clone(), kind, step.line, step.statements().len(), start);
+        let sql: Vec<&str> = step.statements().iter().map(|s| s.sql.trim().trim_end_matches(';')).collect();
+        r.sql = (!sql.is_empty()).then(|| format!("{};", sql.join(";\n")));
+        r.lock_timeout = (!step.lock_timeout.is_zero()).then_some(step.lock_timeout);
         if p.aborted || self.stop.is_cancelled() {
             return r;
         }

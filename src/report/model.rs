@@ -407,6 +407,62 @@ pub struct StepReport {
     /// Index into `migration.groups` of the group (migration file) it belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<usize>,
+    /// The step's SQL as written in the migration file, its statements in
+    /// order (a backfill: its batch statement). Absent for a pause, a
+    /// captured command's step, and in reports written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sql: Option<String>,
+    /// The `lock_timeout` the step ran with (absent when none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_timeout_ms: Option<f64>,
+    /// Safer forms of what this step was observed to do (never from the SQL
+    /// text alone); empty when the run saw nothing a known form avoids.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hints: Vec<Hint>,
+}
+
+/// A known safer form of a step, for what the run observed it do.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Hint {
+    pub kind: HintKind,
+    /// What the run measured that calls for it, e.g. "held ShareLock on
+    /// orders for 2.1 s while 12 writing sessions waited".
+    pub observed: String,
+    /// The safer form and what it changes.
+    pub advice: String,
+}
+
+/// The safer forms a hint can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HintKind {
+    /// A plain CREATE INDEX blocked writers: CREATE INDEX CONCURRENTLY.
+    Concurrently,
+    /// A validating constraint under AccessExclusiveLock: NOT VALID, then VALIDATE.
+    NotValidThenValidate,
+    /// The migration queued behind a lock while sessions queued behind it:
+    /// lock_timeout with retries.
+    LockTimeoutRetries,
+    /// A one-shot UPDATE held its row locks long: a batched backfill.
+    BatchedBackfill,
+    /// SET NOT NULL scanned the table under AccessExclusiveLock: a validated CHECK first.
+    CheckBeforeNotNull,
+    /// A type change rewrote the table: a new column and a backfill.
+    NewColumnBackfill,
+}
+
+impl HintKind {
+    /// The change in a few words, as a remedy line names it.
+    pub fn change(self) -> &'static str {
+        match self {
+            HintKind::Concurrently => "CREATE INDEX CONCURRENTLY",
+            HintKind::NotValidThenValidate => "add the constraint NOT VALID, then VALIDATE CONSTRAINT",
+            HintKind::LockTimeoutRetries => "a short lock_timeout with retries",
+            HintKind::BatchedBackfill => "a batched backfill (-- lockimpact: backfill)",
+            HintKind::CheckBeforeNotNull => "a CHECK (col IS NOT NULL) NOT VALID, VALIDATE, then SET NOT NULL",
+            HintKind::NewColumnBackfill => "a new column, a batched backfill, then a swap",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
@@ -484,6 +540,26 @@ pub struct Second {
     pub phase: Phase,
     /// class → operations and latency of that class in this second.
     #[serde(default)]
+    pub classes: BTreeMap<String, ClassSecond>,
+    /// The operations whose intended start fell in this second, whatever
+    /// second they finished in: a stall shows where it began (`ops`, `p50_ms`,
+    /// `p99_ms` and `classes` count operations by the second they finished).
+    /// Absent in reports written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<Started>,
+    /// Most operations waiting at once in this second: their intended start
+    /// had passed and they had not finished (read every 100 ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<u64>,
+}
+
+/// Operations by the second of their intended start.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Started {
+    pub ops: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    /// class → its operations and latency (classes with none are left out).
     pub classes: BTreeMap<String, ClassSecond>,
 }
 
@@ -613,6 +689,19 @@ pub struct Violation {
     pub limit: f64,
     pub actual: f64,
     pub message: String,
+    /// Index into `steps` of the step that exceeded it most, when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<usize>,
+    /// Its most likely remedy: that step's first hint, or what to look at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remedy: Option<String>,
+}
+
+impl Violation {
+    /// A violation not attributed to a step yet (the builder does that).
+    pub fn new(budget: impl Into<String>, limit: f64, actual: f64, message: String) -> Violation {
+        Violation { budget: budget.into(), limit, actual, message, step: None, remedy: None }
+    }
 }
 
 impl CheckReport {

@@ -416,6 +416,10 @@ pub struct StepRecord {
     /// (CREATE INDEX CONCURRENTLY, VACUUM, …): their locks are only known
     /// from the sampler's polls.
     pub unwrapped: Vec<usize>,
+    /// The step's statements as written (none for a pause or a captured step).
+    pub sql: Option<String>,
+    /// The lock_timeout it ran with (none when it had none).
+    pub lock_timeout: Option<Duration>,
 }
 
 impl StepRecord {
@@ -439,6 +443,8 @@ impl StepRecord {
             rewritten: Vec::new(),
             locks: HeldLocks::default(),
             unwrapped: Vec::new(),
+            sql: None,
+            lock_timeout: None,
         }
     }
 }

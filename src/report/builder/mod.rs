@@ -2,10 +2,12 @@
 //! derived. Each part of the report has its builder: `latency` (per class
 //! and phase), `steps`, `blocked` (episodes and their sums), `timeline` (per
 //! second), `workload` (rates, errors, warnings), `migration` (groups,
-//! selection, preflight), `errors` (new error classes) and `verdict`.
+//! selection, preflight), `errors` (new error classes), `hints` (safer forms
+//! of what a step did) and `verdict`.
 
 mod blocked;
 mod errors;
+mod hints;
 mod latency;
 mod migration;
 mod steps;
@@ -143,6 +145,7 @@ pub fn build(rec: &RunRecord) -> Report {
         true => (BudgetSection::default_budget(), BudgetSource::Default),
         false => (rec.budget.clone(), BudgetSource::Scenario),
     };
+    hints::annotate(&mut report, &eps);
     report.budget = Some(BudgetReport { source, limits: verdict::limits(&budget) });
     report.verdict = verdict(&report, &budget);
     report

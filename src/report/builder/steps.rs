@@ -58,6 +58,9 @@ fn step(rec: &RunRecord, eps: &Episodes, i: usize, s: &StepRecord) -> StepReport
         lock_wait_ms: if ran { overlap_ms(eps.migration.iter(), from, to) } else { 0.0 },
         latency,
         group: rec.migration.groups.iter().position(|g| g.steps.contains(&i)),
+        sql: s.sql.clone(),
+        lock_timeout_ms: s.lock_timeout.map(ms),
+        hints: Vec::new(),
     }
 }
 

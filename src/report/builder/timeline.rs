@@ -35,6 +35,8 @@ pub fn timeline(rec: &RunRecord, bounds: &Bounds) -> Vec<Second> {
                         )
                     })
                     .collect(),
+                started: None,
+                waiting: None,
             }
         })
         .collect()

@@ -122,7 +122,7 @@ fn threshold_violations(r: &Report, b: &BudgetSection) -> Vec<Violation> {
     let mut v = Vec::new();
     let mut check = |budget: &str, limit: f64, actual: f64, what: String| {
         if actual > limit {
-            v.push(Violation { budget: budget.to_string(), limit, actual, message: what });
+            v.push(Violation::new(budget, limit, actual, what));
         }
     };
     if let Some(d) = b.max_blocked {
@@ -190,11 +190,9 @@ fn threshold_violations(r: &Report, b: &BudgetSection) -> Vec<Violation> {
 
 /// New error classes, unless the budget allows them.
 fn new_error_violation(r: &Report, b: &BudgetSection) -> Option<Violation> {
-    (b.new_errors == NewErrors::NotAllowed && !r.new_errors.is_empty()).then(|| Violation {
-        budget: "new_errors".into(),
-        limit: 0.0,
-        actual: r.new_errors.len() as f64,
-        message: r.new_errors.iter().map(|e| new_error_line(r, e)).collect::<Vec<_>>().join("; "),
+    (b.new_errors == NewErrors::NotAllowed && !r.new_errors.is_empty()).then(|| {
+        let lines: Vec<String> = r.new_errors.iter().map(|e| new_error_line(r, e)).collect();
+        Violation::new("new_errors", 0.0, r.new_errors.len() as f64, lines.join("; "))
     })
 }
 
@@ -202,12 +200,7 @@ fn new_error_violation(r: &Report, b: &BudgetSection) -> Option<Violation> {
 fn completion_violations(r: &Report) -> Vec<Violation> {
     let mut v = Vec::new();
     if let Some(reason) = &r.incomplete_reason {
-        v.push(Violation {
-            budget: "run_completes".into(),
-            limit: 1.0,
-            actual: 0.0,
-            message: format!("the run is incomplete: {reason}"),
-        });
+        v.push(Violation::new("run_completes", 1.0, 0.0, format!("the run is incomplete: {reason}")));
     }
     if !r.migration.committed {
         let failed = r.steps.iter().enumerate().find(|(_, s)| !matches!(s.outcome, Outcome::Ok | Outcome::Skipped));
@@ -220,7 +213,7 @@ fn completion_violations(r: &Report) -> Vec<Violation> {
                 None => "the migration did not complete".to_string(),
             },
         };
-        v.push(Violation { budget: "migration_completes".into(), limit: 1.0, actual: 0.0, message: what });
+        v.push(Violation::new("migration_completes", 1.0, 0.0, what));
     }
     v
 }
