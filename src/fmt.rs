@@ -1,5 +1,6 @@
-//! Numbers as people read them (durations, rates, counts, bytes): one
-//! place, so the terminal, Markdown, HTML and progress lines agree.
+//! Numbers as people read them (durations, rates, counts, bytes) and text
+//! cut to a width: one place, so the terminal, Markdown, HTML and progress
+//! lines agree.
 
 /// "0 ms", "850 µs", "12.3 ms", "8.10 s".
 pub fn fmt_ms(ms: f64) -> String {
@@ -63,4 +64,9 @@ mod rate_tests {
         assert_eq!(super::fmt_rate(1234.5678), "1235 ops/s");
         assert_eq!(super::fmt_rate(0.2468), "0.25 ops/s");
     }
+}
+
+/// The first `n` characters of `s`, with `…` when cut.
+pub fn short(s: &str, n: usize) -> String {
+    if s.chars().count() <= n { s.to_string() } else { format!("{}…", s.chars().take(n - 1).collect::<String>()) }
 }

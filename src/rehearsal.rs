@@ -425,6 +425,7 @@ fn record(
         scenario_name: plan.name.clone(),
         scenario_path: plan.scenario_path.display().to_string(),
         clone_description: server.describe(),
+        clone_kind: server.kind(),
         server_version,
         tables: dataset.tables.clone(),
         seed_time: dataset.seed_time,

@@ -415,6 +415,10 @@ impl super::ServerHandle for DockerServer {
         format!("docker image {}, container {}, port {}", self.image, short(&self.id), self.port)
     }
 
+    fn kind(&self) -> String {
+        format!("docker image {}", self.image)
+    }
+
     fn keep(&mut self, dbname: &str) -> String {
         self.kept = true;
         let id = self.id.clone();

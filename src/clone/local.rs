@@ -275,6 +275,10 @@ impl super::ServerHandle for LocalServer {
         format!("local server binaries in {}, port {}", self.bins.dir.display(), self.port)
     }
 
+    fn kind(&self) -> String {
+        "local server binaries".into()
+    }
+
     fn keep(&mut self, dbname: &str) -> String {
         self.kept = true;
         let path = self.dir.take().map(|d| d.keep()).unwrap_or_default();

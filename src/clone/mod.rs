@@ -49,6 +49,9 @@ pub trait ServerHandle: Send + Sync {
     }
     /// One line for the report: backend, version, where it runs.
     fn describe(&self) -> String;
+    /// The backend without the disposable server's details (port,
+    /// container, connection), as a pull-request comment shows it.
+    fn kind(&self) -> String;
     /// Leave the server running after the guard is dropped; returns how to
     /// connect and how to stop it.
     fn keep(&mut self, dbname: &str) -> String;

@@ -62,6 +62,10 @@ impl ServerHandle for UrlServer {
         format!("existing server {}", self.conn)
     }
 
+    fn kind(&self) -> String {
+        "an existing server (url backend)".into()
+    }
+
     fn keep(&mut self, _dbname: &str) -> String {
         format!("{} is not lockimpact's: --keep leaves it as it is", self.conn)
     }

@@ -29,6 +29,11 @@ pub struct Comparison {
     pub ranking: Vec<usize>,
     /// One line a reviewer can quote.
     pub summary: String,
+    /// Index into `candidates` of the safer one: ranked first, and it
+    /// completed or blocked less than the next (absent when they blocked
+    /// alike or not every candidate ran).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recommended: Option<usize>,
     /// How the scenarios differ (allowed with `--allow-different`, or not
     /// affecting the data and load: phases, budget, migration).
     pub differences: Vec<String>,
@@ -217,7 +222,7 @@ pub fn build(reports: Vec<Report>, differences: Vec<String>) -> Comparison {
             .then(x.longest_blocked_ms.total_cmp(&y.longest_blocked_ms))
             .then(a.cmp(&b))
     });
-    let summary = summary(&candidates, &ranking);
+    let (summary, recommended) = summary(&candidates, &ranking);
     let pass = candidates.iter().all(|c| c.totals.pass);
     let statuses: Vec<VerdictStatus> = candidates.iter().map(|c| c.totals.status()).collect();
     let status = if statuses.contains(&VerdictStatus::Fail) {
@@ -233,6 +238,7 @@ pub fn build(reports: Vec<Report>, differences: Vec<String>) -> Comparison {
         candidates,
         ranking,
         summary,
+        recommended,
         differences,
         pass,
         status: Some(status),
@@ -244,7 +250,7 @@ fn blocked_phrase(t: &Totals) -> String {
         "blocked no session".into()
     } else {
         format!(
-            "blocked {} session{} for {} in total (longest wait {}, {} at once)",
+            "blocked {} session{} for {} summed over sessions (longest wait {}, {} at once)",
             t.blocked_sessions,
             if t.blocked_sessions == 1 { "" } else { "s" },
             fmt_ms(t.blocked_ms),
@@ -254,14 +260,15 @@ fn blocked_phrase(t: &Totals) -> String {
     }
 }
 
-fn summary(c: &[Candidate], ranking: &[usize]) -> String {
+/// The line a reviewer quotes, and the safer candidate when there is one.
+fn summary(c: &[Candidate], ranking: &[usize]) -> (String, Option<usize>) {
     let (Some(&first), Some(&second)) = (ranking.first(), ranking.get(1)) else {
-        return "Incomplete: not every candidate ran, so there is nothing to compare yet.".into();
+        return ("Incomplete: not every candidate ran, so there is nothing to compare yet.".into(), None);
     };
     let (a, b) = (&c[first], &c[second]);
     let name = |x: &Candidate| format!("{} ({})", x.label, x.report.scenario.name);
     if !b.totals.completed && a.totals.completed {
-        return format!(
+        let line = format!(
             "{} is safer: it completed and {}, where {} did not complete ({}) and {}.",
             name(a),
             blocked_phrase(&a.totals),
@@ -269,9 +276,10 @@ fn summary(c: &[Candidate], ranking: &[usize]) -> String {
             b.totals.outcome,
             blocked_phrase(&b.totals)
         );
+        return (line, Some(first));
     }
     if a.totals.blocked_ms == b.totals.blocked_ms && a.totals.blocked_sessions == b.totals.blocked_sessions {
-        return format!(
+        let line = format!(
             "{} and {} blocked the workload alike ({}); migration took {} and {}.",
             name(a),
             name(b),
@@ -279,6 +287,9 @@ fn summary(c: &[Candidate], ranking: &[usize]) -> String {
             fmt_ms(a.totals.migration_ms),
             fmt_ms(b.totals.migration_ms)
         );
+        return (line, None);
     }
-    format!("{} is safer: it {} where {} {}.", name(a), blocked_phrase(&a.totals), name(b), blocked_phrase(&b.totals))
+    let line =
+        format!("{} is safer: it {} where {} {}.", name(a), blocked_phrase(&a.totals), name(b), blocked_phrase(&b.totals));
+    (line, Some(first))
 }

@@ -138,8 +138,14 @@ pub struct ScenarioInfo {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct CloneInfo {
+    /// The backend and where the disposable server ran (its port).
     pub backend: String,
     pub server_version: String,
+    /// The backend without the disposable server's details (port,
+    /// container, connection), as Markdown shows it. Absent in reports
+    /// written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -402,6 +408,11 @@ pub struct StepReport {
     pub blocked_sessions: u32,
     /// Time the migration itself waited for locks during this step.
     pub lock_wait_ms: f64,
+    /// The longest wait of a workload session on the migration that
+    /// overlapped this step, whole (absent when none waited, and in reports
+    /// written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub longest_blocked_ms: Option<f64>,
     /// class → latency of operations started during this step.
     pub latency: BTreeMap<String, Latency>,
     /// Index into `migration.groups` of the group (migration file) it belongs to.

@@ -33,6 +33,8 @@ pub struct RunRecord {
     pub scenario_name: String,
     pub scenario_path: String,
     pub clone_description: String,
+    /// The backend without the server's details (no port).
+    pub clone_kind: String,
     pub server_version: String,
     pub tables: Vec<TableInfo>,
     pub seed_time: Duration,
@@ -165,8 +167,13 @@ pub struct WorkloadRecord {
     pub unfinished: u64,
     /// How late the pacer emitted operations against their intended start (µs).
     pub schedule_lag: Hist,
-    /// Per second since the clock started.
+    /// Per second since the clock started, by the second operations finished.
     pub seconds: Vec<SecondRecord>,
+    /// The same by the second of their intended start.
+    pub started: Vec<SecondRecord>,
+    /// Per second: the most operations waiting at once (intended start
+    /// passed, not finished), read every 100 ms.
+    pub waiting: Vec<u64>,
     /// A session replay (paced by `workload.speed`), not a rate-based workload.
     pub replay: bool,
     /// A session replay's connection pool.
@@ -233,6 +240,8 @@ impl Default for WorkloadRecord {
             unfinished: 0,
             schedule_lag: new_hist(),
             seconds: Vec::new(),
+            started: Vec::new(),
+            waiting: Vec::new(),
             replay: false,
             pool: None,
         }

@@ -14,14 +14,16 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use super::by_start::ByStart;
 use crate::run_record::{ClassSecond, Hist, SecondRecord, WorkloadRecord, new_hist};
 use crate::timeline::Slot;
 
 /// Per-second operations, errors and latency, by completion time, for all
 /// classes together and per class. Only the current second keeps histograms;
-/// finished seconds keep a few numbers.
+/// finished seconds keep a few numbers. Beside them, the same by intended
+/// start and the operations waiting (`ByStart`).
 #[derive(Debug)]
 pub struct Seconds {
     start: Instant,
@@ -34,6 +36,7 @@ pub struct Seconds {
     all: Hist,
     errors: u64,
     done: Vec<SecondRecord>,
+    by_start: ByStart,
 }
 
 impl Seconds {
@@ -47,12 +50,15 @@ impl Seconds {
             all: hist,
             errors: 0,
             done: Vec::new(),
+            by_start: ByStart::new(classes),
         }
     }
 
     /// Closes every second before `now`.
     pub fn advance(&mut self, now: Instant) {
-        let sec = now.saturating_duration_since(self.start).as_secs();
+        let since = now.saturating_duration_since(self.start);
+        self.by_start.close(Some(since));
+        let sec = since.as_secs();
         let quantiles =
             |h: &Hist| if h.is_empty() { (0, 0) } else { (h.value_at_quantile(0.5), h.value_at_quantile(0.99)) };
         while self.current < sec {
@@ -77,11 +83,18 @@ impl Seconds {
     /// intended start, whether it succeeded (`ok`) or failed.
     pub fn record(&mut self, now: Instant, class: usize, latency: u64, ok: bool) {
         self.advance(now);
+        self.started(now, class, latency, ok);
         self.ops[class] += 1;
         let _ = self.hists[class].record(latency.max(1));
         if !ok {
             self.errors += 1;
         }
+    }
+
+    /// An operation by its intended start (`latency` µs before `now`).
+    fn started(&mut self, now: Instant, class: usize, latency: u64, ok: bool) {
+        let end = now.saturating_duration_since(self.start);
+        self.by_start.record(class, end.saturating_sub(Duration::from_micros(latency)), end, ok);
     }
 
     /// The last finished second, for the live status line.
@@ -146,6 +159,8 @@ impl Sink {
         let mut secs = self.seconds.lock().expect("seconds");
         secs.advance(Instant::now());
         rec.seconds = std::mem::take(&mut secs.done);
+        let by_start = std::mem::replace(&mut secs.by_start, ByStart::new(0));
+        (rec.started, rec.waiting) = by_start.finish();
         cut
     }
 }
@@ -189,6 +204,7 @@ impl Measurement {
     pub fn cut(&mut self, class: usize, slot: Slot, us: u64) {
         self.latency(class, slot, us);
         self.cut += 1;
+        self.sink.seconds.lock().expect("seconds").started(Instant::now(), class, us, true);
     }
 
     /// One finished operation of `class` in `slot`, done at `done`: its

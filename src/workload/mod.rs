@@ -15,6 +15,7 @@
 //! its sessions come and go, and one connection each would exhaust
 //! `max_connections`.
 
+mod by_start;
 pub mod file;
 pub mod measurement;
 pub mod pacer;

@@ -10,6 +10,7 @@ mod errors;
 mod hints;
 mod latency;
 mod migration;
+mod remedy;
 mod steps;
 mod timeline;
 mod verdict;
@@ -121,7 +122,11 @@ pub fn build(rec: &RunRecord) -> Report {
             file: rec.scenario_path.clone(),
             migration_file: rec.migration.file.clone(),
         },
-        clone: CloneInfo { backend: rec.clone_description.clone(), server_version: rec.server_version.clone() },
+        clone: CloneInfo {
+            backend: rec.clone_description.clone(),
+            server_version: rec.server_version.clone(),
+            kind: Some(rec.clone_kind.clone()),
+        },
         dataset: dataset(rec),
         phases: phases(rec, &bounds),
         workload,

@@ -56,6 +56,12 @@ fn step(rec: &RunRecord, eps: &Episodes, i: usize, s: &StepRecord) -> StepReport
         blocked_ms: if ran { overlap_ms(eps.by_migration(), from, to) } else { 0.0 },
         blocked_sessions: if ran { max_overlap(eps.by_migration(), from, to) } else { 0 },
         lock_wait_ms: if ran { overlap_ms(eps.migration.iter(), from, to) } else { 0.0 },
+        longest_blocked_ms: eps
+            .by_migration()
+            .filter(|e| ran && e.start < to && e.end > from)
+            .map(|e| e.end.saturating_sub(e.start))
+            .max()
+            .map(ms),
         latency,
         group: rec.migration.groups.iter().position(|g| g.steps.contains(&i)),
         sql: s.sql.clone(),

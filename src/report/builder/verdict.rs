@@ -108,6 +108,9 @@ pub fn verdict(r: &Report, b: &BudgetSection) -> Verdict {
     let mut v = threshold_violations(r, b);
     v.extend(new_error_violation(r, b));
     v.extend(completion_violations(r));
+    for x in &mut v {
+        x.remedy = super::remedy::remedy(r, x);
+    }
     let inconclusive = inconclusive(r);
     let status = match (v.is_empty(), inconclusive.is_empty()) {
         (false, _) => VerdictStatus::Fail,
@@ -117,41 +120,33 @@ pub fn verdict(r: &Report, b: &BudgetSection) -> Verdict {
     Verdict { pass: status == VerdictStatus::Pass, violations: v, status: Some(status), inconclusive }
 }
 
-/// The numeric thresholds of `b` that the report exceeds.
+/// The numeric thresholds of `b` that the report exceeds, each with the
+/// step that exceeded it most.
 fn threshold_violations(r: &Report, b: &BudgetSection) -> Vec<Violation> {
     let mut v = Vec::new();
-    let mut check = |budget: &str, limit: f64, actual: f64, what: String| {
+    let mut check = |budget: &str, limit: f64, actual: f64, what: String, step: Option<usize>| {
         if actual > limit {
-            v.push(Violation::new(budget, limit, actual, what));
+            v.push(Violation { step, ..Violation::new(budget, limit, actual, what) });
         }
     };
     if let Some(d) = b.max_blocked {
-        check(
-            "max_blocked",
-            ms(d.0),
-            r.blocked.total_ms,
-            format!(
-                "sessions were blocked by the migration for {} in total (budget {})",
-                fmt_ms(r.blocked.total_ms),
-                fmt_ms(ms(d.0))
-            ),
+        let what = format!(
+            "sessions were blocked by the migration for {} summed over the sessions (budget {})",
+            fmt_ms(r.blocked.total_ms),
+            fmt_ms(ms(d.0))
         );
+        check("max_blocked", ms(d.0), r.blocked.total_ms, what, most(r, |s| s.blocked_ms));
     }
     if let Some(d) = b.max_blocked_wait {
-        check(
-            "max_blocked_wait",
-            ms(d.0),
-            r.blocked.longest_ms,
-            format!("a session waited {} on the migration (budget {})", fmt_ms(r.blocked.longest_ms), fmt_ms(ms(d.0))),
-        );
+        let what =
+            format!("a session waited {} on the migration (budget {})", fmt_ms(r.blocked.longest_ms), fmt_ms(ms(d.0)));
+        let step = r.blocked.episodes.iter().filter(|e| e.by_migration).max_by(|a, b| a.duration_ms.total_cmp(&b.duration_ms));
+        check("max_blocked_wait", ms(d.0), r.blocked.longest_ms, what, step.and_then(|e| e.step));
     }
     if let Some(n) = b.max_blocked_sessions {
-        check(
-            "max_blocked_sessions",
-            n as f64,
-            r.blocked.max_concurrent as f64,
-            format!("{} sessions were blocked by the migration at once (budget {n})", r.blocked.max_concurrent),
-        );
+        let what = format!("{} sessions were blocked by the migration at once (budget {n})", r.blocked.max_concurrent);
+        let step = most(r, |s| s.blocked_sessions as f64);
+        check("max_blocked_sessions", n as f64, r.blocked.max_concurrent as f64, what, step);
     }
     for (class, phases) in &r.latency {
         let limits = [
@@ -160,39 +155,36 @@ fn threshold_violations(r: &Report, b: &BudgetSection) -> Vec<Violation> {
         ];
         for (key, limit) in limits {
             let (Some(d), Some(l)) = (limit, phases.get(&Phase::During)) else { continue };
-            check(
-                key,
-                ms(d.0),
-                l.p99_ms,
-                format!("p99 of {class} during the migration was {} (budget {})", fmt_ms(l.p99_ms), fmt_ms(ms(d.0))),
-            );
+            let what =
+                format!("p99 of {class} during the migration was {} (budget {})", fmt_ms(l.p99_ms), fmt_ms(ms(d.0)));
+            let step = most(r, |s| s.latency.get(class).map_or(0.0, |l| l.p99_ms));
+            check(key, ms(d.0), l.p99_ms, what, step);
         }
     }
     if let (Some(d), Some(i)) = (b.max_step, r.longest_step) {
         let s = &r.steps[i];
-        check(
-            "max_step",
-            ms(d.0),
-            s.duration_ms,
-            format!("step {} ({}) took {} (budget {})", i + 1, s.name, fmt_ms(s.duration_ms), fmt_ms(ms(d.0))),
-        );
+        let what = format!("step {} ({}) took {} (budget {})", i + 1, s.name, fmt_ms(s.duration_ms), fmt_ms(ms(d.0)));
+        check("max_step", ms(d.0), s.duration_ms, what, Some(i));
     }
     if let Some(n) = b.max_errors {
-        check(
-            "max_errors",
-            n as f64,
-            r.workload.errors as f64,
-            format!("the workload saw {} errors (budget {n})", r.workload.errors),
-        );
+        let what = format!("the workload saw {} errors (budget {n})", r.workload.errors);
+        check("max_errors", n as f64, r.workload.errors as f64, what, r.new_errors.first().and_then(|e| e.step));
     }
     v
+}
+
+/// The step with the largest `f`, when one is above zero.
+fn most(r: &Report, f: impl Fn(&StepReport) -> f64) -> Option<usize> {
+    let (i, s) = r.steps.iter().enumerate().max_by(|a, b| f(a.1).total_cmp(&f(b.1)))?;
+    (f(s) > 0.0).then_some(i)
 }
 
 /// New error classes, unless the budget allows them.
 fn new_error_violation(r: &Report, b: &BudgetSection) -> Option<Violation> {
     (b.new_errors == NewErrors::NotAllowed && !r.new_errors.is_empty()).then(|| {
         let lines: Vec<String> = r.new_errors.iter().map(|e| new_error_line(r, e)).collect();
-        Violation::new("new_errors", 0.0, r.new_errors.len() as f64, lines.join("; "))
+        let step = r.new_errors.first().and_then(|e| e.step);
+        Violation { step, ..Violation::new("new_errors", 0.0, r.new_errors.len() as f64, lines.join("; ")) }
     })
 }
 
@@ -213,7 +205,8 @@ fn completion_violations(r: &Report) -> Vec<Violation> {
                 None => "the migration did not complete".to_string(),
             },
         };
-        v.push(Violation::new("migration_completes", 1.0, 0.0, what));
+        let step = failed.map(|(i, _)| i);
+        v.push(Violation { step, ..Violation::new("migration_completes", 1.0, 0.0, what) });
     }
     v
 }

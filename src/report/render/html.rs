@@ -1,14 +1,15 @@
 //! HTML renderer: one self-contained file (inline CSS, inline SVG, no script,
-//! no network) with the summary first, then charts (latency over time per
-//! class with the migration steps shaded, sessions blocked over time, latency
-//! percentiles per phase) and the detail tables. Formats; computes nothing.
+//! no network) with the summary first, then charts (latency per class by
+//! intended start with the migration steps shaded and numbered, operations
+//! waiting and sessions blocked, latency percentiles per phase), the
+//! annotated migration and the detail tables. Formats; computes nothing.
 
 use std::io::{self, Write};
 
 use super::svg::{Band, Chart, PALETTE, Scale, Series};
 use super::{
-    Rows, command_lines, during_rows, episode_rows, group_rows, latency_rows, preflight_rows, short, side_by_side_rows,
-    step_rows, summary_rows,
+    Rows, ServerDetail, blocked_note, command_lines, during_rows, episode_rows, group_rows, latency_rows,
+    preflight_rows, short, side_by_side_rows, step_rows, summary_rows,
 };
 use crate::report::compare::Comparison;
 use crate::report::model::{Phase, Report, VerdictStatus};
@@ -38,7 +39,8 @@ svg.chart{display:block;margin:10px 0;background:#fff}.ct{font-weight:bold;font-
 .band{fill:#ff9800;fill-opacity:.14;stroke:#ff9800;stroke-opacity:.5}.bl{font-size:10px;fill:#a65d00}\
 .grid{stroke:#eee}.tick{stroke:#999}.frame{fill:none;stroke:#999}.yt{font-size:11px;text-anchor:end;fill:#555}\
 .xt{font-size:11px;text-anchor:middle;fill:#555}.al{font-size:11px;text-anchor:middle;fill:#333}\
-.lg{font-size:11px;fill:#333}section{border-top:1px solid #ddd;margin-top:24px}";
+.lg{font-size:11px;fill:#333}section{border-top:1px solid #ddd;margin-top:24px}\
+pre.sql{background:#f7f7f7;border:1px solid #ddd;padding:8px;overflow-x:auto;font-size:12px}.legend{font-size:12px;color:#555}";
 
 impl Rows {
     /// Writes it as an HTML table.
@@ -72,12 +74,16 @@ fn head(out: &mut impl Write, title: &str) -> io::Result<()> {
     )
 }
 
-fn verdict_span(status: VerdictStatus) -> &'static str {
+fn status_class(status: VerdictStatus) -> &'static str {
     match status {
-        VerdictStatus::Pass => "<span class=\"pass\">PASS</span>",
-        VerdictStatus::Fail => "<span class=\"fail\">FAIL</span>",
-        VerdictStatus::Inconclusive => "<span class=\"inconclusive\">INCONCLUSIVE</span>",
+        VerdictStatus::Pass => "pass",
+        VerdictStatus::Fail => "fail",
+        VerdictStatus::Inconclusive => "inconclusive",
     }
+}
+
+fn verdict_span(status: VerdictStatus) -> String {
+    format!("<span class=\"{}\">{}</span>", status_class(status), status.label())
 }
 
 pub fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
@@ -89,13 +95,24 @@ pub fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
 
 /// Everything about one rehearsal; `h` is the heading level of its sections.
 fn body(r: &Report, h: u8, out: &mut impl Write) -> io::Result<()> {
-    summary_rows(r).html(out)?;
+    summary_rows(r, ServerDetail::Shown).html(out)?;
+    if let Some(note) = blocked_note(r) {
+        writeln!(out, "<p>{}</p>", escape(&note))?;
+    }
     if !r.verdict.violations.is_empty() {
         writeln!(out, "<p class=\"fail\">Budget exceeded:</p><ul>")?;
         for v in &r.verdict.violations {
             writeln!(out, "<li><code>{}</code>: {}</li>", escape(&v.budget), escape(&v.message))?;
         }
         writeln!(out, "</ul>")?;
+        let remedies = super::remedy_lines(&r.verdict.violations);
+        if !remedies.is_empty() {
+            writeln!(out, "<p><strong>Most likely remedies:</strong></p><ul>")?;
+            for line in remedies {
+                writeln!(out, "<li>{}</li>", escape(&line))?;
+            }
+            writeln!(out, "</ul>")?;
+        }
     }
     if !r.verdict.inconclusive.is_empty() {
         writeln!(out, "<p class=\"inconclusive\">Inconclusive, the run is no evidence:</p><ul>")?;
@@ -116,7 +133,8 @@ fn body(r: &Report, h: u8, out: &mut impl Write) -> io::Result<()> {
     }
     writeln!(out, "<h{h}>Latency over time</h{h}>")?;
     writeln!(out, "{}", latency_chart(r).svg())?;
-    writeln!(out, "<h{h}>Sessions blocked over time</h{h}>")?;
+    legend(r, out)?;
+    writeln!(out, "<h{h}>Operations waiting and sessions blocked over time</h{h}>")?;
     writeln!(out, "{}", blocked_chart(r).svg())?;
     writeln!(out, "<h{h}>Latency percentiles per phase</h{h}>")?;
     writeln!(out, "{}", percentile_chart(r).svg())?;
@@ -136,7 +154,9 @@ fn body(r: &Report, h: u8, out: &mut impl Write) -> io::Result<()> {
             writeln!(out, "<pre>{}</pre>", escape(&lines.join("\n")))?;
         }
     }
-    writeln!(out, "<h{h}>Steps of <code>{}</code></h{h}>", escape(&r.scenario.migration_file))?;
+    writeln!(out, "<h{h}>Migration, annotated: <code>{}</code></h{h}>", escape(&r.scenario.migration_file))?;
+    writeln!(out, "<pre class=\"sql\">{}</pre>", escape(&super::annotated::annotated(r).join("\n")))?;
+    writeln!(out, "<h{h}>Steps</h{h}>")?;
     step_rows(r).html(out)?;
     writeln!(out, "<h{h}>Latency per query class</h{h}>")?;
     latency_rows(r).html(out)?;
@@ -155,9 +175,20 @@ fn step_bands(r: &Report) -> Vec<Band> {
         .map(|(i, s)| Band {
             from: s.start_ms / 1000.0,
             to: (s.start_ms + s.duration_ms) / 1000.0,
-            label: format!("step {}: {}", i + 1, short(&s.name, 30)),
+            number: i + 1,
+            label: format!("step {}: {}", i + 1, short(&s.name, 60)),
         })
         .collect()
+}
+
+/// What the numbered bands are: one line under the latency chart.
+fn legend(r: &Report, out: &mut impl Write) -> io::Result<()> {
+    let steps: Vec<String> =
+        step_bands(r).iter().map(|b| format!("{} {}", b.number, short(&r.steps[b.number - 1].name, 40))).collect();
+    if steps.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "<p class=\"legend\">Shaded: the migration's steps, by number: {}</p>", escape(&steps.join(" · ")))
 }
 
 fn seconds_axis(r: &Report) -> ((f64, f64), Vec<(f64, String)>) {
@@ -177,7 +208,9 @@ fn latency_chart(r: &Report) -> Chart {
                 .timeline
                 .iter()
                 .map(|s| {
-                    let v = s.classes.get(class).map(|c| if dashed { c.p50_ms } else { c.p99_ms });
+                    // By intended start when recorded, else (older reports) by completion.
+                    let classes = s.started.as_ref().map_or(&s.classes, |b| &b.classes);
+                    let v = classes.get(class).map(|c| if dashed { c.p50_ms } else { c.p99_ms });
                     (s.t as f64 + 0.5, v)
                 })
                 .collect();
@@ -185,7 +218,7 @@ fn latency_chart(r: &Report) -> Chart {
         }
     }
     Chart {
-        title: "Latency per query class by second (p99 solid, p50 dashed); migration steps shaded".into(),
+        title: "Latency per query class by the second operations were due to start (p99 solid, p50 dashed)".into(),
         x_label: "seconds since warmup started".into(),
         y_label: "latency (log)".into(),
         x_range,
@@ -198,31 +231,42 @@ fn latency_chart(r: &Report) -> Chart {
 
 fn blocked_chart(r: &Report) -> Chart {
     let (x_range, x_ticks) = seconds_axis(r);
-    let step = |f: &dyn Fn(&crate::report::model::Second) -> u32| -> Vec<(f64, Option<f64>)> {
+    let step = |f: &dyn Fn(&crate::report::model::Second) -> Option<u64>| -> Vec<(f64, Option<f64>)> {
         r.timeline
             .iter()
             .flat_map(|s| {
-                let v = Some(f(s) as f64);
+                let v = f(s).map(|n| n as f64);
                 [(s.t as f64, v), (s.t as f64 + 1.0, v)]
             })
             .collect()
     };
+    let mut series = Vec::new();
+    if r.timeline.iter().any(|s| s.waiting.is_some()) {
+        let points = step(&|s| s.waiting);
+        series.push(Series { name: "operations waiting".into(), points, color: "#1f77b4", dashed: false });
+    }
+    series.extend([
+        Series {
+            name: "sessions on any lock".into(),
+            points: step(&|s| Some(u64::from(s.blocked))),
+            color: "#7f7f7f",
+            dashed: true,
+        },
+        Series {
+            name: "on the migration".into(),
+            points: step(&|s| Some(u64::from(s.blocked_by_migration))),
+            color: "#d62728",
+            dashed: false,
+        },
+    ]);
     Chart {
-        title: "Most workload sessions waiting on a lock, per second".into(),
+        title: "Most operations waiting (due, not finished) and sessions blocked at once, per second".into(),
         x_label: "seconds since warmup started".into(),
-        y_label: "sessions".into(),
+        y_label: "operations, sessions".into(),
         x_range,
         x_ticks,
-        y_scale: Scale::Linear,
-        series: vec![
-            Series { name: "any lock".into(), points: step(&|s| s.blocked), color: "#7f7f7f", dashed: true },
-            Series {
-                name: "by the migration".into(),
-                points: step(&|s| s.blocked_by_migration),
-                color: "#d62728",
-                dashed: false,
-            },
-        ],
+        y_scale: Scale::Count,
+        series,
         bands: step_bands(r),
     }
 }
@@ -265,7 +309,8 @@ fn percentile_chart(r: &Report) -> Chart {
 
 pub fn render_comparison(c: &Comparison, out: &mut impl Write) -> io::Result<()> {
     head(out, "lockimpact comparison")?;
-    writeln!(out, "<h1>lockimpact comparison {}</h1>", verdict_span(c.status()))?;
+    let (headline, status) = super::comparison_headline(c);
+    writeln!(out, "<h1>lockimpact comparison: <span class=\"{}\">{}</span></h1>", status_class(status), escape(&headline))?;
     writeln!(out, "<p class=\"summary\"><strong>{}</strong></p>", escape(&c.summary))?;
     side_by_side_rows(c).html(out)?;
     writeln!(out, "<h2>Latency during the migration (p99 / max)</h2>")?;

@@ -1,6 +1,7 @@
 //! Renderers: each writes a `Report` (or a `Comparison`) to `impl Write`
 //! and computes nothing.
 
+mod annotated;
 pub mod html;
 pub mod json;
 pub mod markdown;
@@ -267,10 +268,12 @@ pub fn new_error_findings(r: &Report) -> Option<(String, Vec<String>)> {
     Some((title, lines))
 }
 
-/// Latency per class and phase (baseline, during, after).
+/// Latency per class and phase (baseline, during, after); the classes with
+/// no operation in any phase (a replay's rare statements) fold into one row.
 pub fn latency_rows(r: &Report) -> Rows {
     let mut rows = Vec::new();
-    for (class, phases) in &r.latency {
+    let (idle, busy): (Vec<_>, Vec<_>) = r.latency.iter().partition(|(_, phases)| phases.values().all(|l| l.count == 0));
+    for (class, phases) in busy {
         for phase in Phase::MEASURED {
             if let Some(l) = phases.get(&phase) {
                 let q = |v: f64| if l.count == 0 { "-".to_string() } else { fmt_ms(v) };
@@ -286,6 +289,12 @@ pub fn latency_rows(r: &Report) -> Rows {
             }
         }
     }
+    if !idle.is_empty() {
+        let names: Vec<&str> = idle.iter().map(|(c, _)| c.as_str()).collect();
+        let mut row = vec![format!("{} classes without operations: {}", idle.len(), short(&names.join(", "), 80))];
+        row.extend(["", "0", "-", "-", "-", "-"].map(String::from));
+        rows.push(row);
+    }
     Rows { header: strings(&["class", "phase", "ops", "p50", "p95", "p99", "max"]), rows, right: vec![2, 3, 4, 5, 6] }
 }
 
@@ -296,7 +305,7 @@ pub fn side_by_side_rows(c: &Comparison) -> Rows {
     };
     let measures: Vec<(&str, Vec<String>)> = vec![
         ("outcome", cell(&|t| t.outcome.clone())),
-        ("time blocked by the migration", cell(&|t| fmt_ms(t.blocked_ms))),
+        ("time blocked (summed over sessions)", cell(&|t| fmt_ms(t.blocked_ms))),
         ("sessions blocked", cell(&|t| t.blocked_sessions.to_string())),
         ("most blocked at once", cell(&|t| t.max_concurrent.to_string())),
         ("longest blocked wait", cell(&|t| fmt_ms(t.longest_blocked_ms))),
@@ -325,6 +334,22 @@ pub fn side_by_side_rows(c: &Comparison) -> Rows {
     comparison_rows(c, rows)
 }
 
+/// The comparison's heading: the recommendation and its candidate's own
+/// verdict ("B is safer and passes its budget"), or, with no safer
+/// candidate, the overall status. The status colours it.
+pub fn comparison_headline(c: &Comparison) -> (String, VerdictStatus) {
+    let Some(cand) = c.recommended.and_then(|i| c.candidates.get(i)) else {
+        return (format!("no candidate is safer ({})", c.status().label()), c.status());
+    };
+    let status = cand.totals.status();
+    let verdict = match status {
+        VerdictStatus::Pass => "and passes its budget",
+        VerdictStatus::Fail => "but fails its budget too",
+        VerdictStatus::Inconclusive => "but its run is inconclusive",
+    };
+    (format!("{} is safer {verdict}", cand.label), status)
+}
+
 /// p99 / max latency during the migration, one row per class.
 pub fn during_rows(c: &Comparison) -> Rows {
     let mut classes: Vec<&String> = c.candidates.iter().flat_map(|x| x.totals.during.keys()).collect();
@@ -351,10 +376,7 @@ fn comparison_rows(c: &Comparison, rows: Vec<Vec<String>>) -> Rows {
     Rows { header, rows, right }
 }
 
-/// The first `n` characters of `s`, with `…` when cut.
-pub fn short(s: &str, n: usize) -> String {
-    if s.chars().count() <= n { s.to_string() } else { format!("{}…", s.chars().take(n - 1).collect::<String>()) }
-}
+pub use crate::fmt::short;
 
 /// The longest blocked episodes (at most `limit`).
 pub fn episode_rows(r: &Report, limit: usize) -> Rows {
@@ -425,7 +447,7 @@ fn limit_text(l: &BudgetLimit) -> String {
     let d = fmt_ms(l.limit);
     let n = l.limit;
     match l.budget.as_str() {
-        "max_blocked" => format!("sessions blocked by the migration for at most {d} in total"),
+        "max_blocked" => format!("sessions blocked by the migration for at most {d} summed over the sessions"),
         "max_blocked_wait" => format!("no session waits on the migration longer than {d}"),
         "max_blocked_sessions" => format!("at most {n} sessions blocked by the migration at once"),
         "max_p99_during" => format!("p99 of every class during the migration at most {d}"),
@@ -438,8 +460,44 @@ fn limit_text(l: &BudgetLimit) -> String {
     }
 }
 
+/// Whether a summary names the disposable server's details (its port): a
+/// pull-request comment does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerDetail {
+    Shown,
+    Hidden,
+}
+
+/// "Blocked time is summed over …": what a first reader of a blocked total
+/// needs to know (`None` when no session was blocked).
+pub fn blocked_note(r: &Report) -> Option<String> {
+    let b = &r.blocked;
+    (b.by_migration_sessions > 0).then(|| {
+        format!(
+            "Blocked time is summed over the sessions: {} sessions waited {} together while the migration ran {}.",
+            b.by_migration_sessions,
+            fmt_ms(b.total_ms),
+            fmt_ms(r.migration.duration_ms)
+        )
+    })
+}
+
+/// "budget: remedy", once per budget key and remedy (a p99 budget exceeded
+/// by several classes of the same step has one remedy).
+pub fn remedy_lines(violations: &[crate::report::model::Violation]) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for v in violations {
+        let Some(remedy) = &v.remedy else { continue };
+        let line = format!("{}: {remedy}", v.budget);
+        if !lines.contains(&line) {
+            lines.push(line);
+        }
+    }
+    lines
+}
+
 /// The one-screen summary of a run (Markdown and HTML put it first).
-pub fn summary_rows(r: &Report) -> Rows {
+pub fn summary_rows(r: &Report, server: ServerDetail) -> Rows {
     let b = &r.blocked;
     let w = &r.workload;
     let mut rows = vec![vec!["verdict".to_string(), verdict_text(r)]];
@@ -471,7 +529,7 @@ pub fn summary_rows(r: &Report) -> Rows {
             "no session".into()
         } else {
             format!(
-                "{} sessions, {} in total, longest wait {}, at most {} at once",
+                "{} sessions, {} summed over the sessions, longest wait {}, at most {} at once",
                 b.by_migration_sessions,
                 fmt_ms(b.total_ms),
                 fmt_ms(b.longest_ms),
@@ -489,7 +547,11 @@ pub fn summary_rows(r: &Report) -> Rows {
             if w.kept_schedule { "" } else { " (the client could not keep the schedule)" }
         ),
     ]);
-    rows.push(vec!["clone".into(), format!("PostgreSQL {}, {}", r.clone.server_version, r.clone.backend)]);
+    let backend = match (server, &r.clone.kind) {
+        (ServerDetail::Hidden, Some(kind)) => kind,
+        _ => &r.clone.backend,
+    };
+    rows.push(vec!["clone".into(), format!("PostgreSQL {}, {backend}", r.clone.server_version)]);
     rows.push(vec!["dataset".into(), tables_text(r)]);
     Rows { header: strings(&["", ""]), rows, right: vec![] }
 }

@@ -1,6 +1,7 @@
 //! Small SVG line charts for the HTML report: series of points (gaps where a
-//! value is missing), shaded bands (the migration steps), linear or log
-//! y-axis. Pure formatting: it maps given values to pixels.
+//! value is missing), shaded bands (the migration steps) labelled by number
+//! without any two labels overlapping, a count, linear or log y-axis. Pure
+//! formatting: it maps given values to pixels.
 
 use std::fmt::Write;
 
@@ -19,12 +20,16 @@ pub struct Series {
 pub struct Band {
     pub from: f64,
     pub to: f64,
+    /// The step's number, its label on the chart.
+    pub number: usize,
+    /// The full label, its tooltip.
     pub label: String,
 }
 
 #[derive(Clone, Copy, PartialEq)]
 pub enum Scale {
-    Linear,
+    /// Whole numbers from 0 (sessions, operations): integer ticks.
+    Count,
     /// Log10; values are milliseconds and ticks are labelled as durations.
     LogMs,
 }
@@ -47,6 +52,10 @@ const LEFT: f64 = 70.0;
 const RIGHT: f64 = 190.0;
 const TOP: f64 = 34.0;
 const BOTTOM: f64 = 44.0;
+/// A band label's font size (CSS `.bl`) and a width per character that no
+/// digit or letter of it exceeds, so estimated boxes contain the drawn ones.
+const LABEL_CHAR_W: f64 = 7.0;
+const LABEL_GAP: f64 = 6.0;
 
 /// The plot area and the value ranges mapped onto it.
 struct Frame {
@@ -65,7 +74,7 @@ impl Frame {
 
     fn py(&self, v: f64) -> f64 {
         let t = match self.scale {
-            Scale::Linear => v,
+            Scale::Count => v,
             Scale::LogMs => v.max(1e-6).log10(),
         };
         TOP + self.ph - (t - self.y.0) / (self.y.1 - self.y.0).max(1e-9) * self.ph
@@ -96,11 +105,11 @@ impl Chart {
         s
     }
 
-    /// The y-axis range: from 0 (linear), or whole decades around the values (log).
+    /// The y-axis range: from 0 (count), or whole decades around the values (log).
     fn y_range(&self) -> (f64, f64) {
         let values = self.series.iter().flat_map(|s| s.points.iter().filter_map(|p| p.1));
         match self.y_scale {
-            Scale::Linear => (0.0, values.fold(1.0f64, f64::max) * 1.1),
+            Scale::Count => (0.0, count_step(values.fold(1.0f64, f64::max)) * 4.0),
             Scale::LogMs => {
                 let (lo, hi) = values
                     .filter(|v| *v > 0.0)
@@ -120,13 +129,14 @@ impl Chart {
             let (a, z) = (f.px(b.from.max(x0)), f.px(b.to.min(x1)));
             let _ = write!(
                 s,
-                r#"<rect class="band" x="{a:.1}" y="{TOP}" width="{:.1}" height="{ph}"><title>{l}</title></rect><text class="bl" x="{:.1}" y="{:.1}">{l}</text>"#,
+                r#"<rect class="band" x="{a:.1}" y="{TOP}" width="{:.1}" height="{ph}"><title>{l}</title></rect>"#,
                 (z - a).max(1.0),
-                a + 2.0,
-                TOP + 10.0,
                 ph = f.ph,
                 l = escape(&b.label)
             );
+        }
+        for (x, text) in band_labels(&self.bands, f) {
+            let _ = write!(s, r#"<text class="bl" x="{x:.1}" y="{:.1}">{}</text>"#, TOP + 10.0, escape(&text));
         }
     }
 
@@ -135,7 +145,7 @@ impl Chart {
         let (y0, y1) = f.y;
         let (pw, ph) = (f.pw, f.ph);
         let ticks: Vec<(f64, String)> = match self.y_scale {
-            Scale::Linear => (0..=4).map(|i| y0 + (y1 - y0) * i as f64 / 4.0).map(|v| (v, format!("{v:.0}"))).collect(),
+            Scale::Count => (0..=4).map(|i| y1 * i as f64 / 4.0).map(|v| (v, format!("{v:.0}"))).collect(),
             Scale::LogMs => (y0 as i32..=y1 as i32)
                 .map(|e| {
                     let v = 10f64.powi(e);
@@ -175,6 +185,56 @@ impl Chart {
             escape(&self.y_label)
         );
     }
+}
+
+/// The step of a count axis: 1, 2, 5, 10, 20, 50, … so that four steps
+/// cover `max` with whole-number ticks.
+fn count_step(max: f64) -> f64 {
+    let raw = max / 4.0;
+    let mut decade = 1.0;
+    loop {
+        for m in [1.0, 2.0, 5.0] {
+            if m * decade >= raw {
+                return m * decade;
+            }
+        }
+        decade *= 10.0;
+    }
+}
+
+/// Where band labels go: each band's number at its start; bands whose
+/// labels would touch share one ("steps 3–5"), so no two overlap. Widths
+/// are estimated from `LABEL_CHAR_W`, which no glyph of the label font exceeds.
+fn band_labels(bands: &[Band], f: &Frame) -> Vec<(f64, String)> {
+    let text = |first: usize, last: usize| {
+        if first == last { format!("{first}") } else { format!("{first}–{last}") }
+    };
+    let width = |t: &str| t.chars().count() as f64 * LABEL_CHAR_W;
+    let right = LEFT + f.pw;
+    let mut groups: Vec<(f64, usize, usize)> = Vec::new();
+    for b in bands {
+        let x = (f.px(b.from.max(f.x.0)) + 2.0).min(right - width(&text(b.number, b.number)));
+        match groups.last_mut() {
+            Some((gx, first, last)) if x < *gx + width(&text(*first, *last)) + LABEL_GAP => *last = b.number,
+            _ => groups.push((x, b.number, b.number)),
+        }
+    }
+    // A group grown past the plot's right edge moves left, into its neighbour's place if need be.
+    while let Some(&(x, first, last)) = groups.last() {
+        let w = width(&text(first, last));
+        if x + w <= right {
+            break;
+        }
+        groups.pop();
+        match groups.last_mut() {
+            Some((px, pfirst, plast)) if right - w < *px + width(&text(*pfirst, *plast)) + LABEL_GAP => *plast = last,
+            _ => {
+                groups.push((right - w, first, last));
+                break;
+            }
+        }
+    }
+    groups.into_iter().map(|(x, first, last)| (x, text(first, last))).collect()
 }
 
 /// One series as a path (gaps where a value is missing) and its legend entry (the `i`-th).

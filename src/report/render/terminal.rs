@@ -1,5 +1,6 @@
-//! Terminal renderer: steps (longest marked), latency per class and phase,
-//! blocked sessions, errors, verdict. Formats the report; computes nothing.
+//! Terminal renderer: steps (longest marked), the migration annotated,
+//! latency per class and phase, blocked sessions, errors, the verdict and
+//! each exceeded budget's remedy. Formats the report; computes nothing.
 
 use std::io::{self, Write};
 
@@ -14,6 +15,7 @@ pub fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
     header(r, out)?;
     findings(r, out)?;
     steps(r, out)?;
+    annotated(r, out)?;
     writeln!(out, "\nLatency per query class (from intended start)")?;
     latency_rows(r).text(out)?;
     timeline(r, out)?;
@@ -152,13 +154,22 @@ fn steps(r: &Report, out: &mut impl Write) -> io::Result<()> {
     Ok(())
 }
 
+/// The migration's SQL with what each step did.
+fn annotated(r: &Report, out: &mut impl Write) -> io::Result<()> {
+    writeln!(out, "\nMigration, annotated (what each step did, beside its SQL)")?;
+    for line in super::annotated::annotated(r).concat().lines() {
+        writeln!(out, "  {line}")?;
+    }
+    Ok(())
+}
+
 /// Who the migration blocked, and the longest episodes.
 fn blocked(r: &Report, out: &mut impl Write) -> io::Result<()> {
     let b = &r.blocked;
     writeln!(out, "\nBlocked sessions")?;
     writeln!(
         out,
-        "  by the migration: {} sessions in {} episodes, at most {} at once, {} in total, longest {}",
+        "  by the migration: {} sessions in {} episodes, at most {} at once, {} summed over the sessions, longest {}",
         b.by_migration_sessions,
         b.by_migration_episodes,
         b.max_concurrent,
@@ -201,6 +212,14 @@ fn verdict(r: &Report, out: &mut impl Write) -> io::Result<()> {
     if let Some(budget) = budget_text(r) {
         writeln!(out, "  {budget}")?;
     }
+    remedies(&r.verdict.violations, "", out)
+}
+
+/// One line per exceeded budget with its most likely remedy.
+fn remedies(violations: &[crate::report::model::Violation], who: &str, out: &mut impl Write) -> io::Result<()> {
+    for line in super::remedy_lines(violations) {
+        writeln!(out, "  remedy for {who}{line}")?;
+    }
     Ok(())
 }
 
@@ -224,18 +243,29 @@ fn timeline(r: &Report, out: &mut impl Write) -> io::Result<()> {
     let rows: Vec<Vec<String>> = shown
         .iter()
         .map(|&i| match r.timeline.get(i) {
-            None => vec!["…".into(), String::new(), String::new(), String::new(), String::new(), String::new()],
-            Some(s) => vec![
-                format!("{} s", s.t),
-                s.phase.to_string(),
-                s.ops.to_string(),
-                if s.ops == 0 { "-".into() } else { fmt_ms(s.p99_ms) },
-                s.errors.to_string(),
-                format!("{} ({} by the migration)", s.blocked, s.blocked_by_migration),
-            ],
+            None => vec!["…".into(); 7],
+            Some(s) => {
+                // By intended start when recorded; older reports have only completions.
+                let (ops, p99) = s.started.as_ref().map_or((s.ops, s.p99_ms), |b| (b.ops, b.p99_ms));
+                vec![
+                    format!("{} s", s.t),
+                    s.phase.to_string(),
+                    ops.to_string(),
+                    if ops == 0 { "-".into() } else { fmt_ms(p99) },
+                    s.waiting.map_or_else(|| "-".into(), |w| w.to_string()),
+                    s.errors.to_string(),
+                    format!("{} ({} by the migration)", s.blocked, s.blocked_by_migration),
+                ]
+            }
         })
         .collect();
-    table(out, &["second", "phase", "ops", "p99", "errors", "blocked sessions"], &rows, &[0, 2, 3, 4])
+    writeln!(
+        out,
+        "  ops: operations intended to start in that second, p99 their latency; waiting: most operations started \
+         and not finished at once"
+    )?;
+    let header = ["second", "phase", "ops", "p99", "waiting", "errors", "blocked sessions"];
+    table(out, &header, &rows, &[0, 2, 3, 4, 5])
 }
 
 /// The comparison: the verdict line, the side-by-side table, latency during
@@ -254,11 +284,18 @@ pub fn render_comparison(c: &Comparison, out: &mut impl Write) -> io::Result<()>
         writeln!(out, "\nSteps of {} ({})", cand.label, cand.report.scenario.name)?;
         step_rows(&cand.report).text(out)?;
     }
+    for cand in &c.candidates {
+        writeln!(out, "\nMigration of {}, annotated", cand.label)?;
+        for line in super::annotated::annotated(&cand.report).concat().lines() {
+            writeln!(out, "  {line}")?;
+        }
+    }
     for d in &c.differences {
         writeln!(out, "\nnote: {d}")?;
     }
     let ranking: Vec<&str> = c.ranking.iter().map(|&i| c.candidates[i].label.as_str()).collect();
     writeln!(out, "\nRanking (safest first): {}", ranking.join(", "))?;
+    writeln!(out, "Recommendation: {}", super::comparison_headline(c).0)?;
     writeln!(out, "Verdict: {}", c.status().label())?;
     for cand in &c.candidates {
         for v in &cand.report.verdict.violations {
@@ -267,6 +304,9 @@ pub fn render_comparison(c: &Comparison, out: &mut impl Write) -> io::Result<()>
         for i in &cand.report.verdict.inconclusive {
             writeln!(out, "  - {}: inconclusive ({}): {}", cand.label, i.reason, i.message)?;
         }
+    }
+    for cand in &c.candidates {
+        remedies(&cand.report.verdict.violations, &format!("{} ", cand.label), out)?;
     }
     Ok(())
 }

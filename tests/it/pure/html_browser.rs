@@ -77,3 +77,73 @@ fn run_report_opens_and_draws_its_charts() {
 fn comparison_opens_and_draws_both_candidates_charts() {
     check(Doc::Compare(&fixture::<Comparison>("tests/fixtures/comparison.json")), 6);
 }
+
+/// The rendered boxes of the step labels (`text.bl`) of each chart, read by
+/// a script the test adds to its own copy of the page: per chart, the
+/// chart's box and each label's text and box (left, top, right, bottom).
+type Boxes = Vec<(Vec<f64>, Vec<(String, Vec<f64>)>)>;
+
+fn label_boxes(doc: Doc) -> Boxes {
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("report.html");
+    let mut html = Vec::new();
+    render(doc, Format::Html, &mut html).unwrap();
+    let probe = r#"<script>
+const box = e => { const r = e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; };
+const charts = [...document.querySelectorAll('svg.chart')].map(svg =>
+  [box(svg), [...svg.querySelectorAll('text.bl')].map(t => [t.textContent, box(t)])]);
+const pre = document.createElement('pre'); pre.id = 'boxes'; pre.textContent = JSON.stringify(charts);
+document.body.appendChild(pre);
+</script></body>"#;
+    let html = String::from_utf8(html).unwrap().replace("</body>", probe);
+    std::fs::write(&page, html).unwrap();
+    let (dom, _) = browse(&page, dir.path());
+    let json = dom.split("<pre id=\"boxes\">").nth(1).and_then(|s| s.split("</pre>").next()).expect("the probe ran");
+    serde_json::from_str(&json.replace("&quot;", "\"").replace("&amp;", "&")).expect("boxes as JSON")
+}
+
+fn overlap(a: &[f64], b: &[f64]) -> bool {
+    a[0] < b[2] && b[0] < a[2] && a[1] < b[3] && b[1] < a[3]
+}
+
+/// No two step labels of a chart overlap, and each lies inside its chart,
+/// as Chromium draws them.
+fn assert_labels_apart(doc: Doc) -> usize {
+    let charts = label_boxes(doc);
+    let mut labels = 0;
+    for (chart, boxes) in &charts {
+        for (i, (text, b)) in boxes.iter().enumerate() {
+            assert!(b[0] >= chart[0] && b[2] <= chart[2], "label {text:?} {b:?} outside its chart {chart:?}");
+            for (other, c) in &boxes[i + 1..] {
+                assert!(!overlap(b, c), "step labels {text:?} {b:?} and {other:?} {c:?} overlap");
+            }
+        }
+        labels += boxes.len();
+    }
+    labels
+}
+
+#[test]
+fn step_labels_do_not_overlap_when_steps_start_in_the_same_second() {
+    // Candidate A's first three steps start within 10 ms of each other.
+    let labels = assert_labels_apart(Doc::Compare(&fixture::<Comparison>("tests/fixtures/comparison.json")));
+    assert!(labels > 0, "no step label drawn");
+}
+
+#[test]
+fn step_labels_do_not_overlap_with_many_steps_at_the_end() {
+    // Thirty short steps packed into the run's last second, past the plot's right edge.
+    let mut r = fixture::<Report>("tests/fixtures/report.json");
+    let end = r.timeline.len() as f64 * 1000.0;
+    let step = r.steps[0].clone();
+    r.steps = (0..30)
+        .map(|i| lockimpact::report::model::StepReport {
+            name: format!("step number {i} with a long name"),
+            start_ms: end - 900.0 + i as f64 * 30.0,
+            duration_ms: 20.0,
+            ..step.clone()
+        })
+        .collect();
+    r.longest_step = Some(0);
+    assert!(assert_labels_apart(Doc::Run(&r)) > 0, "no step label drawn");
+}

@@ -9,5 +9,6 @@ mod golden;
 mod html_browser;
 pub mod migration_dirs;
 mod record_builder;
+mod renderers;
 mod report_builder;
 mod verdict;

@@ -40,6 +40,7 @@ impl RunBuilder {
             scenario_name: "built".into(),
             scenario_path: "scenarios/built.toml".into(),
             clone_description: "local (built record)".into(),
+            clone_kind: "local".into(),
             server_version: "PostgreSQL 17.0".into(),
             tables: Vec::new(),
             seed_time: ms(500),

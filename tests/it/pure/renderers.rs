@@ -1,0 +1,123 @@
+//! What the renderers promise beyond the golden files, on reports made from
+//! the real-run fixtures: the Markdown comment names no detail of the
+//! disposable server and stays under GitHub's limit whatever the migration's
+//! size; a replay's idle classes fold into one line; count axes read whole
+//! numbers; the annotated migration is in every format.
+
+use std::collections::BTreeMap;
+
+use crate::common::repo;
+use lockimpact::report::Report;
+use lockimpact::report::compare::{self, Comparison};
+use lockimpact::report::model::{Latency, Phase};
+use lockimpact::report::output::Format;
+use lockimpact::report::render::markdown::COMMENT_LIMIT;
+use lockimpact::report::render::{Doc, render};
+
+fn fixture<T: serde::de::DeserializeOwned>(name: &str) -> T {
+    serde_json::from_str(&std::fs::read_to_string(repo().join(name)).unwrap()).unwrap()
+}
+
+fn report() -> Report {
+    fixture("tests/fixtures/report.json")
+}
+
+fn rendered(doc: Doc, format: Format) -> String {
+    let mut out = Vec::new();
+    render(doc, format, &mut out).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn markdown_names_no_port_of_the_disposable_server() {
+    let mut r = report();
+    r.clone.backend = "local server binaries in /usr/lib/postgresql/15/bin, port 41269".into();
+    r.clone.kind = Some("local server binaries".into());
+    let md = rendered(Doc::Run(&r), Format::Markdown);
+    assert!(!md.contains("41269") && !md.contains(", port "), "{md}");
+    assert!(md.contains("local server binaries"));
+    // The terminal and HTML reports, read on the machine that ran it, keep it.
+    assert!(rendered(Doc::Run(&r), Format::Text).contains("port 41269"));
+}
+
+/// A migration of 3,000 steps with long SQL: the comment is cut under the
+/// limit, says what was cut, and its sections stay balanced.
+#[test]
+fn markdown_stays_under_the_comment_limit() {
+    let mut r = report();
+    let step = r.steps[0].clone();
+    let sql = "UPDATE orders SET note = 'a fairly long value to fill the comment' WHERE id % 3000 = 1;\n".repeat(4);
+    r.steps = (0..3000)
+        .map(|i| lockimpact::report::model::StepReport {
+            name: format!("step {i}"),
+            sql: Some(sql.clone()),
+            ..step.clone()
+        })
+        .collect();
+    for doc in [Doc::Run(&r), Doc::Compare(&compare::build(vec![r.clone(), r.clone()], Vec::new()))] {
+        let md = rendered(doc, Format::Markdown);
+        let chars = md.chars().count();
+        assert!(chars <= COMMENT_LIMIT, "{chars} characters");
+        assert!(md.contains("Cut to stay under GitHub's 65536-character limit"), "no cut note");
+        assert_eq!(md.matches("<details>").count(), md.matches("</details>").count());
+        assert_eq!(md.matches("```").count() % 2, 0, "an unclosed code fence");
+    }
+    // A small report is not cut.
+    assert!(!rendered(Doc::Run(&report()), Format::Markdown).contains("Cut to stay under"));
+}
+
+/// A replay with 81 classes, 3 of which ran: the idle ones take one line.
+#[test]
+fn classes_without_operations_fold_into_one_line() {
+    let mut r = report();
+    let idle: BTreeMap<Phase, Latency> = Phase::MEASURED.iter().map(|&p| (p, Latency::default())).collect();
+    for i in 0..78 {
+        r.latency.insert(format!("replayed_statement_{i:02}"), idle.clone());
+    }
+    let text = rendered(Doc::Run(&r), Format::Text);
+    let table: Vec<&str> = text
+        .split("Latency per query class")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .skip(2)
+        .take_while(|l| !l.is_empty())
+        .collect();
+    let busy = report().latency.len() * Phase::MEASURED.len();
+    assert_eq!(table.len(), busy + 1, "{}", table.join("\n"));
+    assert!(table.last().unwrap().contains("78 classes without operations: replayed_statement_00"), "{table:?}");
+}
+
+/// The y-axis ticks of the count chart (operations waiting, sessions) are
+/// whole numbers, each once.
+#[test]
+fn count_axes_read_whole_numbers() {
+    let html = rendered(Doc::Run(&report()), Format::Html);
+    let chart = html.split("<svg").nth(2).expect("the second chart counts");
+    let ticks: Vec<&str> = chart
+        .split("class=\"yt\"")
+        .skip(1)
+        .map(|t| t.split('>').nth(1).unwrap().split('<').next().unwrap())
+        .collect();
+    assert_eq!(ticks.len(), 5, "{ticks:?}");
+    let values: Vec<u64> = ticks.iter().map(|t| t.parse().unwrap_or_else(|_| panic!("tick {t:?}"))).collect();
+    assert!(values.windows(2).all(|w| w[0] < w[1]), "{values:?}");
+}
+
+/// Every format shows each step's SQL with what was measured beside it.
+#[test]
+fn every_format_annotates_the_migration() {
+    let c: Comparison = fixture("tests/fixtures/comparison.json");
+    for format in [Format::Text, Format::Markdown, Format::Html] {
+        let out = rendered(Doc::Compare(&c), format);
+        for cand in &c.candidates {
+            for (i, s) in cand.report.steps.iter().enumerate() {
+                let sql = s.sql.as_deref().expect("the fixture records each step's SQL");
+                let first = sql.lines().next().unwrap().replace('\'', "&#39;").replace('>', "&gt;");
+                let first = if format == Format::Html { first } else { sql.lines().next().unwrap().to_string() };
+                assert!(out.contains(&first), "{format:?}: step {} SQL {first:?} missing", i + 1);
+            }
+        }
+        assert!(out.contains("summed"), "{format:?}: blocked time not said to be summed");
+    }
+}
