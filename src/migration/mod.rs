@@ -11,6 +11,7 @@ pub mod capture;
 pub mod dirs;
 pub mod history;
 pub mod preflight;
+pub mod reversible;
 pub mod runner;
 pub mod split;
 

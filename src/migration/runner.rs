@@ -114,6 +114,7 @@ impl Runner<'_> {
         rec.one_transaction = m.one_transaction;
         self.clock.enter(Slot::Between);
         let mut p = Progress::default();
+        let one_way = super::reversible::one_way(&m.steps);
         if m.one_transaction {
             p.aborted = !self.begin(&mut p).await;
             p.any_failed = p.aborted;
@@ -128,7 +129,8 @@ impl Runner<'_> {
                 p.any_failed |= !began;
             }
             for i in g.steps.clone() {
-                let r = self.step(i, &m.steps[i], mode, m.steps.len(), &mut p).await;
+                let mut r = self.step(i, &m.steps[i], mode, m.steps.len(), &mut p).await;
+                r.one_way = one_way[i].clone();
                 rec.steps.push(r);
             }
             let mut committed = began == own_tx && rec.steps[g.steps.clone()].iter().all(|s| s.outcome == Outcome::Ok);

@@ -289,7 +289,12 @@ fn summary(c: &[Candidate], ranking: &[usize]) -> (String, Option<usize>) {
         );
         return (line, None);
     }
-    let line =
-        format!("{} is safer: it {} where {} {}.", name(a), blocked_phrase(&a.totals), name(b), blocked_phrase(&b.totals));
+    let line = format!(
+        "{} is safer: it {} where {} {}.",
+        name(a),
+        blocked_phrase(&a.totals),
+        name(b),
+        blocked_phrase(&b.totals)
+    );
     (line, Some(first))
 }

@@ -423,6 +423,12 @@ pub struct StepReport {
     /// captured command's step, and in reports written before it was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sql: Option<String>,
+    /// Why no down step can undo it (it loses data: drops a table or
+    /// column, deletes rows, overwrites values that existed before the
+    /// migration, may narrow a type); its fallback is a restore or a forward
+    /// fix. Absent when it is reversible.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub one_way: Option<String>,
     /// The `lock_timeout` the step ran with (absent when none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock_timeout_ms: Option<f64>,

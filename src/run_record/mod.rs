@@ -429,6 +429,8 @@ pub struct StepRecord {
     pub sql: Option<String>,
     /// The lock_timeout it ran with (none when it had none).
     pub lock_timeout: Option<Duration>,
+    /// Why no down step can undo it (it loses data), when it cannot.
+    pub one_way: Option<String>,
 }
 
 impl StepRecord {
@@ -454,6 +456,7 @@ impl StepRecord {
             unwrapped: Vec::new(),
             sql: None,
             lock_timeout: None,
+            one_way: None,
         }
     }
 }

@@ -1,8 +1,8 @@
 //! The most likely remedy of an exceeded budget: the hint of the step that
 //! exceeded it most (see `hints`), or, when that step has none, where to look.
 
-use crate::report::model::{Report, Violation};
 use crate::fmt::short;
+use crate::report::model::{Report, Violation};
 
 /// One line for `v`, when it names a step.
 pub fn remedy(r: &Report, v: &Violation) -> Option<String> {
@@ -15,7 +15,10 @@ pub fn remedy(r: &Report, v: &Violation) -> Option<String> {
     let what = match v.budget.as_str() {
         "max_blocked" | "max_blocked_wait" | "max_blocked_sessions" | "max_p99_during" | "max_p99_during_class" => {
             let held = s.locks.iter().max_by_key(|l| l.mode).map(|l| format!(" held {} on {} and", l.mode, l.relation));
-            format!("{step}{} blocked the workload most: make it hold its locks for less time (split it)", held.unwrap_or_default())
+            format!(
+                "{step}{} blocked the workload most: make it hold its locks for less time (split it)",
+                held.unwrap_or_default()
+            )
         }
         "max_step" => format!("{step} took longest: batch it, or run it apart from the deploy"),
         "max_errors" | "new_errors" => {

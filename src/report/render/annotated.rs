@@ -24,6 +24,9 @@ fn step(r: &Report, i: usize, s: &StepReport) -> String {
     if let Some(waited) = own_wait(s) {
         out.push_str(&format!("--   {waited}\n"));
     }
+    if let Some(why) = &s.one_way {
+        out.push_str(&format!("--   one-way: {why}; fallback: restore or forward fix\n"));
+    }
     for h in &s.hints {
         out.push_str(&format!("--   observed: {}\n--   safer: {}\n", h.observed, h.advice));
     }
@@ -68,7 +71,8 @@ fn locks(s: &StepReport) -> String {
     }
     let mut held: Vec<_> = s.locks.iter().collect();
     held.sort_by(|a, b| b.mode.cmp(&a.mode).then(a.relation.cmp(&b.relation)));
-    let mut shown: Vec<String> = held.iter().take(LOCKS_SHOWN).map(|l| format!("{} on {}", l.mode, l.relation)).collect();
+    let mut shown: Vec<String> =
+        held.iter().take(LOCKS_SHOWN).map(|l| format!("{} on {}", l.mode, l.relation)).collect();
     if held.len() > LOCKS_SHOWN {
         shown.push(format!("{} more", held.len() - LOCKS_SHOWN));
     }

@@ -310,7 +310,12 @@ fn percentile_chart(r: &Report) -> Chart {
 pub fn render_comparison(c: &Comparison, out: &mut impl Write) -> io::Result<()> {
     head(out, "lockimpact comparison")?;
     let (headline, status) = super::comparison_headline(c);
-    writeln!(out, "<h1>lockimpact comparison: <span class=\"{}\">{}</span></h1>", status_class(status), escape(&headline))?;
+    writeln!(
+        out,
+        "<h1>lockimpact comparison: <span class=\"{}\">{}</span></h1>",
+        status_class(status),
+        escape(&headline)
+    )?;
     writeln!(out, "<p class=\"summary\"><strong>{}</strong></p>", escape(&c.summary))?;
     side_by_side_rows(c).html(out)?;
     writeln!(out, "<h2>Latency during the migration (p99 / max)</h2>")?;

@@ -124,7 +124,10 @@ fn sections(r: &Report) -> Vec<Details> {
     }
     let longest = if r.longest_step.is_some() { "\n`*` marks the longest step.\n" } else { "" };
     s.push(Details { title: "Steps".into(), body: format!("{}{longest}", markdown(step_rows(r))) });
-    s.push(Details { title: "Latency per query class (baseline, during, after)".into(), body: markdown(latency_rows(r)) });
+    s.push(Details {
+        title: "Latency per query class (baseline, during, after)".into(),
+        body: markdown(latency_rows(r)),
+    });
     if !r.blocked.episodes.is_empty() {
         s.push(Details { title: "Longest blocked episodes".into(), body: markdown(episode_rows(r, 10)) });
     }
@@ -164,7 +167,8 @@ pub fn render_comparison(c: &Comparison, out: &mut impl Write) -> io::Result<()>
     let mut sections = Vec::new();
     for cand in &c.candidates {
         let (label, r) = (&cand.label, &cand.report);
-        let title = format!("{label}: migration annotated, <code>{}</code> ({})", r.scenario.migration_file, r.scenario.name);
+        let title =
+            format!("{label}: migration annotated, <code>{}</code> ({})", r.scenario.migration_file, r.scenario.name);
         sections.push(annotated(r, title));
     }
     sections.push(Details { title: "Latency during the migration (p99 / max)".into(), body: markdown(during_rows(c)) });
@@ -173,7 +177,8 @@ pub fn render_comparison(c: &Comparison, out: &mut impl Write) -> io::Result<()>
         sections.push(Details { title, body: markdown(step_rows(&cand.report)) });
     }
     if !c.differences.is_empty() {
-        sections.push(Details { title: "How the scenarios differ".into(), body: bullets(c.differences.iter().cloned()) });
+        sections
+            .push(Details { title: "How the scenarios differ".into(), body: bullets(c.differences.iter().cloned()) });
     }
     let tool = c.candidates.first().map(|x| x.report.tool.as_str()).unwrap_or("lockimpact");
     let tail = format!("<sub>{tool}, comparison schema {}</sub>\n", c.schema_version);

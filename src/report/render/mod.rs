@@ -272,7 +272,8 @@ pub fn new_error_findings(r: &Report) -> Option<(String, Vec<String>)> {
 /// no operation in any phase (a replay's rare statements) fold into one row.
 pub fn latency_rows(r: &Report) -> Rows {
     let mut rows = Vec::new();
-    let (idle, busy): (Vec<_>, Vec<_>) = r.latency.iter().partition(|(_, phases)| phases.values().all(|l| l.count == 0));
+    let (idle, busy): (Vec<_>, Vec<_>) =
+        r.latency.iter().partition(|(_, phases)| phases.values().all(|l| l.count == 0));
     for (class, phases) in busy {
         for phase in Phase::MEASURED {
             if let Some(l) = phases.get(&phase) {

@@ -58,6 +58,23 @@ fn oneshot_blocks_the_workload_and_names_its_longest_step() {
     for phase in ["baseline", "during", "after"] {
         assert!(r["latency"]["order_by_id"][phase]["count"].as_u64().unwrap() > 0, "{phase}");
     }
+    // The step's SQL as written, and the stall where it happened: by intended
+    // start, the seconds of the UPDATE hold the blocked operations' latency,
+    // and operations were waiting then.
+    assert!(steps[longest]["sql"].as_str().unwrap().starts_with("UPDATE orders SET billing_country"));
+    let start = steps[longest]["start_ms"].as_f64().unwrap() / 1000.0;
+    let end = start + steps[longest]["duration_ms"].as_f64().unwrap() / 1000.0;
+    let seconds: Vec<&Value> = r["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| (start.floor() - 1.0..=end).contains(&s["t"].as_f64().unwrap()))
+        .collect();
+    let most = |f: &dyn Fn(&Value) -> f64| seconds.iter().map(|s| f(s)).fold(0.0, f64::max);
+    let p99 = most(&|s| s["started"]["p99_ms"].as_f64().unwrap());
+    let longest_wait = r["blocked"]["longest_ms"].as_f64().unwrap();
+    assert!(p99 >= 0.5 * longest_wait, "p99 by intended start {p99} ms, longest wait {longest_wait} ms: {seconds:?}");
+    assert!(most(&|s| s["waiting"].as_f64().unwrap()) >= 1.0, "{seconds:?}");
 }
 
 #[test]

@@ -75,14 +75,8 @@ fn classes_without_operations_fold_into_one_line() {
         r.latency.insert(format!("replayed_statement_{i:02}"), idle.clone());
     }
     let text = rendered(Doc::Run(&r), Format::Text);
-    let table: Vec<&str> = text
-        .split("Latency per query class")
-        .nth(1)
-        .unwrap()
-        .lines()
-        .skip(2)
-        .take_while(|l| !l.is_empty())
-        .collect();
+    let table: Vec<&str> =
+        text.split("Latency per query class").nth(1).unwrap().lines().skip(2).take_while(|l| !l.is_empty()).collect();
     let busy = report().latency.len() * Phase::MEASURED.len();
     assert_eq!(table.len(), busy + 1, "{}", table.join("\n"));
     assert!(table.last().unwrap().contains("78 classes without operations: replayed_statement_00"), "{table:?}");
@@ -94,11 +88,8 @@ fn classes_without_operations_fold_into_one_line() {
 fn count_axes_read_whole_numbers() {
     let html = rendered(Doc::Run(&report()), Format::Html);
     let chart = html.split("<svg").nth(2).expect("the second chart counts");
-    let ticks: Vec<&str> = chart
-        .split("class=\"yt\"")
-        .skip(1)
-        .map(|t| t.split('>').nth(1).unwrap().split('<').next().unwrap())
-        .collect();
+    let ticks: Vec<&str> =
+        chart.split("class=\"yt\"").skip(1).map(|t| t.split('>').nth(1).unwrap().split('<').next().unwrap()).collect();
     assert_eq!(ticks.len(), 5, "{ticks:?}");
     let values: Vec<u64> = ticks.iter().map(|t| t.parse().unwrap_or_else(|_| panic!("tick {t:?}"))).collect();
     assert!(values.windows(2).all(|w| w[0] < w[1]), "{values:?}");
