@@ -242,10 +242,15 @@ impl Waits {
         (total_ms > 0.0).then_some(Waits { sessions: pids.len(), total_ms })
     }
 
-    /// "16 sessions waited on it, 1.50 s in total" (`what` qualifies sessions).
+    /// "16 sessions waited on it, 1.50 s in total" (`what` qualifies the sessions).
     fn told(&self, what: &str) -> String {
+        self.told_as(what, "waited on it")
+    }
+
+    /// "16 sessions `did`, 1.50 s in total".
+    fn told_as(&self, what: &str, did: &str) -> String {
         let noun = if self.sessions == 1 { "session" } else { "sessions" };
-        format!("{} {what}{noun} waited on it, {} in total", fmt_count(self.sessions as u64), fmt_ms(self.total_ms))
+        format!("{} {what}{noun} {did}, {} in total", fmt_count(self.sessions as u64), fmt_ms(self.total_ms))
     }
 }
 
@@ -378,12 +383,8 @@ fn lock_timeout_retries(s: &StepReport, eps: &Episodes) -> Option<Hint> {
     }
     let longest = own.iter().max_by_key(|e| e.end.saturating_sub(e.start))?;
     let on = longest.relation.as_deref().map(|r| format!(" on {r}")).unwrap_or_default();
-    let behind = match longest.blocker_classes.is_empty() {
-        true => String::new(),
-        false => format!(" behind {}", longest.blocker_classes.join(", ")),
-    };
-    let queue =
-        Waits { sessions: pids.len(), total_ms: queued_ms }.told("").replace("waited on it", "queued behind it");
+    let behind = behind(&longest.blocker_classes);
+    let queue = Waits { sessions: pids.len(), total_ms: queued_ms }.told_as("", "queued behind it");
     Some(Hint {
         kind: HintKind::LockTimeoutRetries,
         observed: format!(
@@ -396,4 +397,13 @@ fn lock_timeout_retries(s: &StepReport, eps: &Episodes) -> Option<Hint> {
                  attempt holds the queue for at most the timeout, then gives up until it slips in between"
             .into(),
     })
+}
+
+/// " behind long_report (pid 7)": at most three blockers, then how many more.
+fn behind(blockers: &[String]) -> String {
+    match blockers.len() {
+        0 => String::new(),
+        1..=3 => format!(" behind {}", blockers.join(", ")),
+        n => format!(" behind {} and {} more", blockers[..3].join(", "), n - 3),
+    }
 }

@@ -274,3 +274,19 @@ fn pauses_skipped_and_sql_less_steps_get_no_hint() {
     rec.migration.steps[0].kind = StepType::Pause;
     assert_eq!(kinds(&build(&rec)), vec![vec![], vec![]]);
 }
+
+#[test]
+fn a_lock_queue_hint_names_at_most_three_blockers() {
+    let mut run = RunBuilder::new().step("add column", 3000, 500).migration_waited(3000, 3400).blocked(1, 3100, 3450);
+    run = run.blocked(2, 3200, 3450);
+    let mut rec = record(run, &[(ADD_COLUMN, Some(LockMode::AccessExclusive))], LockMode::AccessShare);
+    let blockers: Vec<String> = (1..=5).map(|p| format!("update_status (pid {p})")).collect();
+    rec.sampler.episodes.iter_mut().filter(|e| e.who.is_migration()).for_each(|e| e.blocker_classes = blockers.clone());
+    let r = build(&rec);
+    let observed = &r.steps[0].hints[0].observed;
+    assert!(
+        observed
+            .contains("behind update_status (pid 1), update_status (pid 2), update_status (pid 3) and 2 more while"),
+        "{observed}"
+    );
+}
