@@ -8,6 +8,7 @@ mod bench;
 mod cleanup;
 mod compare;
 mod failed_ops;
+mod hints;
 mod leftovers;
 mod lifecycle;
 mod locks_exact;

@@ -6,6 +6,7 @@ mod architecture;
 mod bad_input;
 mod fuzz_regressions;
 mod golden;
+mod hints;
 mod html_browser;
 pub mod migration_dirs;
 mod record_builder;
