@@ -55,6 +55,11 @@ pub fn fmt_bytes(b: u64) -> String {
     }
 }
 
+/// The first `n` characters of `s`, with `…` when cut.
+pub fn short(s: &str, n: usize) -> String {
+    if s.chars().count() <= n { s.to_string() } else { format!("{}…", s.chars().take(n - 1).collect::<String>()) }
+}
+
 #[cfg(test)]
 mod rate_tests {
     #[test]
@@ -64,9 +69,4 @@ mod rate_tests {
         assert_eq!(super::fmt_rate(1234.5678), "1235 ops/s");
         assert_eq!(super::fmt_rate(0.2468), "0.25 ops/s");
     }
-}
-
-/// The first `n` characters of `s`, with `…` when cut.
-pub fn short(s: &str, n: usize) -> String {
-    if s.chars().count() <= n { s.to_string() } else { format!("{}…", s.chars().take(n - 1).collect::<String>()) }
 }
