@@ -152,6 +152,20 @@ fn every_relative_link_resolves_to_a_file_and_heading() {
     assert!(problems.is_empty(), "broken links:\n{}", problems.join("\n"));
 }
 
+/// What moved out of the README stays one click away from it.
+#[test]
+fn the_readme_links_every_document_in_docs() {
+    let text = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let linked: Vec<String> = prose_lines(&text).iter().flat_map(|(_, l)| link_targets(l)).collect();
+    let unlinked: Vec<String> = documents()
+        .iter()
+        .map(|d| rel(d))
+        .filter(|d| d.starts_with("docs/") || d == "ARCHITECTURE.md" || d == "BENCHMARKS.md")
+        .filter(|d| !linked.iter().any(|t| t.split('#').next() == Some(d.as_str())))
+        .collect();
+    assert!(unlinked.is_empty(), "README.md links none of: {}", unlinked.join(", "));
+}
+
 #[test]
 fn the_readme_is_short_enough_to_finish() {
     let text = std::fs::read_to_string(repo().join("README.md")).unwrap();
