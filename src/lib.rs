@@ -66,6 +66,7 @@ pub fn main_entry(cli: Cli) -> ExitCode {
             return ExitCode::Failed;
         }
     };
+    let is_compare = matches!(cli.command, Command::Compare(_));
     let result = runtime.block_on(async {
         let cancel = CancellationToken::new();
         watch_signals(cancel.clone())?;
@@ -80,12 +81,34 @@ pub fn main_entry(cli: Cli) -> ExitCode {
     });
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     match result {
-        Ok(code) => code,
+        Ok(code) => {
+            if let Some(line) = exit_line(code, is_compare) {
+                // Last, after the report and the clone's removal: what a
+                // terminal shows at the bottom says the exit code is an answer.
+                status::note(&line);
+            }
+            code
+        }
         Err(e) => {
             status::note(&format!("error: {e}"));
             e.exit_code()
         }
     }
+}
+
+/// The line that says, in words, why a finished `run` or `compare` exits
+/// non-zero by design (1, 3); `None` for 0 and for the codes of errors and
+/// interruptions, which say so in their own messages. Written on stderr
+/// only, never into the report or an `--out` file.
+fn exit_line(code: ExitCode, compare: bool) -> Option<String> {
+    let why = match (code, compare) {
+        (ExitCode::BudgetExceeded, false) => "the verdict is FAIL: a budget was exceeded or the migration failed",
+        (ExitCode::BudgetExceeded, true) => "a candidate failed: it exceeded its budget or its migration failed",
+        (ExitCode::Inconclusive, false) => "inconclusive: no budget was exceeded, but the run is no evidence",
+        (ExitCode::Inconclusive, true) => "inconclusive: no candidate failed, but a candidate's run is no evidence",
+        _ => return None,
+    };
+    Some(format!("exit code {}: {why} (see the verdict above); this is lockimpact's answer, not a crash", code.code()))
 }
 
 /// Cancels on Ctrl-C, SIGTERM or SIGHUP (a closed terminal or ssh session):

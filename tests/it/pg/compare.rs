@@ -56,6 +56,16 @@ fn phased_backfill_ranks_before_the_one_shot_update() {
     assert_eq!(code, 1, "{stderr}");
     assert!(stdout.contains("Ranking (safest first): B, A"), "{stdout}");
     assert!(stdout.contains("A: max_blocked:"), "{stdout}");
+    // What a terminal shows last says the exit code is an answer, not a crash.
+    assert_eq!(
+        stderr.lines().last(),
+        Some(
+            "exit code 1: a candidate failed: it exceeded its budget or its migration failed (see the verdict \
+             above); this is lockimpact's answer, not a crash"
+        ),
+        "{stderr}"
+    );
+    assert!(!c.to_string().contains("exit code 1"), "the JSON holds no exit line");
 }
 
 #[test]

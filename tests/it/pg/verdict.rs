@@ -47,6 +47,16 @@ fn a_workload_that_never_finishes_is_inconclusive_with_exit_code_3() {
     assert!(during["target"].as_f64().unwrap() >= 1.0, "{during}");
     assert!(o.stdout.contains("Verdict: INCONCLUSIVE"), "{}", o.stdout);
     assert!(o.stdout.contains("still queued or running"), "the reason names the cause:\n{}", o.stdout);
+    assert_eq!(
+        o.stderr.lines().last(),
+        Some(
+            "exit code 3: inconclusive: no budget was exceeded, but the run is no evidence (see the verdict \
+             above); this is lockimpact's answer, not a crash"
+        ),
+        "the last line says why the exit code is 3:\n{}",
+        o.stderr
+    );
+    assert!(!o.stdout.contains("exit code 3"), "the report on stdout holds no exit line:\n{}", o.stdout);
 }
 
 /// A replay file whose sessions start `lead_in_ms` after the recording's
@@ -126,10 +136,21 @@ fn a_scenario_without_budget_gets_the_default_budget() {
         ("html", std::fs::read_to_string(&html).unwrap()),
     ] {
         assert!(text.contains("default budget"), "{format}:\n{text}");
+        assert!(!text.contains("exit code 1"), "the exit line is for the terminal, not {format}:\n{text}");
     }
+    assert_eq!(
+        o.stderr.lines().last(),
+        Some(
+            "exit code 1: the verdict is FAIL: a budget was exceeded or the migration failed (see the verdict \
+             above); this is lockimpact's answer, not a crash"
+        ),
+        "the last line says why the exit code is 1:\n{}",
+        o.stderr
+    );
 
     // A budget flag is the scenario's budget: the default no longer applies.
     let o = run(&[s.to_str().unwrap(), "--max-errors", "1000000"]);
     assert_eq!(o.code, 0, "{}\n{}", o.stdout, o.stderr);
+    assert!(!o.stderr.contains("exit code"), "exit code 0 needs no explanation:\n{}", o.stderr);
     assert_eq!(o.report()["budget"]["source"], "scenario");
 }

@@ -1,5 +1,5 @@
 //! The HTML reports open in headless Chromium (Debian's `chromium`, which
-//! `bash scripts/setup` installs) without errors, and the charts are drawn:
+//! `bash scripts/setup --tests` installs) without errors, and the charts are drawn:
 //! the rendered DOM holds the three SVG charts per rehearsal with non-empty
 //! series paths, and a screenshot is written.
 
@@ -16,7 +16,7 @@ fn chromium() -> PathBuf {
         .iter()
         .map(PathBuf::from)
         .find(|p| p.exists())
-        .expect("chromium is not installed; `bash scripts/setup` installs it (apt-get install chromium)")
+        .expect("chromium is not installed; `bash scripts/setup --tests` installs it (apt-get install chromium)")
 }
 
 fn fixture<T: serde::de::DeserializeOwned>(name: &str) -> T {

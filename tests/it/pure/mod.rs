@@ -4,6 +4,7 @@
 
 mod architecture;
 mod bad_input;
+mod docs;
 mod fuzz_regressions;
 mod golden;
 mod hints;
