@@ -2,7 +2,7 @@
 //! parser: a step that loses data (DROP TABLE, DROP COLUMN, TRUNCATE,
 //! DELETE, an UPDATE overwriting a column that existed before the
 //! migration, a type change that may narrow) is one-way: its fallback is a
-//! restore or a forward fix. A table or column the migration itself created
+//! restore or a forward fix. A table, sequence or column the migration created
 //! earlier holds nothing to lose, so changing it again stays reversible.
 
 use std::collections::BTreeSet;
@@ -49,6 +49,14 @@ fn statement(node: &NodeEnum, created: &mut Created) -> Vec<String> {
     match node {
         NodeEnum::CreateStmt(c) => {
             created.0.extend(c.relation.as_ref().map(|r| r.relname.clone()));
+            vec![]
+        }
+        NodeEnum::CreateSeqStmt(c) => {
+            created.0.extend(c.sequence.as_ref().map(|r| r.relname.clone()));
+            vec![]
+        }
+        NodeEnum::CreateTableAsStmt(c) => {
+            created.0.extend(c.into.as_ref().and_then(|i| i.rel.as_ref()).map(|r| r.relname.clone()));
             vec![]
         }
         NodeEnum::DropStmt(d) => dropped(d.remove_type, &d.objects, created),
@@ -193,6 +201,8 @@ mod tests {
              UPDATE orders SET billing_country = shipping_country;\n\
              CREATE TABLE tmp (id int);\n\
              DROP TABLE tmp;\n\
+             CREATE SEQUENCE batch;\n\
+             DROP SEQUENCE batch;\n\
              ALTER TABLE orders ALTER COLUMN id TYPE bigint;\n\
              CREATE INDEX ON orders (status);\n\
              DROP INDEX orders_status_idx;\n",

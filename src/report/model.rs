@@ -408,8 +408,8 @@ pub struct StepReport {
     pub blocked_sessions: u32,
     /// Time the migration itself waited for locks during this step.
     pub lock_wait_ms: f64,
-    /// The longest wait of a workload session on the migration that
-    /// overlapped this step, whole (absent when none waited, and in reports
+    /// The longest wait of a workload session on the migration that began
+    /// during this step, whole (absent when none began then, and in reports
     /// written before it was recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub longest_blocked_ms: Option<f64>,

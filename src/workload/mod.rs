@@ -11,7 +11,7 @@
 //! so a pool would only add a checkout per operation and the async runtime
 //! between the socket and the measurement; a blocking socket per thread
 //! measured 1.10× pgbench's closed-loop throughput where tokio-postgres on
-//! the runtime reached 0.95 (README, Performance). A replay needs the pool:
+//! the runtime reached 0.95 (docs/performance.md). A replay needs the pool:
 //! its sessions come and go, and one connection each would exhaust
 //! `max_connections`.
 

@@ -242,15 +242,15 @@ impl Waits {
         (total_ms > 0.0).then_some(Waits { sessions: pids.len(), total_ms })
     }
 
-    /// "16 sessions waited on it, 1.50 s in total" (`what` qualifies the sessions).
+    /// "16 sessions waited on it, 1.50 s summed" (`what` qualifies the sessions).
     fn told(&self, what: &str) -> String {
         self.told_as(what, "waited on it")
     }
 
-    /// "16 sessions `did`, 1.50 s in total".
+    /// "16 sessions `did`, 1.50 s summed".
     fn told_as(&self, what: &str, did: &str) -> String {
         let noun = if self.sessions == 1 { "session" } else { "sessions" };
-        format!("{} {what}{noun} {did}, {} in total", fmt_count(self.sessions as u64), fmt_ms(self.total_ms))
+        format!("{} {what}{noun} {did}, {} summed", fmt_count(self.sessions as u64), fmt_ms(self.total_ms))
     }
 }
 

@@ -14,7 +14,8 @@ pub fn remedy(r: &Report, v: &Violation) -> Option<String> {
     }
     let what = match v.budget.as_str() {
         "max_blocked" | "max_blocked_wait" | "max_blocked_sessions" | "max_p99_during" | "max_p99_during_class" => {
-            let held = s.locks.iter().max_by_key(|l| l.mode).map(|l| format!(" held {} on {} and", l.mode, l.relation));
+            let held =
+                s.locks.iter().rev().max_by_key(|l| l.mode).map(|l| format!(" held {} on {} and", l.mode, l.relation));
             format!(
                 "{step}{} blocked the workload most: make it hold its locks for less time (split it)",
                 held.unwrap_or_default()

@@ -58,7 +58,7 @@ fn step(rec: &RunRecord, eps: &Episodes, i: usize, s: &StepRecord) -> StepReport
         lock_wait_ms: if ran { overlap_ms(eps.migration.iter(), from, to) } else { 0.0 },
         longest_blocked_ms: eps
             .by_migration()
-            .filter(|e| ran && e.start < to && e.end > from)
+            .filter(|e| ran && e.start >= from && e.start < to)
             .map(|e| e.end.saturating_sub(e.start))
             .max()
             .map(ms),

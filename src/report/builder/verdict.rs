@@ -146,7 +146,7 @@ fn threshold_violations(r: &Report, b: &BudgetSection) -> Vec<Violation> {
     }
     if let Some(n) = b.max_blocked_sessions {
         let what = format!("{} sessions were blocked by the migration at once (budget {n})", r.blocked.max_concurrent);
-        let step = most(r, |s| s.blocked_sessions as f64);
+        let step = most(r, |s| s.blocked_sessions as f64 + s.blocked_ms / 1e9);
         check("max_blocked_sessions", n as f64, r.blocked.max_concurrent as f64, what, step);
     }
     for (class, phases) in &r.latency {
@@ -158,7 +158,9 @@ fn threshold_violations(r: &Report, b: &BudgetSection) -> Vec<Violation> {
             let (Some(d), Some(l)) = (limit, phases.get(&Phase::During)) else { continue };
             let what =
                 format!("p99 of {class} during the migration was {} (budget {})", fmt_ms(l.p99_ms), fmt_ms(ms(d.0)));
-            let step = most(r, |s| s.latency.get(class).map_or(0.0, |l| l.p99_ms));
+            // The step that blocked the workload most, else the one the class was slowest in.
+            let step =
+                most(r, |s| s.blocked_ms).or_else(|| most(r, |s| s.latency.get(class).map_or(0.0, |l| l.p99_ms)));
             check(key, ms(d.0), l.p99_ms, what, step);
         }
     }
@@ -174,9 +176,9 @@ fn threshold_violations(r: &Report, b: &BudgetSection) -> Vec<Violation> {
     v
 }
 
-/// The step with the largest `f`, when one is above zero.
+/// The step with the largest `f` (the first of equals), when one is above zero.
 fn most(r: &Report, f: impl Fn(&StepReport) -> f64) -> Option<usize> {
-    let (i, s) = r.steps.iter().enumerate().max_by(|a, b| f(a.1).total_cmp(&f(b.1)))?;
+    let (i, s) = r.steps.iter().enumerate().rev().max_by(|a, b| f(a.1).total_cmp(&f(b.1)))?;
     (f(s) > 0.0).then_some(i)
 }
 

@@ -146,7 +146,11 @@ fn violations(r: &Report, prefix: &str) -> String {
         }
         let remedies = super::remedy_lines(&r.verdict.violations);
         if !remedies.is_empty() {
-            out.push_str(&format!("\n**Most likely remedies{prefix}:**\n\n{}", bullets(remedies)));
+            out.push_str(&format!(
+                "\n**Most likely remedies{}:**\n\n{}",
+                prefix.replace(" by ", " for "),
+                bullets(remedies)
+            ));
         }
     }
     if !r.verdict.inconclusive.is_empty() {

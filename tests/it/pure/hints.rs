@@ -65,7 +65,7 @@ fn a_plain_index_that_blocked_writers_gets_concurrently() {
     // Sessions 1 (3.10–3.45) and 2 (3.20–3.50): 350 + 300 ms.
     assert_eq!(
         h[0].observed,
-        "CREATE INDEX held ShareLock on orders for 500.0 ms while 2 writing sessions waited on it, 650.0 ms in total"
+        "CREATE INDEX held ShareLock on orders for 500.0 ms while 2 writing sessions waited on it, 650.0 ms summed"
     );
     assert!(h[0].advice.starts_with("CREATE INDEX CONCURRENTLY"), "{}", h[0].advice);
     // In the JSON contract.
@@ -145,7 +145,7 @@ fn a_lock_queue_stall_without_lock_timeout_gets_lock_timeout_retries() {
     assert_eq!(
         r.steps[0].hints[0].observed,
         "the step had no lock_timeout and waited 400.0 ms for AccessExclusiveLock on orders behind long_report (pid 7) \
-         while 2 sessions queued behind it, 500.0 ms in total"
+         while 2 sessions queued behind it, 500.0 ms summed"
     );
     assert!(r.steps[0].hints[0].advice.contains("lock_timeout"));
 }
@@ -170,7 +170,7 @@ fn a_one_shot_update_of_many_rows_that_blocked_sessions_gets_batched_backfill() 
     assert_eq!(
         r.steps[0].hints[0].observed,
         "one UPDATE changed 100,000 rows of orders in 500.0 ms (the step held AccessExclusiveLock on orders) while 2 \
-         sessions waited on it, 650.0 ms in total"
+         sessions waited on it, 650.0 ms summed"
     );
 }
 
@@ -250,7 +250,7 @@ fn a_type_change_that_rewrote_gets_new_column_backfill() {
     assert_eq!(
         r.steps[0].hints[0].observed,
         "ALTER COLUMN bid TYPE rewrote pgbench_accounts under AccessExclusiveLock in 500.0 ms while 1 session waited \
-         on it, 300.0 ms in total"
+         on it, 300.0 ms summed"
     );
     // Not rewritten (a binary-compatible change, e.g. varchar(10) → text): no hint, waits or not.
     rec.migration.steps[0].rewritten.clear();
