@@ -324,6 +324,13 @@ pub struct RunOptions {
     #[arg(long)]
     pub keep: bool,
 
+    /// After the forward steps, run the migration's down steps under the same
+    /// workload, measured like forward steps: `-- lockimpact: down` sections,
+    /// or a migration tool's down files (goose Down, dbmate migrate:down,
+    /// golang-migrate .down.sql, Flyway U…, sqitch revert/).
+    #[arg(long)]
+    pub rollback: bool,
+
     /// Rehearse a migration directory from this version (or name) on;
     /// pending ones before it are applied first, unmeasured (sets `migration.from`).
     #[arg(long, value_name = "VERSION")]

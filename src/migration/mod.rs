@@ -36,6 +36,8 @@ pub struct Step {
     pub retries: u32,
     pub retry_backoff: Duration,
     pub on_error: OnError,
+    /// Its reverse, from a `-- lockimpact: down` section (run by `--rollback` only).
+    pub down: Vec<Statement>,
 }
 
 impl Step {
@@ -64,6 +66,9 @@ pub struct Migration {
     pub source: Source,
     /// What the user should know about how it was read (for the report's warnings).
     pub notes: Vec<String>,
+    /// With `--rollback`: index into `steps` of the first step that undoes
+    /// the forward ones (they follow them, in reverse order of what they undo).
+    pub rollback_from: Option<usize>,
 }
 
 /// One unit a migration tool applies as a whole: a migration file (a
@@ -184,9 +189,49 @@ impl Migration {
         out
     }
 
+    /// The same migration followed by its rollback: the down part of each
+    /// group, the last group's first, as groups of their own (a down part
+    /// runs after its forward steps succeeded, measured like them). A group
+    /// without a down part ends the rollback there: what came before it
+    /// stays, and a note says so.
+    pub fn with_rollback(&self) -> Migration {
+        let mut out = self.clone();
+        let first = out.steps.len();
+        for g in self.groups.iter().rev() {
+            let Some(down) = &g.down else {
+                out.notes.push(format!(
+                    "{} has no down part: the rollback stops before it (add `-- lockimpact: down` sections, or the \
+                     tool's down file)",
+                    g.name
+                ));
+                break;
+            };
+            let start = out.steps.len();
+            out.steps.extend(down.steps.iter().cloned());
+            out.groups.push(Group {
+                name: format!("rollback of {}", g.name),
+                path: down.path.clone(),
+                transaction: down.transaction,
+                steps: start..out.steps.len(),
+                down: None,
+                verify: None,
+                ..g.clone()
+            });
+        }
+        out.rollback_from = (out.steps.len() > first).then_some(first);
+        out
+    }
+
     /// A migration of the groups `parts`, in order.
     pub fn from_parts(parts: Vec<(Group, Vec<Step>)>, one_transaction: bool, source: Source) -> Migration {
-        let mut m = Migration { steps: Vec::new(), groups: Vec::new(), one_transaction, source, notes: Vec::new() };
+        let mut m = Migration {
+            steps: Vec::new(),
+            groups: Vec::new(),
+            one_transaction,
+            source,
+            notes: Vec::new(),
+            rollback_from: None,
+        };
         for (g, steps) in parts {
             let start = m.steps.len();
             m.steps.extend(steps);
@@ -252,7 +297,49 @@ pub fn parse(text: &str, path: &Path, defaults: &Defaults) -> Result<Migration> 
     for (tx, steps) in &chunks {
         check(steps, *tx, &file, &hint)?;
     }
-    Ok(Migration::from_parts(named_groups(&name, path, None, chunks), false, Source::File(path.to_path_buf())))
+    let mut parts = named_groups(&name, path, None, chunks);
+    let mut without = Vec::new();
+    for (group, steps) in &mut parts {
+        group.down = down_script(steps, path, &file)?;
+        if group.down.is_some() {
+            let lacking = steps.iter().filter(|s| s.down.is_empty() && !matches!(s.kind, StepKind::Pause(_)));
+            without.extend(lacking.map(|s| format!("{:?} (line {})", s.name, s.line)));
+        }
+    }
+    let mut m = Migration::from_parts(parts, false, Source::File(path.to_path_buf()));
+    if !without.is_empty() {
+        m.notes.push(format!(
+            "steps without a down section (a rollback leaves their change in place): {}",
+            without.join(", ")
+        ));
+    }
+    Ok(m)
+}
+
+/// The `-- lockimpact: down` sections of `steps` as a script: each a step
+/// named after the one it undoes, the last step's first; in their own
+/// transaction each, or none when a statement cannot run in one. `None`
+/// when no step has a down section.
+fn down_script(steps: &[Step], path: &Path, file: &str) -> Result<Option<Script>> {
+    let undo: Vec<Step> = steps
+        .iter()
+        .rev()
+        .filter(|s| !s.down.is_empty())
+        .map(|s| Step {
+            name: format!("undo: {}", s.name),
+            line: s.down[0].line,
+            kind: StepKind::Sql(s.down.clone()),
+            down: Vec::new(),
+            ..s.clone()
+        })
+        .collect();
+    if undo.is_empty() {
+        return Ok(None);
+    }
+    let autocommit = undo.iter().flat_map(Step::statements).any(|s| s.needs_autocommit.is_some());
+    let transaction = if autocommit { TxMode::None } else { TxMode::Step };
+    check(&undo, transaction, file, &TxHint::directive())?;
+    Ok(Some(Script { path: path.to_path_buf(), transaction, steps: undo }))
 }
 
 /// Groups for the chunks of one file: named by the file, with the lines of
@@ -301,6 +388,7 @@ pub fn resolve(parsed: Vec<split::ParsedStep>, defaults: &Defaults) -> Vec<Step>
             retries: s.options.retries.unwrap_or(defaults.retries),
             retry_backoff: s.options.retry_backoff.unwrap_or(defaults.retry_backoff),
             on_error: s.options.on_error.unwrap_or(defaults.on_error),
+            down: s.down,
         })
         .collect()
 }

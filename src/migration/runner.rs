@@ -131,6 +131,7 @@ impl Runner<'_> {
             for i in g.steps.clone() {
                 let mut r = self.step(i, &m.steps[i], mode, m.steps.len(), &mut p).await;
                 r.one_way = one_way[i].clone();
+                r.rollback = m.rollback_from.is_some_and(|first| i >= first);
                 rec.steps.push(r);
             }
             let mut committed = began == own_tx && rec.steps[g.steps.clone()].iter().all(|s| s.outcome == Outcome::Ok);

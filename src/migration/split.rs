@@ -79,6 +79,8 @@ pub struct ParsedStep {
     pub line: usize,
     pub kind: StepKind,
     pub options: StepOptions,
+    /// Its reverse, from a `-- lockimpact: down` section (not run forward).
+    pub down: Vec<Statement>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -369,6 +371,8 @@ struct Group {
     line: usize,
     options: StepOptions,
     statements: Vec<Statement>,
+    /// Its `down` section, once the directive opened it.
+    down: Option<Vec<Statement>>,
 }
 
 /// Turns the events (statements and directives, in text order) into steps.
@@ -378,6 +382,7 @@ fn build_steps(events: Vec<(usize, Event)>) -> Result<ParsedMigration, SplitErro
         group: None,
         backfill: None,
         seen_statement: false,
+        down_last: None,
     };
     for (_, event) in events {
         match event {
@@ -389,6 +394,11 @@ fn build_steps(events: Vec<(usize, Event)>) -> Result<ParsedMigration, SplitErro
         return err(line, "backfill directive must be followed by the statement to repeat");
     }
     b.close()?;
+    if let Some(opened) = b.down_last
+        && b.out.steps.last().is_some_and(|s| s.down.is_empty())
+    {
+        return err(opened, "the down section has no statements");
+    }
     if !b.out.steps.iter().any(|s| !matches!(s.kind, StepKind::Pause(_))) {
         return err(1, "the migration has no SQL statements");
     }
@@ -411,6 +421,9 @@ struct Builder {
     backfill: Option<Backfill>,
     /// A `transaction` directive must come before the first statement.
     seen_statement: bool,
+    /// A `down` section open for the last step outside a `step` group (its
+    /// line): statements go to that step's down until the next directive.
+    down_last: Option<usize>,
 }
 
 impl Builder {
@@ -418,6 +431,16 @@ impl Builder {
     /// or a step of its own.
     fn statement(&mut self, s: Statement) {
         self.seen_statement = true;
+        if let Some(down) = self.group.as_mut().and_then(|g| g.down.as_mut()) {
+            down.push(s);
+            return;
+        }
+        if self.down_last.is_some() {
+            if let Some(last) = self.out.steps.last_mut() {
+                last.down.push(s);
+            }
+            return;
+        }
         if let Some(Backfill { line, group: g, pause, max_batches }) = self.backfill.take() {
             let name = if g.name.is_empty() { default_name(&s.sql) } else { g.name };
             self.out.steps.push(ParsedStep {
@@ -425,6 +448,7 @@ impl Builder {
                 line,
                 kind: StepKind::Backfill { statement: s, pause, max_batches },
                 options: g.options,
+                down: Vec::new(),
             });
         } else if let Some(g) = self.group.as_mut() {
             g.statements.push(s);
@@ -434,6 +458,7 @@ impl Builder {
                 line: s.line,
                 kind: StepKind::Sql(vec![s]),
                 options: StepOptions::default(),
+                down: Vec::new(),
             });
         }
     }
@@ -445,9 +470,18 @@ impl Builder {
         }
         let words = tokenize(text).map_err(|m| SplitError { line, message: m })?;
         let Some((verb, args)) = words.split_first() else {
-            return err(line, "empty directive; expected step, end, backfill, pause or transaction");
+            return err(line, "empty directive; expected step, end, down, backfill, pause or transaction");
         };
+        if let Some(opened) = self.down_last.take() {
+            if self.out.steps.last().is_some_and(|s| s.down.is_empty()) {
+                return err(opened, "the down section has no statements");
+            }
+            if verb == "end" {
+                return Ok(());
+            }
+        }
         match verb.as_str() {
+            "down" => self.down(line, args),
             "transaction" => self.transaction(line, args),
             "step" => {
                 self.close()?;
@@ -455,7 +489,7 @@ impl Builder {
                 let Some(name) = name else {
                     return err(line, "a step needs a name: -- lockimpact: step \"add column\"");
                 };
-                self.group = Some(Group { name, line, options, statements: Vec::new() });
+                self.group = Some(Group { name, line, options, statements: Vec::new(), down: None });
                 Ok(())
             }
             "end" => {
@@ -474,9 +508,10 @@ impl Builder {
                 self.out.steps.push(pause(line, args)?);
                 Ok(())
             }
-            other => {
-                err(line, format!("unknown directive {other:?}; expected step, end, backfill, pause or transaction"))
-            }
+            other => err(
+                line,
+                format!("unknown directive {other:?}; expected step, end, down, backfill, pause or transaction"),
+            ),
         }
     }
 
@@ -495,17 +530,43 @@ impl Builder {
         Ok(())
     }
 
+    /// `down`: what follows, up to the next directive (or the end of the
+    /// open `step`), reverses the step just written.
+    fn down(&mut self, line: usize, args: &[String]) -> Result<(), SplitError> {
+        if !args.is_empty() {
+            return err(line, "`down` takes no arguments: write `-- lockimpact: down` before the reverse statements");
+        }
+        if let Some(g) = self.group.as_mut() {
+            if g.statements.is_empty() || g.down.is_some() {
+                return err(line, format!("`down` must follow the statements of step {:?}, once", g.name));
+            }
+            g.down = Some(Vec::new());
+            return Ok(());
+        }
+        match self.out.steps.last() {
+            Some(s) if !matches!(s.kind, StepKind::Pause(_)) && s.down.is_empty() => {
+                self.down_last = Some(line);
+                Ok(())
+            }
+            _ => err(line, "`down` must follow the statements of the step it reverses, once"),
+        }
+    }
+
     /// Closes the open `step` group into a step; an empty one is an error.
     fn close(&mut self) -> Result<(), SplitError> {
         if let Some(g) = self.group.take() {
             if g.statements.is_empty() {
                 return err(g.line, format!("step {:?} has no statements", g.name));
             }
+            if g.down.as_ref().is_some_and(Vec::is_empty) {
+                return err(g.line, format!("the down section of step {:?} has no statements", g.name));
+            }
             self.out.steps.push(ParsedStep {
                 name: g.name,
                 line: g.line,
                 kind: StepKind::Sql(g.statements),
                 options: g.options,
+                down: g.down.unwrap_or_default(),
             });
         }
         Ok(())
@@ -532,7 +593,7 @@ fn backfill(line: usize, args: &[String]) -> Result<Backfill, SplitError> {
             }
         }
     }
-    let group = Group { name: name.unwrap_or_default(), line, options, statements: vec![] };
+    let group = Group { name: name.unwrap_or_default(), line, options, statements: vec![], down: None };
     Ok(Backfill { line, group, pause, max_batches })
 }
 
@@ -547,7 +608,7 @@ fn pause(line: usize, args: &[String]) -> Result<ParsedStep, SplitError> {
         [n] if !n.contains('=') => n.clone(),
         _ => return err(line, "pause takes a duration and an optional name"),
     };
-    Ok(ParsedStep { name, line, kind: StepKind::Pause(d), options: StepOptions::default() })
+    Ok(ParsedStep { name, line, kind: StepKind::Pause(d), options: StepOptions::default(), down: Vec::new() })
 }
 
 /// A directive's arguments: its optional name, the step options, and the
@@ -652,6 +713,48 @@ mod tests {
             StepKind::Sql(s) => s.iter().map(|s| s.sql.as_str()).collect(),
             StepKind::Backfill { statement, .. } => vec![statement.sql.as_str()],
             StepKind::Pause(_) => vec![],
+        }
+    }
+
+    fn down_of(step: &ParsedStep) -> Vec<&str> {
+        step.down.iter().map(|s| s.sql.as_str()).collect()
+    }
+
+    #[test]
+    fn down_sections_belong_to_the_step_before_them() {
+        let m = split(
+            "ALTER TABLE orders ADD COLUMN note text;\n\
+             -- lockimpact: down\n\
+             ALTER TABLE orders DROP COLUMN note;\n\
+             -- lockimpact: step \"index\"\n\
+             CREATE INDEX orders_note_idx ON orders (note);\n\
+             -- lockimpact: down\n\
+             DROP INDEX orders_note_idx;\n\
+             -- lockimpact: end\n\
+             UPDATE orders SET note = 'x';\n",
+        )
+        .unwrap();
+        assert_eq!(m.steps.len(), 3);
+        assert_eq!(sql_of(&m.steps[0]), ["ALTER TABLE orders ADD COLUMN note text"]);
+        assert_eq!(down_of(&m.steps[0]), ["ALTER TABLE orders DROP COLUMN note"]);
+        assert_eq!(sql_of(&m.steps[1]), ["CREATE INDEX orders_note_idx ON orders (note)"]);
+        assert_eq!(down_of(&m.steps[1]), ["DROP INDEX orders_note_idx"]);
+        assert!(m.steps[2].down.is_empty());
+    }
+
+    #[test]
+    fn a_misplaced_or_empty_down_section_names_its_line() {
+        for (sql, line, words) in [
+            ("-- lockimpact: down\nSELECT 1;\n", 1, "must follow"),
+            ("SELECT 1;\n-- lockimpact: down\n", 2, "no statements"),
+            ("SELECT 1;\n-- lockimpact: down\n-- lockimpact: step \"x\"\nSELECT 2;\n", 2, "no statements"),
+            ("-- lockimpact: step \"x\"\n-- lockimpact: down\nSELECT 1;\n", 2, "must follow"),
+            ("SELECT 1;\n-- lockimpact: down now\nSELECT 2;\n", 2, "no arguments"),
+            ("-- lockimpact: pause 1s\n-- lockimpact: down\nSELECT 1;\n", 2, "must follow"),
+        ] {
+            let e = split(sql).unwrap_err();
+            assert_eq!(e.line, line, "{sql:?}: {}", e.message);
+            assert!(e.message.contains(words), "{sql:?}: {}", e.message);
         }
     }
 

@@ -317,7 +317,7 @@ pub struct GroupReport {
     pub steps: usize,
     /// Every step succeeded and its transaction (if any) committed.
     pub committed: bool,
-    /// Its down part was read (kept for a rollback; not run).
+    /// Its down part was read (run by `--rollback` only).
     pub has_down: bool,
     /// Its statements were captured from the clone's log (`migration.command`).
     pub captured: bool,
@@ -429,6 +429,10 @@ pub struct StepReport {
     /// fix. Absent when it is reversible.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub one_way: Option<String>,
+    /// It undoes forward steps: a down step run by `--rollback`, after the
+    /// forward ones and measured like them. Absent when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rollback: bool,
     /// The `lock_timeout` the step ran with (absent when none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock_timeout_ms: Option<f64>,

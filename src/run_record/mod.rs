@@ -431,6 +431,8 @@ pub struct StepRecord {
     pub lock_timeout: Option<Duration>,
     /// Why no down step can undo it (it loses data), when it cannot.
     pub one_way: Option<String>,
+    /// It undoes a forward step (`--rollback`).
+    pub rollback: bool,
 }
 
 impl StepRecord {
@@ -457,6 +459,7 @@ impl StepRecord {
             sql: None,
             lock_timeout: None,
             one_way: None,
+            rollback: false,
         }
     }
 }

@@ -505,7 +505,17 @@ fn resolve_phases(p: &file::PhasesSection, file: &str) -> Result<Phases> {
 /// `[migration]` (or `--migration`): the migration and the path it is shown as.
 fn resolve_migration(m: &file::MigrationSection, args: &RunOptions, at: &Ctx) -> Result<(Migration, PathBuf)> {
     let defaults = step_defaults(m, at.file)?;
-    let migration = load_migration(m, args, at.resolve, at.file, &defaults)?;
+    let mut migration = load_migration(m, args, at.resolve, at.file, &defaults)?;
+    if args.rollback {
+        if migration.groups.iter().all(|g| g.down.is_none()) {
+            return Err(Error::input(format!(
+                "{}: --rollback, but the migration has no down steps: write a `-- lockimpact: down` section after \
+                 each step's statements (its reverse), or use a migration directory with down files",
+                migration.source.describe()
+            )));
+        }
+        migration = migration.with_rollback();
+    }
     let path = match &migration.source {
         migration::Source::File(p) => p.clone(),
         other => PathBuf::from(other.describe()),

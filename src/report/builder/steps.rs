@@ -66,6 +66,7 @@ fn step(rec: &RunRecord, eps: &Episodes, i: usize, s: &StepRecord) -> StepReport
         group: rec.migration.groups.iter().position(|g| g.steps.contains(&i)),
         sql: s.sql.clone(),
         one_way: s.one_way.clone(),
+        rollback: s.rollback,
         lock_timeout_ms: s.lock_timeout.map(ms),
         hints: Vec::new(),
     }

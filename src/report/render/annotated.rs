@@ -19,7 +19,8 @@ pub fn annotated(r: &Report) -> Vec<String> {
 
 fn step(r: &Report, i: usize, s: &StepReport) -> String {
     let longest = if r.longest_step == Some(i) { ", the longest" } else { "" };
-    let mut out = format!("-- step {}{longest}: {} (line {})\n", i + 1, s.name, s.line);
+    let rollback = if s.rollback { " (rollback)" } else { "" };
+    let mut out = format!("-- step {}{rollback}{longest}: {} (line {})\n", i + 1, s.name, s.line);
     out.push_str(&format!("--   {}\n", facts(s).join(" · ")));
     if let Some(waited) = own_wait(s) {
         out.push_str(&format!("--   {waited}\n"));

@@ -164,3 +164,54 @@ fn lock_timeout_retries_until_the_lock_is_free() {
     assert!(r["blocked"]["longest_ms"].as_f64().unwrap() < 400.0, "{}", o.stdout);
     assert_eq!(o.code, 0, "{}", o.stdout);
 }
+
+/// `--rollback` runs the down steps after the forward ones, under the same
+/// workload, measured like forward steps: a down step whose DROP COLUMN
+/// waits behind the long report shows the lock queue it caused.
+#[test]
+fn a_rollback_is_measured_like_a_forward_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let sql = "-- lockimpact: transaction step\n\
+               -- lockimpact: step \"add column\" lock_timeout=100ms retries=40 retry_backoff=100ms\n\
+               ALTER TABLE orders ADD COLUMN note text;\n\
+               -- lockimpact: down\n\
+               ALTER TABLE orders DROP COLUMN note;\n\
+               -- lockimpact: pause 1500ms\n";
+    let scenario = tiny_scenario(dir.path(), sql, "");
+    let long = repo().join("workloads/orders/long-reader.toml");
+    let text = std::fs::read_to_string(&scenario)
+        .unwrap()
+        .replace("connections = 4\n", &format!("connections = 4\nextra = [\"{}\"]\n", long.display()));
+    std::fs::write(&scenario, text).unwrap();
+    let o = run(&[scenario.to_str().unwrap(), "--set", "phases.baseline=2s", "--rollback"]);
+    let r = o.report();
+    let steps = r["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 3, "{}", o.stdout);
+    let undo = &steps[2];
+    assert_eq!(undo["rollback"], true);
+    assert_eq!(undo["name"], "undo: add column");
+    assert_eq!(undo["sql"], "ALTER TABLE orders DROP COLUMN note;");
+    assert_eq!(undo["outcome"], "ok", "{}", o.stdout);
+    assert!(undo["locks"].as_array().unwrap().iter().any(|l| l["mode"] == "AccessExclusiveLock"), "{undo}");
+    assert!(undo.get("one_way").is_none(), "the column the migration added holds nothing to lose: {undo}");
+    // The forward step slipped in between two long reports; after the pause
+    // the next one runs: the down step (with its step's lock timeout and
+    // retries) waits behind it, and the workload queues behind each attempt:
+    // the lock queue, as for a forward step.
+    let waits = r["blocked"]["migration_waits"].as_array().unwrap();
+    assert!(waits.iter().any(|w| w["step"] == 2), "no wait of the down step: {waits:?}");
+    let behind_report = |w: &&Value| w["blocker_classes"].to_string().contains("long_report");
+    assert!(waits.iter().filter(|w| w["step"] == 2).any(|w| behind_report(&w)), "{waits:?}");
+    assert!(undo["blocked_ms"].as_f64().unwrap() > 0.0, "{undo}");
+    assert!(o.stdout.contains("-- step 3 (rollback)"), "{}", o.stdout);
+}
+
+/// `--rollback` on a migration without down steps is refused before anything starts.
+#[test]
+fn a_rollback_without_down_steps_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = tiny_scenario(dir.path(), "ALTER TABLE orders ADD COLUMN note text;\n", "");
+    let o = run(&[scenario.to_str().unwrap(), "--rollback"]);
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    assert!(o.stderr.contains("no down steps") && o.stderr.contains("-- lockimpact: down"), "{}", o.stderr);
+}

@@ -204,3 +204,22 @@ fn prisma_drizzle_sqlx_diesel() {
     );
     assert_eq!(diesel.groups[0].version.as_deref(), Some("20240101000000"));
 }
+
+/// `--rollback` appends each file's down part after the forward steps, the
+/// last file's first, as groups of their own in the mode its tool runs it in.
+#[test]
+fn a_rollback_runs_the_down_files_in_reverse() {
+    let m = load("goose", true);
+    let r = m.with_rollback();
+    let first = r.rollback_from.expect("a rollback");
+    assert_eq!(first, m.steps.len());
+    let names: Vec<&str> = r.groups[m.groups.len()..].iter().map(|g| g.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["rollback of 00003_note_trigger.sql", "rollback of 00002_index_status.sql", "rollback of 00001_add_note.sql"]
+    );
+    let downs: usize = m.groups.iter().map(|g| g.down.as_ref().unwrap().steps.len()).sum();
+    assert_eq!(r.steps.len(), m.steps.len() + downs);
+    assert_eq!(r.groups.last().unwrap().steps.end, r.steps.len());
+    assert!(r.notes.len() == m.notes.len(), "every file has a down part: {:?}", r.notes);
+}
