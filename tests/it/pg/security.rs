@@ -80,7 +80,8 @@ fn url_guard_reads_the_database_setting_and_refuses_server_wide_sql() {
 
     sql(&rt, &server, "postgres", "ALTER ROLE postgres RESET lockimpact.rehearsal");
     sql(&rt, &server, "postgres", "ALTER DATABASE clonedb SET lockimpact.rehearsal = on");
-    let wide = format!("{REHEARSED}ALTER ROLE postgres SET work_mem = '8MB';\nCOPY (SELECT 1) TO PROGRAM 'cat >/dev/null';\n");
+    let wide =
+        format!("{REHEARSED}ALTER ROLE postgres SET work_mem = '8MB';\nCOPY (SELECT 1) TO PROGRAM 'cat >/dev/null';\n");
     let s = url_scenario(dir.path(), &wide);
     let s = s.to_str().unwrap();
     let (code, _, err) = lockimpact(&["run", s, "--url", &url, "--allow-existing-server"], &[]);
