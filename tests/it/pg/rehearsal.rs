@@ -138,6 +138,17 @@ fn sql_rejected_by_postgres_names_step_and_statement() {
     assert_eq!(o.code, 1);
 }
 
+/// `scenario` with the long reader added to its workload: a report that
+/// holds AccessShareLock on orders for 4 s, every 5 s.
+fn with_long_reader(scenario: std::path::PathBuf) -> std::path::PathBuf {
+    let long = repo().join("workloads/orders/long-reader.toml");
+    let text = std::fs::read_to_string(&scenario)
+        .unwrap()
+        .replace("connections = 4\n", &format!("connections = 4\nextra = [\"{}\"]\n", long.display()));
+    std::fs::write(&scenario, text).unwrap();
+    scenario
+}
+
 #[test]
 fn lock_timeout_retries_until_the_lock_is_free() {
     // The long reader (4 s hold, one every 5 s) keeps the ALTER waiting; with
@@ -145,12 +156,7 @@ fn lock_timeout_retries_until_the_lock_is_free() {
     let dir = tempfile::tempdir().unwrap();
     let sql = "-- lockimpact: step \"add column\" lock_timeout=100ms retries=40 retry_backoff=100ms\n\
                ALTER TABLE orders ADD COLUMN note text;\n";
-    let scenario = tiny_scenario(dir.path(), sql, "[budget]\nmax_blocked_wait = \"400ms\"\n");
-    let long = repo().join("workloads/orders/long-reader.toml");
-    let text = std::fs::read_to_string(&scenario)
-        .unwrap()
-        .replace("connections = 4\n", &format!("connections = 4\nextra = [\"{}\"]\n", long.display()));
-    std::fs::write(&scenario, text).unwrap();
+    let scenario = with_long_reader(tiny_scenario(dir.path(), sql, "[budget]\nmax_blocked_wait = \"400ms\"\n"));
     let o = run(&[scenario.to_str().unwrap(), "--set", "phases.baseline=2s"]);
     let r = o.report();
     let step = &r["steps"][0];
@@ -172,17 +178,12 @@ fn lock_timeout_retries_until_the_lock_is_free() {
 fn a_rollback_is_measured_like_a_forward_step() {
     let dir = tempfile::tempdir().unwrap();
     let sql = "-- lockimpact: transaction step\n\
-               -- lockimpact: step \"add column\" lock_timeout=100ms retries=40 retry_backoff=100ms\n\
+               -- lockimpact: step \"add column\"\n\
                ALTER TABLE orders ADD COLUMN note text;\n\
                -- lockimpact: down\n\
                ALTER TABLE orders DROP COLUMN note;\n\
                -- lockimpact: pause 1500ms\n";
-    let scenario = tiny_scenario(dir.path(), sql, "");
-    let long = repo().join("workloads/orders/long-reader.toml");
-    let text = std::fs::read_to_string(&scenario)
-        .unwrap()
-        .replace("connections = 4\n", &format!("connections = 4\nextra = [\"{}\"]\n", long.display()));
-    std::fs::write(&scenario, text).unwrap();
+    let scenario = with_long_reader(tiny_scenario(dir.path(), sql, ""));
     let o = run(&[scenario.to_str().unwrap(), "--set", "phases.baseline=2s", "--rollback"]);
     let r = o.report();
     let steps = r["steps"].as_array().unwrap();
@@ -194,10 +195,10 @@ fn a_rollback_is_measured_like_a_forward_step() {
     assert_eq!(undo["outcome"], "ok", "{}", o.stdout);
     assert!(undo["locks"].as_array().unwrap().iter().any(|l| l["mode"] == "AccessExclusiveLock"), "{undo}");
     assert!(undo.get("one_way").is_none(), "the column the migration added holds nothing to lose: {undo}");
-    // The forward step slipped in between two long reports; after the pause
-    // the next one runs: the down step (with its step's lock timeout and
-    // retries) waits behind it, and the workload queues behind each attempt:
-    // the lock queue, as for a forward step.
+    // The forward step got its lock when a long report ended; after the
+    // pause the next one runs: the down step (no lock timeout) waits behind
+    // it, and the workload queues behind the down step: the lock queue, as
+    // for a forward step.
     let waits = r["blocked"]["migration_waits"].as_array().unwrap();
     assert!(waits.iter().any(|w| w["step"] == 2), "no wait of the down step: {waits:?}");
     let behind_report = |w: &&Value| w["blocker_classes"].to_string().contains("long_report");
