@@ -140,9 +140,8 @@ fn threshold_violations(r: &Report, b: &BudgetSection) -> Vec<Violation> {
     if let Some(d) = b.max_blocked_wait {
         let what =
             format!("a session waited {} on the migration (budget {})", fmt_ms(r.blocked.longest_ms), fmt_ms(ms(d.0)));
-        let step =
-            r.blocked.episodes.iter().filter(|e| e.by_migration).max_by(|a, b| a.duration_ms.total_cmp(&b.duration_ms));
-        check("max_blocked_wait", ms(d.0), r.blocked.longest_ms, what, step.and_then(|e| e.step));
+        let step = most(r, |s| s.longest_blocked_ms.unwrap_or(0.0));
+        check("max_blocked_wait", ms(d.0), r.blocked.longest_ms, what, step);
     }
     if let Some(n) = b.max_blocked_sessions {
         let what = format!("{} sessions were blocked by the migration at once (budget {n})", r.blocked.max_concurrent);

@@ -31,10 +31,9 @@ fn step(r: &Report, i: usize, s: &StepReport) -> String {
     for h in &s.hints {
         out.push_str(&format!("--   observed: {}\n--   safer: {}\n", h.observed, h.advice));
     }
-    let captured = s.group.and_then(|g| r.migration.groups.get(g)).is_some_and(|g| g.captured);
     match &s.sql {
         Some(sql) => out.push_str(&sql_excerpt(sql)),
-        None if captured => out.push_str("-- (a statement captured from the server's log)\n"),
+        None if super::captured(r, s) => out.push_str("-- (a statement captured from the server's log)\n"),
         None => {}
     }
     out

@@ -87,6 +87,11 @@ fn strings(xs: &[&str]) -> Vec<String> {
     xs.iter().map(|s| s.to_string()).collect()
 }
 
+/// Whether step `s` is a statement captured from a command's session.
+fn captured(r: &Report, s: &crate::report::model::StepReport) -> bool {
+    s.group.and_then(|g| r.migration.groups.get(g)).is_some_and(|g| g.captured)
+}
+
 /// One row per step; the longest is marked `*`.
 pub fn step_rows(r: &Report) -> Rows {
     let rows = r
@@ -102,7 +107,7 @@ pub fn step_rows(r: &Report) -> Rows {
                 outcome.push_str(&format!(" ({} retries)", s.retries));
             }
             // A captured statement ran on the framework's session: rows and rewrites are the command's.
-            let captured = s.group.and_then(|g| r.migration.groups.get(g)).is_some_and(|g| g.captured);
+            let captured = captured(r, s);
             let locks = if s.locks.is_empty() {
                 "-".to_string()
             } else {
