@@ -3,6 +3,7 @@
 //! checked beyond its own shape: `scenario::load` turns the flags into a
 //! `Plan` and `report::output::Outputs` resolves the output flags.
 
+use crate::migration::failpoint::FailAt;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -226,6 +227,15 @@ pub struct RunArgs {
     /// input (Django `sqlmigrate`, Alembic `upgrade --sql`).
     #[arg(long, value_name = "FILE|DIR|-")]
     pub migration: Option<PathBuf>,
+
+    /// Rehearse a failure: after the forward run, for each stop point a
+    /// rehearsal on a fresh copy terminates the migration's session there,
+    /// records what it left (objects, rows, constraints not valid), then
+    /// runs the down steps of what completed, in reverse, under the same
+    /// workload. `all` (every step), a step number or a step name, with
+    /// `:start`, `:middle` (the default) or `:end`.
+    #[arg(long, value_name = "all|STEP[:start|middle|end]", value_parser = FailAt::parse)]
+    pub fail_at: Option<FailAt>,
 
     #[command(flatten)]
     pub opts: RunOptions,

@@ -9,10 +9,12 @@
 
 pub mod capture;
 pub mod dirs;
+pub mod failpoint;
 pub mod history;
 pub mod preflight;
 pub mod reversible;
 pub mod runner;
+pub mod schema_state;
 pub mod split;
 
 use std::ops::Range;
@@ -189,15 +191,26 @@ impl Migration {
         out
     }
 
-    /// The same migration followed by its rollback: the down part of each
-    /// group, the last group's first, as groups of their own (a down part
-    /// runs after its forward steps succeeded, measured like them). A group
-    /// without a down part ends the rollback there: what came before it
-    /// stays, and a note says so.
+    /// The same migration followed by its rollback (see `then_undo`), as if
+    /// every forward step completed.
     pub fn with_rollback(&self) -> Migration {
+        self.then_undo(&vec![true; self.steps.len()])
+    }
+
+    /// The same migration followed by the rollback of the steps `completed`
+    /// says completed: for each group, the last first, its down part as a
+    /// group of its own (a down part runs after its forward steps, measured
+    /// like them). Of `-- lockimpact: down` sections, only those of completed
+    /// steps, in reverse order; a down file, whole, when any step of its
+    /// group completed. A completed group without a down part ends the
+    /// rollback there: what came before it stays, and a note says so.
+    pub fn then_undo(&self, completed: &[bool]) -> Migration {
         let mut out = self.clone();
         let first = out.steps.len();
         for g in self.groups.iter().rev() {
+            if !g.steps.clone().any(|i| completed[i]) {
+                continue;
+            }
             let Some(down) = &g.down else {
                 out.notes.push(format!(
                     "{} has no down part: the rollback stops before it (add `-- lockimpact: down` sections, or the \
@@ -206,8 +219,15 @@ impl Migration {
                 ));
                 break;
             };
+            let sections: Vec<usize> = g.steps.clone().rev().filter(|&i| !self.steps[i].down.is_empty()).collect();
+            let steps: Vec<Step> = if sections.is_empty() {
+                down.steps.clone()
+            } else {
+                // The script holds one undo step per section, in this order.
+                sections.iter().zip(&down.steps).filter(|(i, _)| completed[**i]).map(|(_, s)| s.clone()).collect()
+            };
             let start = out.steps.len();
-            out.steps.extend(down.steps.iter().cloned());
+            out.steps.extend(steps);
             out.groups.push(Group {
                 name: format!("rollback of {}", g.name),
                 path: down.path.clone(),
@@ -219,6 +239,16 @@ impl Migration {
             });
         }
         out.rollback_from = (out.steps.len() > first).then_some(first);
+        out
+    }
+
+    /// The forward part of the migration (without its rollback, if it has one).
+    pub fn forward(&self) -> Migration {
+        let Some(first) = self.rollback_from else { return self.clone() };
+        let mut out = self.clone();
+        out.steps.truncate(first);
+        out.groups.retain(|g| g.steps.end <= first);
+        out.rollback_from = None;
         out
     }
 

@@ -12,6 +12,7 @@ mod latency;
 mod migration;
 mod remedy;
 mod steps;
+mod stop_points;
 mod timeline;
 mod verdict;
 mod workload;
@@ -19,6 +20,7 @@ mod workload;
 use std::time::Duration;
 
 pub use errors::{error_meaning, new_error_line, new_errors};
+pub use stop_points::{attach_stop_points, stop_point};
 pub use verdict::{inconclusive, verdict};
 
 use super::model::*;
@@ -145,6 +147,7 @@ pub fn build(rec: &RunRecord) -> Report {
         preflight: rec.migration.preflight.as_ref().map(migration::preflight),
         new_errors: new_errors(rec),
         budget: None,
+        stop_points: Vec::new(),
     };
     let (budget, source) = match rec.budget.is_unset() {
         true => (BudgetSection::default_budget(), BudgetSource::Default),
