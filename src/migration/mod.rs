@@ -40,6 +40,10 @@ pub struct Step {
     pub on_error: OnError,
     /// Its reverse, from a `-- lockimpact: down` section (run by `--rollback` only).
     pub down: Vec<Statement>,
+    /// Its check, from a `-- lockimpact: verify` section (or sqitch's
+    /// `verify/` script, on a change's last step): run after the step, and
+    /// after a rollback that leaves the step in place; an error fails it.
+    pub verify: Vec<Statement>,
 }
 
 impl Step {
@@ -360,6 +364,7 @@ fn down_script(steps: &[Step], path: &Path, file: &str) -> Result<Option<Script>
             line: s.down[0].line,
             kind: StepKind::Sql(s.down.clone()),
             down: Vec::new(),
+            verify: Vec::new(),
             ..s.clone()
         })
         .collect();
@@ -419,6 +424,7 @@ pub fn resolve(parsed: Vec<split::ParsedStep>, defaults: &Defaults) -> Vec<Step>
             retry_backoff: s.options.retry_backoff.unwrap_or(defaults.retry_backoff),
             on_error: s.options.on_error.unwrap_or(defaults.on_error),
             down: s.down,
+            verify: s.verify,
         })
         .collect()
 }

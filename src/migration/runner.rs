@@ -23,7 +23,7 @@ use super::{Migration, OnError, Step, StepKind, TxMode};
 use crate::clone::sessions::cancel_token;
 use crate::error::{Error, Kind, describe_pg, sqlstate};
 use crate::pg::lockmode::{HeldLocks, LockMode};
-use crate::run_record::{MigrationRecord, Outcome, StepRecord, StepType};
+use crate::run_record::{MigrationRecord, Outcome, StepRecord, StepType, VerifyRecord};
 use crate::timeline::{Clock, Slot};
 
 /// A backfill stops after this many batches unless `max_batches` says otherwise.
@@ -301,7 +301,10 @@ impl Runner<'_> {
         r.duration = started.elapsed();
         self.clock.enter(Slot::Between);
         match result {
-            Ok(()) => r.outcome = Outcome::Ok,
+            Ok(()) => {
+                r.outcome = Outcome::Ok;
+                r.verify = self.verify(step, mode).await;
+            }
             Err(f) => {
                 let go_on =
                     step.on_error == OnError::Continue && f.outcome != Outcome::Interrupted && !self.client.is_closed();
@@ -320,6 +323,35 @@ impl Runner<'_> {
             }
         }
         r
+    }
+
+    /// Runs `step`'s verify statements (none: `None`) and leaves nothing
+    /// behind: inside the open transaction (`file` mode) under a savepoint
+    /// rolled back after, else in a transaction of their own, rolled back.
+    /// A verify script's own BEGIN, COMMIT and ROLLBACK are left out.
+    pub async fn verify(&self, step: &Step, mode: TxMode) -> Option<VerifyRecord> {
+        if step.verify.is_empty() {
+            return None;
+        }
+        let (open, close) = match mode {
+            TxMode::File => ("SAVEPOINT lockimpact_verify", "ROLLBACK TO SAVEPOINT lockimpact_verify"),
+            _ => ("BEGIN", "ROLLBACK"),
+        };
+        let started = Instant::now();
+        let mut error = self.client.batch_execute(open).await.err().map(|e| describe_pg(&e));
+        for s in step.verify.iter().filter(|s| !s.is_transaction_control) {
+            if error.is_some() {
+                break;
+            }
+            if let Err(e) = rows_of(self.client, &s.sql).await {
+                error = Some(format!("line {}: {}", s.line, describe_pg(&e)));
+            }
+        }
+        let _ = self.client.batch_execute(close).await;
+        if let Some(e) = &error {
+            (self.say)(&format!("  verify of {:?} failed: {e}", step.name));
+        }
+        Some(VerifyRecord { error, duration: started.elapsed() })
     }
 
     /// Tells the failure injector (`--fail-at`), if any, where the run is.

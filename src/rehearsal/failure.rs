@@ -98,18 +98,25 @@ pub async fn after(f: &Failing, m: &Migration, a: After<'_>, rec: &mut Migration
         Ok(s) => out.residue = s.changes(&f.before),
         Err(e) => out.error = Some(e.to_string()),
     }
+    for i in out.completed.iter().copied().filter(|&i| !undone(m, i)) {
+        let mode = m.groups.iter().find(|g| g.steps.contains(&i)).map_or(TxMode::Step, |g| g.transaction);
+        // Outside the forward run's transactions: its own, rolled back.
+        let mode = if mode == TxMode::File { TxMode::Step } else { mode };
+        out.verify_after.extend(runner.verify(&m.steps[i], mode).await.map(|v| (i, v)));
+    }
     out
+}
+
+/// Whether a rollback undoes step `i`: its own down section, or its group's down file.
+fn undone(m: &Migration, i: usize) -> bool {
+    let Some(g) = m.groups.iter().find(|g| g.steps.contains(&i)) else { return false };
+    let sections = m.steps[g.steps.clone()].iter().any(|s| !s.down.is_empty());
+    if sections { !m.steps[i].down.is_empty() } else { g.down.is_some() }
 }
 
 /// Every completed step has a down part: its own section, or its group's down file.
 fn covered(m: &Migration, completed: &[bool]) -> bool {
-    m.groups.iter().all(|g| {
-        let per_step = m.steps[g.steps.clone()].iter().any(|s| !s.down.is_empty());
-        g.steps
-            .clone()
-            .filter(|&i| completed[i] && !matches!(m.steps[i].kind, StepKind::Pause(_)))
-            .all(|i| if per_step { !m.steps[i].down.is_empty() } else { g.down.is_some() })
-    })
+    (0..m.steps.len()).filter(|&i| completed[i] && !matches!(m.steps[i].kind, StepKind::Pause(_))).all(|i| undone(m, i))
 }
 
 /// Where the injector terminated the session, in words.

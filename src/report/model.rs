@@ -164,6 +164,15 @@ pub struct StopPointReport {
     pub error: Option<String>,
 }
 
+/// A step's verify statements: whether they passed, and their error.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct VerifyReport {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub duration_ms: f64,
+}
+
 /// The rollback from a stop point: the down steps of what had completed.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RollbackReport {
@@ -180,6 +189,10 @@ pub struct RollbackReport {
     pub blocked_sessions: u32,
     /// How the schema still differs from before, after the rollback.
     pub residue: Vec<String>,
+    /// After the rollback, the verify of each completed step it left in
+    /// place (index into `steps`, and its result).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub verify: Vec<(usize, VerifyReport)>,
 }
 
 fn yes() -> bool {
@@ -490,6 +503,10 @@ pub struct StepReport {
     /// forward ones and measured like them. Absent when false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rollback: bool,
+    /// Its `-- lockimpact: verify` statements (sqitch `verify/`), run after
+    /// it succeeded; absent when it has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<VerifyReport>,
     /// The `lock_timeout` the step ran with (absent when none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock_timeout_ms: Option<f64>,

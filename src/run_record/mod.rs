@@ -420,6 +420,8 @@ pub struct FailureRecord {
     /// Every completed step had a down part: a clean rollback leaves the
     /// schema as it was.
     pub undo_covers_all: bool,
+    /// After the rollback, the verify of each completed step it left in place.
+    pub verify_after: Vec<(usize, VerifyRecord)>,
     /// The state could not be read (the cause), or the rollback could not start.
     pub error: Option<String>,
 }
@@ -524,6 +526,16 @@ pub struct StepRecord {
     pub one_way: Option<String>,
     /// It undoes a forward step (`--rollback`).
     pub rollback: bool,
+    /// Its verify statements, run after it succeeded.
+    pub verify: Option<VerifyRecord>,
+}
+
+/// A step's verify statements, run after it (and left no trace: rolled back).
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifyRecord {
+    /// The error that failed it (with the line), when one did.
+    pub error: Option<String>,
+    pub duration: Duration,
 }
 
 impl StepRecord {
@@ -551,6 +563,7 @@ impl StepRecord {
             lock_timeout: None,
             one_way: None,
             rollback: false,
+            verify: None,
         }
     }
 }

@@ -159,6 +159,10 @@ pub fn build(rec: &RunRecord) -> Report {
     report
 }
 
+fn verify_report(v: &crate::run_record::VerifyRecord) -> VerifyReport {
+    VerifyReport { ok: v.error.is_none(), error: v.error.clone(), duration_ms: ms(v.duration) }
+}
+
 fn dataset(rec: &RunRecord) -> DatasetInfo {
     DatasetInfo {
         tables: rec.tables.clone(),

@@ -24,6 +24,7 @@ pub fn stop_point(rec: &RunRecord) -> Option<StopPointReport> {
         blocked_sessions: undo.iter().map(|s| s.blocked_sessions).max().unwrap_or(0),
         steps: undo,
         residue,
+        verify: f.verify_after.iter().map(|(i, v)| (*i, super::verify_report(v))).collect(),
     };
     let forward = r.steps.iter().filter(|s| !s.rollback).count();
     // The forward part up to the failure is judged by the forward run; what
@@ -36,6 +37,12 @@ pub fn stop_point(rec: &RunRecord) -> Option<StopPointReport> {
         let classes: Vec<String> = new_errors.iter().map(|e| format!("{} {}", e.class, e.sqlstate)).collect();
         let what = format!("{at}: the workload failed with new errors after the failure: {}", classes.join(", "));
         violations.push(Violation::new("new_errors", 0.0, new_errors.len() as f64, what));
+    }
+    for (i, v) in &rollback.verify {
+        if let Some(e) = &v.error {
+            let what = format!("{at}: after the rollback, the verify of step {} failed: {e}", i + 1);
+            violations.push(Violation { step: Some(*i), ..Violation::new("verify", 0.0, 1.0, what) });
+        }
     }
     if !rollback.ok {
         let why = f.error.clone().unwrap_or_else(|| {

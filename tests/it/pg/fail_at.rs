@@ -107,3 +107,44 @@ fn a_stop_point_that_names_no_step_is_refused() {
     assert_eq!(o.code, 2, "{}", o.stderr);
     assert!(o.stderr.contains("no step is named \"nope\""), "{}", o.stderr);
 }
+
+/// Step 1 has a verify and no down; step 2 a down and a verify that fails.
+const VERIFIED: &str = "-- lockimpact: transaction step\n\
+    -- lockimpact: step \"add column\"\n\
+    ALTER TABLE orders ADD COLUMN note text;\n\
+    -- lockimpact: verify\n\
+    SELECT note FROM orders WHERE false;\n\
+    -- lockimpact: end\n\
+    -- lockimpact: step \"add index\"\n\
+    CREATE INDEX orders_note_idx ON orders (note);\n\
+    -- lockimpact: verify\n\
+    SELECT 1/count(*) FROM pg_indexes WHERE indexname = 'no_such_index';\n\
+    -- lockimpact: down\n\
+    DROP INDEX orders_note_idx;\n\
+    -- lockimpact: end\n";
+
+/// A verify runs after its step and fails the verdict when it errors; after
+/// a rollback, the verify of a step left in place (no down) runs again.
+#[test]
+fn verify_sections_run_after_their_step_and_after_a_rollback() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = tiny_scenario(dir.path(), VERIFIED, "");
+    let sc = scenario.to_str().unwrap();
+    let o = run(&[sc, "--fail-at", "2:start"]);
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    let r = o.report();
+    assert_eq!(r["steps"][0]["verify"]["ok"], true, "{}", r["steps"][0]);
+    let failed = &r["steps"][1]["verify"];
+    assert_eq!(failed["ok"], false, "{failed}");
+    assert!(failed["error"].as_str().unwrap().contains("division by zero"), "{failed}");
+    let v = r["verdict"]["violations"].as_array().unwrap();
+    assert!(v.iter().any(|v| v["budget"] == "verify" && v["step"] == 1), "{v:?}");
+    assert!(o.stdout.contains("--   verify FAILED: line 10"), "{}", o.stdout);
+    // Stopped as step 2 began: step 1 completed and has no down, so it
+    // stays, and its verify runs after the (empty) rollback.
+    let p = &r["stop_points"][0];
+    assert_eq!(p["completed_steps"], serde_json::json!([0]), "{p}");
+    assert_eq!(p["rollback"]["verify"], serde_json::json!([[0, p["rollback"]["verify"][0][1]]]), "{p}");
+    assert_eq!(p["rollback"]["verify"][0][1]["ok"], true, "{p}");
+    assert_eq!(left(p), ["added column orders.note (text)"], "{p}");
+}
