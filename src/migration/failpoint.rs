@@ -188,23 +188,32 @@ impl Injector {
             },
             Mark::AfterStatement(i, k) => i == p.step && p.after_statement == Some(k),
             Mark::AfterBody(i) if i == p.step => {
-                self.disarm();
-                self.fired().is_none() && (p.at == At::End || p.after_time.is_some())
+                // The end of the step, or of a timed middle that has not fired yet.
+                let timer = self.timer.lock().expect("injector").take();
+                if (p.at == At::End || p.after_time.is_some()) && claim(&self.fired, mark) {
+                    terminate(&self.control, self.pid).await;
+                } else if let Some(t) = timer {
+                    // The timer claimed it first: wait for its termination.
+                    let _ = t.await;
+                }
+                return;
             }
             _ => false,
         };
-        if hit && self.fired().is_none() {
-            *self.fired.lock().expect("injector") = Some(mark);
+        if hit && claim(&self.fired, mark) {
             terminate(&self.control, self.pid).await;
         }
     }
 
+    /// A timed middle: terminates the session after `after`, unless the
+    /// step's end came first (it claims the stop point then).
     fn arm(&self, after: Duration, mark: Mark) {
         let (control, pid, fired) = (self.control.clone(), self.pid, self.fired.clone());
         let task = tokio::spawn(async move {
             tokio::time::sleep(after).await;
-            *fired.lock().expect("injector") = Some(mark);
-            terminate(&control, pid).await;
+            if claim(&fired, mark) {
+                terminate(&control, pid).await;
+            }
         });
         *self.timer.lock().expect("injector") = Some(task);
     }
@@ -220,6 +229,12 @@ impl Drop for Injector {
     fn drop(&mut self) {
         self.disarm();
     }
+}
+
+/// Records that the stop point fired at `mark`; false when it already had.
+fn claim(fired: &Mutex<Option<Mark>>, mark: Mark) -> bool {
+    let mut f = fired.lock().expect("injector");
+    f.is_none() && f.replace(mark).is_none()
 }
 
 /// Ends backend `pid` and waits (up to 5 s) until it is gone.
