@@ -595,6 +595,22 @@ mod tests {
     }
 
     #[test]
+    fn the_rollback_of_what_completed_undoes_only_those_steps_last_first() {
+        let text = "-- lockimpact: transaction step\nALTER TABLE t ADD a int;\n-- lockimpact: down\nALTER TABLE t DROP a;\n\
+                    -- lockimpact: end\nUPDATE t SET a = 1;\nALTER TABLE t ADD b int;\n-- lockimpact: down\nALTER TABLE t DROP b;\n";
+        let m = parse(text, Path::new("x.sql"), &defaults(None)).unwrap();
+        let names =
+            |m: &Migration| m.steps[m.rollback_from.unwrap()..].iter().map(|s| s.name.clone()).collect::<Vec<_>>();
+        let all = m.with_rollback();
+        assert_eq!(names(&all), ["undo: ALTER TABLE t ADD b int", "undo: ALTER TABLE t ADD a int"]);
+        let partial = m.then_undo(&[true, true, false]);
+        assert_eq!(names(&partial), ["undo: ALTER TABLE t ADD a int"]);
+        assert_eq!(partial.groups.last().unwrap().name, "rollback of x.sql");
+        assert!(m.then_undo(&[false, false, false]).rollback_from.is_none());
+        assert_eq!(all.forward().steps, m.steps);
+    }
+
+    #[test]
     fn subset_keeps_groups_and_renumbers_steps() {
         let m = parse(
             "BEGIN;\nSELECT 1;\nCOMMIT;\nBEGIN;\nSELECT 2;\nSELECT 3;\nCOMMIT;\n",
