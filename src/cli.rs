@@ -200,6 +200,20 @@ pub struct SnapshotArgs {
     #[arg(long)]
     pub schema_only: bool,
 
+    /// Write no dump: write to --out (JSON) the schema and the planner's
+    /// statistics (row counts, sizes, per column null fraction, distinct
+    /// values, most common values, histogram bounds, correlation, width;
+    /// keys and constraints), read without reading any row. See
+    /// docs/production-size.md.
+    #[arg(long, conflicts_with_all = ["schema_only", "row_counts"])]
+    pub stats_only: bool,
+
+    /// With --stats-only: replace the values the statistics quote (most
+    /// common values, histogram bounds: real data) by generated ones of the
+    /// same width and shape, in the same order.
+    #[arg(long, requires = "stats_only")]
+    pub redact_values: bool,
+
     /// Also write each table's estimated rows and size (JSON) to this file,
     /// read from the statistics, without scanning the tables.
     #[arg(long, value_name = "FILE")]
