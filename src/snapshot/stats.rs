@@ -16,14 +16,17 @@ pub const STATS_VERSION: u32 = 1;
 /// The whole file.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Stats {
+    #[serde(default)]
     pub stats_version: u32,
     pub server_version: String,
     /// `pg_dump --schema-only --no-owner --no-privileges`, plain SQL.
+    #[serde(default)]
     pub schema_sql: String,
     pub tables: Vec<TableStats>,
     /// Primary keys, unique, check and foreign-key constraints.
     pub constraints: Vec<ConstraintStats>,
     /// Quoted values were replaced by generated ones (`--redact-values`).
+    #[serde(default)]
     pub redacted: bool,
 }
 
@@ -54,8 +57,10 @@ pub struct ColumnStats {
     pub n_distinct: Option<f64>,
     pub avg_width: Option<i32>,
     pub correlation: Option<f64>,
+    #[serde(deserialize_with = "values")]
     pub most_common_vals: Option<Vec<Option<String>>>,
     pub most_common_freqs: Option<Vec<f64>>,
+    #[serde(deserialize_with = "values")]
     pub histogram_bounds: Option<Vec<Option<String>>>,
 }
 
@@ -75,7 +80,7 @@ pub struct ConstraintStats {
 /// One query over the catalogs and `pg_stats` (no user table is read): the
 /// tables with their columns' statistics, and the constraints, as JSON.
 /// The statistics' values stay array literals (`anyarray::text`), parsed by
-/// `array_literal`, so a column of any type reads.
+/// `array_literal` as they are read, so a column of any type reads.
 pub const STATS_SQL: &str = "SELECT json_build_object(\
   'server_version', current_setting('server_version'), \
   'tables', coalesce((SELECT json_agg(t ORDER BY t.schema, t.name) FROM (\
@@ -106,83 +111,26 @@ pub const STATS_SQL: &str = "SELECT json_build_object(\
     WHERE co.contype IN ('p','u','c','f') AND co.conrelid <> 0 \
       AND n.nspname NOT IN ('pg_catalog','information_schema')), '[]'))";
 
-/// The query's row, before the array literals are parsed.
-#[derive(Deserialize)]
-struct Raw {
-    server_version: String,
-    tables: Vec<RawTable>,
-    constraints: Vec<ConstraintStats>,
-}
-
-#[derive(Deserialize)]
-struct RawTable {
-    schema: String,
-    name: String,
-    reltuples: i64,
-    relpages: i64,
-    bytes: i64,
-    total_bytes: i64,
-    n_live_tup: Option<i64>,
-    analyzed: bool,
-    columns: Vec<RawColumn>,
-}
-
-#[derive(Deserialize)]
-struct RawColumn {
-    name: String,
-    #[serde(rename = "type")]
-    data_type: String,
-    not_null: bool,
-    null_frac: Option<f64>,
-    n_distinct: Option<f64>,
-    avg_width: Option<i32>,
-    correlation: Option<f64>,
-    most_common_vals: Option<String>,
-    most_common_freqs: Option<Vec<f64>>,
-    histogram_bounds: Option<String>,
-}
-
 /// The statistics from `STATS_SQL`'s JSON and the schema dump.
 pub fn from_query(json: &str, schema_sql: String) -> Result<Stats, String> {
-    let raw: Raw = serde_json::from_str(json).map_err(|e| format!("unexpected statistics from the server: {e}"))?;
-    let tables = raw
-        .tables
-        .into_iter()
-        .map(|t| TableStats {
-            schema: t.schema,
-            name: t.name,
-            reltuples: t.reltuples,
-            relpages: t.relpages,
-            bytes: t.bytes,
-            total_bytes: t.total_bytes,
-            n_live_tup: t.n_live_tup,
-            analyzed: t.analyzed,
-            columns: t.columns.into_iter().map(column).collect(),
-        })
-        .collect();
-    Ok(Stats {
-        stats_version: STATS_VERSION,
-        server_version: raw.server_version,
-        schema_sql,
-        tables,
-        constraints: raw.constraints,
-        redacted: false,
-    })
+    let st: Stats = serde_json::from_str(json).map_err(|e| format!("unexpected statistics from the server: {e}"))?;
+    Ok(Stats { stats_version: STATS_VERSION, schema_sql, redacted: false, ..st })
 }
 
-fn column(c: RawColumn) -> ColumnStats {
-    ColumnStats {
-        name: c.name,
-        data_type: c.data_type,
-        not_null: c.not_null,
-        null_frac: c.null_frac,
-        n_distinct: c.n_distinct,
-        avg_width: c.avg_width,
-        correlation: c.correlation,
-        most_common_vals: c.most_common_vals.as_deref().map(array_literal),
-        most_common_freqs: c.most_common_freqs,
-        histogram_bounds: c.histogram_bounds.as_deref().map(array_literal),
-    }
+/// A list of values as the file keeps it, or as the query returns it (an
+/// array literal, `anyarray::text`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ListOrLiteral {
+    List(Vec<Option<String>>),
+    Literal(String),
+}
+
+fn values<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<Option<String>>>, D::Error> {
+    Ok(Option::<ListOrLiteral>::deserialize(d)?.map(|v| match v {
+        ListOrLiteral::List(l) => l,
+        ListOrLiteral::Literal(s) => array_literal(&s),
+    }))
 }
 
 /// The elements of a one-dimensional array literal (`{a,"b c",NULL}`);
