@@ -300,7 +300,7 @@ struct Applier<'a> {
     say: &'a (dyn Fn(&str) + Sync),
 }
 
-impl Applier<'_> {
+impl<'a> Applier<'a> {
     /// On the fresh copy, before the workload: the migrations to rehearse (a
     /// directory's pending ones, after applying those before `--from`,
     /// unmeasured), their preflight checks, and a command's role.
@@ -368,9 +368,7 @@ impl Applier<'_> {
             }
         }
     }
-}
 
-impl<'a> Applier<'a> {
     /// The step runner on the migration's session (with the failure
     /// injector of a `--fail-at` run).
     fn runner(

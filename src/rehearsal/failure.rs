@@ -91,7 +91,7 @@ pub async fn after(f: &Failing, m: &Migration, a: After<'_>, rec: &mut Migration
     out.undo_covers_all = undo.notes.len() == m.notes.len() && covered(m, &completed);
     say(&format!("fail-at: rolling back {} step(s) of what completed", out.undo_steps));
     let started = Instant::now();
-    let runner = Runner { client: &client, ..a.runner };
+    let runner = Runner { client: &client, fail: None, ..a.runner };
     out.rollback_ok = runner.undo(&undo, rec).await;
     out.rollback_time = started.elapsed();
     match SchemaState::read(&client).await {
