@@ -185,7 +185,7 @@ impl Report {
         Report {
             schema_version: 1,
             tool: format!("lockimpact {}", env!("CARGO_PKG_VERSION")),
-            command: std::env::args().collect::<Vec<_>>().join(" "),
+            command: command_line(),
             quick: cfg.quick,
             started_utc: utc_now(),
             duration_s: 0.0,
@@ -333,6 +333,12 @@ fn side(x: &Side) -> String {
         let _ = write!(t, " (median of {}; {}–{}, spread {:.1} %)", x.samples.len(), num(lo), num(hi), spread);
     }
     t
+}
+
+/// The command as a user runs it: `lockimpact` and its arguments, whatever
+/// path the binary was started from (a local build, `cargo run`).
+fn command_line() -> String {
+    std::iter::once("lockimpact".to_string()).chain(std::env::args().skip(1)).collect::<Vec<_>>().join(" ")
 }
 
 fn utc_now() -> String {
