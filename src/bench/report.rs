@@ -63,7 +63,9 @@ pub const PROFILE_NOTES: &[&str] = &[
      operations (a pgbench thread: 1.0 `sendto`, 2.0 `recvfrom` of which 1.0 `EAGAIN`, 1.0 `ppoll`); `perf \
      record` of the closed-loop row put the workers' user-space samples per operation at about 0.6 of \
      pgbench's and their kernel samples (waking the server backend on `sendto`, being woken in `recvfrom`, \
-     freeing the reply's buffers) at about 1.2. Open loop: the pacer thread handed each operation to a worker \
+     freeing the reply's buffers) at about 1.2: a worker thread blocks in `recvfrom` on every operation (1.05 \
+     voluntary context switches per operation, against 0.66 for a pgbench thread, whose `ppoll` often finds the \
+     reply already there; read from /proc over 3 s), which is where the rest of the gap is. Open loop: the pacer thread handed each operation to a worker \
      through a channel (its own `nanosleep` wake-up, a futex wake and the worker's context switch per \
      operation), which cost more than the operation itself at high rates (0.774 of a 29.2 k ops/s target in \
      the issue). The schedule is now arithmetic and the workers take from it (one atomic add) and sleep until \

@@ -304,13 +304,18 @@ impl Measurement {
 
     /// Keeps `d` for `Seconds`; first hands every driver's pending
     /// operations over when `d` finished in another second than those kept,
-    /// or when the list is full.
+    /// or when the list is full, and closes the seconds before `d`'s.
     fn pend(&mut self, d: Done) {
         let second = d.at.saturating_duration_since(self.sink.start).as_secs();
         let mut p = self.pending.lock().expect("pending");
         if !p.done.is_empty() && (p.second != second || p.done.len() >= PENDING) {
             drop(p);
-            self.sink.hand_over(&mut self.sink.seconds.lock().expect("seconds"));
+            let mut secs = self.sink.seconds.lock().expect("seconds");
+            self.sink.hand_over(&mut secs);
+            // The seconds before this operation's are complete: close them
+            // now (for the live status line), as recording it would.
+            secs.advance(d.at);
+            drop(secs);
             p = self.pending.lock().expect("pending");
         }
         if p.done.is_empty() {
@@ -333,5 +338,41 @@ impl Measurement {
                 None => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An operation's outcome as `Measurement::finished` takes it.
+    type Outcome = Result<(), (String, fn() -> String)>;
+
+    fn ok() -> Outcome {
+        Ok(())
+    }
+
+    #[test]
+    fn handed_over_operations_land_in_the_second_they_finished() {
+        let start = Instant::now() - Duration::from_secs(5);
+        let at = |ms| start + Duration::from_millis(ms);
+        let sink = Sink::new(start, 2, Slot::count(0));
+        let (mut a, mut b) = (sink.measurement(), sink.measurement());
+        a.finished((0, Slot::Baseline), at(100), 100, ok());
+        b.finished((1, Slot::Baseline), at(900), 200, ok());
+        // Nothing is in the per-second figures yet: each driver keeps its own.
+        assert!(sink.seconds().lock().unwrap().last().is_none());
+        // `a` finishes in second 1: both lists are handed over (b, blocked, records
+        // nothing more) and second 0 closes with both of its operations.
+        let failed: Outcome = Err(("57014".into(), || "cancelled".to_string()));
+        a.finished((0, Slot::Baseline), at(1_100), 300, failed);
+        assert_eq!(sink.seconds().lock().unwrap().last().map(|s| s.ops), Some(2));
+        let mut rec = WorkloadRecord::default();
+        sink.merge(vec![a, b], &mut rec);
+        let ops: Vec<u64> = rec.seconds.iter().take(2).map(|s| s.ops).collect();
+        assert_eq!(ops, [2, 1]);
+        assert_eq!((rec.seconds[0].classes[1].ops, rec.seconds[1].errors), (1, 1));
+        assert!((200..=203).contains(&rec.seconds[0].p99_us), "{}", rec.seconds[0].p99_us);
+        assert_eq!(rec.started.iter().take(2).map(|s| s.ops).collect::<Vec<_>>(), [2, 1]);
     }
 }
