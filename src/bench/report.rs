@@ -49,12 +49,34 @@ pub const PROFILE_NOTES: &[&str] = &[
      Bind/Execute/Sync from a reused buffer and one blocking `recvfrom` (pgbench: `sendto`, `ppoll`, \
      `recvfrom`), parameters as text like pgbench's, nothing allocated. Client CPU per operation fell to \
      pgbench's or below, and the closed-loop ratio rose above 1.0 (row 1).",
-    "Pacer: it was a task on the busy runtime with tokio's 1 ms timer; emission lag p50 0.7–0.8 ms, p99 8–14 ms. It \
+    "Fourth change (issue 22; profiled on a machine with a load average of 11–25 from other builds, so the \
+     figures are rough): row 1 had reported the replayer's client CPU per operation at 1.24–1.43 times pgbench's. \
+     Part of that was the bench's own accounting: the CPU time of the 6 s window was divided by the operations \
+     of the 5 whole seconds inside it (6/5 too much); it is now divided by the operations of the window. The \
+     rest, per operation: every worker took the shared per-second lock and, through \
+     `CancellationToken::is_cancelled`, a second mutex shared by all of them, read the clock three times, and \
+     took its operation number with an atomic add on a counter all of them shared. Now a worker appends each \
+     finished operation to a list of its own (a lock only it takes per operation) and hands every worker's \
+     list to the per-second figures once per second, in order; the stop flag is an atomic; one clock reading \
+     ends an operation and starts the next; numbers are taken 64 at a time. After it, `strace -c` on one \
+     worker thread for 4 s: 1.0 `sendto` and 1.0 `recvfrom` per operation and 4 `futex` calls in 6 461 \
+     operations (a pgbench thread: 1.0 `sendto`, 2.0 `recvfrom` of which 1.0 `EAGAIN`, 1.0 `ppoll`); `perf \
+     record` of the closed-loop row put the workers' user-space samples per operation at about 0.6 of \
+     pgbench's and their kernel samples (waking the server backend on `sendto`, being woken in `recvfrom`, \
+     freeing the reply's buffers) at about 1.2: a worker thread blocks in `recvfrom` on every operation (1.05 \
+     voluntary context switches per operation, against 0.66 for a pgbench thread, whose `ppoll` often finds the \
+     reply already there; read from /proc over 3 s), which is where the rest of the gap is. Open loop: the pacer thread handed each operation to a worker \
+     through a channel (its own `nanosleep` wake-up, a futex wake and the worker's context switch per \
+     operation), which cost more than the operation itself at high rates (0.774 of a 29.2 k ops/s target in \
+     the issue). The schedule is now arithmetic and the workers take from it (one atomic add) and sleep until \
+     the intended start themselves: no pacer thread, no hand-off.",
+    "Pacer (before the fourth change): it was a task on the busy runtime with tokio's 1 ms timer; emission lag p50 0.7–0.8 ms, p99 8–14 ms. It \
      now runs on its own thread with `nanosleep` and 10 µs timer slack: lag p50 0.03 ms; its p99 is now set by how \
      long the thread waits for a CPU on a loaded 2-core machine.",
     "Hot path: SQL is prepared once per connection (never built per operation); the parameter vector is reused; \
      int and choice values do not allocate (the text generator does, by nature); each worker keeps its own \
-     histograms, merged at the end. Pipelining several operations on one connection would change what a session \
+     histograms, merged when its slot changes, and its own list of finished operations, handed to the per-second \
+     figures once per second. Pipelining several operations on one connection would change what a session \
      does (an application session runs one statement at a time), so the replayer does not pipeline.",
     "Sampler: its poll query costs 0.06–0.08 ms on the server with 16 sessions holding 82 locks (pgbench running \
      the query alone; about 0.1 ms with the client on an idle machine), under 1 % of one core at a 10 ms \
@@ -185,7 +207,7 @@ impl Report {
         Report {
             schema_version: 1,
             tool: format!("lockimpact {}", env!("CARGO_PKG_VERSION")),
-            command: std::env::args().collect::<Vec<_>>().join(" "),
+            command: command_line(),
             quick: cfg.quick,
             started_utc: utc_now(),
             duration_s: 0.0,
@@ -333,6 +355,12 @@ fn side(x: &Side) -> String {
         let _ = write!(t, " (median of {}; {}–{}, spread {:.1} %)", x.samples.len(), num(lo), num(hi), spread);
     }
     t
+}
+
+/// The command as a user runs it: `lockimpact` and its arguments, whatever
+/// path the binary was started from (a local build, `cargo run`).
+fn command_line() -> String {
+    std::iter::once("lockimpact".to_string()).chain(std::env::args().skip(1)).collect::<Vec<_>>().join(" ")
 }
 
 fn utc_now() -> String {

@@ -1,8 +1,9 @@
 //! The workload: what to replay (`plan`), query classes from the workload
 //! file (`file`), parameter
 //! generators (`params`), pgbench script classes (`script`), the open-loop
-//! pacer (`pacer`) and workers (`worker`), each on its own thread with its own
-//! connection (`wire`); or, instead of pacer and workers, a session replay
+//! schedule (`pacer`) and the workers that take their operations from it
+//! (`worker`), each on its own thread with its own connection (`wire`); or,
+//! instead of schedule and workers, a session replay
 //! (`replay`) on a bounded deadpool-postgres pool. `start` launches it;
 //! `finish` stops it and merges what was measured into a `WorkloadRecord`.
 //!
@@ -45,11 +46,11 @@ pub use plan::WorkloadPlan;
 pub use roles::Roles;
 use worker::Worker;
 
-/// Most operations the pacer's queue holds (about 50 bytes each, allocated
-/// up front). Operations waiting behind a lock queue here: at 1,000 ops/s
-/// this is over four minutes of backlog. Beyond it the client is overloaded
+/// Most operations the open-loop schedule lets queue: due, and not taken by
+/// a worker yet (operations waiting behind a lock queue here; at 1,000 ops/s
+/// this is over four minutes of backlog). Beyond it the client is overloaded
 /// and further operations of the schedule are dropped (counted, never
-/// started), so memory stays bounded at any rate.
+/// started), as a bounded queue would refuse them.
 pub const QUEUE_CAPACITY: usize = 262_144;
 
 /// `WorkloadPlan::rate` that makes the workload closed-loop: there is no
@@ -128,12 +129,13 @@ pub struct Workload {
     target_rate: f64,
     connections: u32,
     stop: CancellationToken,
-    /// The pacer's queue; `None` in a closed loop and in a session replay.
-    rx: Option<async_channel::Receiver<pacer::Op>>,
+    /// The workers' stop flag (set with `stop`).
+    halt: Arc<AtomicBool>,
+    clock: Arc<Clock>,
+    /// The open-loop schedule; `None` in a closed loop and in a session replay.
+    schedule: Option<Arc<pacer::Schedule>>,
     /// No schedule: workers start the next operation as the last one ends.
     closed: bool,
-    /// The pacer thread's result; `None` in a closed loop and in a session replay.
-    pacer: Option<tokio::sync::oneshot::Receiver<pacer::PacerResult>>,
     /// A session replay, which drives its own sessions (no pacer, no workers).
     replay: Option<tokio::sync::oneshot::Receiver<replay::Replayed>>,
     workers: Vec<WorkerThread>,
@@ -222,7 +224,7 @@ async fn start_replay(plan: &WorkloadPlan, replay: Arc<replay::Replay>, c: Commo
         replay,
         speed: plan.speed,
         pool,
-        clock: c.clock,
+        clock: c.clock.clone(),
         measurement: c.sink.measurement(),
         pool_wait: PoolRecord::new(size, c.slots),
         stop: c.stop.clone(),
@@ -236,9 +238,10 @@ async fn start_replay(plan: &WorkloadPlan, replay: Arc<replay::Replay>, c: Commo
         target_rate: plan.rate,
         connections: size,
         stop: c.stop,
-        rx: None,
+        halt: Arc::new(AtomicBool::new(false)),
+        clock: c.clock,
+        schedule: None,
         closed: false,
-        pacer: None,
         replay: Some(result),
         workers: Vec::new(),
         sink: c.sink,
@@ -246,24 +249,15 @@ async fn start_replay(plan: &WorkloadPlan, replay: Arc<replay::Replay>, c: Commo
 }
 
 /// Starts one thread per connection (each connects, prepares, then waits
-/// until every connection is ready before its first operation), then the
-/// pacer, unless the loop is closed.
+/// until every connection is ready before its first operation); then starts
+/// the schedule, unless the loop is closed, and lets them go.
 async fn start_paced(plan: &WorkloadPlan, c: Common) -> Result<Workload> {
     let closed = plan.rate == CLOSED_LOOP;
-    let (tx, rx) = async_channel::bounded(QUEUE_CAPACITY);
-    let source = if closed {
-        worker::Source::Closed {
-            next: Arc::new(AtomicU64::new(0)),
-            mix: pacer::Mix::new(&c.classes, plan.seed),
-            clock: c.clock.clone(),
-        }
-    } else {
-        worker::Source::Paced(rx.clone())
-    };
+    let halt = Arc::new(AtomicBool::new(false));
     let mut starting = Vec::new();
     let mut go = Vec::new();
     for i in 0..plan.connections as usize {
-        let (ready, go_tx) = spawn_worker(i, plan, &c, source.clone())?;
+        let (ready, go_tx) = spawn_worker(i, plan, &c, halt.clone())?;
         starting.push(ready);
         go.push(go_tx);
     }
@@ -280,23 +274,28 @@ async fn start_paced(plan: &WorkloadPlan, c: Common) -> Result<Workload> {
         // Dropping `go` lets every opened worker end (and close its connection).
         return Err(e);
     }
+    // The schedule starts now, every connection ready.
+    let schedule = (!closed).then(|| Arc::new(pacer::Schedule::new(&c.classes, plan.rate, plan.seed)));
+    let source = match &schedule {
+        None => worker::Source::Closed {
+            next: Arc::new(AtomicU64::new(0)),
+            mix: pacer::Mix::new(&c.classes, plan.seed),
+            clock: c.clock.clone(),
+        },
+        Some(s) => worker::Source::Paced { schedule: s.clone(), clock: c.clock.clone() },
+    };
     for g in go {
-        let _ = g.send(());
+        let _ = g.send(source.clone());
     }
-    let (classes, clock, stop) = (c.classes, c.clock, c.stop);
-    // When the pacer cannot start, the workers (already told to go) are stopped.
-    let pacer = (!closed)
-        .then(|| pacer::spawn(classes.clone(), plan.rate, plan.seed, clock, tx, stop.clone()))
-        .transpose()
-        .inspect_err(|_| stop.cancel())?;
     Ok(Workload {
-        classes,
+        classes: c.classes,
         target_rate: plan.rate,
         connections: plan.connections,
-        stop,
-        rx: (!closed).then_some(rx),
+        stop: c.stop,
+        halt,
+        clock: c.clock,
+        schedule,
         closed,
-        pacer,
         replay: None,
         workers,
         sink: c.sink,
@@ -304,19 +303,18 @@ async fn start_paced(plan: &WorkloadPlan, c: Common) -> Result<Workload> {
 }
 
 /// Worker `i`'s thread: it connects and prepares, says so on the returned
-/// receiver, and runs once told to go (dropping the sender ends it unrun).
+/// receiver, and runs once sent its source (dropping the sender ends it unrun).
 #[allow(clippy::type_complexity)]
 fn spawn_worker(
     i: usize,
     plan: &WorkloadPlan,
     c: &Common,
-    source: worker::Source,
-) -> Result<(tokio::sync::oneshot::Receiver<Result<WorkerThread>>, std::sync::mpsc::Sender<()>)> {
+    stop: Arc<AtomicBool>,
+) -> Result<(tokio::sync::oneshot::Receiver<Result<WorkerThread>>, std::sync::mpsc::Sender<worker::Source>)> {
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
-    let (target, classes, roles, sessions, stop) =
-        (c.target.clone(), c.classes.clone(), c.roles.clone(), c.sessions.clone(), c.stop.clone());
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<worker::Source>();
+    let (target, classes, roles, sessions) = (c.target.clone(), c.classes.clone(), c.roles.clone(), c.sessions.clone());
     let (path, seed, of, measurement) =
         (plan.path.display().to_string(), plan.seed, plan.connections, c.sink.measurement());
     std::thread::Builder::new()
@@ -333,7 +331,7 @@ fn spawn_worker(
             let killed = Arc::new(AtomicBool::new(false));
             let _ = ready_tx.send(Ok(WorkerThread { done: done_rx, killed: killed.clone(), killer }));
             let worker = Worker { conn, statements, classes, seed, measurement, stop, killed };
-            if go_rx.recv().is_ok() {
+            if let Ok(source) = go_rx.recv() {
                 let _ = done_tx.send(worker.run(source));
             }
         })
@@ -374,7 +372,7 @@ fn open_connection(
 impl Workload {
     /// Operations waiting for a free connection right now.
     pub fn queued(&self) -> usize {
-        self.rx.as_ref().map_or(0, |rx| rx.len())
+        self.schedule.as_ref().map_or(0, |s| s.queued(Instant::now()))
     }
 
     /// Per-second counters, for the live status line.
@@ -382,36 +380,39 @@ impl Workload {
         self.sink.seconds()
     }
 
-    /// Stops the pacer, lets the workers finish what is queued for up to
+    /// Ends the schedule, lets the workers finish what is queued for up to
     /// `grace`, then stops them and merges their measurements.
     pub async fn finish(mut self, grace: Duration) -> WorkloadRecord {
-        self.stop.cancel();
+        self.halt_all();
         let replay = self.replay.is_some();
         let mut measurements = Vec::new();
         let (mut pacer, mut pool) = (None, None);
-        if let Some(p) = self.pacer.take() {
-            pacer = p.await.ok();
-        }
         if let Some(r) = self.replay.take()
             && let Ok(r) = r.await
         {
             measurements.push(r.measurement);
             (pacer, pool) = (Some(r.pacer), Some(r.pool));
         }
+        let (mut ended, mut unfinished) = self.end_workers(grace).await;
+        if let Some(schedule) = &self.schedule {
+            let mut lag = crate::run_record::new_hist();
+            for h in ended.iter_mut().filter_map(|m| m.lag.take()) {
+                let _ = lag.add(&h);
+            }
+            let marks = pacer::Marks::new(&self.clock);
+            let (left, result) = schedule.finish(&marks, lag);
+            let (m, n) = self.waited_in_queue(&left, &marks);
+            ended.push(m);
+            unfinished += n;
+            pacer = Some(result);
+        }
+        measurements.extend(ended);
         let pacer = pacer.unwrap_or_else(|| pacer::PacerResult {
             issued_measured: 0,
             dropped: 0,
             schedule_lag: crate::run_record::new_hist(),
             replay_schedule: None,
         });
-        let (ended, mut unfinished) = self.end_workers(grace).await;
-        measurements.extend(ended);
-        if let Some(rx) = &self.rx {
-            rx.close();
-            let (m, n) = self.waited_in_queue(rx);
-            measurements.push(m);
-            unfinished += n;
-        }
         let mut rec = WorkloadRecord {
             classes: self.classes.iter().map(|c| c.name.clone()).collect(),
             target_rate: self.target_rate
@@ -467,17 +468,26 @@ impl Workload {
         (ended.into_iter().filter_map(|(m, _)| m).collect(), unfinished)
     }
 
-    /// Counts the operations left in the (closed) queue, each recorded in
-    /// latency with the time it has waited since its intended start.
-    fn waited_in_queue(&self, rx: &async_channel::Receiver<pacer::Op>) -> (Measurement, u64) {
+    /// Counts the operations left in the queue (due, never taken), each
+    /// recorded in latency with the time it has waited since its intended
+    /// start, in the slot it was intended in.
+    fn waited_in_queue(&self, left: &[(usize, Instant)], marks: &pacer::Marks) -> (Measurement, u64) {
         let now = Instant::now();
         let mut m = self.sink.measurement();
-        let mut n = 0;
-        while let Ok(op) = rx.try_recv() {
-            m.latency(op.class, op.slot, now.saturating_duration_since(op.intended).as_micros() as u64);
-            n += 1;
+        for &(class, intended) in left {
+            m.latency(class, marks.slot_at(intended), now.saturating_duration_since(intended).as_micros() as u64);
         }
-        (m, n)
+        (m, left.len() as u64)
+    }
+
+    /// Ends the schedule (nothing due from now on is issued) and tells the
+    /// pacer-less workers and a replay to stop.
+    fn halt_all(&self) {
+        if let Some(s) = &self.schedule {
+            s.end(Instant::now());
+        }
+        self.halt.store(true, Ordering::Release);
+        self.stop.cancel();
     }
 }
 
@@ -485,7 +495,7 @@ impl Drop for Workload {
     /// A workload dropped without `finish` (an error, Ctrl-C) stops its pacer
     /// thread too, and ends its workers' connections.
     fn drop(&mut self) {
-        self.stop.cancel();
+        self.halt_all();
         for w in &self.workers {
             w.kill();
         }
