@@ -6,6 +6,7 @@
 pub mod embedded;
 pub mod file;
 pub mod guard;
+pub mod replica;
 pub mod values;
 
 use std::collections::BTreeMap;
@@ -120,7 +121,8 @@ fn load_file(path: &Path, args: &RunOptions) -> Result<Plan> {
     let at = Ctx { file: &file, resolve: &resolve };
 
     let vars = resolve_vars(&sf.vars, &file)?;
-    let clone = resolve_clone(&sf.clone, args, &file)?;
+    let mut clone = resolve_clone(&sf.clone, args, &file)?;
+    clone.replicas = replica::resolve(&sf.replica, args, clone.backend, &file)?;
     let dataset = resolve_snapshot(&sf.snapshot, clone.backend == Backend::Url, &vars, &at)?;
     let workload = resolve_workload(&sf.workload, &sf.phases, &vars, &at)?;
     let phases = resolve_phases(&sf.phases, &file)?;
@@ -217,6 +219,7 @@ fn resolve_clone(c: &file::CloneSection, args: &RunOptions, file: &str) -> Resul
         keep: args.keep,
         allow_host_access: args.allow_host_access,
         allow_server_wide: args.allow_server_wide,
+        replicas: Default::default(),
     })
 }
 

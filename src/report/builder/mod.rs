@@ -11,6 +11,7 @@ mod hints;
 mod latency;
 mod migration;
 mod remedy;
+mod replica;
 mod steps;
 mod timeline;
 mod verdict;
@@ -145,6 +146,7 @@ pub fn build(rec: &RunRecord) -> Report {
         preflight: rec.migration.preflight.as_ref().map(migration::preflight),
         new_errors: new_errors(rec),
         budget: None,
+        replicas: replica::replicas(rec, &bounds),
     };
     let (budget, source) = match rec.budget.is_unset() {
         true => (BudgetSection::default_budget(), BudgetSource::Default),

@@ -1,0 +1,127 @@
+//! The `replicas` part of the report: from each standby's raw samples, the
+//! largest replay lag (bytes, and the primary's write/flush/replay lag in
+//! time) and where it happened, the largest lag per migration step (the
+//! step's time window in the run record), the standby sessions blocked by a
+//! lock the startup process replayed, and the recovery conflicts (cancels)
+//! during the run. Only samples from the baseline on count.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use super::{Bounds, ms};
+use crate::report::model::{ConflictCounts, ReplicasReport, StandbyReport, StandbyStep};
+use crate::run_record::RunRecord;
+use crate::run_record::replica::{LagSample, StandbyRecord};
+
+pub fn replicas(rec: &RunRecord, bounds: &Bounds) -> Option<ReplicasReport> {
+    let r = rec.replicas.as_ref()?;
+    Some(ReplicasReport {
+        interval_ms: ms(r.interval),
+        standbys: r.standbys.iter().map(|s| standby(rec, bounds, s, r.interval)).collect(),
+    })
+}
+
+/// A step's time window: from its start for its duration (a step still
+/// running at the run's end: until the end).
+fn windows(rec: &RunRecord) -> Vec<(Duration, Duration)> {
+    rec.migration.steps.iter().map(|s| (s.start, s.start + s.duration)).collect()
+}
+
+fn standby(rec: &RunRecord, bounds: &Bounds, s: &StandbyRecord, interval: Duration) -> StandbyReport {
+    let measured: Vec<&LagSample> = s.samples.iter().filter(|x| x.at >= bounds.baseline_at).collect();
+    let windows = windows(rec);
+    let step_at = |t: Duration| windows.iter().position(|(a, b)| *a <= t && t <= *b);
+    let max = measured.iter().copied().max_by_key(|x| (x.lag_bytes, std::cmp::Reverse(x.at)));
+    let max_ms =
+        |f: &dyn Fn(&LagSample) -> Option<Duration>, xs: &[&LagSample]| xs.iter().filter_map(|x| f(x)).max().map(ms);
+    let baseline: Vec<&LagSample> = measured.iter().copied().filter(|x| x.at < bounds.migration_at).collect();
+    let blocked = Blocked::of(&measured, interval);
+    let steps = rec
+        .migration
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, step)| {
+            let (from, to) = windows[i];
+            let inside: Vec<&LagSample> = measured.iter().copied().filter(|x| from <= x.at && x.at <= to).collect();
+            StandbyStep {
+                step: i,
+                name: step.name.clone(),
+                max_lag_bytes: inside.iter().map(|x| x.lag_bytes).max().unwrap_or(0),
+                max_replay_lag_ms: max_ms(&|x| x.replay_lag, &inside),
+                blocked_sessions: Blocked::of(&inside, interval).sessions,
+            }
+        })
+        .collect();
+    let c = s.conflicts_after.since(&s.conflicts_before);
+    let n = |v: i64| v.max(0) as u64;
+    let conflicts = ConflictCounts {
+        lock: n(c.lock),
+        snapshot: n(c.snapshot),
+        bufferpin: n(c.bufferpin),
+        deadlock: n(c.deadlock),
+        tablespace: n(c.tablespace),
+    };
+    StandbyReport {
+        name: s.name.clone(),
+        samples: measured.len() as u64,
+        failed_polls: s.failed_polls,
+        max_lag_bytes: max.map_or(0, |x| x.lag_bytes),
+        max_lag_at_ms: max.map(|x| ms(x.at)),
+        max_lag_step: max.and_then(|x| step_at(x.at)),
+        max_lag_phase: max.filter(|x| step_at(x.at).is_none()).map(|x| bounds.phase_at(x.at)),
+        baseline_max_lag_bytes: baseline.iter().map(|x| x.lag_bytes).max().unwrap_or(0),
+        max_write_lag_ms: max_ms(&|x| x.write_lag, &measured),
+        max_flush_lag_ms: max_ms(&|x| x.flush_lag, &measured),
+        max_replay_lag_ms: max_ms(&|x| x.replay_lag, &measured),
+        steps,
+        blocked_sessions: blocked.sessions,
+        max_blocked_at_once: blocked.at_once,
+        longest_blocked_ms: ms(blocked.longest),
+        conflicts,
+        cancels: n(c.total()),
+    }
+}
+
+/// Standby sessions seen waiting on the startup process's lock: a session
+/// blocked in consecutive polls is one wait, from its first poll to its last.
+struct Blocked {
+    sessions: u64,
+    at_once: u64,
+    longest: Duration,
+}
+
+impl Blocked {
+    fn of(samples: &[&LagSample], interval: Duration) -> Blocked {
+        let mut open: HashMap<i32, (Duration, Duration)> = HashMap::new();
+        let mut out = Blocked { sessions: 0, at_once: 0, longest: Duration::ZERO };
+        let close = |span: (Duration, Duration), out: &mut Blocked| {
+            out.longest = out.longest.max(span.1.saturating_sub(span.0));
+        };
+        for x in samples {
+            out.at_once = out.at_once.max(x.blocked_pids.len() as u64);
+            // A wait not seen at this poll ended (a gap of more than two intervals: a new wait).
+            let ended: Vec<i32> = open
+                .iter()
+                .filter(|(pid, (_, last))| !x.blocked_pids.contains(pid) || x.at - *last > interval * 2)
+                .map(|(pid, _)| *pid)
+                .collect();
+            for pid in ended {
+                if let Some(span) = open.remove(&pid) {
+                    close(span, &mut out);
+                }
+            }
+            for pid in &x.blocked_pids {
+                let span = open.entry(*pid).or_insert_with(|| {
+                    out.sessions += 1;
+                    (x.at, x.at)
+                });
+                span.1 = x.at;
+            }
+        }
+        for span in open.into_values() {
+            close(span, &mut out);
+        }
+        out
+    }
+}
