@@ -183,7 +183,7 @@ pub struct ReplicaSection {
     /// `max_standby_streaming_delay`: a duration, or -1 (wait forever).
     pub max_standby_streaming_delay: Option<toml::Value>,
     /// `recovery_min_apply_delay` of the standbys (default 0).
-    pub recovery_min_apply_delay: Option<Dur>,
+    pub recovery_min_apply_delay: Option<toml::Value>,
     /// The first standby is synchronous (`synchronous_standby_names`).
     pub synchronous: Option<bool>,
 }

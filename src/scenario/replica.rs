@@ -31,7 +31,12 @@ pub fn resolve(r: &ReplicaSection, args: &RunOptions, backend: Backend, file: &s
             .as_ref()
             .map(|v| streaming_delay(v, file))
             .transpose()?,
-        recovery_min_apply_delay: r.recovery_min_apply_delay.map_or(std::time::Duration::ZERO, |d| d.0),
+        recovery_min_apply_delay: r
+            .recovery_min_apply_delay
+            .as_ref()
+            .map(|v| apply_delay(v, file))
+            .transpose()?
+            .unwrap_or_default(),
         synchronous: r.synchronous.unwrap_or(false),
     };
     if count == 0 {
@@ -80,6 +85,21 @@ fn streaming_delay(v: &toml::Value, file: &str) -> Result<StreamingDelay> {
         toml::Value::Integer(_) => Err(bad("a number needs a unit".into())),
         _ => Err(bad("not a duration".into())),
     }
+}
+
+/// `recovery_min_apply_delay`: a duration.
+fn apply_delay(v: &toml::Value, file: &str) -> Result<std::time::Duration> {
+    let parsed = match v {
+        toml::Value::String(s) => Dur::parse(s).map(|d| d.0).map_err(|e| e.message),
+        toml::Value::Integer(0) => Ok(std::time::Duration::ZERO),
+        _ => Err("not a duration with a unit".to_string()),
+    };
+    parsed.map_err(|why| {
+        Error::input(format!(
+            "{file}: replica.recovery_min_apply_delay = {v}: {why}; use a duration such as \"300ms\" (replay of \
+             each commit waits that long)"
+        ))
+    })
 }
 
 /// The first setting of `[replica]` given besides `count`.
