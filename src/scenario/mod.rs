@@ -129,6 +129,7 @@ fn load_file(path: &Path, args: &RunOptions) -> Result<Plan> {
     let (migration, migration_path) = resolve_migration(&sf.migration, args, &at)?;
     let sampler_interval = resolve_sampler(&sf.sampler, &file)?;
     let budget = resolve_budget(sf.budget, &args.budget, &workload.plan.classes, &file)?;
+    replica::check_budget(&budget, &clone.replicas, &file)?;
 
     let mut inputs =
         vec![path.to_path_buf(), dataset.seed_path.clone(), workload.plan.path.clone(), migration_path.clone()];

@@ -9,7 +9,7 @@ use crate::clone::standby::{MAX_STANDBYS, ReplicaPlan, StreamingDelay};
 use crate::error::{Error, Result};
 use crate::files::dur::Dur;
 
-use super::file::ReplicaSection;
+use super::file::{BudgetSection, ReplicaSection};
 
 /// `[replica]` with `--replicas` over its `count`.
 pub fn resolve(r: &ReplicaSection, args: &RunOptions, backend: Backend, file: &str) -> Result<ReplicaPlan> {
@@ -119,4 +119,19 @@ fn set_key(r: &ReplicaSection) -> Option<&'static str> {
     ]
     .into_iter()
     .find_map(|(k, set)| set.then_some(k))
+}
+
+/// The replica budgets need standbys to measure.
+pub fn check_budget(b: &BudgetSection, plan: &ReplicaPlan, file: &str) -> Result<()> {
+    let set = [
+        ("max_replica_lag", b.max_replica_lag.is_some()),
+        ("max_replica_lag_bytes", b.max_replica_lag_bytes.is_some()),
+        ("max_standby_cancels", b.max_standby_cancels.is_some()),
+    ];
+    match set.iter().find(|(_, s)| *s) {
+        Some((key, _)) if plan.count == 0 => Err(Error::input(format!(
+            "{file}: budget.{key} judges the clone's standbys, but it gets none; set replica.count (or --replicas N)"
+        ))),
+        _ => Ok(()),
+    }
 }

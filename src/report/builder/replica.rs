@@ -9,8 +9,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::{Bounds, ms};
-use crate::report::model::{ConflictCounts, ReplicasReport, StandbyReport, StandbyStep};
+use crate::fmt::{fmt_bytes, fmt_ms};
+use crate::report::model::{ConflictCounts, ReplicasReport, Report, StandbyReport, StandbyStep, Violation};
 use crate::run_record::RunRecord;
+use crate::run_record::budget::BudgetSection;
 use crate::run_record::replica::{LagSample, StandbyRecord};
 
 pub fn replicas(rec: &RunRecord, bounds: &Bounds) -> Option<ReplicasReport> {
@@ -124,4 +126,60 @@ impl Blocked {
         }
         out
     }
+}
+
+/// The replica thresholds of `b`, by budget key (durations in ms).
+pub(super) fn limits(b: &BudgetSection) -> Vec<(String, f64)> {
+    [
+        b.max_replica_lag.map(|d| ("max_replica_lag", ms(d.0))),
+        b.max_replica_lag_bytes.map(|n| ("max_replica_lag_bytes", n as f64)),
+        b.max_standby_cancels.map(|n| ("max_standby_cancels", n as f64)),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// The replica thresholds of `b` the standbys exceeded, each with the step
+/// where the worst standby lagged most.
+pub(super) fn violations(r: &Report, b: &BudgetSection) -> Vec<Violation> {
+    let Some(rep) = &r.replicas else { return Vec::new() };
+    let mut v = Vec::new();
+    let worst = |f: &dyn Fn(&StandbyReport) -> f64| rep.standbys.iter().max_by(|a, b| f(a).total_cmp(&f(b)));
+    let step_of = |s: &StandbyReport, f: &dyn Fn(&StandbyStep) -> f64| {
+        s.steps.iter().filter(|x| f(x) > 0.0).max_by(|a, b| f(a).total_cmp(&f(b))).map(|x| x.step)
+    };
+    if let (Some(d), Some(s)) = (b.max_replica_lag, worst(&|s| s.max_replay_lag_ms.unwrap_or(0.0))) {
+        let actual = s.max_replay_lag_ms.unwrap_or(0.0);
+        let what = format!("standby {} fell {} behind in replay (budget {})", s.name, fmt_ms(actual), fmt_ms(ms(d.0)));
+        if actual > ms(d.0) {
+            let step = step_of(s, &|x| x.max_replay_lag_ms.unwrap_or(0.0));
+            v.push(Violation { step, ..Violation::new("max_replica_lag", ms(d.0), actual, what) });
+        }
+    }
+    if let (Some(n), Some(s)) = (b.max_replica_lag_bytes, worst(&|s| s.max_lag_bytes as f64)) {
+        let what = format!(
+            "standby {} fell {} behind the primary (budget {})",
+            s.name,
+            fmt_bytes(s.max_lag_bytes),
+            fmt_bytes(n)
+        );
+        if s.max_lag_bytes > n {
+            let step = s.max_lag_step.or_else(|| step_of(s, &|x| x.max_lag_bytes as f64));
+            v.push(Violation {
+                step,
+                ..Violation::new("max_replica_lag_bytes", n as f64, s.max_lag_bytes as f64, what)
+            });
+        }
+    }
+    if let Some(n) = b.max_standby_cancels {
+        let cancels: u64 = rep.standbys.iter().map(|s| s.cancels).sum();
+        if cancels > n {
+            let what =
+                format!("{cancels} standby queries were cancelled by recovery conflicts (SQLSTATE 40001; budget {n})");
+            v.push(Violation::new("max_standby_cancels", n as f64, cancels as f64, what));
+        }
+    }
+    v
 }
