@@ -274,3 +274,110 @@ fn bad_replica_settings_are_refused_naming_the_key() {
         assert!(stderr.contains(expected), "{replica} {args:?}: expected {expected:?} in:\n{stderr}");
     }
 }
+
+/// An ALTER that keeps its AccessExclusiveLock for 2 s (one transaction):
+/// the standby replays the lock when the ALTER's WAL arrives and holds it
+/// until the commit's.
+const HELD_ALTER: &str = "ALTER TABLE orders ADD COLUMN billing_country text;\nSELECT pg_sleep(2);\n";
+
+/// Connects to the run database on the standby (its socket in `server_dir`).
+async fn standby_client(server_dir: &Path, port: u16) -> tokio_postgres::Client {
+    let mut c = tokio_postgres::Config::new();
+    c.host_path(server_dir).port(port).user("postgres").dbname("lockimpact_run");
+    let (client, conn) = c.connect(tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    client
+}
+
+/// Starts a run of `HELD_ALTER` with `[replica]` = `replica` and `extra`
+/// TOML; once its baseline began, runs `on_standby` (on the standby's run
+/// database, in a thread) until the run ends; returns the report and what
+/// `on_standby` returned.
+fn with_standby_reader<T: Send + 'static>(
+    replica: &str,
+    extra: &str,
+    on_standby: impl FnOnce(PathBuf, u16) -> T + Send + 'static,
+) -> (serde_json::Value, T, Option<i32>) {
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let path = scenario(dir.path(), &format!("{replica}\n{extra}"));
+    std::fs::write(dir.path().join("migration.sql"), HELD_ALTER).unwrap();
+    let mut run = Run::start(&path, tmp.path(), &json);
+    let (server_dir, _) = server_location(&run.until("server: directory "));
+    let (_, port) = ports(&run.until("clone: local server binaries")).expect("the standby's port");
+    run.until("lockimpact: baseline");
+    let reader = std::thread::spawn(move || on_standby(server_dir, port));
+    let (code, stderr) = run.end();
+    let out = reader.join().unwrap();
+    assert!(code.is_some(), "the run hung:\n{stderr}");
+    (report(&json), out, code)
+}
+
+/// With `max_standby_streaming_delay = -1` a standby read of `orders` waits
+/// while the replayed AccessExclusiveLock is held: the report counts the
+/// blocked standby session, and its longest wait agrees with how long the
+/// test's own read took (within two sample intervals and the read itself).
+#[test]
+fn a_replayed_lock_blocks_a_standby_read() {
+    let (report, longest_read, _) =
+        with_standby_reader("count = 1\nmax_standby_streaming_delay = -1", "", |dir, port| {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let c = standby_client(&dir, port).await;
+                let mut longest = Duration::ZERO;
+                let deadline = Instant::now() + Duration::from_secs(8);
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    if c.query_one("SELECT count(*) FROM orders", &[]).await.is_err() {
+                        break;
+                    }
+                    longest = longest.max(t.elapsed());
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                longest
+            })
+        });
+    let s = &report["replicas"]["standbys"][0];
+    eprintln!("standby: {s}\nthe test's longest read on the standby: {longest_read:?}");
+    assert!(longest_read > Duration::from_millis(1000), "the read should wait for the replayed lock: {longest_read:?}");
+    assert!(s["blocked_sessions"].as_u64().unwrap() >= 1, "{s}");
+    let reported = Duration::from_secs_f64(s["longest_blocked_ms"].as_f64().unwrap() / 1000.0);
+    let slack = INTERVAL * 2 + Duration::from_millis(200);
+    assert!(
+        reported <= longest_read && longest_read <= reported + slack,
+        "reported longest wait {reported:?}, the read took {longest_read:?}"
+    );
+    assert_eq!(s["cancels"], 0, "replay waits forever: nothing cancelled: {s}");
+}
+
+/// With a short `max_standby_streaming_delay`, replay cancels a standby
+/// query that holds a lock the replayed AccessExclusiveLock conflicts with:
+/// the test's query fails with SQLSTATE 40001, the report counts the
+/// conflict, and `budget.max_standby_cancels = 0` fails the verdict.
+/// `hot_standby_feedback` keeps the workload's row cleanup from cancelling
+/// the query first (a snapshot conflict, seen without it), so the conflict
+/// counted is the lock's.
+#[test]
+fn a_short_streaming_delay_cancels_a_standby_query() {
+    let (report, sqlstate, code) = with_standby_reader(
+        "count = 1\nmax_standby_streaming_delay = \"100ms\"\nhot_standby_feedback = true",
+        "[budget]\nmax_standby_cancels = 0\n",
+        |dir, port| {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let c = standby_client(&dir, port).await;
+                let sql = "BEGIN; SELECT count(*) FROM orders; SELECT pg_sleep(15); COMMIT";
+                c.batch_execute(sql).await.err().and_then(|e| e.code().map(|c| c.code().to_string()))
+            })
+        },
+    );
+    let s = &report["replicas"]["standbys"][0];
+    eprintln!("standby: {s}\nthe test's query ended with {sqlstate:?}");
+    assert_eq!(sqlstate.as_deref(), Some("40001"), "the standby query is cancelled by the conflict");
+    assert!(s["cancels"].as_u64().unwrap() >= 1, "{s}");
+    assert!(s["conflicts"]["lock"].as_u64().unwrap() >= 1, "{s}");
+    assert_eq!(code, Some(1), "the budget of 0 cancels fails the verdict");
+    let violations = report["verdict"]["violations"].as_array().unwrap();
+    assert!(violations.iter().any(|v| v["budget"] == "max_standby_cancels"), "{violations:?}");
+}
