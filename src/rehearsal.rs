@@ -217,6 +217,7 @@ async fn start(plan: &Plan, server: &Server, sessions: &Arc<Sessions>, say: &(dy
             interval: plan.sampler_interval,
             reconnect: Some(reconnect(sessions, target)),
         }),
+        replica: standbys.first().map(|s| s.target(&run_db)),
     })
     .await?;
     let replicas = replicas.map(|r| r.start(measured.clock.clone(), plan.sampler_interval));

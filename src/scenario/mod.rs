@@ -130,6 +130,7 @@ fn load_file(path: &Path, args: &RunOptions) -> Result<Plan> {
     let sampler_interval = resolve_sampler(&sf.sampler, &file)?;
     let budget = resolve_budget(sf.budget, &args.budget, &workload.plan.classes, &file)?;
     replica::check_budget(&budget, &clone.replicas, &file)?;
+    replica::check_classes(&workload.plan.classes, &clone.replicas, &workload.plan.path)?;
 
     let mut inputs =
         vec![path.to_path_buf(), dataset.seed_path.clone(), workload.plan.path.clone(), migration_path.clone()];

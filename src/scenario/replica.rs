@@ -135,3 +135,20 @@ pub fn check_budget(b: &BudgetSection, plan: &ReplicaPlan, file: &str) -> Result
         _ => Ok(()),
     }
 }
+
+/// A `target = "replica"` class needs a standby to run on.
+pub fn check_classes(
+    classes: &[crate::workload::file::Class],
+    plan: &ReplicaPlan,
+    workload: &std::path::Path,
+) -> Result<()> {
+    match classes.iter().find(|c| c.on_replica) {
+        Some(c) if plan.count == 0 => Err(Error::input(format!(
+            "{}: class {:?} has target = \"replica\", but the clone gets no standby; set replica.count \
+             (or --replicas N)",
+            workload.display(),
+            c.name
+        ))),
+        _ => Ok(()),
+    }
+}

@@ -22,6 +22,7 @@ pub mod pacer;
 pub mod params;
 pub mod plan;
 pub mod replay;
+mod replica;
 pub mod roles;
 pub mod script;
 pub mod wire;
@@ -146,13 +147,18 @@ struct WorkerThread {
     done: tokio::sync::oneshot::Receiver<Measurement>,
     killed: Arc<AtomicBool>,
     killer: wire::Killer,
+    /// Its connection to the standby, for `target = "replica"` classes.
+    replica_killer: Option<wire::Killer>,
 }
 
 impl WorkerThread {
-    /// Marks the worker killed (it records nothing more) and closes its connection.
+    /// Marks the worker killed (it records nothing more) and closes its connections.
     fn kill(&self) {
         self.killed.store(true, Ordering::Release);
         self.killer.kill();
+        if let Some(k) = &self.replica_killer {
+            k.kill();
+        }
     }
 }
 
@@ -163,6 +169,8 @@ struct Common {
     sink: Sink,
     /// The run database, as the workload's sessions connect to it.
     target: crate::pg::Target,
+    /// The run database on the clone's first standby, for `target = "replica"` classes.
+    replica: Option<crate::pg::Target>,
     clock: Arc<Clock>,
     roles: Arc<Roles>,
     sessions: Arc<Sessions>,
@@ -182,11 +190,13 @@ pub async fn start(
     roles: Arc<Roles>,
     sessions: Arc<Sessions>,
     slots: usize,
+    replica: Option<crate::pg::Target>,
 ) -> Result<Workload> {
     let common = Common {
         sink: Sink::new(clock.start, classes.len(), slots),
         classes: Arc::new(classes),
         stop: CancellationToken::new(),
+        replica: replica.map(|r| workload_target(r, plan)),
         target: workload_target(target, plan),
         clock,
         roles,
@@ -317,6 +327,7 @@ fn spawn_worker(
     let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
     let (target, classes, roles, sessions, stop) =
         (c.target.clone(), c.classes.clone(), c.roles.clone(), c.sessions.clone(), c.stop.clone());
+    let replica_target = c.replica.clone();
     let (path, seed, of, measurement) =
         (plan.path.display().to_string(), plan.seed, plan.connections, c.sink.measurement());
     std::thread::Builder::new()
@@ -330,9 +341,17 @@ fn spawn_worker(
                         return;
                     }
                 };
+            let (replica, replica_killer) = match replica::open(replica_target.as_ref(), (i + 1, of), &path, &classes) {
+                Ok(Some((conn, killer))) => (Some(conn), Some(killer)),
+                Ok(None) => (None, None),
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
             let killed = Arc::new(AtomicBool::new(false));
-            let _ = ready_tx.send(Ok(WorkerThread { done: done_rx, killed: killed.clone(), killer }));
-            let worker = Worker { conn, statements, classes, seed, measurement, stop, killed };
+            let _ = ready_tx.send(Ok(WorkerThread { done: done_rx, killed: killed.clone(), killer, replica_killer }));
+            let worker = Worker { conn, statements, classes, seed, measurement, stop, killed, replica };
             if go_rx.recv().is_ok() {
                 let _ = done_tx.send(worker.run(source));
             }
@@ -358,6 +377,11 @@ fn open_connection(
     let mut statements = Vec::with_capacity(classes.len());
     for (ci, c) in classes.iter().enumerate() {
         let mut prepared = Vec::new();
+        if c.on_replica {
+            // Prepared on the standby's connection (`replica::open`), under the same name.
+            statements.push(vec![replica::statement_name(ci)]);
+            continue;
+        }
         for (si, sql) in c.statements().into_iter().enumerate() {
             let name = format!("li_{ci}_{si}");
             conn.prepare(&name, sql).map_err(|e| {

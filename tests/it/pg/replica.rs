@@ -381,3 +381,40 @@ fn a_short_streaming_delay_cancels_a_standby_query() {
     let violations = report["verdict"]["violations"].as_array().unwrap();
     assert!(violations.iter().any(|v| v["budget"] == "max_standby_cancels"), "{violations:?}");
 }
+
+/// A workload class with `target = "replica"` reads `orders` on the
+/// standby while the primary's ALTER holds its AccessExclusiveLock (replay
+/// waits forever, `max_standby_streaming_delay = -1`): its reads wait for
+/// the replayed lock, which the report shows both as blocked standby
+/// sessions and in the class's own latency during the migration.
+#[test]
+fn a_replica_class_runs_on_the_standby_and_waits_for_a_replayed_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    std::fs::write(
+        dir.path().join("standby.toml"),
+        "[[class]]\nname = \"standby_read\"\nweight = 50\ntarget = \"replica\"\n\
+         sql = \"SELECT count(*) FROM orders WHERE customer_id = $1\"\n\
+         params = [{ type = \"int\", min = 1, max = 1000 }]\n",
+    )
+    .unwrap();
+    let path = scenario(dir.path(), "count = 1\nmax_standby_streaming_delay = -1");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("connections = 4", "connections = 4\nextra = [\"standby.toml\"]");
+    std::fs::write(&path, text).unwrap();
+    std::fs::write(dir.path().join("migration.sql"), HELD_ALTER).unwrap();
+    let (code, stderr) = Run::start(&path, tmp.path(), &json).end();
+    assert!(matches!(code, Some(0 | 1)), "exit {code:?}:\n{stderr}");
+    let report = report(&json);
+    let s = &report["replicas"]["standbys"][0];
+    let class = &report["latency"]["standby_read"];
+    eprintln!("standby: {s}\nstandby_read latency: {class}");
+    assert!(class["baseline"]["count"].as_u64().unwrap() > 0, "the class ran: {class}");
+    assert!(s["blocked_sessions"].as_u64().unwrap() >= 1, "{s}");
+    let longest = s["longest_blocked_ms"].as_f64().unwrap();
+    assert!(longest > 1000.0, "the replayed lock is held about 2 s: {s}");
+    assert!(class["during"]["max_ms"].as_f64().unwrap() >= longest, "{class}");
+    assert!(class["baseline"]["max_ms"].as_f64().unwrap() < 500.0, "{class}");
+}
