@@ -53,7 +53,7 @@ pub struct Measured {
 pub async fn start(w: Wiring<'_>) -> Result<Measured> {
     let clock = Arc::new(Clock::new());
     let workload =
-        workload::start(w.plan, w.classes, w.target, clock.clone(), w.roles.clone(), w.sessions, w.slots, w.replica)
+        workload::start(w.plan, w.classes, (w.target, w.replica), clock.clone(), w.roles.clone(), w.sessions, w.slots)
             .await?;
     let sampler = w.sampling.map(|s| Sampler::start(s.client, s.interval, clock.clone(), w.roles.clone(), s.reconnect));
     Ok(Measured { clock, workload, sampler })

@@ -181,16 +181,16 @@ struct Common {
 /// missing table fails here, naming the class), then starts the pacer (or,
 /// with `CLOSED_LOOP`, lets the workers start their own operations); or
 /// starts a session replay. Every session is registered in `sessions`, so
-/// none outlives the run.
+/// none outlives the run. `target` is the run database; `replica` the same
+/// on the clone's first standby, for `target = "replica"` classes.
 pub async fn start(
     plan: &WorkloadPlan,
     classes: Vec<Class>,
-    target: crate::pg::Target,
+    (target, replica): (crate::pg::Target, Option<crate::pg::Target>),
     clock: Arc<Clock>,
     roles: Arc<Roles>,
     sessions: Arc<Sessions>,
     slots: usize,
-    replica: Option<crate::pg::Target>,
 ) -> Result<Workload> {
     let common = Common {
         sink: Sink::new(clock.start, classes.len(), slots),
