@@ -418,3 +418,27 @@ fn a_replica_class_runs_on_the_standby_and_waits_for_a_replayed_lock() {
     assert!(class["during"]["max_ms"].as_f64().unwrap() >= longest, "{class}");
     assert!(class["baseline"]["max_ms"].as_f64().unwrap() < 500.0, "{class}");
 }
+
+/// `kill -9` of a run leaves its primary and standby running; `lockimpact
+/// clean` stops both (the standby first) and removes their directory.
+#[test]
+fn clean_stops_a_killed_runs_standby() {
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let mut run = Run::start(&scenario(dir.path(), DELAYED), tmp.path(), &json);
+    let (server_dir, primary_pid) = server_location(&run.until("server: directory "));
+    run.until("clone: local server binaries");
+    let standby = standby_pid(&server_dir);
+    run.until("lockimpact: baseline");
+    unsafe { libc::kill(run.child.id() as i32, libc::SIGKILL) };
+    let _ = run.child.wait();
+    let survived = process_alive(standby) && process_alive(primary_pid);
+    let out = bin().arg("clean").env("TMPDIR", tmp.path()).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let gone = wait_gone(standby) && wait_gone(primary_pid);
+    assert!(survived, "kill -9 should leave both servers running");
+    assert!(out.status.success(), "{text}");
+    assert!(gone, "a postmaster survived clean:\n{text}");
+    assert!(!server_dir.exists(), "{} left behind:\n{text}", server_dir.display());
+}
