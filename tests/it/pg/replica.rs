@@ -442,3 +442,31 @@ fn clean_stops_a_killed_runs_standby() {
     assert!(gone, "a postmaster survived clean:\n{text}");
     assert!(!server_dir.exists(), "{} left behind:\n{text}", server_dir.display());
 }
+
+/// `synchronous = true`: the primary names the standby in
+/// `synchronous_standby_names` and `pg_stat_replication` shows it `sync`
+/// while the run goes on; the run completes (commits are acknowledged).
+#[test]
+fn a_synchronous_standby_is_sync_on_the_primary() {
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let mut run = Run::start(&scenario(dir.path(), "count = 1\nsynchronous = true"), tmp.path(), &json);
+    let (server_dir, _) = server_location(&run.until("server: directory "));
+    let (primary, _) = ports(&run.until("clone: local server binaries")).expect("ports");
+    run.until("lockimpact: baseline");
+    let psql = lockimpact::clone::local::find_binaries(None, None).unwrap().dir.join("psql");
+    let state = std::process::Command::new(psql)
+        .args(["-X", "-At", "-h"])
+        .arg(&server_dir)
+        .args(["-p", &primary.to_string(), "-U", "postgres", "-d", "postgres", "-c"])
+        .arg("SELECT application_name || ' ' || sync_state FROM pg_stat_replication")
+        .output()
+        .unwrap();
+    let (code, stderr) = run.end();
+    let state = String::from_utf8_lossy(&state.stdout).trim().to_string();
+    assert_eq!(state, "lockimpact_standby_1 sync", "{stderr}");
+    assert!(matches!(code, Some(0 | 1)), "exit {code:?}:\n{stderr}");
+    let report = report(&json);
+    assert!(report["replicas"]["standbys"][0]["samples"].as_u64().unwrap() > 50, "{}", report["replicas"]);
+}
