@@ -19,7 +19,7 @@ pub fn replicas(rec: &RunRecord, bounds: &Bounds) -> Option<ReplicasReport> {
     let r = rec.replicas.as_ref()?;
     Some(ReplicasReport {
         interval_ms: ms(r.interval),
-        standbys: r.standbys.iter().map(|s| standby(rec, bounds, s, r.interval)).collect(),
+        standbys: r.standbys.iter().map(|s| standby(rec, bounds, s)).collect(),
     })
 }
 
@@ -29,7 +29,7 @@ fn windows(rec: &RunRecord) -> Vec<(Duration, Duration)> {
     rec.migration.steps.iter().map(|s| (s.start, s.start + s.duration)).collect()
 }
 
-fn standby(rec: &RunRecord, bounds: &Bounds, s: &StandbyRecord, interval: Duration) -> StandbyReport {
+fn standby(rec: &RunRecord, bounds: &Bounds, s: &StandbyRecord) -> StandbyReport {
     let measured: Vec<&LagSample> = s.samples.iter().filter(|x| x.at >= bounds.baseline_at).collect();
     let windows = windows(rec);
     let step_at = |t: Duration| windows.iter().position(|(a, b)| *a <= t && t <= *b);
@@ -37,7 +37,7 @@ fn standby(rec: &RunRecord, bounds: &Bounds, s: &StandbyRecord, interval: Durati
     let max_ms =
         |f: &dyn Fn(&LagSample) -> Option<Duration>, xs: &[&LagSample]| xs.iter().filter_map(|x| f(x)).max().map(ms);
     let baseline: Vec<&LagSample> = measured.iter().copied().filter(|x| x.at < bounds.migration_at).collect();
-    let blocked = Blocked::of(&measured, interval);
+    let blocked = Blocked::of(&measured);
     let steps = rec
         .migration
         .steps
@@ -51,7 +51,7 @@ fn standby(rec: &RunRecord, bounds: &Bounds, s: &StandbyRecord, interval: Durati
                 name: step.name.clone(),
                 max_lag_bytes: inside.iter().map(|x| x.lag_bytes).max().unwrap_or(0),
                 max_replay_lag_ms: max_ms(&|x| x.replay_lag, &inside),
-                blocked_sessions: Blocked::of(&inside, interval).sessions,
+                blocked_sessions: Blocked::of(&inside).sessions,
             }
         })
         .collect();
@@ -94,7 +94,7 @@ struct Blocked {
 }
 
 impl Blocked {
-    fn of(samples: &[&LagSample], interval: Duration) -> Blocked {
+    fn of(samples: &[&LagSample]) -> Blocked {
         let mut open: HashMap<i32, (Duration, Duration)> = HashMap::new();
         let mut out = Blocked { sessions: 0, at_once: 0, longest: Duration::ZERO };
         let close = |span: (Duration, Duration), out: &mut Blocked| {
@@ -102,12 +102,8 @@ impl Blocked {
         };
         for x in samples {
             out.at_once = out.at_once.max(x.blocked_pids.len() as u64);
-            // A wait not seen at this poll ended (a gap of more than two intervals: a new wait).
-            let ended: Vec<i32> = open
-                .iter()
-                .filter(|(pid, (_, last))| !x.blocked_pids.contains(pid) || x.at - *last > interval * 2)
-                .map(|(pid, _)| *pid)
-                .collect();
+            // A wait not seen at this poll ended.
+            let ended: Vec<i32> = open.keys().filter(|pid| !x.blocked_pids.contains(pid)).copied().collect();
             for pid in ended {
                 if let Some(span) = open.remove(&pid) {
                     close(span, &mut out);

@@ -386,7 +386,10 @@ fn a_short_streaming_delay_cancels_a_standby_query() {
 /// standby while the primary's ALTER holds its AccessExclusiveLock (replay
 /// waits forever, `max_standby_streaming_delay = -1`): its reads wait for
 /// the replayed lock, which the report shows both as blocked standby
-/// sessions and in the class's own latency during the migration.
+/// sessions and in the class's own latency during the migration. The
+/// primary's class reads `customers`, which the ALTER does not lock: the
+/// workload's connections are shared by both classes, and primary reads
+/// blocked on `orders` would hold the standby reads back in the queue.
 #[test]
 fn a_replica_class_runs_on_the_standby_and_waits_for_a_replayed_lock() {
     let dir = tempfile::tempdir().unwrap();
@@ -394,15 +397,17 @@ fn a_replica_class_runs_on_the_standby_and_waits_for_a_replayed_lock() {
     let json = dir.path().join("report.json");
     std::fs::write(
         dir.path().join("standby.toml"),
-        "[[class]]\nname = \"standby_read\"\nweight = 50\ntarget = \"replica\"\n\
+        "[[class]]\nname = \"standby_read\"\nweight = 1\ntarget = \"replica\"\n\
          sql = \"SELECT count(*) FROM orders WHERE customer_id = $1\"\n\
+         params = [{ type = \"int\", min = 1, max = 1000 }]\n\
+         [[class]]\nname = \"customer_by_id\"\nweight = 1\n\
+         sql = \"SELECT name FROM customers WHERE id = $1\"\n\
          params = [{ type = \"int\", min = 1, max = 1000 }]\n",
     )
     .unwrap();
     let path = scenario(dir.path(), "count = 1\nmax_standby_streaming_delay = -1");
-    let text = std::fs::read_to_string(&path)
-        .unwrap()
-        .replace("connections = 4", "connections = 4\nextra = [\"standby.toml\"]");
+    let workload = repo().join("workloads/orders/workload.toml").display().to_string();
+    let text = std::fs::read_to_string(&path).unwrap().replace(&workload, "standby.toml");
     std::fs::write(&path, text).unwrap();
     std::fs::write(dir.path().join("migration.sql"), HELD_ALTER).unwrap();
     let (code, stderr) = Run::start(&path, tmp.path(), &json).end();
