@@ -3,6 +3,7 @@
 //! checked beyond its own shape: `scenario::load` turns the flags into a
 //! `Plan` and `report::output::Outputs` resolves the output flags.
 
+use crate::migration::failpoint::FailAt;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -199,6 +200,20 @@ pub struct SnapshotArgs {
     #[arg(long)]
     pub schema_only: bool,
 
+    /// Write no dump: write to --out (JSON) the schema and the planner's
+    /// statistics (row counts, sizes, per column null fraction, distinct
+    /// values, most common values, histogram bounds, correlation, width;
+    /// keys and constraints), read without reading any row. See
+    /// docs/production-size.md.
+    #[arg(long, conflicts_with_all = ["schema_only", "row_counts"])]
+    pub stats_only: bool,
+
+    /// With --stats-only: replace the values the statistics quote (most
+    /// common values, histogram bounds: real data) by generated ones of the
+    /// same width and shape, in the same order.
+    #[arg(long, requires = "stats_only")]
+    pub redact_values: bool,
+
     /// Also write each table's estimated rows and size (JSON) to this file,
     /// read from the statistics, without scanning the tables.
     #[arg(long, value_name = "FILE")]
@@ -226,6 +241,15 @@ pub struct RunArgs {
     /// input (Django `sqlmigrate`, Alembic `upgrade --sql`).
     #[arg(long, value_name = "FILE|DIR|-")]
     pub migration: Option<PathBuf>,
+
+    /// Rehearse a failure: after the forward run, for each stop point a
+    /// rehearsal on a fresh copy terminates the migration's session there,
+    /// records what it left (objects, rows, constraints not valid), then
+    /// runs the down steps of what completed, in reverse, under the same
+    /// workload. `all` (every step), a step number or a step name, with
+    /// `:start`, `:middle` (the default) or `:end`.
+    #[arg(long, value_name = "all|STEP[:start|middle|end]", value_parser = FailAt::parse)]
+    pub fail_at: Option<FailAt>,
 
     #[command(flatten)]
     pub opts: RunOptions,

@@ -145,6 +145,9 @@ pub async fn run(args: &RunArgs, cancel: &CancellationToken) -> Result<ExitCode>
     let mut opts = args.opts.clone();
     opts.migration = args.migration.clone();
     let plan = scenario::load(args.scenario.as_deref(), &opts)?;
+    if let Some(spec) = &args.fail_at {
+        check_fail_at(&plan, spec)?;
+    }
     let outputs = Outputs::parse(&args.opts, &plan.inputs)?;
     let progress = Progress::new(args.opts.quiet);
     clean::mention(&progress).await;
@@ -152,15 +155,66 @@ pub async fn run(args: &RunArgs, cancel: &CancellationToken) -> Result<ExitCode>
     scenario::guard::check(&plan, server.backend(), server.existing_database().as_deref())?;
     let dataset = guarded(&server, cancel, rehearsal::prepare(&plan, &server, &progress)).await?;
     let record = with_log(&server, rehearsal::rehearse(&plan, &server, &dataset, &progress, cancel)).await?;
+    let mut report = report::build(&record);
+    let mut stops = vec![record.stop];
+    if let Some(spec) = args.fail_at.as_ref().filter(|_| record.stop.is_none()) {
+        let forward = &record.migration.steps;
+        let (points, stop) = stop_points(&plan, (&server, &dataset), &progress, cancel, spec, forward).await?;
+        report::builder::attach_stop_points(&mut report, points);
+        stops.push(stop);
+    }
     if plan.clone.keep {
         // Printed even with --quiet: a server left running is never silent.
         progress.warn(&server.keep(rehearsal::RUN_DB));
     }
-    let report = report::build(&record);
     // The report first: nothing measured waits for the server's removal.
     outputs.write(Doc::Run(&report))?;
     drop(server);
-    Ok(exit_code(&progress, [record.stop], report.verdict.status()))
+    Ok(exit_code(&progress, stops, report.verdict.status()))
+}
+
+/// `--fail-at` before anything starts: each stop point needs a fresh copy
+/// (not the url backend) and steps known beforehand (not a command).
+fn check_fail_at(plan: &scenario::Plan, spec: &migration::failpoint::FailAt) -> Result<()> {
+    if plan.clone.backend == clone::plan::Backend::Url {
+        return Err(Error::input(
+            "--fail-at rehearses each stop point on a fresh copy of the data, and the url backend has only the one \
+             database; use the local or docker backend",
+        ));
+    }
+    if let migration::Source::Command { .. } = plan.migration.source {
+        return Err(Error::input(
+            "--fail-at needs the migration's steps before it runs, and a migration.command's statements are only \
+             known once it ran; rehearse its SQL (e.g. `sqlmigrate` output) with --migration instead",
+        ));
+    }
+    spec.points(&plan.migration.forward(), &[]).map(|_| ())
+}
+
+/// `run --fail-at`: one failing rehearsal per stop point, each on a fresh
+/// copy of the template; `forward` is how long each step took in the
+/// forward run. Stops at the first run that ends early (and says why).
+async fn stop_points(
+    plan: &scenario::Plan,
+    (server, dataset): (&clone::Server, &clone::template::Dataset),
+    progress: &Progress,
+    cancel: &CancellationToken,
+    spec: &migration::failpoint::FailAt,
+    forward: &[run_record::StepRecord],
+) -> Result<(Vec<report::model::StopPointReport>, Option<run_record::Stop>)> {
+    // The forward run checked the data already (preflight).
+    let plan = scenario::Plan { migration: plan.migration.forward(), preflight: false, ..plan.clone() };
+    let points = spec.points(&plan.migration, forward)?;
+    let mut out = Vec::new();
+    for (k, p) in points.iter().enumerate() {
+        progress.say(&format!("fail-at {}/{}: {} (a fresh copy)", k + 1, points.len(), p.describe()));
+        let rec = with_log(server, rehearsal::rehearse_failing(&plan, (server, dataset), progress, cancel, p)).await?;
+        out.extend(report::builder::stop_point(&rec));
+        if rec.stop.is_some() {
+            return Ok((out, rec.stop));
+        }
+    }
+    Ok((out, None))
 }
 
 /// `Interrupted` when interrupted, `Failed` when the server was lost (the

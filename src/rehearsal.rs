@@ -6,6 +6,7 @@
 //! server froze, with what was measured until then. The clock, workload and
 //! sampler are wired by `harness`, as `lockimpact bench` wires them.
 
+pub mod failure;
 pub mod harness;
 
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use crate::clone::template::{self, Dataset};
 use crate::clone::watchdog::Watchdog;
 use crate::error::{Error, Result, describe_pg};
 use crate::migration::capture::{self, Capture};
+use crate::migration::failpoint::StopPoint;
 use crate::migration::runner::Runner;
 use crate::migration::{Migration, Source, history, preflight};
 use crate::pg::Target;
@@ -28,6 +30,7 @@ use crate::status::Progress;
 use crate::timeline::{Clock, Slot};
 use crate::workload;
 use crate::workload::Roles;
+use failure::Failing;
 use harness::{Measured, Sampling, Wiring};
 
 /// The database each rehearsal runs on, copied fresh from the template.
@@ -134,10 +137,33 @@ pub async fn rehearse(
     progress: &Progress,
     cancel: &CancellationToken,
 ) -> Result<RunRecord> {
+    rehearse_with(plan, (server, dataset), progress, cancel, None).await
+}
+
+/// `rehearse`, failing the migration on purpose at `point` (`--fail-at`):
+/// its session is terminated there, what it left is read, and the down
+/// steps of what completed run in reverse under the workload.
+pub async fn rehearse_failing(
+    plan: &Plan,
+    (server, dataset): (&Server, &Dataset),
+    progress: &Progress,
+    cancel: &CancellationToken,
+    point: &StopPoint,
+) -> Result<RunRecord> {
+    rehearse_with(plan, (server, dataset), progress, cancel, Some(point)).await
+}
+
+async fn rehearse_with(
+    plan: &Plan,
+    (server, dataset): (&Server, &Dataset),
+    progress: &Progress,
+    cancel: &CancellationToken,
+    point: Option<&StopPoint>,
+) -> Result<RunRecord> {
     let control = server.target(&crate::clone::control_db(server));
     let sessions = Arc::new(Sessions::new(control.clone()));
     let watchdog = Watchdog::start(control.clone());
-    let record = measure(plan, server, dataset, progress, cancel, (&sessions, &watchdog, &control)).await;
+    let record = measure((plan, point), server, dataset, progress, cancel, (&sessions, &watchdog, &control)).await;
     let gone = matches!(&record, Ok(r) if matches!(r.stop, Some(Stop::ServerLost | Stop::Unresponsive)));
     let closed = sessions.close(!gone && !watchdog.fired().is_cancelled()).await;
     // A disposable server is removed next (unless kept): its sessions end with it.
@@ -168,6 +194,8 @@ struct Running {
     measured: Measured,
     /// The replica sampler, when the clone has standbys (`[replica]`).
     replicas: Option<crate::sampler::replica::ReplicaSampler>,
+    /// `--fail-at`: the injector and the schema before the migration.
+    failing: Option<Failing>,
 }
 
 impl Running {
@@ -182,7 +210,12 @@ impl Running {
 
 /// Makes the fresh copy, opens the sessions (each registered in `sessions`),
 /// starts the workload and the sampler.
-async fn start(plan: &Plan, server: &Server, sessions: &Arc<Sessions>, say: &(dyn Fn(&str) + Sync)) -> Result<Running> {
+async fn start(
+    (plan, point): (&Plan, Option<&StopPoint>),
+    server: &Server,
+    sessions: &Arc<Sessions>,
+    say: &(dyn Fn(&str) + Sync),
+) -> Result<Running> {
     // A disposable server: a fresh copy of the template; an existing one: its database.
     let (run_db, copy_time) = match server.existing_database() {
         Some(db) => (db, Duration::ZERO),
@@ -201,6 +234,12 @@ async fn start(plan: &Plan, server: &Server, sessions: &Arc<Sessions>, say: &(dy
     };
     let applier = Applier { plan, server, run_db: &run_db, client: &client, say };
     let (migration, prepared) = applier.prepare(&mut record).await?;
+    let failing = match point {
+        Some(p) => Some(Failing::arm(p, server, sessions, &run_db, (&client, mig_pid)).await?),
+        None => None,
+    };
+    // A failing run may undo every step it ran: a slot for each.
+    let steps = if point.is_some() { migration.with_rollback().steps.len() } else { migration.steps.len() };
 
     let target = server.target(&run_db);
     let standbys = server.standbys();
@@ -211,7 +250,7 @@ async fn start(plan: &Plan, server: &Server, sessions: &Arc<Sessions>, say: &(dy
         target: target.clone(),
         roles: roles.clone(),
         sessions: sessions.clone(),
-        slots: Slot::count(migration.steps.len()),
+        slots: Slot::count(steps),
         sampling: Some(Sampling {
             client: sampler_client,
             interval: plan.sampler_interval,
@@ -221,7 +260,19 @@ async fn start(plan: &Plan, server: &Server, sessions: &Arc<Sessions>, say: &(dy
     })
     .await?;
     let replicas = replicas.map(|r| r.start(measured.clock.clone(), plan.sampler_interval));
-    Ok(Running { copy_time, server_version, run_db, client, migration, prepared, record, roles, measured, replicas })
+    Ok(Running {
+        copy_time,
+        server_version,
+        run_db,
+        client,
+        migration,
+        prepared,
+        record,
+        roles,
+        measured,
+        failing,
+        replicas,
+    })
 }
 
 /// On the run database, before anything is measured: the server's version,
@@ -267,7 +318,7 @@ struct Applier<'a> {
     say: &'a (dyn Fn(&str) + Sync),
 }
 
-impl Applier<'_> {
+impl<'a> Applier<'a> {
     /// On the fresh copy, before the workload: the migrations to rehearse (a
     /// directory's pending ones, after applying those before `--from`,
     /// unmeasured), their preflight checks, and a command's role.
@@ -331,17 +382,29 @@ impl Applier<'_> {
                     m.transaction_name()
                 ));
                 let why = || halt.stop().map_or_else(|| "interrupted".to_string(), Stop::reason);
-                let runner = Runner {
-                    client: self.client,
-                    tls: &control.tls,
-                    clock: run.clock().clone(),
-                    stop: halt.any.clone(),
-                    why: &why,
-                    say,
-                    names_before: Default::default(),
-                };
-                runner.run(m, record).await;
+                self.runner(run, halt, control, &why).run(m, record).await;
             }
+        }
+    }
+
+    /// The step runner on the migration's session (with the failure
+    /// injector of a `--fail-at` run).
+    fn runner(
+        &self,
+        run: &'a Running,
+        halt: &Halt,
+        control: &'a Target,
+        why: &'a (dyn Fn() -> String + Sync),
+    ) -> Runner<'a> {
+        Runner {
+            client: self.client,
+            tls: &control.tls,
+            clock: run.clock().clone(),
+            stop: halt.any.clone(),
+            why,
+            say: self.say,
+            names_before: Default::default(),
+            fail: run.failing.as_ref().map(|f| &f.injector),
         }
     }
 }
@@ -351,13 +414,25 @@ impl Applier<'_> {
 /// (terminated while the server still answers a new connection).
 async fn migrate(
     applier: &Applier<'_>,
-    run: &Running,
+    (run, sessions): (&Running, &Arc<Sessions>),
     halt: &Halt,
     control: &Target,
     rec: &mut MigrationRecord,
 ) -> Option<Stop> {
     applier.run(run, halt, control, rec).await;
     let stop = halt.stop();
+    if let (Some(f), None) = (&run.failing, &stop) {
+        let why = || halt.stop().map_or_else(|| "interrupted".to_string(), Stop::reason);
+        let after = failure::After {
+            server: applier.server,
+            sessions,
+            run_db: &run.run_db,
+            roles: &run.roles,
+            runner: applier.runner(run, halt, control, &why),
+        };
+        rec.failure = Some(failure::after(f, &run.migration, after, rec).await);
+        return halt.stop();
+    }
     if stop.is_some() || !session_gone(applier.client, rec) {
         return stop;
     }
@@ -367,7 +442,7 @@ async fn migrate(
 
 /// Sets the run up, runs its phases and the migration, and records them.
 async fn measure(
-    plan: &Plan,
+    (plan, point): (&Plan, Option<&StopPoint>),
     server: &Server,
     dataset: &Dataset,
     progress: &Progress,
@@ -378,7 +453,7 @@ async fn measure(
     let say = &say;
     // Nothing is measured yet: Ctrl-C or a frozen server ends it with an error.
     let mut run = tokio::select! {
-        r = watchdog.guard(start(plan, server, sessions, say)) => r?,
+        r = watchdog.guard(start((plan, point), server, sessions, say)) => r?,
         _ = cancel.cancelled() => return Err(Error::interrupted()),
     };
     let live = progress.live_line(
@@ -393,7 +468,7 @@ async fn measure(
     // terminated ends the phases early and the record is marked incomplete.
     let halt = Halt::new(cancel.clone(), run.sampler().lost(), watchdog.fired());
     let mut migration = std::mem::take(&mut run.record);
-    let stop = phases(plan, server, &run, (&halt, control), say, &mut migration).await;
+    let stop = phases(plan, (server, sessions), &run, (&halt, control), say, &mut migration).await;
     if let Some(why) = &stop {
         say(&format!("stopping early: {}", why.reason()));
     }
@@ -461,7 +536,7 @@ fn record(
 /// when `halt` says the run must stop; returns why it stopped, if it did.
 async fn phases(
     plan: &Plan,
-    server: &Server,
+    (server, sessions): (&Server, &Arc<Sessions>),
     run: &Running,
     (halt, control): (&Halt, &Target),
     say: &(dyn Fn(&str) + Sync),
@@ -476,7 +551,7 @@ async fn phases(
     }
     if stop.is_none() {
         let applier = Applier { plan, server, run_db: &run.run_db, client: &run.client, say };
-        stop = migrate(&applier, run, halt, control, migration).await;
+        stop = migrate(&applier, (run, sessions), halt, control, migration).await;
     }
     if stop.is_none() {
         run.clock().enter(Slot::After);

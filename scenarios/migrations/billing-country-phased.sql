@@ -2,6 +2,9 @@
 -- in its own short transaction, a lock timeout with retries on the one step
 -- that needs an AccessExclusiveLock, a batched backfill, and NOT NULL proven
 -- by a validated CHECK so SET NOT NULL needs no full scan under the lock.
+-- Each `down` section is its step's reverse (`--rollback`, `--fail-at`); the
+-- backfill and the VALIDATE need none: the first step's reverse drops the
+-- column they fill and check.
 -- lockimpact: transaction step
 
 -- lockimpact: step "add nullable column + fill trigger" lock_timeout=500ms retries=10 retry_backoff=200ms
@@ -16,6 +19,11 @@ $$;
 CREATE TRIGGER orders_fill_billing_country BEFORE INSERT OR UPDATE ON orders
   FOR EACH ROW EXECUTE FUNCTION orders_fill_billing_country();
 CREATE SEQUENCE orders_backfill_batch;
+-- lockimpact: down
+DROP TRIGGER IF EXISTS orders_fill_billing_country ON orders;
+DROP FUNCTION IF EXISTS orders_fill_billing_country();
+DROP SEQUENCE IF EXISTS orders_backfill_batch;
+ALTER TABLE orders DROP COLUMN IF EXISTS billing_country;
 -- lockimpact: end
 
 -- Batch k fills ids ((k-1)*20000, k*20000]; it stops at the first empty batch.
@@ -28,6 +36,8 @@ WHERE orders.id > (batch.k - 1) * 20000 AND orders.id <= batch.k * 20000;
 -- lockimpact: step "add CHECK NOT VALID" lock_timeout=500ms retries=10 retry_backoff=200ms
 ALTER TABLE orders ADD CONSTRAINT orders_billing_country_not_null
   CHECK (billing_country IS NOT NULL) NOT VALID;
+-- lockimpact: down
+ALTER TABLE orders DROP CONSTRAINT IF EXISTS orders_billing_country_not_null;
 
 -- lockimpact: step "validate CHECK"
 ALTER TABLE orders VALIDATE CONSTRAINT orders_billing_country_not_null;
@@ -36,3 +46,6 @@ ALTER TABLE orders VALIDATE CONSTRAINT orders_billing_country_not_null;
 ALTER TABLE orders ALTER COLUMN billing_country SET NOT NULL;
 ALTER TABLE orders DROP CONSTRAINT orders_billing_country_not_null;
 DROP SEQUENCE orders_backfill_batch;
+-- lockimpact: down
+ALTER TABLE orders ALTER COLUMN billing_country DROP NOT NULL;
+CREATE SEQUENCE IF NOT EXISTS orders_backfill_batch;

@@ -9,10 +9,12 @@
 
 pub mod capture;
 pub mod dirs;
+pub mod failpoint;
 pub mod history;
 pub mod preflight;
 pub mod reversible;
 pub mod runner;
+pub mod schema_state;
 pub mod split;
 
 use std::ops::Range;
@@ -38,6 +40,10 @@ pub struct Step {
     pub on_error: OnError,
     /// Its reverse, from a `-- lockimpact: down` section (run by `--rollback` only).
     pub down: Vec<Statement>,
+    /// Its check, from a `-- lockimpact: verify` section (or sqitch's
+    /// `verify/` script, on a change's last step): run after the step, and
+    /// after a rollback that leaves the step in place; an error fails it.
+    pub verify: Vec<Statement>,
 }
 
 impl Step {
@@ -189,15 +195,26 @@ impl Migration {
         out
     }
 
-    /// The same migration followed by its rollback: the down part of each
-    /// group, the last group's first, as groups of their own (a down part
-    /// runs after its forward steps succeeded, measured like them). A group
-    /// without a down part ends the rollback there: what came before it
-    /// stays, and a note says so.
+    /// The same migration followed by its rollback (see `then_undo`), as if
+    /// every forward step completed.
     pub fn with_rollback(&self) -> Migration {
+        self.then_undo(&vec![true; self.steps.len()])
+    }
+
+    /// The same migration followed by the rollback of the steps `completed`
+    /// says completed: for each group, the last first, its down part as a
+    /// group of its own (a down part runs after its forward steps, measured
+    /// like them). Of `-- lockimpact: down` sections, only those of completed
+    /// steps, in reverse order; a down file, whole, when any step of its
+    /// group completed. A completed group without a down part ends the
+    /// rollback there: what came before it stays, and a note says so.
+    pub fn then_undo(&self, completed: &[bool]) -> Migration {
         let mut out = self.clone();
         let first = out.steps.len();
         for g in self.groups.iter().rev() {
+            if !g.steps.clone().any(|i| completed[i]) {
+                continue;
+            }
             let Some(down) = &g.down else {
                 out.notes.push(format!(
                     "{} has no down part: the rollback stops before it (add `-- lockimpact: down` sections, or the \
@@ -206,8 +223,15 @@ impl Migration {
                 ));
                 break;
             };
+            let sections: Vec<usize> = g.steps.clone().rev().filter(|&i| !self.steps[i].down.is_empty()).collect();
+            let steps: Vec<Step> = if sections.is_empty() {
+                down.steps.clone()
+            } else {
+                // The script holds one undo step per section, in this order.
+                sections.iter().zip(&down.steps).filter(|(i, _)| completed[**i]).map(|(_, s)| s.clone()).collect()
+            };
             let start = out.steps.len();
-            out.steps.extend(down.steps.iter().cloned());
+            out.steps.extend(steps);
             out.groups.push(Group {
                 name: format!("rollback of {}", g.name),
                 path: down.path.clone(),
@@ -219,6 +243,16 @@ impl Migration {
             });
         }
         out.rollback_from = (out.steps.len() > first).then_some(first);
+        out
+    }
+
+    /// The forward part of the migration (without its rollback, if it has one).
+    pub fn forward(&self) -> Migration {
+        let Some(first) = self.rollback_from else { return self.clone() };
+        let mut out = self.clone();
+        out.steps.truncate(first);
+        out.groups.retain(|g| g.steps.end <= first);
+        out.rollback_from = None;
         out
     }
 
@@ -330,6 +364,7 @@ fn down_script(steps: &[Step], path: &Path, file: &str) -> Result<Option<Script>
             line: s.down[0].line,
             kind: StepKind::Sql(s.down.clone()),
             down: Vec::new(),
+            verify: Vec::new(),
             ..s.clone()
         })
         .collect();
@@ -389,6 +424,7 @@ pub fn resolve(parsed: Vec<split::ParsedStep>, defaults: &Defaults) -> Vec<Step>
             retry_backoff: s.options.retry_backoff.unwrap_or(defaults.retry_backoff),
             on_error: s.options.on_error.unwrap_or(defaults.on_error),
             down: s.down,
+            verify: s.verify,
         })
         .collect()
 }
@@ -556,6 +592,22 @@ mod tests {
         assert!(
             err("BEGIN;\nSELECT 1;\nCOMMIT;\n", defaults(Some(TxMode::File))).contains("controls transactions itself")
         );
+    }
+
+    #[test]
+    fn the_rollback_of_what_completed_undoes_only_those_steps_last_first() {
+        let text = "-- lockimpact: transaction step\nALTER TABLE t ADD a int;\n-- lockimpact: down\nALTER TABLE t DROP a;\n\
+                    -- lockimpact: end\nUPDATE t SET a = 1;\nALTER TABLE t ADD b int;\n-- lockimpact: down\nALTER TABLE t DROP b;\n";
+        let m = parse(text, Path::new("x.sql"), &defaults(None)).unwrap();
+        let names =
+            |m: &Migration| m.steps[m.rollback_from.unwrap()..].iter().map(|s| s.name.clone()).collect::<Vec<_>>();
+        let all = m.with_rollback();
+        assert_eq!(names(&all), ["undo: ALTER TABLE t ADD b int", "undo: ALTER TABLE t ADD a int"]);
+        let partial = m.then_undo(&[true, true, false]);
+        assert_eq!(names(&partial), ["undo: ALTER TABLE t ADD a int"]);
+        assert_eq!(partial.groups.last().unwrap().name, "rollback of x.sql");
+        assert!(m.then_undo(&[false, false, false]).rollback_from.is_none());
+        assert_eq!(all.forward().steps, m.steps);
     }
 
     #[test]

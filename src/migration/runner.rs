@@ -17,12 +17,13 @@ use std::time::{Duration, Instant};
 use tokio_postgres::{Client, SimpleQueryMessage};
 use tokio_util::sync::CancellationToken;
 
+use super::failpoint::{Injector, Mark};
 use super::split::Statement;
 use super::{Migration, OnError, Step, StepKind, TxMode};
 use crate::clone::sessions::cancel_token;
 use crate::error::{Error, Kind, describe_pg, sqlstate};
 use crate::pg::lockmode::{HeldLocks, LockMode};
-use crate::run_record::{MigrationRecord, Outcome, StepRecord, StepType};
+use crate::run_record::{MigrationRecord, Outcome, StepRecord, StepType, VerifyRecord};
 use crate::timeline::{Clock, Slot};
 
 /// A backfill stops after this many batches unless `max_batches` says otherwise.
@@ -94,6 +95,8 @@ pub struct Runner<'a> {
     /// relation the step drops (a rewrite's old toast table, a dropped
     /// table) is named by it in the step's locks.
     pub names_before: std::sync::Mutex<BTreeMap<i64, String>>,
+    /// `--fail-at`: ends the session at its stop point.
+    pub fail: Option<&'a Injector>,
 }
 
 /// Where a run stands: `aborted` skips the remaining steps; `any_failed`
@@ -114,36 +117,13 @@ impl Runner<'_> {
         rec.one_transaction = m.one_transaction;
         self.clock.enter(Slot::Between);
         let mut p = Progress::default();
-        let one_way = super::reversible::one_way(&m.steps);
         if m.one_transaction {
             p.aborted = !self.begin(&mut p).await;
             p.any_failed = p.aborted;
         }
+        let one_way = super::reversible::one_way(&m.steps);
         for g in &m.groups {
-            let own_tx = !m.one_transaction && g.transaction == TxMode::File;
-            let mode = if m.one_transaction { TxMode::File } else { g.transaction };
-            let mut began = false;
-            if own_tx && !p.aborted && !self.stop.is_cancelled() {
-                began = self.begin(&mut p).await;
-                p.aborted |= !began;
-                p.any_failed |= !began;
-            }
-            for i in g.steps.clone() {
-                let mut r = self.step(i, &m.steps[i], mode, m.steps.len(), &mut p).await;
-                r.one_way = one_way[i].clone();
-                r.rollback = m.rollback_from.is_some_and(|first| i >= first);
-                rec.steps.push(r);
-            }
-            let mut committed = began == own_tx && rec.steps[g.steps.clone()].iter().all(|s| s.outcome == Outcome::Ok);
-            if began {
-                let ok = self.end(!p.aborted && !self.stop.is_cancelled(), rec, &mut p).await;
-                if !ok && !p.aborted {
-                    p.aborted = true; // the COMMIT failed: the tool would stop here
-                    p.any_failed = true;
-                }
-                committed &= ok;
-            }
-            rec.groups.push(g.record(committed));
+            self.group(m, g, &one_way, &mut p, rec).await;
         }
         rec.committed = if m.one_transaction {
             let ok = self.end(!p.aborted && !self.stop.is_cancelled(), rec, &mut p).await;
@@ -151,15 +131,72 @@ impl Runner<'_> {
         } else {
             !p.any_failed
         };
+        self.left_running(&p, rec);
+        if m.one_transaction && !rec.committed {
+            rec.groups.iter_mut().for_each(|g| g.committed = false);
+        }
+    }
+
+    /// Runs the rollback groups of `m` (those from `m.rollback_from` on),
+    /// each in its own transaction mode, after a failure ended the forward
+    /// ones on another session; true when every one of them committed.
+    pub async fn undo(&self, m: &Migration, rec: &mut MigrationRecord) -> bool {
+        let Some(first) = m.rollback_from else { return true };
+        self.clock.enter(Slot::Between);
+        let mut p = Progress::default();
+        let one_way = super::reversible::one_way(&m.steps);
+        for g in m.groups.iter().filter(|g| g.steps.start >= first) {
+            self.group(m, g, &one_way, &mut p, rec).await;
+        }
+        self.left_running(&p, rec);
+        !p.any_failed && !p.abandoned
+    }
+
+    /// Runs the steps of group `g`, in its own transaction when it has one;
+    /// `one_way` says which of `m`'s steps lose data.
+    async fn group(
+        &self,
+        m: &Migration,
+        g: &super::Group,
+        one_way: &[Option<String>],
+        p: &mut Progress,
+        rec: &mut MigrationRecord,
+    ) {
+        let own_tx = !m.one_transaction && g.transaction == TxMode::File;
+        let mode = if m.one_transaction { TxMode::File } else { g.transaction };
+        let mut began = false;
+        if own_tx && !p.aborted && !self.stop.is_cancelled() {
+            began = self.begin(p).await;
+            p.aborted |= !began;
+            p.any_failed |= !began;
+        }
+        let first = rec.steps.len();
+        for i in g.steps.clone() {
+            let mut r = self.step(i, &m.steps[i], mode, m.steps.len(), p).await;
+            r.one_way = one_way[i].clone();
+            r.rollback = m.rollback_from.is_some_and(|from| i >= from);
+            rec.steps.push(r);
+        }
+        let mut committed = began == own_tx && rec.steps[first..].iter().all(|s| s.outcome == Outcome::Ok);
+        if began {
+            let ok = self.end(!p.aborted && !self.stop.is_cancelled(), rec, p).await;
+            if !ok && !p.aborted {
+                p.aborted = true; // the COMMIT failed: the tool would stop here
+                p.any_failed = true;
+            }
+            committed &= ok;
+        }
+        rec.groups.push(g.record(committed));
+    }
+
+    /// Says so when a cancelled statement still runs on the session.
+    fn left_running(&self, p: &Progress, rec: &mut MigrationRecord) {
         if p.abandoned {
             (self.say)(
                 "migration: the cancelled statement has not ended; its session (and transaction) is left to the \
                  cleanup, which terminates it",
             );
             rec.committed = false;
-        }
-        if m.one_transaction && !rec.committed {
-            rec.groups.iter_mut().for_each(|g| g.committed = false);
         }
     }
 
@@ -253,7 +290,8 @@ impl Runner<'_> {
         self.clock.enter(Slot::Step(i));
         let started = Instant::now();
         r.start = self.clock.since_start(started);
-        let result = match self.until_stop(self.run_step(step, mode, &mut r)).await {
+        self.mark(Mark::BeforeStep(i)).await;
+        let result = match self.until_stop(self.run_step(i, step, mode, &mut r)).await {
             Ended::Done(res) => res,
             Ended::Stopped(ended) => {
                 p.abandoned |= ended.is_none();
@@ -263,7 +301,10 @@ impl Runner<'_> {
         r.duration = started.elapsed();
         self.clock.enter(Slot::Between);
         match result {
-            Ok(()) => r.outcome = Outcome::Ok,
+            Ok(()) => {
+                r.outcome = Outcome::Ok;
+                r.verify = self.verify(step, mode).await;
+            }
             Err(f) => {
                 let go_on =
                     step.on_error == OnError::Continue && f.outcome != Outcome::Interrupted && !self.client.is_closed();
@@ -284,7 +325,43 @@ impl Runner<'_> {
         r
     }
 
-    async fn run_step(&self, step: &Step, mode: TxMode, r: &mut StepRecord) -> Result<(), Failure> {
+    /// Runs `step`'s verify statements (none: `None`) and leaves nothing
+    /// behind: inside the open transaction (`file` mode) under a savepoint
+    /// rolled back after, else in a transaction of their own, rolled back.
+    /// A verify script's own BEGIN, COMMIT and ROLLBACK are left out.
+    pub async fn verify(&self, step: &Step, mode: TxMode) -> Option<VerifyRecord> {
+        if step.verify.is_empty() {
+            return None;
+        }
+        let (open, close) = match mode {
+            TxMode::File => ("SAVEPOINT lockimpact_verify", "ROLLBACK TO SAVEPOINT lockimpact_verify"),
+            _ => ("BEGIN", "ROLLBACK"),
+        };
+        let started = Instant::now();
+        let mut error = self.client.batch_execute(open).await.err().map(|e| describe_pg(&e));
+        for s in step.verify.iter().filter(|s| !s.is_transaction_control) {
+            if error.is_some() {
+                break;
+            }
+            if let Err(e) = rows_of(self.client, &s.sql).await {
+                error = Some(format!("line {}: {}", s.line, describe_pg(&e)));
+            }
+        }
+        let _ = self.client.batch_execute(close).await;
+        if let Some(e) = &error {
+            (self.say)(&format!("  verify of {:?} failed: {e}", step.name));
+        }
+        Some(VerifyRecord { error, duration: started.elapsed() })
+    }
+
+    /// Tells the failure injector (`--fail-at`), if any, where the run is.
+    async fn mark(&self, mark: Mark) {
+        if let Some(f) = self.fail {
+            f.reached(mark).await;
+        }
+    }
+
+    async fn run_step(&self, i: usize, step: &Step, mode: TxMode, r: &mut StepRecord) -> Result<(), Failure> {
         if let StepKind::Pause(d) = step.kind {
             return if self.pause(d).await { Ok(()) } else { Err(self.stopped(None)) };
         }
@@ -295,7 +372,7 @@ impl Runner<'_> {
         let wal_before = self.wal_lsn().await;
         let mut attempt = 0;
         loop {
-            let res = self.attempt(step, mode, r).await;
+            let res = self.attempt(i, step, mode, r).await;
             match res {
                 Err(f) if f.outcome.is_transient() && attempt < step.retries && !self.stop.is_cancelled() => {
                     let backoff = step
@@ -327,8 +404,8 @@ impl Runner<'_> {
         }
     }
 
-    /// One attempt of a step, inside the transaction the mode asks for.
-    async fn attempt(&self, step: &Step, mode: TxMode, r: &mut StepRecord) -> Result<(), Failure> {
+    /// One attempt of step `i`, inside the transaction the mode asks for.
+    async fn attempt(&self, i: usize, step: &Step, mode: TxMode, r: &mut StepRecord) -> Result<(), Failure> {
         let c = self.client;
         let exec = |sql: String| async move { c.batch_execute(&sql).await.map_err(|e| Failure::from_pg(&e, None)) };
         let own_tx = mode == TxMode::Step && !matches!(step.kind, StepKind::Backfill { .. });
@@ -347,11 +424,14 @@ impl Runner<'_> {
             step.statement_timeout.as_millis()
         ))
         .await?;
-        let body = self.body(step, mode, r).await;
+        let body = self.body(i, step, mode, r).await;
         // Inside the step's (or the file's) transaction its locks are still
         // held; a backfill's batches and `none` statements added theirs as they committed.
         if body.is_ok() && (own_tx || mode == TxMode::File) {
             r.locks = self.held_locks().await;
+        }
+        if body.is_ok() {
+            self.mark(Mark::AfterBody(i)).await;
         }
         match body {
             Ok(()) => {
@@ -371,11 +451,12 @@ impl Runner<'_> {
         }
     }
 
-    async fn body(&self, step: &Step, mode: TxMode, r: &mut StepRecord) -> Result<(), Failure> {
+    async fn body(&self, i: usize, step: &Step, mode: TxMode, r: &mut StepRecord) -> Result<(), Failure> {
         match &step.kind {
             StepKind::Sql(statements) => {
-                for s in statements {
+                for (k, s) in statements.iter().enumerate() {
                     r.rows += if mode == TxMode::None { self.autocommit(s, r).await? } else { self.execute(s).await? };
+                    self.mark(Mark::AfterStatement(i, k + 1)).await;
                 }
                 Ok(())
             }
@@ -398,6 +479,7 @@ impl Runner<'_> {
                     if rows == 0 {
                         return Ok(());
                     }
+                    self.mark(Mark::AfterStatement(i, batches as usize)).await;
                     if batches >= limit {
                         return Err(Failure {
                             outcome: Outcome::Error,

@@ -81,6 +81,39 @@ pub struct ParsedStep {
     pub options: StepOptions,
     /// Its reverse, from a `-- lockimpact: down` section (not run forward).
     pub down: Vec<Statement>,
+    /// Its check, from a `-- lockimpact: verify` section: run after it (and
+    /// after a rollback that leaves it in place); an error fails it.
+    pub verify: Vec<Statement>,
+}
+
+/// A section that follows a step's statements: its reverse or its check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Section {
+    Down,
+    Verify,
+}
+
+impl Section {
+    fn name(self) -> &'static str {
+        match self {
+            Section::Down => "down",
+            Section::Verify => "verify",
+        }
+    }
+
+    fn is_empty_in(self, s: &ParsedStep) -> bool {
+        match self {
+            Section::Down => s.down.is_empty(),
+            Section::Verify => s.verify.is_empty(),
+        }
+    }
+
+    fn of(self, s: &mut ParsedStep) -> &mut Vec<Statement> {
+        match self {
+            Section::Down => &mut s.down,
+            Section::Verify => &mut s.verify,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -371,8 +404,20 @@ struct Group {
     line: usize,
     options: StepOptions,
     statements: Vec<Statement>,
-    /// Its `down` section, once the directive opened it.
+    /// Its `down` and `verify` sections, once a directive opened them, and
+    /// the one statements go to now.
     down: Option<Vec<Statement>>,
+    verify: Option<Vec<Statement>>,
+    open: Option<Section>,
+}
+
+impl Group {
+    fn section(&mut self, s: Section) -> &mut Option<Vec<Statement>> {
+        match s {
+            Section::Down => &mut self.down,
+            Section::Verify => &mut self.verify,
+        }
+    }
 }
 
 /// Turns the events (statements and directives, in text order) into steps.
@@ -382,7 +427,7 @@ fn build_steps(events: Vec<(usize, Event)>) -> Result<ParsedMigration, SplitErro
         group: None,
         backfill: None,
         seen_statement: false,
-        down_last: None,
+        open_last: None,
     };
     for (_, event) in events {
         match event {
@@ -394,11 +439,7 @@ fn build_steps(events: Vec<(usize, Event)>) -> Result<ParsedMigration, SplitErro
         return err(line, "backfill directive must be followed by the statement to repeat");
     }
     b.close()?;
-    if let Some(opened) = b.down_last
-        && b.out.steps.last().is_some_and(|s| s.down.is_empty())
-    {
-        return err(opened, "the down section has no statements");
-    }
+    b.close_last()?;
     if !b.out.steps.iter().any(|s| !matches!(s.kind, StepKind::Pause(_))) {
         return err(1, "the migration has no SQL statements");
     }
@@ -421,9 +462,9 @@ struct Builder {
     backfill: Option<Backfill>,
     /// A `transaction` directive must come before the first statement.
     seen_statement: bool,
-    /// A `down` section open for the last step outside a `step` group (its
-    /// line): statements go to that step's down until the next directive.
-    down_last: Option<usize>,
+    /// A `down` or `verify` section open for the last step outside a `step`
+    /// group (and its line): statements go to it until the next directive.
+    open_last: Option<(Section, usize)>,
 }
 
 impl Builder {
@@ -431,13 +472,15 @@ impl Builder {
     /// or a step of its own.
     fn statement(&mut self, s: Statement) {
         self.seen_statement = true;
-        if let Some(down) = self.group.as_mut().and_then(|g| g.down.as_mut()) {
-            down.push(s);
+        if let Some(g) = self.group.as_mut()
+            && let Some(open) = g.open
+        {
+            g.section(open).get_or_insert_default().push(s);
             return;
         }
-        if self.down_last.is_some() {
+        if let Some((open, _)) = self.open_last {
             if let Some(last) = self.out.steps.last_mut() {
-                last.down.push(s);
+                open.of(last).push(s);
             }
             return;
         }
@@ -449,6 +492,7 @@ impl Builder {
                 kind: StepKind::Backfill { statement: s, pause, max_batches },
                 options: g.options,
                 down: Vec::new(),
+                verify: Vec::new(),
             });
         } else if let Some(g) = self.group.as_mut() {
             g.statements.push(s);
@@ -459,6 +503,7 @@ impl Builder {
                 kind: StepKind::Sql(vec![s]),
                 options: StepOptions::default(),
                 down: Vec::new(),
+                verify: Vec::new(),
             });
         }
     }
@@ -470,18 +515,17 @@ impl Builder {
         }
         let words = tokenize(text).map_err(|m| SplitError { line, message: m })?;
         let Some((verb, args)) = words.split_first() else {
-            return err(line, "empty directive; expected step, end, down, backfill, pause or transaction");
+            return err(line, "empty directive; expected step, end, down, verify, backfill, pause or transaction");
         };
-        if let Some(opened) = self.down_last.take() {
-            if self.out.steps.last().is_some_and(|s| s.down.is_empty()) {
-                return err(opened, "the down section has no statements");
-            }
+        if self.open_last.is_some() {
+            self.close_last()?;
             if verb == "end" {
                 return Ok(());
             }
         }
         match verb.as_str() {
-            "down" => self.down(line, args),
+            "down" => self.section(Section::Down, line, args),
+            "verify" => self.section(Section::Verify, line, args),
             "transaction" => self.transaction(line, args),
             "step" => {
                 self.close()?;
@@ -489,7 +533,7 @@ impl Builder {
                 let Some(name) = name else {
                     return err(line, "a step needs a name: -- lockimpact: step \"add column\"");
                 };
-                self.group = Some(Group { name, line, options, statements: Vec::new(), down: None });
+                self.group = Some(Group { name, line, options, ..Group::default() });
                 Ok(())
             }
             "end" => {
@@ -510,7 +554,9 @@ impl Builder {
             }
             other => err(
                 line,
-                format!("unknown directive {other:?}; expected step, end, down, backfill, pause or transaction"),
+                format!(
+                    "unknown directive {other:?}; expected step, end, down, verify, backfill, pause or transaction"
+                ),
             ),
         }
     }
@@ -530,36 +576,58 @@ impl Builder {
         Ok(())
     }
 
-    /// `down`: what follows, up to the next directive (or the end of the
-    /// open `step`), reverses the step just written.
-    fn down(&mut self, line: usize, args: &[String]) -> Result<(), SplitError> {
+    /// `down` or `verify`: what follows, up to the next directive (or the
+    /// end of the open `step`), reverses (checks) the step just written.
+    fn section(&mut self, sec: Section, line: usize, args: &[String]) -> Result<(), SplitError> {
+        let name = sec.name();
         if !args.is_empty() {
-            return err(line, "`down` takes no arguments: write `-- lockimpact: down` before the reverse statements");
+            return err(
+                line,
+                format!("`{name}` takes no arguments: write `-- lockimpact: {name}` before its statements"),
+            );
         }
         if let Some(g) = self.group.as_mut() {
-            if g.statements.is_empty() || g.down.is_some() {
-                return err(line, format!("`down` must follow the statements of step {:?}, once", g.name));
+            if g.statements.is_empty() || g.section(sec).is_some() {
+                return err(line, format!("`{name}` must follow the statements of step {:?}, once", g.name));
             }
-            g.down = Some(Vec::new());
+            if let Some(open) = g.open
+                && g.section(open).as_ref().is_none_or(Vec::is_empty)
+            {
+                return err(line, format!("the {} section of step {:?} has no statements", open.name(), g.name));
+            }
+            *g.section(sec) = Some(Vec::new());
+            g.open = Some(sec);
             return Ok(());
         }
-        match self.out.steps.last() {
-            Some(s) if !matches!(s.kind, StepKind::Pause(_)) && s.down.is_empty() => {
-                self.down_last = Some(line);
+        match self.out.steps.last_mut() {
+            Some(s) if !matches!(s.kind, StepKind::Pause(_)) && sec.is_empty_in(s) => {
+                self.open_last = Some((sec, line));
                 Ok(())
             }
-            _ => err(line, "`down` must follow the statements of the step it reverses, once"),
+            _ => err(line, format!("`{name}` must follow the statements of the step it belongs to, once")),
         }
+    }
+
+    /// Closes the section open for the last step; an empty one is an error.
+    fn close_last(&mut self) -> Result<(), SplitError> {
+        if let Some((sec, opened)) = self.open_last.take()
+            && self.out.steps.last().is_some_and(|s| sec.is_empty_in(s))
+        {
+            return err(opened, format!("the {} section has no statements", sec.name()));
+        }
+        Ok(())
     }
 
     /// Closes the open `step` group into a step; an empty one is an error.
     fn close(&mut self) -> Result<(), SplitError> {
-        if let Some(g) = self.group.take() {
+        if let Some(mut g) = self.group.take() {
             if g.statements.is_empty() {
                 return err(g.line, format!("step {:?} has no statements", g.name));
             }
-            if g.down.as_ref().is_some_and(Vec::is_empty) {
-                return err(g.line, format!("the down section of step {:?} has no statements", g.name));
+            for sec in [Section::Down, Section::Verify] {
+                if g.section(sec).as_ref().is_some_and(Vec::is_empty) {
+                    return err(g.line, format!("the {} section of step {:?} has no statements", sec.name(), g.name));
+                }
             }
             self.out.steps.push(ParsedStep {
                 name: g.name,
@@ -567,6 +635,7 @@ impl Builder {
                 kind: StepKind::Sql(g.statements),
                 options: g.options,
                 down: g.down.unwrap_or_default(),
+                verify: g.verify.unwrap_or_default(),
             });
         }
         Ok(())
@@ -593,7 +662,7 @@ fn backfill(line: usize, args: &[String]) -> Result<Backfill, SplitError> {
             }
         }
     }
-    let group = Group { name: name.unwrap_or_default(), line, options, statements: vec![], down: None };
+    let group = Group { name: name.unwrap_or_default(), line, options, ..Group::default() };
     Ok(Backfill { line, group, pause, max_batches })
 }
 
@@ -608,7 +677,14 @@ fn pause(line: usize, args: &[String]) -> Result<ParsedStep, SplitError> {
         [n] if !n.contains('=') => n.clone(),
         _ => return err(line, "pause takes a duration and an optional name"),
     };
-    Ok(ParsedStep { name, line, kind: StepKind::Pause(d), options: StepOptions::default(), down: Vec::new() })
+    Ok(ParsedStep {
+        name,
+        line,
+        kind: StepKind::Pause(d),
+        options: StepOptions::default(),
+        down: Vec::new(),
+        verify: Vec::new(),
+    })
 }
 
 /// A directive's arguments: its optional name, the step options, and the
@@ -751,6 +827,35 @@ mod tests {
             ("-- lockimpact: step \"x\"\n-- lockimpact: down\nSELECT 1;\n", 2, "must follow"),
             ("SELECT 1;\n-- lockimpact: down now\nSELECT 2;\n", 2, "no arguments"),
             ("-- lockimpact: pause 1s\n-- lockimpact: down\nSELECT 1;\n", 2, "must follow"),
+        ] {
+            let e = split(sql).unwrap_err();
+            assert_eq!(e.line, line, "{sql:?}: {}", e.message);
+            assert!(e.message.contains(words), "{sql:?}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn verify_sections_belong_to_their_step_beside_its_down() {
+        let m = split(
+            "-- lockimpact: step \"a\"\nALTER TABLE t ADD COLUMN c int;\n-- lockimpact: verify\nSELECT c FROM t WHERE false;\n\
+             -- lockimpact: down\nALTER TABLE t DROP COLUMN c;\n-- lockimpact: end\n\
+             CREATE INDEX i ON t (c);\n-- lockimpact: verify\nSELECT 1/count(*) FROM pg_indexes WHERE indexname = 'i';\n\
+             SELECT 2;\n",
+        )
+        .unwrap();
+        let sql = |v: &[Statement]| v.iter().map(|s| s.sql.clone()).collect::<Vec<_>>();
+        assert_eq!(sql(&m.steps[0].verify), ["SELECT c FROM t WHERE false"]);
+        assert_eq!(sql(&m.steps[0].down), ["ALTER TABLE t DROP COLUMN c"]);
+        assert_eq!(sql(&m.steps[1].verify).len(), 2, "a bare step's section runs to the next directive");
+        assert!(m.steps[1].down.is_empty());
+        for (sql, line, words) in [
+            ("-- lockimpact: verify\nSELECT 1;\n", 1, "must follow"),
+            (
+                "-- lockimpact: step \"x\"\nSELECT 1;\n-- lockimpact: verify\n-- lockimpact: down\nSELECT 2;\n",
+                4,
+                "verify section",
+            ),
+            ("SELECT 1;\n-- lockimpact: verify\n", 2, "the verify section has no statements"),
         ] {
             let e = split(sql).unwrap_err();
             assert_eq!(e.line, line, "{sql:?}: {}", e.message);

@@ -126,6 +126,76 @@ pub struct Report {
     /// What the clone's streaming standbys saw (`[replica]`); absent without standbys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas: Option<ReplicasReport>,
+    /// `--fail-at`: for each stop point, a rehearsal on a fresh copy that
+    /// terminated the migration's session there, then rolled back what had
+    /// completed (absent without `--fail-at`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stop_points: Vec<StopPointReport>,
+}
+
+/// One stop point of `--fail-at`: what the failure left, and the rollback from it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StopPointReport {
+    /// Index into `steps` of the step it failed in, and where in it.
+    pub step: usize,
+    pub name: String,
+    pub at: crate::run_record::StopAt,
+    /// In words: "step 2 (backfill …) at its middle, 1200 ms in".
+    pub point: String,
+    /// Where the session was terminated (absent when the migration ended
+    /// before reaching the point: see `error`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fired: Option<String>,
+    /// Indexes into `steps` of the steps whose work was committed.
+    pub completed_steps: Vec<usize>,
+    /// Rows written by statements whose work was committed.
+    pub rows_kept: u64,
+    /// Set when the interrupted step's transaction spanned several steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolled_back_as_one: Option<String>,
+    /// How the schema differed from before the migration after the failure
+    /// ("added column orders.billing_country (text)", "… (not validated)").
+    pub left: Vec<String>,
+    pub rollback: RollbackReport,
+    /// Errors the workload saw that it did not see in the baseline (the
+    /// running application against the half-migrated schema).
+    pub new_errors: Vec<NewError>,
+    /// The budget checked on this rehearsal (the injected failure itself
+    /// excepted), and the rollback's own checks.
+    pub violations: Vec<Violation>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A step's verify statements: whether they passed, and their error.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct VerifyReport {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub duration_ms: f64,
+}
+
+/// The rollback from a stop point: the down steps of what had completed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RollbackReport {
+    /// Every down step succeeded and committed.
+    pub ok: bool,
+    /// `ok`, and the schema is as before the migration.
+    pub clean: bool,
+    pub duration_ms: f64,
+    /// The down steps, measured like forward steps (locks, blocked sessions).
+    pub steps: Vec<StepReport>,
+    /// Longest wait of a workload session on a down step, and most sessions
+    /// blocked at once by one.
+    pub longest_blocked_ms: f64,
+    pub blocked_sessions: u32,
+    /// How the schema still differs from before, after the rollback.
+    pub residue: Vec<String>,
+    /// After the rollback, the verify of each completed step it left in
+    /// place (index into `steps`, and its result).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub verify: Vec<(usize, VerifyReport)>,
 }
 
 fn yes() -> bool {
@@ -436,6 +506,10 @@ pub struct StepReport {
     /// forward ones and measured like them. Absent when false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rollback: bool,
+    /// Its `-- lockimpact: verify` statements (sqitch `verify/`), run after
+    /// it succeeded; absent when it has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<VerifyReport>,
     /// The `lock_timeout` the step ran with (absent when none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock_timeout_ms: Option<f64>,

@@ -334,6 +334,99 @@ pub struct MigrationRecord {
     pub preflight: Option<PreflightRecord>,
     /// A framework command whose statements were captured (`migration.command`).
     pub command: Option<CommandRecord>,
+    /// `--fail-at`: the run failed its migration on purpose, then rolled back.
+    pub failure: Option<FailureRecord>,
+}
+
+/// Where in its step a stop point is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StopAt {
+    /// As the step begins: nothing of it has run.
+    Start,
+    /// Halfway: after half its statements (⌈n/2⌉) when it has several, after
+    /// half the batches a backfill ran in the forward rehearsal; for one
+    /// statement, once it has run half as long as it took there.
+    #[default]
+    Middle,
+    /// Its statements all ran, before its transaction (if it has one) commits.
+    End,
+}
+
+impl StopAt {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StopAt::Start => "start",
+            StopAt::Middle => "middle",
+            StopAt::End => "end",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<StopAt> {
+        match s {
+            "start" => Some(StopAt::Start),
+            "middle" => Some(StopAt::Middle),
+            "end" => Some(StopAt::End),
+            _ => None,
+        }
+    }
+}
+
+/// How an object differs from before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SchemaChange {
+    Added { object: String, detail: String },
+    Removed { object: String, detail: String },
+    Changed { object: String, before: String, after: String },
+}
+
+impl SchemaChange {
+    /// "added column orders.billing_country (text)".
+    pub fn describe(&self) -> String {
+        let with = |d: &str| if d.is_empty() { String::new() } else { format!(" ({d})") };
+        match self {
+            SchemaChange::Added { object, detail } => format!("added {object}{}", with(detail)),
+            SchemaChange::Removed { object, detail } => format!("removed {object}{}", with(detail)),
+            SchemaChange::Changed { object, before, after } => format!("changed {object}: {before} → {after}"),
+        }
+    }
+}
+
+/// A rehearsal that terminated its migration's session at a stop point
+/// (`--fail-at`): what the failure left, and the rollback from there.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FailureRecord {
+    /// The stop point, as `StopPoint::describe` says it.
+    pub point: String,
+    /// Its step (index into the steps) and position.
+    pub step: usize,
+    pub at: StopAt,
+    /// Where the session was actually terminated; `None` when the migration
+    /// ended before reaching the point (its steps say why).
+    pub fired: Option<String>,
+    /// The forward steps whose work was committed (indexes).
+    pub completed: Vec<usize>,
+    /// Rows written by statements whose work was committed.
+    pub rows_kept: u64,
+    /// Set when the interrupted step ran inside a transaction spanning
+    /// several steps: which ones rolled back with it.
+    pub rolled_back_as_one: Option<String>,
+    /// How the schema differed from before the migration, after the failure.
+    pub left: Vec<SchemaChange>,
+    /// Rollback steps run (down sections of what completed, in reverse).
+    pub undo_steps: usize,
+    /// Every rollback step succeeded and committed.
+    pub rollback_ok: bool,
+    pub rollback_time: Duration,
+    /// How the schema still differs from before, after the rollback.
+    pub residue: Vec<SchemaChange>,
+    /// Every completed step had a down part: a clean rollback leaves the
+    /// schema as it was.
+    pub undo_covers_all: bool,
+    /// After the rollback, the verify of each completed step it left in place.
+    pub verify_after: Vec<(usize, VerifyRecord)>,
+    /// The state could not be read (the cause), or the rollback could not start.
+    pub error: Option<String>,
 }
 
 /// A framework command run against the clone, as a whole; its statements are the steps.
@@ -436,6 +529,16 @@ pub struct StepRecord {
     pub one_way: Option<String>,
     /// It undoes a forward step (`--rollback`).
     pub rollback: bool,
+    /// Its verify statements, run after it succeeded.
+    pub verify: Option<VerifyRecord>,
+}
+
+/// A step's verify statements, run after it (and left no trace: rolled back).
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifyRecord {
+    /// The error that failed it (with the line), when one did.
+    pub error: Option<String>,
+    pub duration: Duration,
 }
 
 impl StepRecord {
@@ -463,6 +566,7 @@ impl StepRecord {
             lock_timeout: None,
             one_way: None,
             rollback: false,
+            verify: None,
         }
     }
 }

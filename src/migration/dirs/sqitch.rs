@@ -101,6 +101,10 @@ pub fn read(dir: &Path, ctx: &Ctx) -> Result<Read> {
             g.down = down.clone();
             g.verify = verify.clone();
         }
+        // The verify script checks the change once deployed: after its last step.
+        if let (Some(v), Some(last)) = (&verify, groups.last_mut().and_then(|(_, steps)| steps.last_mut())) {
+            last.verify = v.steps.iter().flat_map(|s| s.statements().into_iter().cloned()).collect();
+        }
         parts.extend(groups);
     }
     let mut read = Read::parts(parts);

@@ -13,6 +13,7 @@ mod migration;
 mod remedy;
 mod replica;
 mod steps;
+mod stop_points;
 mod timeline;
 mod verdict;
 mod workload;
@@ -20,6 +21,7 @@ mod workload;
 use std::time::Duration;
 
 pub use errors::{error_meaning, new_error_line, new_errors};
+pub use stop_points::{attach_stop_points, stop_point};
 pub use verdict::{inconclusive, verdict};
 
 use super::model::*;
@@ -147,6 +149,7 @@ pub fn build(rec: &RunRecord) -> Report {
         new_errors: new_errors(rec),
         budget: None,
         replicas: replica::replicas(rec, &bounds),
+        stop_points: Vec::new(),
     };
     let (budget, source) = match rec.budget.is_unset() {
         true => (BudgetSection::default_budget(), BudgetSource::Default),
@@ -156,6 +159,10 @@ pub fn build(rec: &RunRecord) -> Report {
     report.budget = Some(BudgetReport { source, limits: verdict::limits(&budget) });
     report.verdict = verdict(&report, &budget);
     report
+}
+
+fn verify_report(v: &crate::run_record::VerifyRecord) -> VerifyReport {
+    VerifyReport { ok: v.error.is_none(), error: v.error.clone(), duration_ms: ms(v.duration) }
 }
 
 fn dataset(rec: &RunRecord) -> DatasetInfo {

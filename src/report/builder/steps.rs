@@ -67,6 +67,7 @@ fn step(rec: &RunRecord, eps: &Episodes, i: usize, s: &StepRecord) -> StepReport
         sql: s.sql.clone(),
         one_way: s.one_way.clone(),
         rollback: s.rollback,
+        verify: s.verify.as_ref().map(super::verify_report),
         lock_timeout_ms: s.lock_timeout.map(ms),
         hints: Vec::new(),
     }

@@ -110,6 +110,7 @@ pub fn verdict(r: &Report, b: &BudgetSection) -> Verdict {
     v.extend(new_error_violation(r, b));
     v.extend(super::replica::violations(r, b));
     v.extend(completion_violations(r));
+    v.extend(verify_violations(r));
     for x in &mut v {
         x.remedy = super::remedy::remedy(r, x);
     }
@@ -189,6 +190,15 @@ fn new_error_violation(r: &Report, b: &BudgetSection) -> Option<Violation> {
         let lines: Vec<String> = r.new_errors.iter().map(|e| new_error_line(r, e)).collect();
         let step = r.new_errors.first().and_then(|e| e.step);
         Violation { step, ..Violation::new("new_errors", 0.0, r.new_errors.len() as f64, lines.join("; ")) }
+    })
+}
+
+/// Under every budget a step's verify passes.
+fn verify_violations(r: &Report) -> impl Iterator<Item = Violation> + '_ {
+    r.steps.iter().enumerate().filter_map(|(i, s)| {
+        let e = s.verify.as_ref()?.error.as_ref()?;
+        let what = format!("the verify of step {} ({}) failed: {e}", i + 1, s.name);
+        Some(Violation { step: Some(i), ..Violation::new("verify", 0.0, 1.0, what) })
     })
 }
 

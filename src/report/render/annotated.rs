@@ -28,6 +28,11 @@ fn step(r: &Report, i: usize, s: &StepReport) -> String {
     if let Some(why) = &s.one_way {
         out.push_str(&format!("--   one-way: {why}; fallback: restore or forward fix\n"));
     }
+    match s.verify.as_ref().map(|v| &v.error) {
+        Some(None) => out.push_str("--   verify: passed\n"),
+        Some(Some(e)) => out.push_str(&format!("--   verify FAILED: {e}\n")),
+        None => {}
+    }
     for h in &s.hints {
         out.push_str(&format!("--   observed: {}\n--   safer: {}\n", h.observed, h.advice));
     }

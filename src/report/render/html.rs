@@ -164,6 +164,15 @@ fn body(r: &Report, h: u8, out: &mut impl Write) -> io::Result<()> {
         writeln!(out, "<h{h}>Longest blocked episodes</h{h}>")?;
         episode_rows(r, 20).html(out)?;
     }
+    if let Some((title, rows, lines)) = super::stop_point_rows(r) {
+        writeln!(out, "<h{h}>{}</h{h}>", escape(&title))?;
+        rows.html(out)?;
+        writeln!(out, "<ul>")?;
+        for l in lines {
+            writeln!(out, "<li>{}</li>", escape(&l))?;
+        }
+        writeln!(out, "</ul>")?;
+    }
     Ok(())
 }
 

@@ -259,6 +259,62 @@ pub fn preflight_rows(r: &Report) -> Option<(String, Rows, Vec<String>)> {
     Some((title, Rows { header, rows, right: vec![4, 6] }, findings))
 }
 
+/// `--fail-at`: a heading, one row per stop point (what was left, the
+/// rollback from it), and what each left in words.
+pub fn stop_point_rows(r: &Report) -> Option<(String, Rows, Vec<String>)> {
+    if r.stop_points.is_empty() {
+        return None;
+    }
+    let title = format!("Stop points (--fail-at): {} rehearsals, each on a fresh copy", r.stop_points.len());
+    let steps = |v: &[usize]| match v {
+        [] => "none".to_string(),
+        _ => v.iter().map(|i| (i + 1).to_string()).collect::<Vec<_>>().join(","),
+    };
+    let rows = r
+        .stop_points
+        .iter()
+        .map(|p| {
+            let b = &p.rollback;
+            vec![
+                format!("{} {}", p.step + 1, p.at.as_str()),
+                steps(&p.completed_steps),
+                fmt_count(p.rows_kept),
+                p.left.len().to_string(),
+                match (b.steps.len(), b.ok) {
+                    (0, _) => "nothing to undo".into(),
+                    (n, true) => format!("{n} down step(s) ok"),
+                    (n, false) => format!("{n} down step(s) FAILED"),
+                },
+                fmt_ms(b.duration_ms),
+                fmt_ms(b.longest_blocked_ms),
+                if b.clean { "yes".into() } else { format!("no ({} differ)", b.residue.len()) },
+            ]
+        })
+        .collect();
+    let header = strings(&[
+        "stop point",
+        "completed",
+        "rows kept",
+        "objects left",
+        "rollback",
+        "time",
+        "longest blocked",
+        "clean",
+    ]);
+    let mut lines = Vec::new();
+    for p in &r.stop_points {
+        let mut what = vec![p.fired.clone().unwrap_or_else(|| "the migration ended before reaching it".into())];
+        what.extend(p.rolled_back_as_one.clone());
+        what.push(if p.left.is_empty() { "left nothing".into() } else { format!("left {}", p.left.join("; ")) });
+        if !p.rollback.residue.is_empty() {
+            what.push(format!("after the rollback still differs: {}", p.rollback.residue.join("; ")));
+        }
+        what.extend(p.error.clone());
+        lines.push(format!("{}: {}", p.point, what.join("; ")));
+    }
+    Some((title, Rows { header, rows, right: vec![2, 3, 5, 6] }, lines))
+}
+
 /// Errors the migration caused (see `Report::new_errors`): a title and,
 /// per new error class, what happened and what it means.
 pub fn new_error_findings(r: &Report) -> Option<(String, Vec<String>)> {

@@ -25,7 +25,19 @@ pub fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
         standbys.text(out)?;
         steps.text(out)?;
     }
+    stop_points(r, out)?;
     verdict(r, out)
+}
+
+/// `--fail-at`: the stop points and what each left.
+fn stop_points(r: &Report, out: &mut impl Write) -> io::Result<()> {
+    let Some((title, rows, lines)) = super::stop_point_rows(r) else { return Ok(()) };
+    writeln!(out, "\n{title}")?;
+    rows.text(out)?;
+    for l in lines {
+        writeln!(out, "  - {l}")?;
+    }
+    Ok(())
 }
 
 /// The scenario, clone, dataset, workload and phases.

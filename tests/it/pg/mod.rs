@@ -7,6 +7,7 @@ mod bad_input_corpus;
 mod bench;
 mod cleanup;
 mod compare;
+mod fail_at;
 mod failed_ops;
 mod hints;
 mod leftovers;

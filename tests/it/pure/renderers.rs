@@ -112,3 +112,46 @@ fn every_format_annotates_the_migration() {
         assert!(out.contains("summed"), "{format:?}: blocked time not said to be summed");
     }
 }
+
+/// `--fail-at`'s stop points appear in every format, with what each left
+/// and whether its rollback was clean; the JSON keeps them.
+#[test]
+fn every_format_shows_the_stop_points() {
+    use lockimpact::report::model::{RollbackReport, StopPointReport};
+    let mut r = report();
+    let rollback = RollbackReport {
+        ok: true,
+        clean: false,
+        duration_ms: 12.5,
+        steps: vec![r.steps[0].clone()],
+        longest_blocked_ms: 3.0,
+        blocked_sessions: 2,
+        residue: vec!["added index orders_note_idx".into()],
+        verify: Vec::new(),
+    };
+    r.stop_points.push(StopPointReport {
+        step: 0,
+        name: r.steps[0].name.clone(),
+        at: lockimpact::run_record::StopAt::End,
+        point: "step 1 (add column note) at its end".into(),
+        fired: Some("terminated after the statements of step 1, before its transaction committed".into()),
+        completed_steps: Vec::new(),
+        rows_kept: 0,
+        rolled_back_as_one: None,
+        left: vec!["added index orders_note_idx (INVALID)".into()],
+        rollback,
+        new_errors: Vec::new(),
+        violations: Vec::new(),
+        error: None,
+    });
+    for format in [Format::Text, Format::Markdown, Format::Html] {
+        let out = rendered(Doc::Run(&r), format);
+        assert!(out.contains("Stop points (--fail-at): 1 rehearsals"), "{format:?}: {out}");
+        assert!(out.contains("left added index orders_note_idx (INVALID)"), "{format:?}");
+        assert!(out.contains("still differs: added index orders_note_idx"), "{format:?}");
+    }
+    let json: serde_json::Value = serde_json::from_str(&rendered(Doc::Run(&r), Format::Json)).unwrap();
+    assert_eq!(json["stop_points"][0]["at"], "end");
+    assert_eq!(json["stop_points"][0]["rollback"]["clean"], false);
+    assert!(serde_json::to_string(&report()).unwrap().find("stop_points").is_none(), "absent without --fail-at");
+}

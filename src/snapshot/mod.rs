@@ -6,6 +6,8 @@
 //! and psql through their environment, the password included: nothing of
 //! it is on their command line, and it is never printed.
 
+pub mod stats;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -63,6 +65,61 @@ struct RowCount {
     bytes: i64,
 }
 
+/// Runs `cmd` (read-only against the source); its stdout, or an error
+/// naming `what` with its stderr (the password scrubbed).
+fn output(mut cmd: Command, what: &str, conn: &ConnInfo) -> Result<Vec<u8>> {
+    let out = cmd.output().map_err(|e| {
+        Error::env(format!(
+            "cannot run {what} ({e}); install the PostgreSQL client (Debian/Ubuntu: apt-get install postgresql-client) \
+             or point --pg-bin at its directory"
+        ))
+    })?;
+    if !out.status.success() {
+        return Err(Error::env(format!(
+            "{what} of {conn} failed ({}):\n{}",
+            out.status,
+            conn.scrub(String::from_utf8_lossy(&out.stderr).trim())
+        )));
+    }
+    Ok(out.stdout)
+}
+
+/// `--stats-only`: the schema and the planner's statistics, as JSON in `--out`.
+fn stats_only(args: &SnapshotArgs, dir: &Option<PathBuf>, conn: &ConnInfo, say: &dyn Fn(&str)) -> Result<()> {
+    let started = Instant::now();
+    say(&format!("reading the schema and the planner's statistics of {conn} (read-only; no row is read)"));
+    let mut dump = tool(dir, "pg_dump", conn);
+    dump.args(["--schema-only", "--no-owner", "--no-privileges", "--format=plain"]);
+    let schema = String::from_utf8_lossy(&output(dump, "pg_dump --schema-only", conn)?).into_owned();
+    let mut psql = tool(dir, "psql", conn);
+    psql.args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", stats::STATS_SQL]);
+    let json = String::from_utf8_lossy(&output(psql, "reading the statistics", conn)?).into_owned();
+    let mut st = stats::from_query(json.trim(), schema).map_err(Error::env)?;
+    if args.redact_values {
+        stats::redact(&mut st, 0x5eed);
+    }
+    let never: Vec<String> =
+        st.tables.iter().filter(|t| !t.analyzed).map(|t| format!("{}.{}", t.schema, t.name)).collect();
+    if !never.is_empty() {
+        say(&format!(
+            "warning: never analyzed, so no column statistics: {} (run ANALYZE on the source)",
+            never.join(", ")
+        ));
+    }
+    let text = serde_json::to_string_pretty(&st).expect("statistics serialize");
+    let dest = crate::files::Destination::check(&args.out, "--out", &[])?;
+    dest.write(|w| w.write_all((text + "\n").as_bytes()))
+        .map_err(|e| Error::env(format!("{}: cannot write the statistics: {e}", args.out.display())))?;
+    say(&format!(
+        "wrote the statistics of {} tables to {} in {:.1} s{}",
+        st.tables.len(),
+        args.out.display(),
+        started.elapsed().as_secs_f64(),
+        if st.redacted { " (values redacted)" } else { "" }
+    ));
+    Ok(())
+}
+
 /// Runs `lockimpact snapshot`.
 pub fn snapshot(args: &SnapshotArgs) -> Result<()> {
     let progress = crate::status::Progress::new(args.quiet);
@@ -88,6 +145,9 @@ pub fn snapshot(args: &SnapshotArgs) -> Result<()> {
         }
     }
     let dir = client_dir(args.pg_bin.as_deref())?;
+    if args.stats_only {
+        return stats_only(args, &dir, &conn, &say);
+    }
     let started = Instant::now();
     let mut cmd = tool(&dir, "pg_dump", &conn);
     cmd.args(["--format=custom", "--no-owner", "--no-privileges", "--file"]).arg(&args.out);
