@@ -187,6 +187,7 @@ async fn remove_one(resource: &Resource) -> Result<String> {
     match resource {
         Resource::Container { id, .. } => docker::remove(&docker::client().await?, id).await.map(|_| String::new()),
         Resource::Dir(path) => {
+            stop_standbys(path)?;
             let stopped = stop_server(path)?;
             std::fs::remove_dir_all(path).map_err(|e| Error::env(format!("cannot remove {}: {e}", path.display())))?;
             Ok(stopped.map(|pid| format!(" (its server, postmaster pid {pid}, was stopped)")).unwrap_or_default())
@@ -218,4 +219,15 @@ fn stop_server(dir: &Path) -> Result<Option<i32>> {
         }
     }
     Err(Error::env(format!("its postmaster (pid {pid}) does not stop")))
+}
+
+/// Stops the standbys (`[replica]`) in a server directory first: each
+/// `standby-N` holds a `data` directory of its own, like the primary's.
+fn stop_standbys(dir: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry.file_name().to_string_lossy().starts_with(crate::clone::standby::DIR_PREFIX) {
+            stop_server(&entry.path())?;
+        }
+    }
+    Ok(())
 }

@@ -348,6 +348,12 @@ pub struct RunOptions {
     #[arg(long)]
     pub keep: bool,
 
+    /// Give the clone N physical streaming standbys (overrides
+    /// `replica.count`; local backend), and measure replication lag and
+    /// standby conflicts during the run.
+    #[arg(long, value_name = "N")]
+    pub replicas: Option<u32>,
+
     /// After the forward steps, run the migration's down steps under the same
     /// workload, measured like forward steps: `-- lockimpact: down` sections,
     /// or a migration tool's down files (goose Down, dbmate migrate:down,

@@ -192,6 +192,8 @@ struct Running {
     roles: Arc<Roles>,
     /// The clock, the workload and the sampler (always started here).
     measured: Measured,
+    /// The replica sampler, when the clone has standbys (`[replica]`).
+    replicas: Option<crate::sampler::replica::ReplicaSampler>,
     /// `--fail-at`: the injector and the schema before the migration.
     failing: Option<Failing>,
 }
@@ -240,6 +242,8 @@ async fn start(
     let steps = if point.is_some() { migration.with_rollback().steps.len() } else { migration.steps.len() };
 
     let target = server.target(&run_db);
+    let standbys = server.standbys();
+    let replicas = crate::sampler::replica::connect(server.target("postgres"), &standbys, &run_db).await?;
     let measured = harness::start(Wiring {
         plan: &plan.workload,
         classes,
@@ -252,9 +256,23 @@ async fn start(
             interval: plan.sampler_interval,
             reconnect: Some(reconnect(sessions, target)),
         }),
+        replica: standbys.first().map(|s| s.target(&run_db)),
     })
     .await?;
-    Ok(Running { copy_time, server_version, run_db, client, migration, prepared, record, roles, measured, failing })
+    let replicas = replicas.map(|r| r.start(measured.clock.clone(), plan.sampler_interval));
+    Ok(Running {
+        copy_time,
+        server_version,
+        run_db,
+        client,
+        migration,
+        prepared,
+        record,
+        roles,
+        measured,
+        failing,
+        replicas,
+    })
 }
 
 /// On the run database, before anything is measured: the server's version,
@@ -454,15 +472,20 @@ async fn measure(
     if let Some(why) = &stop {
         say(&format!("stopping early: {}", why.reason()));
     }
-    let Running { copy_time, server_version, client, measured, .. } = run;
+    let Running { copy_time, server_version, client, measured, replicas, .. } = run;
     drop(client);
 
     let finishing = Instant::now();
     let clock = measured.clock.clone();
     let end = clock.since_start(finishing);
     let (workload, sampler) = measured.finish(if stop.is_some() { STOP_GRACE } else { DRAIN_GRACE }).await;
+    let replicas = match replicas {
+        Some(r) => Some(r.finish().await),
+        None => None,
+    };
     live.finish().await;
-    let measured = Measurements { clock, end, workload, migration, stop, sampler: sampler.unwrap_or_default() };
+    let measured =
+        Measurements { clock, end, workload, migration, stop, sampler: sampler.unwrap_or_default(), replicas };
     Ok(record(plan, server, dataset, (copy_time, server_version), measured))
 }
 
@@ -474,6 +497,7 @@ struct Measurements {
     migration: MigrationRecord,
     stop: Option<Stop>,
     sampler: SamplerRecord,
+    replicas: Option<crate::run_record::replica::ReplicasRecord>,
 }
 
 /// The run record: the scenario, the server and the dataset, and what was measured.
@@ -504,6 +528,7 @@ fn record(
         stop: m.stop,
         sampler: m.sampler,
         budget: plan.budget.clone(),
+        replicas: m.replicas,
     }
 }
 

@@ -365,6 +365,7 @@ pub async fn drive(ctx: &Ctx, rate: f64, sampling: Sampling, measure: Duration) 
         sessions: sessions.clone(),
         slots: Slot::count(0),
         sampling: sampler,
+        replica: None,
     })
     .await?;
     if let (Sampling::Alternate(_), Some(s)) = (sampling, &run.sampler) {

@@ -45,6 +45,8 @@ pub struct LocalServer {
     /// The superuser's password for TCP connections (the socket needs none).
     password: String,
     kept: bool,
+    /// Streaming standbys of this server (`[replica]`), stopped before it.
+    standbys: Vec<super::standby::Standby>,
 }
 
 impl LocalServer {
@@ -84,6 +86,7 @@ impl LocalServer {
             run_as,
             password: random_password()?,
             kept: false,
+            standbys: Vec::new(),
         };
         server.initdb()?;
         // The free port is picked before the server binds it: another process
@@ -97,6 +100,16 @@ impl LocalServer {
             }
         }
         server.pid = server.read_pid()?;
+        if plan.replicas.count > 0 {
+            let primary = super::standby::Primary {
+                bin_dir: &server.bins.dir,
+                root: &server.socket_dir,
+                port: server.port,
+                run_as: server.run_as,
+                settings: &plan.settings,
+            };
+            server.standbys = super::standby::start_all(&primary, &plan.replicas)?;
+        }
         Ok(server)
     }
 
@@ -212,6 +225,10 @@ impl LocalServer {
         Ok(())
     }
 
+    fn standby_ports(&self) -> String {
+        self.standbys.iter().map(|s| s.endpoint.port.to_string()).collect::<Vec<_>>().join(", ")
+    }
+
     fn read_pid(&self) -> Result<i32> {
         let text = std::fs::read_to_string(self.data.join("postmaster.pid"))
             .map_err(|e| Error::env(format!("server started but postmaster.pid is unreadable: {e}")))?;
@@ -272,7 +289,15 @@ impl super::ServerHandle for LocalServer {
     }
 
     fn describe(&self) -> String {
-        format!("local server binaries in {}, port {}", self.bins.dir.display(), self.port)
+        let standbys = match self.standbys.len() {
+            0 => String::new(),
+            n => format!(", {n} streaming standby(s) on port(s) {}", self.standby_ports()),
+        };
+        format!("local server binaries in {}, port {}{standbys}", self.bins.dir.display(), self.port)
+    }
+
+    fn standbys(&self) -> Vec<super::standby::Endpoint> {
+        self.standbys.iter().map(|s| s.endpoint.clone()).collect()
     }
 
     fn kind(&self) -> String {
@@ -292,13 +317,14 @@ impl super::ServerHandle for LocalServer {
             );
         }
         let _ = std::fs::write(path.join(super::owner::KEPT_FILE), ""); // `lockimpact clean` leaves it alone
+        let standbys: String = self.standbys.iter_mut().map(|s| format!("\n  {}", s.keep())).collect();
         let su = if self.run_as.is_some() { "su postgres -s /bin/sh -c " } else { "" };
         let stop = format!("{}/pg_ctl -D {} stop", self.bins.dir.display(), self.data.display());
         let who = if self.run_as.is_some() { "root and the postgres user" } else { "you" };
         format!(
             "the clone keeps running (postmaster pid {}); only {who} can enter its socket directory, and TCP \
              connections need the superuser's password:\n  connect: psql -h {} -p {} -U postgres {dbname}\n  \
-             tcp:     psql \"postgresql://postgres:{}@127.0.0.1:{}/{dbname}\"\n  stop:    {}{}\n  then remove {}",
+             tcp:     psql \"postgresql://postgres:{}@127.0.0.1:{}/{dbname}\"\n  stop:    {}{}\n  then remove {}{standbys}",
             self.pid,
             self.socket_dir.display(),
             self.port,
@@ -333,6 +359,7 @@ impl super::ServerHandle for LocalServer {
 impl Drop for LocalServer {
     fn drop(&mut self) {
         if !self.kept {
+            self.standbys.clear(); // each stops on drop, before the primary they follow
             self.stop();
         }
         // TempDir's own drop removes the directory.
@@ -354,7 +381,7 @@ pub fn children(pid: i32) -> Vec<i32> {
 
 /// Whether `pid` runs: it exists and is not a zombie (a postmaster that died
 /// stays one until init reaps it; it is pg_ctl's child, not ours).
-fn process_alive(pid: i32) -> bool {
+pub(super) fn process_alive(pid: i32) -> bool {
     let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
         .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('Z')))

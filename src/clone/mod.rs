@@ -19,6 +19,7 @@ pub mod owner;
 pub mod plan;
 pub mod restore;
 pub mod sessions;
+pub mod standby;
 pub mod state;
 pub mod template;
 pub mod url;
@@ -72,6 +73,11 @@ pub trait ServerHandle: Send + Sync {
     /// runs on a fresh copy of the template.
     fn existing_database(&self) -> Option<String> {
         None
+    }
+    /// The streaming standbys of this server (`[replica]`), in order; none
+    /// unless the scenario asked for them.
+    fn standbys(&self) -> Vec<standby::Endpoint> {
+        Vec::new()
     }
 }
 
@@ -165,6 +171,12 @@ async fn start_docker(
     say: &dyn Fn(&str),
     cancel: Option<&CancellationToken>,
 ) -> Result<Server> {
+    if plan.replicas.count > 0 {
+        return Err(Error::input(
+            "[replica] (or --replicas) asks for streaming standbys, and the docker backend does not make them \
+             yet; use --backend local",
+        ));
+    }
     say(why);
     let server = docker::DockerServer::start(plan, image, dump, cancel).await?;
     say(&format!("server: {}", server.location()));
@@ -200,6 +212,10 @@ async fn start_auto(
     say: &dyn Fn(&str),
     cancel: Option<&CancellationToken>,
 ) -> Result<Server> {
+    if plan.replicas.count > 0 {
+        say("backend: local (auto: standbys for [replica] are made by the local backend only, for now)");
+        return start_local(plan, say);
+    }
     let Some(image) = docker::image_for(plan) else {
         return match local::find_binaries(plan.pg_bin.as_deref(), None) {
             Ok(b) => {

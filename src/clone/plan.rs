@@ -44,6 +44,8 @@ pub struct ClonePlan {
     /// `--allow-server-wide`: SQL may change the whole server (refused on
     /// the url backend otherwise).
     pub allow_server_wide: bool,
+    /// Streaming standbys of the clone (`[replica]`, `--replicas`).
+    pub replicas: super::standby::ReplicaPlan,
 }
 
 impl ClonePlan {
@@ -59,6 +61,7 @@ impl ClonePlan {
             keep: false,
             allow_host_access: false,
             allow_server_wide: false,
+            replicas: Default::default(),
         }
     }
 }

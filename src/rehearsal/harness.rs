@@ -37,6 +37,8 @@ pub struct Wiring<'a> {
     /// How many slots the clock has (`Slot::count` of the migration's steps).
     pub slots: usize,
     pub sampling: Option<Sampling>,
+    /// The run database on the clone's first standby, for `target = "replica"` classes.
+    pub replica: Option<Target>,
 }
 
 /// A measured run in progress: its clock, workload and sampler.
@@ -51,7 +53,8 @@ pub struct Measured {
 pub async fn start(w: Wiring<'_>) -> Result<Measured> {
     let clock = Arc::new(Clock::new());
     let workload =
-        workload::start(w.plan, w.classes, w.target, clock.clone(), w.roles.clone(), w.sessions, w.slots).await?;
+        workload::start(w.plan, w.classes, (w.target, w.replica), clock.clone(), w.roles.clone(), w.sessions, w.slots)
+            .await?;
     let sampler = w.sampling.map(|s| Sampler::start(s.client, s.interval, clock.clone(), w.roles.clone(), s.reconnect));
     Ok(Measured { clock, workload, sampler })
 }

@@ -123,6 +123,9 @@ pub struct Report {
     /// reports written before it was recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget: Option<BudgetReport>,
+    /// What the clone's streaming standbys saw (`[replica]`); absent without standbys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<ReplicasReport>,
     /// `--fail-at`: for each stop point, a rehearsal on a fresh copy that
     /// terminated the migration's session there, then rolled back what had
     /// completed (absent without `--fail-at`).
@@ -810,4 +813,68 @@ impl CheckReport {
             crate::run_record::CheckKind::Cast => "type change",
         }
     }
+}
+
+/// The clone's streaming standbys during the measured run (baseline on):
+/// replication lag, standby sessions blocked by a replayed lock, and
+/// queries cancelled by recovery conflicts.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ReplicasReport {
+    /// How often each standby was polled.
+    pub interval_ms: f64,
+    pub standbys: Vec<StandbyReport>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StandbyReport {
+    /// Its `application_name` on the primary.
+    pub name: String,
+    /// Polls from the baseline on.
+    pub samples: u64,
+    /// Polls that failed (the standby or the primary did not answer).
+    #[serde(default)]
+    pub failed_polls: u64,
+    /// The largest replay lag in bytes (primary's current LSN − the standby's replay LSN), and when.
+    pub max_lag_bytes: u64,
+    pub max_lag_at_ms: Option<f64>,
+    /// Where the largest lag was seen: a step's index, or `phase` for outside the steps.
+    pub max_lag_step: Option<usize>,
+    pub max_lag_phase: Option<Phase>,
+    /// The largest lag in bytes during the baseline (before the migration).
+    pub baseline_max_lag_bytes: u64,
+    /// The largest `write_lag`, `flush_lag`, `replay_lag` the primary reported.
+    pub max_write_lag_ms: Option<f64>,
+    pub max_flush_lag_ms: Option<f64>,
+    pub max_replay_lag_ms: Option<f64>,
+    /// Per migration step (its time window): the largest lag seen.
+    pub steps: Vec<StandbyStep>,
+    /// Standby sessions that waited on a lock held by the startup process
+    /// (a lock replayed from the primary): how many, the most at once, the longest.
+    pub blocked_sessions: u64,
+    pub max_blocked_at_once: u64,
+    pub longest_blocked_ms: f64,
+    /// Recovery conflicts on the run database during the run
+    /// (`pg_stat_database_conflicts`): each a query cancelled with SQLSTATE 40001 or a session ended.
+    pub conflicts: ConflictCounts,
+    pub cancels: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StandbyStep {
+    /// Index into `steps`.
+    pub step: usize,
+    pub name: String,
+    pub max_lag_bytes: u64,
+    pub max_replay_lag_ms: Option<f64>,
+    /// Standby sessions blocked by a replayed lock while the step ran.
+    pub blocked_sessions: u64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Default)]
+pub struct ConflictCounts {
+    pub lock: u64,
+    pub snapshot: u64,
+    pub bufferpin: u64,
+    pub deadlock: u64,
+    pub tablespace: u64,
 }

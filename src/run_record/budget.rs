@@ -30,6 +30,12 @@ pub struct BudgetSection {
     /// with in the baseline: a violation unless `"allowed"` (default `"not_allowed"`).
     #[serde(default)]
     pub new_errors: NewErrors,
+    /// Largest `replay_lag` of any standby (`[replica]`), as the primary reports it.
+    pub max_replica_lag: Option<Dur>,
+    /// Largest replay lag of any standby in bytes.
+    pub max_replica_lag_bytes: Option<u64>,
+    /// Standby queries cancelled by recovery conflicts (all standbys).
+    pub max_standby_cancels: Option<u64>,
 }
 
 /// Whether new error classes caused by the migration are allowed by the budget.
@@ -60,6 +66,9 @@ impl BudgetSection {
             max_step,
             max_errors,
             new_errors,
+            max_replica_lag,
+            max_replica_lag_bytes,
+            max_standby_cancels,
         } = self;
         max_blocked.is_none()
             && max_blocked_wait.is_none()
@@ -69,6 +78,9 @@ impl BudgetSection {
             && max_step.is_none()
             && max_errors.is_none()
             && *new_errors == NewErrors::default()
+            && max_replica_lag.is_none()
+            && max_replica_lag_bytes.is_none()
+            && max_standby_cancels.is_none()
     }
 
     /// The budget of a scenario that sets none: no workload session waits on

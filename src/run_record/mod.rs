@@ -12,6 +12,7 @@ use crate::pg::lockmode::{HeldLocks, LockMode};
 use crate::timeline::{Mark, Slot};
 
 pub mod budget;
+pub mod replica;
 
 pub use budget::BudgetSection;
 
@@ -56,6 +57,8 @@ pub struct RunRecord {
     pub budget: BudgetSection,
     /// Why the run ended before its last phase, if it did.
     pub stop: Option<Stop>,
+    /// What the replica sampler measured on the clone's standbys (`[replica]`).
+    pub replicas: Option<replica::ReplicasRecord>,
 }
 
 /// Why a rehearsal ended early; what was measured until then is kept.

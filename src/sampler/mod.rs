@@ -5,6 +5,8 @@
 //! is in the waiter's blocking chain, directly or through the lock queue. It
 //! also samples the relation locks the migration holds, per step.
 
+pub mod replica;
+
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;

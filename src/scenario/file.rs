@@ -31,6 +31,9 @@ pub struct ScenarioFile {
     pub sampler: SamplerSection,
     #[serde(default)]
     pub budget: BudgetSection,
+    /// Physical streaming standbys of the clone (`scenario::replica` resolves it).
+    #[serde(default)]
+    pub replica: ReplicaSection,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -167,4 +170,20 @@ pub struct MigrationSection {
 pub struct SamplerSection {
     /// How often the lock sampler polls (1ms–1s; default 10ms).
     pub interval: Option<Dur>,
+}
+
+/// `[replica]`: streaming standbys of the clone, and their recovery settings.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicaSection {
+    /// How many standbys (default 0: none).
+    pub count: Option<toml::Value>,
+    /// `hot_standby_feedback` of the standbys (default false).
+    pub hot_standby_feedback: Option<bool>,
+    /// `max_standby_streaming_delay`: a duration, or -1 (wait forever).
+    pub max_standby_streaming_delay: Option<toml::Value>,
+    /// `recovery_min_apply_delay` of the standbys (default 0).
+    pub recovery_min_apply_delay: Option<toml::Value>,
+    /// The first standby is synchronous (`synchronous_standby_names`).
+    pub synchronous: Option<bool>,
 }

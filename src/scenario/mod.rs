@@ -6,6 +6,7 @@
 pub mod embedded;
 pub mod file;
 pub mod guard;
+pub mod replica;
 pub mod values;
 
 use std::collections::BTreeMap;
@@ -120,13 +121,16 @@ fn load_file(path: &Path, args: &RunOptions) -> Result<Plan> {
     let at = Ctx { file: &file, resolve: &resolve };
 
     let vars = resolve_vars(&sf.vars, &file)?;
-    let clone = resolve_clone(&sf.clone, args, &file)?;
+    let mut clone = resolve_clone(&sf.clone, args, &file)?;
+    clone.replicas = replica::resolve(&sf.replica, args, clone.backend, &file)?;
     let dataset = resolve_snapshot(&sf.snapshot, clone.backend == Backend::Url, &vars, &at)?;
     let workload = resolve_workload(&sf.workload, &sf.phases, &vars, &at)?;
     let phases = resolve_phases(&sf.phases, &file)?;
     let (migration, migration_path) = resolve_migration(&sf.migration, args, &at)?;
     let sampler_interval = resolve_sampler(&sf.sampler, &file)?;
     let budget = resolve_budget(sf.budget, &args.budget, &workload.plan.classes, &file)?;
+    replica::check_budget(&budget, &clone.replicas, &file)?;
+    replica::check_classes(&workload.plan.classes, &clone.replicas, &workload.plan.path)?;
 
     let mut inputs =
         vec![path.to_path_buf(), dataset.seed_path.clone(), workload.plan.path.clone(), migration_path.clone()];
@@ -217,6 +221,7 @@ fn resolve_clone(c: &file::CloneSection, args: &RunOptions, file: &str) -> Resul
         keep: args.keep,
         allow_host_access: args.allow_host_access,
         allow_server_wide: args.allow_server_wide,
+        replicas: Default::default(),
     })
 }
 

@@ -56,6 +56,8 @@ struct ClassFile {
     recorded_rate: Option<f64>,
     /// This class's highest ops/s across the recording's samples (informational).
     peak_rate: Option<f64>,
+    /// Where it runs: `"primary"` (default) or `"replica"` (the clone's first standby, `[replica]`).
+    target: Option<String>,
 }
 
 /// A validated query class.
@@ -71,6 +73,8 @@ pub struct Class {
     pub peak_rate: Option<f64>,
     /// A pgbench script class: `sql` is empty and each run runs the script.
     pub script: Option<Arc<Script>>,
+    /// `target = "replica"`: it runs on the clone's first standby, not the primary.
+    pub on_replica: bool,
 }
 
 impl Class {
@@ -197,7 +201,21 @@ fn parse_class(c: ClassFile, at: &str, path: &Path, scripts: &mut Vec<std::path:
             return Err(Error::input(format!("{at}: {key} must be 0 or more ops/s, not {v}")));
         }
     }
-    Ok(Class { name: c.name, sql, pace, params, hold, recorded_rate: c.recorded_rate, peak_rate: c.peak_rate, script })
+    let on_replica = class_target(c.target.as_deref(), script.is_some() || hold.is_some(), at)?;
+    let (recorded_rate, peak_rate) = (c.recorded_rate, c.peak_rate);
+    Ok(Class { name: c.name, sql, pace, params, hold, recorded_rate, peak_rate, script, on_replica })
+}
+
+/// `target`: `"primary"` (default) or `"replica"`, for a one-statement class.
+fn class_target(target: Option<&str>, script_or_hold: bool, at: &str) -> Result<bool> {
+    match target {
+        None | Some("primary") => Ok(false),
+        Some("replica") if script_or_hold => Err(Error::input(format!(
+            "{at}: target = \"replica\" is for sql classes without hold, for now (not scripts or long transactions)"
+        ))),
+        Some("replica") => Ok(true),
+        Some(other) => Err(Error::input(format!("{at}: target = {other:?}: use \"primary\" or \"replica\""))),
+    }
 }
 
 /// A class's `weight` or `rate`, exactly one of them, greater than 0.

@@ -23,6 +23,7 @@ pub mod pacer;
 pub mod params;
 pub mod plan;
 pub mod replay;
+mod replica;
 pub mod roles;
 pub mod script;
 pub mod wire;
@@ -148,13 +149,18 @@ struct WorkerThread {
     done: tokio::sync::oneshot::Receiver<Measurement>,
     killed: Arc<AtomicBool>,
     killer: wire::Killer,
+    /// Its connection to the standby, for `target = "replica"` classes.
+    replica_killer: Option<wire::Killer>,
 }
 
 impl WorkerThread {
-    /// Marks the worker killed (it records nothing more) and closes its connection.
+    /// Marks the worker killed (it records nothing more) and closes its connections.
     fn kill(&self) {
         self.killed.store(true, Ordering::Release);
         self.killer.kill();
+        if let Some(k) = &self.replica_killer {
+            k.kill();
+        }
     }
 }
 
@@ -165,6 +171,8 @@ struct Common {
     sink: Sink,
     /// The run database, as the workload's sessions connect to it.
     target: crate::pg::Target,
+    /// The run database on the clone's first standby, for `target = "replica"` classes.
+    replica: Option<crate::pg::Target>,
     clock: Arc<Clock>,
     roles: Arc<Roles>,
     sessions: Arc<Sessions>,
@@ -175,11 +183,12 @@ struct Common {
 /// missing table fails here, naming the class), then starts the pacer (or,
 /// with `CLOSED_LOOP`, lets the workers start their own operations); or
 /// starts a session replay. Every session is registered in `sessions`, so
-/// none outlives the run.
+/// none outlives the run. `target` is the run database; `replica` the same
+/// on the clone's first standby, for `target = "replica"` classes.
 pub async fn start(
     plan: &WorkloadPlan,
     classes: Vec<Class>,
-    target: crate::pg::Target,
+    (target, replica): (crate::pg::Target, Option<crate::pg::Target>),
     clock: Arc<Clock>,
     roles: Arc<Roles>,
     sessions: Arc<Sessions>,
@@ -189,6 +198,7 @@ pub async fn start(
         sink: Sink::new(clock.start, classes.len(), slots),
         classes: Arc::new(classes),
         stop: CancellationToken::new(),
+        replica: replica.map(|r| workload_target(r, plan)),
         target: workload_target(target, plan),
         clock,
         roles,
@@ -315,6 +325,7 @@ fn spawn_worker(
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     let (go_tx, go_rx) = std::sync::mpsc::channel::<worker::Source>();
     let (target, classes, roles, sessions) = (c.target.clone(), c.classes.clone(), c.roles.clone(), c.sessions.clone());
+    let replica_target = c.replica.clone();
     let (path, seed, of, measurement) =
         (plan.path.display().to_string(), plan.seed, plan.connections, c.sink.measurement());
     std::thread::Builder::new()
@@ -328,9 +339,17 @@ fn spawn_worker(
                         return;
                     }
                 };
+            let (replica, replica_killer) = match replica::open(replica_target.as_ref(), (i + 1, of), &path, &classes) {
+                Ok(Some((conn, killer))) => (Some(conn), Some(killer)),
+                Ok(None) => (None, None),
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
             let killed = Arc::new(AtomicBool::new(false));
-            let _ = ready_tx.send(Ok(WorkerThread { done: done_rx, killed: killed.clone(), killer }));
-            let worker = Worker { conn, statements, classes, seed, measurement, stop, killed };
+            let _ = ready_tx.send(Ok(WorkerThread { done: done_rx, killed: killed.clone(), killer, replica_killer }));
+            let worker = Worker { conn, statements, classes, seed, measurement, stop, killed, replica };
             if let Ok(source) = go_rx.recv() {
                 let _ = done_tx.send(worker.run(source));
             }
@@ -356,6 +375,11 @@ fn open_connection(
     let mut statements = Vec::with_capacity(classes.len());
     for (ci, c) in classes.iter().enumerate() {
         let mut prepared = Vec::new();
+        if c.on_replica {
+            // Prepared on the standby's connection (`replica::open`), under the same name.
+            statements.push(vec![replica::statement_name(ci)]);
+            continue;
+        }
         for (si, sql) in c.statements().into_iter().enumerate() {
             let name = format!("li_{ci}_{si}");
             conn.prepare(&name, sql).map_err(|e| {

@@ -150,6 +150,7 @@ impl Replay {
                 recorded_rate: None,
                 peak_rate: None,
                 script: None,
+                on_replica: false,
             })
             .collect()
     }

@@ -105,6 +105,7 @@ mod tests {
             recorded_rate: None,
             peak_rate: None,
             script: None,
+            on_replica: false,
         };
         let roles = Roles::new(&[class]);
         roles.add_workload(42);

@@ -113,6 +113,8 @@ pub struct Worker {
     /// Set before the connection is killed: the operation it was running is
     /// counted as cut short, not as finished, and the worker ends.
     pub killed: Arc<AtomicBool>,
+    /// The connection to the standby, for `target = "replica"` classes.
+    pub replica: Option<Conn>,
 }
 
 impl Worker {
@@ -131,9 +133,13 @@ impl Worker {
             params.extend(class.params.iter().map(|p| p.draw(&mut rng)));
             let result = match (&class.script, class.hold) {
                 (Some(script), _) => self.script(op.class, script, &mut rng).map(|()| None),
-                (None, None) => {
-                    self.conn.execute(&self.statements[op.class][0], &params).map(|()| None).map_err(ScriptError::Db)
+                (None, None) => match (class.on_replica, self.replica.as_mut()) {
+                    (true, Some(replica)) => replica,
+                    _ => &mut self.conn,
                 }
+                .execute(&self.statements[op.class][0], &params)
+                .map(|()| None)
+                .map_err(ScriptError::Db),
                 (None, Some(_)) => self.long_transaction(op.class, &params).map(Some),
             };
             now = Instant::now();

@@ -11,6 +11,7 @@ mod hints;
 mod latency;
 mod migration;
 mod remedy;
+mod replica;
 mod steps;
 mod stop_points;
 mod timeline;
@@ -147,6 +148,7 @@ pub fn build(rec: &RunRecord) -> Report {
         preflight: rec.migration.preflight.as_ref().map(migration::preflight),
         new_errors: new_errors(rec),
         budget: None,
+        replicas: replica::replicas(rec, &bounds),
         stop_points: Vec::new(),
     };
     let (budget, source) = match rec.budget.is_unset() {

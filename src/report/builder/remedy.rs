@@ -26,6 +26,9 @@ pub fn remedy(r: &Report, v: &Violation) -> Option<String> {
             format!("{step} breaks the running application: deploy code that works with both schemas first")
         }
         "migration_completes" => format!("{step} failed: fix it (or the data it fails on) and rehearse again"),
+        "max_replica_lag" | "max_replica_lag_bytes" => {
+            format!("{step} wrote WAL faster than the standby replayed it: batch it, with a pause between batches")
+        }
         _ => return None,
     };
     Some(what)

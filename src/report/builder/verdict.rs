@@ -24,6 +24,7 @@ pub(super) fn limits(b: &BudgetSection) -> Vec<BudgetLimit> {
     .flatten()
     .collect();
     out.extend(b.max_p99_during_class.iter().map(|(c, d)| (format!("max_p99_during_class.{c}"), ms(d.0))));
+    out.extend(super::replica::limits(b));
     out.into_iter().map(|(budget, limit)| BudgetLimit { budget, limit }).collect()
 }
 
@@ -107,6 +108,7 @@ fn fmt_target(t: f64) -> String {
 pub fn verdict(r: &Report, b: &BudgetSection) -> Verdict {
     let mut v = threshold_violations(r, b);
     v.extend(new_error_violation(r, b));
+    v.extend(super::replica::violations(r, b));
     v.extend(completion_violations(r));
     v.extend(verify_violations(r));
     for x in &mut v {

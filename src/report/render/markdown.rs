@@ -131,6 +131,9 @@ fn sections(r: &Report) -> Vec<Details> {
     if !r.blocked.episodes.is_empty() {
         s.push(Details { title: "Longest blocked episodes".into(), body: markdown(episode_rows(r, 10)) });
     }
+    if let Some((title, standbys, steps)) = super::replica::replica_tables(r) {
+        s.push(Details { title, body: format!("{}\n{}", markdown(standbys), markdown(steps)) });
+    }
     if let Some((title, rows, lines)) = super::stop_point_rows(r) {
         s.push(Details { title, body: format!("{}\n{}", markdown(rows), bullets(lines)) });
     }

@@ -5,6 +5,7 @@ mod annotated;
 pub mod html;
 pub mod json;
 pub mod markdown;
+mod replica;
 mod svg;
 pub mod terminal;
 

@@ -20,6 +20,11 @@ pub fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
     latency_rows(r).text(out)?;
     timeline(r, out)?;
     blocked(r, out)?;
+    if let Some((title, standbys, steps)) = super::replica::replica_tables(r) {
+        writeln!(out, "\n{title}")?;
+        standbys.text(out)?;
+        steps.text(out)?;
+    }
     stop_points(r, out)?;
     verdict(r, out)
 }

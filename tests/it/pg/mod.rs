@@ -24,6 +24,7 @@ mod record;
 mod rehearsal;
 mod reliability;
 mod replay_pool;
+mod replica;
 mod restore;
 mod sampler;
 mod security;

@@ -12,5 +12,6 @@ mod html_browser;
 pub mod migration_dirs;
 mod record_builder;
 mod renderers;
+mod replica_report;
 mod report_builder;
 mod verdict;

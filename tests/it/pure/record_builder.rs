@@ -56,6 +56,7 @@ impl RunBuilder {
             sampler: Default::default(),
             budget: BudgetSection::default(),
             stop: None,
+            replicas: None,
         };
         rec.migration.file = "migration.sql".into();
         rec.migration.committed = true;

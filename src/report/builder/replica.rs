@@ -1,0 +1,181 @@
+//! The `replicas` part of the report: from each standby's raw samples, the
+//! largest replay lag (bytes, and the primary's write/flush/replay lag in
+//! time) and where it happened, the largest lag per migration step (the
+//! step's time window in the run record), the standby sessions blocked by a
+//! lock the startup process replayed, and the recovery conflicts (cancels)
+//! during the run. Only samples from the baseline on count.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use super::{Bounds, ms};
+use crate::fmt::{fmt_bytes, fmt_ms};
+use crate::report::model::{ConflictCounts, ReplicasReport, Report, StandbyReport, StandbyStep, Violation};
+use crate::run_record::RunRecord;
+use crate::run_record::budget::BudgetSection;
+use crate::run_record::replica::{LagSample, StandbyRecord};
+
+pub fn replicas(rec: &RunRecord, bounds: &Bounds) -> Option<ReplicasReport> {
+    let r = rec.replicas.as_ref()?;
+    Some(ReplicasReport {
+        interval_ms: ms(r.interval),
+        standbys: r.standbys.iter().map(|s| standby(rec, bounds, s)).collect(),
+    })
+}
+
+/// A step's time window: from its start for its duration (a step still
+/// running at the run's end: until the end).
+fn windows(rec: &RunRecord) -> Vec<(Duration, Duration)> {
+    rec.migration.steps.iter().map(|s| (s.start, s.start + s.duration)).collect()
+}
+
+fn standby(rec: &RunRecord, bounds: &Bounds, s: &StandbyRecord) -> StandbyReport {
+    let measured: Vec<&LagSample> = s.samples.iter().filter(|x| x.at >= bounds.baseline_at).collect();
+    let windows = windows(rec);
+    let step_at = |t: Duration| windows.iter().position(|(a, b)| *a <= t && t <= *b);
+    let max = measured.iter().copied().max_by_key(|x| (x.lag_bytes, std::cmp::Reverse(x.at)));
+    let max_ms =
+        |f: &dyn Fn(&LagSample) -> Option<Duration>, xs: &[&LagSample]| xs.iter().filter_map(|x| f(x)).max().map(ms);
+    let baseline: Vec<&LagSample> = measured.iter().copied().filter(|x| x.at < bounds.migration_at).collect();
+    let blocked = Blocked::of(&measured);
+    let steps = rec
+        .migration
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, step)| {
+            let (from, to) = windows[i];
+            let inside: Vec<&LagSample> = measured.iter().copied().filter(|x| from <= x.at && x.at <= to).collect();
+            StandbyStep {
+                step: i,
+                name: step.name.clone(),
+                max_lag_bytes: inside.iter().map(|x| x.lag_bytes).max().unwrap_or(0),
+                max_replay_lag_ms: max_ms(&|x| x.replay_lag, &inside),
+                blocked_sessions: Blocked::of(&inside).sessions,
+            }
+        })
+        .collect();
+    let c = s.conflicts_after.since(&s.conflicts_before);
+    let n = |v: i64| v.max(0) as u64;
+    let conflicts = ConflictCounts {
+        lock: n(c.lock),
+        snapshot: n(c.snapshot),
+        bufferpin: n(c.bufferpin),
+        deadlock: n(c.deadlock),
+        tablespace: n(c.tablespace),
+    };
+    StandbyReport {
+        name: s.name.clone(),
+        samples: measured.len() as u64,
+        failed_polls: s.failed_polls,
+        max_lag_bytes: max.map_or(0, |x| x.lag_bytes),
+        max_lag_at_ms: max.map(|x| ms(x.at)),
+        max_lag_step: max.and_then(|x| step_at(x.at)),
+        max_lag_phase: max.filter(|x| step_at(x.at).is_none()).map(|x| bounds.phase_at(x.at)),
+        baseline_max_lag_bytes: baseline.iter().map(|x| x.lag_bytes).max().unwrap_or(0),
+        max_write_lag_ms: max_ms(&|x| x.write_lag, &measured),
+        max_flush_lag_ms: max_ms(&|x| x.flush_lag, &measured),
+        max_replay_lag_ms: max_ms(&|x| x.replay_lag, &measured),
+        steps,
+        blocked_sessions: blocked.sessions,
+        max_blocked_at_once: blocked.at_once,
+        longest_blocked_ms: ms(blocked.longest),
+        conflicts,
+        cancels: n(c.total()),
+    }
+}
+
+/// Standby sessions seen waiting on the startup process's lock: a session
+/// blocked in consecutive polls is one wait, from its first poll to its last.
+struct Blocked {
+    sessions: u64,
+    at_once: u64,
+    longest: Duration,
+}
+
+impl Blocked {
+    fn of(samples: &[&LagSample]) -> Blocked {
+        let mut open: HashMap<i32, (Duration, Duration)> = HashMap::new();
+        let mut out = Blocked { sessions: 0, at_once: 0, longest: Duration::ZERO };
+        let close = |span: (Duration, Duration), out: &mut Blocked| {
+            out.longest = out.longest.max(span.1.saturating_sub(span.0));
+        };
+        for x in samples {
+            out.at_once = out.at_once.max(x.blocked_pids.len() as u64);
+            // A wait not seen at this poll ended.
+            let ended: Vec<i32> = open.keys().filter(|pid| !x.blocked_pids.contains(pid)).copied().collect();
+            for pid in ended {
+                if let Some(span) = open.remove(&pid) {
+                    close(span, &mut out);
+                }
+            }
+            for pid in &x.blocked_pids {
+                let span = open.entry(*pid).or_insert_with(|| {
+                    out.sessions += 1;
+                    (x.at, x.at)
+                });
+                span.1 = x.at;
+            }
+        }
+        for span in open.into_values() {
+            close(span, &mut out);
+        }
+        out
+    }
+}
+
+/// The replica thresholds of `b`, by budget key (durations in ms).
+pub(super) fn limits(b: &BudgetSection) -> Vec<(String, f64)> {
+    [
+        b.max_replica_lag.map(|d| ("max_replica_lag", ms(d.0))),
+        b.max_replica_lag_bytes.map(|n| ("max_replica_lag_bytes", n as f64)),
+        b.max_standby_cancels.map(|n| ("max_standby_cancels", n as f64)),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// The replica thresholds of `b` the standbys exceeded, each with the step
+/// where the worst standby lagged most.
+pub(super) fn violations(r: &Report, b: &BudgetSection) -> Vec<Violation> {
+    let Some(rep) = &r.replicas else { return Vec::new() };
+    let mut v = Vec::new();
+    let worst = |f: &dyn Fn(&StandbyReport) -> f64| rep.standbys.iter().max_by(|a, b| f(a).total_cmp(&f(b)));
+    let step_of = |s: &StandbyReport, f: &dyn Fn(&StandbyStep) -> f64| {
+        s.steps.iter().filter(|x| f(x) > 0.0).max_by(|a, b| f(a).total_cmp(&f(b))).map(|x| x.step)
+    };
+    if let (Some(d), Some(s)) = (b.max_replica_lag, worst(&|s| s.max_replay_lag_ms.unwrap_or(0.0))) {
+        let actual = s.max_replay_lag_ms.unwrap_or(0.0);
+        let what = format!("standby {} fell {} behind in replay (budget {})", s.name, fmt_ms(actual), fmt_ms(ms(d.0)));
+        if actual > ms(d.0) {
+            let step = step_of(s, &|x| x.max_replay_lag_ms.unwrap_or(0.0));
+            v.push(Violation { step, ..Violation::new("max_replica_lag", ms(d.0), actual, what) });
+        }
+    }
+    if let (Some(n), Some(s)) = (b.max_replica_lag_bytes, worst(&|s| s.max_lag_bytes as f64)) {
+        let what = format!(
+            "standby {} fell {} behind the primary (budget {})",
+            s.name,
+            fmt_bytes(s.max_lag_bytes),
+            fmt_bytes(n)
+        );
+        if s.max_lag_bytes > n {
+            let step = s.max_lag_step.or_else(|| step_of(s, &|x| x.max_lag_bytes as f64));
+            v.push(Violation {
+                step,
+                ..Violation::new("max_replica_lag_bytes", n as f64, s.max_lag_bytes as f64, what)
+            });
+        }
+    }
+    if let Some(n) = b.max_standby_cancels {
+        let cancels: u64 = rep.standbys.iter().map(|s| s.cancels).sum();
+        if cancels > n {
+            let what =
+                format!("{cancels} standby queries were cancelled by recovery conflicts (SQLSTATE 40001; budget {n})");
+            v.push(Violation::new("max_standby_cancels", n as f64, cancels as f64, what));
+        }
+    }
+    v
+}

@@ -1,0 +1,75 @@
+//! What the replica sampler measured on each streaming standby, raw: one
+//! sample per interval (replay lag in bytes, the primary's write, flush and
+//! replay lag in time, the standby sessions waiting on a lock the startup
+//! process holds), and the standby's recovery-conflict counters before and
+//! after the run. The report builder derives maxima, per-step windows and
+//! counts from it.
+
+use std::time::Duration;
+
+/// Every standby's measurements, in the order the standbys were made.
+#[derive(Debug, Clone, Default)]
+pub struct ReplicasRecord {
+    /// The sampling interval (the lock sampler's).
+    pub interval: Duration,
+    pub standbys: Vec<StandbyRecord>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct StandbyRecord {
+    /// Its `application_name` on the primary.
+    pub name: String,
+    pub samples: Vec<LagSample>,
+    /// `pg_stat_database_conflicts` of the run database on the standby,
+    /// when sampling began and when it ended.
+    pub conflicts_before: Conflicts,
+    pub conflicts_after: Conflicts,
+    /// Polls that failed (the standby or the primary did not answer), with the last error.
+    pub failed_polls: u64,
+    pub last_error: Option<String>,
+}
+
+/// One poll of one standby.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LagSample {
+    /// Clock offset when the poll began (the primary's LSN was read first).
+    pub at: Duration,
+    /// `pg_wal_lsn_diff(primary's pg_current_wal_lsn(), standby's pg_last_wal_replay_lsn())`, at least 0.
+    pub lag_bytes: u64,
+    /// `write_lag`, `flush_lag`, `replay_lag` of the standby in the primary's
+    /// `pg_stat_replication` (NULL there: `None`).
+    pub write_lag: Option<Duration>,
+    pub flush_lag: Option<Duration>,
+    pub replay_lag: Option<Duration>,
+    /// Standby sessions waiting on a lock held by the startup process (a replayed lock).
+    pub blocked_pids: Vec<i32>,
+}
+
+/// Recovery conflicts by cause (`pg_stat_database_conflicts` columns):
+/// each is a standby query cancelled (SQLSTATE 40001) or a session ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Conflicts {
+    pub tablespace: i64,
+    pub lock: i64,
+    pub snapshot: i64,
+    pub bufferpin: i64,
+    pub deadlock: i64,
+}
+
+impl Conflicts {
+    pub fn total(&self) -> i64 {
+        self.tablespace + self.lock + self.snapshot + self.bufferpin + self.deadlock
+    }
+
+    /// The counts since `before` (a counter reset counts from zero).
+    pub fn since(&self, before: &Conflicts) -> Conflicts {
+        let d = |a: i64, b: i64| if a >= b { a - b } else { a };
+        Conflicts {
+            tablespace: d(self.tablespace, before.tablespace),
+            lock: d(self.lock, before.lock),
+            snapshot: d(self.snapshot, before.snapshot),
+            bufferpin: d(self.bufferpin, before.bufferpin),
+            deadlock: d(self.deadlock, before.deadlock),
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! The replica sampler: a task of its own (the lock sampler is not slowed)
+//! that polls every standby once per interval. Each poll reads the
+//! primary's `pg_current_wal_lsn()` and `pg_stat_replication` (write, flush
+//! and replay lag in time) first, then on each standby its replay lag in
+//! bytes against that LSN (`pg_wal_lsn_diff`) and the sessions waiting on a
+//! lock the startup process holds (a lock replayed from the primary). The
+//! standby's `pg_stat_database_conflicts` for the run database are read when
+//! sampling starts and when it ends. Connections: one to the primary, one
+//! per standby, to their `postgres` database.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::clone::standby::Endpoint;
+use crate::error::{Error, Result, describe_pg};
+use crate::pg::Target;
+use crate::run_record::replica::{Conflicts, LagSample, ReplicasRecord, StandbyRecord};
+use crate::timeline::Clock;
+
+/// The primary's side of a poll: its WAL position and each standby's lag in time.
+const PRIMARY_SQL: &str = "SELECT pg_current_wal_lsn()::text, r.application_name, \
+    (extract(epoch FROM r.write_lag) * 1e6)::int8, (extract(epoch FROM r.flush_lag) * 1e6)::int8, \
+    (extract(epoch FROM r.replay_lag) * 1e6)::int8 \
+    FROM (SELECT 1) one LEFT JOIN pg_stat_replication r ON true";
+
+/// A standby's side: its replay lag behind the primary's LSN ($1), and the
+/// sessions waiting on a lock the startup process holds.
+const STANDBY_SQL: &str = "SELECT greatest(pg_wal_lsn_diff($1::text::pg_lsn, pg_last_wal_replay_lsn()), 0)::int8, \
+    ARRAY(SELECT l.pid FROM pg_locks l WHERE NOT l.granted AND l.pid IS NOT NULL \
+      AND (SELECT s.pid FROM pg_stat_activity s WHERE s.backend_type = 'startup') = ANY(pg_blocking_pids(l.pid)))";
+
+/// Recovery conflicts of one database on a standby.
+const CONFLICTS_SQL: &str = "SELECT confl_tablespace, confl_lock, confl_snapshot, confl_bufferpin, confl_deadlock \
+    FROM pg_stat_database_conflicts WHERE datname = $1";
+
+/// How long a standby may take to replay what the primary wrote before sampling starts.
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The sampler's sessions, open and caught up, before the clock starts.
+pub struct Connected {
+    primary: tokio_postgres::Client,
+    conns: Vec<Conn>,
+    run_db: String,
+}
+
+pub struct ReplicaSampler {
+    stop: CancellationToken,
+    handle: JoinHandle<ReplicasRecord>,
+}
+
+struct Conn {
+    name: String,
+    client: tokio_postgres::Client,
+    rec: StandbyRecord,
+}
+
+/// Connects to the primary (`postgres` database, `primary`) and each of
+/// `standbys`, waits until each has replayed everything the primary wrote so
+/// far (the fresh run database among it: a standby session may open on it
+/// then), and reads the conflict counters of `run_db`. `None` without standbys.
+pub async fn connect(primary: Target, standbys: &[Endpoint], run_db: &str) -> Result<Option<Connected>> {
+    if standbys.is_empty() {
+        return Ok(None);
+    }
+    let primary = connect_to(primary, "the primary").await?;
+    let mut conns = Vec::new();
+    for s in standbys {
+        let client = connect_to(s.target("postgres"), &format!("standby {}", s.name)).await?;
+        catch_up(&primary, &client, &s.name).await?;
+        let before = conflicts(&client, run_db).await.unwrap_or_default();
+        let rec = StandbyRecord { name: s.name.clone(), conflicts_before: before, ..Default::default() };
+        conns.push(Conn { name: s.name.clone(), client, rec });
+    }
+    Ok(Some(Connected { primary, conns, run_db: run_db.to_string() }))
+}
+
+impl Connected {
+    /// Starts polling every `interval`, on `clock`.
+    pub fn start(self, clock: Arc<Clock>, interval: Duration) -> ReplicaSampler {
+        let stop = CancellationToken::new();
+        let Connected { primary, conns, run_db } = self;
+        let task = Poller { primary, conns, clock, interval, run_db, stop: stop.clone() };
+        ReplicaSampler { stop, handle: tokio::spawn(task.run()) }
+    }
+}
+
+impl ReplicaSampler {
+    /// Stops polling, reads the conflict counters once more, and returns the record.
+    pub async fn finish(self) -> ReplicasRecord {
+        self.stop.cancel();
+        self.handle.await.unwrap_or_default()
+    }
+}
+
+async fn connect_to(mut target: Target, whose: &str) -> Result<tokio_postgres::Client> {
+    target.config.application_name("lockimpact-replica-sampler");
+    target
+        .connect()
+        .await
+        .map_err(|e| Error::db(format!("cannot open the replica sampler's connection to {whose}: {}", describe_pg(&e))))
+}
+
+fn db_err(what: &str) -> impl Fn(tokio_postgres::Error) -> Error + '_ {
+    move |e| Error::db(format!("{what}: {}", describe_pg(&e)))
+}
+
+/// Waits until `standby` has replayed up to the primary's current LSN.
+async fn catch_up(primary: &tokio_postgres::Client, standby: &tokio_postgres::Client, name: &str) -> Result<()> {
+    let lsn: String =
+        primary.query_one("SELECT pg_current_wal_lsn()::text", &[]).await.map_err(db_err("the primary's LSN"))?.get(0);
+    let deadline = Instant::now() + CATCH_UP_TIMEOUT;
+    loop {
+        let behind: f64 = standby
+            .query_one("SELECT pg_wal_lsn_diff($1::text::pg_lsn, pg_last_wal_replay_lsn())::float8", &[&lsn])
+            .await
+            .map_err(db_err("the standby's replay LSN"))?
+            .get(0);
+        if behind <= 0.0 {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(Error::env(format!(
+                "standby {name} is still {behind} bytes behind the primary after {} s",
+                CATCH_UP_TIMEOUT.as_secs()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn conflicts(client: &tokio_postgres::Client, run_db: &str) -> Result<Conflicts> {
+    let rows = client.query(CONFLICTS_SQL, &[&run_db]).await.map_err(db_err("pg_stat_database_conflicts"))?;
+    Ok(rows
+        .first()
+        .map(|r| Conflicts {
+            tablespace: r.get(0),
+            lock: r.get(1),
+            snapshot: r.get(2),
+            bufferpin: r.get(3),
+            deadlock: r.get(4),
+        })
+        .unwrap_or_default())
+}
+
+/// The primary's side of one poll: its LSN and (name → write, flush, replay lag).
+type PrimaryPoll = (String, Vec<(String, [Option<Duration>; 3])>);
+
+struct Poller {
+    primary: tokio_postgres::Client,
+    conns: Vec<Conn>,
+    clock: Arc<Clock>,
+    interval: Duration,
+    run_db: String,
+    stop: CancellationToken,
+}
+
+impl Poller {
+    async fn run(mut self) -> ReplicasRecord {
+        let mut tick = tokio::time::interval(self.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = self.stop.cancelled() => break,
+            }
+            self.poll().await;
+        }
+        let mut rec = ReplicasRecord { interval: self.interval, standbys: Vec::new() };
+        for mut c in self.conns {
+            match conflicts(&c.client, &self.run_db).await {
+                Ok(after) => c.rec.conflicts_after = after,
+                Err(e) => {
+                    c.rec.conflicts_after = c.rec.conflicts_before;
+                    c.rec.last_error = Some(e.message);
+                }
+            }
+            rec.standbys.push(c.rec);
+        }
+        rec
+    }
+
+    async fn poll(&mut self) {
+        let at = self.clock.since_start(Instant::now());
+        let primary = match self.primary.query(PRIMARY_SQL, &[]).await {
+            Ok(rows) => read_primary(&rows),
+            Err(e) => {
+                for c in &mut self.conns {
+                    c.rec.failed_polls += 1;
+                    c.rec.last_error = Some(format!("the primary: {}", describe_pg(&e)));
+                }
+                return;
+            }
+        };
+        let (lsn, lags) = primary;
+        for c in &mut self.conns {
+            let time_lag = lags.iter().find(|(n, _)| *n == c.name).map(|(_, l)| *l).unwrap_or_default();
+            match c.client.query_one(STANDBY_SQL, &[&lsn]).await {
+                Ok(row) => c.rec.samples.push(LagSample {
+                    at,
+                    lag_bytes: row.get::<_, i64>(0).max(0) as u64,
+                    write_lag: time_lag[0],
+                    flush_lag: time_lag[1],
+                    replay_lag: time_lag[2],
+                    blocked_pids: row.get(1),
+                }),
+                Err(e) => {
+                    c.rec.failed_polls += 1;
+                    c.rec.last_error = Some(describe_pg(&e));
+                }
+            }
+        }
+    }
+}
+
+fn read_primary(rows: &[tokio_postgres::Row]) -> PrimaryPoll {
+    let lsn = rows.first().map(|r| r.get::<_, String>(0)).unwrap_or_default();
+    let us =
+        |r: &tokio_postgres::Row, i: usize| r.get::<_, Option<i64>>(i).map(|v| Duration::from_micros(v.max(0) as u64));
+    let lags =
+        rows.iter().filter_map(|r| Some((r.get::<_, Option<String>>(1)?, [us(r, 2), us(r, 3), us(r, 4)]))).collect();
+    (lsn, lags)
+}
