@@ -254,3 +254,33 @@ async fn rename_template(server: &Server, name: &str) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn methods_are_named_as_reports_name_them() {
+        assert_eq!(CopyMethod::Reflink.as_str(), "reflink");
+        assert_eq!(CopyMethod::TemplateCopy.as_str(), "template_copy");
+    }
+
+    #[test]
+    fn the_probe_names_the_file_system_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let support = probe(dir.path());
+        let fs = filesystem_name(dir.path());
+        assert!(support.describe().contains(&fs), "{support:?}");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0, "the probe's files are left behind");
+    }
+
+    #[test]
+    fn a_symbolic_link_in_the_data_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("data");
+        fs::create_dir_all(src.join("pg_tblspc")).unwrap();
+        std::os::unix::fs::symlink("/elsewhere", src.join("pg_tblspc").join("16384")).unwrap();
+        let err = copy_dir(&src, &dir.path().join("copy")).unwrap_err().to_string();
+        assert!(err.contains("pg_tblspc/16384: a symbolic link"), "{err}");
+    }
+}
