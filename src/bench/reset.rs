@@ -18,7 +18,7 @@ use std::time::Instant;
 use super::report::{Row, Side};
 use super::{Ctx, drop_db};
 use crate::clone::local::LocalServer;
-use crate::clone::reflink::{self, CopyMethod};
+use crate::clone::reflink;
 use crate::clone::restore::{DumpFormat, DumpPlan, Tools};
 use crate::clone::template::{self, TEMPLATE_DB};
 use crate::clone::{ClonePlan, Server};
@@ -142,23 +142,28 @@ async fn cow_row(ctx: &Ctx, rep: &mut super::report::Report, scale: u32) -> Resu
         copies.push(t.as_secs_f64());
         drop_on(&server, COPY_DB).await?;
     }
-    let (resets, stop_s, grown, files) = reflink_resets(ctx, &mut server, gb).await?;
+    let r = reflink_resets(ctx, &mut server, gb).await?;
     let name = if scale == 1 { "clone_reset_reflink".to_string() } else { format!("clone_reset_reflink_x{scale}") };
     let row = Row::new(
         4,
         &name,
         &format!("fresh copy of {gb:.2} GB by copy-on-write ({})", reflink::filesystem_name(&ctx.cfg.data_dir)),
-        Side::samples("reflink + own server", resets, "s"),
+        Side::samples("reflink + own server", r.took.clone(), "s"),
         Side::samples("template copy", copies, "s"),
         "reflink / template copy",
     );
     let met = row.a.value < 1.0;
     let row = row.target("reflink < 1 s", met).detail(format!(
-        "reflink: {files} files copied by FICLONE, a server started on them on its own port up to accepting \
-         connections, the template database renamed for the run; space used on the file system by one running \
-         copy {:.1} MB; the template's server was stopped once, cleanly, in {stop_s:.2} s (not counted). \
-         Building the dataset took {build_s:.0} s{}.",
-        grown as f64 / 1e6,
+        "reflink: {} files copied by FICLONE (median {:.2} s), a server started on them on its own port up to \
+         accepting connections (median {:.2} s), the template database renamed for the run (median {:.2} s); \
+         space used on the file system by one running copy {:.1} MB; the template's server was stopped once, \
+         cleanly, in {:.2} s (not counted). Building the dataset took {build_s:.0} s{}.",
+        r.files,
+        super::median(&r.copy),
+        super::median(&r.start),
+        super::median(&r.rename),
+        r.grown as f64 / 1e6,
+        r.stop,
         if scale > 1 {
             format!(" (the orders dataset, then copies of its table up to {scale}× its size)")
         } else {
@@ -169,25 +174,48 @@ async fn cow_row(ctx: &Ctx, rep: &mut super::report::Report, scale: u32) -> Resu
     Ok(())
 }
 
-/// The reflink resets: their times (s), the template's stop (s), the space
-/// one running copy used (bytes), the files copied.
-async fn reflink_resets(ctx: &Ctx, server: &mut Server, gb: f64) -> Result<(Vec<f64>, f64, u64, u64)> {
-    let (mut times, mut stop_s, mut grown, mut files) = (Vec::new(), 0.0, 0, 0);
+/// What the reflink resets of one row measured.
+#[derive(Default)]
+struct Resets {
+    /// Each reset, to accepting connections under the run's name (s).
+    took: Vec<f64>,
+    /// Its parts (s): the FICLONE copy, the server start, the rename.
+    copy: Vec<f64>,
+    start: Vec<f64>,
+    rename: Vec<f64>,
+    /// The template's clean stop, once (s).
+    stop: f64,
+    /// Space one running copy used on the file system (bytes).
+    grown: u64,
+    files: u64,
+}
+
+/// The reflink resets, `copies` of them, each copy's server dropped before the next.
+async fn reflink_resets(ctx: &Ctx, server: &mut Server, gb: f64) -> Result<Resets> {
+    let mut r = Resets::default();
     for _ in 0..ctx.cfg.copies {
         ctx.check()?;
         let before = used_bytes(&ctx.cfg.data_dir);
         let reset = reflink::reset(server, COPY_DB).await?;
-        if reset.method != CopyMethod::Reflink {
+        let (Some(copied), Some(started)) = (&reset.copied, reset.started) else {
             return Err(Error::env(format!("the copy-on-write reset fell back: {}", reset.why)));
-        }
-        grown = used_bytes(&ctx.cfg.data_dir).saturating_sub(before);
-        stop_s = reset.template_stop.map_or(stop_s, |d| d.as_secs_f64());
-        files = reset.copied.as_ref().map_or(0, |c| c.files);
-        let took = reset.took.as_secs_f64();
-        ctx.say(&format!("clone reset: reflink copy of {gb:.2} GB accepting connections in {took:.2} s"));
-        times.push(took);
+        };
+        r.grown = used_bytes(&ctx.cfg.data_dir).saturating_sub(before);
+        r.stop = reset.template_stop.map_or(r.stop, |d| d.as_secs_f64());
+        r.files = copied.files;
+        let (took, copy, started) = (reset.took.as_secs_f64(), copied.took.as_secs_f64(), started.as_secs_f64());
+        ctx.say(&format!(
+            "clone reset: reflink copy of {gb:.2} GB accepting connections in {took:.2} s (copy {copy:.2} s, \
+             server start {:.2} s, rename {:.2} s)",
+            started - copy,
+            took - started
+        ));
+        r.took.push(took);
+        r.copy.push(copy);
+        r.start.push(started - copy);
+        r.rename.push(took - started);
     }
-    Ok((times, stop_s, grown, files))
+    Ok(r)
 }
 
 /// Builds the orders template of `reset_rows` orders, then adds copies of

@@ -184,6 +184,9 @@ pub struct Reset {
     /// From the start of the copy to the copy accepting connections under
     /// its name (for a reflink: copy, server start and the rename).
     pub took: Duration,
+    /// For a reflink: from the start of the copy to its server accepting
+    /// connections (`pg_ctl start -w`); the rest of `took` is the rename.
+    pub started: Option<Duration>,
     pub method: CopyMethod,
     /// Why this method, one line: the file system, or why not a reflink.
     pub why: String,
@@ -218,6 +221,7 @@ pub async fn reset(template: &mut Server, name: &str) -> Result<Reset> {
         return Ok(Reset {
             server: None,
             took,
+            started: None,
             method: CopyMethod::TemplateCopy,
             why: support.describe(),
             template_stop: None,
@@ -228,6 +232,7 @@ pub async fn reset(template: &mut Server, name: &str) -> Result<Reset> {
     let template_stop = if local.is_running() { Some(local.stop_cleanly()?) } else { None };
     let started = Instant::now();
     let (server, copied) = local.start_on_copy(copy_dir)?;
+    let accepting = started.elapsed();
     let server: Server = Box::new(server);
     rename_template(&server, name).await?;
     let why = match template_stop {
@@ -237,6 +242,7 @@ pub async fn reset(template: &mut Server, name: &str) -> Result<Reset> {
     Ok(Reset {
         server: Some(server),
         took: started.elapsed(),
+        started: Some(accepting),
         method: CopyMethod::Reflink,
         why,
         template_stop,
