@@ -115,6 +115,12 @@ impl LocalServer {
             .args(["-m", "fast", "-w", "-t", "120", "stop"])
             .output()
             .map_err(|e| self.cannot_run("pg_ctl", e))?;
+        // pg_ctl returns once postmaster.pid is gone, a moment before the
+        // postmaster itself exits.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while out.status.success() && process_alive(self.pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         if !out.status.success() || process_alive(self.pid) {
             return Err(Error::env(format!(
                 "the template server (pid {}) did not stop cleanly ({}): {}\nserver log:\n{}",

@@ -213,7 +213,8 @@ impl Reset {
 pub async fn reset(template: &mut Server, name: &str) -> Result<Reset> {
     let support = match template.local_mut() {
         None => Support::Unsupported { filesystem: "-".into(), why: "not the local backend".into() },
-        Some(local) if !local.is_running() => Support::Reflink { filesystem: "template stopped".into() },
+        // Stopped by an earlier reset, which found reflinks there.
+        Some(local) if !local.is_running() => Support::Reflink { filesystem: filesystem_name(local.data_dir()) },
         Some(local) => probe(local.data_dir().parent().unwrap_or(local.data_dir())),
     };
     let Support::Reflink { filesystem } = support else {
@@ -235,10 +236,7 @@ pub async fn reset(template: &mut Server, name: &str) -> Result<Reset> {
     let accepting = started.elapsed();
     let server: Server = Box::new(server);
     rename_template(&server, name).await?;
-    let why = match template_stop {
-        Some(_) => format!("reflinks supported ({filesystem}): the template's server is stopped, each run has its own"),
-        None => "reflink copy of the stopped template's server".to_string(),
-    };
+    let why = format!("reflinks supported ({filesystem}): a copy of the stopped template's server, with its own");
     Ok(Reset {
         server: Some(server),
         took: started.elapsed(),

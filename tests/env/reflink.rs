@@ -169,6 +169,7 @@ fn a_reflink_reset_on_xfs_shares_the_templates_blocks() {
         client(&copy, "run_1").await.batch_execute("DELETE FROM orders WHERE id <= 1000").await.unwrap();
         let second = reflink::reset(&mut template, "run_2").await.unwrap();
         assert_eq!(second.method, CopyMethod::Reflink);
+        assert!(second.why.contains("reflinks supported (xfs)"), "{}", second.why);
         assert!(second.template_stop.is_none(), "the template stays stopped");
         let mut second_copy = second.server.unwrap();
         assert_eq!(fingerprint(&second_copy, "run_2").await, expected, "the second copy sees the first's changes");
