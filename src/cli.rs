@@ -166,6 +166,18 @@ pub struct BenchArgs {
     #[arg(long, value_name = "N")]
     pub reset_rows: Option<u64>,
 
+    /// Where row 4's copy-on-write rows put their local server (default:
+    /// TMPDIR): a directory on a file system with reflinks (XFS made with
+    /// `mkfs.xfs -m reflink=1`, btrfs). Elsewhere those rows are not measured
+    /// and a note says why.
+    #[arg(long, value_name = "PATH", env = "LOCKIMPACT_BENCH_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Row 4 also compares the reflink reset with the template copy on a
+    /// dataset of about 10 GB (building it takes several minutes).
+    #[arg(long)]
+    pub reset_10gb: bool,
+
     /// Alternations of each side-by-side throughput measurement (default 5; 1 with --quick).
     #[arg(long, value_name = "N")]
     pub rounds: Option<u32>,

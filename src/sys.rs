@@ -1,6 +1,7 @@
 //! Every call into the C library, behind small safe functions: the user
 //! database (reentrant lookups), signals, a thread's timer slack and priority,
-//! and the resources a process used. The rest of the crate denies
+//! the resources a process used, and the file system calls of copy-on-write
+//! clones (`FICLONE`, `statfs`). The rest of the crate denies
 //! `unsafe_code` (Cargo.toml's `[lints]`); this module is where it is audited.
 
 // The one module allowed `unsafe`: FFI calls cannot be made without it. Each
@@ -200,6 +201,35 @@ pub fn wait_child(pid: i32) -> io::Result<(i32, Usage)> {
     }
     let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { 128 + libc::WTERMSIG(status) };
     Ok((code, Usage::from_raw(&ru)))
+}
+
+/// Makes `dst` share `src`'s data blocks (Linux `FICLONE`, a reflink): a
+/// copy-on-write copy that takes no space until one of them is written.
+/// `dst` must be a regular file open for writing on the same file system as
+/// `src`; `EOPNOTSUPP`/`EINVAL` mean that file system cannot share blocks,
+/// `EXDEV` that the two are on different ones.
+pub fn ficlone(src: &std::fs::File, dst: &std::fs::File) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: both descriptors are open for the whole call (the borrows keep
+    // the files alive); FICLONE takes the source descriptor as its argument
+    // by value and touches no memory of ours.
+    match unsafe { libc::ioctl(dst.as_raw_fd(), libc::FICLONE, src.as_raw_fd()) } {
+        0 => Ok(()),
+        _ => Err(io::Error::last_os_error()),
+    }
+}
+
+/// The magic number of the file system holding `path` (`statfs`'s `f_type`:
+/// 0x58465342 XFS, 0x9123683e btrfs, 0xef53 ext2/3/4, 0x01021994 tmpfs, …).
+pub fn filesystem_magic(path: &std::path::Path) -> io::Result<u64> {
+    let c = CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    // SAFETY: `statfs` holds only integers, for which all zeros is valid.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is NUL-terminated and `st` is live and writable for the call.
+    match unsafe { libc::statfs(c.as_ptr(), &mut st) } {
+        0 => Ok(st.f_type as u64),
+        _ => Err(io::Error::last_os_error()),
+    }
 }
 
 /// Creates a FIFO (named pipe) at `path`.

@@ -10,7 +10,9 @@
 //!    just before each level);
 //! 3. `sampler`: throughput with and without the 10 ms lock sampler, its own
 //!    query time, and a blocked episode against a controlled hold;
-//! 4. `reset`: a fresh copy by template against a fresh `pg_restore`;
+//! 4. `reset`: a fresh copy by template against a fresh `pg_restore`, and a
+//!    copy-on-write reset (`clone::reflink`) against the template copy on
+//!    the same dataset, on a file system with reflinks (`--data-dir`);
 //! 5. `e2e`: wall time and peak memory of the flagship scenario, and memory
 //!    over run length.
 //!
@@ -95,6 +97,10 @@ pub struct Config {
     pub holds: u32,
     pub reset_rows: u64,
     pub copies: u32,
+    /// Where the copy-on-write rows' server lives (`--data-dir`; TMPDIR by default).
+    pub data_dir: std::path::PathBuf,
+    /// The copy-on-write rows also measure a dataset of about 10 GB.
+    pub reset_10gb: bool,
     /// Memory over run length: RSS is read at these offsets into the baseline.
     pub memory_points: Vec<Duration>,
     pub memory_rate_cap: f64,
@@ -116,6 +122,8 @@ impl Config {
                 holds: 1,
                 reset_rows: 20_000,
                 copies: 1,
+                data_dir: std::env::temp_dir(),
+                reset_10gb: false,
                 memory_points: vec![Duration::from_secs(2), Duration::from_secs(5)],
                 memory_rate_cap: 5_000.0,
             }
@@ -133,6 +141,8 @@ impl Config {
                 holds: 3,
                 reset_rows: 9_500_000,
                 copies: 3,
+                data_dir: std::env::temp_dir(),
+                reset_10gb: false,
                 memory_points: vec![Duration::from_secs(60), Duration::from_secs(180)],
                 memory_rate_cap: 5_000.0,
             }
@@ -143,6 +153,10 @@ impl Config {
         if let Some(n) = args.reset_rows {
             c.reset_rows = n.max(1000);
         }
+        if let Some(dir) = &args.data_dir {
+            c.data_dir = dir.clone();
+        }
+        c.reset_10gb = args.reset_10gb;
         c
     }
 }

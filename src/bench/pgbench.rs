@@ -161,6 +161,8 @@ mod tests {
             out: ".".into(),
             pg_bin: None,
             reset_rows: None,
+            data_dir: None,
+            reset_10gb: false,
             rounds: None,
             only: Vec::new(),
             quiet: true,

@@ -44,6 +44,8 @@ pub struct LocalServer {
     run_as: Option<(u32, u32)>,
     /// The superuser's password for TCP connections (the socket needs none).
     password: String,
+    /// `-c name=value` settings the server starts with (copies too).
+    settings: Vec<(String, String)>,
     kept: bool,
     /// Streaming standbys of this server (`[replica]`), stopped before it.
     standbys: Vec<super::standby::Standby>,
@@ -51,55 +53,30 @@ pub struct LocalServer {
 
 impl LocalServer {
     pub fn start(plan: &ClonePlan) -> Result<LocalServer> {
+        LocalServer::start_in(plan, &std::env::temp_dir())
+    }
+
+    /// `start` with the server's directory under `base` instead of TMPDIR
+    /// (the bench's `--data-dir`: a file system that can share blocks).
+    pub fn start_in(plan: &ClonePlan, base: &Path) -> Result<LocalServer> {
         let bins = find_binaries(plan.pg_bin.as_deref(), plan.pg_version)?;
         let run_as = if sys::effective_uid() == 0 { Some(postgres_user()?) } else { None };
-        let base = std::env::temp_dir();
-        // The server's unix socket lives in this directory, and a socket path
-        // is limited to 107 bytes.
-        if base.as_os_str().len() > MAX_TMPDIR_LEN {
-            return Err(Error::env(format!(
-                "TMPDIR {} is too long for the server's unix socket path; use a directory of at most \
-                 {MAX_TMPDIR_LEN} characters",
-                base.display()
-            )));
-        }
-        let dir = tempfile::Builder::new()
-            .prefix("lockimpact-")
-            .tempdir_in(&base)
-            .map_err(|e| Error::env(format!("cannot create a temp dir in {} (TMPDIR): {e}", base.display())))?;
-        let root = dir.path().to_path_buf();
-        super::owner::Owner::current().write_to(&root)?; // for `lockimpact clean`
-        let data = root.join("data");
-        // The socket lives here: only its owner may enter.
-        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| Error::env(format!("cannot make {} private: {e}", root.display())))?;
-        if let Some((uid, gid)) = run_as {
-            chown(&root, uid, gid)?;
-        }
+        let (dir, root) = private_dir(base, run_as)?;
         let mut server = LocalServer {
             bins,
             dir: Some(dir),
-            data,
-            socket_dir: root.clone(),
+            data: root.join("data"),
+            socket_dir: root,
             port: 0,
             pid: 0,
             run_as,
             password: random_password()?,
+            settings: plan.settings.clone(),
             kept: false,
             standbys: Vec::new(),
         };
         server.initdb()?;
-        // The free port is picked before the server binds it: another process
-        // may take it in between. Try another port then, a few times.
-        let mut tries = 0;
-        loop {
-            server.port = free_port()?;
-            match server.pg_ctl_start(&plan.settings) {
-                Err(_) if tries < 3 && server.log_tail().contains("could not bind") => tries += 1,
-                other => break other?,
-            }
-        }
-        server.pid = server.read_pid()?;
+        server.start_on_free_port()?;
         if plan.replicas.count > 0 {
             let primary = super::standby::Primary {
                 bin_dir: &server.bins.dir,
@@ -111,6 +88,92 @@ impl LocalServer {
             server.standbys = super::standby::start_all(&primary, &plan.replicas)?;
         }
         Ok(server)
+    }
+
+    /// Starts the server on a free port. The port is picked before the
+    /// server binds it: another process may take it in between. Try another
+    /// port then, a few times.
+    fn start_on_free_port(&mut self) -> Result<()> {
+        let mut tries = 0;
+        loop {
+            self.port = free_port()?;
+            match self.pg_ctl_start() {
+                Err(_) if tries < 3 && self.log_tail().contains("could not bind") => tries += 1,
+                other => break other?,
+            }
+        }
+        self.pid = self.read_pid()?;
+        Ok(())
+    }
+
+    /// The data directory (`<dir>/data`).
+    pub fn data_dir(&self) -> &Path {
+        &self.data
+    }
+
+    /// Whether the postmaster runs (false once `stop_cleanly` stopped it).
+    pub fn is_running(&self) -> bool {
+        self.pid > 0
+    }
+
+    /// Stops the server with a shutdown checkpoint (`pg_ctl stop -m fast`),
+    /// so that a copy of its data directory starts without crash recovery;
+    /// its files stay until the guard is dropped. Returns how long it took.
+    pub fn stop_cleanly(&mut self) -> Result<Duration> {
+        let started = Instant::now();
+        let out = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-m", "fast", "-w", "-t", "120", "stop"])
+            .output()
+            .map_err(|e| self.cannot_run("pg_ctl", e))?;
+        // pg_ctl returns once postmaster.pid is gone, a moment before the
+        // postmaster itself exits.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while out.status.success() && process_alive(self.pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if !out.status.success() || process_alive(self.pid) {
+            return Err(Error::env(format!(
+                "the template server (pid {}) did not stop cleanly ({}): {}\nserver log:\n{}",
+                self.pid,
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim(),
+                self.log_tail()
+            )));
+        }
+        self.pid = 0;
+        Ok(started.elapsed())
+    }
+
+    /// A new server, in a private directory of its own beside this one's (on
+    /// the same file system), on a data directory that `copy(from, to)`
+    /// fills from this stopped server's, with its own port and socket and
+    /// the same settings and password. Dropping it stops it and removes its
+    /// directory, as for any local server.
+    pub fn start_on_copy<T>(&self, copy: impl FnOnce(&Path, &Path) -> Result<T>) -> Result<(LocalServer, T)> {
+        if self.is_running() {
+            return Err(Error::env("a data directory is copied only while its server is stopped (stop_cleanly)"));
+        }
+        let base = self.socket_dir.parent().unwrap_or(Path::new("/"));
+        let (dir, root) = private_dir(base, self.run_as)?;
+        let mut server = LocalServer {
+            bins: self.bins.clone(),
+            dir: Some(dir),
+            data: root.join("data"),
+            socket_dir: root,
+            port: 0,
+            pid: 0,
+            run_as: self.run_as,
+            password: self.password.clone(),
+            settings: self.settings.clone(),
+            kept: false,
+            standbys: Vec::new(),
+        };
+        let copied = copy(&self.data, &server.data)?;
+        server.start_on_free_port()?;
+        Ok((server, copied))
     }
 
     /// Where the server lives, for progress output: its directory and postmaster pid.
@@ -187,7 +250,7 @@ impl LocalServer {
         self.socket_dir.join("server.log")
     }
 
-    fn pg_ctl_start(&mut self, settings: &[(String, String)]) -> Result<()> {
+    fn pg_ctl_start(&mut self) -> Result<()> {
         let mut opts = vec![
             "-p".to_string(),
             self.port.to_string(),
@@ -196,7 +259,7 @@ impl LocalServer {
             "-c".to_string(),
             "listen_addresses=127.0.0.1".to_string(),
         ];
-        for (k, v) in settings {
+        for (k, v) in &self.settings {
             opts.push("-c".into());
             opts.push(format!("{k}={v}"));
         }
@@ -278,6 +341,10 @@ impl LocalServer {
 impl super::ServerHandle for LocalServer {
     fn backend(&self) -> crate::clone::plan::Backend {
         crate::clone::plan::Backend::Local
+    }
+
+    fn local_mut(&mut self) -> Option<&mut LocalServer> {
+        Some(self)
     }
 
     fn config(&self, dbname: &str) -> tokio_postgres::Config {
@@ -364,6 +431,33 @@ impl Drop for LocalServer {
         }
         // TempDir's own drop removes the directory.
     }
+}
+
+/// A new private directory (mode 0700, owned by `run_as` when set) under
+/// `base`, marked with the run that owns it, for `lockimpact clean`.
+fn private_dir(base: &Path, run_as: Option<(u32, u32)>) -> Result<(tempfile::TempDir, PathBuf)> {
+    // The server's unix socket lives in this directory, and a socket path
+    // is limited to 107 bytes.
+    if base.as_os_str().len() > MAX_TMPDIR_LEN {
+        return Err(Error::env(format!(
+            "TMPDIR {} is too long for the server's unix socket path; use a directory of at most \
+             {MAX_TMPDIR_LEN} characters",
+            base.display()
+        )));
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("lockimpact-")
+        .tempdir_in(base)
+        .map_err(|e| Error::env(format!("cannot create a temp dir in {} (TMPDIR): {e}", base.display())))?;
+    let root = dir.path().to_path_buf();
+    super::owner::Owner::current().write_to(&root)?; // for `lockimpact clean`
+    // The socket lives here: only its owner may enter.
+    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| Error::env(format!("cannot make {} private: {e}", root.display())))?;
+    if let Some((uid, gid)) = run_as {
+        chown(&root, uid, gid)?;
+    }
+    Ok((dir, root))
 }
 
 /// The processes whose parent is `pid` (a postmaster's backends and

@@ -12,11 +12,17 @@
 //! `sessions` keeps track of the tool's own sessions on a server so none
 //! outlives a run; `watchdog` notices a server that stopped answering;
 //! `state` tells whether a rehearsal changed the server for the next one.
+//!
+//! `reflink` resets by copy-on-write instead, on the local backend when its
+//! directory is on a file system that shares blocks (XFS with reflink, btrfs):
+//! the template's server is stopped and each run starts a server of its own
+//! on a reflink copy of the data directory.
 
 pub mod docker;
 pub mod local;
 pub mod owner;
 pub mod plan;
+pub mod reflink;
 pub mod restore;
 pub mod sessions;
 pub mod standby;
@@ -78,6 +84,11 @@ pub trait ServerHandle: Send + Sync {
     /// unless the scenario asked for them.
     fn standbys(&self) -> Vec<standby::Endpoint> {
         Vec::new()
+    }
+    /// The local backend's server itself, for a copy-on-write reset of its
+    /// data directory (`reflink`); `None` for the other backends.
+    fn local_mut(&mut self) -> Option<&mut local::LocalServer> {
+        None
     }
 }
 

@@ -1,7 +1,8 @@
 //! The environment-dependent tier, one binary with its own harness
-//! (libtest-mimic): tests that need a Docker engine (`docker`) or root
-//! (`as_root`). When what they need is missing, each is reported *ignored*
-//! (skipped) by the runner, after a SKIPPED line that says why; when `CI` (or
+//! (libtest-mimic): tests that need a Docker engine (`docker`), root
+//! (`as_root`), or root with loop devices and xfsprogs (`reflink`). When
+//! what they need is missing, each is reported *ignored* (skipped) by the
+//! runner, after a SKIPPED line that says why; when `CI` (or
 //! the module's `LOCKIMPACT_REQUIRE_*` variable) is set, each *fails*
 //! instead, so CI cannot pass them without running them.
 
@@ -12,6 +13,7 @@ mod common;
 
 mod as_root;
 mod docker;
+mod reflink;
 
 use libtest_mimic::{Arguments, Failed, Trial};
 
@@ -19,6 +21,7 @@ fn main() {
     let args = Arguments::from_args();
     let mut trials = docker::trials();
     trials.extend(as_root::trials());
+    trials.extend(reflink::trials());
     libtest_mimic::run(&args, trials).exit();
 }
 
