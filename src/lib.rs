@@ -154,23 +154,75 @@ pub async fn run(args: &RunArgs, cancel: &CancellationToken) -> Result<ExitCode>
     let mut server = start_server(&plan, &progress, cancel).await?;
     scenario::guard::check(&plan, server.backend(), server.existing_database().as_deref())?;
     let dataset = guarded(&server, cancel, rehearsal::prepare(&plan, &server, &progress)).await?;
-    let record = with_log(&server, rehearsal::rehearse(&plan, &server, &dataset, &progress, cancel)).await?;
+    let (record, mut copy) = rehearse_once(&plan, (&mut server, &dataset), &progress, cancel, None).await?;
     let mut report = report::build(&record);
     let mut stops = vec![record.stop];
     if let Some(spec) = args.fail_at.as_ref().filter(|_| record.stop.is_none()) {
         let forward = &record.migration.steps;
-        let (points, stop) = stop_points(&plan, (&server, &dataset), &progress, cancel, spec, forward).await?;
+        let (points, stop) = stop_points(&plan, (&mut server, &dataset), &progress, cancel, spec, forward).await?;
         report::builder::attach_stop_points(&mut report, points);
         stops.push(stop);
     }
     if plan.clone.keep {
         // Printed even with --quiet: a server left running is never silent.
-        progress.warn(&server.keep(rehearsal::RUN_DB));
+        let kept = copy.as_mut().and_then(|c| c.server.as_mut()).unwrap_or(&mut server);
+        progress.warn(&kept.keep(rehearsal::RUN_DB));
     }
     // The report first: nothing measured waits for the server's removal.
     outputs.write(Doc::Run(&report))?;
+    drop(copy);
     drop(server);
     Ok(exit_code(&progress, stops, report.verdict.status()))
+}
+
+/// One rehearsal of `plan` (failing at `point`, if given) on a fresh copy
+/// of the template (`fresh_copy`: by reflink on a server of its own when
+/// the local server's directory shares blocks); returns the copy, whose own
+/// server (if any) runs until it is dropped.
+async fn rehearse_once(
+    plan: &scenario::Plan,
+    (server, dataset): (&mut clone::Server, &clone::template::Dataset),
+    progress: &Progress,
+    cancel: &CancellationToken,
+    point: Option<&migration::failpoint::StopPoint>,
+) -> Result<(run_record::RunRecord, Option<clone::reflink::Reset>)> {
+    if server.existing_database().is_some() {
+        // The url backend: its one database, no copy (and no --fail-at).
+        let record = with_log(server, rehearsal::rehearse(plan, server, dataset, progress, cancel)).await?;
+        return Ok((record, None));
+    }
+    let reset = tokio::select! {
+        r = fresh_copy(server) => r?,
+        _ = cancel.cancelled() => return Err(Error::interrupted()),
+    };
+    progress.say(&format!(
+        "fresh copy: {} in {:.2} s ({})",
+        reset.method.as_str().replace('_', " "),
+        reset.took.as_secs_f64(),
+        reset.why
+    ));
+    let made = rehearsal::Made { took: reset.took, method: reset.method, why: reset.why.clone() };
+    let on = reset.server(server);
+    let record = with_log(on, rehearsal::rehearse_on(plan, (on, dataset, &made), progress, cancel, point)).await?;
+    Ok((record, Some(reset)))
+}
+
+/// The run database, copied fresh: by `clone::reflink::reset`, or by
+/// template copy on a server with standbys (they follow its data directory).
+async fn fresh_copy(server: &mut clone::Server) -> Result<clone::reflink::Reset> {
+    if server.standbys().is_empty() {
+        return clone::reflink::reset(server, rehearsal::RUN_DB).await;
+    }
+    let took = clone::template::fresh_copy(server, rehearsal::RUN_DB).await?;
+    Ok(clone::reflink::Reset {
+        server: None,
+        took,
+        started: None,
+        method: clone::reflink::CopyMethod::TemplateCopy,
+        why: "the standbys follow the template's server".into(),
+        template_stop: None,
+        copied: None,
+    })
 }
 
 /// `--fail-at` before anything starts: each stop point needs a fresh copy
@@ -196,7 +248,7 @@ fn check_fail_at(plan: &scenario::Plan, spec: &migration::failpoint::FailAt) -> 
 /// forward run. Stops at the first run that ends early (and says why).
 async fn stop_points(
     plan: &scenario::Plan,
-    (server, dataset): (&clone::Server, &clone::template::Dataset),
+    (server, dataset): (&mut clone::Server, &clone::template::Dataset),
     progress: &Progress,
     cancel: &CancellationToken,
     spec: &migration::failpoint::FailAt,
@@ -208,7 +260,7 @@ async fn stop_points(
     let mut out = Vec::new();
     for (k, p) in points.iter().enumerate() {
         progress.say(&format!("fail-at {}/{}: {} (a fresh copy)", k + 1, points.len(), p.describe()));
-        let rec = with_log(server, rehearsal::rehearse_failing(&plan, (server, dataset), progress, cancel, p)).await?;
+        let (rec, _copy) = rehearse_once(&plan, (server, dataset), progress, cancel, Some(p)).await?;
         out.extend(report::builder::stop_point(&rec));
         if rec.stop.is_some() {
             return Ok((out, rec.stop));

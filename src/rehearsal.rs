@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::clone::Server;
+use crate::clone::reflink::CopyMethod;
 use crate::clone::sessions::{CONTROL_TIMEOUT, Sessions};
 use crate::clone::template::{self, Dataset};
 use crate::clone::watchdog::Watchdog;
@@ -137,33 +138,53 @@ pub async fn rehearse(
     progress: &Progress,
     cancel: &CancellationToken,
 ) -> Result<RunRecord> {
-    rehearse_with(plan, (server, dataset), progress, cancel, None).await
+    rehearse_with(Ask { plan, point: None, made: None }, (server, dataset), progress, cancel).await
 }
 
-/// `rehearse`, failing the migration on purpose at `point` (`--fail-at`):
-/// its session is terminated there, what it left is read, and the down
-/// steps of what completed run in reverse under the workload.
-pub async fn rehearse_failing(
+/// `rehearse` on the run database `made` already copied (`clone::reflink::reset`:
+/// `server` is the copy's own server, or the template's); failing the
+/// migration on purpose at `point` (`--fail-at`), when given: its session
+/// is terminated there, what it left is read, and the down steps of what
+/// completed run in reverse under the workload.
+pub async fn rehearse_on(
     plan: &Plan,
-    (server, dataset): (&Server, &Dataset),
-    progress: &Progress,
-    cancel: &CancellationToken,
-    point: &StopPoint,
-) -> Result<RunRecord> {
-    rehearse_with(plan, (server, dataset), progress, cancel, Some(point)).await
-}
-
-async fn rehearse_with(
-    plan: &Plan,
-    (server, dataset): (&Server, &Dataset),
+    (server, dataset, made): (&Server, &Dataset, &Made),
     progress: &Progress,
     cancel: &CancellationToken,
     point: Option<&StopPoint>,
 ) -> Result<RunRecord> {
+    rehearse_with(Ask { plan, point, made: Some(made) }, (server, dataset), progress, cancel).await
+}
+
+/// A run database made before the rehearsal, how, and how long it took.
+#[derive(Debug, Clone)]
+pub struct Made {
+    pub took: Duration,
+    pub method: CopyMethod,
+    /// Why this method (the file system, or why not a reflink).
+    pub why: String,
+}
+
+/// What one rehearsal is asked: the plan, a stop point (`--fail-at`), a run
+/// database already made.
+#[derive(Clone, Copy)]
+struct Ask<'a> {
+    plan: &'a Plan,
+    point: Option<&'a StopPoint>,
+    made: Option<&'a Made>,
+}
+
+async fn rehearse_with(
+    ask: Ask<'_>,
+    (server, dataset): (&Server, &Dataset),
+    progress: &Progress,
+    cancel: &CancellationToken,
+) -> Result<RunRecord> {
+    let plan = ask.plan;
     let control = server.target(&crate::clone::control_db(server));
     let sessions = Arc::new(Sessions::new(control.clone()));
     let watchdog = Watchdog::start(control.clone());
-    let record = measure((plan, point), server, dataset, progress, cancel, (&sessions, &watchdog, &control)).await;
+    let record = measure(ask, server, dataset, progress, cancel, (&sessions, &watchdog, &control)).await;
     let gone = matches!(&record, Ok(r) if matches!(r.stop, Some(Stop::ServerLost | Stop::Unresponsive)));
     let closed = sessions.close(!gone && !watchdog.fired().is_cancelled()).await;
     // A disposable server is removed next (unless kept): its sessions end with it.
@@ -211,15 +232,17 @@ impl Running {
 /// Makes the fresh copy, opens the sessions (each registered in `sessions`),
 /// starts the workload and the sampler.
 async fn start(
-    (plan, point): (&Plan, Option<&StopPoint>),
+    ask: Ask<'_>,
     server: &Server,
     sessions: &Arc<Sessions>,
     say: &(dyn Fn(&str) + Sync),
 ) -> Result<Running> {
-    // A disposable server: a fresh copy of the template; an existing one: its database.
-    let (run_db, copy_time) = match server.existing_database() {
-        Some(db) => (db, Duration::ZERO),
-        None => (RUN_DB.to_string(), template::fresh_copy(server, RUN_DB).await?),
+    let (plan, point) = (ask.plan, ask.point);
+    // A disposable server: a fresh copy of the template (unless made); an existing one: its database.
+    let (run_db, copy_time) = match (server.existing_database(), ask.made) {
+        (Some(db), _) => (db, Duration::ZERO),
+        (None, Some(made)) => (RUN_DB.to_string(), made.took),
+        (None, None) => (RUN_DB.to_string(), template::fresh_copy(server, RUN_DB).await?),
     };
     let (server_version, classes) = bind(plan, server, sessions, &run_db).await?;
     let roles = Arc::new(Roles::new(&classes));
@@ -442,18 +465,19 @@ async fn migrate(
 
 /// Sets the run up, runs its phases and the migration, and records them.
 async fn measure(
-    (plan, point): (&Plan, Option<&StopPoint>),
+    ask: Ask<'_>,
     server: &Server,
     dataset: &Dataset,
     progress: &Progress,
     cancel: &CancellationToken,
     (sessions, watchdog, control): (&Arc<Sessions>, &Watchdog, &Target),
 ) -> Result<RunRecord> {
+    let plan = ask.plan;
     let say = |msg: &str| progress.say(msg);
     let say = &say;
     // Nothing is measured yet: Ctrl-C or a frozen server ends it with an error.
     let mut run = tokio::select! {
-        r = watchdog.guard(start((plan, point), server, sessions, say)) => r?,
+        r = watchdog.guard(start(ask, server, sessions, say)) => r?,
         _ = cancel.cancelled() => return Err(Error::interrupted()),
     };
     let live = progress.live_line(
@@ -486,7 +510,9 @@ async fn measure(
     live.finish().await;
     let measured =
         Measurements { clock, end, workload, migration, stop, sampler: sampler.unwrap_or_default(), replicas };
-    Ok(record(plan, server, dataset, (copy_time, server_version), measured))
+    let mut rec = record(plan, server, dataset, (copy_time, server_version), measured);
+    rec.copy_method = ask.made.map(|m| (m.method, m.why.clone()));
+    Ok(rec)
 }
 
 /// What one rehearsal measured, from its clock to its sampler.
@@ -517,6 +543,7 @@ fn record(
         tables: dataset.tables.clone(),
         seed_time: dataset.seed_time,
         copy_time,
+        copy_method: None,
         restore_time: dataset.restore_time,
         dataset_bytes: dataset.bytes,
         dump: plan.dump.as_ref().map(|d| (d.path.display().to_string(), d.format.as_str().to_string())),

@@ -22,27 +22,8 @@ use std::time::{Duration, Instant};
 use super::Server;
 use super::template::{self, TEMPLATE_DB};
 use crate::error::{Error, Result, describe_pg};
+pub use crate::run_record::CopyMethod;
 use crate::sys;
-
-/// How a run's fresh copy of the template was made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CopyMethod {
-    /// A server of its own on a copy-on-write (reflink) copy of the stopped
-    /// template server's data directory.
-    Reflink,
-    /// `CREATE DATABASE … TEMPLATE … STRATEGY FILE_COPY` on the template's server.
-    TemplateCopy,
-}
-
-impl CopyMethod {
-    /// `reflink` or `template_copy`, as reports name it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CopyMethod::Reflink => "reflink",
-            CopyMethod::TemplateCopy => "template_copy",
-        }
-    }
-}
 
 /// Whether a directory's file system can share blocks between files.
 #[derive(Debug, Clone, PartialEq, Eq)]

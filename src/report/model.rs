@@ -225,6 +225,14 @@ pub struct CloneInfo {
 pub struct DatasetInfo {
     pub tables: Vec<TableInfo>,
     pub seed_ms: f64,
+    /// How the run's fresh copy was made: `reflink` (a server of its own on
+    /// a copy-on-write copy of the stopped template's data directory) or
+    /// `template_copy` (`CREATE DATABASE … TEMPLATE`), and why; absent for
+    /// an existing database and in reports written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy_method: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy_why: Option<String>,
     pub copy_ms: f64,
     /// Time to restore `snapshot.dump` (absent when a seed script built the dataset).
     #[serde(default, skip_serializing_if = "Option::is_none")]

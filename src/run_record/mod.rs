@@ -40,6 +40,9 @@ pub struct RunRecord {
     pub tables: Vec<TableInfo>,
     pub seed_time: Duration,
     pub copy_time: Duration,
+    /// How the run's fresh copy was made, and why that way (`None`: by
+    /// template copy inside the rehearsal, or an existing database).
+    pub copy_method: Option<(CopyMethod, String)>,
     /// Time to restore `snapshot.dump`, when the dataset came from a dump.
     pub restore_time: Option<Duration>,
     /// Size of the template database, bytes.
@@ -336,6 +339,26 @@ pub struct MigrationRecord {
     pub command: Option<CommandRecord>,
     /// `--fail-at`: the run failed its migration on purpose, then rolled back.
     pub failure: Option<FailureRecord>,
+}
+
+/// How a run's fresh copy of the template was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyMethod {
+    /// A server of its own on a copy-on-write (reflink) copy of the stopped
+    /// template server's data directory.
+    Reflink,
+    /// `CREATE DATABASE … TEMPLATE … STRATEGY FILE_COPY` on the template's server.
+    TemplateCopy,
+}
+
+impl CopyMethod {
+    /// `reflink` or `template_copy`, as reports name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CopyMethod::Reflink => "reflink",
+            CopyMethod::TemplateCopy => "template_copy",
+        }
+    }
 }
 
 /// Where in its step a stop point is.

@@ -31,6 +31,7 @@ use lockimpact::clone::{ClonePlan, Server};
 const TESTS: &[(&str, fn())] = &[
     ("a_reflink_reset_on_xfs_shares_the_templates_blocks", a_reflink_reset_on_xfs_shares_the_templates_blocks),
     ("ext4_has_no_reflinks_and_the_reset_copies_the_template", ext4_has_no_reflinks_and_the_reset_copies_the_template),
+    ("a_run_and_its_stop_points_each_get_a_reflink_copy", a_run_and_its_stop_points_each_get_a_reflink_copy),
 ];
 
 /// The reflink tests, gated on root, loop devices and mkfs.xfs.
@@ -238,5 +239,35 @@ fn ext4_has_no_reflinks_and_the_reset_copies_the_template() {
         assert_removed(&dir, pid);
     });
     drop(rt);
+    drop(fs);
+}
+
+/// `lockimpact run` with its temporary directory on XFS: the rehearsal and
+/// each `--fail-at` stop point run on a reflink copy of their own, the
+/// report says so, and nothing is left on the file system afterwards.
+fn a_run_and_its_stop_points_each_get_a_reflink_copy() {
+    let fs = LoopFs::new("xfs", &["-q", "-m", "reflink=1"], 1024);
+    let dir = tempfile::tempdir().unwrap();
+    let sql = "-- lockimpact: transaction step\n-- lockimpact: step \"add column\"\n\
+               ALTER TABLE orders ADD COLUMN note text;\n-- lockimpact: down\nALTER TABLE orders DROP COLUMN note;\n";
+    let scenario = tiny_scenario(dir.path(), sql, "");
+    let json = dir.path().join("report.json");
+    let out = bin()
+        .env("TMPDIR", fs.mount())
+        .arg("run")
+        .arg(&scenario)
+        .args(["--fail-at", "1:end", "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.code().is_some_and(|c| c <= 1), "{stderr}");
+    assert_eq!(stderr.matches("fresh copy: reflink").count(), 2, "{stderr}");
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(r["dataset"]["copy_method"], "reflink", "{}", r["dataset"]);
+    assert!(r["dataset"]["copy_why"].as_str().unwrap().contains("xfs"));
+    assert_eq!(r["stop_points"][0]["rollback"]["clean"], true, "{}", r["stop_points"]);
+    let left: Vec<_> = std::fs::read_dir(fs.mount()).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(left.iter().all(|n| n == "lost+found"), "left on the file system: {left:?}");
     drop(fs);
 }

@@ -169,6 +169,8 @@ fn dataset(rec: &RunRecord) -> DatasetInfo {
     DatasetInfo {
         tables: rec.tables.clone(),
         seed_ms: ms(rec.seed_time),
+        copy_method: rec.copy_method.as_ref().map(|(m, _)| m.as_str().to_string()),
+        copy_why: rec.copy_method.as_ref().map(|(_, why)| why.clone()),
         copy_ms: ms(rec.copy_time),
         restore_ms: rec.restore_time.map(ms),
         bytes: rec.dataset_bytes,

@@ -40,6 +40,14 @@ fn stop_points(r: &Report, out: &mut impl Write) -> io::Result<()> {
     Ok(())
 }
 
+/// How long the run's fresh copy took, and by which method when recorded.
+fn copied(r: &Report) -> String {
+    match &r.dataset.copy_method {
+        Some(m) => format!("{} ({})", fmt_ms(r.dataset.copy_ms), m.replace('_', " ")),
+        None => fmt_ms(r.dataset.copy_ms),
+    }
+}
+
 /// The scenario, clone, dataset, workload and phases.
 fn header(r: &Report, out: &mut impl Write) -> io::Result<()> {
     writeln!(out, "lockimpact rehearsal: {}", r.scenario.name)?;
@@ -57,15 +65,11 @@ fn header(r: &Report, out: &mut impl Write) -> io::Result<()> {
             dump.format,
             fmt_ms(restore_ms),
             fmt_bytes(r.dataset.bytes.unwrap_or(0).max(0) as u64),
-            fmt_ms(r.dataset.copy_ms)
+            copied(r)
         )?,
-        _ => writeln!(
-            out,
-            "  dataset:   {} (seeded in {}, copied in {})",
-            tables,
-            fmt_ms(r.dataset.seed_ms),
-            fmt_ms(r.dataset.copy_ms)
-        )?,
+        _ => {
+            writeln!(out, "  dataset:   {} (seeded in {}, copied in {})", tables, fmt_ms(r.dataset.seed_ms), copied(r))?
+        }
     }
     let w = &r.workload;
     writeln!(

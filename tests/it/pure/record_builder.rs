@@ -45,6 +45,7 @@ impl RunBuilder {
             tables: Vec::new(),
             seed_time: ms(500),
             copy_time: ms(100),
+            copy_method: None,
             restore_time: None,
             dataset_bytes: Some(8_192_000),
             dump: None,
