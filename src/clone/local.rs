@@ -251,31 +251,8 @@ impl LocalServer {
     }
 
     fn pg_ctl_start(&mut self) -> Result<()> {
-        let mut opts = vec![
-            "-p".to_string(),
-            self.port.to_string(),
-            "-k".to_string(),
-            self.socket_dir.display().to_string(),
-            "-c".to_string(),
-            "listen_addresses=127.0.0.1".to_string(),
-        ];
-        for (k, v) in &self.settings {
-            opts.push("-c".into());
-            opts.push(format!("{k}={v}"));
-        }
-        let quoted: Vec<String> = opts.iter().map(|o| shell_quote(o)).collect();
-        let out = self
-            .command("pg_ctl")
-            .arg("-D")
-            .arg(&self.data)
-            .arg("-l")
-            .arg(self.log_path())
-            .args(["-w", "-t", "60", "-o"])
-            .arg(quoted.join(" "))
-            .arg("start")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .output()
+        let pg_ctl = self.command("pg_ctl");
+        let out = pg_ctl_start(pg_ctl, &self.data, &self.log_path(), (self.port, &self.socket_dir), &self.settings)
             .map_err(|e| self.cannot_run("pg_ctl", e))?;
         if !out.status.success() {
             return Err(Error::env(format!(
@@ -293,12 +270,7 @@ impl LocalServer {
     }
 
     fn read_pid(&self) -> Result<i32> {
-        let text = std::fs::read_to_string(self.data.join("postmaster.pid"))
-            .map_err(|e| Error::env(format!("server started but postmaster.pid is unreadable: {e}")))?;
-        text.lines()
-            .next()
-            .and_then(|l| l.trim().parse().ok())
-            .ok_or_else(|| Error::env("server started but postmaster.pid holds no pid"))
+        read_pid(&self.data)
     }
 
     pub fn pid(&self) -> i32 {
@@ -408,9 +380,7 @@ impl super::ServerHandle for LocalServer {
     }
 
     fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(self.log_path()).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
+        log_tail(&self.log_path())
     }
 
     fn tools(&self) -> Option<super::restore::Tools> {
@@ -483,11 +453,57 @@ pub(super) fn process_alive(pid: i32) -> bool {
     !zombie && sys::process_exists(pid)
 }
 
-fn shell_quote(s: &str) -> String {
+pub(super) fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-fn free_port() -> Result<u16> {
+/// `pg_ctl start -w` (`pg_ctl` with its user and directory set) of the
+/// cluster in `data`, its log in `log`, on `port` with its socket in
+/// `socket_dir`, on 127.0.0.1, with each of `settings` as `-c`; the primary
+/// and its standbys start alike.
+pub(super) fn pg_ctl_start(
+    mut pg_ctl: Command,
+    data: &Path,
+    log: &Path,
+    (port, socket_dir): (u16, &Path),
+    settings: &[(String, String)],
+) -> std::io::Result<std::process::Output> {
+    let mut opts = vec![
+        "-p".to_string(),
+        port.to_string(),
+        "-k".to_string(),
+        socket_dir.display().to_string(),
+        "-c".to_string(),
+        "listen_addresses=127.0.0.1".to_string(),
+    ];
+    for (k, v) in settings {
+        opts.push("-c".into());
+        opts.push(format!("{k}={v}"));
+    }
+    let quoted: Vec<String> = opts.iter().map(|o| shell_quote(o)).collect();
+    pg_ctl.arg("-D").arg(data).arg("-l").arg(log).args(["-w", "-t", "60", "-o"]).arg(quoted.join(" ")).arg("start");
+    pg_ctl.stdout(Stdio::piped()).stderr(Stdio::piped()).output()
+}
+
+/// The postmaster's pid, from `data/postmaster.pid` once it started.
+pub(super) fn read_pid(data: &Path) -> Result<i32> {
+    let file = data.join("postmaster.pid");
+    let text = std::fs::read_to_string(&file)
+        .map_err(|e| Error::env(format!("the server started but {} is unreadable: {e}", file.display())))?;
+    text.lines()
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .ok_or_else(|| Error::env(format!("the server started but {} holds no pid", file.display())))
+}
+
+/// The last 20 lines of a server log, for error messages.
+pub(super) fn log_tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+pub(super) fn free_port() -> Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")
         .map_err(|e| Error::env(format!("no free TCP port on 127.0.0.1: {e}")))?;
     Ok(l.local_addr().map_err(|e| Error::env(e.to_string()))?.port())

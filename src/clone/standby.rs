@@ -205,13 +205,13 @@ impl Standby {
         settings.extend(plan.settings());
         let mut tries = 0;
         loop {
-            standby.endpoint.port = free_port()?;
+            standby.endpoint.port = super::local::free_port()?;
             match standby.pg_ctl_start(primary, &settings) {
                 Err(_) if tries < 3 && standby.log_tail().contains("could not bind") => tries += 1,
                 other => break other?,
             }
         }
-        standby.endpoint.pid = read_pid(&standby.data)?;
+        standby.endpoint.pid = super::local::read_pid(&standby.data)?;
         Ok(standby)
     }
 
@@ -221,31 +221,18 @@ impl Standby {
 
     /// The last lines of the standby's log, for error messages.
     pub fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(self.log_path()).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
+        super::local::log_tail(&self.log_path())
     }
 
     fn pg_ctl_start(&self, primary: &Primary, settings: &[(String, String)]) -> Result<()> {
-        let mut opts = vec![
-            format!("-p {}", self.endpoint.port),
-            format!("-k {}", quote(&self.endpoint.socket_dir.display().to_string())),
-            "-c listen_addresses=127.0.0.1".to_string(),
-        ];
-        opts.extend(settings.iter().map(|(k, v)| format!("-c {}", quote(&format!("{k}={v}")))));
-        let out = primary
-            .command("pg_ctl")
-            .arg("-D")
-            .arg(&self.data)
-            .arg("-l")
-            .arg(self.log_path())
-            .args(["-w", "-t", "60", "-o"])
-            .arg(opts.join(" "))
-            .arg("start")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .output()
-            .map_err(|e| Error::env(format!("cannot run pg_ctl for {}: {e}", self.endpoint.name)))?;
+        let out = super::local::pg_ctl_start(
+            primary.command("pg_ctl"),
+            &self.data,
+            &self.log_path(),
+            (self.endpoint.port, &self.endpoint.socket_dir),
+            settings,
+        )
+        .map_err(|e| Error::env(format!("cannot run pg_ctl for {}: {e}", self.endpoint.name)))?;
         if !out.status.success() {
             return Err(Error::env(format!(
                 "standby {} did not start ({}): {}\nits log:\n{}",
@@ -354,23 +341,4 @@ fn base_backup(primary: &Primary, data: &Path, name: &str) -> Result<()> {
         .open(&auto)
         .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()))
         .map_err(|e| Error::env(format!("cannot write {}: {e}", auto.display())))
-}
-
-fn read_pid(data: &Path) -> Result<i32> {
-    let text = std::fs::read_to_string(data.join("postmaster.pid"))
-        .map_err(|e| Error::env(format!("standby started but its postmaster.pid is unreadable: {e}")))?;
-    text.lines()
-        .next()
-        .and_then(|l| l.trim().parse().ok())
-        .ok_or_else(|| Error::env("standby started but its postmaster.pid holds no pid"))
-}
-
-fn quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
-
-fn free_port() -> Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| Error::env(format!("no free TCP port on 127.0.0.1: {e}")))?;
-    Ok(l.local_addr().map_err(|e| Error::env(e.to_string()))?.port())
 }

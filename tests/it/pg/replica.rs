@@ -33,36 +33,24 @@ const DELAYED: &str = "count = 1\nrecovery_min_apply_delay = \"300ms\"";
 
 /// A small orders scenario whose `[replica]` section is `replica`.
 fn scenario(dir: &Path, replica: &str) -> PathBuf {
-    std::fs::write(dir.join("migration.sql"), MIGRATION).unwrap();
-    let toml = format!(
-        r#"name = "replica"
-[vars]
-rows = 50000
-customers = 1000
-[snapshot]
-seed = "{seed}"
-[workload]
-file = "{workload}"
-rate = 100
-connections = 4
-[phases]
-warmup = "200ms"
-baseline = "1s"
-cooldown = "1s"
-[migration]
-file = "migration.sql"
-[sampler]
-interval = "{interval}ms"
-[replica]
-{replica}
-"#,
-        seed = repo().join("workloads/orders/seed.sql").display(),
-        workload = repo().join("workloads/orders/workload.toml").display(),
-        interval = INTERVAL.as_millis(),
-    );
-    let path = dir.join("scenario.toml");
-    std::fs::write(&path, toml).unwrap();
+    let extra = format!("[sampler]\ninterval = \"{}ms\"\n[replica]\n{replica}\n", INTERVAL.as_millis());
+    let path = tiny_scenario(dir, MIGRATION, &extra);
+    // 50 000 rows (the backfill puts the standby megabytes behind) and a 1 s cooldown.
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text = text.replace("rows = 10000\n", "rows = 50000\n").replace("cooldown = \"500ms\"", "cooldown = \"1s\"");
+    assert!(text.contains("rows = 50000") && text.contains("cooldown = \"1s\""), "{text}");
+    std::fs::write(&path, text).unwrap();
     path
+}
+
+/// After `what`: the postmasters `pids` have exited, the server's directory
+/// is gone and TMPDIR is empty.
+fn assert_nothing_left(pids: [i32; 2], server_dir: &Path, tmp: &Path, what: &str) {
+    for pid in pids {
+        assert!(wait_gone(pid), "postmaster {pid} still running after {what}");
+    }
+    assert!(!server_dir.exists(), "{} left behind", server_dir.display());
+    assert_eq!(std::fs::read_dir(tmp).unwrap().count(), 0, "TMPDIR not empty");
 }
 
 /// The primary's and the first standby's ports, from the `clone:` progress line.
@@ -217,11 +205,7 @@ fn reported_lag_agrees_with_an_independent_reading_and_standbys_are_removed() {
     assert!(s["samples"].as_u64().unwrap() > 50, "{s}");
     assert!(s["max_replay_lag_ms"].as_f64().unwrap() >= 250.0, "apply delay 300 ms: {s}");
 
-    for pid in [standby, primary_pid] {
-        assert!(wait_gone(pid), "postmaster {pid} still running after the run");
-    }
-    assert!(!server_dir.exists(), "{} left behind", server_dir.display());
-    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0, "TMPDIR not empty");
+    assert_nothing_left([standby, primary_pid], &server_dir, tmp.path(), "the run");
 }
 
 /// SIGTERM in the baseline: the partial report, and neither the primary nor
@@ -239,11 +223,7 @@ fn sigterm_removes_the_standbys_too() {
     unsafe { libc::kill(run.child.id() as i32, libc::SIGTERM) };
     let (code, stderr) = run.end();
     assert!(code.is_some(), "the run hung:\n{stderr}");
-    for pid in [standby, primary_pid] {
-        assert!(wait_gone(pid), "postmaster {pid} still running after SIGTERM");
-    }
-    assert!(!server_dir.exists(), "{} left behind", server_dir.display());
-    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0, "TMPDIR not empty");
+    assert_nothing_left([standby, primary_pid], &server_dir, tmp.path(), "SIGTERM");
 }
 
 /// Refused before anything starts (exit 2), naming the key.
