@@ -138,14 +138,8 @@ fn body(r: &Report, h: u8, out: &mut impl Write) -> io::Result<()> {
     writeln!(out, "{}", blocked_chart(r).svg())?;
     writeln!(out, "<h{h}>Latency percentiles per phase</h{h}>")?;
     writeln!(out, "{}", percentile_chart(r).svg())?;
-    if let Some((title, rows, findings)) = preflight_rows(r) {
-        writeln!(out, "<h{h}>{}</h{h}>", escape(&title))?;
-        rows.html(out)?;
-        writeln!(out, "<ul>")?;
-        for f in findings {
-            writeln!(out, "<li>{}</li>", escape(&f))?;
-        }
-        writeln!(out, "</ul>")?;
+    if let Some(section) = preflight_rows(r) {
+        table_with_notes(out, h, section)?;
     }
     if let Some((title, rows)) = group_rows(r) {
         writeln!(out, "<h{h}>{}</h{h}>", escape(&title))?;
@@ -164,16 +158,21 @@ fn body(r: &Report, h: u8, out: &mut impl Write) -> io::Result<()> {
         writeln!(out, "<h{h}>Longest blocked episodes</h{h}>")?;
         episode_rows(r, 20).html(out)?;
     }
-    if let Some((title, rows, lines)) = super::stop_point_rows(r) {
-        writeln!(out, "<h{h}>{}</h{h}>", escape(&title))?;
-        rows.html(out)?;
-        writeln!(out, "<ul>")?;
-        for l in lines {
-            writeln!(out, "<li>{}</li>", escape(&l))?;
-        }
-        writeln!(out, "</ul>")?;
+    if let Some(section) = super::stop_point_rows(r) {
+        table_with_notes(out, h, section)?;
     }
     Ok(())
+}
+
+/// A heading, a table and a list of sentences under it.
+fn table_with_notes(out: &mut impl Write, h: u8, (title, rows, notes): (String, Rows, Vec<String>)) -> io::Result<()> {
+    writeln!(out, "<h{h}>{}</h{h}>", escape(&title))?;
+    rows.html(out)?;
+    writeln!(out, "<ul>")?;
+    for n in notes {
+        writeln!(out, "<li>{}</li>", escape(&n))?;
+    }
+    writeln!(out, "</ul>")
 }
 
 fn step_bands(r: &Report) -> Vec<Band> {
