@@ -133,12 +133,14 @@ pub async fn image_present(image: &str) -> bool {
     }
 }
 
-/// `name:tag` → testcontainers' image; no tag means `latest`.
-fn generic_image(image: &str) -> GenericImage {
-    match image.rsplit_once(':').filter(|(_, tag)| !tag.contains('/')) {
+/// `name:tag` → testcontainers' image (no tag means `latest`), with
+/// PostgreSQL's port exposed.
+pub(super) fn generic_image(image: &str) -> GenericImage {
+    let image = match image.rsplit_once(':').filter(|(_, tag)| !tag.contains('/')) {
         Some((name, tag)) => GenericImage::new(name, tag),
         None => GenericImage::new(image, "latest"),
-    }
+    };
+    image.with_exposed_port(5432.tcp())
 }
 
 /// Pulls the image; the error is one line. Ctrl-C stops it.
@@ -159,7 +161,7 @@ pub fn image_for(plan: &ClonePlan) -> Option<String> {
 
 /// The last lines of a container's log, fed by testcontainers' log consumer.
 #[derive(Default)]
-struct LogTail(Mutex<VecDeque<String>>);
+pub(super) struct LogTail(Mutex<VecDeque<String>>);
 
 impl LogTail {
     fn accept(&self, frame: &LogFrame) {
@@ -175,7 +177,7 @@ impl LogTail {
         }
     }
 
-    fn last(&self, n: usize) -> String {
+    pub(super) fn last(&self, n: usize) -> String {
         let lines = self.0.lock().expect("log tail");
         let skip = lines.len().saturating_sub(n);
         lines.iter().skip(skip).cloned().collect::<Vec<_>>().join("\n")
@@ -195,6 +197,8 @@ pub struct DockerServer {
     /// The host path of the dump mounted at `DUMP_PATH`.
     dump: Option<PathBuf>,
     kept: bool,
+    /// Streaming standbys (`[replica]`), removed before this container.
+    standbys: Vec<super::docker_standby::DockerStandby>,
 }
 
 impl DockerServer {
@@ -210,33 +214,11 @@ impl DockerServer {
         let never = CancellationToken::new();
         let cancel = cancel.unwrap_or(&never);
         let password = random_hex();
-        let run = random_hex();
         let dump =
             dump.map(std::path::absolute).transpose().map_err(|e| Error::input(format!("snapshot.dump: {e}")))?;
         let log = Arc::new(LogTail::default());
-        let request = container_request(plan, image, &password, &run, dump.as_deref(), log.clone());
-        let started = tokio::select! {
-            r = request.start() => r.map_err(|e| {
-                Error::env(format!("cannot start a container of {image} (Docker engine at {}): {}", docker_host(), causes(&e)))
-            }),
-            _ = cancel.cancelled() => Err(Error::interrupted()),
-        };
-        let container = match started {
-            Ok(c) => c,
-            Err(e) => {
-                // Created but not started, or interrupted half-way: testcontainers
-                // holds no handle to remove it, the label finds it. An
-                // interrupted create may still complete in the engine: look again.
-                let passes = if cancel.is_cancelled() { 3 } else { 1 };
-                for pass in 0..passes {
-                    if pass > 0 {
-                        tokio::time::sleep(Duration::from_millis(300)).await;
-                    }
-                    remove_labelled(&format!("{RUN_LABEL}={run}")).await;
-                }
-                return Err(e);
-            }
-        };
+        let request = container_request(plan, image, &password, dump.as_deref());
+        let container = start_labelled(request, image, log.clone(), cancel).await?;
         // From here on the guard removes the container on every exit path.
         let mut server = DockerServer {
             id: container.id().to_string(),
@@ -249,10 +231,9 @@ impl DockerServer {
             log,
             dump,
             kept: false,
+            standbys: Vec::new(),
         };
-        server.port = server.container()?.get_host_port_ipv4(5432).await.map_err(|e| {
-            Error::env(format!("container {} publishes no port for 5432/tcp: {}", short(&server.id), causes(&e)))
-        })?;
+        server.port = published_port(server.container()?).await?;
         (server.version, server.major) = server.server_version().await?;
         if let Some(want) = plan.pg_version
             && want != server.major
@@ -264,15 +245,27 @@ impl DockerServer {
             )));
         }
         server.wait_ready(cancel).await?;
+        if plan.replicas.count > 0 {
+            server.standbys = super::docker_standby::start_all(&server, plan, cancel).await?;
+        }
         Ok(server)
     }
 
-    fn container(&self) -> Result<&Arc<Container>> {
+    pub(super) fn container(&self) -> Result<&Arc<Container>> {
         self.container.as_ref().ok_or_else(|| Error::env(format!("container {} is gone", short(&self.id))))
     }
 
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    pub fn image(&self) -> &str {
+        &self.image
+    }
+
+    /// The superuser's password (TCP connections need it).
+    pub fn password(&self) -> &str {
+        &self.password
     }
 
     /// Where the server lives, for progress output.
@@ -338,9 +331,7 @@ fn container_request(
     plan: &ClonePlan,
     image: &str,
     password: &str,
-    run: &str,
     dump: Option<&Path>,
-    log: Arc<LogTail>,
 ) -> testcontainers::ContainerRequest<GenericImage> {
     let mut cmd = vec!["postgres".to_string(), "-c".into(), "listen_addresses=*".into()];
     for (k, v) in &plan.settings {
@@ -348,13 +339,32 @@ fn container_request(
         cmd.push(format!("{k}={v}"));
     }
     let mut request = generic_image(image)
-        .with_exposed_port(5432.tcp())
-        .with_label(LABEL, "1")
-        .with_label(RUN_LABEL, run)
         .with_env_var("POSTGRES_PASSWORD", password)
         .with_env_var("POSTGRES_USER", "postgres")
         .with_env_var("POSTGRES_DB", "postgres")
-        .with_cmd(cmd)
+        .with_cmd(cmd);
+    if let Some(path) = dump {
+        request = request.with_mount(
+            Mount::bind_mount(path.display().to_string(), DUMP_PATH).with_access_mode(AccessMode::ReadOnly),
+        );
+    }
+    request
+}
+
+/// Starts `request` as one of this tool's containers: labelled (`lockimpact=1`,
+/// its owner, this start-up), port 5432 published on 127.0.0.1 only, its log
+/// kept in `log`. Whatever was created is removed again if the start fails
+/// or `cancel` fires.
+pub(super) async fn start_labelled(
+    request: testcontainers::ContainerRequest<GenericImage>,
+    image: &str,
+    log: Arc<LogTail>,
+    cancel: &CancellationToken,
+) -> Result<Container> {
+    let run = random_hex();
+    let mut request = request
+        .with_label(LABEL, "1")
+        .with_label(RUN_LABEL, &run)
         .with_shm_size(256 << 20)
         .with_startup_timeout(READY_TIMEOUT)
         .with_log_consumer(move |frame: &LogFrame| log.accept(frame))
@@ -368,12 +378,43 @@ fn container_request(
     for (k, v) in Owner::current().labels() {
         request = request.with_label(k, v);
     }
-    if let Some(path) = dump {
-        request = request.with_mount(
-            Mount::bind_mount(path.display().to_string(), DUMP_PATH).with_access_mode(AccessMode::ReadOnly),
-        );
+    let started = tokio::select! {
+        r = request.start() => r.map_err(|e| {
+            Error::env(format!("cannot start a container of {image} (Docker engine at {}): {}", docker_host(), causes(&e)))
+        }),
+        _ = cancel.cancelled() => Err(Error::interrupted()),
+    };
+    if started.is_err() {
+        // Created but not started, or interrupted half-way: testcontainers
+        // holds no handle to remove it, the label finds it. An interrupted
+        // create may still complete in the engine: look again.
+        let passes = if cancel.is_cancelled() { 3 } else { 1 };
+        for pass in 0..passes {
+            if pass > 0 {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            remove_labelled(&format!("{RUN_LABEL}={run}")).await;
+        }
     }
-    request
+    started
+}
+
+/// A container's address on the engine's network (its first network's:
+/// `bridge` unless the engine is set up otherwise), which other containers
+/// reach it at.
+pub(super) async fn address(id: &str) -> Result<String> {
+    let docker = client().await?;
+    let c = ask("inspect container", docker.inspect_container(id, None)).await?;
+    let networks = c.network_settings.and_then(|n| n.networks).unwrap_or_default();
+    let ip = networks.into_values().filter_map(|n| n.ip_address).find(|ip| !ip.is_empty());
+    ip.ok_or_else(|| Error::env(format!("container {} has no address on any of the engine's networks", short(id))))
+}
+
+/// The host port (on 127.0.0.1) a container publishes 5432/tcp on.
+pub(super) async fn published_port(container: &Container) -> Result<u16> {
+    container.get_host_port_ipv4(5432).await.map_err(|e| {
+        Error::env(format!("container {} publishes no port for 5432/tcp: {}", short(container.id()), causes(&e)))
+    })
 }
 
 /// Runs `cmd` in the container (as the image's user) and collects its output.
@@ -412,7 +453,16 @@ impl super::ServerHandle for DockerServer {
     }
 
     fn describe(&self) -> String {
-        format!("docker image {}, container {}, port {}", self.image, short(&self.id), self.port)
+        let ports: Vec<String> = self.standbys.iter().map(|s| s.endpoint.port.to_string()).collect();
+        let standbys = match ports.len() {
+            0 => String::new(),
+            n => format!(", {n} streaming standby container(s) on port(s) {}", ports.join(", ")),
+        };
+        format!("docker image {}, container {}, port {}{standbys}", self.image, short(&self.id), self.port)
+    }
+
+    fn standbys(&self) -> Vec<super::standby::Endpoint> {
+        self.standbys.iter().map(|s| s.endpoint.clone()).collect()
     }
 
     fn kind(&self) -> String {
@@ -435,19 +485,10 @@ impl super::ServerHandle for DockerServer {
                 self.id
             );
         }
-        // Renamed, so that `lockimpact clean` leaves it alone.
-        let name = format!("{KEPT_PREFIX}{}", short(&self.id));
-        let (id, new) = (self.id.clone(), name.clone());
-        let renamed = on_engine(move |docker| async move {
-            let options = RenameContainerOptionsBuilder::new().name(&new).build();
-            ask("rename container", docker.rename_container(&id, options)).await
-        });
-        let note = match renamed {
-            Ok(()) => format!("container {name}"),
-            Err(e) => format!("container {} (not renamed: {e}; `lockimpact clean` would remove it)", short(&self.id)),
-        };
+        let note = rename_kept(&self.id);
+        let standbys: String = self.standbys.iter_mut().map(|s| format!("\n  {}", s.keep())).collect();
         format!(
-            "the clone keeps running in {note} (image {}):\n  connect: PGPASSWORD={} psql -h 127.0.0.1 -p {} -U postgres {dbname}\n  stop:    docker rm -f -v {}",
+            "the clone keeps running in {note} (image {}):\n  connect: PGPASSWORD={} psql -h 127.0.0.1 -p {} -U postgres {dbname}\n  stop:    docker rm -f -v {}{standbys}",
             self.image, self.password, self.port, self.id
         )
     }
@@ -477,37 +518,57 @@ impl super::ServerHandle for DockerServer {
 
 impl Drop for DockerServer {
     fn drop(&mut self) {
-        let Some(container) = self.container.take() else { return };
-        if self.kept {
-            // testcontainers removes a container when its handle drops.
-            std::mem::forget(container);
-            return;
+        self.standbys.clear(); // each is removed (or kept) on drop, before the primary they follow
+        if let Some(container) = self.container.take() {
+            discard(container, self.kept);
         }
-        let id = self.id.clone();
-        let removed = match Arc::try_unwrap(container) {
-            Ok(c) => match tokio::runtime::Handle::try_current() {
-                Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-                    tokio::task::block_in_place(|| h.block_on(c.rm())).map_err(|e| Error::env(causes(&e)))
-                }
-                // No runtime to drive testcontainers' client: remove it with a
-                // fresh one, and drop the handle without its own removal.
-                _ => {
-                    std::mem::forget(c);
-                    on_engine(move |docker| async move { remove(&docker, &id).await })
-                }
-            },
-            Err(shared) => {
-                drop(shared); // a restore still holds it; the last handle removes it
-                Ok(())
+    }
+}
+
+/// Removes a container when its last handle goes (testcontainers removes it
+/// with its anonymous volumes), or leaves it running when `kept`.
+pub(super) fn discard(container: Arc<Container>, kept: bool) {
+    if kept {
+        // testcontainers removes a container when its handle drops.
+        std::mem::forget(container);
+        return;
+    }
+    let id = container.id().to_string();
+    let removed = match Arc::try_unwrap(container) {
+        Ok(c) => match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(|| h.block_on(c.rm())).map_err(|e| Error::env(causes(&e)))
             }
-        };
-        if let Err(e) = removed {
-            eprintln!(
-                "lockimpact: could not remove container {}: {e}\n  remove it with: docker rm -f -v {}",
-                short(&self.id),
-                self.id
-            );
+            // No runtime to drive testcontainers' client: remove it with a
+            // fresh one, and drop the handle without its own removal.
+            _ => {
+                std::mem::forget(c);
+                let id = id.clone();
+                on_engine(move |docker| async move { remove(&docker, &id).await })
+            }
+        },
+        Err(shared) => {
+            drop(shared); // a restore still holds it; the last handle removes it
+            Ok(())
         }
+    };
+    if let Err(e) = removed {
+        eprintln!("lockimpact: could not remove container {}: {e}\n  remove it with: docker rm -f -v {id}", short(&id));
+    }
+}
+
+/// Renames a kept container (`lockimpact-kept-<id>`), so that `lockimpact
+/// clean` leaves it alone; returns how to name it.
+pub(super) fn rename_kept(id: &str) -> String {
+    let name = format!("{KEPT_PREFIX}{}", short(id));
+    let (owned, new) = (id.to_string(), name.clone());
+    let renamed = on_engine(move |docker| async move {
+        let options = RenameContainerOptionsBuilder::new().name(&new).build();
+        ask("rename container", docker.rename_container(&owned, options)).await
+    });
+    match renamed {
+        Ok(()) => format!("container {name}"),
+        Err(e) => format!("container {} (not renamed: {e}; `lockimpact clean` would remove it)", short(id)),
     }
 }
 

@@ -19,6 +19,7 @@
 //! on a reflink copy of the data directory.
 
 pub mod docker;
+mod docker_standby;
 pub mod local;
 pub mod owner;
 pub mod plan;
@@ -182,12 +183,6 @@ async fn start_docker(
     say: &dyn Fn(&str),
     cancel: Option<&CancellationToken>,
 ) -> Result<Server> {
-    if plan.replicas.count > 0 {
-        return Err(Error::input(
-            "[replica] (or --replicas) asks for streaming standbys, and the docker backend does not make them \
-             yet; use --backend local",
-        ));
-    }
     say(why);
     let server = docker::DockerServer::start(plan, image, dump, cancel).await?;
     say(&format!("server: {}", server.location()));
@@ -223,10 +218,6 @@ async fn start_auto(
     say: &dyn Fn(&str),
     cancel: Option<&CancellationToken>,
 ) -> Result<Server> {
-    if plan.replicas.count > 0 {
-        say("backend: local (auto: standbys for [replica] are made by the local backend only, for now)");
-        return start_local(plan, say);
-    }
     let Some(image) = docker::image_for(plan) else {
         return match local::find_binaries(plan.pg_bin.as_deref(), None) {
             Ok(b) => {

@@ -76,7 +76,7 @@ impl Default for ReplicaPlan {
 
 impl ReplicaPlan {
     /// The `-c` settings of each standby, after the primary's own.
-    fn settings(&self) -> Vec<(String, String)> {
+    pub(super) fn settings(&self) -> Vec<(String, String)> {
         let mut s = vec![
             ("hot_standby".to_string(), "on".to_string()),
             ("hot_standby_feedback".to_string(), if self.hot_standby_feedback { "on" } else { "off" }.to_string()),
@@ -90,23 +90,45 @@ impl ReplicaPlan {
 }
 
 /// Where a standby answers: its name (`application_name` on the primary),
-/// socket directory and port.
+/// port and how it is reached.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
     pub name: String,
-    pub socket_dir: PathBuf,
     pub port: u16,
-    pub pid: i32,
+    pub reach: Reach,
+}
+
+/// How a standby is reached.
+#[derive(Debug, Clone)]
+pub enum Reach {
+    /// A local standby: through the primary's socket directory, without a
+    /// password.
+    Socket(PathBuf),
+    /// A standby in a container: 127.0.0.1 at its published port, with the
+    /// superuser's password (the primary's).
+    Tcp { password: String },
 }
 
 impl Endpoint {
-    /// Connection settings for one database on this standby (its socket: no password).
+    /// Connection settings for one database on this standby.
     pub fn target(&self, dbname: &str) -> Target {
         let mut c = tokio_postgres::Config::new();
-        c.host_path(&self.socket_dir).port(self.port).user("postgres").dbname(dbname);
+        match &self.reach {
+            Reach::Socket(dir) => c.host_path(dir),
+            Reach::Tcp { password } => c.host("127.0.0.1").password(password.as_str()),
+        };
+        c.port(self.port).user("postgres").dbname(dbname);
         c.application_name("lockimpact");
         c.connect_timeout(Duration::from_secs(10));
         Target::plain(c)
+    }
+
+    /// The host `psql -h` takes: the socket directory, or 127.0.0.1.
+    pub fn host(&self) -> String {
+        match &self.reach {
+            Reach::Socket(dir) => dir.display().to_string(),
+            Reach::Tcp { .. } => "127.0.0.1".into(),
+        }
     }
 }
 
@@ -154,6 +176,7 @@ impl Primary<'_> {
 /// A running standby; dropping it stops it unless kept.
 pub struct Standby {
     pub endpoint: Endpoint,
+    pid: i32,
     data: PathBuf,
     bin_dir: PathBuf,
     run_as: Option<(u32, u32)>,
@@ -195,7 +218,8 @@ impl Standby {
         let data = dir.join("data");
         base_backup(primary, &data, &name)?;
         let mut standby = Standby {
-            endpoint: Endpoint { name, socket_dir: primary.root.to_path_buf(), port: 0, pid: 0 },
+            endpoint: Endpoint { name, port: 0, reach: Reach::Socket(primary.root.to_path_buf()) },
+            pid: 0,
             data,
             bin_dir: primary.bin_dir.to_path_buf(),
             run_as: primary.run_as,
@@ -211,7 +235,7 @@ impl Standby {
                 other => break other?,
             }
         }
-        standby.endpoint.pid = super::local::read_pid(&standby.data)?;
+        standby.pid = super::local::read_pid(&standby.data)?;
         Ok(standby)
     }
 
@@ -229,7 +253,7 @@ impl Standby {
             primary.command("pg_ctl"),
             &self.data,
             &self.log_path(),
-            (self.endpoint.port, &self.endpoint.socket_dir),
+            (self.endpoint.port, primary.root),
             settings,
         )
         .map_err(|e| Error::env(format!("cannot run pg_ctl for {}: {e}", self.endpoint.name)))?;
@@ -273,14 +297,14 @@ impl Standby {
         format!(
             "standby {} (postmaster pid {}): psql -h {} -p {} -U postgres",
             self.endpoint.name,
-            self.endpoint.pid,
-            self.endpoint.socket_dir.display(),
+            self.pid,
+            self.endpoint.host(),
             self.endpoint.port
         )
     }
 
     fn stop(&mut self) {
-        let pid = self.endpoint.pid;
+        let pid = self.pid;
         if pid <= 0 {
             return;
         }

@@ -52,13 +52,9 @@ pub fn resolve(r: &ReplicaSection, args: &RunOptions, backend: Backend, file: &s
         Backend::Url => Err(Error::input(format!(
             "{file}: [replica] (or --replicas) asks for streaming standbys, but the url backend runs on an existing \
              server that lockimpact did not make: it cannot add standbys to it (and it refuses a server with \
-             replicas attached); use the local backend"
+             replicas attached); use the local or docker backend"
         ))),
-        Backend::Docker => Err(Error::input(format!(
-            "{file}: [replica] (or --replicas) asks for streaming standbys, and the docker backend does not make \
-             them yet; use --backend local (or auto, which picks local for standbys)"
-        ))),
-        Backend::Local | Backend::Auto => Ok(plan),
+        Backend::Local | Backend::Docker | Backend::Auto => Ok(plan),
     }
 }
 

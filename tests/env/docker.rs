@@ -15,7 +15,11 @@
 //! - `lockimpact clean` removes the container of a run killed with `kill -9`
 //!   and leaves the container of a live run alone;
 //! - every request the client sends is one this engine accepts (the API
-//!   version question, see src/clone/docker.rs).
+//!   version question, see src/clone/docker.rs);
+//! - `[replica]` standbys run in containers of the same image: a
+//!   `target = "replica"` class reads there and waits for a lock the primary
+//!   took and the standby replays, the lag is measured, and no container is
+//!   left after the run, or after `lockimpact clean` of a killed one.
 //!
 //! In the `env` binary (libtest-mimic harness), so that a missing engine
 //! shows in the runner's output: the tests are *ignored* (skipped) when no
@@ -50,6 +54,11 @@ const TESTS: &[(&str, fn())] = &[
     ("requests_are_ones_this_engine_accepts", requests_are_ones_this_engine_accepts),
     ("command_is_captured_on_the_docker_backend_too", command_is_captured_on_the_docker_backend_too),
     ("a_paused_container_ends_the_run_with_a_report", a_paused_container_ends_the_run_with_a_report),
+    (
+        "a_standby_container_replays_a_lock_that_blocks_its_reads",
+        a_standby_container_replays_a_lock_that_blocks_its_reads,
+    ),
+    ("clean_removes_a_killed_runs_standby_container", clean_removes_a_killed_runs_standby_container),
 ];
 
 /// The docker tests, gated on an engine that answers.
@@ -556,4 +565,64 @@ fn a_paused_container_ends_the_run_with_a_report() {
     let r = report(&json);
     assert!(r["incomplete_reason"].as_str().unwrap().contains("the server froze"), "{}", r["incomplete_reason"]);
     assert_eq!(left, Vec::<String>::new(), "the paused container was left behind\n{stderr}");
+}
+
+/// A workload of reads of `orders` on the standby, and reads of `customers`
+/// (which the ALTER does not lock) on the primary.
+const STANDBY_WORKLOAD: &str = "[[class]]\nname = \"standby_read\"\nweight = 1\ntarget = \"replica\"\n\
+sql = \"SELECT count(*) FROM orders WHERE customer_id = $1\"\n\
+params = [{ type = \"int\", min = 1, max = 1000 }]\n\
+[[class]]\nname = \"customer_by_id\"\nweight = 1\n\
+sql = \"SELECT name FROM customers WHERE id = $1\"\n\
+params = [{ type = \"int\", min = 1, max = 1000 }]\n";
+
+/// A scenario whose migration holds an ACCESS EXCLUSIVE lock on `orders`
+/// for 2 s, with one standby that waits for its readers (`-1`).
+fn standby_scenario(dir: &std::path::Path) -> std::path::PathBuf {
+    let migration = "ALTER TABLE orders ADD COLUMN billing_country text;\nSELECT pg_sleep(2);\n";
+    let path = tiny_scenario(dir, migration, "[replica]\ncount = 1\nmax_standby_streaming_delay = -1\n");
+    std::fs::write(dir.join("standby.toml"), STANDBY_WORKLOAD).unwrap();
+    let workload = repo().join("workloads/orders/workload.toml").display().to_string();
+    let text = std::fs::read_to_string(&path).unwrap().replace(&workload, "standby.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn a_standby_container_replays_a_lock_that_blocks_its_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = standby_scenario(dir.path());
+    let mut args = vec![scenario.to_str().unwrap()];
+    args.extend_from_slice(DOCKER);
+    let (o, _) = run_checked_clean(&args);
+    assert!(matches!(o.code, 0 | 1), "exit {}:\n{}", o.code, o.stderr);
+    assert!(o.stderr.contains("1 streaming standby container(s)"), "{}", o.stderr);
+    let report = o.report();
+    let s = &report["replicas"]["standbys"][0];
+    let class = &report["latency"]["standby_read"];
+    eprintln!("standby: {s}\nstandby_read latency: {class}");
+    assert_eq!(s["name"], "lockimpact_standby_1", "{s}");
+    assert!(s["samples"].as_u64().unwrap() > 10, "{s}");
+    assert!(s["max_lag_bytes"].as_u64().unwrap() > 0, "the ALTER's WAL reached the standby later: {s}");
+    assert!(class["baseline"]["count"].as_u64().unwrap() > 0, "the class ran on the standby: {class}");
+    assert!(s["blocked_sessions"].as_u64().unwrap() >= 1, "{s}");
+    let longest = s["longest_blocked_ms"].as_f64().unwrap();
+    assert!(longest > 1000.0, "the replayed lock is held about 2 s: {s}");
+    assert!(class["during"]["max_ms"].as_f64().unwrap() >= longest, "{class}");
+}
+
+fn clean_removes_a_killed_runs_standby_container() {
+    let dir = tempfile::tempdir().unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let scenario = standby_scenario(dir.path());
+    let (mut killed, _) = run_in_baseline(&scenario, DOCKER, scratch.path());
+    let pid = killed.id();
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    let _ = killed.wait();
+    let left = containers_of(pid);
+    let clean = bin().arg("clean").env("TMPDIR", scratch.path()).output().unwrap();
+    let clean_out = String::from_utf8_lossy(&clean.stdout).into_owned();
+    let after = containers_of(pid);
+    assert_eq!(left.len(), 2, "kill -9 leaves the primary's and the standby's containers");
+    assert!(clean.status.success(), "{clean_out}{}", String::from_utf8_lossy(&clean.stderr));
+    assert_eq!(after, Vec::<String>::new(), "a container of the killed run is still there:\n{clean_out}");
 }

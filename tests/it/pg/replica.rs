@@ -238,7 +238,6 @@ fn bad_replica_settings_are_refused_naming_the_key() {
         ("count = 1\nrecovery_min_apply_delay = \"-1s\"", &[], "recovery_min_apply_delay"),
         ("count = 1\nfeedback = true", &[], "feedback"),
         ("count = 1", &["--replicas", "7"], "--replicas = 7"),
-        ("count = 1", &["--backend", "docker"], "the docker backend does not make"),
         ("count = 1", &["--url", "postgresql://localhost/x", "--allow-existing-server"], "url backend"),
         (
             "recovery_min_apply_delay = \"1s\"",
