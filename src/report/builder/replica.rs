@@ -192,17 +192,24 @@ pub(super) fn violations(r: &Report, b: &BudgetSection) -> Vec<Violation> {
             v.push(Violation::new("max_standby_cancels", n as f64, cancels as f64, what));
         }
     }
-    if let (Some(d), Some(s)) = (b.max_standby_blocked, worst(&|s| s.longest_blocked_ms)) {
-        if s.longest_blocked_ms > ms(d.0) {
-            let what = format!(
-                "a session on standby {} waited {} on a lock replayed from the primary (budget {})",
-                s.name,
-                fmt_ms(s.longest_blocked_ms),
-                fmt_ms(ms(d.0))
-            );
-            let step = step_of(s, &|x| x.blocked_sessions as f64);
-            v.push(Violation { step, ..Violation::new("max_standby_blocked", ms(d.0), s.longest_blocked_ms, what) });
-        }
-    }
+    v.extend(standby_blocked(rep, b));
     v
+}
+
+/// `max_standby_blocked`: the longest wait of a standby session on a
+/// replayed lock, with the step that blocked most sessions on that standby.
+fn standby_blocked(rep: &ReplicasReport, b: &BudgetSection) -> Option<Violation> {
+    let limit = ms(b.max_standby_blocked?.0);
+    let s = rep.standbys.iter().max_by(|x, y| x.longest_blocked_ms.total_cmp(&y.longest_blocked_ms))?;
+    if s.longest_blocked_ms <= limit {
+        return None;
+    }
+    let what = format!(
+        "a session on standby {} waited {} on a lock replayed from the primary (budget {})",
+        s.name,
+        fmt_ms(s.longest_blocked_ms),
+        fmt_ms(limit)
+    );
+    let step = s.steps.iter().filter(|x| x.blocked_sessions > 0).max_by_key(|x| x.blocked_sessions).map(|x| x.step);
+    Some(Violation { step, ..Violation::new("max_standby_blocked", limit, s.longest_blocked_ms, what) })
 }
