@@ -3,15 +3,17 @@
 //! (`schema_version` 1, additive changes only). The totals, the ranking and
 //! the one-line verdict are derived here; renderers only format them.
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::fmt::fmt_ms;
+use crate::fmt::{fmt_bytes, fmt_ms};
 use crate::report::Report;
 use crate::report::model::VerdictStatus;
 use crate::run_record::Outcome;
+use crate::run_record::budget::REPLICA_BUDGETS;
 use crate::scenario::Plan;
 
 pub const COMPARISON_SCHEMA_VERSION: u32 = 1;
@@ -24,14 +26,18 @@ pub struct Comparison {
     /// In the order given on the command line (A, B).
     pub candidates: Vec<Candidate>,
     /// Indexes into `candidates`, safest first: a candidate that completed
-    /// before one that did not, then less time blocked by the migration, then
-    /// fewer sessions blocked at once, then the shorter longest wait.
+    /// before one that did not; when both have standbys, one within its
+    /// replica budgets before one that exceeded one; then less time blocked
+    /// by the migration, fewer sessions blocked at once, the shorter longest
+    /// wait; then, when both have standbys, fewer standby queries cancelled,
+    /// the shorter standby wait on a replayed lock, the smaller peak lag.
     pub ranking: Vec<usize>,
     /// One line a reviewer can quote.
     pub summary: String,
     /// Index into `candidates` of the safer one: ranked first, and it
-    /// completed or blocked less than the next (absent when they blocked
-    /// alike or not every candidate ran).
+    /// completed or blocked less than the next, or (both with standbys) it
+    /// kept within its replica budgets or did less to the standbys where
+    /// they blocked alike (absent when they did alike or not every candidate ran).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recommended: Option<usize>,
     /// How the scenarios differ (allowed with `--allow-different`, or not
@@ -81,6 +87,9 @@ pub struct Totals {
     pub wal_bytes: u64,
     /// class → p99 and max latency during the migration.
     pub during: BTreeMap<String, DuringLatency>,
+    /// The candidate's standbys, when it had some (`[replica]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<ReplicaTotals>,
     pub pass: bool,
     /// The candidate's verdict (absent in comparisons written before it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -92,6 +101,56 @@ impl Totals {
     pub fn status(&self) -> VerdictStatus {
         self.status.unwrap_or(if self.pass { VerdictStatus::Pass } else { VerdictStatus::Fail })
     }
+}
+
+/// What a candidate did to the clone's standbys, over all of them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ReplicaTotals {
+    /// The largest replay lag of any standby, in bytes.
+    pub max_lag_bytes: u64,
+    /// The largest `replay_lag` the primary reported for any standby.
+    pub max_replay_lag_ms: Option<f64>,
+    /// Standby queries cancelled by recovery conflicts.
+    pub cancels: u64,
+    /// Standby sessions that waited on a lock replayed from the primary, and the longest wait.
+    pub blocked_sessions: u64,
+    pub longest_blocked_ms: f64,
+    /// The replica budgets the candidate exceeded (`max_replica_lag`, …).
+    pub exceeded: Vec<String>,
+}
+
+impl ReplicaTotals {
+    fn of(r: &Report) -> Option<ReplicaTotals> {
+        let s = &r.replicas.as_ref()?.standbys;
+        Some(ReplicaTotals {
+            max_lag_bytes: s.iter().map(|x| x.max_lag_bytes).max().unwrap_or(0),
+            max_replay_lag_ms: s.iter().filter_map(|x| x.max_replay_lag_ms).reduce(f64::max),
+            cancels: s.iter().map(|x| x.cancels).sum(),
+            blocked_sessions: s.iter().map(|x| x.blocked_sessions).sum(),
+            longest_blocked_ms: s.iter().map(|x| x.longest_blocked_ms).fold(0.0, f64::max),
+            exceeded: r
+                .verdict
+                .violations
+                .iter()
+                .filter(|v| REPLICA_BUDGETS.contains(&v.budget.as_str()))
+                .map(|v| v.budget.clone())
+                .collect(),
+        })
+    }
+
+    /// Less done to the standbys first: fewer cancelled queries (errors),
+    /// then the shorter wait on a replayed lock, then the smaller peak lag.
+    fn cmp(&self, other: &ReplicaTotals) -> Ordering {
+        self.cancels
+            .cmp(&other.cancels)
+            .then(self.longest_blocked_ms.total_cmp(&other.longest_blocked_ms))
+            .then(self.max_lag_bytes.cmp(&other.max_lag_bytes))
+    }
+}
+
+/// Both candidates' standby totals, when both had standbys.
+fn both_replicas<'a>(x: &'a Totals, y: &'a Totals) -> Option<(&'a ReplicaTotals, &'a ReplicaTotals)> {
+    Some((x.replicas.as_ref()?, y.replicas.as_ref()?))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -140,6 +199,7 @@ pub fn differences(a: &Plan, b: &Plan, allow_different: bool) -> Result<Vec<Stri
         ("clone settings", format!("{:?}", a.clone.settings), format!("{:?}", b.clone.settings)),
         ("phases", format!("{:?}", a.phases), format!("{:?}", b.phases)),
         ("sampler.interval", format!("{:?}", a.sampler_interval), format!("{:?}", b.sampler_interval)),
+        ("replica settings", format!("{:?}", a.clone.replicas), format!("{:?}", b.clone.replicas)),
     ] {
         if x != y {
             notes.push(format!("{what} differ: {x} in A, {y} in B"));
@@ -170,6 +230,7 @@ pub fn same_clone(a: &Plan, b: &Plan) -> bool {
         && x.pg_version == y.pg_version
         && x.backend == y.backend
         && x.image == y.image
+        && x.replicas == y.replicas
 }
 
 fn totals(r: &Report) -> Totals {
@@ -200,6 +261,7 @@ fn totals(r: &Report) -> Totals {
                 Some((class.clone(), DuringLatency { count: l.count, p99_ms: l.p99_ms, max_ms: l.max_ms }))
             })
             .collect(),
+        replicas: ReplicaTotals::of(r),
         pass: r.verdict.pass,
         status: Some(r.verdict.status()),
     }
@@ -215,11 +277,16 @@ pub fn build(reports: Vec<Report>, differences: Vec<String>) -> Comparison {
     let mut ranking: Vec<usize> = (0..candidates.len()).collect();
     ranking.sort_by(|&a, &b| {
         let (x, y) = (&candidates[a].totals, &candidates[b].totals);
+        let replicas = both_replicas(x, y);
         y.completed
             .cmp(&x.completed)
+            .then(
+                replicas.map_or(Ordering::Equal, |(p, q)| p.exceeded.is_empty().cmp(&q.exceeded.is_empty()).reverse()),
+            )
             .then(x.blocked_ms.total_cmp(&y.blocked_ms))
             .then(x.max_concurrent.cmp(&y.max_concurrent))
             .then(x.longest_blocked_ms.total_cmp(&y.longest_blocked_ms))
+            .then(replicas.map_or(Ordering::Equal, |(p, q)| p.cmp(q)))
             .then(a.cmp(&b))
     });
     let (summary, recommended) = summary(&candidates, &ranking);
@@ -267,6 +334,51 @@ fn summary(c: &[Candidate], ranking: &[usize]) -> (String, Option<usize>) {
     };
     let (a, b) = (&c[first], &c[second]);
     let name = |x: &Candidate| format!("{} ({})", x.label, x.report.scenario.name);
+    let (line, recommended) = primary_summary(a, b, &name);
+    let Some((p, q)) = both_replicas(&a.totals, &b.totals) else {
+        return (line, recommended.then_some(first));
+    };
+    let on_standbys =
+        format!(" On the standbys, {} {}; {} {}.", a.label, replica_phrase(p), b.label, replica_phrase(q));
+    if a.totals.completed == b.totals.completed && p.exceeded.is_empty() && !q.exceeded.is_empty() {
+        let (x, y) = (&a.label, &b.label);
+        let line = format!(
+            "{} is safer: {} exceeded its replica budget ({}) where {x} kept within it; {x} {}, {y} {}.",
+            name(a),
+            name(b),
+            q.exceeded.join(", "),
+            blocked_phrase(&a.totals),
+            blocked_phrase(&b.totals)
+        );
+        return (format!("{line}{on_standbys}"), Some(first));
+    }
+    if !recommended && a.totals.completed == b.totals.completed && p.cmp(q) == Ordering::Less {
+        let (x, y) = (&a.label, &b.label);
+        let line = format!(
+            "{} is safer: {x} and {y} blocked the workload alike ({}), and {x} did less to the standbys.",
+            name(a),
+            blocked_phrase(&a.totals)
+        );
+        return (format!("{line}{on_standbys}"), Some(first));
+    }
+    (format!("{line}{on_standbys}"), recommended.then_some(first))
+}
+
+/// What a candidate did to the standbys, for the summary.
+fn replica_phrase(t: &ReplicaTotals) -> String {
+    let mut parts = vec![format!("lagged at most {} behind", fmt_bytes(t.max_lag_bytes))];
+    if t.cancels > 0 {
+        parts.push(format!("{} standby quer{} cancelled", t.cancels, if t.cancels == 1 { "y" } else { "ies" }));
+    }
+    if t.blocked_sessions > 0 {
+        parts.push(format!("a standby read waited {} on a replayed lock", fmt_ms(t.longest_blocked_ms)));
+    }
+    parts.join(", ")
+}
+
+/// The line about the primary's workload for `a` (ranked first) and `b`,
+/// and whether `a` is the safer one by it.
+fn primary_summary(a: &Candidate, b: &Candidate, name: &dyn Fn(&Candidate) -> String) -> (String, bool) {
     if !b.totals.completed && a.totals.completed {
         let line = format!(
             "{} is safer: it completed and {}, where {} did not complete ({}) and {}.",
@@ -276,7 +388,7 @@ fn summary(c: &[Candidate], ranking: &[usize]) -> (String, Option<usize>) {
             b.totals.outcome,
             blocked_phrase(&b.totals)
         );
-        return (line, Some(first));
+        return (line, true);
     }
     if a.totals.blocked_ms == b.totals.blocked_ms && a.totals.blocked_sessions == b.totals.blocked_sessions {
         let line = format!(
@@ -287,7 +399,7 @@ fn summary(c: &[Candidate], ranking: &[usize]) -> (String, Option<usize>) {
             fmt_ms(a.totals.migration_ms),
             fmt_ms(b.totals.migration_ms)
         );
-        return (line, None);
+        return (line, false);
     }
     let line = format!(
         "{} is safer: it {} where {} {}.",
@@ -296,5 +408,5 @@ fn summary(c: &[Candidate], ranking: &[usize]) -> (String, Option<usize>) {
         name(b),
         blocked_phrase(&b.totals)
     );
-    (line, Some(first))
+    (line, true)
 }

@@ -865,7 +865,15 @@ pub struct StandbyReport {
     /// (`pg_stat_database_conflicts`): each a query cancelled with SQLSTATE 40001 or a session ended.
     pub conflicts: ConflictCounts,
     pub cancels: u64,
+    /// The replay lag in bytes over time, `[t_ms, bytes]` from the baseline
+    /// on: at most `LAG_SERIES_POINTS` points, each the largest sample of its
+    /// time slice (so the peak is kept). Absent in reports written before it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lag_series: Vec<(f64, u64)>,
 }
+
+/// The most points of a standby's `lag_series`.
+pub const LAG_SERIES_POINTS: usize = 600;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct StandbyStep {

@@ -36,7 +36,13 @@ pub struct BudgetSection {
     pub max_replica_lag_bytes: Option<u64>,
     /// Standby queries cancelled by recovery conflicts (all standbys).
     pub max_standby_cancels: Option<u64>,
+    /// Longest wait of a standby session blocked by a lock replayed from the primary.
+    pub max_standby_blocked: Option<Dur>,
 }
+
+/// The budget keys that judge the clone's standbys (`[replica]`).
+pub const REPLICA_BUDGETS: [&str; 4] =
+    ["max_replica_lag", "max_replica_lag_bytes", "max_standby_cancels", "max_standby_blocked"];
 
 /// Whether new error classes caused by the migration are allowed by the budget.
 #[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +75,7 @@ impl BudgetSection {
             max_replica_lag,
             max_replica_lag_bytes,
             max_standby_cancels,
+            max_standby_blocked,
         } = self;
         max_blocked.is_none()
             && max_blocked_wait.is_none()
@@ -81,6 +88,7 @@ impl BudgetSection {
             && max_replica_lag.is_none()
             && max_replica_lag_bytes.is_none()
             && max_standby_cancels.is_none()
+            && max_standby_blocked.is_none()
     }
 
     /// The budget of a scenario that sets none: no workload session waits on

@@ -123,6 +123,7 @@ pub fn check_budget(b: &BudgetSection, plan: &ReplicaPlan, file: &str) -> Result
         ("max_replica_lag", b.max_replica_lag.is_some()),
         ("max_replica_lag_bytes", b.max_replica_lag_bytes.is_some()),
         ("max_standby_cancels", b.max_standby_cancels.is_some()),
+        ("max_standby_blocked", b.max_standby_blocked.is_some()),
     ];
     match set.iter().find(|(_, s)| *s) {
         Some((key, _)) if plan.count == 0 => Err(Error::input(format!(

@@ -29,6 +29,10 @@ pub fn remedy(r: &Report, v: &Violation) -> Option<String> {
         "max_replica_lag" | "max_replica_lag_bytes" => {
             format!("{step} wrote WAL faster than the standby replayed it: batch it, with a pause between batches")
         }
+        "max_standby_blocked" => format!(
+            "{step} held a lock that the standbys replayed, and their reads waited for it: split it so that no slow \
+             statement runs in the transaction that holds the lock"
+        ),
         _ => return None,
     };
     Some(what)

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use super::{Bounds, ms};
 use crate::fmt::{fmt_bytes, fmt_ms};
-use crate::report::model::{ConflictCounts, ReplicasReport, Report, StandbyReport, StandbyStep, Violation};
+use crate::report::model::{
+    ConflictCounts, LAG_SERIES_POINTS, ReplicasReport, Report, StandbyReport, StandbyStep, Violation,
+};
 use crate::run_record::RunRecord;
 use crate::run_record::budget::BudgetSection;
 use crate::run_record::replica::{LagSample, StandbyRecord};
@@ -82,7 +84,19 @@ fn standby(rec: &RunRecord, bounds: &Bounds, s: &StandbyRecord) -> StandbyReport
         longest_blocked_ms: ms(blocked.longest),
         conflicts,
         cancels: n(c.total()),
+        lag_series: lag_series(&measured),
     }
+}
+
+/// The lag over time for the chart: at most `LAG_SERIES_POINTS` points,
+/// each the largest of a run of consecutive samples (the peak is kept).
+fn lag_series(samples: &[&LagSample]) -> Vec<(f64, u64)> {
+    let per_point = samples.len().div_ceil(LAG_SERIES_POINTS).max(1);
+    samples
+        .chunks(per_point)
+        .filter_map(|run| run.iter().max_by_key(|x| (x.lag_bytes, std::cmp::Reverse(x.at))))
+        .map(|x| (ms(x.at), x.lag_bytes))
+        .collect()
 }
 
 /// Standby sessions seen waiting on the startup process's lock: a session
@@ -130,6 +144,7 @@ pub(super) fn limits(b: &BudgetSection) -> Vec<(String, f64)> {
         b.max_replica_lag.map(|d| ("max_replica_lag", ms(d.0))),
         b.max_replica_lag_bytes.map(|n| ("max_replica_lag_bytes", n as f64)),
         b.max_standby_cancels.map(|n| ("max_standby_cancels", n as f64)),
+        b.max_standby_blocked.map(|d| ("max_standby_blocked", ms(d.0))),
     ]
     .into_iter()
     .flatten()
@@ -177,5 +192,24 @@ pub(super) fn violations(r: &Report, b: &BudgetSection) -> Vec<Violation> {
             v.push(Violation::new("max_standby_cancels", n as f64, cancels as f64, what));
         }
     }
+    v.extend(standby_blocked(rep, b));
     v
+}
+
+/// `max_standby_blocked`: the longest wait of a standby session on a
+/// replayed lock, with the step that blocked most sessions on that standby.
+fn standby_blocked(rep: &ReplicasReport, b: &BudgetSection) -> Option<Violation> {
+    let limit = ms(b.max_standby_blocked?.0);
+    let s = rep.standbys.iter().max_by(|x, y| x.longest_blocked_ms.total_cmp(&y.longest_blocked_ms))?;
+    if s.longest_blocked_ms <= limit {
+        return None;
+    }
+    let what = format!(
+        "a session on standby {} waited {} on a lock replayed from the primary (budget {})",
+        s.name,
+        fmt_ms(s.longest_blocked_ms),
+        fmt_ms(limit)
+    );
+    let step = s.steps.iter().filter(|x| x.blocked_sessions > 0).max_by_key(|x| x.blocked_sessions).map(|x| x.step);
+    Some(Violation { step, ..Violation::new("max_standby_blocked", limit, s.longest_blocked_ms, what) })
 }

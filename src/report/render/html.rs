@@ -1,7 +1,8 @@
 //! HTML renderer: one self-contained file (inline CSS, inline SVG, no script,
 //! no network) with the summary first, then charts (latency per class by
 //! intended start with the migration steps shaded and numbered, operations
-//! waiting and sessions blocked, latency percentiles per phase), the
+//! waiting and sessions blocked, latency percentiles per phase, and with
+//! standbys each one's replay lag in bytes), the
 //! annotated migration and the detail tables. Formats; computes nothing.
 
 use std::io::{self, Write};
@@ -138,6 +139,7 @@ fn body(r: &Report, h: u8, out: &mut impl Write) -> io::Result<()> {
     writeln!(out, "{}", blocked_chart(r).svg())?;
     writeln!(out, "<h{h}>Latency percentiles per phase</h{h}>")?;
     writeln!(out, "{}", percentile_chart(r).svg())?;
+    replicas(r, h, out)?;
     if let Some(section) = preflight_rows(r) {
         table_with_notes(out, h, section)?;
     }
@@ -162,6 +164,36 @@ fn body(r: &Report, h: u8, out: &mut impl Write) -> io::Result<()> {
         table_with_notes(out, h, section)?;
     }
     Ok(())
+}
+
+/// With standbys: a replay-lag chart per standby (steps shaded), then the
+/// replicas tables of the other reports.
+fn replicas(r: &Report, h: u8, out: &mut impl Write) -> io::Result<()> {
+    let (Some(rep), Some((title, standbys, steps))) = (&r.replicas, super::replica::replica_tables(r)) else {
+        return Ok(());
+    };
+    writeln!(out, "<h{h}>{}</h{h}>", escape(&title))?;
+    for s in &rep.standbys {
+        writeln!(out, "{}", lag_chart(r, s).svg())?;
+    }
+    standbys.html(out)?;
+    steps.html(out)
+}
+
+/// A standby's replay lag in bytes over time, the steps shaded.
+fn lag_chart(r: &Report, s: &crate::report::model::StandbyReport) -> Chart {
+    let (x_range, x_ticks) = seconds_axis(r);
+    let points = s.lag_series.iter().map(|&(t, b)| (t / 1000.0, Some(b as f64))).collect();
+    Chart {
+        title: format!("Replay lag of standby {} behind the primary (bytes of WAL not yet replayed)", s.name),
+        x_label: "seconds since warmup started".into(),
+        y_label: "replay lag".into(),
+        x_range,
+        x_ticks,
+        y_scale: Scale::Bytes,
+        series: vec![Series { name: "replay lag".into(), points, color: "#9467bd", dashed: false }],
+        bands: step_bands(r),
+    }
 }
 
 /// A heading, a table and a list of sentences under it.

@@ -11,7 +11,7 @@ pub mod terminal;
 
 use crate::fmt::{fmt_bytes, fmt_count, fmt_ms};
 use crate::report::Report;
-use crate::report::compare::Comparison;
+use crate::report::compare::{Comparison, ReplicaTotals};
 use crate::report::model::{BudgetLimit, BudgetSource, Phase, VerdictStatus};
 use crate::report::output::Format;
 
@@ -366,7 +366,7 @@ pub fn side_by_side_rows(c: &Comparison) -> Rows {
     let cell = |f: &dyn Fn(&crate::report::compare::Totals) -> String| -> Vec<String> {
         c.candidates.iter().map(|x| f(&x.totals)).collect()
     };
-    let measures: Vec<(&str, Vec<String>)> = vec![
+    let mut measures: Vec<(&str, Vec<String>)> = vec![
         ("outcome", cell(&|t| t.outcome.clone())),
         ("time blocked (summed over sessions)", cell(&|t| fmt_ms(t.blocked_ms))),
         ("sessions blocked", cell(&|t| t.blocked_sessions.to_string())),
@@ -383,15 +383,25 @@ pub fn side_by_side_rows(c: &Comparison) -> Rows {
         ("table rewrites", cell(&|t| t.rewrites.to_string())),
         ("WAL", cell(&|t| fmt_bytes(t.wal_bytes))),
         ("workload errors", cell(&|t| t.errors.to_string())),
-        (
-            "budget",
-            cell(&|t| match t.status() {
-                VerdictStatus::Pass => "pass".into(),
-                VerdictStatus::Fail => "FAIL".into(),
-                VerdictStatus::Inconclusive => "INCONCLUSIVE".into(),
-            }),
-        ),
     ];
+    if c.candidates.iter().any(|x| x.totals.replicas.is_some()) {
+        let standby = |f: &dyn Fn(&ReplicaTotals) -> String| cell(&|t| t.replicas.as_ref().map_or("-".into(), f));
+        measures.extend([
+            ("standby max lag", standby(&|s| fmt_bytes(s.max_lag_bytes))),
+            ("standby max replay_lag", standby(&|s| s.max_replay_lag_ms.map_or("-".into(), fmt_ms))),
+            ("standby queries cancelled", standby(&|s| s.cancels.to_string())),
+            ("standby reads blocked by a replayed lock", standby(&|s| s.blocked_sessions.to_string())),
+            ("longest standby wait", standby(&|s| fmt_ms(s.longest_blocked_ms))),
+        ]);
+    }
+    measures.push((
+        "budget",
+        cell(&|t| match t.status() {
+            VerdictStatus::Pass => "pass".into(),
+            VerdictStatus::Fail => "FAIL".into(),
+            VerdictStatus::Inconclusive => "INCONCLUSIVE".into(),
+        }),
+    ));
     let rows =
         measures.into_iter().map(|(name, cells)| std::iter::once(name.to_string()).chain(cells).collect()).collect();
     comparison_rows(c, rows)
@@ -516,6 +526,10 @@ fn limit_text(l: &BudgetLimit) -> String {
         "max_p99_during" => format!("p99 of every class during the migration at most {d}"),
         "max_step" => format!("no step longer than {d}"),
         "max_errors" => format!("at most {n} workload errors"),
+        "max_replica_lag" => format!("no standby's replay_lag above {d}"),
+        "max_replica_lag_bytes" => format!("no standby more than {} behind the primary", fmt_bytes(n as u64)),
+        "max_standby_cancels" => format!("at most {n} standby queries cancelled by recovery conflicts"),
+        "max_standby_blocked" => format!("no standby session waits on a replayed lock longer than {d}"),
         other => match other.strip_prefix("max_p99_during_class.") {
             Some(class) => format!("p99 of {class} during the migration at most {d}"),
             None => format!("{other} {n}"),

@@ -1,6 +1,6 @@
 //! Small SVG line charts for the HTML report: series of points (gaps where a
 //! value is missing), shaded bands (the migration steps) labelled by number
-//! without any two labels overlapping, a count, linear or log y-axis. Pure
+//! without any two labels overlapping, a count, bytes or log y-axis. Pure
 //! formatting: it maps given values to pixels.
 
 use std::fmt::Write;
@@ -32,6 +32,8 @@ pub enum Scale {
     Count,
     /// Log10; values are milliseconds and ticks are labelled as durations.
     LogMs,
+    /// Bytes from 0, ticks labelled as sizes (kB, MB).
+    Bytes,
 }
 
 pub struct Chart {
@@ -74,7 +76,7 @@ impl Frame {
 
     fn py(&self, v: f64) -> f64 {
         let t = match self.scale {
-            Scale::Count => v,
+            Scale::Count | Scale::Bytes => v,
             Scale::LogMs => v.max(1e-6).log10(),
         };
         TOP + self.ph - (t - self.y.0) / (self.y.1 - self.y.0).max(1e-9) * self.ph
@@ -109,7 +111,7 @@ impl Chart {
     fn y_range(&self) -> (f64, f64) {
         let values = self.series.iter().flat_map(|s| s.points.iter().filter_map(|p| p.1));
         match self.y_scale {
-            Scale::Count => (0.0, count_step(values.fold(1.0f64, f64::max)) * 4.0),
+            Scale::Count | Scale::Bytes => (0.0, count_step(values.fold(1.0f64, f64::max)) * 4.0),
             Scale::LogMs => {
                 let (lo, hi) = values
                     .filter(|v| *v > 0.0)
@@ -146,6 +148,9 @@ impl Chart {
         let (pw, ph) = (f.pw, f.ph);
         let ticks: Vec<(f64, String)> = match self.y_scale {
             Scale::Count => (0..=4).map(|i| y1 * i as f64 / 4.0).map(|v| (v, format!("{v:.0}"))).collect(),
+            Scale::Bytes => {
+                (0..=4).map(|i| y1 * i as f64 / 4.0).map(|v| (v, crate::fmt::fmt_bytes(v as u64))).collect()
+            }
             Scale::LogMs => (y0 as i32..=y1 as i32)
                 .map(|e| {
                     let v = 10f64.powi(e);

@@ -72,6 +72,22 @@ fn set_with_unknown_key_is_named() {
 }
 
 #[test]
+fn replica_budgets_without_a_standby_are_refused_naming_the_key() {
+    for (key, value) in [
+        ("max_replica_lag", "1s"),
+        ("max_replica_lag_bytes", "1000"),
+        ("max_standby_cancels", "0"),
+        ("max_standby_blocked", "500ms"),
+    ] {
+        let err = fails(|_| {}, &["--set", &format!("budget.{key}={value}")]);
+        let expected = format!("budget.{key} judges the clone's standbys, but it gets none");
+        assert!(err.contains(&expected), "{key}: {err}");
+    }
+    let err = fails(|_| {}, &["--set", "budget.max_standby_blocked=soon", "--replicas", "1"]);
+    assert!(err.contains("max_standby_blocked"), "{err}");
+}
+
+#[test]
 fn missing_migration_file_is_named() {
     let err = fails(|d| std::fs::remove_file(d.join("migration.sql")).unwrap(), &[]);
     assert!(err.contains("migration.sql: cannot read the migration"), "{err}");

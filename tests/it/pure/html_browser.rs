@@ -1,7 +1,7 @@
 //! The HTML reports open in headless Chromium (Debian's `chromium`, which
 //! `bash scripts/setup --tests` installs) without errors, and the charts are drawn:
-//! the rendered DOM holds the three SVG charts per rehearsal with non-empty
-//! series paths, and a screenshot is written.
+//! the rendered DOM holds the three SVG charts per rehearsal (and a replay-lag
+//! chart per standby) with non-empty series paths, and a screenshot is written.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -76,6 +76,34 @@ fn run_report_opens_and_draws_its_charts() {
 #[test]
 fn comparison_opens_and_draws_both_candidates_charts() {
     check(Doc::Compare(&fixture::<Comparison>("tests/fixtures/comparison.json")), 6);
+}
+
+/// The fixture with one standby whose lag rises during the migration's steps.
+fn with_standby() -> Report {
+    let mut r = fixture::<Report>("tests/fixtures/report.json");
+    let (from, to) = (r.steps[0].start_ms, r.steps.last().map(|s| s.start_ms + s.duration_ms).unwrap());
+    let series: Vec<serde_json::Value> = (0..r.timeline.len() * 10)
+        .map(|i| {
+            let t = i as f64 * 100.0;
+            serde_json::json!([t, if (from..=to).contains(&t) { 4_000_000 } else { 20_000 }])
+        })
+        .collect();
+    let standby = serde_json::json!({
+        "name": "lockimpact_standby_1", "samples": series.len(), "max_lag_bytes": 4_000_000,
+        "max_lag_at_ms": from, "max_lag_step": 0, "max_lag_phase": null, "baseline_max_lag_bytes": 20_000,
+        "max_write_lag_ms": null, "max_flush_lag_ms": null, "max_replay_lag_ms": 120.0, "steps": [],
+        "blocked_sessions": 0, "max_blocked_at_once": 0, "longest_blocked_ms": 0.0,
+        "conflicts": {"lock": 0, "snapshot": 0, "bufferpin": 0, "deadlock": 0, "tablespace": 0}, "cancels": 0,
+        "lag_series": series,
+    });
+    r.replicas =
+        Some(serde_json::from_value(serde_json::json!({"interval_ms": 100.0, "standbys": [standby]})).unwrap());
+    r
+}
+
+#[test]
+fn run_report_with_a_standby_draws_its_lag_chart() {
+    check(Doc::Run(&with_standby()), 4);
 }
 
 /// The rendered boxes of the step labels (`text.bl`) of each chart, read by

@@ -2,13 +2,19 @@
 //! largest lag and where, per-step maxima over the steps' time windows,
 //! samples before the baseline left out, blocked standby sessions counted as
 //! waits from their first poll to their last, conflicts as a difference, and
-//! the replica budgets as violations.
+//! the replica budgets as violations (`max_standby_blocked`: the longest
+//! standby wait), the lag series the HTML chart draws (downsampled, peak
+//! kept), and `compare`'s totals, ranking and summary by replica numbers.
 
 use std::time::Duration;
 
 use lockimpact::files::dur::Dur;
-use lockimpact::run_record::BudgetSection;
+use lockimpact::report::compare;
+use lockimpact::report::model::LAG_SERIES_POINTS;
+use lockimpact::report::output::Format;
+use lockimpact::report::render::{Doc, render};
 use lockimpact::run_record::replica::{Conflicts, LagSample, ReplicasRecord, StandbyRecord};
+use lockimpact::run_record::{BudgetSection, RunRecord};
 
 use super::record_builder::RunBuilder;
 
@@ -24,7 +30,11 @@ fn sample(at_ms: u64, lag: u64, replay_ms: Option<u64>, blocked: &[i32]) -> LagS
 }
 
 fn record(budget: BudgetSection) -> lockimpact::run_record::RunRecord {
-    let mut rec = RunBuilder::new().step("add column", 3000, 1000).step("backfill", 4000, 2000).budget(budget).build();
+    with_standby(RunBuilder::new().step("add column", 3000, 1000).step("backfill", 4000, 2000).budget(budget).build())
+}
+
+/// `rec` with one standby sampled as in `record`.
+fn with_standby(mut rec: RunRecord) -> RunRecord {
     let samples = vec![
         sample(100, 9_000_000, Some(900), &[]), // warmup: left out
         sample(1500, 1_000, Some(1), &[]),
@@ -83,4 +93,196 @@ fn replica_budgets_are_violations() {
     // Without standbys a record has no `replicas`, and the JSON no field.
     let plain = lockimpact::report::build(&RunBuilder::new().build());
     assert!(serde_json::to_value(&plain).unwrap().get("replicas").is_none());
+}
+
+fn ms(n: u64) -> Dur {
+    Dur(Duration::from_millis(n))
+}
+
+/// Two standby sessions each wait 100 ms (first to last poll) during step 1:
+/// a 50 ms budget is exceeded there, a 100 ms one is not.
+#[test]
+fn max_standby_blocked_judges_the_longest_standby_wait() {
+    let report =
+        lockimpact::report::build(&record(BudgetSection { max_standby_blocked: Some(ms(50)), ..Default::default() }));
+    let v = report.verdict.violations.iter().find(|v| v.budget == "max_standby_blocked").expect("a violation");
+    assert_eq!((v.limit, v.actual, v.step), (50.0, 100.0, Some(0)), "{v:?}");
+    assert_eq!(
+        v.message,
+        "a session on standby lockimpact_standby_1 waited 100.0 ms on a lock replayed from the primary (budget 50.0 ms)"
+    );
+    assert!(
+        v.remedy.as_deref().unwrap().starts_with("step 1 (add column) held a lock that the standbys replayed"),
+        "{v:?}"
+    );
+    let limits: Vec<(&str, f64)> =
+        report.budget.as_ref().unwrap().limits.iter().map(|l| (l.budget.as_str(), l.limit)).collect();
+    assert_eq!(limits, vec![("max_standby_blocked", 50.0)]);
+    let mut text = Vec::new();
+    render(Doc::Run(&report), Format::Text, &mut text).unwrap();
+    let text = String::from_utf8(text).unwrap();
+    assert!(text.contains("no standby session waits on a replayed lock longer than 50.0 ms"), "{text}");
+    assert!(text.contains("waited 100.0 ms on a lock replayed from the primary"), "{text}");
+
+    let within =
+        lockimpact::report::build(&record(BudgetSection { max_standby_blocked: Some(ms(100)), ..Default::default() }));
+    assert!(within.verdict.pass, "{:?}", within.verdict);
+}
+
+/// `lag_series`: every sample from the baseline on while there are few;
+/// with many, at most `LAG_SERIES_POINTS` in time order, the peak kept at its time.
+#[test]
+fn lag_series_keeps_every_sample_or_the_peak_of_each_run() {
+    let report = lockimpact::report::build(&record(BudgetSection::default()));
+    let s = &report.replicas.as_ref().unwrap().standbys[0];
+    let expected: Vec<(f64, u64)> = vec![
+        (1500.0, 1_000),
+        (3100.0, 2_000),
+        (3200.0, 3_000),
+        (3300.0, 2_500),
+        (4500.0, 5_000_000),
+        (5900.0, 4_000_000),
+    ];
+    assert_eq!(s.lag_series, expected);
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["replicas"]["standbys"][0]["lag_series"][4], serde_json::json!([4500.0, 5_000_000]));
+
+    let mut rec = record(BudgetSection::default());
+    let standby = &mut rec.replicas.as_mut().unwrap().standbys[0];
+    // 10 ms polls from the baseline for 50 s; one peak at 33 333 ms.
+    standby.samples = (100..5100).map(|i| sample(i * 10, if i == 3333 { 9_999_999 } else { i }, None, &[])).collect();
+    let report = lockimpact::report::build(&rec);
+    let series = &report.replicas.as_ref().unwrap().standbys[0].lag_series;
+    assert!(series.len() <= LAG_SERIES_POINTS && series.len() > LAG_SERIES_POINTS / 2, "{} points", series.len());
+    assert!(series.windows(2).all(|w| w[0].0 < w[1].0), "in time order");
+    assert!(series.contains(&(33_330.0, 9_999_999)), "the peak is kept");
+    assert_eq!(series.iter().map(|p| p.1).max(), Some(report.replicas.as_ref().unwrap().standbys[0].max_lag_bytes));
+}
+
+/// The HTML report draws a replay-lag chart per standby (steps shaded) and
+/// the replicas tables; a report without standbys has neither.
+#[test]
+fn html_draws_a_lag_chart_per_standby() {
+    let mut rec = record(BudgetSection::default());
+    let second = rec.replicas.as_ref().unwrap().standbys[0].clone();
+    rec.replicas.as_mut().unwrap().standbys.push(StandbyRecord { name: "lockimpact_standby_2".into(), ..second });
+    let html = |r: &lockimpact::report::Report| {
+        let mut out = Vec::new();
+        render(Doc::Run(r), Format::Html, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    };
+    let with = html(&lockimpact::report::build(&rec));
+    let without = html(&lockimpact::report::build(&RunBuilder::new().step("add column", 3000, 1000).build()));
+    assert_eq!(with.matches("<svg").count(), without.matches("<svg").count() + 2, "one chart per standby");
+    for name in ["lockimpact_standby_1", "lockimpact_standby_2"] {
+        let title = format!("Replay lag of standby {name} behind the primary");
+        let chart = with.split("<svg").find(|c| c.contains(&title)).expect("the standby's chart");
+        let chart = &chart[..chart.find("</svg>").unwrap()];
+        assert_eq!(chart.matches("class=\"band\"").count(), 2, "both steps shaded");
+        assert!(chart.contains("class=\"series\" d=\"M"), "a drawn series");
+        assert!(chart.contains(">5.0 MB<") || chart.contains(">6.0 MB<"), "byte ticks: {chart}");
+    }
+    assert!(
+        with.contains("Replicas (2 streaming standby(s)") && with.contains("<th class=\"num\">max replay_lag</th>")
+    );
+    assert!(!without.contains("Replay lag of standby") && !without.contains("Replicas ("));
+}
+
+/// A candidate with `peak` bytes of lag, `cancels` cancelled standby
+/// queries, and a workload session blocked `blocked_ms` by the migration.
+fn candidate(
+    name: &str,
+    peak: u64,
+    cancels: i64,
+    blocked_ms: u64,
+    budget: BudgetSection,
+) -> lockimpact::report::Report {
+    let mut b = RunBuilder::new().step("backfill", 3000, 2000).budget(budget);
+    if blocked_ms > 0 {
+        b = b.blocked(1, 3100, 3100 + blocked_ms);
+    }
+    let mut rec = with_standby(b.build());
+    rec.scenario_name = name.into();
+    let s = &mut rec.replicas.as_mut().unwrap().standbys[0];
+    s.samples = vec![sample(1500, 1_000, None, &[]), sample(4000, peak, Some(10), &[])];
+    s.conflicts_after = Conflicts { lock: cancels, ..Default::default() };
+    s.conflicts_before = Conflicts::default();
+    lockimpact::report::build(&rec)
+}
+
+/// Both block the workload alike (not at all): fewer cancels, then the
+/// smaller peak lag ranks first, and the summary says so.
+#[test]
+fn compare_ranks_by_replica_numbers_when_the_workload_was_blocked_alike() {
+    let none = BudgetSection::default;
+    let c = compare::build(
+        vec![candidate("oneshot", 9_000_000, 0, 0, none()), candidate("phased", 1_000_000, 0, 0, none())],
+        Vec::new(),
+    );
+    assert_eq!(c.ranking, vec![1, 0]);
+    assert_eq!(c.recommended, Some(1));
+    let r = c.candidates[0].totals.replicas.as_ref().expect("replica totals");
+    assert_eq!((r.max_lag_bytes, r.cancels, r.max_replay_lag_ms), (9_000_000, 0, Some(10.0)));
+    assert_eq!(
+        c.summary,
+        "B (phased) is safer: B and A blocked the workload alike (blocked no session), and B did less to the \
+         standbys. On the standbys, B lagged at most 1.0 MB behind; A lagged at most 9.0 MB behind."
+    );
+    // Cancelled standby queries count before the lag.
+    let c = compare::build(
+        vec![candidate("oneshot", 9_000_000, 0, 0, none()), candidate("phased", 1_000_000, 2, 0, none())],
+        Vec::new(),
+    );
+    assert_eq!(c.ranking, vec![0, 1]);
+    assert!(c.summary.contains("B lagged at most 1.0 MB behind, 2 standby queries cancelled"), "{}", c.summary);
+    // The text rendering shows the replica rows side by side.
+    let mut text = Vec::new();
+    render(Doc::Compare(&c), Format::Text, &mut text).unwrap();
+    let text = String::from_utf8(text).unwrap();
+    for row in ["standby max lag", "standby queries cancelled", "longest standby wait"] {
+        assert!(text.contains(row), "{row} in:\n{text}");
+    }
+}
+
+/// A candidate that exceeded a replica budget ranks after one that kept
+/// within its own, before the time each blocked the workload counts; the
+/// workload's blocking still decides otherwise; without standbys on both
+/// sides the replica numbers do not count.
+#[test]
+fn compare_ranks_a_candidate_over_its_replica_budget_last() {
+    let lag = || BudgetSection { max_replica_lag_bytes: Some(5_000_000), ..Default::default() };
+    let c = compare::build(
+        vec![candidate("oneshot", 9_000_000, 0, 0, lag()), candidate("phased", 1_000_000, 0, 300, lag())],
+        Vec::new(),
+    );
+    assert_eq!(c.ranking, vec![1, 0], "A blocked nothing but exceeded max_replica_lag_bytes");
+    assert_eq!(c.candidates[0].totals.replicas.as_ref().unwrap().exceeded, vec!["max_replica_lag_bytes"]);
+    assert!(
+        c.summary.starts_with(
+            "B (phased) is safer: A (oneshot) exceeded its replica budget (max_replica_lag_bytes) where B kept within it"
+        ),
+        "{}",
+        c.summary
+    );
+    // Within budget, the workload's blocking comes before the lag.
+    let none = BudgetSection::default;
+    let c = compare::build(
+        vec![candidate("oneshot", 9_000_000, 0, 0, none()), candidate("phased", 1_000_000, 0, 300, none())],
+        Vec::new(),
+    );
+    assert_eq!(c.ranking, vec![0, 1]);
+    assert!(
+        c.summary.starts_with("A (oneshot) is safer: it blocked no session where B (phased) blocked 1"),
+        "{}",
+        c.summary
+    );
+    // One candidate without standbys: no replica criteria, no standby summary.
+    let plain = lockimpact::report::build(&RunBuilder::new().step("backfill", 3000, 2000).build());
+    let c = compare::build(vec![candidate("oneshot", 9_000_000, 3, 0, lag()), plain], Vec::new());
+    assert_eq!(c.ranking, vec![0, 1]);
+    assert!(!c.summary.contains("standbys"), "{}", c.summary);
+    assert!(c.candidates[1].totals.replicas.is_none());
+    let json = serde_json::to_value(&c).unwrap();
+    assert!(json["candidates"][1]["totals"].get("replicas").is_none());
+    assert_eq!(json["candidates"][0]["totals"]["replicas"]["max_lag_bytes"], 9_000_000);
 }
