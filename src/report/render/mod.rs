@@ -366,7 +366,7 @@ pub fn side_by_side_rows(c: &Comparison) -> Rows {
     let cell = |f: &dyn Fn(&crate::report::compare::Totals) -> String| -> Vec<String> {
         c.candidates.iter().map(|x| f(&x.totals)).collect()
     };
-    let measures: Vec<(&str, Vec<String>)> = vec![
+    let mut measures: Vec<(&str, Vec<String>)> = vec![
         ("outcome", cell(&|t| t.outcome.clone())),
         ("time blocked (summed over sessions)", cell(&|t| fmt_ms(t.blocked_ms))),
         ("sessions blocked", cell(&|t| t.blocked_sessions.to_string())),
@@ -392,9 +392,34 @@ pub fn side_by_side_rows(c: &Comparison) -> Rows {
             }),
         ),
     ];
+    if c.candidates.iter().any(|x| x.report.dataset.copy_method.is_some()) {
+        let method = |x: &crate::report::compare::Candidate| x.report.dataset.copy_method.as_deref().map(copy_method);
+        let cells = c.candidates.iter().map(|x| method(x).unwrap_or_else(|| "-".into())).collect();
+        measures.push(("fresh copy", cells));
+    }
     let rows =
         measures.into_iter().map(|(name, cells)| std::iter::once(name.to_string()).chain(cells).collect()).collect();
     comparison_rows(c, rows)
+}
+
+/// A report's `copy_method` for people: `reflink`, `template copy`.
+pub fn copy_method(method: &str) -> String {
+    method.replace('_', " ")
+}
+
+/// How the candidates ran, when there is something to say: at the same
+/// time (`concurrent`), or one after the other although `--parallel` was asked.
+pub fn concurrency_note(c: &Comparison) -> Option<String> {
+    if c.concurrent {
+        let labels: Vec<&str> = c.candidates.iter().map(|x| x.label.as_str()).collect();
+        return Some(format!(
+            "{} ran at the same time (--parallel), each on its own copy-on-write clone and server: their loads \
+             shared this machine, so each one's latency includes the other's load",
+            labels.join(" and ")
+        ));
+    }
+    let why = c.sequential_why.as_ref()?;
+    Some(format!("--parallel was asked, but the candidates ran one after the other: {why}"))
 }
 
 /// The comparison's heading: the recommendation and its candidate's own
