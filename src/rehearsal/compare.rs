@@ -54,11 +54,16 @@ impl Ran {
     }
 
     /// `--keep`: the servers the last candidates ran on stay (said even
-    /// with --quiet: a server left running is never silent).
+    /// with --quiet: a server left running is never silent), each labelled
+    /// with its candidate when they ran at once.
     fn keep(&mut self, progress: &Progress) {
         let copies: Vec<&mut Server> = self.copies.iter_mut().filter_map(|c| c.server.as_mut()).collect();
+        let at_once = copies.len() > 1;
         if !copies.is_empty() {
-            copies.into_iter().for_each(|s| progress.warn(&s.keep(rehearsal::RUN_DB)));
+            for (i, server) in copies.into_iter().enumerate() {
+                let progress = if at_once { of(progress, i) } else { *progress };
+                progress.warn(&server.keep(rehearsal::RUN_DB));
+            }
         } else if let Some(p) = &mut self.current {
             progress.warn(&p.server.keep(rehearsal::RUN_DB));
         }
@@ -86,15 +91,12 @@ pub async fn compare(args: &CompareArgs, cancel: &CancellationToken) -> Result<E
     let cores = if args.parallel { Some(cores()?) } else { None };
     clean::mention(&progress).await;
     let mut ran = Ran::default();
-    let mut sequential_why = None;
-    if let Some(cores) = cores {
-        match parallel(&plans, cores, &progress, cancel, &mut ran).await? {
-            None => {}
-            Some(why) => {
-                progress.warn(&format!("--parallel: the candidates run one after the other: {why}"));
-                sequential_why = Some(why);
-            }
-        }
+    let sequential_why = match cores {
+        Some(cores) => parallel(&plans, cores, &progress, cancel, &mut ran).await?,
+        None => None,
+    };
+    if let Some(why) = &sequential_why {
+        progress.warn(&format!("--parallel: the candidates run one after the other: {why}"));
     }
     let concurrent = args.parallel && sequential_why.is_none();
     if !concurrent {
