@@ -252,8 +252,16 @@ async fn parallel(
     }
     let results = at_once(plans, (&prepared, &ran.copies, &made), progress, cancel).await;
     ran.current = Some(prepared);
-    keep_leading(results, ran, cancel)?;
-    Ok(None)
+    // Interrupted by the failure of another, not by the user: not measured.
+    let (records, error) = leading(results, |r| r.stop == Some(Stop::Interrupted) && !cancel.is_cancelled());
+    records.iter().for_each(|r| ran.push(r));
+    match error {
+        Some(e) if ran.reports.is_empty() => Err(e),
+        e => {
+            ran.failed = e;
+            Ok(None)
+        }
+    }
 }
 
 /// Rehearses candidate `i` on `copies[i]`, all at once. The first that
@@ -286,28 +294,18 @@ async fn at_once(
     futures_util::future::join_all(runs).await
 }
 
-/// Keeps the records of the candidates before the one that failed, as one
-/// after the other would have, but none stopped by that failure (a record
-/// interrupted by Ctrl-C is kept); its error (not that of a candidate it
-/// interrupted) goes to `ran.failed`, or is returned when no record is kept.
-fn keep_leading(mut results: Vec<Result<RunRecord>>, ran: &mut Ran, cancel: &CancellationToken) -> Result<()> {
-    let cause = |r: &Result<RunRecord>| matches!(r, Err(e) if e.kind != crate::error::Kind::Interrupted);
+/// Of candidates that ran at once, the records to keep and the error to
+/// report: the records before the candidate that failed, as one after the
+/// other would have kept, but none `stopped` by that failure; its error, not
+/// that of a candidate it interrupted.
+fn leading<T>(mut results: Vec<Result<T>>, stopped: impl Fn(&T) -> bool) -> (Vec<T>, Option<Error>) {
+    let cause = |r: &Result<T>| matches!(r, Err(e) if e.kind != crate::error::Kind::Interrupted);
     let Some(at) = results.iter().position(cause).or_else(|| results.iter().position(Result::is_err)) else {
-        results.iter().flatten().for_each(|r| ran.push(r));
-        return Ok(());
+        return (results.into_iter().flatten().collect(), None);
     };
     let Err(error) = results.remove(at) else { unreachable!("an error at {at}") };
-    for result in results.iter().take(at) {
-        match result {
-            Ok(r) if r.stop != Some(Stop::Interrupted) || cancel.is_cancelled() => ran.push(r),
-            _ => break,
-        }
-    }
-    if ran.reports.is_empty() {
-        return Err(error);
-    }
-    ran.failed = Some(error);
-    Ok(())
+    let kept = results.into_iter().take(at).map_while(|r| r.ok().filter(|r| !stopped(r))).collect();
+    (kept, Some(error))
 }
 
 /// Progress lines of candidate `i`, labelled with it (no live line: the
@@ -401,6 +399,23 @@ mod tests {
     fn two() -> Vec<Plan> {
         let plan = scenario::load(None, &Default::default()).unwrap();
         vec![plan.clone(), plan]
+    }
+
+    #[test]
+    fn a_failure_keeps_the_candidates_before_it_and_reports_its_own_error() {
+        let stopped = |r: &&str| *r == "stopped";
+        let (kept, e) = leading(vec![Ok("a"), Err(Error::db("B's error"))], stopped);
+        assert_eq!((kept, e.unwrap().message), (vec!["a"], "B's error".to_string()));
+        // A, stopped by B's failure, is not kept; B's error is the one reported, not A's interruption.
+        let (kept, e) = leading(vec![Ok("stopped"), Err(Error::db("B's error"))], stopped);
+        assert_eq!((kept, e.unwrap().message), (vec![], "B's error".to_string()));
+        let (kept, e) = leading(vec![Err(Error::interrupted()), Err(Error::db("B's error"))], stopped);
+        assert_eq!((kept, e.unwrap().message), (vec![], "B's error".to_string()));
+        // A later candidate's record is not kept when an earlier one failed.
+        let (kept, e) = leading(vec![Err(Error::env("A's error")), Ok("b")], stopped);
+        assert_eq!((kept, e.unwrap().message), (vec![], "A's error".to_string()));
+        let (kept, e) = leading::<&str>(vec![Ok("a"), Ok("b")], stopped);
+        assert_eq!((kept, e.is_none()), (vec!["a", "b"], true));
     }
 
     #[test]
