@@ -284,7 +284,7 @@ async fn at_once(
             ));
             let on = copy.server(&prepared.server);
             let work = rehearsal::rehearse_on(plan, (on, &prepared.dataset, made), &progress, group, None);
-            let record = with_log(on, work).await;
+            let record = with_log(on, work).await.map_err(|e| e.context(format!("candidate {}", compare::label(i))));
             if record.is_err() {
                 group.cancel();
             }

@@ -211,7 +211,10 @@ fn a_failing_parallel_candidate_stops_the_other() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_ne!(out.status.code(), Some(0), "{stderr}");
-    assert!(stderr.contains("nope"), "the error names the column:\n{stderr}");
+    assert!(
+        stderr.contains("error: candidate B: ") && stderr.contains("nope"),
+        "the error names B and the column:\n{stderr}"
+    );
     assert!(!stderr.contains("one after the other"), "they ran at once:\n{stderr}");
     assert!(!json.exists(), "a comparison was written of a candidate stopped by the other's failure");
     assert_nothing_left(&fs);
