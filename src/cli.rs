@@ -284,6 +284,16 @@ pub struct CompareArgs {
     #[arg(long)]
     pub allow_different: bool,
 
+    /// Rehearse the candidates at the same time, each on its own
+    /// copy-on-write copy of the template with a server of its own (their
+    /// loads then share the machine, and the comparison says so). Needs the
+    /// local backend with TMPDIR on a file system with reflinks (XFS made
+    /// with reflink=1, btrfs), the same dataset and server settings, and 2
+    /// cores per candidate (`LOCKIMPACT_CORES` overrides the count); without
+    /// them the candidates run one after the other, with a note saying why.
+    #[arg(long)]
+    pub parallel: bool,
+
     #[command(flatten)]
     pub opts: RunOptions,
 }

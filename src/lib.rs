@@ -23,7 +23,8 @@
 //! reaches beyond its database), `sys` (every call into the C library, behind safe
 //! functions: the only `unsafe`), `timeline` (the phase clock).
 //!
-//! Commands: `rehearsal` (one rehearsal → `RunRecord`), `bench`, `recorder`
+//! Commands: `rehearsal` (one rehearsal → `RunRecord`; `rehearsal::compare`, the
+//! `compare` command), `bench`, `recorder`
 //! (`lockimpact record`), `snapshot`, `clean`; `status` prints progress.
 
 pub mod bench;
@@ -49,9 +50,8 @@ pub mod workload;
 
 use tokio_util::sync::CancellationToken;
 
-use cli::{Cli, Command, CompareArgs, RunArgs};
+use cli::{Cli, Command, RunArgs};
 use error::{Error, ExitCode, Result};
-use report::compare;
 use report::output::Outputs;
 use report::render::Doc;
 use status::Progress;
@@ -72,7 +72,7 @@ pub fn main_entry(cli: Cli) -> ExitCode {
         watch_signals(cancel.clone())?;
         match cli.command {
             Command::Run(args) => run(&args, &cancel).await,
-            Command::Compare(args) => compare(&args, &cancel).await,
+            Command::Compare(args) => rehearsal::compare::compare(&args, &cancel).await,
             Command::Snapshot(args) => snapshot::snapshot(&args).map(|()| ExitCode::Ok),
             Command::Record(args) => recorder::record(&args).await.map(|()| ExitCode::Ok),
             Command::Bench(args) => bench::bench(&args, &cancel).await.map(|()| ExitCode::Ok),
@@ -179,7 +179,7 @@ pub async fn run(args: &RunArgs, cancel: &CancellationToken) -> Result<ExitCode>
 /// of the template (`fresh_copy`: by reflink on a server of its own when
 /// the local server's directory shares blocks); returns the copy, whose own
 /// server (if any) runs until it is dropped.
-async fn rehearse_once(
+pub(crate) async fn rehearse_once(
     plan: &scenario::Plan,
     (server, dataset): (&mut clone::Server, &clone::template::Dataset),
     progress: &Progress,
@@ -195,21 +195,26 @@ async fn rehearse_once(
         r = fresh_copy(server) => r?,
         _ = cancel.cancelled() => return Err(Error::interrupted()),
     };
+    let made = made(&reset, progress);
+    let on = reset.server(server);
+    let record = with_log(on, rehearsal::rehearse_on(plan, (on, dataset, &made), progress, cancel, point)).await?;
+    Ok((record, Some(reset)))
+}
+
+/// How `reset` made the run database, said and as the rehearsal records it.
+pub(crate) fn made(reset: &clone::reflink::Reset, progress: &Progress) -> rehearsal::Made {
     progress.say(&format!(
         "fresh copy: {} in {:.2} s ({})",
         reset.method.as_str().replace('_', " "),
         reset.took.as_secs_f64(),
         reset.why
     ));
-    let made = rehearsal::Made { took: reset.took, method: reset.method, why: reset.why.clone() };
-    let on = reset.server(server);
-    let record = with_log(on, rehearsal::rehearse_on(plan, (on, dataset, &made), progress, cancel, point)).await?;
-    Ok((record, Some(reset)))
+    rehearsal::Made { took: reset.took, method: reset.method, why: reset.why.clone() }
 }
 
 /// The run database, copied fresh: by `clone::reflink::reset`, or by
 /// template copy on a server with standbys (they follow its data directory).
-async fn fresh_copy(server: &mut clone::Server) -> Result<clone::reflink::Reset> {
+pub(crate) async fn fresh_copy(server: &mut clone::Server) -> Result<clone::reflink::Reset> {
     if server.standbys().is_empty() {
         return clone::reflink::reset(server, rehearsal::RUN_DB).await;
     }
@@ -271,7 +276,7 @@ async fn stop_points(
 
 /// `Interrupted` when interrupted, `Failed` when the server was lost (the
 /// partial report is written either way), else by the verdict.
-fn exit_code(
+pub(crate) fn exit_code(
     progress: &Progress,
     stops: impl IntoIterator<Item = Option<run_record::Stop>>,
     status: report::model::VerdictStatus,
@@ -294,161 +299,13 @@ fn exit_code(
     }
 }
 
-/// A server with its template database built, and the state of the server
-/// then (to tell whether a candidate changed it).
-struct Prepared {
-    server: clone::Server,
-    dataset: clone::template::Dataset,
-    state: Option<clone::state::ServerState>,
-}
-
-/// `lockimpact compare`: rehearses each candidate on a fresh copy of the same
-/// template, one after the other; returns `Ok`, or `BudgetExceeded` when any
-/// candidate exceeds its budget. A candidate that changed the server (its
-/// settings, roles, databases, the template) leaves it to itself: the next
-/// one runs on a fresh server. When a later candidate fails, the comparison of
-/// those that ran is written before the error is returned.
-pub async fn compare(args: &CompareArgs, cancel: &CancellationToken) -> Result<ExitCode> {
-    let plans = compare_plans(args)?;
-    if plans.iter().any(|p| p.clone.backend == clone::plan::Backend::Url) {
-        return Err(Error::input(
-            "compare needs a fresh copy of the data for each candidate, and the url backend has only the one \
-             database; use the local or docker backend",
-        ));
-    }
-    let mut differences = compare::differences(&plans[0], &plans[1], args.allow_different)?;
-    let inputs: Vec<std::path::PathBuf> = plans.iter().flat_map(|p| p.inputs.iter().cloned()).collect();
-    let outputs = Outputs::parse(&args.opts, &inputs)?;
-    let progress = Progress::new(args.opts.quiet);
-    clean::mention(&progress).await;
-    let mut reports = Vec::new();
-    let mut stops = Vec::new();
-    let mut current: Option<Prepared> = None;
-    let mut failed = None;
-    for i in 0..plans.len() {
-        let record = match candidate(&plans, i, &mut current, &progress, cancel).await {
-            Ok(r) => r,
-            Err(e) if reports.is_empty() => return Err(e),
-            Err(e) => {
-                failed = Some(e);
-                break; // keep what the earlier candidates measured
-            }
-        };
-        reports.push(report::build(&record));
-        stops.push(record.stop);
-        if record.stop.is_some() {
-            break; // keep what was measured; start no further candidate
-        }
-        if let Some(next) = plans.get(i + 1)
-            && compare::same_clone(&plans[0], next)
-            && let Some(Prepared { server, state: Some(before), .. }) = &current
-        {
-            let changes = match guarded(server, cancel, async { Ok(before.changes_since(server).await) }).await {
-                Ok(c) => c,
-                Err(e) => {
-                    failed = Some(e);
-                    break;
-                }
-            };
-            if !changes.is_empty() {
-                let note = format!(
-                    "candidate {} changed the server ({}); candidate {} runs on a fresh server",
-                    compare::label(i),
-                    changes.join("; "),
-                    compare::label(i + 1)
-                );
-                progress.say(&note);
-                differences.push(note); // the reviewer sees it in the comparison too
-                drop(current.take());
-            }
-        }
-    }
-    if let Some(p) = &mut current
-        && args.opts.keep
-    {
-        // Printed even with --quiet: a server left running is never silent.
-        progress.warn(&p.server.keep(rehearsal::RUN_DB));
-    }
-    let comparison = compare::build(reports, differences);
-    outputs.write(Doc::Compare(&comparison))?;
-    drop(current);
-    if let Some(e) = failed {
-        progress.warn(&format!(
-            "the comparison written holds the {} candidate(s) that ran before the failure",
-            comparison.candidates.len()
-        ));
-        return Err(e);
-    }
-    Ok(exit_code(&progress, stops, comparison.status()))
-}
-
-/// Rehearses candidate `i` of `plans`, on the server in `current` when it can
-/// be reused (same data on the same kind of server, not changed by an earlier
-/// candidate), else on a new one that replaces it.
-async fn candidate(
-    plans: &[scenario::Plan],
-    i: usize,
-    current: &mut Option<Prepared>,
-    progress: &Progress,
-    cancel: &CancellationToken,
-) -> Result<run_record::RunRecord> {
-    let plan = &plans[i];
-    if i == 0 || !compare::same_clone(&plans[0], plan) || current.is_none() {
-        drop(current.take()); // stops the previous server first
-        let server = start_server(plan, progress, cancel).await?;
-        // Every candidate still to run, before any runs: a refusal loses no report.
-        for later in &plans[i..] {
-            scenario::guard::check(later, server.backend(), None)?;
-        }
-        let dataset = guarded(&server, cancel, rehearsal::prepare(plan, &server, progress)).await?;
-        let reused_later = plans[i + 1..].iter().any(|p| compare::same_clone(plan, p));
-        let state = match reused_later {
-            true => Some(guarded(&server, cancel, clone::state::ServerState::capture(&server)).await?),
-            false => None,
-        };
-        *current = Some(Prepared { server, dataset, state });
-    }
-    let Prepared { server, dataset, .. } = current.as_ref().expect("a server");
-    progress.say(&format!("candidate {}: {} ({})", compare::label(i), plan.name, plan.migration_path.display()));
-    with_log(server, rehearsal::rehearse(plan, server, dataset, progress, cancel)).await
-}
-
-/// The candidates of `compare`: two scenarios, or one scenario with two `--migration`s.
-fn compare_plans(args: &CompareArgs) -> Result<Vec<scenario::Plan>> {
-    match (args.scenarios.as_slice(), args.migrations.as_slice()) {
-        ([a, b], []) => Ok(vec![scenario::load(Some(a), &args.opts)?, scenario::load(Some(b), &args.opts)?]),
-        ([_], [a, b]) if a.as_os_str() == "-" && b.as_os_str() == "-" => {
-            Err(Error::input("standard input can be read once: give `--migration -` for one candidate only"))
-        }
-        ([s], [_, _]) => args
-            .migrations
-            .iter()
-            .map(|m| {
-                let mut opts = args.opts.clone();
-                opts.migration = Some(if m.as_os_str() == "-" {
-                    m.clone()
-                } else {
-                    std::path::absolute(m).map_err(|e| Error::input(format!("--migration {}: {e}", m.display())))?
-                });
-                scenario::load(Some(s), &opts)
-            })
-            .collect(),
-        (_, []) => Err(Error::input(
-            "compare needs two candidates: two scenario files (A.toml B.toml), or one scenario with \
-             --migration a.sql --migration b.sql",
-        )),
-        ([_], m) => {
-            Err(Error::input(format!("compare takes exactly two --migration files (A, then B), not {}", m.len())))
-        }
-        (_, _) => {
-            Err(Error::input("use either two scenario files or one scenario with two --migration files, not both"))
-        }
-    }
-}
-
 /// Starts the clone a plan asks for; Ctrl-C during a slow start (an image
 /// pull) stops it.
-async fn start_server(plan: &scenario::Plan, progress: &Progress, cancel: &CancellationToken) -> Result<clone::Server> {
+pub(crate) async fn start_server(
+    plan: &scenario::Plan,
+    progress: &Progress,
+    cancel: &CancellationToken,
+) -> Result<clone::Server> {
     let dump = plan.dump.as_ref().map(|d| d.path.as_path());
     let server = clone::start_cancellable(&plan.clone, dump, &|m: &str| progress.say(m), Some(cancel)).await?;
     if cancel.is_cancelled() {
@@ -460,7 +317,7 @@ async fn start_server(plan: &scenario::Plan, progress: &Progress, cancel: &Cance
 /// Runs `work` against `server` unless interrupted or the server stops
 /// answering (the watchdog): it is dropped then. A database error gets the
 /// server's log tail attached.
-async fn guarded<T>(
+pub(crate) async fn guarded<T>(
     server: &clone::Server,
     cancel: &CancellationToken,
     work: impl std::future::Future<Output = Result<T>>,
@@ -477,7 +334,10 @@ async fn guarded<T>(
 
 /// Runs `work` to its end (it handles interruption itself); a database error
 /// gets the server's log tail attached.
-async fn with_log<T>(server: &clone::Server, work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+pub(crate) async fn with_log<T>(
+    server: &clone::Server,
+    work: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
     work.await.map_err(|e| match e.kind {
         // The url backend cannot read its server's log: nothing to attach.
         error::Kind::Database if server.backend() != clone::plan::Backend::Url => {

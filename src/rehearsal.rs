@@ -6,6 +6,7 @@
 //! server froze, with what was measured until then. The clock, workload and
 //! sampler are wired by `harness`, as `lockimpact bench` wires them.
 
+pub mod compare;
 pub mod failure;
 pub mod harness;
 

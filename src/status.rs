@@ -33,11 +33,19 @@ pub fn note(msg: &str) {
 pub struct Progress {
     quiet: bool,
     live: bool,
+    /// The candidate these lines are about, when candidates run at once.
+    label: Option<char>,
 }
 
 impl Progress {
     pub fn new(quiet: bool) -> Progress {
-        Progress { quiet, live: !quiet && std::io::stderr().is_terminal() }
+        Progress { quiet, live: !quiet && std::io::stderr().is_terminal(), label: None }
+    }
+
+    /// The same progress with each line labelled `[label]`, and no live
+    /// line (for candidates running at once, whose lines take turns).
+    pub fn labelled(self, label: char) -> Progress {
+        Progress { live: false, label: Some(label), ..self }
     }
 
     /// One progress line (clears the live line first; it is redrawn after).
@@ -56,7 +64,10 @@ impl Progress {
     /// after SIGHUP) is not an error: the run goes on and cleans up.
     fn line(&self, msg: &str) {
         let clear = if self.live { CLEAR } else { "" };
-        let _ = writeln!(std::io::stderr(), "{clear}lockimpact: {msg}");
+        let _ = match self.label {
+            Some(label) => writeln!(std::io::stderr(), "{clear}lockimpact [{label}]: {msg}"),
+            None => writeln!(std::io::stderr(), "{clear}lockimpact: {msg}"),
+        };
     }
 
     /// Starts the live status line for one rehearsal (a no-op off a terminal).

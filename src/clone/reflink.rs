@@ -185,6 +185,18 @@ impl Reset {
     }
 }
 
+/// Whether `reset` on `template` makes reflink copies: a local server whose
+/// directory's file system shares blocks (probed; a server stopped by an
+/// earlier reset was found to).
+pub fn support(template: &mut Server) -> Support {
+    match template.local_mut() {
+        None => Support::Unsupported { filesystem: "-".into(), why: "not the local backend".into() },
+        // Stopped by an earlier reset, which found reflinks there.
+        Some(local) if !local.is_running() => Support::Reflink { filesystem: filesystem_name(local.data_dir()) },
+        Some(local) => probe(local.data_dir().parent().unwrap_or(local.data_dir())),
+    }
+}
+
 /// Makes a fresh copy of the template database named `name`: by reflink
 /// when `template` is a local server whose directory is on a file system
 /// that shares blocks (the first call stops that server cleanly; it stays
@@ -192,20 +204,15 @@ impl Reset {
 /// `template::fresh_copy` on `template`. The copy's own server, if any, is
 /// in the result: dropping it stops that server and removes its directory.
 pub async fn reset(template: &mut Server, name: &str) -> Result<Reset> {
-    let support = match template.local_mut() {
-        None => Support::Unsupported { filesystem: "-".into(), why: "not the local backend".into() },
-        // Stopped by an earlier reset, which found reflinks there.
-        Some(local) if !local.is_running() => Support::Reflink { filesystem: filesystem_name(local.data_dir()) },
-        Some(local) => probe(local.data_dir().parent().unwrap_or(local.data_dir())),
-    };
-    let Support::Reflink { filesystem } = support else {
+    let found = support(template);
+    let Support::Reflink { filesystem } = found else {
         let took = template::fresh_copy(template, name).await?;
         return Ok(Reset {
             server: None,
             took,
             started: None,
             method: CopyMethod::TemplateCopy,
-            why: support.describe(),
+            why: found.describe(),
             template_stop: None,
             copied: None,
         });

@@ -49,6 +49,15 @@ pub struct Comparison {
     /// run is no evidence, else `pass` (absent in comparisons written before it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<VerdictStatus>,
+    /// The candidates ran at the same time (`--parallel`), each on its own
+    /// copy-on-write clone and server: their loads shared the machine
+    /// (absent when they ran one after the other).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub concurrent: bool,
+    /// Why the candidates ran one after the other although `--parallel` was
+    /// asked (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequential_why: Option<String>,
 }
 
 impl Comparison {
@@ -309,6 +318,8 @@ pub fn build(reports: Vec<Report>, differences: Vec<String>) -> Comparison {
         differences,
         pass,
         status: Some(status),
+        concurrent: false,
+        sequential_why: None,
     }
 }
 

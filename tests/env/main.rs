@@ -1,6 +1,7 @@
 //! The environment-dependent tier, one binary with its own harness
 //! (libtest-mimic): tests that need a Docker engine (`docker`), root
-//! (`as_root`), or root with loop devices and xfsprogs (`reflink`). When
+//! (`as_root`), or root with loop devices and xfsprogs (`reflink`,
+//! `compare`: `lockimpact compare` on reflink copies, `--parallel`). When
 //! what they need is missing, each is reported *ignored* (skipped) by the
 //! runner, after a SKIPPED line that says why; when `CI` (or
 //! the module's `LOCKIMPACT_REQUIRE_*` variable) is set, each *fails*
@@ -12,6 +13,7 @@
 mod common;
 
 mod as_root;
+mod compare;
 mod docker;
 mod reflink;
 
@@ -22,6 +24,7 @@ fn main() {
     let mut trials = docker::trials();
     trials.extend(as_root::trials());
     trials.extend(reflink::trials());
+    trials.extend(compare::trials());
     libtest_mimic::run(&args, trials).exit();
 }
 

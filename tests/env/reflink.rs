@@ -36,19 +36,25 @@ const TESTS: &[(&str, fn())] = &[
 
 /// The reflink tests, gated on root, loop devices and mkfs.xfs.
 pub fn trials() -> Vec<Trial> {
+    loop_fs_trials("reflink", TESTS)
+}
+
+/// `tests` as trials of `module`, gated on root, loop devices and mkfs.xfs
+/// (`LOCKIMPACT_REQUIRE_REFLINK` makes their absence a failure).
+pub fn loop_fs_trials(module: &str, tests: &[(&'static str, fn())]) -> Vec<Trial> {
     let available = what_is_missing().map_or(Ok(()), Err);
     let required = required("LOCKIMPACT_REQUIRE_REFLINK");
     if let Err(why) = &available
         && !required
     {
         eprintln!(
-            "SKIPPED: the reflink tests mount loop file systems: {why}\n\
+            "SKIPPED: the {module} tests mount loop file systems: {why}\n\
              (set CI=1 or LOCKIMPACT_REQUIRE_REFLINK=1 to make that a failure)"
         );
     }
-    let available = available.map_err(|why| format!("CI requires the reflink tests to run: {why}"));
-    let tests = TESTS.iter().map(|&(name, test)| (name, Box::new(test) as Box<dyn FnOnce() + Send>));
-    gated("reflink", tests, available, required)
+    let available = available.map_err(|why| format!("CI requires the {module} tests to run: {why}"));
+    let tests = tests.iter().map(|&(name, test)| (name, Box::new(test) as Box<dyn FnOnce() + Send>));
+    gated(module, tests, available, required)
 }
 
 fn what_is_missing() -> Option<String> {
@@ -68,14 +74,14 @@ fn what_is_missing() -> Option<String> {
 
 /// A file system image attached to a loop device and mounted; dropping it
 /// unmounts it, detaches the device and removes the image.
-struct LoopFs {
+pub struct LoopFs {
     dir: tempfile::TempDir,
     device: String,
     mounted: bool,
 }
 
 impl LoopFs {
-    fn new(kind: &str, mkfs_args: &[&str], megabytes: u64) -> LoopFs {
+    pub fn new(kind: &str, mkfs_args: &[&str], megabytes: u64) -> LoopFs {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::Builder::new().prefix("li-test-loop-").tempdir_in("/tmp").unwrap();
         // The server runs as postgres, which must reach the mount point.
@@ -94,7 +100,7 @@ impl LoopFs {
         fs
     }
 
-    fn mount(&self) -> PathBuf {
+    pub fn mount(&self) -> PathBuf {
         self.dir.path().join("mnt")
     }
 
@@ -267,7 +273,20 @@ fn a_run_and_its_stop_points_each_get_a_reflink_copy() {
     assert_eq!(r["dataset"]["copy_method"], "reflink", "{}", r["dataset"]);
     assert!(r["dataset"]["copy_why"].as_str().unwrap().contains("xfs"));
     assert_eq!(r["stop_points"][0]["rollback"]["clean"], true, "{}", r["stop_points"]);
+    assert_nothing_left(&fs);
+    drop(fs);
+}
+
+/// Nothing but `lost+found` on the file system, and no process working in
+/// it (a postmaster's working directory is its data directory).
+pub fn assert_nothing_left(fs: &LoopFs) {
     let left: Vec<_> = std::fs::read_dir(fs.mount()).unwrap().flatten().map(|e| e.file_name()).collect();
     assert!(left.iter().all(|n| n == "lost+found"), "left on the file system: {left:?}");
-    drop(fs);
+    let inside: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|p| std::fs::read_link(p.path().join("cwd")).is_ok_and(|cwd| cwd.starts_with(fs.mount())))
+        .map(|p| p.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(inside.is_empty(), "processes still work on the file system: pids {inside:?}");
 }

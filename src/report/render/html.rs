@@ -357,6 +357,9 @@ pub fn render_comparison(c: &Comparison, out: &mut impl Write) -> io::Result<()>
         escape(&headline)
     )?;
     writeln!(out, "<p class=\"summary\"><strong>{}</strong></p>", escape(&c.summary))?;
+    if let Some(note) = super::concurrency_note(c) {
+        writeln!(out, "<p><strong>note:</strong> {}</p>", escape(&note))?;
+    }
     side_by_side_rows(c).html(out)?;
     writeln!(out, "<h2>Latency during the migration (p99 / max)</h2>")?;
     during_rows(c).html(out)?;

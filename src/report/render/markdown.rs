@@ -169,6 +169,9 @@ fn violations(r: &Report, prefix: &str) -> String {
 pub fn render_comparison(c: &Comparison, out: &mut impl Write) -> io::Result<()> {
     let (headline, _) = super::comparison_headline(c);
     let mut head = format!("### lockimpact comparison: {headline}\n\n**{}**\n\n", c.summary);
+    if let Some(note) = super::concurrency_note(c) {
+        head.push_str(&format!("> {note}\n\n"));
+    }
     head.push_str(&markdown(side_by_side_rows(c)));
     for cand in &c.candidates {
         head.push_str(&violations(&cand.report, &format!(" by {}", cand.label)));

@@ -394,6 +394,11 @@ pub fn side_by_side_rows(c: &Comparison) -> Rows {
             ("longest standby wait", standby(&|s| fmt_ms(s.longest_blocked_ms))),
         ]);
     }
+    if c.candidates.iter().any(|x| x.report.dataset.copy_method.is_some()) {
+        let method = |x: &crate::report::compare::Candidate| x.report.dataset.copy_method.as_deref().map(copy_method);
+        let cells = c.candidates.iter().map(|x| method(x).unwrap_or_else(|| "-".into())).collect();
+        measures.push(("fresh copy", cells));
+    }
     measures.push((
         "budget",
         cell(&|t| match t.status() {
@@ -405,6 +410,26 @@ pub fn side_by_side_rows(c: &Comparison) -> Rows {
     let rows =
         measures.into_iter().map(|(name, cells)| std::iter::once(name.to_string()).chain(cells).collect()).collect();
     comparison_rows(c, rows)
+}
+
+/// A report's `copy_method` for people: `reflink`, `template copy`.
+pub fn copy_method(method: &str) -> String {
+    method.replace('_', " ")
+}
+
+/// How the candidates ran, when there is something to say: at the same
+/// time (`concurrent`), or one after the other although `--parallel` was asked.
+pub fn concurrency_note(c: &Comparison) -> Option<String> {
+    if c.concurrent {
+        let labels: Vec<&str> = c.candidates.iter().map(|x| x.label.as_str()).collect();
+        return Some(format!(
+            "{} ran at the same time (--parallel), each on its own copy-on-write clone and server: their loads \
+             shared this machine, so each one's latency includes the other's load",
+            labels.join(" and ")
+        ));
+    }
+    let why = c.sequential_why.as_ref()?;
+    Some(format!("--parallel was asked, but the candidates ran one after the other: {why}"))
 }
 
 /// The comparison's heading: the recommendation and its candidate's own

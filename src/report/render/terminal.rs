@@ -43,7 +43,7 @@ fn stop_points(r: &Report, out: &mut impl Write) -> io::Result<()> {
 /// How long the run's fresh copy took, and by which method when recorded.
 fn copied(r: &Report) -> String {
     match &r.dataset.copy_method {
-        Some(m) => format!("{} ({})", fmt_ms(r.dataset.copy_ms), m.replace('_', " ")),
+        Some(m) => format!("{} ({})", fmt_ms(r.dataset.copy_ms), super::copy_method(m)),
         None => fmt_ms(r.dataset.copy_ms),
     }
 }
@@ -297,6 +297,9 @@ pub fn render_comparison(c: &Comparison, out: &mut impl Write) -> io::Result<()>
         writeln!(out, "  {}: {} ({})", cand.label, cand.report.scenario.name, cand.report.scenario.migration_file)?;
     }
     writeln!(out, "\n{}", c.summary)?;
+    if let Some(note) = super::concurrency_note(c) {
+        writeln!(out, "\n{note}")?;
+    }
     writeln!(out, "\nSide by side")?;
     side_by_side_rows(c).text(out)?;
     writeln!(out, "\nLatency during the migration (p99 / max)")?;

@@ -112,3 +112,16 @@ fn compare_needs_exactly_two_candidates() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("compare needs two candidates"), "{stderr}");
 }
+
+/// `--parallel` counts cores from LOCKIMPACT_CORES when set: a value that is
+/// no number of cores is refused before anything starts.
+#[test]
+fn parallel_refuses_a_core_count_that_is_no_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = tiny_scenario(dir.path(), "ALTER TABLE orders ADD COLUMN a int;", "");
+    let out = bin().env("LOCKIMPACT_CORES", "many").arg("compare").arg(&a).arg(&a).arg("--parallel").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("LOCKIMPACT_CORES=many: give a number of cores"), "{stderr}");
+    assert!(!stderr.contains("seeding"), "{stderr}");
+}

@@ -2,7 +2,8 @@
 //! the real-run fixtures: the Markdown comment names no detail of the
 //! disposable server and stays under GitHub's limit whatever the migration's
 //! size; a replay's idle classes fold into one line; count axes read whole
-//! numbers; the annotated migration is in every format.
+//! numbers; the annotated migration is in every format; a comparison says
+//! whether its candidates ran at the same time.
 
 use std::collections::BTreeMap;
 
@@ -154,4 +155,28 @@ fn every_format_shows_the_stop_points() {
     assert_eq!(json["stop_points"][0]["at"], "end");
     assert_eq!(json["stop_points"][0]["rollback"]["clean"], false);
     assert!(serde_json::to_string(&report()).unwrap().find("stop_points").is_none(), "absent without --fail-at");
+}
+
+/// `compare --parallel`: every format says the candidates ran at the same
+/// time and names each one's copy method; asked but not honoured, it says why.
+#[test]
+fn a_concurrent_comparison_says_so_in_every_format() {
+    let mut r = report();
+    r.dataset.copy_method = Some("reflink".into());
+    let mut c = compare::build(vec![r.clone(), r], Vec::new());
+    c.concurrent = true;
+    let json: serde_json::Value = serde_json::from_str(&rendered(Doc::Compare(&c), Format::Json)).unwrap();
+    assert_eq!(json["concurrent"], true);
+    for format in [Format::Text, Format::Markdown, Format::Html] {
+        let out = rendered(Doc::Compare(&c), format);
+        assert!(out.contains("A and B ran at the same time (--parallel)"), "{format:?}:\n{out}");
+        assert!(out.contains("fresh copy") && out.contains("reflink"), "{format:?}:\n{out}");
+    }
+    c.concurrent = false;
+    c.sequential_why = Some("no reflinks on tmpfs".into());
+    for format in [Format::Text, Format::Markdown, Format::Html] {
+        let out = rendered(Doc::Compare(&c), format);
+        assert!(out.contains("--parallel was asked, but the candidates ran one after the other: no reflinks on tmpfs"));
+        assert!(!out.contains("ran at the same time"), "{format:?}");
+    }
 }
