@@ -46,6 +46,7 @@ use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 use tokio_util::sync::CancellationToken;
 
+use super::docker_cow::HostData;
 use super::owner::Owner;
 use super::restore::Tools;
 use crate::clone::plan::ClonePlan;
@@ -61,6 +62,9 @@ const RUN_LABEL: &str = "lockimpact.clone";
 
 /// What a container kept with `--keep` is renamed to (plus its short id).
 pub const KEPT_PREFIX: &str = "lockimpact-kept-";
+
+/// The container's data directory when it is bind-mounted from the host.
+const PGDATA: &str = "/var/lib/postgresql/data";
 
 /// Where `snapshot.dump` is mounted inside the container.
 const DUMP_PATH: &str = "/lockimpact-dump";
@@ -188,14 +192,19 @@ pub struct DockerServer {
     /// `None` once removed or kept.
     container: Option<Arc<Container>>,
     id: String,
-    image: String,
     port: u16,
-    password: String,
     major: u32,
     version: String,
     log: Arc<LogTail>,
-    /// The host path of the dump mounted at `DUMP_PATH`.
-    dump: Option<PathBuf>,
+    /// What the container was started with (a copy starts with the same).
+    pub(super) launch: Launch,
+    /// The data directory on the host (copy-on-write resets), or `None`:
+    /// in a volume of the engine.
+    pub(super) host: Option<HostData>,
+    /// Stopped cleanly for copies of its data directory (`stop_cleanly`).
+    pub(super) stopped: bool,
+    /// Why the data directory is in a volume (no copy-on-write resets).
+    pub(super) no_cow: String,
     kept: bool,
     /// Streaming standbys (`[replica]`), removed before this container.
     standbys: Vec<super::docker_standby::DockerStandby>,
@@ -213,28 +222,15 @@ impl DockerServer {
     ) -> Result<DockerServer> {
         let never = CancellationToken::new();
         let cancel = cancel.unwrap_or(&never);
-        let password = random_hex();
         let dump =
             dump.map(std::path::absolute).transpose().map_err(|e| Error::input(format!("snapshot.dump: {e}")))?;
-        let log = Arc::new(LogTail::default());
-        let request = container_request(plan, image, &password, dump.as_deref());
-        let container = start_labelled(request, image, log.clone(), cancel).await?;
-        // From here on the guard removes the container on every exit path.
-        let mut server = DockerServer {
-            id: container.id().to_string(),
-            container: Some(Arc::new(container)),
-            image: image.to_string(),
-            port: 0,
-            password,
-            major: 0,
-            version: String::new(),
-            log,
-            dump,
-            kept: false,
-            standbys: Vec::new(),
+        let (host, no_cow) = match HostData::wanted(&std::env::temp_dir()) {
+            Ok(base) => (Some(HostData::create(base)?.with_empty_data()?), String::new()),
+            Err(why) => (None, why),
         };
-        server.port = published_port(server.container()?).await?;
-        (server.version, server.major) = server.server_version().await?;
+        let launch = Launch { image: image.to_string(), password: random_hex(), settings: plan.settings.clone(), dump };
+        let mut server = DockerServer::launch(launch, host, cancel).await?;
+        server.no_cow = no_cow;
         if let Some(want) = plan.pg_version
             && want != server.major
         {
@@ -244,10 +240,41 @@ impl DockerServer {
                 server.version
             )));
         }
-        server.wait_ready(cancel).await?;
         if plan.replicas.count > 0 {
             server.standbys = super::docker_standby::start_all(&server, plan, cancel).await?;
         }
+        Ok(server)
+    }
+
+    /// Starts a container as `launch` says, with its data directory in
+    /// `host` (bind-mounted) or in a volume of the engine, and waits until
+    /// its server accepts connections.
+    pub(super) async fn launch(
+        launch: Launch,
+        host: Option<HostData>,
+        cancel: &CancellationToken,
+    ) -> Result<DockerServer> {
+        let log = Arc::new(LogTail::default());
+        let request = container_request(&launch, host.as_ref());
+        let container = start_labelled(request, &launch.image, log.clone(), cancel).await?;
+        // From here on the guard removes the container on every exit path.
+        let mut server = DockerServer {
+            id: container.id().to_string(),
+            container: Some(Arc::new(container)),
+            port: 0,
+            major: 0,
+            version: String::new(),
+            log,
+            launch,
+            host,
+            stopped: false,
+            no_cow: String::new(),
+            kept: false,
+            standbys: Vec::new(),
+        };
+        server.port = published_port(server.container()?).await?;
+        (server.version, server.major) = server.server_version().await?;
+        server.wait_ready(cancel).await?;
         Ok(server)
     }
 
@@ -260,17 +287,17 @@ impl DockerServer {
     }
 
     pub fn image(&self) -> &str {
-        &self.image
+        &self.launch.image
     }
 
     /// The superuser's password (TCP connections need it).
     pub fn password(&self) -> &str {
-        &self.password
+        &self.launch.password
     }
 
     /// Where the server lives, for progress output.
     pub fn location(&self) -> String {
-        format!("container {} (image {}), port 127.0.0.1:{}", short(&self.id), self.image, self.port)
+        format!("container {} (image {}), port 127.0.0.1:{}", short(&self.id), self.launch.image, self.port)
     }
 
     /// The server's version, from the image's own `postgres` binary.
@@ -282,7 +309,7 @@ impl DockerServer {
         let major = version.split(['.', 'b', 'r']).next().and_then(|m| m.parse().ok()).ok_or_else(|| {
             Error::env(format!(
                 "image {} does not look like a PostgreSQL server image: `postgres --version` printed {:?} {}",
-                self.image,
+                self.launch.image,
                 text.trim(),
                 String::from_utf8_lossy(&out.stderr).trim()
             ))
@@ -306,7 +333,7 @@ impl DockerServer {
                 return Err(Error::env(format!(
                     "the server in container {} (image {}) stopped during start-up; its log:\n{}",
                     short(&self.id),
-                    self.image,
+                    self.launch.image,
                     self.log.last(30)
                 )));
             }
@@ -326,27 +353,41 @@ impl DockerServer {
     }
 }
 
-/// The container as the scenario asks for it.
-fn container_request(
-    plan: &ClonePlan,
-    image: &str,
-    password: &str,
-    dump: Option<&Path>,
-) -> testcontainers::ContainerRequest<GenericImage> {
+/// What a container is started with; a copy-on-write copy of its data
+/// directory starts with the same.
+#[derive(Clone)]
+pub(super) struct Launch {
+    image: String,
+    /// The superuser's password (random; in the data directory once initialized).
+    password: String,
+    /// `[clone.settings]`, as `postgres -c name=value` arguments.
+    settings: Vec<(String, String)>,
+    /// The host path of the dump mounted at `DUMP_PATH`.
+    dump: Option<PathBuf>,
+}
+
+/// The container as `launch` asks for it, its data directory in `host`
+/// when given (an initialized copy starts without the entrypoint's initdb).
+fn container_request(launch: &Launch, host: Option<&HostData>) -> testcontainers::ContainerRequest<GenericImage> {
     let mut cmd = vec!["postgres".to_string(), "-c".into(), "listen_addresses=*".into()];
-    for (k, v) in &plan.settings {
+    for (k, v) in &launch.settings {
         cmd.push("-c".into());
         cmd.push(format!("{k}={v}"));
     }
-    let mut request = generic_image(image)
-        .with_env_var("POSTGRES_PASSWORD", password)
+    let mut request = generic_image(&launch.image)
+        .with_env_var("POSTGRES_PASSWORD", launch.password.as_str())
         .with_env_var("POSTGRES_USER", "postgres")
         .with_env_var("POSTGRES_DB", "postgres")
         .with_cmd(cmd);
-    if let Some(path) = dump {
+    if let Some(path) = &launch.dump {
         request = request.with_mount(
             Mount::bind_mount(path.display().to_string(), DUMP_PATH).with_access_mode(AccessMode::ReadOnly),
         );
+    }
+    if let Some(host) = host {
+        request = request
+            .with_env_var("PGDATA", PGDATA)
+            .with_mount(Mount::bind_mount(host.data().display().to_string(), PGDATA));
     }
     request
 }
@@ -446,7 +487,7 @@ impl super::ServerHandle for DockerServer {
 
     fn config(&self, dbname: &str) -> tokio_postgres::Config {
         let mut c = tokio_postgres::Config::new();
-        c.host("127.0.0.1").port(self.port).user("postgres").password(self.password.as_str()).dbname(dbname);
+        c.host("127.0.0.1").port(self.port).user("postgres").password(self.launch.password.as_str()).dbname(dbname);
         c.application_name("lockimpact");
         c.connect_timeout(Duration::from_secs(10));
         c
@@ -458,19 +499,29 @@ impl super::ServerHandle for DockerServer {
             0 => String::new(),
             n => format!(", {n} streaming standby container(s) on port(s) {}", ports.join(", ")),
         };
-        format!("docker image {}, container {}, port {}{standbys}", self.image, short(&self.id), self.port)
+        format!("docker image {}, container {}, port {}{standbys}", self.launch.image, short(&self.id), self.port)
     }
 
     fn standbys(&self) -> Vec<super::standby::Endpoint> {
         self.standbys.iter().map(|s| s.endpoint.clone()).collect()
     }
 
+    fn docker_mut(&mut self) -> Option<&mut DockerServer> {
+        Some(self)
+    }
+
     fn kind(&self) -> String {
-        format!("docker image {}", self.image)
+        format!("docker image {}", self.launch.image)
     }
 
     fn keep(&mut self, dbname: &str) -> String {
         self.kept = true;
+        let data = match self.host.as_mut() {
+            Some(h) => {
+                format!("\n  its data directory {} is kept too: rm -rf it after the container", h.keep().display())
+            }
+            None => String::new(),
+        };
         let id = self.id.clone();
         let running = on_engine(move |docker| async move {
             let c = ask("inspect container", docker.inspect_container(&id, None)).await?;
@@ -479,7 +530,7 @@ impl super::ServerHandle for DockerServer {
         if !running.unwrap_or(false) {
             return format!(
                 "--keep: container {} is not running (its server died or it was stopped), so there is nothing to \
-                 connect to; it is kept for a look at its log: docker logs {}\n  remove it: docker rm -f -v {}",
+                 connect to; it is kept for a look at its log: docker logs {}\n  remove it: docker rm -f -v {}{data}",
                 short(&self.id),
                 self.id,
                 self.id
@@ -488,8 +539,8 @@ impl super::ServerHandle for DockerServer {
         let note = rename_kept(&self.id);
         let standbys: String = self.standbys.iter_mut().map(|s| format!("\n  {}", s.keep())).collect();
         format!(
-            "the clone keeps running in {note} (image {}):\n  connect: PGPASSWORD={} psql -h 127.0.0.1 -p {} -U postgres {dbname}\n  stop:    docker rm -f -v {}{standbys}",
-            self.image, self.password, self.port, self.id
+            "the clone keeps running in {note} (image {}):\n  connect: PGPASSWORD={} psql -h 127.0.0.1 -p {} -U postgres {dbname}\n  stop:    docker rm -f -v {}{standbys}{data}",
+            self.launch.image, self.launch.password, self.port, self.id
         )
     }
 
@@ -511,8 +562,8 @@ impl super::ServerHandle for DockerServer {
 
     fn tools(&self) -> Option<Tools> {
         let container = self.container.clone()?;
-        let dump = self.dump.clone().map(|p| (p, DUMP_PATH.to_string()));
-        Some(Tools::Docker { container, major: self.major, password: self.password.clone(), dump })
+        let dump = self.launch.dump.clone().map(|p| (p, DUMP_PATH.to_string()));
+        Some(Tools::Docker { container, major: self.major, password: self.launch.password.clone(), dump })
     }
 }
 

@@ -150,7 +150,8 @@ impl DockerStandby {
         self.container.as_ref().ok_or_else(|| Error::env(format!("standby {} is gone", self.endpoint.name)))
     }
 
-    /// Waits until the primary's `pg_stat_replication` shows this standby streaming.
+    /// Waits until the primary's `pg_stat_replication` shows this standby
+    /// streaming and the standby accepts connections.
     async fn wait_streaming(&self, primary: &tokio_postgres::Client, cancel: &CancellationToken) -> Result<()> {
         let sql = "SELECT count(*) FROM pg_stat_replication WHERE application_name = $1 AND state = 'streaming'";
         let deadline = Instant::now() + STREAM_TIMEOUT;
@@ -159,13 +160,15 @@ impl DockerStandby {
                 .query_one(sql, &[&self.endpoint.name])
                 .await
                 .map_err(|e| Error::env(format!("reading pg_stat_replication on the primary: {}", describe_pg(&e))))?;
-            if row.get::<_, i64>(0) == 1 {
+            // Streaming, and accepting read-only connections (a standby
+            // streams a moment before it reaches a consistent state).
+            if row.get::<_, i64>(0) == 1 && self.endpoint.target("postgres").connect().await.is_ok() {
                 return Ok(());
             }
             let running = self.container()?.is_running().await.unwrap_or(false);
             if !running || Instant::now() > deadline {
                 let why = if running {
-                    format!("does not stream from the primary after {} s", STREAM_TIMEOUT.as_secs())
+                    format!("does not stream from the primary and answer after {} s", STREAM_TIMEOUT.as_secs())
                 } else {
                     "stopped".into()
                 };

@@ -19,6 +19,7 @@
 //! on a reflink copy of the data directory.
 
 pub mod docker;
+pub mod docker_cow;
 mod docker_standby;
 pub mod local;
 pub mod owner;
@@ -89,6 +90,11 @@ pub trait ServerHandle: Send + Sync {
     /// The local backend's server itself, for a copy-on-write reset of its
     /// data directory (`reflink`); `None` for the other backends.
     fn local_mut(&mut self) -> Option<&mut local::LocalServer> {
+        None
+    }
+    /// The docker backend's server itself, for a copy-on-write reset of its
+    /// data directory on the host (`docker_cow`); `None` for the other backends.
+    fn docker_mut(&mut self) -> Option<&mut docker::DockerServer> {
         None
     }
 }

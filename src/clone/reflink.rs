@@ -1,4 +1,5 @@
-//! Copy-on-write clone resets for the local backend. A fresh copy of the
+//! Copy-on-write clone resets for the local backend (and, through
+//! `docker_cow`, the docker backend). A fresh copy of the
 //! template database by `CREATE DATABASE … TEMPLATE` (`template::fresh_copy`)
 //! takes time in proportion to the data. When the local server's directory is
 //! on a file system that can share blocks between files (XFS made with
@@ -187,10 +188,14 @@ impl Reset {
 
 /// Whether `reset` on `template` makes reflink copies: a local server whose
 /// directory's file system shares blocks (probed; a server stopped by an
-/// earlier reset was found to).
+/// earlier reset was found to), or a docker server whose data directory is
+/// on such a file system (`docker_cow`).
 pub fn support(template: &mut Server) -> Support {
+    if let Some(docker) = template.docker_mut() {
+        return docker.cow_support();
+    }
     match template.local_mut() {
-        None => Support::Unsupported { filesystem: "-".into(), why: "not the local backend".into() },
+        None => Support::Unsupported { filesystem: "-".into(), why: "not the local or docker backend".into() },
         // Stopped by an earlier reset, which found reflinks there.
         Some(local) if !local.is_running() => Support::Reflink { filesystem: filesystem_name(local.data_dir()) },
         Some(local) => probe(local.data_dir().parent().unwrap_or(local.data_dir())),
@@ -199,10 +204,11 @@ pub fn support(template: &mut Server) -> Support {
 
 /// Makes a fresh copy of the template database named `name`: by reflink
 /// when `template` is a local server whose directory is on a file system
-/// that shares blocks (the first call stops that server cleanly; it stays
-/// stopped, and each later call copies its data directory again), else by
-/// `template::fresh_copy` on `template`. The copy's own server, if any, is
-/// in the result: dropping it stops that server and removes its directory.
+/// that shares blocks, or a docker server whose data directory is (the
+/// first call stops that server cleanly; it stays stopped, and each later
+/// call copies its data directory again), else by `template::fresh_copy`
+/// on `template`. The copy's own server, if any, is in the result: dropping
+/// it stops that server and removes its directory.
 pub async fn reset(template: &mut Server, name: &str) -> Result<Reset> {
     let found = support(template);
     let Support::Reflink { filesystem } = found else {
@@ -217,12 +223,22 @@ pub async fn reset(template: &mut Server, name: &str) -> Result<Reset> {
             copied: None,
         });
     };
-    let local = template.local_mut().expect("a local server, probed above");
-    let template_stop = if local.is_running() { Some(local.stop_cleanly()?) } else { None };
-    let started = Instant::now();
-    let (server, copied) = local.start_on_copy(copy_dir)?;
+    let (template_stop, started, (server, copied)) = match template.docker_mut() {
+        Some(docker) => {
+            let stop = if docker.is_running() { Some(docker.stop_cleanly().await?) } else { None };
+            let started = Instant::now();
+            let (server, copied) = docker.start_on_copy(copy_dir).await?;
+            (stop, started, (Box::new(server) as Server, copied))
+        }
+        None => {
+            let local = template.local_mut().expect("a local server, probed above");
+            let stop = if local.is_running() { Some(local.stop_cleanly()?) } else { None };
+            let started = Instant::now();
+            let (server, copied) = local.start_on_copy(copy_dir)?;
+            (stop, started, (Box::new(server) as Server, copied))
+        }
+    };
     let accepting = started.elapsed();
-    let server: Server = Box::new(server);
     rename_template(&server, name).await?;
     let why = format!("reflinks supported ({filesystem}): a copy of the stopped template's server, with its own");
     Ok(Reset {

@@ -85,7 +85,7 @@ pub fn trials() -> Vec<Trial> {
 }
 
 /// The engine's version, asked the way the backend asks (DOCKER_HOST).
-fn engine() -> Result<String, String> {
+pub fn engine() -> Result<String, String> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(lockimpact::clone::docker::engine()).map_err(|e| e.message)
 }

@@ -1,7 +1,8 @@
 //! The environment-dependent tier, one binary with its own harness
 //! (libtest-mimic): tests that need a Docker engine (`docker`), root
 //! (`as_root`), or root with loop devices and xfsprogs (`reflink`,
-//! `compare`: `lockimpact compare` on reflink copies, `--parallel`). When
+//! `compare`: `lockimpact compare` on reflink copies, `--parallel`), or both
+//! (`docker_cow`: the docker backend's copy-on-write resets). When
 //! what they need is missing, each is reported *ignored* (skipped) by the
 //! runner, after a SKIPPED line that says why; when `CI` (or
 //! the module's `LOCKIMPACT_REQUIRE_*` variable) is set, each *fails*
@@ -15,6 +16,7 @@ mod common;
 mod as_root;
 mod compare;
 mod docker;
+mod docker_cow;
 mod reflink;
 
 use libtest_mimic::{Arguments, Failed, Trial};
@@ -25,6 +27,7 @@ fn main() {
     trials.extend(as_root::trials());
     trials.extend(reflink::trials());
     trials.extend(compare::trials());
+    trials.extend(docker_cow::trials());
     libtest_mimic::run(&args, trials).exit();
 }
 

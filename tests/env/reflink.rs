@@ -57,7 +57,7 @@ pub fn loop_fs_trials(module: &str, tests: &[(&'static str, fn())]) -> Vec<Trial
     gated(module, tests, available, required)
 }
 
-fn what_is_missing() -> Option<String> {
+pub fn what_is_missing() -> Option<String> {
     if unsafe { libc::geteuid() } != 0 {
         return Some("they need root (mount, losetup)".into());
     }
