@@ -321,9 +321,6 @@ fn blocker(plans: &[Plan], cores: usize) -> Option<String> {
             "their datasets or server settings differ, and --parallel copies one template for all candidates".into(),
         );
     }
-    if plans[0].clone.backend == clone::plan::Backend::Docker {
-        return Some("--parallel copies a local server's data directory by reflinks, not a container's".into());
-    }
     let needed = CORES_PER_CANDIDATE * plans.len();
     (cores < needed).then(|| {
         format!(
@@ -427,11 +424,7 @@ mod tests {
     }
 
     #[test]
-    fn parallel_copies_one_local_template() {
-        let mut plans = two();
-        plans[0].clone.backend = clone::plan::Backend::Docker;
-        plans[1].clone.backend = clone::plan::Backend::Docker;
-        assert!(blocker(&plans, 8).unwrap().contains("not a container's"));
+    fn parallel_copies_one_template() {
         let mut plans = two();
         plans[1].clone.settings.push(("work_mem".into(), "8MB".into()));
         assert!(blocker(&plans, 8).unwrap().contains("server settings differ"));
