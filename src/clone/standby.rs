@@ -97,6 +97,8 @@ pub struct Endpoint {
     pub socket_dir: PathBuf,
     pub port: u16,
     pub pid: i32,
+    /// It is the primary's synchronous standby (`synchronous_standby_names`).
+    pub synchronous: bool,
 }
 
 impl Endpoint {
@@ -173,10 +175,11 @@ pub fn start_all(primary: &Primary, plan: &ReplicaPlan) -> Result<Vec<Standby>> 
         s.wait_streaming(primary)?;
     }
     if plan.synchronous
-        && let Some(first) = standbys.first()
+        && let Some(first) = standbys.first_mut()
     {
         primary.psql(&format!("ALTER SYSTEM SET synchronous_standby_names = 'FIRST 1 ({})'", first.endpoint.name))?;
         primary.psql("SELECT pg_reload_conf()")?;
+        first.endpoint.synchronous = true;
     }
     Ok(standbys)
 }
@@ -195,7 +198,7 @@ impl Standby {
         let data = dir.join("data");
         base_backup(primary, &data, &name)?;
         let mut standby = Standby {
-            endpoint: Endpoint { name, socket_dir: primary.root.to_path_buf(), port: 0, pid: 0 },
+            endpoint: Endpoint { name, socket_dir: primary.root.to_path_buf(), port: 0, pid: 0, synchronous: false },
             data,
             bin_dir: primary.bin_dir.to_path_buf(),
             run_as: primary.run_as,

@@ -6,7 +6,9 @@
 //! lock the startup process holds (a lock replayed from the primary). The
 //! standby's `pg_stat_database_conflicts` for the run database are read when
 //! sampling starts and when it ends. Connections: one to the primary, one
-//! per standby, to their `postgres` database.
+//! per standby, to their `postgres` database. With a synchronous standby,
+//! each poll also counts the primary's sessions waiting on it (`SyncRep`),
+//! and the commit probe (`sync_commit`) times commits on a connection of its own.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,12 +20,17 @@ use crate::clone::standby::Endpoint;
 use crate::error::{Error, Result, describe_pg};
 use crate::pg::Target;
 use crate::run_record::replica::{Conflicts, LagSample, ReplicasRecord, StandbyRecord};
+use crate::sampler::sync_commit;
 use crate::timeline::Clock;
 
-/// The primary's side of a poll: its WAL position and each standby's lag in time.
+/// The primary's side of a poll: its WAL position, each standby's lag in
+/// time, and the sessions waiting for a synchronous standby (the commit
+/// probe's own left out).
 const PRIMARY_SQL: &str = "SELECT pg_current_wal_lsn()::text, r.application_name, \
     (extract(epoch FROM r.write_lag) * 1e6)::int8, (extract(epoch FROM r.flush_lag) * 1e6)::int8, \
-    (extract(epoch FROM r.replay_lag) * 1e6)::int8 \
+    (extract(epoch FROM r.replay_lag) * 1e6)::int8, \
+    (SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep' \
+      AND application_name IS DISTINCT FROM 'lockimpact-sync-probe')::int8 \
     FROM (SELECT 1) one LEFT JOIN pg_stat_replication r ON true";
 
 /// A standby's side: its replay lag behind the primary's LSN ($1), and the
@@ -44,11 +51,14 @@ pub struct Connected {
     primary: tokio_postgres::Client,
     conns: Vec<Conn>,
     run_db: String,
+    /// The commit probe, with a synchronous standby.
+    probe: Option<sync_commit::Connected>,
 }
 
 pub struct ReplicaSampler {
     stop: CancellationToken,
     handle: JoinHandle<ReplicasRecord>,
+    probe: Option<sync_commit::Probe>,
 }
 
 struct Conn {
@@ -60,38 +70,57 @@ struct Conn {
 /// Connects to the primary (`postgres` database, `primary`) and each of
 /// `standbys`, waits until each has replayed everything the primary wrote so
 /// far (the fresh run database among it: a standby session may open on it
-/// then), and reads the conflict counters of `run_db`. `None` without standbys.
+/// then), and reads the conflict counters of `run_db`; with a synchronous
+/// standby, opens the commit probe's session too. `None` without standbys.
 pub async fn connect(primary: Target, standbys: &[Endpoint], run_db: &str) -> Result<Option<Connected>> {
     if standbys.is_empty() {
         return Ok(None);
     }
+    let probe = match standbys.iter().any(|s| s.synchronous) {
+        true => Some(sync_commit::connect(primary.clone()).await?),
+        false => None,
+    };
     let primary = connect_to(primary, "the primary").await?;
     let mut conns = Vec::new();
     for s in standbys {
         let client = connect_to(s.target("postgres"), &format!("standby {}", s.name)).await?;
         catch_up(&primary, &client, &s.name).await?;
         let before = conflicts(&client, run_db).await.unwrap_or_default();
-        let rec = StandbyRecord { name: s.name.clone(), conflicts_before: before, ..Default::default() };
+        let sync_commit = s.synchronous.then(Default::default);
+        let rec = StandbyRecord { name: s.name.clone(), conflicts_before: before, sync_commit, ..Default::default() };
         conns.push(Conn { name: s.name.clone(), client, rec });
     }
-    Ok(Some(Connected { primary, conns, run_db: run_db.to_string() }))
+    Ok(Some(Connected { primary, conns, run_db: run_db.to_string(), probe }))
 }
 
 impl Connected {
     /// Starts polling every `interval`, on `clock`.
     pub fn start(self, clock: Arc<Clock>, interval: Duration) -> ReplicaSampler {
         let stop = CancellationToken::new();
-        let Connected { primary, conns, run_db } = self;
+        let Connected { primary, conns, run_db, probe } = self;
+        let probe = probe.map(|p| p.start(clock.clone(), interval));
         let task = Poller { primary, conns, clock, interval, run_db, stop: stop.clone() };
-        ReplicaSampler { stop, handle: tokio::spawn(task.run()) }
+        ReplicaSampler { stop, handle: tokio::spawn(task.run()), probe }
     }
 }
 
 impl ReplicaSampler {
     /// Stops polling, reads the conflict counters once more, and returns the record.
+    /// With a synchronous standby, its record gets the commit probe's.
     pub async fn finish(self) -> ReplicasRecord {
         self.stop.cancel();
-        self.handle.await.unwrap_or_default()
+        let probed = match self.probe {
+            Some(p) => Some(p.finish().await),
+            None => None,
+        };
+        let mut rec = self.handle.await.unwrap_or_default();
+        if let Some(probed) = probed {
+            for sync in rec.standbys.iter_mut().filter_map(|s| s.sync_commit.as_mut()) {
+                let waiting = std::mem::take(&mut sync.waiting);
+                *sync = crate::run_record::replica::SyncCommitRecord { waiting, ..probed.clone() };
+            }
+        }
+        rec
     }
 }
 
@@ -145,8 +174,9 @@ async fn conflicts(client: &tokio_postgres::Client, run_db: &str) -> Result<Conf
         .unwrap_or_default())
 }
 
-/// The primary's side of one poll: its LSN and (name → write, flush, replay lag).
-type PrimaryPoll = (String, Vec<(String, [Option<Duration>; 3])>);
+/// The primary's side of one poll: its LSN, (name → write, flush, replay
+/// lag), and the sessions waiting for a synchronous standby.
+type PrimaryPoll = (String, Vec<(String, [Option<Duration>; 3])>, u32);
 
 struct Poller {
     primary: tokio_postgres::Client,
@@ -194,8 +224,11 @@ impl Poller {
                 return;
             }
         };
-        let (lsn, lags) = primary;
+        let (lsn, lags, waiting) = primary;
         for c in &mut self.conns {
+            if let Some(sync) = &mut c.rec.sync_commit {
+                sync.waiting.push((at, waiting));
+            }
             let time_lag = lags.iter().find(|(n, _)| *n == c.name).map(|(_, l)| *l).unwrap_or_default();
             match c.client.query_one(STANDBY_SQL, &[&lsn]).await {
                 Ok(row) => c.rec.samples.push(LagSample {
@@ -221,5 +254,6 @@ fn read_primary(rows: &[tokio_postgres::Row]) -> PrimaryPoll {
         |r: &tokio_postgres::Row, i: usize| r.get::<_, Option<i64>>(i).map(|v| Duration::from_micros(v.max(0) as u64));
     let lags =
         rows.iter().filter_map(|r| Some((r.get::<_, Option<String>>(1)?, [us(r, 2), us(r, 3), us(r, 4)]))).collect();
-    (lsn, lags)
+    let waiting = rows.first().map_or(0, |r| r.get::<_, i64>(5).max(0) as u32);
+    (lsn, lags, waiting)
 }

@@ -82,6 +82,7 @@ fn standby(rec: &RunRecord, bounds: &Bounds, s: &StandbyRecord) -> StandbyReport
         longest_blocked_ms: ms(blocked.longest),
         conflicts,
         cancels: n(c.total()),
+        sync_commit: s.sync_commit.as_ref().map(|x| super::sync_commit::sync_commit(rec, bounds, x)),
     }
 }
 

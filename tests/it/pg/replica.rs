@@ -54,7 +54,7 @@ fn assert_nothing_left(pids: [i32; 2], server_dir: &Path, tmp: &Path, what: &str
 }
 
 /// The primary's and the first standby's ports, from the `clone:` progress line.
-fn ports(line: &str) -> Option<(u16, u16)> {
+pub(super) fn ports(line: &str) -> Option<(u16, u16)> {
     let rest = line.split_once("clone: local server binaries in ")?.1;
     let primary = rest.split_once(", port ")?.1.split(',').next()?.trim().parse().ok()?;
     let standby = rest.split_once("on port(s) ")?.1.split(',').next()?.trim().parse().ok()?;

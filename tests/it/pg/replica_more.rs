@@ -1,0 +1,157 @@
+//! More of `[replica]` against real servers: the commit latency a
+//! synchronous standby adds on the primary (`replicas.standbys[].sync_commit`),
+//! seen when the standby is made slow on purpose (its replay held back by
+//! `recovery_min_apply_delay` under `synchronous_commit = remote_apply`, or its
+//! WAL receiver stopped with SIGSTOP), and absent without `synchronous`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::common::*;
+
+use super::replica::ports;
+
+/// A migration that writes little WAL: the probes, not the migration, are under test.
+const ALTER: &str = "ALTER TABLE orders ADD COLUMN note text;\n";
+
+/// A small orders scenario with `[replica]` = `replica`, `extra` TOML, and a
+/// `baseline` long enough for the probes.
+fn scenario(dir: &Path, replica: &str, extra: &str, baseline: &str) -> std::path::PathBuf {
+    let extra = format!("[sampler]\ninterval = \"50ms\"\n{extra}\n[replica]\n{replica}\n");
+    let path = tiny_scenario(dir, ALTER, &extra);
+    let text =
+        std::fs::read_to_string(&path).unwrap().replace("baseline = \"1s\"", &format!("baseline = \"{baseline}\""));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn run_args<'a>(scenario: &'a Path, json: &'a Path) -> [&'a str; 6] {
+    ["run", scenario.to_str().unwrap(), "--backend", "local", "--json", json.to_str().unwrap()]
+}
+
+/// The commit probe's numbers for `phase`.
+fn phase<'a>(sync: &'a Value, phase: &str) -> &'a Value {
+    let phases = sync["phases"].as_array().expect("sync_commit.phases");
+    phases.iter().find(|p| p["phase"] == phase).unwrap_or_else(|| panic!("no {phase} phase in {sync}"))
+}
+
+/// `synchronous_commit = remote_apply` with the standby's replay held back
+/// 300 ms: every commit that waits for the standby takes at least 300 ms
+/// (replay of a commit waits until 300 ms after its timestamp), one with
+/// `synchronous_commit = local` does not. The report shows the level, the
+/// two medians, and their difference as what the standby adds.
+#[test]
+fn a_synchronous_standby_with_delayed_apply_adds_the_delay_to_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let path = scenario(
+        dir.path(),
+        "count = 1\nsynchronous = true\nrecovery_min_apply_delay = \"300ms\"",
+        "[clone.settings]\nsynchronous_commit = \"remote_apply\"",
+        "3s",
+    );
+    // The workload's writes wait 300 ms each too: the schedule falls behind
+    // and the verdict may be inconclusive (exit 3); the probes are measured all the same.
+    let (code, stderr) = Running::start(&run_args(&path, &json)).end();
+    assert!(matches!(code, Some(0 | 1 | 3)), "exit {code:?}:\n{stderr}");
+    let report = report(&json);
+    let sync = &report["replicas"]["standbys"][0]["sync_commit"];
+    eprintln!("sync_commit: {sync}");
+    assert_eq!(sync["level"], "remote_apply", "{sync}");
+    let b = phase(sync, "baseline");
+    assert!(b["waiting_probes"].as_u64().unwrap() >= 2 && b["local_probes"].as_u64().unwrap() >= 2, "{b}");
+    let (waiting, local) = (b["waiting_p50_ms"].as_f64().unwrap(), b["local_p50_ms"].as_f64().unwrap());
+    assert!(waiting >= 290.0, "a waiting commit waits for the 300 ms apply delay: {b}");
+    assert!(local < waiting, "{b}");
+    assert_eq!(b["added_ms"].as_f64().unwrap(), waiting - local, "{b}");
+    assert!(sync["max_added_ms"].as_f64().unwrap() >= b["added_ms"].as_f64().unwrap(), "{sync}");
+    assert_eq!(sync["failed_probes"], 0, "{sync}");
+}
+
+/// Resumes a stopped process when dropped (the test's assertions may panic).
+struct Stopped(i32);
+
+impl Stopped {
+    fn stop(pid: i32) -> Stopped {
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0, "SIGSTOP {pid}");
+        Stopped(pid)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        unsafe { libc::kill(self.0, libc::SIGCONT) };
+    }
+}
+
+/// The standby's WAL receiver pid (`pg_stat_wal_receiver` on the standby).
+fn wal_receiver_pid(socket: &Path, port: u16) -> i32 {
+    let psql = lockimpact::clone::local::find_binaries(None, None).unwrap().dir.join("psql");
+    let out = std::process::Command::new(psql)
+        .args(["-X", "-At", "-h"])
+        .arg(socket)
+        .args([
+            "-p",
+            &port.to_string(),
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-c",
+            "SELECT pid FROM pg_stat_wal_receiver",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("no WAL receiver pid: {text:?} {}", String::from_utf8_lossy(&out.stderr)))
+}
+
+/// The synchronous standby's WAL receiver stopped (SIGSTOP) for 1.5 s in the
+/// baseline: commits on the primary that wait for the standby (the
+/// workload's writes and the probe's waiting commits) hang until it resumes.
+/// The report shows a waiting commit of more than a second in the baseline
+/// and the workload's sessions seen waiting on `SyncRep`, while the commits
+/// with `synchronous_commit = local` stay fast.
+#[test]
+fn a_stopped_wal_receiver_shows_as_commit_latency_on_the_primary() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let path = scenario(dir.path(), "count = 1\nsynchronous = true", "", "5s");
+    let mut run = Running::start(&run_args(&path, &json));
+    let (server_dir, _) = server_location(run.until("server: directory "));
+    let seen = run.until("clone: local server binaries").to_string();
+    let (_, standby) = seen.lines().find_map(ports).expect("the standby's port");
+    run.until("lockimpact: baseline");
+    std::thread::sleep(Duration::from_millis(500));
+    let stopped = Stopped::stop(wal_receiver_pid(&server_dir, standby));
+    std::thread::sleep(Duration::from_millis(1500));
+    drop(stopped);
+    let (code, stderr) = run.end();
+    assert!(matches!(code, Some(0 | 1)), "exit {code:?}:\n{stderr}");
+    let report = report(&json);
+    let sync = &report["replicas"]["standbys"][0]["sync_commit"];
+    eprintln!("sync_commit: {sync}");
+    assert_eq!(sync["level"], "on", "{sync}");
+    let b = phase(sync, "baseline");
+    assert!(b["waiting_max_ms"].as_f64().unwrap() >= 1000.0, "a waiting commit hung while the receiver stopped: {b}");
+    assert!(b["max_waiting_sessions"].as_u64().unwrap() >= 1, "the workload's writes waited on SyncRep: {b}");
+    assert!(b["local_p50_ms"].as_f64().unwrap() < 1000.0, "{b}");
+}
+
+/// Without `synchronous`, nothing is probed and `sync_commit` is absent.
+#[test]
+fn without_a_synchronous_standby_no_commit_latency_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let path = scenario(dir.path(), "count = 1", "", "1s");
+    let (code, stderr) = Running::start(&run_args(&path, &json)).end();
+    assert!(matches!(code, Some(0 | 1)), "exit {code:?}:\n{stderr}");
+    let report = report(&json);
+    let s = &report["replicas"]["standbys"][0];
+    assert!(s["samples"].as_u64().unwrap() > 0, "{s}");
+    assert!(s.get("sync_commit").is_none(), "{s}");
+}
