@@ -20,6 +20,7 @@
 
 pub mod docker;
 pub mod local;
+pub mod logical;
 pub mod owner;
 pub mod plan;
 pub mod reflink;
@@ -182,10 +183,10 @@ async fn start_docker(
     say: &dyn Fn(&str),
     cancel: Option<&CancellationToken>,
 ) -> Result<Server> {
-    if plan.replicas.count > 0 {
+    if plan.replicas.local_only() {
         return Err(Error::input(
-            "[replica] (or --replicas) asks for streaming standbys, and the docker backend does not make them \
-             yet; use --backend local",
+            "[replica] (or --replicas) asks for streaming standbys or a logical subscriber, and the docker \
+             backend does not make them yet; use --backend local",
         ));
     }
     say(why);
@@ -223,8 +224,10 @@ async fn start_auto(
     say: &dyn Fn(&str),
     cancel: Option<&CancellationToken>,
 ) -> Result<Server> {
-    if plan.replicas.count > 0 {
-        say("backend: local (auto: standbys for [replica] are made by the local backend only, for now)");
+    if plan.replicas.local_only() {
+        say(
+            "backend: local (auto: standbys and subscribers for [replica] are made by the local backend only, for now)",
+        );
         return start_local(plan, say);
     }
     let Some(image) = docker::image_for(plan) else {

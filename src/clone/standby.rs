@@ -60,6 +60,8 @@ pub struct ReplicaPlan {
     pub recovery_min_apply_delay: Duration,
     /// The first standby is synchronous (`synchronous_standby_names` on the primary).
     pub synchronous: bool,
+    /// A logical subscriber of the run database (`clone::logical`).
+    pub logical: bool,
 }
 
 impl Default for ReplicaPlan {
@@ -70,11 +72,17 @@ impl Default for ReplicaPlan {
             max_standby_streaming_delay: None,
             recovery_min_apply_delay: Duration::ZERO,
             synchronous: false,
+            logical: false,
         }
     }
 }
 
 impl ReplicaPlan {
+    /// Only the local backend makes what this asks for (standbys, a logical subscriber).
+    pub fn local_only(&self) -> bool {
+        self.count > 0 || self.logical
+    }
+
     /// The `-c` settings of each standby, after the primary's own.
     fn settings(&self) -> Vec<(String, String)> {
         let mut s = vec![

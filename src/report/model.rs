@@ -869,6 +869,27 @@ pub struct StandbyReport {
     /// latency it adds on the primary; absent for the others.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync_commit: Option<SyncCommitReport>,
+    /// A logical subscriber (`[replica] logical = true`) rather than a
+    /// standby: its lag fields are its slot's; absent for standbys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logical: Option<LogicalReport>,
+}
+
+/// A logical subscriber's slot and errors. Logical replication carries
+/// rows, not DDL: a migration's new column written to breaks it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LogicalReport {
+    /// Its slot on the primary and its database.
+    pub slot: String,
+    pub database: String,
+    /// `apply_error_count`, `sync_error_count` of `pg_stat_subscription_stats`
+    /// at the last poll (the subscription is made for the run); null before PostgreSQL 15.
+    pub apply_errors: Option<u64>,
+    pub sync_errors: Option<u64>,
+    /// The first poll that saw an error, and in which step (index into `steps`) or else which phase.
+    pub first_error_at_ms: Option<f64>,
+    pub first_error_step: Option<usize>,
+    pub first_error_phase: Option<Phase>,
 }
 
 /// The commit latency a synchronous standby adds on the primary, from the

@@ -30,6 +30,20 @@ pub struct StandbyRecord {
     /// The synchronous standby's probe of the commit latency it adds on the
     /// primary (`[replica] synchronous = true`); `None` for the others.
     pub sync_commit: Option<SyncCommitRecord>,
+    /// A logical subscriber (`[replica] logical = true`) instead of a
+    /// standby: its samples' `lag_bytes` are its slot's lag, and this its errors.
+    pub logical: Option<LogicalRecord>,
+}
+
+/// What a logical subscriber's errors were at each poll.
+#[derive(Debug, Clone, Default)]
+pub struct LogicalRecord {
+    /// The slot on the primary and the subscriber's database.
+    pub slot: String,
+    pub database: String,
+    /// (clock offset of the poll, `apply_error_count`, `sync_error_count` of
+    /// `pg_stat_subscription_stats`); empty before PostgreSQL 15, which has no such view.
+    pub errors: Vec<(Duration, u64, u64)>,
 }
 
 /// Commits the replica sampler timed on the primary, alternately waiting for

@@ -39,6 +39,15 @@ const STANDBY_SQL: &str = "SELECT greatest(pg_wal_lsn_diff($1::text::pg_lsn, pg_
     ARRAY(SELECT l.pid FROM pg_locks l WHERE NOT l.granted AND l.pid IS NOT NULL \
       AND (SELECT s.pid FROM pg_stat_activity s WHERE s.backend_type = 'startup') = ANY(pg_blocking_pids(l.pid)))";
 
+/// A logical subscriber's side (on the primary's server): its slot's lag
+/// behind the primary's LSN ($1), and its errors (PostgreSQL 15 and later;
+/// `LOGICAL_SQL_14` reads none).
+const LOGICAL_SQL: &str = "SELECT greatest(pg_wal_lsn_diff($1::text::pg_lsn, s.confirmed_flush_lsn), 0)::int8, \
+    e.apply_error_count, e.sync_error_count FROM pg_replication_slots s \
+    LEFT JOIN pg_stat_subscription_stats e ON e.subname = s.slot_name WHERE s.slot_name = $2";
+const LOGICAL_SQL_14: &str = "SELECT greatest(pg_wal_lsn_diff($1::text::pg_lsn, s.confirmed_flush_lsn), 0)::int8, \
+    NULL::int8, NULL::int8 FROM pg_replication_slots s WHERE s.slot_name = $2";
+
 /// Recovery conflicts of one database on a standby.
 const CONFLICTS_SQL: &str = "SELECT confl_tablespace, confl_lock, confl_snapshot, confl_bufferpin, confl_deadlock \
     FROM pg_stat_database_conflicts WHERE datname = $1";
@@ -65,21 +74,26 @@ struct Conn {
     name: String,
     client: tokio_postgres::Client,
     rec: StandbyRecord,
+    /// A logical subscriber's poll (its SQL); `None` for a standby.
+    logical: Option<&'static str>,
 }
 
 /// Connects to the primary (`postgres` database, `primary`) and each of
 /// `standbys`, waits until each has replayed everything the primary wrote so
 /// far (the fresh run database among it: a standby session may open on it
 /// then), and reads the conflict counters of `run_db`; with a synchronous
-/// standby, opens the commit probe's session too. `None` without standbys.
-pub async fn connect(primary: Target, standbys: &[Endpoint], run_db: &str) -> Result<Option<Connected>> {
-    if standbys.is_empty() {
+/// standby, opens the commit probe's session too. With `logical`, the
+/// subscriber (`clone::logical`) is polled on a connection to the primary.
+/// `None` without standbys or subscriber.
+pub async fn connect(primary: Target, standbys: &[Endpoint], run_db: &str, logical: bool) -> Result<Option<Connected>> {
+    if standbys.is_empty() && !logical {
         return Ok(None);
     }
     let probe = match standbys.iter().any(|s| s.synchronous) {
         true => Some(sync_commit::connect(primary.clone()).await?),
         false => None,
     };
+    let primary_target = primary.clone();
     let primary = connect_to(primary, "the primary").await?;
     let mut conns = Vec::new();
     for s in standbys {
@@ -88,7 +102,10 @@ pub async fn connect(primary: Target, standbys: &[Endpoint], run_db: &str) -> Re
         let before = conflicts(&client, run_db).await.unwrap_or_default();
         let sync_commit = s.synchronous.then(Default::default);
         let rec = StandbyRecord { name: s.name.clone(), conflicts_before: before, sync_commit, ..Default::default() };
-        conns.push(Conn { name: s.name.clone(), client, rec });
+        conns.push(Conn { name: s.name.clone(), client, rec, logical: None });
+    }
+    if logical {
+        conns.push(subscriber(primary_target.clone()).await?);
     }
     Ok(Some(Connected { primary, conns, run_db: run_db.to_string(), probe }))
 }
@@ -122,6 +139,25 @@ impl ReplicaSampler {
         }
         rec
     }
+}
+
+/// The logical subscriber's poll connection, to the primary's `postgres` database.
+async fn subscriber(primary: Target) -> Result<Conn> {
+    use crate::clone::logical::{SUBSCRIBER_DB, SUBSCRIPTION};
+    let client = connect_to(primary, "the primary (logical subscriber)").await?;
+    let version: i32 = client
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .await
+        .map_err(db_err("the primary's version"))?
+        .get(0);
+    let logical = crate::run_record::replica::LogicalRecord {
+        slot: SUBSCRIPTION.into(),
+        database: SUBSCRIBER_DB.into(),
+        errors: Vec::new(),
+    };
+    let rec = StandbyRecord { name: SUBSCRIPTION.into(), logical: Some(logical), ..Default::default() };
+    let sql = if version >= 150000 { LOGICAL_SQL } else { LOGICAL_SQL_14 };
+    Ok(Conn { name: SUBSCRIPTION.into(), client, rec, logical: Some(sql) })
 }
 
 async fn connect_to(mut target: Target, whose: &str) -> Result<tokio_postgres::Client> {
@@ -200,6 +236,10 @@ impl Poller {
         }
         let mut rec = ReplicasRecord { interval: self.interval, standbys: Vec::new() };
         for mut c in self.conns {
+            if c.logical.is_some() {
+                rec.standbys.push(c.rec);
+                continue;
+            }
             match conflicts(&c.client, &self.run_db).await {
                 Ok(after) => c.rec.conflicts_after = after,
                 Err(e) => {
@@ -230,15 +270,23 @@ impl Poller {
                 sync.waiting.push((at, waiting));
             }
             let time_lag = lags.iter().find(|(n, _)| *n == c.name).map(|(_, l)| *l).unwrap_or_default();
-            match c.client.query_one(STANDBY_SQL, &[&lsn]).await {
-                Ok(row) => c.rec.samples.push(LagSample {
-                    at,
-                    lag_bytes: row.get::<_, i64>(0).max(0) as u64,
-                    write_lag: time_lag[0],
-                    flush_lag: time_lag[1],
-                    replay_lag: time_lag[2],
-                    blocked_pids: row.get(1),
-                }),
+            let polled = match c.logical {
+                Some(sql) => c.client.query_one(sql, &[&lsn, &c.name]).await,
+                None => c.client.query_one(STANDBY_SQL, &[&lsn]).await,
+            };
+            match polled {
+                Ok(row) => {
+                    let sample = LagSample {
+                        at,
+                        lag_bytes: row.get::<_, Option<i64>>(0).unwrap_or(0).max(0) as u64,
+                        write_lag: time_lag[0],
+                        flush_lag: time_lag[1],
+                        replay_lag: time_lag[2],
+                        blocked_pids: Vec::new(),
+                    };
+                    let sample = read_side(sample, &row, &mut c.rec);
+                    c.rec.samples.push(sample);
+                }
                 Err(e) => {
                     c.rec.failed_polls += 1;
                     c.rec.last_error = Some(describe_pg(&e));
@@ -246,6 +294,21 @@ impl Poller {
             }
         }
     }
+}
+
+/// The rest of a poll's row: a standby's blocked sessions, or a logical
+/// subscriber's error counts.
+fn read_side(mut sample: LagSample, row: &tokio_postgres::Row, rec: &mut StandbyRecord) -> LagSample {
+    match &mut rec.logical {
+        None => sample.blocked_pids = row.get(1),
+        Some(l) => {
+            let n = |i: usize| row.get::<_, Option<i64>>(i).map(|v| v.max(0) as u64);
+            if let (Some(apply), Some(sync)) = (n(1), n(2)) {
+                l.errors.push((sample.at, apply, sync));
+            }
+        }
+    }
+    sample
 }
 
 fn read_primary(rows: &[tokio_postgres::Row]) -> PrimaryPoll {

@@ -186,4 +186,6 @@ pub struct ReplicaSection {
     pub recovery_min_apply_delay: Option<toml::Value>,
     /// The first standby is synchronous (`synchronous_standby_names`).
     pub synchronous: Option<bool>,
+    /// A logical subscriber of the run database (default false).
+    pub logical: Option<bool>,
 }

@@ -38,6 +38,7 @@ pub fn resolve(r: &ReplicaSection, args: &RunOptions, backend: Backend, file: &s
             .transpose()?
             .unwrap_or_default(),
         synchronous: r.synchronous.unwrap_or(false),
+        logical: r.logical.unwrap_or(false),
     };
     if count == 0 {
         if let Some(key) = set_key(r) {
@@ -46,17 +47,19 @@ pub fn resolve(r: &ReplicaSection, args: &RunOptions, backend: Backend, file: &s
                  replica.count (or --replicas N), or remove replica.{key}"
             )));
         }
-        return Ok(plan);
+        if !plan.logical {
+            return Ok(plan);
+        }
     }
     match backend {
         Backend::Url => Err(Error::input(format!(
-            "{file}: [replica] (or --replicas) asks for streaming standbys, but the url backend runs on an existing \
-             server that lockimpact did not make: it cannot add standbys to it (and it refuses a server with \
-             replicas attached); use the local backend"
+            "{file}: [replica] (or --replicas) asks for streaming standbys or a logical subscriber, but the url \
+             backend runs on an existing server that lockimpact did not make: it cannot add them to it (and it \
+             refuses a server with replicas attached); use the local backend"
         ))),
         Backend::Docker => Err(Error::input(format!(
-            "{file}: [replica] (or --replicas) asks for streaming standbys, and the docker backend does not make \
-             them yet; use --backend local (or auto, which picks local for standbys)"
+            "{file}: [replica] (or --replicas) asks for streaming standbys or a logical subscriber, and the docker \
+             backend does not make them yet; use --backend local (or auto, which picks local for them)"
         ))),
         Backend::Local | Backend::Auto => Ok(plan),
     }
@@ -110,6 +113,7 @@ fn set_key(r: &ReplicaSection) -> Option<&'static str> {
         max_standby_streaming_delay,
         recovery_min_apply_delay,
         synchronous,
+        logical: _,
     } = r;
     [
         ("hot_standby_feedback", hot_standby_feedback.is_some()),
@@ -121,6 +125,25 @@ fn set_key(r: &ReplicaSection) -> Option<&'static str> {
     .find_map(|(k, set)| set.then_some(k))
 }
 
+/// `logical = true`: the primary runs with `wal_level = logical`, added to
+/// `settings` (`[clone.settings]`); another `wal_level` there is refused.
+pub fn logical_settings(plan: &ReplicaPlan, settings: &mut Vec<(String, String)>, file: &str) -> Result<()> {
+    if !plan.logical {
+        return Ok(());
+    }
+    match settings.iter().find(|(k, _)| k == "wal_level") {
+        Some((_, v)) if v != "logical" => Err(Error::input(format!(
+            "{file}: clone.settings.wal_level = {v:?}, but replica.logical = true needs wal_level = \"logical\"; \
+             remove clone.settings.wal_level (lockimpact sets it)"
+        ))),
+        Some(_) => Ok(()),
+        None => {
+            settings.push(("wal_level".into(), "logical".into()));
+            Ok(())
+        }
+    }
+}
+
 /// The replica budgets need standbys to measure.
 pub fn check_budget(b: &BudgetSection, plan: &ReplicaPlan, file: &str) -> Result<()> {
     let set = [
@@ -129,7 +152,7 @@ pub fn check_budget(b: &BudgetSection, plan: &ReplicaPlan, file: &str) -> Result
         ("max_standby_cancels", b.max_standby_cancels.is_some()),
     ];
     match set.iter().find(|(_, s)| *s) {
-        Some((key, _)) if plan.count == 0 => Err(Error::input(format!(
+        Some((key, _)) if !plan.local_only() => Err(Error::input(format!(
             "{file}: budget.{key} judges the clone's standbys, but it gets none; set replica.count (or --replicas N)"
         ))),
         _ => Ok(()),

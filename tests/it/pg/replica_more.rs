@@ -155,3 +155,71 @@ fn without_a_synchronous_standby_no_commit_latency_is_reported() {
     assert!(s["samples"].as_u64().unwrap() > 0, "{s}");
     assert!(s.get("sync_commit").is_none(), "{s}");
 }
+
+/// Logical replication carries rows, not DDL: the migration adds a column to
+/// `orders` and writes to it, so the subscriber's copy of `orders` lacks a
+/// column the changes carry and its apply worker fails (SQLSTATE 42703,
+/// "is missing replicated column"). The report shows the errors, first seen
+/// after the baseline, and the slot falling behind (its confirmed position
+/// stops while the workload writes). No standby is needed for a subscriber.
+#[test]
+fn a_logical_subscriber_breaks_on_a_new_column_and_the_report_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let path = scenario(dir.path(), "logical = true", "", "1s");
+    let migration = "ALTER TABLE orders ADD COLUMN note text;\nUPDATE orders SET note = 'x' WHERE id <= 10;\n";
+    std::fs::write(dir.path().join("migration.sql"), migration).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap().replace("cooldown = \"500ms\"", "cooldown = \"2s\"");
+    std::fs::write(&path, text).unwrap();
+    let (code, stderr) = Running::start(&run_args(&path, &json)).end();
+    assert!(matches!(code, Some(0 | 1 | 3)), "exit {code:?}:\n{stderr}");
+    let report = report(&json);
+    let s = &report["replicas"]["standbys"][0];
+    eprintln!("subscriber: {s}");
+    assert_eq!(s["name"], "lockimpact_sub", "{s}");
+    let l = &s["logical"];
+    assert!(l["apply_errors"].as_u64().unwrap() >= 1, "the subscriber fails on the new column: {l}");
+    assert_ne!(l["first_error_phase"], "baseline", "{l}");
+    assert!(l["first_error_at_ms"].as_f64().unwrap() >= report["steps"][0]["start_ms"].as_f64().unwrap(), "{l}");
+    assert!(s["max_lag_bytes"].as_u64().unwrap() > s["baseline_max_lag_bytes"].as_u64().unwrap(), "{s}");
+}
+
+/// A migration logical replication carries (an index: no row changes of a
+/// new shape): no subscriber error, and the slot keeps up.
+#[test]
+fn a_logical_subscriber_follows_a_migration_without_new_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let path = scenario(dir.path(), "logical = true\ncount = 1", "", "1s");
+    std::fs::write(dir.path().join("migration.sql"), "CREATE INDEX ON orders (status);\n").unwrap();
+    let (code, stderr) = Running::start(&run_args(&path, &json)).end();
+    assert!(matches!(code, Some(0 | 1)), "exit {code:?}:\n{stderr}");
+    let report = report(&json);
+    let standbys = report["replicas"]["standbys"].as_array().unwrap();
+    assert_eq!(standbys.len(), 2, "the standby and the subscriber: {standbys:?}");
+    let s = standbys.iter().find(|s| s["name"] == "lockimpact_sub").expect("the subscriber");
+    eprintln!("subscriber: {s}");
+    assert_eq!(s["logical"]["apply_errors"], 0, "{s}");
+    assert!(s["logical"]["first_error_at_ms"].is_null(), "{s}");
+    assert!(s["samples"].as_u64().unwrap() > 10, "{s}");
+}
+
+/// Bad `logical` settings are refused before anything starts (exit 2), naming the key
+/// (a value of the wrong type: its line and column).
+#[test]
+fn bad_logical_settings_are_refused_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: &[(&str, &str, &[&str], &str)] = &[
+        ("logical = \"yes\"", "", &[], "expected a boolean"),
+        ("logical = true", "[clone.settings]\nwal_level = \"replica\"", &[], "clone.settings.wal_level"),
+        ("logical = true", "", &["--backend", "docker"], "the docker backend does not make"),
+        ("logical = true\nsynchronous = true", "", &[], "replica.synchronous is set, but the clone gets no standby"),
+    ];
+    for (replica, extra, args, expected) in cases {
+        let path = scenario(dir.path(), replica, extra, "1s");
+        let out = bin().arg("run").arg(&path).args(*args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{replica} {args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{replica} {args:?}: expected {expected:?} in:\n{stderr}");
+    }
+}
