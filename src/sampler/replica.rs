@@ -11,6 +11,7 @@
 //! and the commit probe (`sync_commit`) times commits on a connection of its own.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
@@ -66,6 +67,8 @@ pub struct Connected {
 
 pub struct ReplicaSampler {
     stop: CancellationToken,
+    /// While set, polls are skipped (`lockimpact bench` measures the sampler's cost so).
+    paused: Arc<AtomicBool>,
     handle: JoinHandle<ReplicasRecord>,
     probe: Option<sync_commit::Probe>,
 }
@@ -116,12 +119,18 @@ impl Connected {
         let stop = CancellationToken::new();
         let Connected { primary, conns, run_db, probe } = self;
         let probe = probe.map(|p| p.start(clock.clone(), interval));
-        let task = Poller { primary, conns, clock, interval, run_db, stop: stop.clone() };
-        ReplicaSampler { stop, handle: tokio::spawn(task.run()), probe }
+        let paused = Arc::new(AtomicBool::new(false));
+        let task = Poller { primary, conns, clock, interval, run_db, stop: stop.clone(), paused: paused.clone() };
+        ReplicaSampler { stop, paused, handle: tokio::spawn(task.run()), probe }
     }
 }
 
 impl ReplicaSampler {
+    /// Skips the polls while `paused` (the commit probe, if any, goes on).
+    pub fn pause(&self, paused: bool) {
+        self.paused.store(paused, Ordering::Relaxed);
+    }
+
     /// Stops polling, reads the conflict counters once more, and returns the record.
     /// With a synchronous standby, its record gets the commit probe's.
     pub async fn finish(self) -> ReplicasRecord {
@@ -221,6 +230,7 @@ struct Poller {
     interval: Duration,
     run_db: String,
     stop: CancellationToken,
+    paused: Arc<AtomicBool>,
 }
 
 impl Poller {
@@ -232,7 +242,9 @@ impl Poller {
                 _ = tick.tick() => {}
                 _ = self.stop.cancelled() => break,
             }
-            self.poll().await;
+            if !self.paused.load(Ordering::Relaxed) {
+                self.poll().await;
+            }
         }
         let mut rec = ReplicasRecord { interval: self.interval, standbys: Vec::new() };
         for mut c in self.conns {

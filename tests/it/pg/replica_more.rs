@@ -223,3 +223,26 @@ fn bad_logical_settings_are_refused_naming_the_key() {
         assert!(stderr.contains(expected), "{replica} {args:?}: expected {expected:?} in:\n{stderr}");
     }
 }
+
+/// `lockimpact bench --quick --only 6`: the replica sampler's row, on a
+/// server with one standby, with both sides measured (no figure is checked:
+/// timing belongs to the report).
+#[test]
+fn the_bench_row_of_the_replica_sampler_has_both_sides() {
+    let out = tempfile::tempdir().unwrap();
+    let run = bin().args(["bench", "--quick", "--only", "6", "--out"]).arg(out.path()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(0), "stderr:\n{stderr}");
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(out.path().join("bench.json")).unwrap()).unwrap();
+    let rows = json["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let row = &rows[0];
+    assert_eq!(row["id"], "replica_sampler_throughput", "{row}");
+    assert_eq!(row["section"], 6, "{row}");
+    for side in ["a", "b"] {
+        assert!(row[side]["value"].as_f64().is_some_and(|v| v > 0.0), "{row}");
+    }
+    assert!(row["detail"].as_str().unwrap().contains("polls of the standby"), "{row}");
+    let md = std::fs::read_to_string(out.path().join("BENCHMARKS.md")).unwrap();
+    assert!(md.contains("## 6. Replica sampler cost"), "{md}");
+}
