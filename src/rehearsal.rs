@@ -292,7 +292,7 @@ async fn start(
             interval: plan.sampler_interval,
             reconnect: Some(reconnect(sessions, target)),
         }),
-        replica: standbys.first().map(|s| s.target(&run_db)),
+        replica: standbys.get(plan.clone.replicas.reader.saturating_sub(1) as usize).map(|s| s.target(&run_db)),
     })
     .await?;
     let replicas = replicas.map(|r| r.start(measured.clock.clone(), plan.sampler_interval));

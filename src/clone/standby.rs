@@ -62,6 +62,8 @@ pub struct ReplicaPlan {
     pub synchronous: bool,
     /// A logical subscriber of the run database (`clone::logical`).
     pub logical: bool,
+    /// The standby `target = "replica"` classes run on (1-based).
+    pub reader: u32,
 }
 
 impl Default for ReplicaPlan {
@@ -73,6 +75,7 @@ impl Default for ReplicaPlan {
             recovery_min_apply_delay: Duration::ZERO,
             synchronous: false,
             logical: false,
+            reader: 1,
         }
     }
 }

@@ -188,4 +188,6 @@ pub struct ReplicaSection {
     pub synchronous: Option<bool>,
     /// A logical subscriber of the run database (default false).
     pub logical: Option<bool>,
+    /// The standby `target = "replica"` classes run on, 1 to `count` (default 1).
+    pub standby: Option<toml::Value>,
 }

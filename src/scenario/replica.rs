@@ -39,6 +39,7 @@ pub fn resolve(r: &ReplicaSection, args: &RunOptions, backend: Backend, file: &s
             .unwrap_or_default(),
         synchronous: r.synchronous.unwrap_or(false),
         logical: r.logical.unwrap_or(false),
+        reader: r.standby.as_ref().map(|v| reader(v, count, file)).transpose()?.unwrap_or(1),
     };
     if count == 0 {
         if let Some(key) = set_key(r) {
@@ -90,6 +91,16 @@ fn streaming_delay(v: &toml::Value, file: &str) -> Result<StreamingDelay> {
     }
 }
 
+/// `standby`: which of the `count` standbys `target = "replica"` classes run on.
+fn reader(v: &toml::Value, count: u32, file: &str) -> Result<u32> {
+    v.as_integer().and_then(|n| u32::try_from(n).ok()).filter(|n| (1..=count.max(1)).contains(n)).ok_or_else(|| {
+        Error::input(format!(
+            "{file}: replica.standby = {v}: the standby that target = \"replica\" classes run on, a whole \
+                 number from 1 to replica.count ({count})"
+        ))
+    })
+}
+
 /// `recovery_min_apply_delay`: a duration.
 fn apply_delay(v: &toml::Value, file: &str) -> Result<std::time::Duration> {
     let parsed = match v {
@@ -114,12 +125,14 @@ fn set_key(r: &ReplicaSection) -> Option<&'static str> {
         recovery_min_apply_delay,
         synchronous,
         logical: _,
+        standby,
     } = r;
     [
         ("hot_standby_feedback", hot_standby_feedback.is_some()),
         ("max_standby_streaming_delay", max_standby_streaming_delay.is_some()),
         ("recovery_min_apply_delay", recovery_min_apply_delay.is_some()),
         ("synchronous", synchronous.is_some()),
+        ("standby", standby.is_some()),
     ]
     .into_iter()
     .find_map(|(k, set)| set.then_some(k))

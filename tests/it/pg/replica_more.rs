@@ -204,16 +204,19 @@ fn a_logical_subscriber_follows_a_migration_without_new_columns() {
     assert!(s["samples"].as_u64().unwrap() > 10, "{s}");
 }
 
-/// Bad `logical` settings are refused before anything starts (exit 2), naming the key
+/// Bad `logical` and `standby` settings are refused before anything starts (exit 2), naming the key
 /// (a value of the wrong type: its line and column).
 #[test]
-fn bad_logical_settings_are_refused_naming_the_key() {
+fn bad_logical_and_standby_settings_are_refused_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let cases: &[(&str, &str, &[&str], &str)] = &[
         ("logical = \"yes\"", "", &[], "expected a boolean"),
         ("logical = true", "[clone.settings]\nwal_level = \"replica\"", &[], "clone.settings.wal_level"),
         ("logical = true", "", &["--backend", "docker"], "the docker backend does not make"),
         ("logical = true\nsynchronous = true", "", &[], "replica.synchronous is set, but the clone gets no standby"),
+        ("count = 2\nstandby = 3", "", &[], "replica.standby = 3"),
+        ("count = 1\nstandby = 0", "", &[], "replica.standby = 0"),
+        ("standby = 1", "", &[], "replica.standby is set, but the clone gets no standby"),
     ];
     for (replica, extra, args, expected) in cases {
         let path = scenario(dir.path(), replica, extra, "1s");
@@ -245,4 +248,54 @@ fn the_bench_row_of_the_replica_sampler_has_both_sides() {
     assert!(row["detail"].as_str().unwrap().contains("polls of the standby"), "{row}");
     let md = std::fs::read_to_string(out.path().join("BENCHMARKS.md")).unwrap();
     assert!(md.contains("## 6. Replica sampler cost"), "{md}");
+}
+
+/// The standbys' ports, from the `clone:` progress line.
+fn standby_ports(seen: &str) -> Vec<u16> {
+    let line = seen.lines().find(|l| l.contains("on port(s) ")).expect("a clone line with the standbys' ports");
+    line.split_once("on port(s) ").unwrap().1.split(',').filter_map(|p| p.trim().parse().ok()).collect()
+}
+
+/// Sessions on the run database of the server at `port` (its socket in `socket`).
+fn run_db_sessions(socket: &Path, port: u16) -> u64 {
+    let psql = lockimpact::clone::local::find_binaries(None, None).unwrap().dir.join("psql");
+    let sql = "SELECT count(*) FROM pg_stat_activity WHERE datname = 'lockimpact_run'";
+    let out = std::process::Command::new(psql)
+        .args(["-X", "-At", "-h"])
+        .arg(socket)
+        .args(["-p", &port.to_string(), "-U", "postgres", "-d", "postgres", "-c", sql])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+/// `standby = 2` of two: the `target = "replica"` class's connections open on
+/// the second standby's run database, none on the first's.
+#[test]
+fn replica_classes_run_on_the_chosen_standby() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    std::fs::write(
+        dir.path().join("standby.toml"),
+        "[[class]]\nname = \"standby_read\"\nweight = 1\ntarget = \"replica\"\n\
+         sql = \"SELECT count(*) FROM orders WHERE customer_id = $1\"\n\
+         params = [{ type = \"int\", min = 1, max = 1000 }]\n",
+    )
+    .unwrap();
+    let path = scenario(dir.path(), "count = 2\nstandby = 2", "", "3s");
+    let workload = repo().join("workloads/orders/workload.toml").display().to_string();
+    let text = std::fs::read_to_string(&path).unwrap().replace(&workload, "standby.toml");
+    std::fs::write(&path, text).unwrap();
+    let mut run = Running::start(&run_args(&path, &json));
+    let (server_dir, _) = server_location(run.until("server: directory "));
+    let ports = standby_ports(run.until("clone: local server binaries"));
+    run.until("lockimpact: baseline");
+    let sessions: Vec<u64> = ports.iter().map(|p| run_db_sessions(&server_dir, *p)).collect();
+    let (code, stderr) = run.end();
+    assert!(matches!(code, Some(0 | 1)), "exit {code:?}:\n{stderr}");
+    assert_eq!(ports.len(), 2, "{stderr}");
+    assert_eq!(sessions[0], 0, "no workload connection on the first standby: {sessions:?}");
+    assert!(sessions[1] >= 4, "the 4 workload connections on the second standby: {sessions:?}");
+    let report = report(&json);
+    assert!(report["latency"]["standby_read"]["baseline"]["count"].as_u64().unwrap() > 0, "the class ran");
 }
