@@ -25,9 +25,15 @@ use crate::sampler::sync_commit;
 use crate::timeline::Clock;
 
 /// The primary's side of a poll: its WAL position, each standby's lag in
-/// time, and the sessions waiting for a synchronous standby (the commit
-/// probe's own left out).
+/// time, and 0 sessions waiting for a synchronous standby (there is none).
 const PRIMARY_SQL: &str = "SELECT pg_current_wal_lsn()::text, r.application_name, \
+    (extract(epoch FROM r.write_lag) * 1e6)::int8, (extract(epoch FROM r.flush_lag) * 1e6)::int8, \
+    (extract(epoch FROM r.replay_lag) * 1e6)::int8, 0::int8 \
+    FROM (SELECT 1) one LEFT JOIN pg_stat_replication r ON true";
+
+/// The same with a synchronous standby: the sessions waiting for it
+/// (`SyncRep`; the commit probe's own left out) are counted too.
+const PRIMARY_SYNC_SQL: &str = "SELECT pg_current_wal_lsn()::text, r.application_name, \
     (extract(epoch FROM r.write_lag) * 1e6)::int8, (extract(epoch FROM r.flush_lag) * 1e6)::int8, \
     (extract(epoch FROM r.replay_lag) * 1e6)::int8, \
     (SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep' \
@@ -120,7 +126,9 @@ impl Connected {
         let Connected { primary, conns, run_db, probe } = self;
         let probe = probe.map(|p| p.start(clock.clone(), interval));
         let paused = Arc::new(AtomicBool::new(false));
-        let task = Poller { primary, conns, clock, interval, run_db, stop: stop.clone(), paused: paused.clone() };
+        let primary_sql = if probe.is_some() { PRIMARY_SYNC_SQL } else { PRIMARY_SQL };
+        let task =
+            Poller { primary, primary_sql, conns, clock, interval, run_db, stop: stop.clone(), paused: paused.clone() };
         ReplicaSampler { stop, paused, handle: tokio::spawn(task.run()), probe }
     }
 }
@@ -225,6 +233,8 @@ type PrimaryPoll = (String, Vec<(String, [Option<Duration>; 3])>, u32);
 
 struct Poller {
     primary: tokio_postgres::Client,
+    /// `PRIMARY_SQL`, or with a synchronous standby `PRIMARY_SYNC_SQL`.
+    primary_sql: &'static str,
     conns: Vec<Conn>,
     clock: Arc<Clock>,
     interval: Duration,
@@ -266,7 +276,7 @@ impl Poller {
 
     async fn poll(&mut self) {
         let at = self.clock.since_start(Instant::now());
-        let primary = match self.primary.query(PRIMARY_SQL, &[]).await {
+        let primary = match self.primary.query(self.primary_sql, &[]).await {
             Ok(rows) => read_primary(&rows),
             Err(e) => {
                 for c in &mut self.conns {
