@@ -183,10 +183,10 @@ pub struct BenchArgs {
     pub rounds: Option<u32>,
 
     /// Run only these rows, e.g. `--only 1` or `--only 1,3` (1 closed loop,
-    /// 2 open loop, 3 sampler, 4 clone reset, 5 end to end). Row 5 needs the
-    /// saturation rate of row 1; without row 1 it is measured by one short
-    /// closed-loop run that is not reported.
-    #[arg(long, value_name = "ROWS", value_delimiter = ',', value_parser = clap::value_parser!(u8).range(1..=5))]
+    /// 2 open loop, 3 sampler, 4 clone reset, 5 end to end, 6 replica
+    /// sampler). Row 5 needs the saturation rate of row 1; without row 1 it
+    /// is measured by one short closed-loop run that is not reported.
+    #[arg(long, value_name = "ROWS", value_delimiter = ',', value_parser = clap::value_parser!(u8).range(1..=6))]
     pub only: Vec<u8>,
 
     /// No progress lines on stderr.

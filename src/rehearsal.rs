@@ -240,11 +240,24 @@ async fn start(
 ) -> Result<Running> {
     let (plan, point) = (ask.plan, ask.point);
     // A disposable server: a fresh copy of the template (unless made); an existing one: its database.
+    let logical = plan.clone.replicas.logical;
+    if logical && ask.made.is_some_and(|m| m.method == crate::clone::reflink::CopyMethod::Reflink) {
+        return Err(Error::input(
+            "[replica] logical = true copies the template for its subscriber, which a copy-on-write reset \
+             (reflink) consumes; use the template reset with a logical subscriber",
+        ));
+    }
+    if logical {
+        crate::clone::logical::unsubscribe(server).await?;
+    }
     let (run_db, copy_time) = match (server.existing_database(), ask.made) {
         (Some(db), _) => (db, Duration::ZERO),
         (None, Some(made)) => (RUN_DB.to_string(), made.took),
         (None, None) => (RUN_DB.to_string(), template::fresh_copy(server, RUN_DB).await?),
     };
+    if logical {
+        crate::clone::logical::subscribe(server, &run_db).await?;
+    }
     let (server_version, classes) = bind(plan, server, sessions, &run_db).await?;
     let roles = Arc::new(Roles::new(&classes));
     let (client, mig_pid) = sessions.connect(server, &run_db, "migration").await?;
@@ -267,7 +280,7 @@ async fn start(
 
     let target = server.target(&run_db);
     let standbys = server.standbys();
-    let replicas = crate::sampler::replica::connect(server.target("postgres"), &standbys, &run_db).await?;
+    let replicas = crate::sampler::replica::connect(server.target("postgres"), &standbys, &run_db, logical).await?;
     let measured = harness::start(Wiring {
         plan: &plan.workload,
         classes,
@@ -280,7 +293,7 @@ async fn start(
             interval: plan.sampler_interval,
             reconnect: Some(reconnect(sessions, target)),
         }),
-        replica: standbys.first().map(|s| s.target(&run_db)),
+        replica: standbys.get(plan.clone.replicas.reader.saturating_sub(1) as usize).map(|s| s.target(&run_db)),
     })
     .await?;
     let replicas = replicas.map(|r| r.start(measured.clock.clone(), plan.sampler_interval));
@@ -508,6 +521,11 @@ async fn measure(
         Some(r) => Some(r.finish().await),
         None => None,
     };
+    if plan.clone.replicas.logical
+        && let Err(e) = crate::clone::logical::unsubscribe(server).await
+    {
+        say(&format!("could not remove the logical subscriber (the server goes anyway): {e}"));
+    }
     live.finish().await;
     let measured =
         Measurements { clock, end, workload, migration, stop, sampler: sampler.unwrap_or_default(), replicas };

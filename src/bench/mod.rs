@@ -14,7 +14,9 @@
 //!    copy-on-write reset (`clone::reflink`) against the template copy on
 //!    the same dataset, on a file system with reflinks (`--data-dir`);
 //! 5. `e2e`: wall time and peak memory of the flagship scenario, and memory
-//!    over run length.
+//!    over run length;
+//! 6. `replica`: throughput with and without the replica sampler polling a
+//!    standby (a server of its own, with one standby).
 //!
 //! `report` holds the model and writes both files. Targets live in the
 //! report only; nothing here fails on a figure.
@@ -23,6 +25,7 @@ pub mod closed;
 pub mod e2e;
 pub mod open;
 pub mod pgbench;
+pub mod replica;
 pub mod report;
 pub mod reset;
 pub mod sampler;
@@ -215,7 +218,11 @@ pub async fn bench(args: &BenchArgs, cancel: &CancellationToken) -> Result<()> {
     rep.machine.pgbench = pgbench::version(&ctx);
 
     let wanted = |row: u8| args.only.is_empty() || args.only.contains(&row);
+    let main_server = (1..=5).any(wanted);
     let rows = async {
+        if !main_server {
+            return Ok(0.0); // row 6 alone: it seeds a server of its own
+        }
         ctx.say(&format!("seeding the orders dataset ({} rows)", ctx.cfg.rows));
         seed(&ctx, ctx.cfg.rows, ctx.cfg.customers).await?;
         template::fresh_copy(&ctx.server, BENCH_DB).await?;
@@ -255,6 +262,10 @@ pub async fn bench(args: &BenchArgs, cancel: &CancellationToken) -> Result<()> {
     if wanted(5) {
         rep.load("end to end");
         e2e::run(&cfg, &mut rep, saturation, quiet, cancel).await?;
+    }
+    if wanted(6) {
+        rep.load("replica sampler");
+        replica::run(&cfg, args.pg_bin.clone(), &mut rep, quiet, cancel).await?;
     }
 
     rep.finish(started.elapsed());
@@ -320,6 +331,8 @@ pub struct Drive {
     pub latency: Hist,
     pub unfinished: u64,
     pub sampler: Option<SamplerRecord>,
+    /// The replica sampler's record (`Sampling::AlternateReplica`).
+    pub replicas: Option<crate::run_record::replica::ReplicasRecord>,
     /// Successful operations of each whole second of the measured window.
     pub per_second: Vec<f64>,
 }
@@ -333,6 +346,9 @@ pub enum Sampling {
     /// Polling at this interval in the measured seconds `alternate(i)` says,
     /// paused in the others: i counts the whole seconds of the measured window.
     Alternate(Duration),
+    /// The lock sampler off, and the replica sampler (the server's standbys)
+    /// polling at this interval in the seconds `alternate(i)` says.
+    AlternateReplica(Duration),
 }
 
 /// Whether the sampler polls in measured second `i` of `Sampling::Alternate`:
@@ -340,6 +356,18 @@ pub enum Sampling {
 /// favours neither side.
 pub fn alternate(i: usize) -> bool {
     i.is_multiple_of(2) == (i / 2).is_multiple_of(2)
+}
+
+/// The seconds of an alternating run split by side: (the sampler polled,
+/// it paused), pair by pair.
+pub fn sides(per_second: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (mut with, mut without) = (Vec::new(), Vec::new());
+    for (n, pair) in per_second.chunks_exact(2).enumerate() {
+        let (a, b) = if alternate(n * 2) { (pair[0], pair[1]) } else { (pair[1], pair[0]) };
+        with.push(a);
+        without.push(b);
+    }
+    (with, without)
 }
 
 /// Runs the bench workload at `rate` (`workload::CLOSED_LOOP` for a closed
@@ -359,7 +387,7 @@ pub async fn drive(ctx: &Ctx, rate: f64, sampling: Sampling, measure: Duration) 
         pool: None,
     };
     let interval = match sampling {
-        Sampling::Off => None,
+        Sampling::Off | Sampling::AlternateReplica(_) => None,
         Sampling::On(i) | Sampling::Alternate(i) => Some(i),
     };
     let sampler = match interval {
@@ -382,26 +410,59 @@ pub async fn drive(ctx: &Ctx, rate: f64, sampling: Sampling, measure: Duration) 
         replica: None,
     })
     .await?;
-    if let (Sampling::Alternate(_), Some(s)) = (sampling, &run.sampler) {
-        s.pause(true); // it polls in the measured seconds `alternate` picks only
+    let replicas = match sampling {
+        Sampling::AlternateReplica(i) => Some(replica_sampler(ctx, &run, i).await?),
+        _ => None,
+    };
+    // A sampler that alternates polls in the measured seconds `alternate` picks only.
+    let pause: Option<Box<dyn Fn(bool) + Send + Sync + '_>> = match (sampling, &run.sampler, &replicas) {
+        (Sampling::Alternate(_), Some(s), _) => Some(Box::new(|p| s.pause(p))),
+        (Sampling::AlternateReplica(_), _, Some(r)) => Some(Box::new(|p| r.pause(p))),
+        _ => None,
+    };
+    if let Some(pause) = &pause {
+        pause(true);
     }
     ctx.sleep(ctx.cfg.warmup).await?;
     run.clock.enter(Slot::Baseline);
     let (t0, cpu0) = (Instant::now(), cpu_time());
-    window(ctx, &run, sampling, measure).await?;
+    window(ctx, &run, pause.as_deref(), measure).await?;
     let (t1, cpu1) = (Instant::now(), cpu_time());
+    drop(pause);
     run.clock.enter(Slot::After);
     let clock = run.clock.clone();
     let (rec, sampler) = run.finish(Duration::from_secs(5)).await;
+    let replicas = match replicas {
+        Some(r) => Some(r.finish().await),
+        None => None,
+    };
     sessions.close(true).await;
     let window = (clock.since_start(t0), clock.since_start(t1));
-    Ok(Drive::of(&rec, window, cpu1.saturating_sub(cpu0), sampler))
+    Ok(Drive { replicas, ..Drive::of(&rec, window, cpu1.saturating_sub(cpu0), sampler) })
 }
 
-/// The measured window: `measure` long; with `Sampling::Alternate`, the
-/// sampler polls in the seconds `alternate` picks and pauses in the others.
-async fn window(ctx: &Ctx, run: &Measured, sampling: Sampling, measure: Duration) -> Result<()> {
-    let (Sampling::Alternate(_), Some(s)) = (sampling, &run.sampler) else {
+/// The replica sampler on the server's standbys, polling `BENCH_DB`'s copies.
+async fn replica_sampler(
+    ctx: &Ctx,
+    run: &Measured,
+    interval: Duration,
+) -> Result<crate::sampler::replica::ReplicaSampler> {
+    let standbys = ctx.server.standbys();
+    let connected = crate::sampler::replica::connect(ctx.server.target("postgres"), &standbys, BENCH_DB, false)
+        .await?
+        .ok_or_else(|| Error::env("the replica sampler's row needs a server with a standby"))?;
+    Ok(connected.start(run.clock.clone(), interval))
+}
+
+/// The measured window: `measure` long; with an alternating sampler
+/// (`pause`), it polls in the seconds `alternate` picks and pauses in the others.
+async fn window(
+    ctx: &Ctx,
+    run: &Measured,
+    pause: Option<&(dyn Fn(bool) + Send + Sync)>,
+    measure: Duration,
+) -> Result<()> {
+    let Some(pause) = pause else {
         return ctx.sleep(measure).await;
     };
     let clock = &run.clock;
@@ -409,10 +470,10 @@ async fn window(ctx: &Ctx, run: &Measured, sampling: Sampling, measure: Duration
     let first = clock.since_start(Instant::now()).as_secs_f64().ceil() as u64;
     for (i, sec) in (first..).take(measure.as_secs() as usize).enumerate() {
         ctx.sleep((clock.start + Duration::from_secs(sec)).saturating_duration_since(Instant::now())).await?;
-        s.pause(!alternate(i));
+        pause(!alternate(i));
     }
     ctx.sleep((clock.start + Duration::from_secs(first) + measure).saturating_duration_since(Instant::now())).await?;
-    s.pause(true);
+    pause(true);
     Ok(())
 }
 
@@ -461,6 +522,7 @@ impl Drive {
             latency,
             unfinished: rec.unfinished,
             sampler,
+            replicas: None,
             per_second,
         }
     }

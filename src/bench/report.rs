@@ -16,6 +16,7 @@ pub const SECTIONS: &[(u8, &str)] = &[
     (3, "Sampler cost and resolution"),
     (4, "Clone reset"),
     (5, "End to end"),
+    (6, "Replica sampler cost"),
 ];
 
 /// What profiling the hot path showed, and what was changed because of it

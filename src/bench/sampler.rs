@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::report::{Row, Side};
-use super::{BENCH_DB, Ctx, Sampling, alternate, drive, median};
+use super::{BENCH_DB, Ctx, Sampling, drive, median, sides};
 use crate::clone::template::connect;
 use crate::error::{Error, Result, describe_pg};
 use crate::run_record::new_hist;
@@ -32,18 +32,7 @@ async fn cost(ctx: &Ctx, rep: &mut super::report::Report, interval: Duration) ->
     // As long as the side-by-side rows run both sides: rounds × 2 × measure.
     let measure = ctx.cfg.measure * 2 * ctx.cfg.rounds;
     let d = drive(ctx, CLOSED_LOOP, Sampling::Alternate(interval), measure).await?;
-    let (mut with, mut without) = (Vec::new(), Vec::new());
-    for pair in d.per_second.chunks_exact(2) {
-        let (a, b) = (pair[0], pair[1]);
-        let i = with.len() * 2;
-        if alternate(i) {
-            with.push(a);
-            without.push(b);
-        } else {
-            with.push(b);
-            without.push(a);
-        }
-    }
+    let (with, without) = sides(&d.per_second);
     let rec = d.sampler.unwrap_or_default();
     let query = rec.query_time.unwrap_or_else(new_hist);
     let polls = rec.polls;
@@ -56,25 +45,8 @@ async fn cost(ctx: &Ctx, rep: &mut super::report::Report, interval: Duration) ->
         median(&without)
     ));
     let ms = interval.as_millis();
-    let row = Row::new(
-        3,
-        "sampler_throughput",
-        &format!("closed-loop throughput, sampling every {ms} ms vs none"),
-        Side::samples("sampling", with.clone(), "ops/s"),
-        Side::samples("no sampling", without.clone(), "ops/s"),
-        "sampling / none",
-    )
-    .paired();
-    let loss = (1.0 - row.ratio) * 100.0;
-    let total = |v: &[f64]| v.iter().sum::<f64>();
-    let row = row.target("loss < 3 %", loss < 3.0).detail(format!(
-        "throughput loss {loss:.2} % (median of the per-pair ratios); {:.2} % in total operations; one closed-loop \
-         run of {} s in which the sampler polled in one second of each adjacent pair and paused in the other \
-         (on-off, then off-on)",
-        (1.0 - total(&with) / total(&without).max(1.0)) * 100.0,
-        measure.as_secs()
-    ));
-    rep.rows.push(row);
+    let what = format!("closed-loop throughput, sampling every {ms} ms vs none");
+    rep.rows.push(loss_row((3, "sampler_throughput", &what), (&with, &without), 3.0, measure));
 
     let (q50, q99) = (query.value_at_quantile(0.5) as f64 / 1000.0, query.value_at_quantile(0.99) as f64 / 1000.0);
     let per_s = polls as f64 / window.as_secs_f64().max(1e-9);
@@ -95,6 +67,34 @@ async fn cost(ctx: &Ctx, rep: &mut super::report::Report, interval: Duration) ->
         )),
     );
     Ok(())
+}
+
+/// Row `n`'s throughput with a sampler polling (`with`) against paused
+/// (`without`), pair by pair, with its target: a loss under `limit` per cent.
+pub fn loss_row(
+    (n, id, what): (u8, &str, &str),
+    (with, without): (&[f64], &[f64]),
+    limit: f64,
+    measure: Duration,
+) -> Row {
+    let row = Row::new(
+        n,
+        id,
+        what,
+        Side::samples("sampling", with.to_vec(), "ops/s"),
+        Side::samples("no sampling", without.to_vec(), "ops/s"),
+        "sampling / none",
+    )
+    .paired();
+    let loss = (1.0 - row.ratio) * 100.0;
+    let total = |v: &[f64]| v.iter().sum::<f64>();
+    row.target(&format!("loss < {limit} %"), loss < limit).detail(format!(
+        "throughput loss {loss:.2} % (median of the per-pair ratios); {:.2} % in total operations; one closed-loop \
+         run of {} s in which the sampler polled in one second of each adjacent pair and paused in the other \
+         (on-off, then off-on)",
+        (1.0 - total(with) / total(without).max(1.0)) * 100.0,
+        measure.as_secs()
+    ))
 }
 
 /// Blocked episodes measured against controlled holds of known length.

@@ -70,7 +70,7 @@ pub async fn start_all(
         s.wait_streaming(&client, cancel).await?;
     }
     if plan.replicas.synchronous
-        && let Some(first) = standbys.first()
+        && let Some(first) = standbys.first_mut()
     {
         let sql = format!("ALTER SYSTEM SET synchronous_standby_names = 'FIRST 1 ({})'", first.endpoint.name);
         for sql in [sql.as_str(), "SELECT pg_reload_conf()"] {
@@ -79,6 +79,7 @@ pub async fn start_all(
                 .await
                 .map_err(|e| Error::env(format!("{sql} on the primary: {}", describe_pg(&e))))?;
         }
+        first.endpoint.synchronous = true;
     }
     Ok(standbys)
 }
@@ -136,7 +137,7 @@ impl DockerStandby {
         let log = Arc::new(LogTail::default());
         let container = super::docker::start_labelled(request, primary.image(), log.clone(), cancel).await?;
         let mut standby = DockerStandby {
-            endpoint: Endpoint { name, port: 0, reach: Reach::Tcp { password: password.clone() } },
+            endpoint: Endpoint { name, port: 0, reach: Reach::Tcp { password: password.clone() }, synchronous: false },
             password,
             container: Some(Arc::new(container)),
             log,

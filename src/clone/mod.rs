@@ -22,6 +22,7 @@ pub mod docker;
 pub mod docker_cow;
 mod docker_standby;
 pub mod local;
+pub mod logical;
 pub mod owner;
 pub mod plan;
 pub mod reflink;
@@ -189,6 +190,12 @@ async fn start_docker(
     say: &dyn Fn(&str),
     cancel: Option<&CancellationToken>,
 ) -> Result<Server> {
+    if plan.replicas.logical {
+        return Err(Error::input(
+            "[replica] logical = true asks for a logical subscriber, and the docker backend does not make one \
+             yet; use --backend local",
+        ));
+    }
     say(why);
     let server = docker::DockerServer::start(plan, image, dump, cancel).await?;
     say(&format!("server: {}", server.location()));
@@ -224,6 +231,10 @@ async fn start_auto(
     say: &dyn Fn(&str),
     cancel: Option<&CancellationToken>,
 ) -> Result<Server> {
+    if plan.replicas.logical {
+        say("backend: local (auto: a logical subscriber for [replica] is made by the local backend only, for now)");
+        return start_local(plan, say);
+    }
     let Some(image) = docker::image_for(plan) else {
         return match local::find_binaries(plan.pg_bin.as_deref(), None) {
             Ok(b) => {

@@ -60,6 +60,10 @@ pub struct ReplicaPlan {
     pub recovery_min_apply_delay: Duration,
     /// The first standby is synchronous (`synchronous_standby_names` on the primary).
     pub synchronous: bool,
+    /// A logical subscriber of the run database (`clone::logical`).
+    pub logical: bool,
+    /// The standby `target = "replica"` classes run on (1-based).
+    pub reader: u32,
 }
 
 impl Default for ReplicaPlan {
@@ -70,11 +74,18 @@ impl Default for ReplicaPlan {
             max_standby_streaming_delay: None,
             recovery_min_apply_delay: Duration::ZERO,
             synchronous: false,
+            logical: false,
+            reader: 1,
         }
     }
 }
 
 impl ReplicaPlan {
+    /// Only the local backend makes what this asks for (standbys, a logical subscriber).
+    pub fn local_only(&self) -> bool {
+        self.count > 0 || self.logical
+    }
+
     /// The `-c` settings of each standby, after the primary's own.
     pub(super) fn settings(&self) -> Vec<(String, String)> {
         let mut s = vec![
@@ -96,6 +107,8 @@ pub struct Endpoint {
     pub name: String,
     pub port: u16,
     pub reach: Reach,
+    /// It is the primary's synchronous standby (`synchronous_standby_names`).
+    pub synchronous: bool,
 }
 
 /// How a standby is reached.
@@ -196,10 +209,11 @@ pub fn start_all(primary: &Primary, plan: &ReplicaPlan) -> Result<Vec<Standby>> 
         s.wait_streaming(primary)?;
     }
     if plan.synchronous
-        && let Some(first) = standbys.first()
+        && let Some(first) = standbys.first_mut()
     {
         primary.psql(&format!("ALTER SYSTEM SET synchronous_standby_names = 'FIRST 1 ({})'", first.endpoint.name))?;
         primary.psql("SELECT pg_reload_conf()")?;
+        first.endpoint.synchronous = true;
     }
     Ok(standbys)
 }
@@ -218,7 +232,7 @@ impl Standby {
         let data = dir.join("data");
         base_backup(primary, &data, &name)?;
         let mut standby = Standby {
-            endpoint: Endpoint { name, port: 0, reach: Reach::Socket(primary.root.to_path_buf()) },
+            endpoint: Endpoint { name, port: 0, reach: Reach::Socket(primary.root.to_path_buf()), synchronous: false },
             pid: 0,
             data,
             bin_dir: primary.bin_dir.to_path_buf(),

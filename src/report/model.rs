@@ -870,6 +870,81 @@ pub struct StandbyReport {
     /// time slice (so the peak is kept). Absent in reports written before it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lag_series: Vec<(f64, u64)>,
+    /// The synchronous standby (`[replica] synchronous = true`): the commit
+    /// latency it adds on the primary; absent for the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_commit: Option<SyncCommitReport>,
+    /// A logical subscriber (`[replica] logical = true`) rather than a
+    /// standby: its lag fields are its slot's; absent for standbys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logical: Option<LogicalReport>,
+}
+
+/// A logical subscriber's slot and errors. Logical replication carries
+/// rows, not DDL: a migration's new column written to breaks it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LogicalReport {
+    /// Its slot on the primary and its database.
+    pub slot: String,
+    pub database: String,
+    /// `apply_error_count`, `sync_error_count` of `pg_stat_subscription_stats`
+    /// at the last poll (the subscription is made for the run); null before PostgreSQL 15.
+    pub apply_errors: Option<u64>,
+    pub sync_errors: Option<u64>,
+    /// The first poll that saw an error, and in which step (index into `steps`) or else which phase.
+    pub first_error_at_ms: Option<f64>,
+    pub first_error_step: Option<usize>,
+    pub first_error_phase: Option<Phase>,
+}
+
+/// The commit latency a synchronous standby adds on the primary, from the
+/// replica sampler's commit probe (baseline on): per phase and per step.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SyncCommitReport {
+    /// The `synchronous_commit` level of the waiting probes (the primary's setting).
+    pub level: String,
+    /// Probes that failed.
+    pub failed_probes: u64,
+    /// The largest `added_ms` of any phase or step, and where (a step's index, else the phase).
+    pub max_added_ms: Option<f64>,
+    pub max_added_step: Option<usize>,
+    pub max_added_phase: Option<Phase>,
+    /// Baseline, during, after (the phases with probes).
+    pub phases: Vec<SyncCommitPhase>,
+    pub steps: Vec<SyncCommitStep>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SyncCommitPhase {
+    pub phase: Phase,
+    #[serde(flatten)]
+    pub latency: CommitLatency,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SyncCommitStep {
+    /// Index into `steps`.
+    pub step: usize,
+    pub name: String,
+    #[serde(flatten)]
+    pub latency: CommitLatency,
+}
+
+/// Timed commits in one window: those that waited for the standby and those
+/// that did not (`synchronous_commit = local`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct CommitLatency {
+    pub waiting_probes: u64,
+    pub local_probes: u64,
+    /// Median commit time of each kind, and the slowest waiting commit.
+    pub waiting_p50_ms: Option<f64>,
+    pub local_p50_ms: Option<f64>,
+    pub waiting_max_ms: Option<f64>,
+    /// `waiting_p50_ms − local_p50_ms` (at least 0): what the standby adds to a commit.
+    pub added_ms: Option<f64>,
+    /// The most primary sessions seen waiting for the standby at once
+    /// (`wait_event = 'SyncRep'`, the probe left out).
+    pub max_waiting_sessions: u64,
 }
 
 /// The most points of a standby's `lag_series`.

@@ -27,6 +27,50 @@ pub struct StandbyRecord {
     /// Polls that failed (the standby or the primary did not answer), with the last error.
     pub failed_polls: u64,
     pub last_error: Option<String>,
+    /// The synchronous standby's probe of the commit latency it adds on the
+    /// primary (`[replica] synchronous = true`); `None` for the others.
+    pub sync_commit: Option<SyncCommitRecord>,
+    /// A logical subscriber (`[replica] logical = true`) instead of a
+    /// standby: its samples' `lag_bytes` are its slot's lag, and this its errors.
+    pub logical: Option<LogicalRecord>,
+}
+
+/// What a logical subscriber's errors were at each poll.
+#[derive(Debug, Clone, Default)]
+pub struct LogicalRecord {
+    /// The slot on the primary and the subscriber's database.
+    pub slot: String,
+    pub database: String,
+    /// (clock offset of the poll, `apply_error_count`, `sync_error_count` of
+    /// `pg_stat_subscription_stats`); empty before PostgreSQL 15, which has no such view.
+    pub errors: Vec<(Duration, u64, u64)>,
+}
+
+/// Commits the replica sampler timed on the primary, alternately waiting for
+/// the synchronous standby (the server's `synchronous_commit` level) and not
+/// (`synchronous_commit = local`), and the primary's sessions seen waiting on
+/// it (`wait_event = 'SyncRep'`) at each poll.
+#[derive(Debug, Clone, Default)]
+pub struct SyncCommitRecord {
+    /// The `synchronous_commit` level of the waiting probes (the primary's setting).
+    pub level: String,
+    pub probes: Vec<CommitProbe>,
+    /// (clock offset of the poll, primary sessions waiting on `SyncRep`; the probe's own left out).
+    pub waiting: Vec<(Duration, u32)>,
+    /// Probes that failed, with the last error.
+    pub failed: u64,
+    pub last_error: Option<String>,
+}
+
+/// One timed `COMMIT` of a transaction that wrote a little WAL.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CommitProbe {
+    /// Clock offset when the `COMMIT` was sent.
+    pub at: Duration,
+    /// It waited for the standby (the server's level), or not (`local`).
+    pub waits: bool,
+    /// From sending `COMMIT` to its answer.
+    pub took: Duration,
 }
 
 /// One poll of one standby.

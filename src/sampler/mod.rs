@@ -6,6 +6,7 @@
 //! also samples the relation locks the migration holds, per step.
 
 pub mod replica;
+pub mod sync_commit;
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;

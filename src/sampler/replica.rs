@@ -6,9 +6,12 @@
 //! lock the startup process holds (a lock replayed from the primary). The
 //! standby's `pg_stat_database_conflicts` for the run database are read when
 //! sampling starts and when it ends. Connections: one to the primary, one
-//! per standby, to their `postgres` database.
+//! per standby, to their `postgres` database. With a synchronous standby,
+//! each poll also counts the primary's sessions waiting on it (`SyncRep`),
+//! and the commit probe (`sync_commit`) times commits on a connection of its own.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
@@ -18,12 +21,23 @@ use crate::clone::standby::Endpoint;
 use crate::error::{Error, Result, describe_pg};
 use crate::pg::Target;
 use crate::run_record::replica::{Conflicts, LagSample, ReplicasRecord, StandbyRecord};
+use crate::sampler::sync_commit;
 use crate::timeline::Clock;
 
-/// The primary's side of a poll: its WAL position and each standby's lag in time.
+/// The primary's side of a poll: its WAL position, each standby's lag in
+/// time, and 0 sessions waiting for a synchronous standby (there is none).
 const PRIMARY_SQL: &str = "SELECT pg_current_wal_lsn()::text, r.application_name, \
     (extract(epoch FROM r.write_lag) * 1e6)::int8, (extract(epoch FROM r.flush_lag) * 1e6)::int8, \
-    (extract(epoch FROM r.replay_lag) * 1e6)::int8 \
+    (extract(epoch FROM r.replay_lag) * 1e6)::int8, 0::int8 \
+    FROM (SELECT 1) one LEFT JOIN pg_stat_replication r ON true";
+
+/// The same with a synchronous standby: the sessions waiting for it
+/// (`SyncRep`; the commit probe's own left out) are counted too.
+const PRIMARY_SYNC_SQL: &str = "SELECT pg_current_wal_lsn()::text, r.application_name, \
+    (extract(epoch FROM r.write_lag) * 1e6)::int8, (extract(epoch FROM r.flush_lag) * 1e6)::int8, \
+    (extract(epoch FROM r.replay_lag) * 1e6)::int8, \
+    (SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep' \
+      AND application_name IS DISTINCT FROM 'lockimpact-sync-probe')::int8 \
     FROM (SELECT 1) one LEFT JOIN pg_stat_replication r ON true";
 
 /// A standby's side: its replay lag behind the primary's LSN ($1), and the
@@ -31,6 +45,15 @@ const PRIMARY_SQL: &str = "SELECT pg_current_wal_lsn()::text, r.application_name
 const STANDBY_SQL: &str = "SELECT greatest(pg_wal_lsn_diff($1::text::pg_lsn, pg_last_wal_replay_lsn()), 0)::int8, \
     ARRAY(SELECT l.pid FROM pg_locks l WHERE NOT l.granted AND l.pid IS NOT NULL \
       AND (SELECT s.pid FROM pg_stat_activity s WHERE s.backend_type = 'startup') = ANY(pg_blocking_pids(l.pid)))";
+
+/// A logical subscriber's side (on the primary's server): its slot's lag
+/// behind the primary's LSN ($1), and its errors (PostgreSQL 15 and later;
+/// `LOGICAL_SQL_14` reads none).
+const LOGICAL_SQL: &str = "SELECT greatest(pg_wal_lsn_diff($1::text::pg_lsn, s.confirmed_flush_lsn), 0)::int8, \
+    e.apply_error_count, e.sync_error_count FROM pg_replication_slots s \
+    LEFT JOIN pg_stat_subscription_stats e ON e.subname = s.slot_name WHERE s.slot_name = $2";
+const LOGICAL_SQL_14: &str = "SELECT greatest(pg_wal_lsn_diff($1::text::pg_lsn, s.confirmed_flush_lsn), 0)::int8, \
+    NULL::int8, NULL::int8 FROM pg_replication_slots s WHERE s.slot_name = $2";
 
 /// Recovery conflicts of one database on a standby.
 const CONFLICTS_SQL: &str = "SELECT confl_tablespace, confl_lock, confl_snapshot, confl_bufferpin, confl_deadlock \
@@ -44,55 +67,114 @@ pub struct Connected {
     primary: tokio_postgres::Client,
     conns: Vec<Conn>,
     run_db: String,
+    /// The commit probe, with a synchronous standby.
+    probe: Option<sync_commit::Connected>,
 }
 
 pub struct ReplicaSampler {
     stop: CancellationToken,
+    /// While set, polls are skipped (`lockimpact bench` measures the sampler's cost so).
+    paused: Arc<AtomicBool>,
     handle: JoinHandle<ReplicasRecord>,
+    probe: Option<sync_commit::Probe>,
 }
 
 struct Conn {
     name: String,
     client: tokio_postgres::Client,
     rec: StandbyRecord,
+    /// A logical subscriber's poll (its SQL); `None` for a standby.
+    logical: Option<&'static str>,
 }
 
 /// Connects to the primary (`postgres` database, `primary`) and each of
 /// `standbys`, waits until each has replayed everything the primary wrote so
 /// far (the fresh run database among it: a standby session may open on it
-/// then), and reads the conflict counters of `run_db`. `None` without standbys.
-pub async fn connect(primary: Target, standbys: &[Endpoint], run_db: &str) -> Result<Option<Connected>> {
-    if standbys.is_empty() {
+/// then), and reads the conflict counters of `run_db`; with a synchronous
+/// standby, opens the commit probe's session too. With `logical`, the
+/// subscriber (`clone::logical`) is polled on a connection to the primary.
+/// `None` without standbys or subscriber.
+pub async fn connect(primary: Target, standbys: &[Endpoint], run_db: &str, logical: bool) -> Result<Option<Connected>> {
+    if standbys.is_empty() && !logical {
         return Ok(None);
     }
+    let probe = match standbys.iter().any(|s| s.synchronous) {
+        true => Some(sync_commit::connect(primary.clone()).await?),
+        false => None,
+    };
+    let primary_target = primary.clone();
     let primary = connect_to(primary, "the primary").await?;
     let mut conns = Vec::new();
     for s in standbys {
         let client = connect_to(s.target("postgres"), &format!("standby {}", s.name)).await?;
         catch_up(&primary, &client, &s.name).await?;
         let before = conflicts(&client, run_db).await.unwrap_or_default();
-        let rec = StandbyRecord { name: s.name.clone(), conflicts_before: before, ..Default::default() };
-        conns.push(Conn { name: s.name.clone(), client, rec });
+        let sync_commit = s.synchronous.then(Default::default);
+        let rec = StandbyRecord { name: s.name.clone(), conflicts_before: before, sync_commit, ..Default::default() };
+        conns.push(Conn { name: s.name.clone(), client, rec, logical: None });
     }
-    Ok(Some(Connected { primary, conns, run_db: run_db.to_string() }))
+    if logical {
+        conns.push(subscriber(primary_target.clone()).await?);
+    }
+    Ok(Some(Connected { primary, conns, run_db: run_db.to_string(), probe }))
 }
 
 impl Connected {
     /// Starts polling every `interval`, on `clock`.
     pub fn start(self, clock: Arc<Clock>, interval: Duration) -> ReplicaSampler {
         let stop = CancellationToken::new();
-        let Connected { primary, conns, run_db } = self;
-        let task = Poller { primary, conns, clock, interval, run_db, stop: stop.clone() };
-        ReplicaSampler { stop, handle: tokio::spawn(task.run()) }
+        let Connected { primary, conns, run_db, probe } = self;
+        let probe = probe.map(|p| p.start(clock.clone(), interval));
+        let paused = Arc::new(AtomicBool::new(false));
+        let primary_sql = if probe.is_some() { PRIMARY_SYNC_SQL } else { PRIMARY_SQL };
+        let task =
+            Poller { primary, primary_sql, conns, clock, interval, run_db, stop: stop.clone(), paused: paused.clone() };
+        ReplicaSampler { stop, paused, handle: tokio::spawn(task.run()), probe }
     }
 }
 
 impl ReplicaSampler {
+    /// Skips the polls while `paused` (the commit probe, if any, goes on).
+    pub fn pause(&self, paused: bool) {
+        self.paused.store(paused, Ordering::Relaxed);
+    }
+
     /// Stops polling, reads the conflict counters once more, and returns the record.
+    /// With a synchronous standby, its record gets the commit probe's.
     pub async fn finish(self) -> ReplicasRecord {
         self.stop.cancel();
-        self.handle.await.unwrap_or_default()
+        let probed = match self.probe {
+            Some(p) => Some(p.finish().await),
+            None => None,
+        };
+        let mut rec = self.handle.await.unwrap_or_default();
+        if let Some(probed) = probed {
+            for sync in rec.standbys.iter_mut().filter_map(|s| s.sync_commit.as_mut()) {
+                let waiting = std::mem::take(&mut sync.waiting);
+                *sync = crate::run_record::replica::SyncCommitRecord { waiting, ..probed.clone() };
+            }
+        }
+        rec
     }
+}
+
+/// The logical subscriber's poll connection, to the primary's `postgres` database.
+async fn subscriber(primary: Target) -> Result<Conn> {
+    use crate::clone::logical::{SUBSCRIBER_DB, SUBSCRIPTION};
+    let client = connect_to(primary, "the primary (logical subscriber)").await?;
+    let version: i32 = client
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .await
+        .map_err(db_err("the primary's version"))?
+        .get(0);
+    let logical = crate::run_record::replica::LogicalRecord {
+        slot: SUBSCRIPTION.into(),
+        database: SUBSCRIBER_DB.into(),
+        errors: Vec::new(),
+    };
+    let rec = StandbyRecord { name: SUBSCRIPTION.into(), logical: Some(logical), ..Default::default() };
+    let sql = if version >= 150000 { LOGICAL_SQL } else { LOGICAL_SQL_14 };
+    Ok(Conn { name: SUBSCRIPTION.into(), client, rec, logical: Some(sql) })
 }
 
 async fn connect_to(mut target: Target, whose: &str) -> Result<tokio_postgres::Client> {
@@ -145,16 +227,20 @@ async fn conflicts(client: &tokio_postgres::Client, run_db: &str) -> Result<Conf
         .unwrap_or_default())
 }
 
-/// The primary's side of one poll: its LSN and (name → write, flush, replay lag).
-type PrimaryPoll = (String, Vec<(String, [Option<Duration>; 3])>);
+/// The primary's side of one poll: its LSN, (name → write, flush, replay
+/// lag), and the sessions waiting for a synchronous standby.
+type PrimaryPoll = (String, Vec<(String, [Option<Duration>; 3])>, u32);
 
 struct Poller {
     primary: tokio_postgres::Client,
+    /// `PRIMARY_SQL`, or with a synchronous standby `PRIMARY_SYNC_SQL`.
+    primary_sql: &'static str,
     conns: Vec<Conn>,
     clock: Arc<Clock>,
     interval: Duration,
     run_db: String,
     stop: CancellationToken,
+    paused: Arc<AtomicBool>,
 }
 
 impl Poller {
@@ -166,10 +252,16 @@ impl Poller {
                 _ = tick.tick() => {}
                 _ = self.stop.cancelled() => break,
             }
-            self.poll().await;
+            if !self.paused.load(Ordering::Relaxed) {
+                self.poll().await;
+            }
         }
         let mut rec = ReplicasRecord { interval: self.interval, standbys: Vec::new() };
         for mut c in self.conns {
+            if c.logical.is_some() {
+                rec.standbys.push(c.rec);
+                continue;
+            }
             match conflicts(&c.client, &self.run_db).await {
                 Ok(after) => c.rec.conflicts_after = after,
                 Err(e) => {
@@ -184,7 +276,7 @@ impl Poller {
 
     async fn poll(&mut self) {
         let at = self.clock.since_start(Instant::now());
-        let primary = match self.primary.query(PRIMARY_SQL, &[]).await {
+        let primary = match self.primary.query(self.primary_sql, &[]).await {
             Ok(rows) => read_primary(&rows),
             Err(e) => {
                 for c in &mut self.conns {
@@ -194,18 +286,29 @@ impl Poller {
                 return;
             }
         };
-        let (lsn, lags) = primary;
+        let (lsn, lags, waiting) = primary;
         for c in &mut self.conns {
+            if let Some(sync) = &mut c.rec.sync_commit {
+                sync.waiting.push((at, waiting));
+            }
             let time_lag = lags.iter().find(|(n, _)| *n == c.name).map(|(_, l)| *l).unwrap_or_default();
-            match c.client.query_one(STANDBY_SQL, &[&lsn]).await {
-                Ok(row) => c.rec.samples.push(LagSample {
-                    at,
-                    lag_bytes: row.get::<_, i64>(0).max(0) as u64,
-                    write_lag: time_lag[0],
-                    flush_lag: time_lag[1],
-                    replay_lag: time_lag[2],
-                    blocked_pids: row.get(1),
-                }),
+            let polled = match c.logical {
+                Some(sql) => c.client.query_one(sql, &[&lsn, &c.name]).await,
+                None => c.client.query_one(STANDBY_SQL, &[&lsn]).await,
+            };
+            match polled {
+                Ok(row) => {
+                    let sample = LagSample {
+                        at,
+                        lag_bytes: row.get::<_, Option<i64>>(0).unwrap_or(0).max(0) as u64,
+                        write_lag: time_lag[0],
+                        flush_lag: time_lag[1],
+                        replay_lag: time_lag[2],
+                        blocked_pids: Vec::new(),
+                    };
+                    let sample = read_side(sample, &row, &mut c.rec);
+                    c.rec.samples.push(sample);
+                }
                 Err(e) => {
                     c.rec.failed_polls += 1;
                     c.rec.last_error = Some(describe_pg(&e));
@@ -215,11 +318,27 @@ impl Poller {
     }
 }
 
+/// The rest of a poll's row: a standby's blocked sessions, or a logical
+/// subscriber's error counts.
+fn read_side(mut sample: LagSample, row: &tokio_postgres::Row, rec: &mut StandbyRecord) -> LagSample {
+    match &mut rec.logical {
+        None => sample.blocked_pids = row.get(1),
+        Some(l) => {
+            let n = |i: usize| row.get::<_, Option<i64>>(i).map(|v| v.max(0) as u64);
+            if let (Some(apply), Some(sync)) = (n(1), n(2)) {
+                l.errors.push((sample.at, apply, sync));
+            }
+        }
+    }
+    sample
+}
+
 fn read_primary(rows: &[tokio_postgres::Row]) -> PrimaryPoll {
     let lsn = rows.first().map(|r| r.get::<_, String>(0)).unwrap_or_default();
     let us =
         |r: &tokio_postgres::Row, i: usize| r.get::<_, Option<i64>>(i).map(|v| Duration::from_micros(v.max(0) as u64));
     let lags =
         rows.iter().filter_map(|r| Some((r.get::<_, Option<String>>(1)?, [us(r, 2), us(r, 3), us(r, 4)]))).collect();
-    (lsn, lags)
+    let waiting = rows.first().map_or(0, |r| r.get::<_, i64>(5).max(0) as u32);
+    (lsn, lags, waiting)
 }

@@ -186,4 +186,8 @@ pub struct ReplicaSection {
     pub recovery_min_apply_delay: Option<toml::Value>,
     /// The first standby is synchronous (`synchronous_standby_names`).
     pub synchronous: Option<bool>,
+    /// A logical subscriber of the run database (default false).
+    pub logical: Option<bool>,
+    /// The standby `target = "replica"` classes run on, 1 to `count` (default 1).
+    pub standby: Option<toml::Value>,
 }

@@ -123,6 +123,7 @@ fn load_file(path: &Path, args: &RunOptions) -> Result<Plan> {
     let vars = resolve_vars(&sf.vars, &file)?;
     let mut clone = resolve_clone(&sf.clone, args, &file)?;
     clone.replicas = replica::resolve(&sf.replica, args, clone.backend, &file)?;
+    replica::logical_settings(&clone.replicas, &mut clone.settings, &file)?;
     let dataset = resolve_snapshot(&sf.snapshot, clone.backend == Backend::Url, &vars, &at)?;
     let workload = resolve_workload(&sf.workload, &sf.phases, &vars, &at)?;
     let phases = resolve_phases(&sf.phases, &file)?;

@@ -38,6 +38,8 @@ pub fn resolve(r: &ReplicaSection, args: &RunOptions, backend: Backend, file: &s
             .transpose()?
             .unwrap_or_default(),
         synchronous: r.synchronous.unwrap_or(false),
+        logical: r.logical.unwrap_or(false),
+        reader: r.standby.as_ref().map(|v| reader(v, count, file)).transpose()?.unwrap_or(1),
     };
     if count == 0 {
         if let Some(key) = set_key(r) {
@@ -46,13 +48,19 @@ pub fn resolve(r: &ReplicaSection, args: &RunOptions, backend: Backend, file: &s
                  replica.count (or --replicas N), or remove replica.{key}"
             )));
         }
-        return Ok(plan);
+        if !plan.logical {
+            return Ok(plan);
+        }
     }
     match backend {
         Backend::Url => Err(Error::input(format!(
-            "{file}: [replica] (or --replicas) asks for streaming standbys, but the url backend runs on an existing \
-             server that lockimpact did not make: it cannot add standbys to it (and it refuses a server with \
-             replicas attached); use the local or docker backend"
+            "{file}: [replica] (or --replicas) asks for streaming standbys or a logical subscriber, but the url \
+             backend runs on an existing server that lockimpact did not make: it cannot add them to it (and it \
+             refuses a server with replicas attached); use the local or docker backend"
+        ))),
+        Backend::Docker if plan.logical => Err(Error::input(format!(
+            "{file}: replica.logical = true asks for a logical subscriber, and the docker backend does not make \
+             one yet; use --backend local (or auto, which picks local for it)"
         ))),
         Backend::Local | Backend::Docker | Backend::Auto => Ok(plan),
     }
@@ -83,6 +91,16 @@ fn streaming_delay(v: &toml::Value, file: &str) -> Result<StreamingDelay> {
     }
 }
 
+/// `standby`: which of the `count` standbys `target = "replica"` classes run on.
+fn reader(v: &toml::Value, count: u32, file: &str) -> Result<u32> {
+    v.as_integer().and_then(|n| u32::try_from(n).ok()).filter(|n| (1..=count.max(1)).contains(n)).ok_or_else(|| {
+        Error::input(format!(
+            "{file}: replica.standby = {v}: the standby that target = \"replica\" classes run on, a whole \
+                 number from 1 to replica.count ({count})"
+        ))
+    })
+}
+
 /// `recovery_min_apply_delay`: a duration.
 fn apply_delay(v: &toml::Value, file: &str) -> Result<std::time::Duration> {
     let parsed = match v {
@@ -106,15 +124,37 @@ fn set_key(r: &ReplicaSection) -> Option<&'static str> {
         max_standby_streaming_delay,
         recovery_min_apply_delay,
         synchronous,
+        logical: _,
+        standby,
     } = r;
     [
         ("hot_standby_feedback", hot_standby_feedback.is_some()),
         ("max_standby_streaming_delay", max_standby_streaming_delay.is_some()),
         ("recovery_min_apply_delay", recovery_min_apply_delay.is_some()),
         ("synchronous", synchronous.is_some()),
+        ("standby", standby.is_some()),
     ]
     .into_iter()
     .find_map(|(k, set)| set.then_some(k))
+}
+
+/// `logical = true`: the primary runs with `wal_level = logical`, added to
+/// `settings` (`[clone.settings]`); another `wal_level` there is refused.
+pub fn logical_settings(plan: &ReplicaPlan, settings: &mut Vec<(String, String)>, file: &str) -> Result<()> {
+    if !plan.logical {
+        return Ok(());
+    }
+    match settings.iter().find(|(k, _)| k == "wal_level") {
+        Some((_, v)) if v != "logical" => Err(Error::input(format!(
+            "{file}: clone.settings.wal_level = {v:?}, but replica.logical = true needs wal_level = \"logical\"; \
+             remove clone.settings.wal_level (lockimpact sets it)"
+        ))),
+        Some(_) => Ok(()),
+        None => {
+            settings.push(("wal_level".into(), "logical".into()));
+            Ok(())
+        }
+    }
 }
 
 /// The replica budgets need standbys to measure.
@@ -126,7 +166,7 @@ pub fn check_budget(b: &BudgetSection, plan: &ReplicaPlan, file: &str) -> Result
         ("max_standby_blocked", b.max_standby_blocked.is_some()),
     ];
     match set.iter().find(|(_, s)| *s) {
-        Some((key, _)) if plan.count == 0 => Err(Error::input(format!(
+        Some((key, _)) if !plan.local_only() => Err(Error::input(format!(
             "{file}: budget.{key} judges the clone's standbys, but it gets none; set replica.count (or --replicas N)"
         ))),
         _ => Ok(()),

@@ -1,5 +1,6 @@
 //! Classes with `target = "replica"`: each worker opens a second connection,
-//! to the run database on the clone's first standby, and prepares those
+//! to the run database on the clone's standby (`[replica] standby`, the
+//! first by default), and prepares those
 //! classes there (under the names the worker runs them by); the rest run on
 //! the primary. The standby's sessions are not registered with the run's
 //! sessions (their cancel keys belong to another server): the standby is

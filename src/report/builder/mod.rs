@@ -14,6 +14,7 @@ mod remedy;
 mod replica;
 mod steps;
 mod stop_points;
+mod sync_commit;
 mod timeline;
 mod verdict;
 mod workload;

@@ -11,11 +11,11 @@ use std::time::Duration;
 use super::{Bounds, ms};
 use crate::fmt::{fmt_bytes, fmt_ms};
 use crate::report::model::{
-    ConflictCounts, LAG_SERIES_POINTS, ReplicasReport, Report, StandbyReport, StandbyStep, Violation,
+    ConflictCounts, LAG_SERIES_POINTS, LogicalReport, ReplicasReport, Report, StandbyReport, StandbyStep, Violation,
 };
 use crate::run_record::RunRecord;
 use crate::run_record::budget::BudgetSection;
-use crate::run_record::replica::{LagSample, StandbyRecord};
+use crate::run_record::replica::{LagSample, LogicalRecord, StandbyRecord};
 
 pub fn replicas(rec: &RunRecord, bounds: &Bounds) -> Option<ReplicasReport> {
     let r = rec.replicas.as_ref()?;
@@ -85,6 +85,23 @@ fn standby(rec: &RunRecord, bounds: &Bounds, s: &StandbyRecord) -> StandbyReport
         conflicts,
         cancels: n(c.total()),
         lag_series: lag_series(&measured),
+        sync_commit: s.sync_commit.as_ref().map(|x| super::sync_commit::sync_commit(rec, bounds, x)),
+        logical: s.logical.as_ref().map(|l| logical(bounds, l, &step_at)),
+    }
+}
+
+/// A logical subscriber's error counts at the last poll, and the first poll that saw one.
+fn logical(bounds: &Bounds, l: &LogicalRecord, step_at: &dyn Fn(Duration) -> Option<usize>) -> LogicalReport {
+    let last = l.errors.last();
+    let first = l.errors.iter().find(|(_, apply, sync)| apply + sync > 0).map(|(at, _, _)| *at);
+    LogicalReport {
+        slot: l.slot.clone(),
+        database: l.database.clone(),
+        apply_errors: last.map(|x| x.1),
+        sync_errors: last.map(|x| x.2),
+        first_error_at_ms: first.map(ms),
+        first_error_step: first.and_then(step_at),
+        first_error_phase: first.filter(|t| step_at(*t).is_none()).map(|t| bounds.phase_at(t)),
     }
 }
 

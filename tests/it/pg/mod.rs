@@ -25,6 +25,7 @@ mod rehearsal;
 mod reliability;
 mod replay_pool;
 mod replica;
+mod replica_more;
 mod restore;
 mod sampler;
 mod security;
