@@ -27,6 +27,7 @@ mod replay_pool;
 mod replica;
 mod restore;
 mod sampler;
+mod scales;
 mod security;
 mod snapshot;
 mod url_backend;
