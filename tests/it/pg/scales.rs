@@ -32,7 +32,7 @@ fn three_scales_fit_each_step_and_predict_it_at_production_size() {
     assert_eq!(e["predict_rows"], 1_000_000_000u64);
     assert_eq!(e["predict_source"], "flag");
     assert_eq!(e["level"], 0.9);
-    assert_eq!(r["dataset"]["tables"].to_string().contains("8000"), true, "the largest scale's report");
+    assert!(r["dataset"]["tables"].to_string().contains("8000"), "the largest scale's report");
     let steps = e["steps"].as_array().unwrap();
     assert_eq!(steps.len(), 2, "{e}");
     for st in steps {
