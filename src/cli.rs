@@ -263,8 +263,81 @@ pub struct RunArgs {
     #[arg(long, value_name = "all|STEP[:start|middle|end]", value_parser = FailAt::parse)]
     pub fail_at: Option<FailAt>,
 
+    /// Rehearse at each of these sizes (at least three) under the same
+    /// load, by setting the scenario's `vars.rows`, fit each step's figures
+    /// against the rows and predict them at `--predict-rows`: row counts
+    /// (`100k,300k,1M`) or percentages of the scenario's `vars.rows`
+    /// (`1%,3%,10%`). See docs/production-size.md.
+    #[arg(long, value_name = "SIZE,SIZE,SIZE…", value_parser = scales_arg)]
+    pub scales: Option<Scales>,
+
+    /// With `--scales`: the row count to predict at (default: the
+    /// scenario's `vars.rows`), e.g. `5M` or `50000000`.
+    #[arg(long, value_name = "ROWS", value_parser = rows_arg, requires = "scales")]
+    pub predict_rows: Option<u64>,
+
     #[command(flatten)]
     pub opts: RunOptions,
+}
+
+/// One size of `--scales`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Size {
+    Rows(u64),
+    /// A percentage of the scenario's `vars.rows`.
+    Percent(f64),
+}
+
+impl Size {
+    /// The row count, given the scenario's `vars.rows`.
+    pub fn rows(self, base: u64) -> u64 {
+        match self {
+            Size::Rows(n) => n,
+            Size::Percent(p) => (base as f64 * p / 100.0).round() as u64,
+        }
+    }
+}
+
+/// `--scales`: the sizes to rehearse at, as given.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scales(pub Vec<Size>);
+
+/// `--scales 100k,300k,1M` or `1%,3%,10%`.
+fn scales_arg(text: &str) -> Result<Scales, Error> {
+    let sizes = text
+        .split(',')
+        .map(|item| match item.trim().strip_suffix('%') {
+            Some(p) => match p.trim().parse::<f64>() {
+                Ok(p) if p > 0.0 && p.is_finite() => Ok(Size::Percent(p)),
+                _ => Err(Error::input(format!("--scales: {item:?} is not a percentage above 0 (e.g. 3%)"))),
+            },
+            None => rows_arg(item).map(Size::Rows).map_err(|e| Error::input(format!("--scales: {}", e.message))),
+        })
+        .collect::<Result<Vec<Size>, Error>>()?;
+    if sizes.len() < 3 {
+        return Err(Error::input(format!(
+            "--scales needs at least three sizes to fit a curve and its interval, got {}: e.g. 100k,300k,1M or 1%,3%,10%",
+            sizes.len()
+        )));
+    }
+    Ok(Scales(sizes))
+}
+
+/// A row count: digits (`_` allowed) with an optional `k` (thousand) or `M`
+/// (million) suffix, e.g. `250000`, `300k`, `2.5M`.
+fn rows_arg(text: &str) -> Result<u64, Error> {
+    let t = text.trim().replace('_', "");
+    let (digits, unit) = match t.strip_suffix(['k', 'K']) {
+        Some(d) => (d, 1e3),
+        None => t.strip_suffix('M').map_or((t.as_str(), 1.0), |d| (d, 1e6)),
+    };
+    match digits.parse::<f64>() {
+        Ok(n) if n.is_finite() && n * unit >= 1.0 && (n * unit).fract() == 0.0 => Ok((n * unit) as u64),
+        _ => Err(Error::input(format!(
+            "{text:?} is not a row count: a whole number of 1 or more, with k (thousand) or M (million) if you \
+             like, e.g. 300k or 2.5M"
+        ))),
+    }
 }
 
 #[derive(Debug, Args)]

@@ -142,6 +142,9 @@ fn watch_signals(cancel: CancellationToken) -> Result<()> {
 /// `lockimpact run`: returns `Ok`, `BudgetExceeded` when the verdict fails,
 /// or `Inconclusive` when the run is no evidence.
 pub async fn run(args: &RunArgs, cancel: &CancellationToken) -> Result<ExitCode> {
+    if let Some(scales) = &args.scales {
+        return rehearsal::scales::run(args, scales, cancel).await;
+    }
     let mut opts = args.opts.clone();
     opts.migration = args.migration.clone();
     let plan = scenario::load(args.scenario.as_deref(), &opts)?;

@@ -4,11 +4,13 @@
 //! Every session a rehearsal opens is registered and closed on the way out
 //! (`clone::sessions`); a watchdog (`clone::watchdog`) ends a run whose
 //! server froze, with what was measured until then. The clock, workload and
-//! sampler are wired by `harness`, as `lockimpact bench` wires them.
+//! sampler are wired by `harness`, as `lockimpact bench` wires them;
+//! `scales` repeats a rehearsal at several sizes (`run --scales`).
 
 pub mod compare;
 pub mod failure;
 pub mod harness;
+pub mod scales;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -131,6 +131,110 @@ pub struct Report {
     /// completed (absent without `--fail-at`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stop_points: Vec<StopPointReport>,
+    /// `run --scales`: the rehearsal repeated at several row counts, each
+    /// step's figures fitted against the rows and predicted at production's
+    /// (absent without `--scales`). This report is the largest scale's run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extrapolation: Option<Extrapolation>,
+}
+
+/// `run --scales`: what each scale measured, the fit per step and figure,
+/// the prediction at `predict_rows`, and the budgets a step passes now but
+/// would exceed there.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Extrapolation {
+    /// The rows (`vars.rows`) of each rehearsal, ascending; the last is this report's.
+    pub scales: Vec<u64>,
+    /// The row count predicted at.
+    pub predict_rows: u64,
+    /// Where `predict_rows` came from: `flag` (`--predict-rows`) or `scenario` (its `vars.rows`).
+    pub predict_source: PredictSource,
+    /// The coverage of each prediction's `low`..`high` interval (0.9).
+    pub level: f64,
+    pub steps: Vec<StepExtrapolation>,
+    /// Budgets a step passes at the largest scale and is predicted to exceed.
+    pub risks: Vec<BudgetRisk>,
+    /// Steps or figures left out of the fit, and why.
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PredictSource {
+    Flag,
+    Scenario,
+}
+
+/// One step's figures, fitted and predicted.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StepExtrapolation {
+    /// Index into `steps`.
+    pub step: usize,
+    pub name: String,
+    /// Figure → its fit (figures not measured at every scale are absent).
+    pub figures: BTreeMap<Figure, FigureFit>,
+}
+
+/// A step's figure that is fitted against the rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Figure {
+    /// The step's duration.
+    DurationMs,
+    /// How long it held its locks: its duration less its own lock wait (0 without locks).
+    LockHoldMs,
+    /// Time workload sessions spent blocked by it.
+    BlockedMs,
+    /// Server-wide WAL written during it.
+    WalBytes,
+}
+
+impl Figure {
+    pub const ALL: [Figure; 4] = [Figure::DurationMs, Figure::LockHoldMs, Figure::BlockedMs, Figure::WalBytes];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Figure::DurationMs => "duration",
+            Figure::LockHoldMs => "lock hold",
+            Figure::BlockedMs => "blocked",
+            Figure::WalBytes => "WAL",
+        }
+    }
+}
+
+/// A figure's fit over the scales and its prediction.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FigureFit {
+    /// Measured at each scale, in the order of `scales`.
+    pub measured: Vec<f64>,
+    pub model: crate::report::fit::Model,
+    /// The fitted curve: `a + b·x` with x = n, n·ln n (or none: `constant`).
+    pub a: f64,
+    pub b: f64,
+    pub r2: f64,
+    /// Measured − fitted at each scale.
+    pub residuals: Vec<f64>,
+    pub predicted: f64,
+    pub low: f64,
+    pub high: f64,
+}
+
+/// A budget a step passes at the largest scale and would exceed at `predict_rows`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BudgetRisk {
+    /// Index into `steps`.
+    pub step: usize,
+    /// `max_step`, `max_blocked` or `max_blocked_wait`.
+    pub budget: String,
+    pub limit: f64,
+    /// At the largest scale.
+    pub measured: f64,
+    pub predicted: f64,
+    pub high: f64,
+    /// True when the prediction itself exceeds the limit; false when only
+    /// the interval's upper end does.
+    pub likely: bool,
+    pub message: String,
 }
 
 /// One stop point of `--fail-at`: what the failure left, and the rollback from it.

@@ -7,6 +7,7 @@
 
 mod blocked;
 mod errors;
+mod extrapolate;
 mod hints;
 mod latency;
 mod migration;
@@ -22,6 +23,7 @@ mod workload;
 use std::time::Duration;
 
 pub use errors::{error_meaning, new_error_line, new_errors};
+pub use extrapolate::extrapolate;
 pub use stop_points::{attach_stop_points, stop_point};
 pub use verdict::{inconclusive, verdict};
 
@@ -151,6 +153,7 @@ pub fn build(rec: &RunRecord) -> Report {
         budget: None,
         replicas: replica::replicas(rec, &bounds),
         stop_points: Vec::new(),
+        extrapolation: None,
     };
     let (budget, source) = match rec.budget.is_unset() {
         true => (BudgetSection::default_budget(), BudgetSource::Default),

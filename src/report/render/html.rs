@@ -160,7 +160,7 @@ fn body(r: &Report, h: u8, out: &mut impl Write) -> io::Result<()> {
         writeln!(out, "<h{h}>Longest blocked episodes</h{h}>")?;
         episode_rows(r, 20).html(out)?;
     }
-    if let Some(section) = super::stop_point_rows(r) {
+    for section in [super::stop_point_rows(r), super::extrapolation::extrapolation_tables(r)].into_iter().flatten() {
         table_with_notes(out, h, section)?;
     }
     Ok(())

@@ -134,7 +134,9 @@ fn sections(r: &Report) -> Vec<Details> {
     if let Some((title, standbys, steps)) = super::replica::replica_tables(r) {
         s.push(Details { title, body: format!("{}\n{}", markdown(standbys), markdown(steps)) });
     }
-    if let Some((title, rows, lines)) = super::stop_point_rows(r) {
+    for (title, rows, lines) in
+        [super::stop_point_rows(r), super::extrapolation::extrapolation_tables(r)].into_iter().flatten()
+    {
         s.push(Details { title, body: format!("{}\n{}", markdown(rows), bullets(lines)) });
     }
     if !r.warnings.is_empty() {

@@ -2,6 +2,7 @@
 //! and computes nothing.
 
 mod annotated;
+mod extrapolation;
 pub mod html;
 pub mod json;
 pub mod markdown;

@@ -25,13 +25,15 @@ pub fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
         standbys.text(out)?;
         steps.text(out)?;
     }
-    stop_points(r, out)?;
+    with_notes(super::stop_point_rows(r), out)?;
+    with_notes(super::extrapolation::extrapolation_tables(r), out)?;
     verdict(r, out)
 }
 
-/// `--fail-at`: the stop points and what each left.
-fn stop_points(r: &Report, out: &mut impl Write) -> io::Result<()> {
-    let Some((title, rows, lines)) = super::stop_point_rows(r) else { return Ok(()) };
+/// A section of a table and lines under it: `--fail-at`'s stop points and
+/// what each left; `--scales`' extrapolation and its warnings.
+fn with_notes(section: Option<(String, super::Rows, Vec<String>)>, out: &mut impl Write) -> io::Result<()> {
+    let Some((title, rows, lines)) = section else { return Ok(()) };
     writeln!(out, "\n{title}")?;
     rows.text(out)?;
     for l in lines {

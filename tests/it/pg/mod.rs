@@ -28,6 +28,7 @@ mod replica;
 mod replica_more;
 mod restore;
 mod sampler;
+mod scales;
 mod security;
 mod snapshot;
 mod url_backend;

@@ -180,3 +180,46 @@ fn a_concurrent_comparison_says_so_in_every_format() {
         assert!(!out.contains("ran at the same time"), "{format:?}");
     }
 }
+
+/// `run --scales`: three constructed reports of one step growing linearly
+/// with the rows give a linear fit, a prediction at 5M rows, and a
+/// `max_step` risk (500 ms at 1M rows, within 1 s; 2.5 s predicted); every
+/// format shows the section and the warning, JSON carries the fields.
+#[test]
+fn every_format_shows_the_extrapolation_and_its_budget_risk() {
+    use lockimpact::report::model::{BudgetLimit, BudgetReport, BudgetSource, Figure, PredictSource};
+    let at = |rows: u64| {
+        let mut r = report();
+        r.steps.truncate(1);
+        r.steps[0].kind = lockimpact::run_record::StepType::Sql;
+        r.steps[0].outcome = lockimpact::run_record::Outcome::Ok;
+        r.steps[0].duration_ms = rows as f64 / 2000.0;
+        r.steps[0].lock_wait_ms = 0.0;
+        r.steps[0].wal_bytes = Some(rows * 30);
+        r.budget = Some(BudgetReport {
+            source: BudgetSource::Scenario,
+            limits: vec![BudgetLimit { budget: "max_step".into(), limit: 1000.0 }],
+        });
+        (rows, r)
+    };
+    let runs = [at(100_000), at(300_000), at(1_000_000)];
+    let refs: Vec<(u64, &Report)> = runs.iter().map(|(n, r)| (*n, r)).collect();
+    let e = lockimpact::report::builder::extrapolate(&refs, 5_000_000, PredictSource::Flag);
+    let duration = &e.steps[0].figures[&Figure::DurationMs];
+    assert_eq!(duration.model, lockimpact::report::fit::Model::Linear);
+    assert!((duration.predicted - 2500.0).abs() < 1e-6, "{duration:?}");
+    assert_eq!(e.risks.len(), 1, "{:?}", e.risks);
+    assert!(e.risks[0].likely && e.risks[0].budget == "max_step");
+    let mut r = runs[2].1.clone();
+    r.extrapolation = Some(e);
+    for format in [Format::Text, Format::Markdown, Format::Html] {
+        let out = rendered(Doc::Run(&r), format);
+        assert!(out.contains("Extrapolation to 5,000,000 rows"), "{format:?}: {out}");
+        assert!(out.contains("it would exceed the budget"), "{format:?}");
+        assert!(out.contains("a + b·n"), "{format:?}");
+    }
+    let json: serde_json::Value = serde_json::from_str(&rendered(Doc::Run(&r), Format::Json)).unwrap();
+    assert_eq!(json["extrapolation"]["steps"][0]["figures"]["duration_ms"]["model"], "linear");
+    assert_eq!(json["extrapolation"]["risks"][0]["budget"], "max_step");
+    assert!(serde_json::to_string(&report()).unwrap().find("extrapolation").is_none(), "absent without --scales");
+}
