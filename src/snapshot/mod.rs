@@ -7,6 +7,7 @@
 //! it is on their command line, and it is never printed.
 
 pub mod stats;
+pub mod synthetic;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -29,6 +29,7 @@ mod restore;
 mod sampler;
 mod security;
 mod snapshot;
+mod synthetic;
 mod url_backend;
 mod verdict;
 mod wire;
