@@ -104,18 +104,24 @@ async fn plan_shape(db: &tokio_postgres::Client, sql: &str) -> Vec<String> {
     out
 }
 
+/// A server with database `source` built by `sql` and an empty `synth`.
+async fn seeded(sql: &str) -> (lockimpact::clone::Server, tokio_postgres::Client) {
+    let server = source_server(&[]);
+    let admin = client(&server, "postgres").await;
+    for db in ["source", "synth"] {
+        admin.batch_execute(&format!("CREATE DATABASE {db}")).await.unwrap();
+    }
+    let source = client(&server, "source").await;
+    source.batch_execute(sql).await.unwrap();
+    (server, source)
+}
+
 #[test]
 fn synthetic_data_matches_the_statistics_keys_and_plans_of_its_source() {
     let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
-        let server = source_server(&[]);
-        let admin = client(&server, "postgres").await;
-        for db in ["source", "synth"] {
-            admin.batch_execute(&format!("CREATE DATABASE {db}")).await.unwrap();
-        }
-        let source = client(&server, "source").await;
-        source.batch_execute(&(orders_seed(20000, 1000) + EXTRAS)).await.unwrap();
+        let (server, source) = seeded(&(orders_seed(20000, 1000) + EXTRAS)).await;
         let stats = take_stats(&server, "source", &dir.path().join("stats.json"));
 
         let plan = SyntheticPlan {
@@ -178,19 +184,11 @@ fn synthetic_load_names_the_check_constraint_it_breaks() {
     let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
-        let server = source_server(&[]);
-        let admin = client(&server, "postgres").await;
-        for db in ["source", "synth"] {
-            admin.batch_execute(&format!("CREATE DATABASE {db}")).await.unwrap();
-        }
-        let source = client(&server, "source").await;
-        source
-            .batch_execute(
-                "CREATE TABLE items (id int PRIMARY KEY, qty int NOT NULL CHECK (qty > 0)); \
-                 INSERT INTO items SELECT g, 1 + g % 50 FROM generate_series(1, 2000) g; ANALYZE",
-            )
-            .await
-            .unwrap();
+        let (server, _source) = seeded(
+            "CREATE TABLE items (id int PRIMARY KEY, qty int NOT NULL CHECK (qty > 0)); \
+             INSERT INTO items SELECT g, 1 + g % 50 FROM generate_series(1, 2000) g; ANALYZE",
+        )
+        .await;
         let mut stats = take_stats(&server, "source", &dir.path().join("stats.json"));
         let qty = stats.tables[0].columns.iter_mut().find(|c| c.name == "qty").unwrap();
         qty.most_common_vals = Some(vec![Some("-3".into())]);
