@@ -236,4 +236,10 @@ fn run_on_a_synthetic_dataset_reports_its_statistics() {
     let out = run(&[bad.to_str().unwrap()]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("snapshot.scale"), "{}", out.stderr);
+    // So is a second way to build the dataset.
+    let text = std::fs::read_to_string(&bad).unwrap().replace("scale = -1", "seed = \"seed.sql\"");
+    std::fs::write(&bad, text).unwrap();
+    let out = run(&[bad.to_str().unwrap()]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("snapshot.synthetic and snapshot.seed are both set"), "{}", out.stderr);
 }
