@@ -568,6 +568,7 @@ fn record(
         restore_time: dataset.restore_time,
         dataset_bytes: dataset.bytes,
         dump: plan.dump.as_ref().map(|d| (d.path.display().to_string(), d.format.as_str().to_string())),
+        synthetic: plan.synthetic.as_ref().map(|s| (s.path.display().to_string(), s.scale)),
         dataset_notes: dataset.notes.clone(),
         marks: m.clock.marks(),
         end: m.end,

@@ -30,6 +30,8 @@ pub mod restore;
 pub mod sessions;
 pub mod standby;
 pub mod state;
+pub mod stats;
+pub mod synthetic;
 pub mod template;
 pub mod url;
 pub mod watchdog;

@@ -31,6 +31,8 @@ pub enum Source<'a> {
     Dump(&'a super::restore::DumpPlan),
     /// `snapshot.seed`: a seed script (its path, and its text with `{{vars}}` rendered).
     Seed { path: &'a std::path::Path, sql: &'a str },
+    /// `snapshot.synthetic`: rows generated from planner statistics.
+    Synthetic(&'a crate::clone::synthetic::SyntheticPlan),
 }
 
 /// Builds the template database from `source`: restores the dump, or runs the seed script.
@@ -41,7 +43,29 @@ pub async fn prepare(server: &Server, source: Source<'_>, say: &(dyn Fn(&str) + 
             say(&format!("seeding the template from {}", path.display()));
             build(server, sql, path).await
         }
+        Source::Synthetic(plan) => synthetic(server, plan, say).await,
     }
+}
+
+/// Builds the template database from planner statistics, then ANALYZE.
+async fn synthetic(
+    server: &Server,
+    plan: &crate::clone::synthetic::SyntheticPlan,
+    say: &(dyn Fn(&str) + Sync),
+) -> Result<Dataset> {
+    let started = Instant::now();
+    say(&format!("generating the template from the statistics in {} at scale {}", plan.path.display(), plan.scale));
+    create_template(server).await?;
+    let generated = crate::clone::synthetic::build(&server.target(TEMPLATE_DB), plan, say).await?;
+    let db = connect(server, TEMPLATE_DB, "seed").await?;
+    db.batch_execute("ANALYZE").await.map_err(|e| Error::db(format!("ANALYZE failed: {}", describe_pg(&e))))?;
+    let (tables, bytes) = describe_dataset(&db, true).await?;
+    say(&format!(
+        "generated {} rows from the statistics ({:.0} rows/s generated and loaded), analyzed",
+        generated.rows,
+        generated.rows as f64 / generated.load_time.as_secs_f64().max(1e-6)
+    ));
+    Ok(Dataset { tables, seed_time: started.elapsed(), restore_time: None, bytes: Some(bytes), notes: Vec::new() })
 }
 
 /// Connects to one database of the server for `purpose` (shown as

@@ -225,10 +225,12 @@ pub fn differences(a: &Plan, b: &Plan, allow_different: bool) -> Result<Vec<Stri
     Ok(refuse)
 }
 
-/// The same dataset: the same rendered seed script, or the same dump file.
+/// The same dataset: the same rendered seed script, the same dump file, or
+/// the same statistics at the same scale.
 fn same_snapshot(a: &Plan, b: &Plan) -> bool {
     let dump = |p: &Plan| p.dump.as_ref().map(|d| std::path::absolute(&d.path).unwrap_or_else(|_| d.path.clone()));
-    a.seed_sql == b.seed_sql && dump(a) == dump(b)
+    let synthetic = |p: &Plan| p.synthetic.as_ref().map(|s| (s.stats.clone(), s.scale.to_bits(), s.seed));
+    a.seed_sql == b.seed_sql && dump(a) == dump(b) && synthetic(a) == synthetic(b)
 }
 
 /// Same data on the same kind of server: B can run on A's server and template.

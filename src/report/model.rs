@@ -347,6 +347,16 @@ pub struct DatasetInfo {
     /// The pg_dump snapshot restored, when `snapshot.dump` was used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dump: Option<DumpInfo>,
+    /// The statistics file the rows were generated from, when `snapshot.synthetic` was used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synthetic: Option<SyntheticInfo>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SyntheticInfo {
+    pub stats_file: String,
+    /// `snapshot.scale`: the fraction of the statistics' row counts generated.
+    pub scale: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

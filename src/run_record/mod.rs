@@ -49,6 +49,8 @@ pub struct RunRecord {
     pub dataset_bytes: Option<i64>,
     /// `snapshot.dump`: (file, format).
     pub dump: Option<(String, String)>,
+    /// `snapshot.synthetic`: (statistics file, scale).
+    pub synthetic: Option<(String, f64)>,
     /// Notes from building the dataset (e.g. skipped owners and grants).
     pub dataset_notes: Vec<String>,
     pub marks: Vec<Mark>,

@@ -61,6 +61,10 @@ pub struct SnapshotSection {
     pub dump: Option<String>,
     /// Parallel pg_restore jobs for custom and directory dumps (default 2).
     pub jobs: Option<u32>,
+    /// A statistics file (`lockimpact snapshot --stats-only`) to generate the dataset from.
+    pub synthetic: Option<String>,
+    /// Fraction of the statistics' row counts to generate (default 1.0).
+    pub scale: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]

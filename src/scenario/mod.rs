@@ -18,6 +18,7 @@ use serde::Deserialize;
 use crate::cli::{BudgetArgs, RunOptions};
 use crate::clone::plan::{Backend, ClonePlan};
 use crate::clone::restore::{DumpFormat, DumpPlan};
+use crate::clone::synthetic::SyntheticPlan;
 use crate::error::{Error, Result};
 use crate::files::dur::Dur;
 use crate::files::text::{read_text, toml_message};
@@ -50,6 +51,8 @@ pub struct Plan {
     pub seed_sql: String,
     /// `snapshot.dump`: a pg_dump snapshot restored instead of running a seed script.
     pub dump: Option<DumpPlan>,
+    /// `snapshot.synthetic`: a dataset generated from planner statistics.
+    pub synthetic: Option<SyntheticPlan>,
     pub workload: WorkloadPlan,
     pub phases: Phases,
     pub migration_path: PathBuf,
@@ -66,9 +69,10 @@ pub struct Plan {
 impl Plan {
     /// Where the template database's data comes from: the dump, or the seed script.
     pub fn dataset_source(&self) -> crate::clone::template::Source<'_> {
-        match &self.dump {
-            Some(dump) => crate::clone::template::Source::Dump(dump),
-            None => crate::clone::template::Source::Seed { path: &self.seed_path, sql: &self.seed_sql },
+        match (&self.dump, &self.synthetic) {
+            (Some(dump), _) => crate::clone::template::Source::Dump(dump),
+            (None, Some(synthetic)) => crate::clone::template::Source::Synthetic(synthetic),
+            (None, None) => crate::clone::template::Source::Seed { path: &self.seed_path, sql: &self.seed_sql },
         }
     }
 }
@@ -147,6 +151,7 @@ fn load_file(path: &Path, args: &RunOptions) -> Result<Plan> {
         seed_path: dataset.seed_path,
         seed_sql: dataset.seed_sql,
         dump: dataset.dump,
+        synthetic: dataset.synthetic,
         workload: workload.plan,
         phases,
         migration_path,
@@ -287,6 +292,7 @@ struct Dataset {
     seed_path: PathBuf,
     seed_sql: String,
     dump: Option<DumpPlan>,
+    synthetic: Option<SyntheticPlan>,
 }
 
 /// `[snapshot]`: a seed script (rendered) or a dump; nothing on the url backend.
@@ -297,10 +303,16 @@ fn resolve_snapshot(
     at: &Ctx,
 ) -> Result<Dataset> {
     let file = at.file;
+    if s.synthetic.is_some() || s.scale.is_some() {
+        return resolve_synthetic(s, on_url, at);
+    }
     match (&s.seed, &s.dump) {
-        (None, None) if on_url && s.jobs.is_none() => {
-            Ok(Dataset { seed_path: PathBuf::from("(the existing database)"), seed_sql: String::new(), dump: None })
-        }
+        (None, None) if on_url && s.jobs.is_none() => Ok(Dataset {
+            seed_path: PathBuf::from("(the existing database)"),
+            seed_sql: String::new(),
+            dump: None,
+            synthetic: None,
+        }),
         _ if on_url => Err(Error::input(format!(
             "{file}: [snapshot] is not used with the url backend: the database at the URL is the dataset; remove it"
         ))),
@@ -313,7 +325,7 @@ fn resolve_snapshot(
             let seed_path = (at.resolve)(seed);
             let seed_text = read_text(&seed_path, "seed script")?;
             let seed_sql = render_template(&seed_text, vars, &seed_path.display().to_string())?;
-            Ok(Dataset { seed_path, seed_sql, dump: None })
+            Ok(Dataset { seed_path, seed_sql, dump: None, synthetic: None })
         }
         (None, Some(dump)) => {
             let path = (at.resolve)(dump);
@@ -326,6 +338,7 @@ fn resolve_snapshot(
                 seed_path: path.clone(),
                 seed_sql: String::new(),
                 dump: Some(DumpPlan { path, format, jobs }),
+                synthetic: None,
             })
         }
         (Some(_), Some(_)) => Err(Error::input(format!(
@@ -335,6 +348,59 @@ fn resolve_snapshot(
             "{file}: [snapshot] needs seed = \"script.sql\" or dump = \"file.dump\" to build the dataset"
         ))),
     }
+}
+
+/// `snapshot.synthetic` with `snapshot.scale`: the statistics file read and
+/// checked; its schema is what the guard scans.
+fn resolve_synthetic(s: &file::SnapshotSection, on_url: bool, at: &Ctx) -> Result<Dataset> {
+    let file = at.file;
+    let Some(stats_file) = &s.synthetic else {
+        return Err(Error::input(format!(
+            "{file}: snapshot.scale applies to snapshot.synthetic only; remove it or name a statistics file"
+        )));
+    };
+    let other = [("seed", s.seed.is_some()), ("dump", s.dump.is_some()), ("jobs", s.jobs.is_some())];
+    if let Some((key, _)) = other.iter().find(|(_, set)| *set) {
+        return Err(Error::input(format!(
+            "{file}: snapshot.synthetic and snapshot.{key} are both set; keep one way to build the dataset"
+        )));
+    }
+    if on_url {
+        return Err(Error::input(format!(
+            "{file}: [snapshot] is not used with the url backend: the database at the URL is the dataset; remove it"
+        )));
+    }
+    let scale = s.scale.unwrap_or(1.0);
+    if !(scale.is_finite() && scale > 0.0 && scale <= 100.0) {
+        return Err(Error::input(format!(
+            "{file}: snapshot.scale must be a fraction of the statistics' row counts above 0 (0.05 for 5 %, at most \
+             100), not {scale}"
+        )));
+    }
+    let path = (at.resolve)(stats_file);
+    let text = read_text(&path, "statistics file (snapshot.synthetic)")?;
+    let stats: crate::clone::stats::Stats = serde_json::from_str(&text).map_err(|e| {
+        Error::input(format!(
+            "{}: not a statistics file ({e}); write one with lockimpact snapshot --stats-only (snapshot.synthetic \
+             in {file})",
+            path.display()
+        ))
+    })?;
+    if stats.schema_sql.trim().is_empty() || stats.tables.is_empty() {
+        return Err(Error::input(format!(
+            "{}: the statistics file has no schema_sql or no tables; nothing to generate (snapshot.synthetic in {file})",
+            path.display()
+        )));
+    }
+    let seed_sql = stats.schema_sql.clone();
+    let stats = std::sync::Arc::new(stats);
+    let seed = crate::clone::synthetic::DEFAULT_SEED;
+    Ok(Dataset {
+        seed_path: path.clone(),
+        seed_sql,
+        dump: None,
+        synthetic: Some(SyntheticPlan { path, stats, scale, seed }),
+    })
 }
 
 /// The resolved workload and the files it was read from.

@@ -6,8 +6,6 @@
 //! and psql through their environment, the password included: nothing of
 //! it is on their command line, and it is never printed.
 
-pub mod stats;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -92,11 +90,11 @@ fn stats_only(args: &SnapshotArgs, dir: &Option<PathBuf>, conn: &ConnInfo, say: 
     dump.args(["--schema-only", "--no-owner", "--no-privileges", "--format=plain"]);
     let schema = String::from_utf8_lossy(&output(dump, "pg_dump --schema-only", conn)?).into_owned();
     let mut psql = tool(dir, "psql", conn);
-    psql.args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", stats::STATS_SQL]);
+    psql.args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", crate::clone::stats::STATS_SQL]);
     let json = String::from_utf8_lossy(&output(psql, "reading the statistics", conn)?).into_owned();
-    let mut st = stats::from_query(json.trim(), schema).map_err(Error::env)?;
+    let mut st = crate::clone::stats::from_query(json.trim(), schema).map_err(Error::env)?;
     if args.redact_values {
-        stats::redact(&mut st, 0x5eed);
+        crate::clone::stats::redact(&mut st, 0x5eed);
     }
     let never: Vec<String> =
         st.tables.iter().filter(|t| !t.analyzed).map(|t| format!("{}.{}", t.schema, t.name)).collect();

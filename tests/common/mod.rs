@@ -219,6 +219,13 @@ pub fn dump_scenario(dir: &Path, dump: &Path, migration_sql: &str, extra: &str) 
     orders_scenario(dir, "from-dump", &snapshot, migration_sql, &format!("transaction = \"step\"\n{extra}"))
 }
 
+/// A small orders scenario whose dataset is generated from the statistics
+/// file `stats` at `scale` (`[snapshot] synthetic`).
+pub fn synthetic_scenario(dir: &Path, stats: &Path, scale: f64, migration_sql: &str) -> PathBuf {
+    let snapshot = format!("synthetic = \"{}\"\nscale = {scale}", stats.display());
+    orders_scenario(dir, "synthetic", &snapshot, migration_sql, "")
+}
+
 /// A generated dataset for pg_dump: the orders dataset (10 000 orders, a
 /// foreign key, an index, a bigserial sequence) plus a table with its own
 /// sequence and a foreign key, a trigram index (pg_trgm), a view, and an

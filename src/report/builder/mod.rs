@@ -179,6 +179,10 @@ fn dataset(rec: &RunRecord) -> DatasetInfo {
         restore_ms: rec.restore_time.map(ms),
         bytes: rec.dataset_bytes,
         dump: rec.dump.as_ref().map(|(file, format)| DumpInfo { file: file.clone(), format: format.clone() }),
+        synthetic: rec
+            .synthetic
+            .as_ref()
+            .map(|(file, scale)| SyntheticInfo { stats_file: file.clone(), scale: *scale }),
     }
 }
 

@@ -31,6 +31,7 @@ mod sampler;
 mod scales;
 mod security;
 mod snapshot;
+mod synthetic;
 mod url_backend;
 mod verdict;
 mod wire;

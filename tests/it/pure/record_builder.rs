@@ -50,6 +50,7 @@ impl RunBuilder {
             dataset_bytes: Some(8_192_000),
             dump: None,
             dataset_notes: Vec::new(),
+            synthetic: None,
             marks: Vec::new(),
             end: Duration::ZERO,
             workload: Default::default(),

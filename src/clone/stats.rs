@@ -1,5 +1,6 @@
-//! `lockimpact snapshot --stats-only`: production's shape without its rows.
-//! Reads, read-only and without reading any row of a user table, the schema
+//! The statistics file (`stats.json`): production's shape without its rows.
+//! `lockimpact snapshot --stats-only` writes it and `clone::synthetic`
+//! generates a dataset from it. Its query reads, read-only and without reading any row of a user table, the schema
 //! (`pg_dump --schema-only`) and the planner's statistics: per table its
 //! estimated rows, pages and sizes (`pg_class`, `pg_stat_user_tables`), per
 //! column `null_frac`, `n_distinct`, `avg_width`, `correlation`, the most

@@ -1,0 +1,245 @@
+//! `[snapshot] synthetic`: a dataset generated from a seeded database's
+//! planner statistics reproduces each column's null fraction and distinct
+//! count within 10 %, keeps its foreign keys (created after the load, so
+//! they validate every row), gives the workload's queries the same plan
+//! shapes, reports a CHECK constraint the statistics break by name, and a
+//! run on it says where its data came from.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::common::*;
+use lockimpact::clone::stats::Stats;
+use lockimpact::clone::synthetic::{self, SyntheticPlan};
+
+/// Beside the shipped orders seed: nullable columns, a CHECK, and a
+/// foreign key to a text key (the generator records the parent's values).
+const EXTRAS: &str = "
+CREATE TABLE coupons (code text PRIMARY KEY, percent int NOT NULL CHECK (percent BETWEEN 1 AND 90));
+INSERT INTO coupons SELECT 'SAVE' || g, 1 + g % 90 FROM generate_series(1, 400) g;
+CREATE TABLE refunds (
+    id int PRIMARY KEY,
+    order_id bigint NOT NULL REFERENCES orders (id),
+    coupon text REFERENCES coupons (code),
+    reason text,
+    amount_cents int NOT NULL CHECK (amount_cents > 0)
+);
+INSERT INTO refunds SELECT g, 1 + (g * 13) % 20000, CASE WHEN g % 3 = 0 THEN 'SAVE' || (1 + g % 400) END,
+  CASE WHEN g % 5 < 2 THEN NULL ELSE (ARRAY['damaged','late','wrong size','changed mind'])[1 + g % 4] END, 1 + g % 5000
+FROM generate_series(1, 6000) g;
+ANALYZE;
+";
+
+/// The statistics of `db` through `lockimpact snapshot --stats-only`.
+fn take_stats(server: &lockimpact::clone::Server, db: &str, out: &Path) -> Stats {
+    let o = bin().args(["snapshot", "--stats-only", "--from", &source_url(server, db, "x"), "--out"]).arg(out).output();
+    let o = o.unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_str(&std::fs::read_to_string(out).unwrap()).unwrap()
+}
+
+/// (table.column) → (null_frac, distinct values as a count) from pg_stats.
+async fn column_stats(db: &tokio_postgres::Client) -> BTreeMap<String, (f64, f64)> {
+    let rows = db
+        .query(
+            "SELECT s.tablename || '.' || s.attname, s.null_frac::float8, s.n_distinct::float8, c.reltuples::float8 \
+             FROM pg_stats s JOIN pg_class c ON c.relname = s.tablename WHERE s.schemaname = 'public'",
+            &[],
+        )
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|r| {
+            let (nd, rows): (f64, f64) = (r.get(2), r.get(3));
+            (r.get(0), (r.get(1), if nd < 0.0 { -nd * rows } else { nd }))
+        })
+        .collect()
+}
+
+/// The node types of a plan, depth first.
+fn shape(plan: &serde_json::Value, out: &mut Vec<String>) {
+    out.push(plan["Node Type"].as_str().unwrap_or("?").to_string());
+    for p in plan["Plans"].as_array().into_iter().flatten() {
+        shape(p, out);
+    }
+}
+
+/// The workload's queries with concrete parameters.
+fn workload_queries() -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(repo().join("workloads/orders/workload.toml")).unwrap();
+    let text = text.replace("{{rows}}", "20000").replace("{{customers}}", "1000");
+    let w: toml::Value = toml::from_str(&text).unwrap();
+    let params: BTreeMap<&str, &[&str]> = BTreeMap::from([
+        ("order_by_id", &["4242"][..]),
+        ("customer_orders", &["77"][..]),
+        ("new_order", &["77", "'DE'", "500"][..]),
+        ("update_status", &["4242", "'paid'"][..]),
+        ("rename_customer", &["77", "'someone'"][..]),
+    ]);
+    w["class"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let name = c["name"].as_str().unwrap();
+            let mut sql = c["sql"].as_str().unwrap().to_string();
+            for (i, v) in params[name].iter().enumerate().rev() {
+                sql = sql.replace(&format!("${}", i + 1), v);
+            }
+            (name.to_string(), sql)
+        })
+        .collect()
+}
+
+async fn plan_shape(db: &tokio_postgres::Client, sql: &str) -> Vec<String> {
+    let rows = db.simple_query(&format!("EXPLAIN (FORMAT JSON) {sql}")).await.unwrap();
+    let text = rows.iter().find_map(|m| match m {
+        tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+        _ => None,
+    });
+    let v: serde_json::Value = serde_json::from_str(&text.unwrap()).unwrap();
+    let mut out = Vec::new();
+    shape(&v[0]["Plan"], &mut out);
+    out
+}
+
+/// A server with database `source` built by `sql` and an empty `synth`.
+async fn seeded(sql: &str) -> (lockimpact::clone::Server, tokio_postgres::Client) {
+    let server = source_server(&[]);
+    let admin = client(&server, "postgres").await;
+    for db in ["source", "synth"] {
+        admin.batch_execute(&format!("CREATE DATABASE {db}")).await.unwrap();
+    }
+    let source = client(&server, "source").await;
+    source.batch_execute(sql).await.unwrap();
+    (server, source)
+}
+
+#[test]
+fn synthetic_data_matches_the_statistics_keys_and_plans_of_its_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        let (server, source) = seeded(&(orders_seed(20000, 1000) + EXTRAS)).await;
+        let stats = take_stats(&server, "source", &dir.path().join("stats.json"));
+
+        let plan = SyntheticPlan {
+            path: dir.path().join("stats.json"),
+            stats: Arc::new(stats),
+            scale: 1.0,
+            seed: synthetic::DEFAULT_SEED,
+        };
+        let generated = synthetic::build(&server.target("synth"), &plan, &|_| {}).await.unwrap();
+        assert_eq!(generated.tables.iter().find(|t| t.0 == "orders").map(|t| t.1), Some(20000));
+        let synth = client(&server, "synth").await;
+        synth.batch_execute("ANALYZE").await.unwrap();
+
+        let (want, got) = (column_stats(&source).await, column_stats(&synth).await);
+        assert_eq!(want.keys().collect::<Vec<_>>(), got.keys().collect::<Vec<_>>());
+        for (col, &(null_frac, distinct)) in &want {
+            let (g_null, g_distinct) = got[col];
+            assert!((g_null - null_frac).abs() <= 0.1 * null_frac + 0.005, "{col}: null_frac {g_null} vs {null_frac}");
+            assert!(
+                (g_distinct - distinct).abs() <= 0.1 * distinct,
+                "{col}: n_distinct {g_distinct} vs {distinct} (source)"
+            );
+        }
+
+        // Every foreign key was created after the load and validated it.
+        let fks: i64 = synth
+            .query_one("SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND convalidated", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(fks, 3);
+        let orphans: i64 = synth
+            .query_one(
+                "SELECT (SELECT count(*) FROM orders o WHERE NOT EXISTS (SELECT FROM customers c WHERE c.id = o.customer_id)) \
+                 + (SELECT count(*) FROM refunds r WHERE r.coupon IS NOT NULL AND NOT EXISTS \
+                   (SELECT FROM coupons c WHERE c.code = r.coupon))",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(orphans, 0);
+
+        for (class, sql) in workload_queries() {
+            let (a, b) = (plan_shape(&source, &sql).await, plan_shape(&synth, &sql).await);
+            assert_eq!(a, b, "{class}: plan shapes differ for {sql}");
+        }
+        // The sequences were moved past the generated keys: a new order inserts.
+        synth
+            .batch_execute("INSERT INTO orders (customer_id, status, shipping_country, total_cents) VALUES (1, 'new', 'DE', 5)")
+            .await
+            .unwrap();
+    });
+}
+
+/// Statistics that break a CHECK constraint (an edited file) fail the load
+/// with the table, the constraint and the cause.
+#[test]
+fn synthetic_load_names_the_check_constraint_it_breaks() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        let (server, _source) = seeded(
+            "CREATE TABLE items (id int PRIMARY KEY, qty int NOT NULL CHECK (qty > 0)); \
+             INSERT INTO items SELECT g, 1 + g % 50 FROM generate_series(1, 2000) g; ANALYZE",
+        )
+        .await;
+        let mut stats = take_stats(&server, "source", &dir.path().join("stats.json"));
+        let qty = stats.tables[0].columns.iter_mut().find(|c| c.name == "qty").unwrap();
+        qty.most_common_vals = Some(vec![Some("-3".into())]);
+        qty.most_common_freqs = Some(vec![0.5]);
+        let plan = SyntheticPlan { path: "edited.json".into(), stats: Arc::new(stats), scale: 1.0, seed: 1 };
+        let err = synthetic::build(&server.target("synth"), &plan, &|_| {}).await.unwrap_err().to_string();
+        assert!(err.contains("items") && err.contains("items_qty_check"), "{err}");
+        assert!(err.contains("violates check constraint"), "{err}");
+    });
+}
+
+/// `lockimpact run` on a scenario with `[snapshot] synthetic` and `scale`
+/// completes, and the report says the dataset came from the statistics.
+#[test]
+fn run_on_a_synthetic_dataset_reports_its_statistics() {
+    let dir = tempfile::tempdir().unwrap();
+    let stats = dir.path().join("stats.json");
+    {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let server = source_server(&[]);
+        rt.block_on(async {
+            let db = client(&server, "postgres").await;
+            db.batch_execute(&orders_seed(20000, 1000)).await.unwrap();
+            db.batch_execute("ANALYZE").await.unwrap();
+        });
+        take_stats(&server, "postgres", &stats);
+    }
+    let scenario = synthetic_scenario(
+        dir.path(),
+        &stats,
+        0.5,
+        "ALTER TABLE orders ADD COLUMN note text;\nCREATE INDEX orders_status_idx ON orders (status);\n",
+    );
+    let out = run(&[scenario.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let r = out.report();
+    assert_eq!(r["dataset"]["synthetic"]["scale"], 0.5, "{}", r["dataset"]);
+    assert!(r["dataset"]["synthetic"]["stats_file"].as_str().unwrap().ends_with("stats.json"));
+    let orders = r["dataset"]["tables"].as_array().unwrap().iter().find(|t| t["name"] == "orders").unwrap();
+    assert_eq!(orders["rows"], 10000, "{orders}");
+    assert!(out.stderr.contains("generating the template from the statistics"), "{}", out.stderr);
+
+    // A scale that is not a fraction is refused, naming the key.
+    let bad = synthetic_scenario(dir.path(), &stats, -1.0, "SELECT 1;\n");
+    let out = run(&[bad.to_str().unwrap()]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("snapshot.scale"), "{}", out.stderr);
+    // So is a second way to build the dataset.
+    let text = std::fs::read_to_string(&bad).unwrap().replace("scale = -1", "seed = \"seed.sql\"");
+    std::fs::write(&bad, text).unwrap();
+    let out = run(&[bad.to_str().unwrap()]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("snapshot.synthetic and snapshot.seed are both set"), "{}", out.stderr);
+}
