@@ -298,7 +298,7 @@ async fn start(
         replica: standbys.get(plan.clone.replicas.reader.saturating_sub(1) as usize).map(|s| s.target(&run_db)),
     })
     .await?;
-    let replicas = replicas.map(|r| r.start(measured.clock.clone(), plan.sampler_interval));
+    let replicas = replicas.map(|r| r.start(measured.clock.clone(), plan.clone.replicas.interval));
     Ok(Running {
         copy_time,
         server_version,

@@ -37,7 +37,8 @@ pub async fn run(
     ctx.say(&format!("replica sampler: seeding the orders dataset ({} rows) on a primary with one standby", cfg.rows));
     seed(&ctx, cfg.rows, cfg.customers).await?;
     template::fresh_copy(&ctx.server, BENCH_DB).await?;
-    let interval = cfg.sampler_interval;
+    // What a rehearsal polls at unless `[replica] interval` says otherwise.
+    let interval = crate::clone::standby::DEFAULT_INTERVAL;
     let measure = cfg.measure * 2 * cfg.rounds;
     let d = drive(&ctx, CLOSED_LOOP, Sampling::AlternateReplica(interval), measure).await?;
     let (with, without) = sides(&d.per_second);

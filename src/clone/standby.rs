@@ -64,7 +64,13 @@ pub struct ReplicaPlan {
     pub logical: bool,
     /// The standby `target = "replica"` classes run on (1-based).
     pub reader: u32,
+    /// How often the replica sampler polls the primary and the standbys.
+    pub interval: Duration,
 }
+
+/// The replica sampler's default interval: lag moves over many commits, and
+/// each poll is a query on every server (`lockimpact bench` row 6).
+pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(100);
 
 impl Default for ReplicaPlan {
     fn default() -> Self {
@@ -76,6 +82,7 @@ impl Default for ReplicaPlan {
             synchronous: false,
             logical: false,
             reader: 1,
+            interval: DEFAULT_INTERVAL,
         }
     }
 }

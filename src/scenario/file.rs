@@ -194,4 +194,6 @@ pub struct ReplicaSection {
     pub logical: Option<bool>,
     /// The standby `target = "replica"` classes run on, 1 to `count` (default 1).
     pub standby: Option<toml::Value>,
+    /// How often the replica sampler polls (default 100ms).
+    pub interval: Option<Dur>,
 }

@@ -5,7 +5,7 @@
 
 use crate::cli::RunOptions;
 use crate::clone::plan::Backend;
-use crate::clone::standby::{MAX_STANDBYS, ReplicaPlan, StreamingDelay};
+use crate::clone::standby::{DEFAULT_INTERVAL, MAX_STANDBYS, ReplicaPlan, StreamingDelay};
 use crate::error::{Error, Result};
 use crate::files::dur::Dur;
 
@@ -40,6 +40,7 @@ pub fn resolve(r: &ReplicaSection, args: &RunOptions, backend: Backend, file: &s
         synchronous: r.synchronous.unwrap_or(false),
         logical: r.logical.unwrap_or(false),
         reader: r.standby.as_ref().map(|v| reader(v, count, file)).transpose()?.unwrap_or(1),
+        interval: interval(r.interval, file)?,
     };
     if count == 0 {
         if let Some(key) = set_key(r) {
@@ -116,6 +117,19 @@ fn apply_delay(v: &toml::Value, file: &str) -> Result<std::time::Duration> {
     })
 }
 
+/// `replica.interval`: from 1 ms to 10 s (default `DEFAULT_INTERVAL`).
+fn interval(v: Option<Dur>, file: &str) -> Result<std::time::Duration> {
+    let Some(Dur(d)) = v else { return Ok(DEFAULT_INTERVAL) };
+    if d < std::time::Duration::from_millis(1) || d > std::time::Duration::from_secs(10) {
+        return Err(Error::input(format!(
+            "{file}: replica.interval = {}: poll from every 1ms to every 10s (default {} ms)",
+            Dur(d),
+            DEFAULT_INTERVAL.as_millis()
+        )));
+    }
+    Ok(d)
+}
+
 /// The first setting of `[replica]` given besides `count`.
 fn set_key(r: &ReplicaSection) -> Option<&'static str> {
     let ReplicaSection {
@@ -126,6 +140,7 @@ fn set_key(r: &ReplicaSection) -> Option<&'static str> {
         synchronous,
         logical: _,
         standby,
+        interval: _,
     } = r;
     [
         ("hot_standby_feedback", hot_standby_feedback.is_some()),

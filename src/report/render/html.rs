@@ -169,15 +169,15 @@ fn body(r: &Report, h: u8, out: &mut impl Write) -> io::Result<()> {
 /// With standbys: a replay-lag chart per standby (steps shaded), then the
 /// replicas tables of the other reports.
 fn replicas(r: &Report, h: u8, out: &mut impl Write) -> io::Result<()> {
-    let (Some(rep), Some((title, standbys, steps))) = (&r.replicas, super::replica::replica_tables(r)) else {
+    let (Some(rep), Some(section)) = (&r.replicas, super::replica::replica_section(r)) else {
         return Ok(());
     };
-    writeln!(out, "<h{h}>{}</h{h}>", escape(&title))?;
+    writeln!(out, "<h{h}>{}</h{h}>", escape(&section.title))?;
     for s in &rep.standbys {
         writeln!(out, "{}", lag_chart(r, s).svg())?;
     }
-    standbys.html(out)?;
-    steps.html(out)
+    section.standbys.html(out)?;
+    table_with_notes(out, h + 1, ("Per step".into(), section.steps, section.notes))
 }
 
 /// A standby's replay lag in bytes over time, the steps shaded.

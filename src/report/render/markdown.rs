@@ -131,8 +131,9 @@ fn sections(r: &Report) -> Vec<Details> {
     if !r.blocked.episodes.is_empty() {
         s.push(Details { title: "Longest blocked episodes".into(), body: markdown(episode_rows(r, 10)) });
     }
-    if let Some((title, standbys, steps)) = super::replica::replica_tables(r) {
-        s.push(Details { title, body: format!("{}\n{}", markdown(standbys), markdown(steps)) });
+    if let Some(rep) = super::replica::replica_section(r) {
+        let body = format!("{}\n{}\n{}", markdown(rep.standbys), markdown(rep.steps), bullets(rep.notes));
+        s.push(Details { title: rep.title, body });
     }
     for (title, rows, lines) in
         [super::stop_point_rows(r), super::extrapolation::extrapolation_tables(r)].into_iter().flatten()

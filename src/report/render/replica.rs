@@ -1,15 +1,25 @@
 //! The replicas section of the terminal and Markdown reports, when the
 //! clone had standbys: per standby, the largest replay lag (bytes and
 //! time), where it happened, standby sessions blocked by a replayed lock and
-//! queries cancelled by recovery conflicts; then the largest lag per step.
+//! queries cancelled by recovery conflicts; then the largest lag per step;
+//! then lines on the commit latency a synchronous standby adds and on a
+//! logical subscriber's errors.
 
 use super::Rows;
 use crate::fmt::{fmt_bytes, fmt_count, fmt_ms};
 use crate::report::Report;
-use crate::report::model::{ReplicasReport, StandbyReport};
+use crate::report::model::{CommitLatency, LogicalReport, ReplicasReport, StandbyReport, SyncCommitReport};
 
-/// The title and the two tables (standbys, then steps); `None` without standbys.
-pub fn replica_tables(r: &Report) -> Option<(String, Rows, Rows)> {
+/// The replicas section: its title, the two tables and the lines under them.
+pub struct ReplicaSection {
+    pub title: String,
+    pub standbys: Rows,
+    pub steps: Rows,
+    pub notes: Vec<String>,
+}
+
+/// The replicas section; `None` without standbys.
+pub fn replica_section(r: &Report) -> Option<ReplicaSection> {
     let rep: &ReplicasReport = r.replicas.as_ref()?;
     let title =
         format!("Replicas ({} streaming standby(s), polled every {})", rep.standbys.len(), fmt_ms(rep.interval_ms));
@@ -39,7 +49,64 @@ pub fn replica_tables(r: &Report) -> Option<(String, Rows, Rows)> {
             .collect(),
         right: vec![2, 3, 4],
     };
-    Some((title, standbys, steps))
+    let notes = rep.standbys.iter().flat_map(|s| notes(r, s)).collect();
+    Some(ReplicaSection { title, standbys, steps, notes })
+}
+
+/// Where in the run a step index or a phase is, for a sentence.
+fn place(r: &Report, step: Option<usize>, phase: Option<crate::report::model::Phase>) -> String {
+    match (step, phase) {
+        (Some(i), _) => {
+            format!("in step {} ({})", i + 1, crate::fmt::short(r.steps.get(i).map_or("", |s| s.name.as_str()), 40))
+        }
+        (None, Some(p)) => format!("in the {} phase", p.name()),
+        (None, None) => String::new(),
+    }
+}
+
+fn notes(r: &Report, s: &StandbyReport) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(sc) = &s.sync_commit {
+        out.push(sync_commit_note(r, &s.name, sc));
+    }
+    if let Some(l) = &s.logical {
+        out.push(logical_note(r, &s.name, l));
+    }
+    out
+}
+
+/// `synchronous standby X (remote_apply): a commit on the primary waited … for it`.
+fn sync_commit_note(r: &Report, name: &str, sc: &SyncCommitReport) -> String {
+    let phase = |c: &CommitLatency| match (c.waiting_p50_ms, c.local_p50_ms) {
+        (Some(w), Some(l)) => {
+            format!("median {} against {} without waiting (+{})", fmt_ms(w), fmt_ms(l), fmt_ms(w - l))
+        }
+        _ => "not measured".into(),
+    };
+    let phases: Vec<String> = sc.phases.iter().map(|p| format!("{}: {}", p.phase.name(), phase(&p.latency))).collect();
+    let most = match sc.max_added_ms {
+        Some(ms) => format!("; most added: {} {}", fmt_ms(ms), place(r, sc.max_added_step, sc.max_added_phase)),
+        None => String::new(),
+    };
+    format!(
+        "synchronous standby {name} (synchronous_commit = {}): a commit on the primary took {}{most}",
+        sc.level,
+        phases.join("; ")
+    )
+}
+
+/// `logical subscriber X: N apply errors, the first in step …`.
+fn logical_note(r: &Report, name: &str, l: &LogicalReport) -> String {
+    let (apply, sync) = (l.apply_errors.unwrap_or(0), l.sync_errors.unwrap_or(0));
+    if apply + sync == 0 {
+        return format!("logical subscriber {name} (slot {}): no apply or sync error", l.slot);
+    }
+    format!(
+        "logical subscriber {name} (slot {}): {apply} apply and {sync} sync error(s), the first seen {}; logical \
+         replication does not carry DDL, so a new column written to breaks the subscriber until it has it too",
+        l.slot,
+        place(r, l.first_error_step, l.first_error_phase)
+    )
 }
 
 fn standby_row(s: &StandbyReport) -> Vec<String> {

@@ -20,10 +20,13 @@ pub fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
     latency_rows(r).text(out)?;
     timeline(r, out)?;
     blocked(r, out)?;
-    if let Some((title, standbys, steps)) = super::replica::replica_tables(r) {
-        writeln!(out, "\n{title}")?;
-        standbys.text(out)?;
-        steps.text(out)?;
+    if let Some(rep) = super::replica::replica_section(r) {
+        writeln!(out, "\n{}", rep.title)?;
+        rep.standbys.text(out)?;
+        rep.steps.text(out)?;
+        for l in rep.notes {
+            writeln!(out, "  - {l}")?;
+        }
     }
     with_notes(super::stop_point_rows(r), out)?;
     with_notes(super::extrapolation::extrapolation_tables(r), out)?;

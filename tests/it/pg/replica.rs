@@ -33,7 +33,8 @@ const DELAYED: &str = "count = 1\nrecovery_min_apply_delay = \"300ms\"";
 
 /// A small orders scenario whose `[replica]` section is `replica`.
 fn scenario(dir: &Path, replica: &str) -> PathBuf {
-    let extra = format!("[sampler]\ninterval = \"{}ms\"\n[replica]\n{replica}\n", INTERVAL.as_millis());
+    let ms = INTERVAL.as_millis();
+    let extra = format!("[sampler]\ninterval = \"{ms}ms\"\n[replica]\ninterval = \"{ms}ms\"\n{replica}\n");
     let path = tiny_scenario(dir, MIGRATION, &extra);
     // 50 000 rows (the backfill puts the standby megabytes behind) and a 1 s cooldown.
     let text = std::fs::read_to_string(&path).unwrap();

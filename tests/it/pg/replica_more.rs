@@ -19,7 +19,7 @@ const ALTER: &str = "ALTER TABLE orders ADD COLUMN note text;\n";
 /// A small orders scenario with `[replica]` = `replica`, `extra` TOML, and a
 /// `baseline` long enough for the probes.
 fn scenario(dir: &Path, replica: &str, extra: &str, baseline: &str) -> std::path::PathBuf {
-    let extra = format!("[sampler]\ninterval = \"50ms\"\n{extra}\n[replica]\n{replica}\n");
+    let extra = format!("[sampler]\ninterval = \"50ms\"\n{extra}\n[replica]\ninterval = \"50ms\"\n{replica}\n");
     let path = tiny_scenario(dir, ALTER, &extra);
     let text =
         std::fs::read_to_string(&path).unwrap().replace("baseline = \"1s\"", &format!("baseline = \"{baseline}\""));

@@ -286,3 +286,58 @@ fn compare_ranks_a_candidate_over_its_replica_budget_last() {
     assert!(json["candidates"][1]["totals"].get("replicas").is_none());
     assert_eq!(json["candidates"][0]["totals"]["replicas"]["max_lag_bytes"], 9_000_000);
 }
+
+/// The commit latency a synchronous standby adds and a logical subscriber's
+/// errors are lines under the replicas tables, in every format.
+#[test]
+fn every_format_tells_the_sync_commit_latency_and_the_subscribers_errors() {
+    use lockimpact::report::model::{CommitLatency, LogicalReport, Phase, SyncCommitPhase, SyncCommitReport};
+    let mut report = lockimpact::report::build(&record(BudgetSection::default()));
+    let standbys = &mut report.replicas.as_mut().unwrap().standbys;
+    let latency = |w: f64, l: f64| CommitLatency {
+        waiting_probes: 10,
+        local_probes: 10,
+        waiting_p50_ms: Some(w),
+        local_p50_ms: Some(l),
+        waiting_max_ms: Some(w * 2.0),
+        added_ms: Some(w - l),
+        max_waiting_sessions: 3,
+    };
+    standbys[0].sync_commit = Some(SyncCommitReport {
+        level: "remote_apply".into(),
+        failed_probes: 0,
+        max_added_ms: Some(298.0),
+        max_added_step: Some(1),
+        max_added_phase: None,
+        phases: vec![SyncCommitPhase { phase: Phase::Baseline, latency: latency(302.0, 4.0) }],
+        steps: Vec::new(),
+    });
+    let mut sub = standbys[0].clone();
+    sub.name = "lockimpact_sub".into();
+    sub.sync_commit = None;
+    sub.logical = Some(LogicalReport {
+        slot: "lockimpact_sub".into(),
+        database: "lockimpact_sub".into(),
+        apply_errors: Some(1),
+        sync_errors: Some(0),
+        first_error_at_ms: Some(5000.0),
+        first_error_step: None,
+        first_error_phase: Some(Phase::After),
+    });
+    standbys.push(sub);
+    for format in [Format::Text, Format::Markdown, Format::Html] {
+        let mut out = Vec::new();
+        render(Doc::Run(&report), format, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("synchronous standby lockimpact_standby_1 (synchronous_commit = remote_apply)")
+                && text.contains("baseline: median 302.0 ms against 4.0 ms without waiting (+298.0 ms)")
+                && text.contains("most added: 298.0 ms in step 2 (backfill)"),
+            "{format:?}:\n{text}"
+        );
+        assert!(
+            text.contains("logical subscriber lockimpact_sub (slot lockimpact_sub): 1 apply and 0 sync error(s), the first seen in the after phase"),
+            "{format:?}:\n{text}"
+        );
+    }
+}
