@@ -325,7 +325,7 @@ fn scales_arg(text: &str) -> Result<Scales, Error> {
 
 /// A row count: digits (`_` allowed) with an optional `k` (thousand) or `M`
 /// (million) suffix, e.g. `250000`, `300k`, `2.5M`.
-fn rows_arg(text: &str) -> Result<u64, Error> {
+pub(crate) fn rows_arg(text: &str) -> Result<u64, Error> {
     let t = text.trim().replace('_', "");
     let (digits, unit) = match t.strip_suffix(['k', 'K']) {
         Some(d) => (d, 1e3),

@@ -35,6 +35,10 @@ pub struct Stats {
 pub struct TableStats {
     pub schema: String,
     pub name: String,
+    /// `oid::regclass::text` on the source, as the constraints name the table
+    /// (quoted where needed, e.g. `"order"`); absent in older files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regclass: Option<String>,
     /// `pg_class.reltuples` (-1: never analyzed) and `relpages`.
     pub reltuples: i64,
     pub relpages: i64,
@@ -85,7 +89,7 @@ pub struct ConstraintStats {
 pub const STATS_SQL: &str = "SELECT json_build_object(\
   'server_version', current_setting('server_version'), \
   'tables', coalesce((SELECT json_agg(t ORDER BY t.schema, t.name) FROM (\
-    SELECT n.nspname AS schema, c.relname AS name, c.reltuples::bigint AS reltuples, c.relpages::bigint AS relpages, \
+    SELECT n.nspname AS schema, c.relname AS name, c.oid::regclass::text AS regclass, c.reltuples::bigint AS reltuples, c.relpages::bigint AS relpages, \
       pg_table_size(c.oid) AS bytes, pg_total_relation_size(c.oid) AS total_bytes, s.n_live_tup, \
       (s.last_analyze IS NOT NULL OR s.last_autoanalyze IS NOT NULL OR c.reltuples >= 0) AS analyzed, \
       coalesce((SELECT json_agg(json_build_object(\

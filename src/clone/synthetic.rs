@@ -521,9 +521,14 @@ impl FkGen {
 
 // ---------------------------------------------------------------- tables
 
-/// A table's name as `regclass::text` shows it (the constraints' `table`).
+/// A table's name as `regclass::text` shows it (the constraints' `table`):
+/// the source's own text, or for a file written before it was recorded, as
+/// the source would have quoted it (all but reserved words).
 fn regclass(t: &TableStats) -> String {
-    regclass_of(&t.schema, &t.name)
+    match &t.regclass {
+        Some(r) => r.clone(),
+        None => regclass_of(&t.schema, &t.name),
+    }
 }
 
 fn regclass_of(schema: &str, name: &str) -> String {
@@ -572,6 +577,7 @@ impl TableGen {
     fn chunk(&mut self, max: u64, buf: &mut Vec<u8>) -> bool {
         let mut value = String::new();
         let mut picks = vec![None; self.fks.len()];
+        let mut recorded: Vec<Vec<String>> = self.record.iter().map(|(_, c, _)| vec![String::new(); c.len()]).collect();
         let end = (self.done + max).min(self.rows);
         for row in self.done..end {
             for (p, fk) in picks.iter_mut().zip(&mut self.fks) {
@@ -618,14 +624,15 @@ impl TableGen {
                 } else {
                     escape(&value, buf);
                 }
-                for (_, cols, rows) in &mut self.record {
+                for ((_, cols, _), slots) in self.record.iter().zip(&mut recorded) {
                     if let Some(pos) = cols.iter().position(|&c| c == ci) {
-                        if pos == 0 {
-                            rows.push(Vec::with_capacity(cols.len()));
-                        }
-                        rows.last_mut().expect("a row").push(value.clone());
+                        slots[pos].clone_from(&value);
                     }
                 }
+            }
+            // In the key's column order, whatever the table's.
+            for ((_, _, rows), slots) in self.record.iter_mut().zip(&recorded) {
+                rows.push(slots.clone());
             }
             buf.push(b'\n');
         }
@@ -814,25 +821,30 @@ enum LiveColumn {
 
 /// The columns of the tables just created (`table.column` by regclass).
 async fn live_columns(db: &tokio_postgres::Client) -> Result<BTreeMap<String, LiveColumn>> {
+    // schema_sql emptied the search_path; regclass::text names tables as the
+    // statistics did (under the default one).
+    let fail =
+        |e: tokio_postgres::Error| Error::db(format!("reading the synthetic schema's columns: {}", describe_pg(&e)));
+    db.batch_execute("RESET search_path").await.map_err(fail)?;
     let rows = db
         .query(
-            "SELECT n.nspname::text, c.relname::text, a.attname::text, a.attgenerated <> '', a.atthasdef \
+            "SELECT c.oid::regclass::text, a.attname::text, a.attgenerated <> '', a.atthasdef \
              FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE c.relkind IN ('r','p') AND a.attnum > 0 AND NOT a.attisdropped \
              AND n.nspname NOT IN ('pg_catalog','information_schema') AND n.nspname NOT LIKE 'pg_toast%'",
             &[],
         )
         .await
-        .map_err(|e| Error::db(format!("reading the synthetic schema's columns: {}", describe_pg(&e))))?;
+        .map_err(fail)?;
     Ok(rows
         .iter()
         .map(|r| {
-            let live = match (r.get::<_, bool>(3), r.get::<_, bool>(4)) {
+            let live = match (r.get::<_, bool>(2), r.get::<_, bool>(3)) {
                 (true, _) => LiveColumn::Generated,
                 (_, true) => LiveColumn::HasDefault,
                 _ => LiveColumn::Plain,
             };
-            (format!("{}.{}", regclass_of(r.get(0), r.get(1)), r.get::<_, &str>(2)), live)
+            (format!("{}.{}", r.get::<_, &str>(0), r.get::<_, &str>(1)), live)
         })
         .collect())
 }

@@ -61,6 +61,12 @@ fn check(plan: &Plan, args: &RunArgs) -> Result<u64> {
     if plan.dump.is_some() {
         return refuse("sets the seed script's vars.rows, and this scenario restores a dump ([snapshot] dump)");
     }
+    if plan.synthetic.is_some() {
+        return refuse(
+            "sets the seed script's vars.rows, and this scenario generates its data from statistics ([snapshot] \
+             synthetic), which vars.rows does not change; rehearse it at several snapshot.scale values instead",
+        );
+    }
     if plan.clone.backend == Backend::Url {
         return refuse("seeds a server per size, and the url backend has only its one database");
     }
@@ -70,9 +76,9 @@ fn check(plan: &Plan, args: &RunArgs) -> Result<u64> {
     if plan.clone.keep {
         return refuse("removes each size's server after its rehearsal; --keep is not supported with it");
     }
-    match plan.vars.get("rows").map(|v| v.trim().replace('_', "").parse::<u64>()) {
-        Some(Ok(n)) if n > 0 => Ok(n),
-        Some(_) => refuse(&format!("sets vars.rows, and {} sets it to a value that is not a row count", plan.name)),
+    match plan.vars.get("rows").map(|v| crate::cli::rows_arg(v)) {
+        Some(Ok(n)) => Ok(n),
+        Some(Err(e)) => refuse(&format!("sets vars.rows, and scenario {}'s [vars] rows: {}", plan.name, e.message)),
         None => refuse(&format!(
             "sets vars.rows, and scenario {} has no [vars] rows (its seed script's row count)",
             plan.name

@@ -386,6 +386,15 @@ fn resolve_synthetic(s: &file::SnapshotSection, on_url: bool, at: &Ctx) -> Resul
             path.display()
         ))
     })?;
+    if stats.stats_version > crate::clone::stats::STATS_VERSION {
+        return Err(Error::input(format!(
+            "{}: stats_version {} is newer than this lockimpact reads ({}); use the lockimpact that wrote it, or \
+             write the file again with this one (snapshot.synthetic in {file})",
+            path.display(),
+            stats.stats_version,
+            crate::clone::stats::STATS_VERSION
+        )));
+    }
     if stats.schema_sql.trim().is_empty() || stats.tables.is_empty() {
         return Err(Error::input(format!(
             "{}: the statistics file has no schema_sql or no tables; nothing to generate (snapshot.synthetic in {file})",

@@ -452,3 +452,23 @@ pub fn report(path: &Path) -> Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("no report at {}: {e}", path.display()));
     serde_json::from_str(&text).expect("the report parses")
 }
+
+/// A `target = "replica"` class reading `orders` on the standby.
+pub const STANDBY_READ: &str = "[[class]]\nname = \"standby_read\"\nweight = 1\ntarget = \"replica\"\n\
+sql = \"SELECT count(*) FROM orders WHERE customer_id = $1\"\n\
+params = [{ type = \"int\", min = 1, max = 1000 }]\n";
+
+/// A primary class reading `customers` (which a migration on `orders` does not lock).
+pub const CUSTOMER_READ: &str = "[[class]]\nname = \"customer_by_id\"\nweight = 1\n\
+sql = \"SELECT name FROM customers WHERE id = $1\"\n\
+params = [{ type = \"int\", min = 1, max = 1000 }]\n";
+
+/// Points `scenario`'s workload (the orders one) at a `standby.toml` beside
+/// it holding `classes`.
+pub fn use_workload(scenario: &Path, classes: &str) {
+    std::fs::write(scenario.with_file_name("standby.toml"), classes).unwrap();
+    let workload = repo().join("workloads/orders/workload.toml").display().to_string();
+    let text = std::fs::read_to_string(scenario).unwrap();
+    assert!(text.contains(&workload), "{text}");
+    std::fs::write(scenario, text.replace(&workload, "standby.toml")).unwrap();
+}

@@ -567,24 +567,12 @@ fn a_paused_container_ends_the_run_with_a_report() {
     assert_eq!(left, Vec::<String>::new(), "the paused container was left behind\n{stderr}");
 }
 
-/// A workload of reads of `orders` on the standby, and reads of `customers`
-/// (which the ALTER does not lock) on the primary.
-const STANDBY_WORKLOAD: &str = "[[class]]\nname = \"standby_read\"\nweight = 1\ntarget = \"replica\"\n\
-sql = \"SELECT count(*) FROM orders WHERE customer_id = $1\"\n\
-params = [{ type = \"int\", min = 1, max = 1000 }]\n\
-[[class]]\nname = \"customer_by_id\"\nweight = 1\n\
-sql = \"SELECT name FROM customers WHERE id = $1\"\n\
-params = [{ type = \"int\", min = 1, max = 1000 }]\n";
-
 /// A scenario whose migration holds an ACCESS EXCLUSIVE lock on `orders`
 /// for 2 s, with one standby that waits for its readers (`-1`).
 fn standby_scenario(dir: &std::path::Path) -> std::path::PathBuf {
     let migration = "ALTER TABLE orders ADD COLUMN billing_country text;\nSELECT pg_sleep(2);\n";
     let path = tiny_scenario(dir, migration, "[replica]\ncount = 1\nmax_standby_streaming_delay = -1\n");
-    std::fs::write(dir.join("standby.toml"), STANDBY_WORKLOAD).unwrap();
-    let workload = repo().join("workloads/orders/workload.toml").display().to_string();
-    let text = std::fs::read_to_string(&path).unwrap().replace(&workload, "standby.toml");
-    std::fs::write(&path, text).unwrap();
+    use_workload(&path, &format!("{STANDBY_READ}{CUSTOMER_READ}"));
     path
 }
 

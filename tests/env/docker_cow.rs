@@ -13,6 +13,7 @@
 //! instead with `CI`, `LOCKIMPACT_REQUIRE_DOCKER` or
 //! `LOCKIMPACT_REQUIRE_REFLINK` set.
 
+use std::path::Path;
 use std::process::Output;
 
 use crate::common::*;
@@ -58,17 +59,18 @@ pub fn trials() -> Vec<Trial> {
     gated("docker_cow", tests, available, required)
 }
 
-/// `lockimpact run` of a tiny docker scenario with TMPDIR on `fs`; its
-/// output, its report, and the containers it left.
-fn run_on(fs: &LoopFs, args: &[&str]) -> (Output, Value, Vec<String>) {
-    let dir = tempfile::tempdir().unwrap();
-    let scenario = tiny_scenario(dir.path(), "ALTER TABLE orders ADD COLUMN note text;\n", "");
-    let json = dir.path().join("report.json");
+/// `lockimpact ARGS --json report.json` in `dir` with TMPDIR on `fs` (and 4
+/// cores counted, for `--parallel`); its output, its JSON, and the
+/// containers it left.
+fn lockimpact_on(fs: &LoopFs, dir: &Path, args: &[&str]) -> (Output, Value, Vec<String>) {
+    let json = dir.join("report.json");
     let child = bin()
-        .args(["run", scenario.to_str().unwrap(), "--backend", "docker", "--image", TEST_IMAGE, "--json"])
-        .arg(&json)
         .args(args)
+        .args(["--backend", "docker", "--image", TEST_IMAGE, "--json"])
+        .arg(&json)
+        .current_dir(dir)
         .env("TMPDIR", fs.mount())
+        .env("LOCKIMPACT_CORES", "4")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -78,6 +80,15 @@ fn run_on(fs: &LoopFs, args: &[&str]) -> (Output, Value, Vec<String>) {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let report = std::fs::read_to_string(&json).unwrap_or_else(|e| panic!("no report ({e}):\n{stderr}"));
     (out, serde_json::from_str(&report).unwrap(), containers_of(pid))
+}
+
+/// `lockimpact run` of a tiny docker scenario with TMPDIR on `fs`.
+fn run_on(fs: &LoopFs, args: &[&str]) -> (Output, Value, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = tiny_scenario(dir.path(), "ALTER TABLE orders ADD COLUMN note text;\n", "");
+    let mut all = vec!["run", scenario.to_str().unwrap()];
+    all.extend_from_slice(args);
+    lockimpact_on(fs, dir.path(), &all)
 }
 
 fn a_run_and_its_stop_point_get_reflink_copies_in_containers() {
@@ -114,24 +125,11 @@ fn parallel_docker_candidates_run_at_once_on_reflink_copies() {
     let scenario = tiny_scenario(dir.path(), "ALTER TABLE orders ADD COLUMN note text;\n", "");
     let b = dir.path().join("b.sql");
     std::fs::write(&b, "CREATE INDEX orders_status_idx ON orders (status);\n").unwrap();
-    let json = dir.path().join("compare.json");
-    let child = bin()
-        .args(["compare", scenario.to_str().unwrap(), "--migration", "migration.sql", "--migration"])
-        .arg(&b)
-        .args(["--parallel", "--backend", "docker", "--image", TEST_IMAGE, "--json"])
-        .arg(&json)
-        .current_dir(dir.path())
-        .env("TMPDIR", fs.mount())
-        .env("LOCKIMPACT_CORES", "4")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let out = child.wait_with_output().unwrap();
+    let sc = scenario.to_str().unwrap();
+    let args = ["compare", sc, "--migration", "migration.sql", "--migration", "b.sql", "--parallel"];
+    let (out, c, left) = lockimpact_on(&fs, dir.path(), &args);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(matches!(out.status.code(), Some(0 | 1)), "{stderr}");
-    let c: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(c["concurrent"], true, "{stderr}");
     let methods: Vec<&str> = c["candidates"]
         .as_array()
@@ -140,7 +138,7 @@ fn parallel_docker_candidates_run_at_once_on_reflink_copies() {
         .map(|x| x["report"]["dataset"]["copy_method"].as_str().unwrap())
         .collect();
     assert_eq!(methods, ["reflink", "reflink"], "{stderr}");
-    assert_eq!(containers_of(pid), Vec::<String>::new(), "containers left behind:\n{stderr}");
+    assert_eq!(left, Vec::<String>::new(), "containers left behind:\n{stderr}");
     assert_nothing_left(&fs);
     drop(fs);
 }

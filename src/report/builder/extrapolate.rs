@@ -57,7 +57,7 @@ fn step_series<'a>(runs: &[(u64, &'a Report)], i: usize) -> Result<Vec<(u64, &'a
 fn figure(s: &StepReport, f: Figure) -> Option<f64> {
     match f {
         Figure::DurationMs => Some(s.duration_ms),
-        Figure::LockHoldMs => Some(if s.locks.is_empty() { 0.0 } else { (s.duration_ms - s.lock_wait_ms).max(0.0) }),
+        Figure::LockHoldMs => Some(if s.locks.is_empty() { 0.0 } else { super::hints::held_ms(s) }),
         Figure::BlockedMs => Some(s.blocked_ms),
         Figure::WalBytes => s.wal_bytes.map(|b| b as f64),
     }
@@ -101,7 +101,9 @@ fn fit_step(
 }
 
 /// The step budgets (`max_step`, `max_blocked`, `max_blocked_wait`) each
-/// step passes at `rows` and may exceed at `predict_rows`. A session queued
+/// step passes at `rows` and may exceed at `predict_rows`. `max_blocked`
+/// bounds the whole run: a step predicted over it alone is a risk; steps
+/// that exceed it only together are not flagged. A session queued
 /// behind a step waits up to its lock hold, so `max_blocked_wait` is judged
 /// by the predicted lock hold of a step that blocked a session.
 fn risks(last: &Report, rows: u64, steps: &[StepExtrapolation], predict_rows: u64) -> Vec<BudgetRisk> {

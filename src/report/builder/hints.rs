@@ -261,7 +261,7 @@ fn window(s: &StepReport) -> (Duration, Duration) {
 }
 
 /// How long the step held its locks: its duration less its own lock wait.
-fn held_ms(s: &StepReport) -> f64 {
+pub(super) fn held_ms(s: &StepReport) -> f64 {
     (s.duration_ms - s.lock_wait_ms).max(0.0)
 }
 

@@ -77,9 +77,9 @@ fn notes(r: &Report, s: &StandbyReport) -> Vec<String> {
 
 /// `synchronous standby X (remote_apply): a commit on the primary waited … for it`.
 fn sync_commit_note(r: &Report, name: &str, sc: &SyncCommitReport) -> String {
-    let phase = |c: &CommitLatency| match (c.waiting_p50_ms, c.local_p50_ms) {
-        (Some(w), Some(l)) => {
-            format!("median {} against {} without waiting (+{})", fmt_ms(w), fmt_ms(l), fmt_ms(w - l))
+    let phase = |c: &CommitLatency| match (c.waiting_p50_ms, c.local_p50_ms, c.added_ms) {
+        (Some(w), Some(l), Some(added)) => {
+            format!("median {} against {} without waiting (+{})", fmt_ms(w), fmt_ms(l), fmt_ms(added))
         }
         _ => "not measured".into(),
     };

@@ -72,9 +72,24 @@ fn header(r: &Report, out: &mut impl Write) -> io::Result<()> {
             fmt_bytes(r.dataset.bytes.unwrap_or(0).max(0) as u64),
             copied(r)
         )?,
-        _ => {
-            writeln!(out, "  dataset:   {} (seeded in {}, copied in {})", tables, fmt_ms(r.dataset.seed_ms), copied(r))?
-        }
+        _ => match &r.dataset.synthetic {
+            Some(syn) => writeln!(
+                out,
+                "  dataset:   {} (generated from the statistics in {} at scale {} in {}, copied in {})",
+                tables,
+                syn.stats_file,
+                syn.scale,
+                fmt_ms(r.dataset.seed_ms),
+                copied(r)
+            )?,
+            None => writeln!(
+                out,
+                "  dataset:   {} (seeded in {}, copied in {})",
+                tables,
+                fmt_ms(r.dataset.seed_ms),
+                copied(r)
+            )?,
+        },
     }
     let w = &r.workload;
     writeln!(

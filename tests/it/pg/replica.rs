@@ -381,20 +381,8 @@ fn a_replica_class_runs_on_the_standby_and_waits_for_a_replayed_lock() {
     let dir = tempfile::tempdir().unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let json = dir.path().join("report.json");
-    std::fs::write(
-        dir.path().join("standby.toml"),
-        "[[class]]\nname = \"standby_read\"\nweight = 1\ntarget = \"replica\"\n\
-         sql = \"SELECT count(*) FROM orders WHERE customer_id = $1\"\n\
-         params = [{ type = \"int\", min = 1, max = 1000 }]\n\
-         [[class]]\nname = \"customer_by_id\"\nweight = 1\n\
-         sql = \"SELECT name FROM customers WHERE id = $1\"\n\
-         params = [{ type = \"int\", min = 1, max = 1000 }]\n",
-    )
-    .unwrap();
     let path = scenario(dir.path(), "count = 1\nmax_standby_streaming_delay = -1");
-    let workload = repo().join("workloads/orders/workload.toml").display().to_string();
-    let text = std::fs::read_to_string(&path).unwrap().replace(&workload, "standby.toml");
-    std::fs::write(&path, text).unwrap();
+    use_workload(&path, &format!("{STANDBY_READ}{CUSTOMER_READ}"));
     std::fs::write(dir.path().join("migration.sql"), HELD_ALTER).unwrap();
     let (code, stderr) = Run::start(&path, tmp.path(), &json).end();
     assert!(matches!(code, Some(0 | 1)), "exit {code:?}:\n{stderr}");

@@ -275,17 +275,8 @@ fn run_db_sessions(socket: &Path, port: u16) -> u64 {
 fn replica_classes_run_on_the_chosen_standby() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("report.json");
-    std::fs::write(
-        dir.path().join("standby.toml"),
-        "[[class]]\nname = \"standby_read\"\nweight = 1\ntarget = \"replica\"\n\
-         sql = \"SELECT count(*) FROM orders WHERE customer_id = $1\"\n\
-         params = [{ type = \"int\", min = 1, max = 1000 }]\n",
-    )
-    .unwrap();
     let path = scenario(dir.path(), "count = 2\nstandby = 2", "", "3s");
-    let workload = repo().join("workloads/orders/workload.toml").display().to_string();
-    let text = std::fs::read_to_string(&path).unwrap().replace(&workload, "standby.toml");
-    std::fs::write(&path, text).unwrap();
+    use_workload(&path, STANDBY_READ);
     let mut run = Running::start(&run_args(&path, &json));
     let (server_dir, _) = server_location(run.until("server: directory "));
     let ports = standby_ports(run.until("clone: local server binaries"));

@@ -78,6 +78,8 @@ fn bad_scales_are_refused_naming_the_flag() {
         (vec!["--scales", "1k,1k,1k"], "at least two different row counts"),
         (vec!["--scales", "1k,2k,3k", "--predict-rows", "5x"], "--predict-rows"),
         (vec!["--predict-rows", "5M"], "--scales"),
+        (vec!["--scales", "1k,2k,3k", "--keep"], "--keep is not supported"),
+        (vec!["--scales", "1k,2k,3k", "--fail-at", "1"], "--fail-at cannot be combined"),
     ] {
         let mut a = vec![sc];
         a.extend(args.iter().copied());

@@ -230,6 +230,11 @@ fn run_on_a_synthetic_dataset_reports_its_statistics() {
     let orders = r["dataset"]["tables"].as_array().unwrap().iter().find(|t| t["name"] == "orders").unwrap();
     assert_eq!(orders["rows"], 10000, "{orders}");
     assert!(out.stderr.contains("generating the template from the statistics"), "{}", out.stderr);
+    assert!(
+        out.stdout.contains("generated from the statistics in ") && out.stdout.contains("at scale 0.5"),
+        "{}",
+        out.stdout
+    );
 
     // A scale that is not a fraction is refused, naming the key.
     let bad = synthetic_scenario(dir.path(), &stats, -1.0, "SELECT 1;\n");
@@ -242,4 +247,45 @@ fn run_on_a_synthetic_dataset_reports_its_statistics() {
     let out = run(&[bad.to_str().unwrap()]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("snapshot.synthetic and snapshot.seed are both set"), "{}", out.stderr);
+}
+
+/// A table whose name is a reserved word (the constraints name it `"order"`)
+/// and a composite key listed in another order than the table's columns
+/// (`(b, a)` of `a, b`), referenced by a child: the child's foreign key
+/// takes the parent's generated pairs, in the key's order, and validates.
+#[test]
+fn a_reserved_table_name_and_a_reordered_composite_key_are_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        let sql = "CREATE TABLE \"order\" (a int NOT NULL, b int NOT NULL, note text, PRIMARY KEY (b, a));
+            INSERT INTO \"order\" SELECT g % 7, g, 'n' || g FROM generate_series(1, 500) g;
+            CREATE TABLE \"group\" (id int PRIMARY KEY, b int NOT NULL, a int NOT NULL,
+                FOREIGN KEY (b, a) REFERENCES \"order\" (b, a));
+            INSERT INTO \"group\" SELECT g, 1 + g % 500, (1 + g % 500) % 7 FROM generate_series(1, 1500) g;
+            ANALYZE;";
+        let (server, _source) = seeded(sql).await;
+        let stats = take_stats(&server, "source", &dir.path().join("stats.json"));
+        let order = stats.tables.iter().find(|t| t.name == "order").expect("the order table");
+        assert_eq!(order.regclass.as_deref(), Some("\"order\""));
+        let plan = SyntheticPlan {
+            path: dir.path().join("stats.json"),
+            stats: Arc::new(stats),
+            scale: 1.0,
+            seed: synthetic::DEFAULT_SEED,
+        };
+        synthetic::build(&server.target("synth"), &plan, &|_| {}).await.unwrap();
+        let synth = client(&server, "synth").await;
+        let row = synth
+            .query_one(
+                "SELECT (SELECT count(*) FROM \"group\"), (SELECT count(*) FROM pg_constraint \
+                 WHERE contype = 'f' AND convalidated), (SELECT count(*) FROM \"group\" g WHERE NOT EXISTS \
+                 (SELECT FROM \"order\" o WHERE (o.b, o.a) = (g.b, g.a)))",
+                &[],
+            )
+            .await
+            .unwrap();
+        let (rows, fks, orphans): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+        assert_eq!((rows, fks, orphans), (1500, 1, 0));
+    });
 }
