@@ -359,9 +359,10 @@ pub struct CompareArgs {
 
     /// Rehearse the candidates at the same time, each on its own
     /// copy-on-write copy of the template with a server of its own (their
-    /// loads then share the machine, and the comparison says so). Needs the
-    /// local backend with TMPDIR on a file system with reflinks (XFS made
-    /// with reflink=1, btrfs), the same dataset and server settings, and 2
+    /// loads then share the machine, and the comparison says so). Needs
+    /// TMPDIR on a file system with reflinks (XFS made with reflink=1,
+    /// btrfs; the docker backend as root next to a local engine), no
+    /// standbys or subscriber, the same dataset and server settings, and 2
     /// cores per candidate (`LOCKIMPACT_CORES` overrides the count); without
     /// them the candidates run one after the other, with a note saying why.
     #[arg(long)]
@@ -444,7 +445,7 @@ pub struct RunOptions {
     pub keep: bool,
 
     /// Give the clone N physical streaming standbys (overrides
-    /// `replica.count`; local backend), and measure replication lag and
+    /// `replica.count`; local or docker backend), and measure replication lag and
     /// standby conflicts during the run.
     #[arg(long, value_name = "N")]
     pub replicas: Option<u32>,

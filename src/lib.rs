@@ -180,7 +180,7 @@ pub async fn run(args: &RunArgs, cancel: &CancellationToken) -> Result<ExitCode>
 
 /// One rehearsal of `plan` (failing at `point`, if given) on a fresh copy
 /// of the template (`fresh_copy`: by reflink on a server of its own when
-/// the local server's directory shares blocks); returns the copy, whose own
+/// the server's data directory shares blocks); returns the copy, whose own
 /// server (if any) runs until it is dropped.
 pub(crate) async fn rehearse_once(
     plan: &scenario::Plan,
@@ -194,10 +194,7 @@ pub(crate) async fn rehearse_once(
         let record = with_log(server, rehearsal::rehearse(plan, server, dataset, progress, cancel)).await?;
         return Ok((record, None));
     }
-    let reset = tokio::select! {
-        r = fresh_copy(server) => r?,
-        _ = cancel.cancelled() => return Err(Error::interrupted()),
-    };
+    let reset = fresh_copy(server, plan, cancel).await?;
     let made = made(&reset, progress);
     let on = reset.server(server);
     let record = with_log(on, rehearsal::rehearse_on(plan, (on, dataset, &made), progress, cancel, point)).await?;
@@ -208,7 +205,7 @@ pub(crate) async fn rehearse_once(
 pub(crate) fn made(reset: &clone::reflink::Reset, progress: &Progress) -> rehearsal::Made {
     progress.say(&format!(
         "fresh copy: {} in {:.2} s ({})",
-        reset.method.as_str().replace('_', " "),
+        report::render::copy_method(reset.method.as_str()),
         reset.took.as_secs_f64(),
         reset.why
     ));
@@ -216,21 +213,33 @@ pub(crate) fn made(reset: &clone::reflink::Reset, progress: &Progress) -> rehear
 }
 
 /// The run database, copied fresh: by `clone::reflink::reset`, or by
-/// template copy on a server with standbys (they follow its data directory).
-pub(crate) async fn fresh_copy(server: &mut clone::Server) -> Result<clone::reflink::Reset> {
-    if server.standbys().is_empty() {
-        return clone::reflink::reset(server, rehearsal::RUN_DB).await;
+/// template copy when the template's server must stay (`template_bound`).
+pub(crate) async fn fresh_copy(
+    server: &mut clone::Server,
+    plan: &scenario::Plan,
+    cancel: &CancellationToken,
+) -> Result<clone::reflink::Reset> {
+    if plan.clone.replicas.logical {
+        // An earlier run's slot on the run database would keep it from being dropped.
+        clone::logical::unsubscribe(server).await?;
     }
-    let took = clone::template::fresh_copy(server, rehearsal::RUN_DB).await?;
-    Ok(clone::reflink::Reset {
-        server: None,
-        took,
-        started: None,
-        method: clone::reflink::CopyMethod::TemplateCopy,
-        why: "the standbys follow the template's server".into(),
-        template_stop: None,
-        copied: None,
-    })
+    match template_bound(server, plan) {
+        None => clone::reflink::reset(server, rehearsal::RUN_DB, cancel).await,
+        Some(why) => clone::reflink::copy_template(server, rehearsal::RUN_DB, why.into(), cancel).await,
+    }
+}
+
+/// Why the run's copy must be made on the template's own server, which a
+/// reflink reset stops: standbys follow it, and a logical subscriber is a
+/// second copy of its template.
+pub(crate) fn template_bound(server: &clone::Server, plan: &scenario::Plan) -> Option<&'static str> {
+    if !server.standbys().is_empty() {
+        Some("the standbys follow the template's server")
+    } else if plan.clone.replicas.logical {
+        Some("the logical subscriber is a copy of the template on its server")
+    } else {
+        None
+    }
 }
 
 /// `--fail-at` before anything starts: each stop point needs a fresh copy

@@ -243,12 +243,6 @@ async fn start(
     let (plan, point) = (ask.plan, ask.point);
     // A disposable server: a fresh copy of the template (unless made); an existing one: its database.
     let logical = plan.clone.replicas.logical;
-    if logical && ask.made.is_some_and(|m| m.method == crate::clone::reflink::CopyMethod::Reflink) {
-        return Err(Error::input(
-            "[replica] logical = true copies the template for its subscriber, which a copy-on-write reset \
-             (reflink) consumes; use the template reset with a logical subscriber",
-        ));
-    }
     if logical {
         crate::clone::logical::unsubscribe(server).await?;
     }

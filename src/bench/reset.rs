@@ -196,7 +196,7 @@ async fn reflink_resets(ctx: &Ctx, server: &mut Server, gb: f64) -> Result<Reset
     for _ in 0..ctx.cfg.copies {
         ctx.check()?;
         let before = used_bytes(&ctx.cfg.data_dir);
-        let reset = reflink::reset(server, COPY_DB).await?;
+        let reset = reflink::reset(server, COPY_DB, &ctx.cancel).await?;
         let (Some(copied), Some(started)) = (&reset.copied, reset.started) else {
             return Err(Error::env(format!("the copy-on-write reset fell back: {}", reset.why)));
         };

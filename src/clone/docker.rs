@@ -46,7 +46,7 @@ use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 use tokio_util::sync::CancellationToken;
 
-use super::docker_cow::HostData;
+use super::docker_cow::{DataDir, HostData};
 use super::owner::Owner;
 use super::restore::Tools;
 use crate::clone::plan::ClonePlan;
@@ -108,7 +108,7 @@ pub async fn client() -> Result<bollard::Docker> {
 }
 
 /// Runs one short engine request with a time limit; the error is one line.
-async fn ask<T>(
+pub(super) async fn ask<T>(
     what: &str,
     f: impl std::future::Future<Output = std::result::Result<T, bollard::errors::Error>>,
 ) -> Result<T> {
@@ -193,18 +193,16 @@ pub struct DockerServer {
     container: Option<Arc<Container>>,
     id: String,
     port: u16,
-    major: u32,
-    version: String,
+    pub(super) major: u32,
+    pub(super) version: String,
     log: Arc<LogTail>,
     /// What the container was started with (a copy starts with the same).
     pub(super) launch: Launch,
-    /// The data directory on the host (copy-on-write resets), or `None`:
-    /// in a volume of the engine.
-    pub(super) host: Option<HostData>,
+    /// Where the data directory is: on the host (copy-on-write resets), or
+    /// in a volume of the engine, and why.
+    pub(super) data: DataDir,
     /// Stopped cleanly for copies of its data directory (`stop_cleanly`).
     pub(super) stopped: bool,
-    /// Why the data directory is in a volume (no copy-on-write resets).
-    pub(super) no_cow: String,
     kept: bool,
     /// Streaming standbys (`[replica]`), removed before this container.
     standbys: Vec<super::docker_standby::DockerStandby>,
@@ -224,13 +222,12 @@ impl DockerServer {
         let cancel = cancel.unwrap_or(&never);
         let dump =
             dump.map(std::path::absolute).transpose().map_err(|e| Error::input(format!("snapshot.dump: {e}")))?;
-        let (host, no_cow) = match HostData::wanted(&std::env::temp_dir()) {
-            Ok(base) => (Some(HostData::create(base)?.with_empty_data()?), String::new()),
-            Err(why) => (None, why),
+        let data = match HostData::wanted(&std::env::temp_dir()) {
+            Ok(base) => DataDir::OnHost(HostData::create(base)?.with_empty_data()?),
+            Err(why) => DataDir::InVolume { why },
         };
         let launch = Launch { image: image.to_string(), password: random_hex(), settings: plan.settings.clone(), dump };
-        let mut server = DockerServer::launch(launch, host, cancel).await?;
-        server.no_cow = no_cow;
+        let mut server = DockerServer::launch(launch, data, None, cancel).await?;
         if let Some(want) = plan.pg_version
             && want != server.major
         {
@@ -246,16 +243,18 @@ impl DockerServer {
         Ok(server)
     }
 
-    /// Starts a container as `launch` says, with its data directory in
-    /// `host` (bind-mounted) or in a volume of the engine, and waits until
-    /// its server accepts connections.
+    /// Starts a container as `launch` says, with its data directory where
+    /// `data` says (bind-mounted from the host, or a volume of the engine), and waits until
+    /// its server accepts connections. `version`: the image's server version
+    /// when known (a copy's), else asked from the container.
     pub(super) async fn launch(
         launch: Launch,
-        host: Option<HostData>,
+        data: DataDir,
+        version: Option<(String, u32)>,
         cancel: &CancellationToken,
     ) -> Result<DockerServer> {
         let log = Arc::new(LogTail::default());
-        let request = container_request(&launch, host.as_ref());
+        let request = container_request(&launch, data.on_host());
         let container = start_labelled(request, &launch.image, log.clone(), cancel).await?;
         // From here on the guard removes the container on every exit path.
         let mut server = DockerServer {
@@ -266,14 +265,16 @@ impl DockerServer {
             version: String::new(),
             log,
             launch,
-            host,
+            data,
             stopped: false,
-            no_cow: String::new(),
             kept: false,
             standbys: Vec::new(),
         };
         server.port = published_port(server.container()?).await?;
-        (server.version, server.major) = server.server_version().await?;
+        (server.version, server.major) = match version {
+            Some(known) => known,
+            None => server.server_version().await?,
+        };
         server.wait_ready(cancel).await?;
         Ok(server)
     }
@@ -516,7 +517,7 @@ impl super::ServerHandle for DockerServer {
 
     fn keep(&mut self, dbname: &str) -> String {
         self.kept = true;
-        let data = match self.host.as_mut() {
+        let data = match self.data.on_host_mut() {
             Some(h) => {
                 format!("\n  its data directory {} is kept too: rm -rf it after the container", h.keep().display())
             }

@@ -16,20 +16,43 @@
 //! container's, and `clean` signals a pid only when its command line names
 //! the directory, which a container's postmaster's does not.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bollard::query_parameters::KillContainerOptionsBuilder;
 use tokio_util::sync::CancellationToken;
 
-use super::docker::{DockerServer, client, docker_host, short};
+use super::docker::{DockerServer, ask, client, docker_host, short};
 use super::reflink::{self, Support};
 use crate::error::{Error, Result};
 use crate::sys;
 
 /// How long the template's server may take to shut down cleanly.
 const STOP_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Where a container's data directory is.
+pub enum DataDir {
+    /// Bind-mounted from a directory on the host: copies can be made by reflinks.
+    OnHost(HostData),
+    /// In a volume of the engine, and why not on the host.
+    InVolume { why: String },
+}
+
+impl DataDir {
+    pub fn on_host(&self) -> Option<&HostData> {
+        match self {
+            DataDir::OnHost(h) => Some(h),
+            DataDir::InVolume { .. } => None,
+        }
+    }
+
+    pub fn on_host_mut(&mut self) -> Option<&mut HostData> {
+        match self {
+            DataDir::OnHost(h) => Some(h),
+            DataDir::InVolume { .. } => None,
+        }
+    }
+}
 
 /// A private directory under TMPDIR holding a container's data directory
 /// (`data`); removed on drop unless kept.
@@ -59,14 +82,7 @@ impl HostData {
     /// A new private directory under `base` (`lockimpact-*`), with its
     /// owner's record for `lockimpact clean`.
     pub fn create(base: PathBuf) -> Result<HostData> {
-        let dir = tempfile::Builder::new()
-            .prefix("lockimpact-")
-            .tempdir_in(&base)
-            .map_err(|e| Error::env(format!("cannot create a temp dir in {} (TMPDIR): {e}", base.display())))?;
-        let root = dir.path().to_path_buf();
-        super::owner::Owner::current().write_to(&root)?;
-        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| Error::env(format!("cannot prepare {}: {e}", root.display())))?;
+        let (dir, root) = super::local::private_dir(&base, None)?;
         Ok(HostData { dir: Some(dir), root })
     }
 
@@ -92,11 +108,11 @@ impl HostData {
 impl DockerServer {
     /// Whether resets of this server can copy its data directory by reflinks.
     pub fn cow_support(&self) -> Support {
-        match &self.host {
-            Some(h) => Support::Reflink { filesystem: reflink::filesystem_name(&h.data()) },
-            None => Support::Unsupported {
+        match &self.data {
+            DataDir::OnHost(h) => Support::Reflink { filesystem: reflink::filesystem_name(&h.data()) },
+            DataDir::InVolume { why } => Support::Unsupported {
                 filesystem: "-".into(),
-                why: format!("the docker backend keeps the data in a volume of the engine ({})", self.no_cow),
+                why: format!("the docker backend keeps the data in a volume of the engine ({why})"),
             },
         }
     }
@@ -114,9 +130,7 @@ impl DockerServer {
         let started = Instant::now();
         let docker = client().await?;
         let options = KillContainerOptionsBuilder::new().signal("SIGINT").build();
-        docker.kill_container(self.id(), Some(options)).await.map_err(|e| {
-            Error::env(format!("cannot stop the server in container {} (SIGINT): {e}", short(self.id())))
-        })?;
+        ask("stop the template's server (SIGINT)", docker.kill_container(self.id(), Some(options))).await?;
         let container = self.container()?;
         while container.is_running().await.unwrap_or(false) {
             if started.elapsed() > STOP_TIMEOUT {
@@ -135,14 +149,20 @@ impl DockerServer {
     /// A new container of the same image, settings and password on a
     /// data directory that `copy(from, to)` fills from this stopped
     /// server's, in a private directory of its own beside this one's.
-    pub async fn start_on_copy<T>(&self, copy: impl FnOnce(&Path, &Path) -> Result<T>) -> Result<(DockerServer, T)> {
-        let Some(host) = self.host.as_ref().filter(|_| self.stopped) else {
+    pub async fn start_on_copy<T>(
+        &self,
+        copy: impl FnOnce(&Path, &Path) -> Result<T>,
+        cancel: &CancellationToken,
+    ) -> Result<(DockerServer, T)> {
+        let Some(host) = self.data.on_host().filter(|_| self.stopped) else {
             return Err(Error::env("a data directory is copied only from a stopped server on the host (stop_cleanly)"));
         };
         let base = host.root.parent().unwrap_or(Path::new("/")).to_path_buf();
         let new = HostData::create(base)?;
         let copied = copy(&host.data(), &new.data())?;
-        let server = DockerServer::launch(self.launch.clone(), Some(new), &CancellationToken::new()).await?;
+        // Ctrl-C during the start removes the container before its directory goes.
+        let version = Some((self.version.clone(), self.major));
+        let server = DockerServer::launch(self.launch.clone(), DataDir::OnHost(new), version, cancel).await?;
         Ok((server, copied))
     }
 }

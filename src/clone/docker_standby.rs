@@ -44,8 +44,6 @@ exec postgres -D "$DATA" -c listen_addresses='*' "$@"
 /// A standby in a container; dropping it removes the container unless kept.
 pub struct DockerStandby {
     pub endpoint: Endpoint,
-    /// The superuser's password (the primary's), for `--keep`'s note.
-    password: String,
     container: Option<Arc<Container>>,
     log: Arc<LogTail>,
     kept: bool,
@@ -59,33 +57,29 @@ pub async fn start_all(
     plan: &ClonePlan,
     cancel: &CancellationToken,
 ) -> Result<Vec<DockerStandby>> {
-    allow_replication(primary).await?;
+    let client = super::template::connect_with(primary.target("postgres"), "standby-setup").await?;
+    allow_replication(primary, &client).await?;
     let address = super::docker::address(primary.id()).await?;
     let mut standbys = Vec::new();
     for n in 1..=plan.replicas.count {
         standbys.push(DockerStandby::start(primary, plan, n, &address, cancel).await?);
     }
-    let client = primary_client(primary).await?;
     for s in &standbys {
         s.wait_streaming(&client, cancel).await?;
     }
     if plan.replicas.synchronous
         && let Some(first) = standbys.first_mut()
     {
-        let sql = format!("ALTER SYSTEM SET synchronous_standby_names = 'FIRST 1 ({})'", first.endpoint.name);
-        for sql in [sql.as_str(), "SELECT pg_reload_conf()"] {
-            client
-                .batch_execute(sql)
-                .await
-                .map_err(|e| Error::env(format!("{sql} on the primary: {}", describe_pg(&e))))?;
+        for sql in super::standby::make_synchronous(&mut first.endpoint) {
+            let run = client.batch_execute(&sql).await;
+            run.map_err(|e| Error::env(format!("{sql} on the primary: {}", describe_pg(&e))))?;
         }
-        first.endpoint.synchronous = true;
     }
     Ok(standbys)
 }
 
 /// Lets replication connections with the password into the primary.
-async fn allow_replication(primary: &DockerServer) -> Result<()> {
+async fn allow_replication(primary: &DockerServer, client: &tokio_postgres::Client) -> Result<()> {
     let line = r#"printf '\nhost replication all all scram-sha-256\n' >> "$PGDATA/pg_hba.conf""#;
     let out = exec(primary.container()?, &["sh", "-c", line], &[]).await?;
     if !out.status.success() {
@@ -96,19 +90,10 @@ async fn allow_replication(primary: &DockerServer) -> Result<()> {
             String::from_utf8_lossy(&out.stderr).trim()
         )));
     }
-    let client = primary_client(primary).await?;
     client
         .batch_execute("SELECT pg_reload_conf()")
         .await
         .map_err(|e| Error::env(format!("reloading the primary's configuration: {}", describe_pg(&e))))
-}
-
-async fn primary_client(primary: &DockerServer) -> Result<tokio_postgres::Client> {
-    let (client, conn) = primary.config("postgres").connect(tokio_postgres::NoTls).await.map_err(|e| {
-        Error::env(format!("cannot connect to the primary in container {}: {}", short(primary.id()), describe_pg(&e)))
-    })?;
-    tokio::spawn(conn);
-    Ok(client)
 }
 
 impl DockerStandby {
@@ -137,8 +122,7 @@ impl DockerStandby {
         let log = Arc::new(LogTail::default());
         let container = super::docker::start_labelled(request, primary.image(), log.clone(), cancel).await?;
         let mut standby = DockerStandby {
-            endpoint: Endpoint { name, port: 0, reach: Reach::Tcp { password: password.clone() }, synchronous: false },
-            password,
+            endpoint: Endpoint { name, port: 0, reach: Reach::Tcp { password }, synchronous: false },
             container: Some(Arc::new(container)),
             log,
             kept: false,
@@ -194,11 +178,15 @@ impl DockerStandby {
         let Some(container) = &self.container else { return String::new() };
         self.kept = true;
         let id = container.id().to_string();
+        let password = match &self.endpoint.reach {
+            Reach::Tcp { password } => format!("PGPASSWORD={password} "),
+            Reach::Socket(_) => String::new(),
+        };
         format!(
-            "standby {} in {}: PGPASSWORD={} psql -h 127.0.0.1 -p {} -U postgres\n  stop:    docker rm -f -v {id}",
+            "standby {} in {}: {password}psql -h {} -p {} -U postgres\n  stop:    docker rm -f -v {id}",
             self.endpoint.name,
             super::docker::rename_kept(&id),
-            self.password,
+            self.endpoint.host(),
             self.endpoint.port
         )
     }

@@ -61,7 +61,7 @@ impl LocalServer {
     pub fn start_in(plan: &ClonePlan, base: &Path) -> Result<LocalServer> {
         let bins = find_binaries(plan.pg_bin.as_deref(), plan.pg_version)?;
         let run_as = if sys::effective_uid() == 0 { Some(postgres_user()?) } else { None };
-        let (dir, root) = private_dir(base, run_as)?;
+        let (dir, root) = socket_dir(base, run_as)?;
         let mut server = LocalServer {
             bins,
             dir: Some(dir),
@@ -157,7 +157,7 @@ impl LocalServer {
             return Err(Error::env("a data directory is copied only while its server is stopped (stop_cleanly)"));
         }
         let base = self.socket_dir.parent().unwrap_or(Path::new("/"));
-        let (dir, root) = private_dir(base, self.run_as)?;
+        let (dir, root) = socket_dir(base, self.run_as)?;
         let mut server = LocalServer {
             bins: self.bins.clone(),
             dir: Some(dir),
@@ -403,11 +403,9 @@ impl Drop for LocalServer {
     }
 }
 
-/// A new private directory (mode 0700, owned by `run_as` when set) under
-/// `base`, marked with the run that owns it, for `lockimpact clean`.
-fn private_dir(base: &Path, run_as: Option<(u32, u32)>) -> Result<(tempfile::TempDir, PathBuf)> {
-    // The server's unix socket lives in this directory, and a socket path
-    // is limited to 107 bytes.
+/// A private directory for a server's socket under `base`: a socket path
+/// is limited to 107 bytes.
+fn socket_dir(base: &Path, run_as: Option<(u32, u32)>) -> Result<(tempfile::TempDir, PathBuf)> {
     if base.as_os_str().len() > MAX_TMPDIR_LEN {
         return Err(Error::env(format!(
             "TMPDIR {} is too long for the server's unix socket path; use a directory of at most \
@@ -415,13 +413,19 @@ fn private_dir(base: &Path, run_as: Option<(u32, u32)>) -> Result<(tempfile::Tem
             base.display()
         )));
     }
+    private_dir(base, run_as)
+}
+
+/// A new private directory (mode 0700, owned by `run_as` when set) under
+/// `base`, marked with the run that owns it, for `lockimpact clean`.
+pub(super) fn private_dir(base: &Path, run_as: Option<(u32, u32)>) -> Result<(tempfile::TempDir, PathBuf)> {
     let dir = tempfile::Builder::new()
         .prefix("lockimpact-")
         .tempdir_in(base)
         .map_err(|e| Error::env(format!("cannot create a temp dir in {} (TMPDIR): {e}", base.display())))?;
     let root = dir.path().to_path_buf();
     super::owner::Owner::current().write_to(&root)?; // for `lockimpact clean`
-    // The socket lives here: only its owner may enter.
+    // A socket may live here: only its owner may enter.
     std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700))
         .map_err(|e| Error::env(format!("cannot make {} private: {e}", root.display())))?;
     if let Some((uid, gid)) = run_as {

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use tokio_postgres::config::Host;
 
 use super::Server;
-use super::template::{TEMPLATE_DB, connect};
+use super::template::connect;
 use crate::error::{Error, Result, describe_pg};
 
 /// The subscription, its slot, and its `application_name` on the primary.
@@ -36,9 +36,9 @@ fn db_err(what: &'static str) -> impl Fn(tokio_postgres::Error) -> Error {
 
 /// Publishes `run_db` (just copied from the template, nothing written to it
 /// yet) and subscribes a second copy of the template to it; returns once the
-/// subscription streams.
+/// subscription streams. The caller ran `unsubscribe` before it copied the
+/// template (a slot of an earlier run would keep the copy from being made).
 pub async fn subscribe(server: &Server, run_db: &str) -> Result<()> {
-    unsubscribe(server).await?;
     let run = connect(server, run_db, "admin").await?;
     run.batch_execute(&format!("CREATE PUBLICATION {PUBLICATION} FOR ALL TABLES"))
         .await
@@ -46,11 +46,8 @@ pub async fn subscribe(server: &Server, run_db: &str) -> Result<()> {
     run.execute("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", &[&SUBSCRIPTION])
         .await
         .map_err(db_err("creating the slot"))?;
+    super::template::fresh_copy(server, SUBSCRIBER_DB).await?;
     let admin = connect(server, "postgres", "admin").await?;
-    admin
-        .batch_execute(&format!("CREATE DATABASE {SUBSCRIBER_DB} TEMPLATE {TEMPLATE_DB}"))
-        .await
-        .map_err(db_err("copying the template for the subscriber"))?;
     let sub = connect(server, SUBSCRIBER_DB, "admin").await?;
     let conninfo = conninfo(server, run_db).replace('\'', "''");
     sub.batch_execute(&format!(

@@ -192,12 +192,6 @@ async fn start_docker(
     say: &dyn Fn(&str),
     cancel: Option<&CancellationToken>,
 ) -> Result<Server> {
-    if plan.replicas.logical {
-        return Err(Error::input(
-            "[replica] logical = true asks for a logical subscriber, and the docker backend does not make one \
-             yet; use --backend local",
-        ));
-    }
     say(why);
     let server = docker::DockerServer::start(plan, image, dump, cancel).await?;
     say(&format!("server: {}", server.location()));

@@ -20,6 +20,8 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use tokio_util::sync::CancellationToken;
+
 use super::Server;
 use super::template::{self, TEMPLATE_DB};
 use crate::error::{Error, Result, describe_pg};
@@ -167,7 +169,7 @@ pub struct Reset {
     /// its name (for a reflink: copy, server start and the rename).
     pub took: Duration,
     /// For a reflink: from the start of the copy to its server accepting
-    /// connections (`pg_ctl start -w`); the rest of `took` is the rename.
+    /// connections; the rest of `took` is the rename.
     pub started: Option<Duration>,
     pub method: CopyMethod,
     /// Why this method, one line: the file system, or why not a reflink.
@@ -180,6 +182,19 @@ pub struct Reset {
 }
 
 impl Reset {
+    /// A template copy on the template's own server, `why` not a reflink.
+    pub fn template_copy(took: Duration, why: String) -> Reset {
+        Reset {
+            server: None,
+            took,
+            started: None,
+            method: CopyMethod::TemplateCopy,
+            why,
+            template_stop: None,
+            copied: None,
+        }
+    }
+
     /// The server the copy is on: its own, or the template's.
     pub fn server<'a>(&'a self, template: &'a Server) -> &'a Server {
         self.server.as_ref().unwrap_or(template)
@@ -209,25 +224,16 @@ pub fn support(template: &mut Server) -> Support {
 /// call copies its data directory again), else by `template::fresh_copy`
 /// on `template`. The copy's own server, if any, is in the result: dropping
 /// it stops that server and removes its directory.
-pub async fn reset(template: &mut Server, name: &str) -> Result<Reset> {
+pub async fn reset(template: &mut Server, name: &str, cancel: &CancellationToken) -> Result<Reset> {
     let found = support(template);
     let Support::Reflink { filesystem } = found else {
-        let took = template::fresh_copy(template, name).await?;
-        return Ok(Reset {
-            server: None,
-            took,
-            started: None,
-            method: CopyMethod::TemplateCopy,
-            why: found.describe(),
-            template_stop: None,
-            copied: None,
-        });
+        return copy_template(template, name, found.describe(), cancel).await;
     };
     let (template_stop, started, (server, copied)) = match template.docker_mut() {
         Some(docker) => {
             let stop = if docker.is_running() { Some(docker.stop_cleanly().await?) } else { None };
             let started = Instant::now();
-            let (server, copied) = docker.start_on_copy(copy_dir).await?;
+            let (server, copied) = docker.start_on_copy(copy_dir, cancel).await?;
             (stop, started, (Box::new(server) as Server, copied))
         }
         None => {
@@ -250,6 +256,15 @@ pub async fn reset(template: &mut Server, name: &str) -> Result<Reset> {
         template_stop,
         copied: Some(copied),
     })
+}
+
+/// The template database copied to `name` on its own server (`why`: not
+/// by reflink); Ctrl-C stops the copy.
+pub async fn copy_template(template: &Server, name: &str, why: String, cancel: &CancellationToken) -> Result<Reset> {
+    tokio::select! {
+        took = template::fresh_copy(template, name) => Ok(Reset::template_copy(took?, why)),
+        _ = cancel.cancelled() => Err(Error::interrupted()),
+    }
 }
 
 /// On a copy's own server, the template database becomes the run's `name`.

@@ -152,6 +152,16 @@ impl Endpoint {
     }
 }
 
+/// The statements that make `standby` the primary's synchronous standby
+/// (run them on the primary), and it marked so.
+pub(super) fn make_synchronous(standby: &mut Endpoint) -> [String; 2] {
+    standby.synchronous = true;
+    [
+        format!("ALTER SYSTEM SET synchronous_standby_names = 'FIRST 1 ({})'", standby.name),
+        "SELECT pg_reload_conf()".into(),
+    ]
+}
+
 /// The primary the standbys copy and follow.
 pub struct Primary<'a> {
     pub bin_dir: &'a Path,
@@ -218,9 +228,9 @@ pub fn start_all(primary: &Primary, plan: &ReplicaPlan) -> Result<Vec<Standby>> 
     if plan.synchronous
         && let Some(first) = standbys.first_mut()
     {
-        primary.psql(&format!("ALTER SYSTEM SET synchronous_standby_names = 'FIRST 1 ({})'", first.endpoint.name))?;
-        primary.psql("SELECT pg_reload_conf()")?;
-        first.endpoint.synchronous = true;
+        for sql in make_synchronous(&mut first.endpoint) {
+            primary.psql(&sql)?;
+        }
     }
     Ok(standbys)
 }

@@ -1,8 +1,8 @@
 //! `lockimpact compare`: the command that rehearses each candidate and puts
 //! the reports side by side (`report::compare`). Each candidate runs on a
 //! fresh copy of the same template, made as `run` makes it
-//! (`clone::reflink::reset`: a reflink copy on a server of its own where the
-//! local server's directory shares blocks, else a template copy), one after
+//! (`crate::fresh_copy`: a reflink copy on a server of its own where the
+//! server's data directory shares blocks, else a template copy), one after
 //! the other; with `--parallel`, all at once, each on its own reflink copy
 //! and server, when the machine allows it (`blocker`), else one after the
 //! other with a note saying why.
@@ -237,16 +237,13 @@ async fn parallel(
         return Ok(Some(why));
     }
     let mut prepared = prepare(plans, 0, progress, cancel).await?;
-    if let Some(why) = reflink_blocker(&mut prepared.server) {
+    if let Some(why) = reflink_blocker(&mut prepared.server, &plans[0]) {
         ran.current = Some(prepared);
         return Ok(Some(why));
     }
     let mut made = Vec::new();
-    for i in 0..plans.len() {
-        let reset = tokio::select! {
-            r = crate::fresh_copy(&mut prepared.server) => r?,
-            _ = cancel.cancelled() => return Err(Error::interrupted()),
-        };
+    for (i, plan) in plans.iter().enumerate() {
+        let reset = crate::fresh_copy(&mut prepared.server, plan, cancel).await?;
         made.push(crate::made(&reset, &of(progress, i)));
         ran.copies.push(reset);
     }
@@ -331,9 +328,9 @@ fn blocker(plans: &[Plan], cores: usize) -> Option<String> {
 }
 
 /// Why the candidates cannot each get a reflink copy of `server`'s template.
-fn reflink_blocker(server: &mut Server) -> Option<String> {
-    if !server.standbys().is_empty() {
-        return Some("the standbys follow the template's server, so each candidate needs a template copy".into());
+fn reflink_blocker(server: &mut Server, plan: &Plan) -> Option<String> {
+    if let Some(why) = crate::template_bound(server, plan) {
+        return Some(format!("{why}, so each candidate needs a template copy"));
     }
     let support = clone::reflink::support(server);
     (!support.is_supported()).then(|| {

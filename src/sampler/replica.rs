@@ -25,20 +25,28 @@ use crate::sampler::sync_commit;
 use crate::timeline::Clock;
 
 /// The primary's side of a poll: its WAL position, each standby's lag in
-/// time, and 0 sessions waiting for a synchronous standby (there is none).
-const PRIMARY_SQL: &str = "SELECT pg_current_wal_lsn()::text, r.application_name, \
-    (extract(epoch FROM r.write_lag) * 1e6)::int8, (extract(epoch FROM r.flush_lag) * 1e6)::int8, \
-    (extract(epoch FROM r.replay_lag) * 1e6)::int8, 0::int8 \
-    FROM (SELECT 1) one LEFT JOIN pg_stat_replication r ON true";
+/// time, and `$waiting`: the sessions waiting for a synchronous standby.
+macro_rules! primary_sql {
+    ($waiting:literal) => {
+        concat!(
+            "SELECT pg_current_wal_lsn()::text, r.application_name, \
+             (extract(epoch FROM r.write_lag) * 1e6)::int8, (extract(epoch FROM r.flush_lag) * 1e6)::int8, \
+             (extract(epoch FROM r.replay_lag) * 1e6)::int8, ",
+            $waiting,
+            " FROM (SELECT 1) one LEFT JOIN pg_stat_replication r ON true"
+        )
+    };
+}
 
-/// The same with a synchronous standby: the sessions waiting for it
-/// (`SyncRep`; the commit probe's own left out) are counted too.
-const PRIMARY_SYNC_SQL: &str = "SELECT pg_current_wal_lsn()::text, r.application_name, \
-    (extract(epoch FROM r.write_lag) * 1e6)::int8, (extract(epoch FROM r.flush_lag) * 1e6)::int8, \
-    (extract(epoch FROM r.replay_lag) * 1e6)::int8, \
-    (SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep' \
-      AND application_name IS DISTINCT FROM 'lockimpact-sync-probe')::int8 \
-    FROM (SELECT 1) one LEFT JOIN pg_stat_replication r ON true";
+/// Without a synchronous standby: none wait.
+const PRIMARY_SQL: &str = primary_sql!("0::int8");
+
+/// With one: the sessions waiting for it (`SyncRep`), the commit probe's
+/// own (`sync_commit::PROBE_NAME`) left out.
+const PRIMARY_SYNC_SQL: &str = primary_sql!(
+    "(SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep' \
+     AND application_name IS DISTINCT FROM 'lockimpact-sync-probe')::int8"
+);
 
 /// A standby's side: its replay lag behind the primary's LSN ($1), and the
 /// sessions waiting on a lock the startup process holds.
@@ -341,4 +349,13 @@ fn read_primary(rows: &[tokio_postgres::Row]) -> PrimaryPoll {
         rows.iter().filter_map(|r| Some((r.get::<_, Option<String>>(1)?, [us(r, 2), us(r, 3), us(r, 4)]))).collect();
     let waiting = rows.first().map_or(0, |r| r.get::<_, i64>(5).max(0) as u32);
     (lsn, lags, waiting)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_sync_poll_leaves_out_the_probe_by_its_name() {
+        assert!(super::PRIMARY_SYNC_SQL.contains(&format!("'{}'", super::super::sync_commit::PROBE_NAME)));
+        assert!(super::PRIMARY_SQL.ends_with("ON true") && super::PRIMARY_SQL.contains(", 0::int8 FROM"));
+    }
 }

@@ -118,6 +118,9 @@ fn parallel_candidates_run_at_once_on_reflink_copies() {
     assert!(stdout.contains("A and B ran at the same time (--parallel)"), "{stdout}");
     // Both ran their phases at once: each one's baseline began before the other's migration ended.
     assert!(!stderr.contains("one after the other"), "{stderr}");
+    let at = |line: &str| stderr.find(line).unwrap_or_else(|| panic!("no {line:?} in:\n{stderr}"));
+    assert!(at("lockimpact [B]: baseline") < at("lockimpact [A]: step 1/"), "{stderr}");
+    assert!(at("lockimpact [A]: baseline") < at("lockimpact [B]: step 1/"), "{stderr}");
     assert_nothing_left(&fs);
     drop(fs);
 }

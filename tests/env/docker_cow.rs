@@ -131,6 +131,9 @@ fn parallel_docker_candidates_run_at_once_on_reflink_copies() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(matches!(out.status.code(), Some(0 | 1)), "{stderr}");
     assert_eq!(c["concurrent"], true, "{stderr}");
+    // At once: B's baseline began before A's migration did.
+    let at = |line: &str| stderr.find(line).unwrap_or_else(|| panic!("no {line:?} in:\n{stderr}"));
+    assert!(at("lockimpact [B]: baseline") < at("lockimpact [A]: step 1/"), "{stderr}");
     let methods: Vec<&str> = c["candidates"]
         .as_array()
         .unwrap()

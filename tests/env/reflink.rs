@@ -160,7 +160,8 @@ fn a_reflink_reset_on_xfs_shares_the_templates_blocks() {
         let expected = fingerprint(&template, template::TEMPLATE_DB).await;
 
         let before = fs.used();
-        let mut first = reflink::reset(&mut template, "run_1").await.unwrap();
+        let mut first =
+            reflink::reset(&mut template, "run_1", &tokio_util::sync::CancellationToken::new()).await.unwrap();
         assert_eq!(first.method, CopyMethod::Reflink, "{}", first.why);
         assert!(first.template_stop.is_some(), "the first reset stops the template's server");
         assert!(!template.local_mut().unwrap().is_running());
@@ -174,7 +175,7 @@ fn a_reflink_reset_on_xfs_shares_the_templates_blocks() {
         assert!(frag.contains("shared"), "filefrag shows no shared extents:\n{frag}");
 
         client(&copy, "run_1").await.batch_execute("DELETE FROM orders WHERE id <= 1000").await.unwrap();
-        let second = reflink::reset(&mut template, "run_2").await.unwrap();
+        let second = reflink::reset(&mut template, "run_2", &tokio_util::sync::CancellationToken::new()).await.unwrap();
         assert_eq!(second.method, CopyMethod::Reflink);
         assert!(second.why.contains("reflinks supported (xfs)"), "{}", second.why);
         assert!(second.template_stop.is_none(), "the template stays stopped");
@@ -233,7 +234,7 @@ fn ext4_has_no_reflinks_and_the_reset_copies_the_template() {
         let mut template = server_in(&fs.mount());
         template::build(&template, &orders_seed(2_000, 100), Path::new("seed.sql")).await.unwrap();
         let expected = fingerprint(&template, template::TEMPLATE_DB).await;
-        let reset = reflink::reset(&mut template, "run_1").await.unwrap();
+        let reset = reflink::reset(&mut template, "run_1", &tokio_util::sync::CancellationToken::new()).await.unwrap();
         assert_eq!(reset.method, CopyMethod::TemplateCopy);
         assert_eq!(reset.method.as_str(), "template_copy");
         assert!(reset.why.contains("ext2/ext3/ext4"), "{}", reset.why);

@@ -97,8 +97,10 @@ fn sync_commit_note(r: &Report, name: &str, sc: &SyncCommitReport) -> String {
 
 /// `logical subscriber X: N apply errors, the first in step …`.
 fn logical_note(r: &Report, name: &str, l: &LogicalReport) -> String {
-    let (apply, sync) = (l.apply_errors.unwrap_or(0), l.sync_errors.unwrap_or(0));
-    if apply + sync == 0 {
+    let (Some(apply), Some(sync)) = (l.apply_errors, l.sync_errors) else {
+        return format!("logical subscriber {name} (slot {}): its errors are not counted before PostgreSQL 15", l.slot);
+    };
+    if l.first_error_at_ms.is_none() {
         return format!("logical subscriber {name} (slot {}): no apply or sync error", l.slot);
     }
     format!(
