@@ -188,6 +188,23 @@ pub fn own_usage() -> Usage {
     Usage::from_raw(&ru)
 }
 
+/// The CPU time (user + system) process `pid` has used so far, from
+/// `/proc/<pid>/stat` (in clock ticks, 10 ms on most systems).
+pub fn process_cpu(pid: u32) -> io::Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name, in parentheses, may hold spaces: fields count from after it.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+    let (Some(user), Some(system)) = (tick(11), tick(12)) else {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("unexpected /proc/{pid}/stat: {stat}")));
+    };
+    // SAFETY: sysconf only reads a configuration value.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Ok(Duration::from_nanos((user + system) * 1_000_000_000 / hz))
+}
+
 /// Waits for child `pid` to end; returns its exit code (or 128 + the signal
 /// that ended it) and what it used. The child must not be reaped elsewhere.
 pub fn wait_child(pid: i32) -> io::Result<(i32, Usage)> {
@@ -246,6 +263,20 @@ pub fn mkfifo(path: &std::path::Path, mode: u32) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_process_cpu_time_grows_with_the_work_it_does() {
+        let pid = std::process::id();
+        let before = process_cpu(pid).unwrap();
+        let start = own_usage().cpu;
+        let mut x = 0u64;
+        while own_usage().cpu - start < Duration::from_millis(300) {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        }
+        let used = process_cpu(pid).unwrap() - before;
+        assert!(used >= Duration::from_millis(250), "{used:?} by /proc for 300 ms by getrusage");
+        assert!(process_cpu(u32::MAX).is_err());
+    }
 
     #[test]
     fn the_effective_user_is_found_by_id_and_by_name() {

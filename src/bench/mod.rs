@@ -43,6 +43,7 @@ use crate::clone::{self, Server};
 use crate::error::{Error, Result, describe_pg};
 use crate::rehearsal::harness::{self, Measured, Wiring};
 use crate::run_record::{Hist, SamplerRecord, WorkloadRecord, new_hist};
+use crate::sys;
 use crate::timeline::Slot;
 use crate::workload::Roles;
 use crate::workload::WorkloadPlan;
@@ -333,6 +334,9 @@ pub struct Drive {
     pub sampler: Option<SamplerRecord>,
     /// The replica sampler's record (`Sampling::AlternateReplica`).
     pub replicas: Option<crate::run_record::replica::ReplicasRecord>,
+    /// The CPU time the replica sampler's server processes (its sessions on
+    /// the primary and the standbys) used over the measured window.
+    pub replica_backend_cpu: Option<Duration>,
     /// Successful operations of each whole second of the measured window.
     pub per_second: Vec<f64>,
 }
@@ -425,9 +429,10 @@ pub async fn drive(ctx: &Ctx, rate: f64, sampling: Sampling, measure: Duration) 
     }
     ctx.sleep(ctx.cfg.warmup).await?;
     run.clock.enter(Slot::Baseline);
-    let (t0, cpu0) = (Instant::now(), cpu_time());
+    let backends = || replicas.as_ref().map(|r| r.backend_pids.iter().filter_map(|&p| sys::process_cpu(p).ok()).sum());
+    let (t0, cpu0, backends0): (_, _, Option<Duration>) = (Instant::now(), cpu_time(), backends());
     window(ctx, &run, pause.as_deref(), measure).await?;
-    let (t1, cpu1) = (Instant::now(), cpu_time());
+    let (t1, cpu1, backends1) = (Instant::now(), cpu_time(), backends());
     drop(pause);
     run.clock.enter(Slot::After);
     let clock = run.clock.clone();
@@ -438,7 +443,8 @@ pub async fn drive(ctx: &Ctx, rate: f64, sampling: Sampling, measure: Duration) 
     };
     sessions.close(true).await;
     let window = (clock.since_start(t0), clock.since_start(t1));
-    Ok(Drive { replicas, ..Drive::of(&rec, window, cpu1.saturating_sub(cpu0), sampler) })
+    let replica_backend_cpu = backends0.zip(backends1).map(|(a, b)| b.saturating_sub(a));
+    Ok(Drive { replicas, replica_backend_cpu, ..Drive::of(&rec, window, cpu1.saturating_sub(cpu0), sampler) })
 }
 
 /// The replica sampler on the server's standbys, polling `BENCH_DB`'s copies.
@@ -523,6 +529,7 @@ impl Drive {
             unfinished: rec.unfinished,
             sampler,
             replicas: None,
+            replica_backend_cpu: None,
             per_second,
         }
     }

@@ -1,9 +1,12 @@
 //! Row 6, the replica sampler's cost: closed-loop throughput with the
-//! replica sampler polling one standby every 10 ms against paused, in one
-//! run where it polls in one second and pauses in the next (pairs of
+//! replica sampler polling one standby at the default `[replica] interval`
+//! (100 ms) against paused, in one run where it polls in one second and
+//! pauses in the next (pairs of
 //! adjacent seconds, as row 3 does for the lock sampler). The row has a
 //! server of its own: the primary of rows 1–4 has no standby, so that
 //! streaming WAL to one costs them nothing. The lock sampler is off here.
+//! The detail adds the CPU time the sampler's server processes used, read
+//! from /proc, which shows its cost without the throughput's noise.
 
 use tokio_util::sync::CancellationToken;
 
@@ -55,7 +58,24 @@ pub async fn run(
     );
     let row = super::sampler::loss_row((6, "replica_sampler_throughput", &what), (&with, &without), 1.0, measure);
     let expected = with.len() as f64 * 1000.0 / interval.as_millis().max(1) as f64;
-    let detail = format!("{}; {polls} polls of the standby in the polling seconds ({expected:.0} at most)", row.detail);
+    let mut detail =
+        format!("{}; {polls} polls of the standby in the polling seconds ({expected:.0} at most)", row.detail);
+    if let Some(cpu) = d.replica_backend_cpu {
+        detail.push_str(&backend_share(cpu, with.len()));
+    }
     rep.rows.push(row.detail(detail));
     Ok(())
+}
+
+/// The CPU the sampler's server processes used in the `polling` seconds, as
+/// a share of the machine's cores: a measure of its cost that does not
+/// depend on how evenly the workload's throughput runs.
+fn backend_share(cpu: std::time::Duration, polling: usize) -> String {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let share = cpu.as_secs_f64() * 100.0 / (polling.max(1) * cores) as f64;
+    format!(
+        "; the sampler's server processes (its sessions on the primary and the standby) used {:.2} s of CPU in \
+         those {polling} s, {share:.2} % of the {cores} cores (its client side, in this process, is not counted)",
+        cpu.as_secs_f64()
+    )
 }

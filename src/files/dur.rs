@@ -53,9 +53,19 @@ impl Dur {
     }
 }
 
+/// In the largest unit that writes it whole (`"20s"`, not `"20000ms"`), as
+/// `parse` reads it back.
 impl fmt::Display for Dur {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}ms", self.0.as_millis())
+        let ns = self.0.as_nanos();
+        if ns == 0 {
+            return f.write_str("0");
+        }
+        let units = [("h", 3_600_000_000_000), ("m", 60_000_000_000), ("s", 1_000_000_000), ("ms", 1_000_000)];
+        match units.iter().find(|(_, per)| ns.is_multiple_of(*per)) {
+            Some((unit, per)) => write!(f, "{}{unit}", ns / per),
+            None => write!(f, "{}ms", ns as f64 / 1e6),
+        }
     }
 }
 
@@ -84,6 +94,24 @@ impl<'de> Deserialize<'de> for Dur {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_duration_is_written_in_its_largest_whole_unit_and_read_back() {
+        for (text, shown) in [
+            ("20000ms", "20s"),
+            ("1.5s", "1500ms"),
+            ("90s", "90s"),
+            ("2m", "2m"),
+            ("1h", "1h"),
+            ("0.5ms", "0.5ms"),
+            ("0", "0"),
+            ("250ms", "250ms"),
+        ] {
+            let d = Dur::parse(text).unwrap();
+            assert_eq!(d.to_string(), shown, "{text}");
+            assert_eq!(Dur::parse(&d.to_string()).unwrap(), d, "{text}");
+        }
+    }
+
     use super::*;
 
     #[test]

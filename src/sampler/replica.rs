@@ -6,7 +6,8 @@
 //! lock the startup process holds (a lock replayed from the primary). The
 //! standby's `pg_stat_database_conflicts` for the run database are read when
 //! sampling starts and when it ends. Connections: one to the primary, one
-//! per standby, to their `postgres` database. With a synchronous standby,
+//! per standby, to their `postgres` database; each poll's statement is
+//! prepared once on its connection, so a poll is one round trip a server. With a synchronous standby,
 //! each poll also counts the primary's sessions waiting on it (`SyncRep`),
 //! and the commit probe (`sync_commit`) times commits on a connection of its own.
 
@@ -15,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
+use tokio_postgres::Statement;
 use tokio_util::sync::CancellationToken;
 
 use crate::clone::standby::Endpoint;
@@ -73,13 +75,18 @@ const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(120);
 /// The sampler's sessions, open and caught up, before the clock starts.
 pub struct Connected {
     primary: tokio_postgres::Client,
+    /// `PRIMARY_SQL`, or with a synchronous standby `PRIMARY_SYNC_SQL`, prepared.
+    primary_poll: Statement,
     conns: Vec<Conn>,
     run_db: String,
     /// The commit probe, with a synchronous standby.
     probe: Option<sync_commit::Connected>,
+    backend_pids: Vec<u32>,
 }
 
 pub struct ReplicaSampler {
+    /// The server processes of the sampler's polls (primary, then each standby).
+    pub backend_pids: Vec<u32>,
     stop: CancellationToken,
     /// While set, polls are skipped (`lockimpact bench` measures the sampler's cost so).
     paused: Arc<AtomicBool>,
@@ -91,8 +98,8 @@ struct Conn {
     name: String,
     client: tokio_postgres::Client,
     rec: StandbyRecord,
-    /// A logical subscriber's poll (its SQL); `None` for a standby.
-    logical: Option<&'static str>,
+    /// `STANDBY_SQL`, or a logical subscriber's (`rec.logical` set), prepared.
+    poll: Statement,
 }
 
 /// Connects to the primary (`postgres` database, `primary`) and each of
@@ -112,6 +119,8 @@ pub async fn connect(primary: Target, standbys: &[Endpoint], run_db: &str, logic
     };
     let primary_target = primary.clone();
     let primary = connect_to(primary, "the primary").await?;
+    let primary_sql = if probe.is_some() { PRIMARY_SYNC_SQL } else { PRIMARY_SQL };
+    let primary_poll = primary.prepare(primary_sql).await.map_err(db_err("preparing the primary's poll"))?;
     let mut conns = Vec::new();
     for s in standbys {
         let client = connect_to(s.target("postgres"), &format!("standby {}", s.name)).await?;
@@ -119,25 +128,37 @@ pub async fn connect(primary: Target, standbys: &[Endpoint], run_db: &str, logic
         let before = conflicts(&client, run_db).await.unwrap_or_default();
         let sync_commit = s.synchronous.then(Default::default);
         let rec = StandbyRecord { name: s.name.clone(), conflicts_before: before, sync_commit, ..Default::default() };
-        conns.push(Conn { name: s.name.clone(), client, rec, logical: None });
+        let poll = client.prepare(STANDBY_SQL).await.map_err(db_err("preparing the standby's poll"))?;
+        conns.push(Conn { name: s.name.clone(), client, rec, poll });
     }
     if logical {
         conns.push(subscriber(primary_target.clone()).await?);
     }
-    Ok(Some(Connected { primary, conns, run_db: run_db.to_string(), probe }))
+    let mut backend_pids = vec![backend_pid(&primary).await?];
+    for c in &conns {
+        backend_pids.push(backend_pid(&c.client).await?);
+    }
+    Ok(Some(Connected { primary, primary_poll, conns, run_db: run_db.to_string(), probe, backend_pids }))
 }
 
 impl Connected {
     /// Starts polling every `interval`, on `clock`.
     pub fn start(self, clock: Arc<Clock>, interval: Duration) -> ReplicaSampler {
         let stop = CancellationToken::new();
-        let Connected { primary, conns, run_db, probe } = self;
+        let Connected { primary, primary_poll, conns, run_db, probe, backend_pids } = self;
         let probe = probe.map(|p| p.start(clock.clone(), interval));
         let paused = Arc::new(AtomicBool::new(false));
-        let primary_sql = if probe.is_some() { PRIMARY_SYNC_SQL } else { PRIMARY_SQL };
-        let task =
-            Poller { primary, primary_sql, conns, clock, interval, run_db, stop: stop.clone(), paused: paused.clone() };
-        ReplicaSampler { stop, paused, handle: tokio::spawn(task.run()), probe }
+        let task = Poller {
+            primary,
+            primary_poll,
+            conns,
+            clock,
+            interval,
+            run_db,
+            stop: stop.clone(),
+            paused: paused.clone(),
+        };
+        ReplicaSampler { backend_pids, stop, paused, handle: tokio::spawn(task.run()), probe }
     }
 }
 
@@ -182,7 +203,8 @@ async fn subscriber(primary: Target) -> Result<Conn> {
     };
     let rec = StandbyRecord { name: SUBSCRIPTION.into(), logical: Some(logical), ..Default::default() };
     let sql = if version >= 150000 { LOGICAL_SQL } else { LOGICAL_SQL_14 };
-    Ok(Conn { name: SUBSCRIPTION.into(), client, rec, logical: Some(sql) })
+    let poll = client.prepare(sql).await.map_err(db_err("preparing the logical subscriber's poll"))?;
+    Ok(Conn { name: SUBSCRIPTION.into(), client, rec, poll })
 }
 
 async fn connect_to(mut target: Target, whose: &str) -> Result<tokio_postgres::Client> {
@@ -195,6 +217,11 @@ async fn connect_to(mut target: Target, whose: &str) -> Result<tokio_postgres::C
 
 fn db_err(what: &str) -> impl Fn(tokio_postgres::Error) -> Error + '_ {
     move |e| Error::db(format!("{what}: {}", describe_pg(&e)))
+}
+
+async fn backend_pid(client: &tokio_postgres::Client) -> Result<u32> {
+    let row = client.query_one("SELECT pg_backend_pid()", &[]).await.map_err(db_err("the sampler's backend pid"))?;
+    Ok(row.get::<_, i32>(0) as u32)
 }
 
 /// Waits until `standby` has replayed up to the primary's current LSN.
@@ -241,8 +268,7 @@ type PrimaryPoll = (String, Vec<(String, [Option<Duration>; 3])>, u32);
 
 struct Poller {
     primary: tokio_postgres::Client,
-    /// `PRIMARY_SQL`, or with a synchronous standby `PRIMARY_SYNC_SQL`.
-    primary_sql: &'static str,
+    primary_poll: Statement,
     conns: Vec<Conn>,
     clock: Arc<Clock>,
     interval: Duration,
@@ -266,7 +292,7 @@ impl Poller {
         }
         let mut rec = ReplicasRecord { interval: self.interval, standbys: Vec::new() };
         for mut c in self.conns {
-            if c.logical.is_some() {
+            if c.rec.logical.is_some() {
                 rec.standbys.push(c.rec);
                 continue;
             }
@@ -284,7 +310,7 @@ impl Poller {
 
     async fn poll(&mut self) {
         let at = self.clock.since_start(Instant::now());
-        let primary = match self.primary.query(self.primary_sql, &[]).await {
+        let primary = match self.primary.query(&self.primary_poll, &[]).await {
             Ok(rows) => read_primary(&rows),
             Err(e) => {
                 for c in &mut self.conns {
@@ -300,9 +326,9 @@ impl Poller {
                 sync.waiting.push((at, waiting));
             }
             let time_lag = lags.iter().find(|(n, _)| *n == c.name).map(|(_, l)| *l).unwrap_or_default();
-            let polled = match c.logical {
-                Some(sql) => c.client.query_one(sql, &[&lsn, &c.name]).await,
-                None => c.client.query_one(STANDBY_SQL, &[&lsn]).await,
+            let polled = match c.rec.logical {
+                Some(_) => c.client.query_one(&c.poll, &[&lsn, &c.name]).await,
+                None => c.client.query_one(&c.poll, &[&lsn]).await,
             };
             match polled {
                 Ok(row) => {

@@ -228,8 +228,9 @@ fn bad_logical_and_standby_settings_are_refused_naming_the_key() {
 }
 
 /// `lockimpact bench --quick --only 6`: the replica sampler's row, on a
-/// server with one standby, with both sides measured (no figure is checked:
-/// timing belongs to the report).
+/// server with one standby, with both sides measured and the CPU its server
+/// processes used (no figure is checked against a target: timing belongs to
+/// the report).
 #[test]
 fn the_bench_row_of_the_replica_sampler_has_both_sides() {
     let out = tempfile::tempdir().unwrap();
@@ -245,7 +246,11 @@ fn the_bench_row_of_the_replica_sampler_has_both_sides() {
     for side in ["a", "b"] {
         assert!(row[side]["value"].as_f64().is_some_and(|v| v > 0.0), "{row}");
     }
-    assert!(row["detail"].as_str().unwrap().contains("polls of the standby"), "{row}");
+    let detail = row["detail"].as_str().unwrap();
+    assert!(detail.contains("polls of the standby"), "{row}");
+    // The sampler's server processes did some work in the polling seconds.
+    let cpu = detail.split_once(" used ").and_then(|(_, r)| r.split_once(" s of CPU")).map(|(v, _)| v);
+    assert!(cpu.and_then(|v| v.parse::<f64>().ok()).is_some_and(|v| v > 0.0), "{row}");
     let md = std::fs::read_to_string(out.path().join("BENCHMARKS.md")).unwrap();
     assert!(md.contains("## 6. Replica sampler cost"), "{md}");
 }

@@ -86,7 +86,7 @@ fn replica_budgets_without_a_standby_are_refused_naming_the_key() {
     let err = fails(|_| {}, &["--set", "budget.max_standby_blocked=soon", "--replicas", "1"]);
     assert!(err.contains("max_standby_blocked"), "{err}");
     let err = fails(|_| {}, &["--set", "replica.interval=20s", "--replicas", "1"]);
-    assert!(err.contains("replica.interval = 20000ms: poll from every 1ms to every 10s"), "{err}");
+    assert!(err.contains("replica.interval = 20s: poll from every 1ms to every 10s"), "{err}");
 }
 
 #[test]
