@@ -1,15 +1,18 @@
 //! `run --scales`: the scenario rehearsed once per size, each on a server
-//! of its own seeded with `vars.rows` set to that size (every other
-//! variable, the workload's rate and connections and the phases as the
-//! scenario sets them: the same load shape), then each step's figures
-//! fitted against the rows and predicted at production's row count
-//! (`report::builder::extrapolate`). The report is the largest scale's,
-//! with its `extrapolation`.
+//! of its own with that many rows (every other variable, the workload's
+//! rate and connections and the phases as the scenario sets them: the same
+//! load shape), then each step's figures fitted against the rows and
+//! predicted at production's row count (`report::builder::extrapolate`).
+//! The report is the largest scale's, with its `extrapolation`. A size is
+//! the seed script's `vars.rows`, or for a dataset generated from
+//! statistics (`[snapshot] synthetic`) the rows of its largest table, made
+//! by setting `snapshot.scale` (`Axis`).
 
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{RunArgs, RunOptions, Scales};
 use crate::clone::plan::Backend;
+use crate::clone::synthetic::{SyntheticPlan, target_rows};
 use crate::error::{Error, ExitCode, Result};
 use crate::report::model::PredictSource;
 use crate::report::{self, Report, output::Outputs, render::Doc};
@@ -23,19 +26,19 @@ pub async fn run(args: &RunArgs, scales: &Scales, cancel: &CancellationToken) ->
     let mut opts = args.opts.clone();
     opts.migration = args.migration.clone();
     let base = scenario::load(args.scenario.as_deref(), &opts)?;
-    let base_rows = check(&base, args)?;
-    let sizes = sizes(scales, base_rows)?;
+    let axis = check(&base, args)?;
+    let sizes = sizes(scales, &axis)?;
     let (predict, source) = match args.predict_rows {
         Some(n) => (n, PredictSource::Flag),
-        None => (base_rows, PredictSource::Scenario),
+        None => axis.production(),
     };
     let outputs = Outputs::parse(&args.opts, &base.inputs)?;
     let progress = Progress::new(args.opts.quiet);
     clean::mention(&progress).await;
     let mut runs: Vec<(u64, Report)> = Vec::new();
     for (k, &rows) in sizes.iter().enumerate() {
-        progress.say(&format!("scale {}/{}: vars.rows = {rows}", k + 1, sizes.len()));
-        let plan = at_rows(args, &opts, rows)?;
+        progress.say(&format!("scale {}/{}: {}", k + 1, sizes.len(), axis.describe(rows)));
+        let plan = axis.plan_at(args, &opts, rows)?;
         let (report, stop) = one_scale(&plan, &progress, cancel).await?;
         if stop.is_some() {
             // What was measured is written; no fit from a partial series.
@@ -55,17 +58,67 @@ pub async fn run(args: &RunArgs, scales: &Scales, cancel: &CancellationToken) ->
     Ok(exit_code(&progress, [None], last.verdict.status()))
 }
 
-/// The scenario's `vars.rows`, after refusing what `--scales` cannot do.
-fn check(plan: &Plan, args: &RunArgs) -> Result<u64> {
+/// What a size sets: the seed script's row count, or the scale of a
+/// dataset generated from statistics, measured by its largest table.
+enum Axis {
+    /// `vars.rows`, as the scenario sets it.
+    VarsRows(u64),
+    Synthetic {
+        /// The largest table, and its rows in the statistics (production's).
+        table: String,
+        production: u64,
+        /// Its rows at the scenario's `snapshot.scale`.
+        configured: u64,
+    },
+}
+
+impl Axis {
+    /// What a percentage is of: the dataset as the scenario sets it.
+    fn base(&self) -> u64 {
+        match self {
+            Axis::VarsRows(n) => *n,
+            Axis::Synthetic { configured, .. } => *configured,
+        }
+    }
+
+    /// The row count predicted at without `--predict-rows`.
+    fn production(&self) -> (u64, PredictSource) {
+        match self {
+            Axis::VarsRows(n) => (*n, PredictSource::Scenario),
+            Axis::Synthetic { production, .. } => (*production, PredictSource::Statistics),
+        }
+    }
+
+    /// The snapshot.scale that gives the largest table `rows` rows.
+    fn scale(production: u64, rows: u64) -> f64 {
+        rows as f64 / production.max(1) as f64
+    }
+
+    fn describe(&self, rows: u64) -> String {
+        match self {
+            Axis::VarsRows(_) => format!("vars.rows = {rows}"),
+            Axis::Synthetic { table, production, .. } => {
+                format!("snapshot.scale = {} ({rows} rows in {table})", Axis::scale(*production, rows))
+            }
+        }
+    }
+
+    /// The scenario loaded again at `rows` (after any `--set`).
+    fn plan_at(&self, args: &RunArgs, opts: &RunOptions, rows: u64) -> Result<Plan> {
+        let mut opts = opts.clone();
+        opts.set.push(match self {
+            Axis::VarsRows(_) => format!("vars.rows={rows}"),
+            Axis::Synthetic { production, .. } => format!("snapshot.scale={}", Axis::scale(*production, rows)),
+        });
+        scenario::load(args.scenario.as_deref(), &opts)
+    }
+}
+
+/// What the sizes set, after refusing what `--scales` cannot do.
+fn check(plan: &Plan, args: &RunArgs) -> Result<Axis> {
     let refuse = |why: &str| Err(Error::input(format!("--scales {why}")));
     if plan.dump.is_some() {
         return refuse("sets the seed script's vars.rows, and this scenario restores a dump ([snapshot] dump)");
-    }
-    if plan.synthetic.is_some() {
-        return refuse(
-            "sets the seed script's vars.rows, and this scenario generates its data from statistics ([snapshot] \
-             synthetic), which vars.rows does not change; rehearse it at several snapshot.scale values instead",
-        );
     }
     if plan.clone.backend == Backend::Url {
         return refuse("seeds a server per size, and the url backend has only its one database");
@@ -76,8 +129,17 @@ fn check(plan: &Plan, args: &RunArgs) -> Result<u64> {
     if plan.clone.keep {
         return refuse("removes each size's server after its rehearsal; --keep is not supported with it");
     }
+    if let Some(synthetic) = &plan.synthetic {
+        return synthetic_axis(synthetic).ok_or_else(|| {
+            Error::input(format!(
+                "--scales sizes the largest table of {}, and its statistics count no rows in any table; take \
+                 them again after ANALYZE on the source",
+                synthetic.path.display()
+            ))
+        });
+    }
     match plan.vars.get("rows").map(|v| crate::cli::rows_arg(v)) {
-        Some(Ok(n)) => Ok(n),
+        Some(Ok(n)) => Ok(Axis::VarsRows(n)),
         Some(Err(e)) => refuse(&format!("sets vars.rows, and scenario {}'s [vars] rows: {}", plan.name, e.message)),
         None => refuse(&format!(
             "sets vars.rows, and scenario {} has no [vars] rows (its seed script's row count)",
@@ -86,12 +148,30 @@ fn check(plan: &Plan, args: &RunArgs) -> Result<u64> {
     }
 }
 
+/// The largest table of a generated dataset; `None` when no table has rows.
+fn synthetic_axis(plan: &SyntheticPlan) -> Option<Axis> {
+    let (table, production) = plan
+        .stats
+        .tables
+        .iter()
+        .map(|t| (t, target_rows(t, 1.0)))
+        .max_by_key(|(_, rows)| *rows)
+        .filter(|(_, rows)| *rows > 0)?;
+    let configured = target_rows(table, plan.scale);
+    Some(Axis::Synthetic { table: table.name.clone(), production, configured })
+}
+
 /// The row counts to rehearse, ascending; at least two distinct ones.
-fn sizes(scales: &Scales, base_rows: u64) -> Result<Vec<u64>> {
-    let mut rows: Vec<u64> = scales.0.iter().map(|s| s.rows(base_rows)).collect();
+fn sizes(scales: &Scales, axis: &Axis) -> Result<Vec<u64>> {
+    let base = axis.base();
+    let mut rows: Vec<u64> = scales.0.iter().map(|s| s.rows(base)).collect();
     if rows.contains(&0) {
+        let of = match axis {
+            Axis::VarsRows(_) => "vars.rows".to_string(),
+            Axis::Synthetic { table, .. } => format!("{table}'s rows at snapshot.scale"),
+        };
         return Err(Error::input(format!(
-            "--scales: a percentage of vars.rows = {base_rows} rounds to no row at all; use a larger one"
+            "--scales: a percentage of {of} = {base} rounds to no row at all; use a larger one"
         )));
     }
     rows.sort_unstable();
@@ -104,13 +184,6 @@ fn sizes(scales: &Scales, base_rows: u64) -> Result<Vec<u64>> {
         )));
     }
     Ok(rows)
-}
-
-/// The scenario loaded again with `vars.rows` set to `rows` (after any `--set`).
-fn at_rows(args: &RunArgs, opts: &RunOptions, rows: u64) -> Result<Plan> {
-    let mut opts = opts.clone();
-    opts.set.push(format!("vars.rows={rows}"));
-    scenario::load(args.scenario.as_deref(), &opts)
 }
 
 /// One size: its own server, template seeded, one rehearsal, server removed.

@@ -147,7 +147,9 @@ pub struct Extrapolation {
     pub scales: Vec<u64>,
     /// The row count predicted at.
     pub predict_rows: u64,
-    /// Where `predict_rows` came from: `flag` (`--predict-rows`) or `scenario` (its `vars.rows`).
+    /// Where `predict_rows` came from: `flag` (`--predict-rows`), `scenario`
+    /// (its `vars.rows`) or `statistics` (a generated dataset's largest table
+    /// in its statistics file).
     pub predict_source: PredictSource,
     /// The coverage of each prediction's `low`..`high` interval (0.9).
     pub level: f64,
@@ -163,6 +165,8 @@ pub struct Extrapolation {
 pub enum PredictSource {
     Flag,
     Scenario,
+    /// The statistics file's row count of a generated dataset's largest table.
+    Statistics,
 }
 
 /// One step's figures, fitted and predicted.

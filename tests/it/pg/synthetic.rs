@@ -2,8 +2,9 @@
 //! planner statistics reproduces each column's null fraction and distinct
 //! count within 10 %, keeps its foreign keys (created after the load, so
 //! they validate every row), gives the workload's queries the same plan
-//! shapes, reports a CHECK constraint the statistics break by name, and a
-//! run on it says where its data came from.
+//! shapes, reports a CHECK constraint the statistics break by name, a run
+//! on it says where its data came from, and `run --scales` sizes it by its
+//! largest table.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -247,6 +248,43 @@ fn run_on_a_synthetic_dataset_reports_its_statistics() {
     let out = run(&[bad.to_str().unwrap()]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("snapshot.synthetic and snapshot.seed are both set"), "{}", out.stderr);
+}
+
+/// `run --scales` over a generated dataset: each size is the largest
+/// table's rows (orders), made by snapshot.scale; percentages are of its
+/// rows at the scenario's scale, and the prediction is at its rows in the
+/// statistics. A percentage that leaves it no row is refused, naming it.
+#[test]
+fn scales_over_a_synthetic_dataset_size_its_largest_table_and_predict_at_its_statistics() {
+    let dir = tempfile::tempdir().unwrap();
+    let stats = dir.path().join("stats.json");
+    {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let server = source_server(&[]);
+        rt.block_on(async {
+            let db = client(&server, "postgres").await;
+            db.batch_execute(&orders_seed(40000, 1000)).await.unwrap();
+            db.batch_execute("ANALYZE").await.unwrap();
+        });
+        take_stats(&server, "postgres", &stats);
+    }
+    let scenario = synthetic_scenario(dir.path(), &stats, 0.2, "UPDATE orders SET total_cents = total_cents + 1;\n");
+    let sc = scenario.to_str().unwrap();
+    let out = run(&[sc, "--scales", "25%,50%,100%"]);
+    assert!(out.code == 0 || out.code == 1, "{}", out.stderr);
+    let e = &out.report()["extrapolation"];
+    assert_eq!(e["scales"], serde_json::json!([2000, 4000, 8000]), "{e}");
+    assert_eq!(e["predict_source"], "statistics", "{e}");
+    assert_eq!(e["predict_rows"], 40000, "{e}");
+    assert!(out.stderr.contains("scale 1/3: snapshot.scale = 0.05 (2000 rows in "), "{}", out.stderr);
+    let orders = out.report()["dataset"]["tables"].as_array().unwrap().iter().find(|t| t["name"] == "orders").cloned();
+    assert_eq!(orders.unwrap()["rows"], 8000, "the largest size's report");
+    let wal = &e["steps"][0]["figures"]["wal_bytes"];
+    assert_eq!(wal["model"], "linear", "the UPDATE's WAL grows with the rows: {wal}");
+
+    let out = run(&[sc, "--scales", "0.001%,50%,100%"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("rows at snapshot.scale = 8000 rounds to no row"), "{}", out.stderr);
 }
 
 /// A table whose name is a reserved word (the constraints name it `"order"`)
