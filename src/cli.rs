@@ -264,15 +264,17 @@ pub struct RunArgs {
     pub fail_at: Option<FailAt>,
 
     /// Rehearse at each of these sizes (at least three) under the same
-    /// load, by setting the scenario's `vars.rows`, fit each step's figures
-    /// against the rows and predict them at `--predict-rows`: row counts
-    /// (`100k,300k,1M`) or percentages of the scenario's `vars.rows`
+    /// load, by setting the scenario's `vars.rows` (a generated dataset's
+    /// `snapshot.scale`: the size is its largest table's rows), fit each
+    /// step's figures against the rows and predict them at `--predict-rows`:
+    /// row counts (`100k,300k,1M`) or percentages of the scenario's
     /// (`1%,3%,10%`). See docs/production-size.md.
     #[arg(long, value_name = "SIZE,SIZE,SIZE…", value_parser = scales_arg)]
     pub scales: Option<Scales>,
 
     /// With `--scales`: the row count to predict at (default: the
-    /// scenario's `vars.rows`), e.g. `5M` or `50000000`.
+    /// scenario's `vars.rows`, or a generated dataset's largest table's rows
+    /// in its statistics file), e.g. `5M` or `50000000`.
     #[arg(long, value_name = "ROWS", value_parser = rows_arg, requires = "scales")]
     pub predict_rows: Option<u64>,
 
