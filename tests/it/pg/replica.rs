@@ -484,13 +484,18 @@ fn clean_stops_a_killed_runs_standby() {
 
 /// `synchronous = true`: the primary names the standby in
 /// `synchronous_standby_names` and `pg_stat_replication` shows it `sync`
-/// while the run goes on; the run completes (commits are acknowledged).
+/// while the run goes on; the run completes (commits are acknowledged), and
+/// the standby, not slowed on purpose, keeps within
+/// `budget.max_sync_commit_added = "1s"`.
 #[test]
 fn a_synchronous_standby_is_sync_on_the_primary() {
     let dir = tempfile::tempdir().unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let json = dir.path().join("report.json");
-    let mut run = Run::start(&scenario(dir.path(), "count = 1\nsynchronous = true"), tmp.path(), &json);
+    let path = scenario(dir.path(), "count = 1\nsynchronous = true");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("[replica]", "[budget]\nmax_sync_commit_added = \"1s\"\n[replica]")).unwrap();
+    let mut run = Run::start(&path, tmp.path(), &json);
     let (server_dir, _) = server_location(&run.until("server: directory "));
     let (primary, _) = ports(&run.until("clone: local server binaries")).expect("ports");
     run.until("lockimpact: baseline");
@@ -508,6 +513,13 @@ fn a_synchronous_standby_is_sync_on_the_primary() {
     assert!(matches!(code, Some(0 | 1)), "exit {code:?}:\n{stderr}");
     let report = report(&json);
     assert!(report["replicas"]["standbys"][0]["samples"].as_u64().unwrap() > 50, "{}", report["replicas"]);
+    let sync = &report["replicas"]["standbys"][0]["sync_commit"];
+    eprintln!("max_added_ms: {}", sync["max_added_ms"]);
+    assert!(sync["max_added_ms"].as_f64().unwrap() < 1000.0, "{sync}");
+    let limits = report["budget"]["limits"].as_array().unwrap();
+    assert!(limits.iter().any(|l| l["budget"] == "max_sync_commit_added" && l["limit"] == 1000.0), "{limits:?}");
+    let violations = report["verdict"]["violations"].as_array().unwrap();
+    assert!(!violations.iter().any(|v| v["budget"] == "max_sync_commit_added"), "{violations:?}");
 }
 
 /// The shipped billing_country migrations compared on the same data and

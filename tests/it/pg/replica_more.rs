@@ -49,7 +49,7 @@ fn a_synchronous_standby_with_delayed_apply_adds_the_delay_to_commits() {
     let path = scenario(
         dir.path(),
         "count = 1\nsynchronous = true\nrecovery_min_apply_delay = \"300ms\"",
-        "[clone.settings]\nsynchronous_commit = \"remote_apply\"",
+        "[clone.settings]\nsynchronous_commit = \"remote_apply\"\n[budget]\nmax_sync_commit_added = \"50ms\"",
         "3s",
     );
     // The workload's writes wait 300 ms each too: the schedule falls behind
@@ -68,6 +68,9 @@ fn a_synchronous_standby_with_delayed_apply_adds_the_delay_to_commits() {
     assert_eq!(b["added_ms"].as_f64().unwrap(), waiting - local, "{b}");
     assert!(sync["max_added_ms"].as_f64().unwrap() >= b["added_ms"].as_f64().unwrap(), "{sync}");
     assert_eq!(sync["failed_probes"], 0, "{sync}");
+    let violations = report["verdict"]["violations"].as_array().unwrap();
+    let v = violations.iter().find(|v| v["budget"] == "max_sync_commit_added").expect("max_sync_commit_added exceeded");
+    assert_eq!((&v["limit"], &v["actual"]), (&Value::from(50.0), &sync["max_added_ms"]), "{v}");
 }
 
 /// Resumes a stopped process when dropped (the test's assertions may panic).
@@ -166,7 +169,7 @@ fn without_a_synchronous_standby_no_commit_latency_is_reported() {
 fn a_logical_subscriber_breaks_on_a_new_column_and_the_report_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("report.json");
-    let path = scenario(dir.path(), "logical = true", "", "1s");
+    let path = scenario(dir.path(), "logical = true", "[budget]\nmax_subscriber_errors = 0", "1s");
     let migration = "ALTER TABLE orders ADD COLUMN note text;\nUPDATE orders SET note = 'x' WHERE id <= 10;\n";
     std::fs::write(dir.path().join("migration.sql"), migration).unwrap();
     let text = std::fs::read_to_string(&path).unwrap().replace("cooldown = \"500ms\"", "cooldown = \"2s\"");
@@ -182,6 +185,11 @@ fn a_logical_subscriber_breaks_on_a_new_column_and_the_report_says_so() {
     assert_ne!(l["first_error_phase"], "baseline", "{l}");
     assert!(l["first_error_at_ms"].as_f64().unwrap() >= report["steps"][0]["start_ms"].as_f64().unwrap(), "{l}");
     assert!(s["max_lag_bytes"].as_u64().unwrap() > s["baseline_max_lag_bytes"].as_u64().unwrap(), "{s}");
+    let violations = report["verdict"]["violations"].as_array().unwrap();
+    let v = violations.iter().find(|v| v["budget"] == "max_subscriber_errors").expect("max_subscriber_errors exceeded");
+    assert_eq!(v["limit"], 0.0, "{v}");
+    assert!(v["actual"].as_f64().unwrap() >= 1.0, "{v}");
+    assert_ne!(code, Some(0), "the verdict fails");
 }
 
 /// A migration logical replication carries (an index: no row changes of a
@@ -190,7 +198,7 @@ fn a_logical_subscriber_breaks_on_a_new_column_and_the_report_says_so() {
 fn a_logical_subscriber_follows_a_migration_without_new_columns() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("report.json");
-    let path = scenario(dir.path(), "logical = true\ncount = 1", "", "1s");
+    let path = scenario(dir.path(), "logical = true\ncount = 1", "[budget]\nmax_subscriber_errors = 0", "1s");
     std::fs::write(dir.path().join("migration.sql"), "CREATE INDEX ON orders (status);\n").unwrap();
     let (code, stderr) = Running::start(&run_args(&path, &json)).end();
     assert!(matches!(code, Some(0 | 1)), "exit {code:?}:\n{stderr}");
@@ -202,6 +210,8 @@ fn a_logical_subscriber_follows_a_migration_without_new_columns() {
     assert_eq!(s["logical"]["apply_errors"], 0, "{s}");
     assert!(s["logical"]["first_error_at_ms"].is_null(), "{s}");
     assert!(s["samples"].as_u64().unwrap() > 10, "{s}");
+    let violations = report["verdict"]["violations"].as_array().unwrap();
+    assert!(!violations.iter().any(|v| v["budget"] == "max_subscriber_errors"), "{violations:?}");
 }
 
 /// Bad `logical` and `standby` settings are refused before anything starts (exit 2), naming the key
