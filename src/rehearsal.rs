@@ -218,6 +218,8 @@ struct Running {
     measured: Measured,
     /// The replica sampler, when the clone has standbys (`[replica]`).
     replicas: Option<crate::sampler::replica::ReplicaSampler>,
+    /// What the logical subscriber's publication covers (`[replica] logical`).
+    publication: Option<crate::clone::logical::Publication>,
     /// `--fail-at`: the injector and the schema before the migration.
     failing: Option<Failing>,
 }
@@ -251,9 +253,22 @@ async fn start(
         (None, Some(made)) => (RUN_DB.to_string(), made.took),
         (None, None) => (RUN_DB.to_string(), template::fresh_copy(server, RUN_DB).await?),
     };
-    if logical {
-        crate::clone::logical::subscribe(server, &run_db).await?;
-    }
+    let publication = match logical {
+        true => {
+            let changed = crate::migration::tables::changed(&plan.migration);
+            let p = crate::clone::logical::subscribe(server, &run_db, &changed).await?;
+            say(&match &p {
+                crate::clone::logical::Publication::Tables(t) => {
+                    format!("logical subscriber: publishing {}", t.join(", "))
+                }
+                crate::clone::logical::Publication::AllTables(why) => {
+                    format!("logical subscriber: publishing all tables: {why}")
+                }
+            });
+            Some(p)
+        }
+        false => None,
+    };
     let (server_version, classes) = bind(plan, server, sessions, &run_db).await?;
     let roles = Arc::new(Roles::new(&classes));
     let (client, mig_pid) = sessions.connect(server, &run_db, "migration").await?;
@@ -305,6 +320,7 @@ async fn start(
         measured,
         failing,
         replicas,
+        publication,
     })
 }
 
@@ -506,7 +522,7 @@ async fn measure(
     if let Some(why) = &stop {
         say(&format!("stopping early: {}", why.reason()));
     }
-    let Running { copy_time, server_version, client, measured, replicas, .. } = run;
+    let Running { copy_time, server_version, client, measured, replicas, publication, .. } = run;
     drop(client);
 
     let finishing = Instant::now();
@@ -514,7 +530,7 @@ async fn measure(
     let end = clock.since_start(finishing);
     let (workload, sampler) = measured.finish(if stop.is_some() { STOP_GRACE } else { DRAIN_GRACE }).await;
     let replicas = match replicas {
-        Some(r) => Some(r.finish().await),
+        Some(r) => Some(published(r.finish().await, publication)),
         None => None,
     };
     if plan.clone.replicas.logical
@@ -606,4 +622,20 @@ async fn phases(
         stop = halt.phase(plan.phases.cooldown).await;
     }
     stop
+}
+
+/// The logical subscriber's record (if any) with what its publication covered.
+fn published(
+    mut rec: crate::run_record::replica::ReplicasRecord,
+    publication: Option<crate::clone::logical::Publication>,
+) -> crate::run_record::replica::ReplicasRecord {
+    use crate::clone::logical::Publication;
+    if let Some(l) = rec.standbys.iter_mut().find_map(|s| s.logical.as_mut()) {
+        match publication {
+            Some(Publication::Tables(t)) => l.published = t,
+            Some(Publication::AllTables(why)) => l.publication_note = Some(why),
+            None => {}
+        }
+    }
+    rec
 }

@@ -1,5 +1,7 @@
 //! A logical subscriber of the run database (`[replica] logical = true`), on
-//! the primary's own server: a publication of all the run database's tables,
+//! the primary's own server: a publication of the tables the migration
+//! changes (`Publication`; all the run database's tables when it names none
+//! that exists),
 //! a logical slot made first (a subscription on the same cluster that made
 //! its own slot would wait for its own transaction to end), and a second
 //! database, a copy of the template like the run database, subscribed with
@@ -34,13 +36,29 @@ fn db_err(what: &'static str) -> impl Fn(tokio_postgres::Error) -> Error {
     move |e| Error::db(format!("logical subscriber ([replica] logical = true): {what}: {}", describe_pg(&e)))
 }
 
-/// Publishes `run_db` (just copied from the template, nothing written to it
-/// yet) and subscribes a second copy of the template to it; returns once the
+/// What the publication covers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Publication {
+    /// These tables (as `regclass` prints them on the run database).
+    Tables(Vec<String>),
+    /// `FOR ALL TABLES`, and why no table list.
+    AllTables(String),
+}
+
+/// Publishes the tables of `run_db` (just copied from the template, nothing
+/// written to it yet) that `changed` names (the migration's, see
+/// `migration::tables`) and that exist, or all its tables when none does,
+/// and subscribes a second copy of the template to it; returns once the
 /// subscription streams. The caller ran `unsubscribe` before it copied the
 /// template (a slot of an earlier run would keep the copy from being made).
-pub async fn subscribe(server: &Server, run_db: &str) -> Result<()> {
+pub async fn subscribe(server: &Server, run_db: &str, changed: &[String]) -> Result<Publication> {
     let run = connect(server, run_db, "admin").await?;
-    run.batch_execute(&format!("CREATE PUBLICATION {PUBLICATION} FOR ALL TABLES"))
+    let publication = publication(&run, changed).await?;
+    let what = match &publication {
+        Publication::Tables(t) => format!("FOR TABLE {}", t.join(", ")),
+        Publication::AllTables(_) => "FOR ALL TABLES".to_string(),
+    };
+    run.batch_execute(&format!("CREATE PUBLICATION {PUBLICATION} {what}"))
         .await
         .map_err(db_err("CREATE PUBLICATION"))?;
     run.execute("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", &[&SUBSCRIPTION])
@@ -56,7 +74,37 @@ pub async fn subscribe(server: &Server, run_db: &str) -> Result<()> {
     ))
     .await
     .map_err(db_err("CREATE SUBSCRIPTION"))?;
-    wait_streaming(&admin).await
+    wait_streaming(&admin).await?;
+    Ok(publication)
+}
+
+/// The tables of `changed` that exist on the run database as permanent
+/// tables (a table the migration creates does not yet); all tables when none.
+async fn publication(run: &tokio_postgres::Client, changed: &[String]) -> Result<Publication> {
+    // `schema.table` as pg_query joins a RangeVar's names: each part quoted as it was written.
+    let quoted: Vec<String> = changed
+        .iter()
+        .map(|n| n.split('.').map(|p| format!("\"{}\"", p.replace('"', "\"\""))).collect::<Vec<_>>().join("."))
+        .collect();
+    let rows = run
+        .query(
+            "SELECT DISTINCT ON (c.oid) c.oid::regclass::text, o FROM unnest($1::text[]) WITH ORDINALITY AS n(name, o) \
+             JOIN pg_class c ON c.oid = to_regclass(n.name) WHERE c.relkind IN ('r', 'p') AND c.relpersistence = 'p' \
+             ORDER BY c.oid, o",
+            &[&quoted],
+        )
+        .await
+        .map_err(db_err("finding the migration's tables"))?;
+    let mut found: Vec<(i64, String)> = rows.iter().map(|r| (r.get(1), r.get(0))).collect();
+    found.sort();
+    if !found.is_empty() {
+        return Ok(Publication::Tables(found.into_iter().map(|(_, t)| t).collect()));
+    }
+    Ok(Publication::AllTables(if changed.is_empty() {
+        "the migration names no table it writes to or alters before it runs".to_string()
+    } else {
+        format!("none of the tables the migration changes exists before it runs ({})", changed.join(", "))
+    }))
 }
 
 /// The publisher as the subscriber's apply worker reaches it: the server's

@@ -102,6 +102,8 @@ fn logical(bounds: &Bounds, l: &LogicalRecord, step_at: &dyn Fn(Duration) -> Opt
         first_error_at_ms: first.map(ms),
         first_error_step: first.and_then(step_at),
         first_error_phase: first.filter(|t| step_at(*t).is_none()).map(|t| bounds.phase_at(t)),
+        published_tables: l.published.clone(),
+        publication_note: l.publication_note.clone(),
     }
 }
 

@@ -200,7 +200,14 @@ fn a_logical_subscriber_follows_a_migration_without_new_columns() {
     let json = dir.path().join("report.json");
     let path = scenario(dir.path(), "logical = true\ncount = 1", "[budget]\nmax_subscriber_errors = 0", "1s");
     std::fs::write(dir.path().join("migration.sql"), "CREATE INDEX ON orders (status);\n").unwrap();
-    let (code, stderr) = Running::start(&run_args(&path, &json)).end();
+    let mut run = Running::start(&run_args(&path, &json));
+    let (server_dir, _) = server_location(run.until("server: directory "));
+    let (primary, _) = run.until("clone: local server binaries").lines().find_map(ports).expect("the primary's port");
+    run.until("lockimpact: baseline");
+    let published = psql(&server_dir, primary, "lockimpact_run", PUBLISHED);
+    let (code, stderr) = run.end();
+    assert_eq!(published, "orders", "only the table the migration changes is published:\n{stderr}");
+    assert!(stderr.contains("logical subscriber: publishing orders"), "{stderr}");
     assert!(matches!(code, Some(0 | 1)), "exit {code:?}:\n{stderr}");
     let report = report(&json);
     let standbys = report["replicas"]["standbys"].as_array().unwrap();
@@ -210,8 +217,56 @@ fn a_logical_subscriber_follows_a_migration_without_new_columns() {
     assert_eq!(s["logical"]["apply_errors"], 0, "{s}");
     assert!(s["logical"]["first_error_at_ms"].is_null(), "{s}");
     assert!(s["samples"].as_u64().unwrap() > 10, "{s}");
+    assert_eq!(s["logical"]["published_tables"], serde_json::json!(["orders"]), "{s}");
     let violations = report["verdict"]["violations"].as_array().unwrap();
     assert!(!violations.iter().any(|v| v["budget"] == "max_subscriber_errors"), "{violations:?}");
+}
+
+/// The tables of the run database's publication, as `schema.table`, comma-separated.
+const PUBLISHED: &str = "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_publication_tables \
+                         WHERE pubname = 'lockimpact_pub'";
+
+/// One value `sql` returns on database `db` of the server at `port` (its socket in `socket`).
+fn psql(socket: &Path, port: u16, db: &str, sql: &str) -> String {
+    let psql = lockimpact::clone::local::find_binaries(None, None).unwrap().dir.join("psql");
+    let out = std::process::Command::new(psql)
+        .args(["-X", "-At", "-h"])
+        .arg(socket)
+        .args(["-p", &port.to_string(), "-U", "postgres", "-d", db, "-c", sql])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A migration that changes no table existing before it runs (it creates
+/// one): the publication is `FOR ALL TABLES` (the seed's `customers` and
+/// `orders`), and the report says why.
+#[test]
+fn a_migration_naming_no_existing_table_publishes_all_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let path = scenario(dir.path(), "logical = true\ncount = 1", "", "1s");
+    std::fs::write(dir.path().join("migration.sql"), "CREATE TABLE audit (id bigint PRIMARY KEY);\n").unwrap();
+    let mut run = Running::start(&run_args(&path, &json));
+    let (server_dir, _) = server_location(run.until("server: directory "));
+    let (primary, _) = run.until("clone: local server binaries").lines().find_map(ports).expect("the primary's port");
+    run.until("lockimpact: baseline");
+    let published = psql(&server_dir, primary, "lockimpact_run", PUBLISHED);
+    let all = psql(&server_dir, primary, "lockimpact_run", "SELECT puballtables FROM pg_publication");
+    let (code, stderr) = run.end();
+    assert!(matches!(code, Some(0 | 1)), "exit {code:?}:\n{stderr}");
+    assert_eq!(all, "t", "{stderr}");
+    assert!(
+        published.split(',').any(|t| t == "orders") && published.split(',').any(|t| t == "customers"),
+        "{published}"
+    );
+    let report = report(&json);
+    let l = &report["replicas"]["standbys"].as_array().unwrap().iter().find(|s| s["name"] == "lockimpact_sub").unwrap()
+        ["logical"];
+    assert!(l.get("published_tables").is_none(), "{l}");
+    let note = l["publication_note"].as_str().unwrap();
+    assert_eq!(note, "none of the tables the migration changes exists before it runs (audit)", "{l}");
 }
 
 /// Bad `logical` and `standby` settings are refused before anything starts (exit 2), naming the key

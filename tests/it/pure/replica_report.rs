@@ -323,6 +323,8 @@ fn every_format_tells_the_sync_commit_latency_and_the_subscribers_errors() {
         first_error_at_ms: Some(5000.0),
         first_error_step: None,
         first_error_phase: Some(Phase::After),
+        published_tables: vec!["orders".into()],
+        publication_note: None,
     });
     standbys.push(sub);
     for format in [Format::Text, Format::Markdown, Format::Html] {
@@ -336,7 +338,8 @@ fn every_format_tells_the_sync_commit_latency_and_the_subscribers_errors() {
             "{format:?}:\n{text}"
         );
         assert!(
-            text.contains("logical subscriber lockimpact_sub (slot lockimpact_sub): 1 apply and 0 sync error(s), the first seen in the after phase"),
+            text.contains("logical subscriber lockimpact_sub (slot lockimpact_sub): 1 apply and 0 sync error(s), the first seen in the after phase")
+                && text.contains("publication of orders"),
             "{format:?}:\n{text}"
         );
     }
@@ -373,6 +376,7 @@ fn with_sync_and_subscriber(mut rec: RunRecord, waiting_ms: u64, errors: u64) ->
         slot: "lockimpact_sub".into(),
         database: "lockimpact_sub".into(),
         errors: vec![(Duration::from_millis(1500), 0, 0), (Duration::from_millis(4500), errors, 0)],
+        ..Default::default()
     };
     let sub = StandbyRecord { name: "lockimpact_sub".into(), logical: Some(logical), ..Default::default() };
     reps.standbys.push(sub);
