@@ -218,8 +218,9 @@ struct Running {
     measured: Measured,
     /// The replica sampler, when the clone has standbys (`[replica]`).
     replicas: Option<crate::sampler::replica::ReplicaSampler>,
-    /// What the logical subscriber's publication covers (`[replica] logical`).
-    publication: Option<crate::clone::logical::Publication>,
+    /// What the logical subscriber's publication covers (`[replica] logical`),
+    /// and the length of the server's log when it was made (its errors are after).
+    publication: Option<(crate::clone::logical::Publication, Option<usize>)>,
     /// `--fail-at`: the injector and the schema before the migration.
     failing: Option<Failing>,
 }
@@ -265,7 +266,7 @@ async fn start(
                     format!("logical subscriber: publishing all tables: {why}")
                 }
             });
-            Some(p)
+            Some((p, server.read_log().and_then(|r| r.ok()).map(|t| t.len())))
         }
         false => None,
     };
@@ -530,7 +531,7 @@ async fn measure(
     let end = clock.since_start(finishing);
     let (workload, sampler) = measured.finish(if stop.is_some() { STOP_GRACE } else { DRAIN_GRACE }).await;
     let replicas = match replicas {
-        Some(r) => Some(published(r.finish().await, publication)),
+        Some(r) => Some(subscriber_details(r.finish().await, publication, server)),
         None => None,
     };
     if plan.clone.replicas.logical
@@ -624,18 +625,25 @@ async fn phases(
     stop
 }
 
-/// The logical subscriber's record (if any) with what its publication covered.
-fn published(
+/// The logical subscriber's record (if any) with what its publication
+/// covered and, when the server's log can be read (the local backend), the
+/// first error its workers logged after `from` (the log's length then).
+fn subscriber_details(
     mut rec: crate::run_record::replica::ReplicasRecord,
-    publication: Option<crate::clone::logical::Publication>,
+    publication: Option<(crate::clone::logical::Publication, Option<usize>)>,
+    server: &Server,
 ) -> crate::run_record::replica::ReplicasRecord {
-    use crate::clone::logical::Publication;
-    if let Some(l) = rec.standbys.iter_mut().find_map(|s| s.logical.as_mut()) {
-        match publication {
-            Some(Publication::Tables(t)) => l.published = t,
-            Some(Publication::AllTables(why)) => l.publication_note = Some(why),
-            None => {}
-        }
+    use crate::clone::logical::{Publication, first_error};
+    let (Some(l), Some((publication, from))) = (rec.standbys.iter_mut().find_map(|s| s.logical.as_mut()), publication)
+    else {
+        return rec;
+    };
+    match publication {
+        Publication::Tables(t) => l.published = t,
+        Publication::AllTables(why) => l.publication_note = Some(why),
+    }
+    if let (Some(from), Some(Ok(log))) = (from, server.read_log()) {
+        l.first_error = first_error(log.get(from..).unwrap_or(&log));
     }
     rec
 }

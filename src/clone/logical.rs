@@ -197,3 +197,55 @@ async fn drop_slot(admin: &tokio_postgres::Client) -> Result<()> {
         }
     }
 }
+
+/// The first error of the subscription's workers in `log` (the server's
+/// stderr log since the subscription was made), e.g. `logical replication
+/// target relation "public.orders" is missing replicated column: "note"`:
+/// an `ERROR` of a process that logged starting as its apply or table
+/// synchronization worker (the default `log_line_prefix`, `%m [%p] `), or,
+/// under another prefix, one followed by the `CONTEXT` of applying
+/// replicated changes.
+pub fn first_error(log: &str) -> Option<String> {
+    let lines: Vec<&str> = log.lines().collect();
+    let tag = format!("worker for subscription \"{SUBSCRIPTION}\"");
+    let workers: Vec<&str> = lines.iter().filter(|l| l.contains(&tag)).filter_map(|l| pid(l)).collect();
+    let ours = |i: usize| {
+        pid(lines[i]).is_some_and(|p| workers.contains(&p))
+            || lines.get(i + 1).is_some_and(|n| n.contains("CONTEXT:") && n.contains("for replication origin"))
+    };
+    let i = (0..lines.len()).find(|&i| lines[i].contains(" ERROR:  ") && ours(i))?;
+    Some(lines[i].split_once(" ERROR:  ")?.1.trim().to_string())
+}
+
+/// The `[pid]` of a log line under the default prefix (`%m [%p] `).
+fn pid(line: &str) -> Option<&str> {
+    let head = line.split_once(":  ")?.0;
+    let head = head.rsplit_once(' ')?.0; // drop the level (LOG, ERROR, …)
+    let inner = head.rsplit_once('[')?.1.strip_suffix(']')?;
+    (!inner.is_empty() && inner.chars().all(|c| c.is_ascii_digit())).then_some(inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_error_of_the_subscriptions_workers() {
+        let log = "\
+2026-12-02 10:01:00.100 UTC [900] ERROR:  relation \"nope\" does not exist
+2026-12-02 10:01:00.200 UTC [901] LOG:  logical replication apply worker for subscription \"lockimpact_sub\" has started
+2026-12-02 10:01:02.300 UTC [901] ERROR:  logical replication target relation \"public.orders\" is missing replicated column: \"note\"
+2026-12-02 10:01:02.300 UTC [901] CONTEXT:  processing remote data for replication origin \"pg_16390\" during message type \"UPDATE\"
+2026-12-02 10:01:07.400 UTC [950] ERROR:  something later
+";
+        let first = first_error(log).unwrap();
+        assert_eq!(
+            first,
+            "logical replication target relation \"public.orders\" is missing replicated column: \"note\""
+        );
+        // Another prefix: the CONTEXT line names it.
+        let other = log.replace("[901]", "[s:1]");
+        assert_eq!(first_error(&other).unwrap(), first);
+        assert_eq!(first_error("2026 [1] ERROR:  relation \"nope\" does not exist\n"), None);
+    }
+}

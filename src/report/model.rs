@@ -1015,6 +1015,10 @@ pub struct LogicalReport {
     pub published_tables: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub publication_note: Option<String>,
+    /// The first error message of its workers, from the server's log (the
+    /// local backend); absent when there was none or the log cannot be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_error_message: Option<String>,
 }
 
 /// The commit latency a synchronous standby adds on the primary, from the

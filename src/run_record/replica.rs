@@ -47,6 +47,8 @@ pub struct LogicalRecord {
     /// The tables its publication covers; empty: all tables, `publication_note` says why.
     pub published: Vec<String>,
     pub publication_note: Option<String>,
+    /// The first error its workers logged in the server's log (the local backend's, which lockimpact reads).
+    pub first_error: Option<String>,
 }
 
 /// Commits the replica sampler timed on the primary, alternately waiting for

@@ -104,6 +104,7 @@ fn logical(bounds: &Bounds, l: &LogicalRecord, step_at: &dyn Fn(Duration) -> Opt
         first_error_phase: first.filter(|t| step_at(*t).is_none()).map(|t| bounds.phase_at(t)),
         published_tables: l.published.clone(),
         publication_note: l.publication_note.clone(),
+        first_error_message: l.first_error.clone(),
     }
 }
 
@@ -249,7 +250,8 @@ fn subscriber_errors(rep: &ReplicasReport, b: &BudgetSection) -> Option<Violatio
     if l.apply_errors.is_none() && l.sync_errors.is_none() || errors <= limit {
         return None;
     }
-    let what = format!("the logical subscriber {} counted {errors} error(s) (budget {limit})", s.name);
+    let first = l.first_error_message.as_deref().map(|m| format!("; the first: {m}")).unwrap_or_default();
+    let what = format!("the logical subscriber {} counted {errors} error(s) (budget {limit}){first}", s.name);
     Some(Violation {
         step: l.first_error_step,
         ..Violation::new("max_subscriber_errors", limit as f64, errors as f64, what)

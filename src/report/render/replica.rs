@@ -99,9 +99,10 @@ fn sync_commit_note(r: &Report, name: &str, sc: &SyncCommitReport) -> String {
 fn logical_note(r: &Report, name: &str, l: &LogicalReport) -> String {
     let errors = match (l.apply_errors, l.sync_errors) {
         (Some(apply), Some(sync)) if l.first_error_at_ms.is_some() => format!(
-            "{apply} apply and {sync} sync error(s), the first seen {}; logical replication does not carry DDL, so a \
-             new column written to breaks the subscriber until it has it too",
-            place(r, l.first_error_step, l.first_error_phase)
+            "{apply} apply and {sync} sync error(s), the first seen {}{}; logical replication does not carry DDL, so \
+             a new column written to breaks the subscriber until it has it too",
+            place(r, l.first_error_step, l.first_error_phase),
+            l.first_error_message.as_deref().map(|m| format!(" ({m})")).unwrap_or_default()
         ),
         (Some(_), Some(_)) => "no apply or sync error".to_string(),
         _ => "its errors are not counted before PostgreSQL 15".to_string(),

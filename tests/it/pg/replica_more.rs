@@ -183,12 +183,15 @@ fn a_logical_subscriber_breaks_on_a_new_column_and_the_report_says_so() {
     let l = &s["logical"];
     assert!(l["apply_errors"].as_u64().unwrap() >= 1, "the subscriber fails on the new column: {l}");
     assert_ne!(l["first_error_phase"], "baseline", "{l}");
+    let message = l["first_error_message"].as_str().expect("the first error's message, from the server's log");
+    assert!(message.contains("is missing replicated column") && message.contains("note"), "{message}");
     assert!(l["first_error_at_ms"].as_f64().unwrap() >= report["steps"][0]["start_ms"].as_f64().unwrap(), "{l}");
     assert!(s["max_lag_bytes"].as_u64().unwrap() > s["baseline_max_lag_bytes"].as_u64().unwrap(), "{s}");
     let violations = report["verdict"]["violations"].as_array().unwrap();
     let v = violations.iter().find(|v| v["budget"] == "max_subscriber_errors").expect("max_subscriber_errors exceeded");
     assert_eq!(v["limit"], 0.0, "{v}");
     assert!(v["actual"].as_f64().unwrap() >= 1.0, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("; the first: logical replication target relation"), "{v}");
     assert_ne!(code, Some(0), "the verdict fails");
 }
 
@@ -216,6 +219,7 @@ fn a_logical_subscriber_follows_a_migration_without_new_columns() {
     eprintln!("subscriber: {s}");
     assert_eq!(s["logical"]["apply_errors"], 0, "{s}");
     assert!(s["logical"]["first_error_at_ms"].is_null(), "{s}");
+    assert!(s["logical"].get("first_error_message").is_none(), "{s}");
     assert!(s["samples"].as_u64().unwrap() > 10, "{s}");
     assert_eq!(s["logical"]["published_tables"], serde_json::json!(["orders"]), "{s}");
     let violations = report["verdict"]["violations"].as_array().unwrap();

@@ -325,6 +325,9 @@ fn every_format_tells_the_sync_commit_latency_and_the_subscribers_errors() {
         first_error_phase: Some(Phase::After),
         published_tables: vec!["orders".into()],
         publication_note: None,
+        first_error_message: Some(
+            "logical replication target relation \"public.orders\" is missing replicated column: \"note\"".into(),
+        ),
     });
     standbys.push(sub);
     for format in [Format::Text, Format::Markdown, Format::Html] {
@@ -339,7 +342,8 @@ fn every_format_tells_the_sync_commit_latency_and_the_subscribers_errors() {
         );
         assert!(
             text.contains("logical subscriber lockimpact_sub (slot lockimpact_sub): 1 apply and 0 sync error(s), the first seen in the after phase")
-                && text.contains("publication of orders"),
+                && text.contains("publication of orders")
+                && text.contains(if format == Format::Html { "is missing replicated column: &quot;note&quot;" } else { "is missing replicated column: \"note\"" }),
             "{format:?}:\n{text}"
         );
     }
