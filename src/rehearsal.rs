@@ -218,6 +218,9 @@ struct Running {
     measured: Measured,
     /// The replica sampler, when the clone has standbys (`[replica]`).
     replicas: Option<crate::sampler::replica::ReplicaSampler>,
+    /// What the logical subscriber's publication covers (`[replica] logical`),
+    /// and the length of the server's log when it was made (its errors are after).
+    publication: Option<(crate::clone::logical::Publication, Option<usize>)>,
     /// `--fail-at`: the injector and the schema before the migration.
     failing: Option<Failing>,
 }
@@ -251,9 +254,22 @@ async fn start(
         (None, Some(made)) => (RUN_DB.to_string(), made.took),
         (None, None) => (RUN_DB.to_string(), template::fresh_copy(server, RUN_DB).await?),
     };
-    if logical {
-        crate::clone::logical::subscribe(server, &run_db).await?;
-    }
+    let publication = match logical {
+        true => {
+            let changed = crate::migration::tables::changed(&plan.migration);
+            let p = crate::clone::logical::subscribe(server, &run_db, &changed).await?;
+            say(&match &p {
+                crate::clone::logical::Publication::Tables(t) => {
+                    format!("logical subscriber: publishing {}", t.join(", "))
+                }
+                crate::clone::logical::Publication::AllTables(why) => {
+                    format!("logical subscriber: publishing all tables: {why}")
+                }
+            });
+            Some((p, server.read_log().and_then(|r| r.ok()).map(|t| t.len())))
+        }
+        false => None,
+    };
     let (server_version, classes) = bind(plan, server, sessions, &run_db).await?;
     let roles = Arc::new(Roles::new(&classes));
     let (client, mig_pid) = sessions.connect(server, &run_db, "migration").await?;
@@ -305,6 +321,7 @@ async fn start(
         measured,
         failing,
         replicas,
+        publication,
     })
 }
 
@@ -506,7 +523,7 @@ async fn measure(
     if let Some(why) = &stop {
         say(&format!("stopping early: {}", why.reason()));
     }
-    let Running { copy_time, server_version, client, measured, replicas, .. } = run;
+    let Running { copy_time, server_version, client, measured, replicas, publication, .. } = run;
     drop(client);
 
     let finishing = Instant::now();
@@ -514,7 +531,7 @@ async fn measure(
     let end = clock.since_start(finishing);
     let (workload, sampler) = measured.finish(if stop.is_some() { STOP_GRACE } else { DRAIN_GRACE }).await;
     let replicas = match replicas {
-        Some(r) => Some(r.finish().await),
+        Some(r) => Some(subscriber_details(r.finish().await, publication, server)),
         None => None,
     };
     if plan.clone.replicas.logical
@@ -606,4 +623,27 @@ async fn phases(
         stop = halt.phase(plan.phases.cooldown).await;
     }
     stop
+}
+
+/// The logical subscriber's record (if any) with what its publication
+/// covered and, when the server's log can be read (the local backend), the
+/// first error its workers logged after `from` (the log's length then).
+fn subscriber_details(
+    mut rec: crate::run_record::replica::ReplicasRecord,
+    publication: Option<(crate::clone::logical::Publication, Option<usize>)>,
+    server: &Server,
+) -> crate::run_record::replica::ReplicasRecord {
+    use crate::clone::logical::{Publication, first_error};
+    let (Some(l), Some((publication, from))) = (rec.standbys.iter_mut().find_map(|s| s.logical.as_mut()), publication)
+    else {
+        return rec;
+    };
+    match publication {
+        Publication::Tables(t) => l.published = t,
+        Publication::AllTables(why) => l.publication_note = Some(why),
+    }
+    if let (Some(from), Some(Ok(log))) = (from, server.read_log()) {
+        l.first_error = first_error(log.get(from..).unwrap_or(&log));
+    }
+    rec
 }

@@ -1,5 +1,7 @@
 //! A logical subscriber of the run database (`[replica] logical = true`), on
-//! the primary's own server: a publication of all the run database's tables,
+//! the primary's own server: a publication of the tables the migration
+//! changes (`Publication`; all the run database's tables when it names none
+//! that exists),
 //! a logical slot made first (a subscription on the same cluster that made
 //! its own slot would wait for its own transaction to end), and a second
 //! database, a copy of the template like the run database, subscribed with
@@ -34,13 +36,29 @@ fn db_err(what: &'static str) -> impl Fn(tokio_postgres::Error) -> Error {
     move |e| Error::db(format!("logical subscriber ([replica] logical = true): {what}: {}", describe_pg(&e)))
 }
 
-/// Publishes `run_db` (just copied from the template, nothing written to it
-/// yet) and subscribes a second copy of the template to it; returns once the
+/// What the publication covers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Publication {
+    /// These tables (as `regclass` prints them on the run database).
+    Tables(Vec<String>),
+    /// `FOR ALL TABLES`, and why no table list.
+    AllTables(String),
+}
+
+/// Publishes the tables of `run_db` (just copied from the template, nothing
+/// written to it yet) that `changed` names (the migration's, see
+/// `migration::tables`) and that exist, or all its tables when none does,
+/// and subscribes a second copy of the template to it; returns once the
 /// subscription streams. The caller ran `unsubscribe` before it copied the
 /// template (a slot of an earlier run would keep the copy from being made).
-pub async fn subscribe(server: &Server, run_db: &str) -> Result<()> {
+pub async fn subscribe(server: &Server, run_db: &str, changed: &[String]) -> Result<Publication> {
     let run = connect(server, run_db, "admin").await?;
-    run.batch_execute(&format!("CREATE PUBLICATION {PUBLICATION} FOR ALL TABLES"))
+    let publication = publication(&run, changed).await?;
+    let what = match &publication {
+        Publication::Tables(t) => format!("FOR TABLE {}", t.join(", ")),
+        Publication::AllTables(_) => "FOR ALL TABLES".to_string(),
+    };
+    run.batch_execute(&format!("CREATE PUBLICATION {PUBLICATION} {what}"))
         .await
         .map_err(db_err("CREATE PUBLICATION"))?;
     run.execute("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", &[&SUBSCRIPTION])
@@ -56,7 +74,37 @@ pub async fn subscribe(server: &Server, run_db: &str) -> Result<()> {
     ))
     .await
     .map_err(db_err("CREATE SUBSCRIPTION"))?;
-    wait_streaming(&admin).await
+    wait_streaming(&admin).await?;
+    Ok(publication)
+}
+
+/// The tables of `changed` that exist on the run database as permanent
+/// tables (a table the migration creates does not yet); all tables when none.
+async fn publication(run: &tokio_postgres::Client, changed: &[String]) -> Result<Publication> {
+    // `schema.table` as pg_query joins a RangeVar's names: each part quoted as it was written.
+    let quoted: Vec<String> = changed
+        .iter()
+        .map(|n| n.split('.').map(|p| format!("\"{}\"", p.replace('"', "\"\""))).collect::<Vec<_>>().join("."))
+        .collect();
+    let rows = run
+        .query(
+            "SELECT DISTINCT ON (c.oid) c.oid::regclass::text, o FROM unnest($1::text[]) WITH ORDINALITY AS n(name, o) \
+             JOIN pg_class c ON c.oid = to_regclass(n.name) WHERE c.relkind IN ('r', 'p') AND c.relpersistence = 'p' \
+             ORDER BY c.oid, o",
+            &[&quoted],
+        )
+        .await
+        .map_err(db_err("finding the migration's tables"))?;
+    let mut found: Vec<(i64, String)> = rows.iter().map(|r| (r.get(1), r.get(0))).collect();
+    found.sort();
+    if !found.is_empty() {
+        return Ok(Publication::Tables(found.into_iter().map(|(_, t)| t).collect()));
+    }
+    Ok(Publication::AllTables(if changed.is_empty() {
+        "the migration names no table it writes to or alters before it runs".to_string()
+    } else {
+        format!("none of the tables the migration changes exists before it runs ({})", changed.join(", "))
+    }))
 }
 
 /// The publisher as the subscriber's apply worker reaches it: the server's
@@ -147,5 +195,57 @@ async fn drop_slot(admin: &tokio_postgres::Client) -> Result<()> {
             Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
             Err(e) => return Err(db_err("dropping the slot")(e)),
         }
+    }
+}
+
+/// The first error of the subscription's workers in `log` (the server's
+/// stderr log since the subscription was made), e.g. `logical replication
+/// target relation "public.orders" is missing replicated column: "note"`:
+/// an `ERROR` of a process that logged starting as its apply or table
+/// synchronization worker (the default `log_line_prefix`, `%m [%p] `), or,
+/// under another prefix, one followed by the `CONTEXT` of applying
+/// replicated changes.
+pub fn first_error(log: &str) -> Option<String> {
+    let lines: Vec<&str> = log.lines().collect();
+    let tag = format!("worker for subscription \"{SUBSCRIPTION}\"");
+    let workers: Vec<&str> = lines.iter().filter(|l| l.contains(&tag)).filter_map(|l| pid(l)).collect();
+    let ours = |i: usize| {
+        pid(lines[i]).is_some_and(|p| workers.contains(&p))
+            || lines.get(i + 1).is_some_and(|n| n.contains("CONTEXT:") && n.contains("for replication origin"))
+    };
+    let i = (0..lines.len()).find(|&i| lines[i].contains(" ERROR:  ") && ours(i))?;
+    Some(lines[i].split_once(" ERROR:  ")?.1.trim().to_string())
+}
+
+/// The `[pid]` of a log line under the default prefix (`%m [%p] `).
+fn pid(line: &str) -> Option<&str> {
+    let head = line.split_once(":  ")?.0;
+    let head = head.rsplit_once(' ')?.0; // drop the level (LOG, ERROR, …)
+    let inner = head.rsplit_once('[')?.1.strip_suffix(']')?;
+    (!inner.is_empty() && inner.chars().all(|c| c.is_ascii_digit())).then_some(inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_error_of_the_subscriptions_workers() {
+        let log = "\
+2026-12-02 10:01:00.100 UTC [900] ERROR:  relation \"nope\" does not exist
+2026-12-02 10:01:00.200 UTC [901] LOG:  logical replication apply worker for subscription \"lockimpact_sub\" has started
+2026-12-02 10:01:02.300 UTC [901] ERROR:  logical replication target relation \"public.orders\" is missing replicated column: \"note\"
+2026-12-02 10:01:02.300 UTC [901] CONTEXT:  processing remote data for replication origin \"pg_16390\" during message type \"UPDATE\"
+2026-12-02 10:01:07.400 UTC [950] ERROR:  something later
+";
+        let first = first_error(log).unwrap();
+        assert_eq!(
+            first,
+            "logical replication target relation \"public.orders\" is missing replicated column: \"note\""
+        );
+        // Another prefix: the CONTEXT line names it.
+        let other = log.replace("[901]", "[s:1]");
+        assert_eq!(first_error(&other).unwrap(), first);
+        assert_eq!(first_error("2026 [1] ERROR:  relation \"nope\" does not exist\n"), None);
     }
 }

@@ -16,6 +16,7 @@ pub mod reversible;
 pub mod runner;
 pub mod schema_state;
 pub mod split;
+pub mod tables;
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};

@@ -1013,6 +1013,16 @@ pub struct LogicalReport {
     pub first_error_at_ms: Option<f64>,
     pub first_error_step: Option<usize>,
     pub first_error_phase: Option<Phase>,
+    /// The tables its publication covers (the migration's that existed
+    /// before it ran); absent: all tables, and `publication_note` says why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub published_tables: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publication_note: Option<String>,
+    /// The first error message of its workers, from the server's log (the
+    /// local backend); absent when there was none or the log cannot be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_error_message: Option<String>,
 }
 
 /// The commit latency a synchronous standby adds on the primary, from the

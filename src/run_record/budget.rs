@@ -38,11 +38,22 @@ pub struct BudgetSection {
     pub max_standby_cancels: Option<u64>,
     /// Longest wait of a standby session blocked by a lock replayed from the primary.
     pub max_standby_blocked: Option<Dur>,
+    /// Largest commit latency the synchronous standby adds on the primary
+    /// (`sync_commit.max_added_ms`; needs `[replica] synchronous = true`).
+    pub max_sync_commit_added: Option<Dur>,
+    /// Errors of the logical subscriber (apply and sync errors; needs `[replica] logical = true`).
+    pub max_subscriber_errors: Option<u64>,
 }
 
 /// The budget keys that judge the clone's standbys (`[replica]`).
-pub const REPLICA_BUDGETS: [&str; 4] =
-    ["max_replica_lag", "max_replica_lag_bytes", "max_standby_cancels", "max_standby_blocked"];
+pub const REPLICA_BUDGETS: [&str; 6] = [
+    "max_replica_lag",
+    "max_replica_lag_bytes",
+    "max_standby_cancels",
+    "max_standby_blocked",
+    "max_sync_commit_added",
+    "max_subscriber_errors",
+];
 
 /// Whether new error classes caused by the migration are allowed by the budget.
 #[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +87,8 @@ impl BudgetSection {
             max_replica_lag_bytes,
             max_standby_cancels,
             max_standby_blocked,
+            max_sync_commit_added,
+            max_subscriber_errors,
         } = self;
         max_blocked.is_none()
             && max_blocked_wait.is_none()
@@ -89,6 +102,8 @@ impl BudgetSection {
             && max_replica_lag_bytes.is_none()
             && max_standby_cancels.is_none()
             && max_standby_blocked.is_none()
+            && max_sync_commit_added.is_none()
+            && max_subscriber_errors.is_none()
     }
 
     /// The budget of a scenario that sets none: no workload session waits on

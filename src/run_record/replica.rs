@@ -44,6 +44,11 @@ pub struct LogicalRecord {
     /// (clock offset of the poll, `apply_error_count`, `sync_error_count` of
     /// `pg_stat_subscription_stats`); empty before PostgreSQL 15, which has no such view.
     pub errors: Vec<(Duration, u64, u64)>,
+    /// The tables its publication covers; empty: all tables, `publication_note` says why.
+    pub published: Vec<String>,
+    pub publication_note: Option<String>,
+    /// The first error its workers logged in the server's log (the local backend's, which lockimpact reads).
+    pub first_error: Option<String>,
 }
 
 /// Commits the replica sampler timed on the primary, alternately waiting for

@@ -199,7 +199,7 @@ async fn subscriber(primary: Target) -> Result<Conn> {
     let logical = crate::run_record::replica::LogicalRecord {
         slot: SUBSCRIPTION.into(),
         database: SUBSCRIBER_DB.into(),
-        errors: Vec::new(),
+        ..Default::default()
     };
     let rec = StandbyRecord { name: SUBSCRIPTION.into(), logical: Some(logical), ..Default::default() };
     let sql = if version >= 150000 { LOGICAL_SQL } else { LOGICAL_SQL_14 };

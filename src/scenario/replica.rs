@@ -180,12 +180,26 @@ pub fn check_budget(b: &BudgetSection, plan: &ReplicaPlan, file: &str) -> Result
         ("max_standby_cancels", b.max_standby_cancels.is_some()),
         ("max_standby_blocked", b.max_standby_blocked.is_some()),
     ];
-    match set.iter().find(|(_, s)| *s) {
-        Some((key, _)) if !plan.local_only() => Err(Error::input(format!(
+    if let Some((key, _)) = set.iter().find(|(_, s)| *s)
+        && !plan.local_only()
+    {
+        return Err(Error::input(format!(
             "{file}: budget.{key} judges the clone's standbys, but it gets none; set replica.count (or --replicas N)"
-        ))),
-        _ => Ok(()),
+        )));
     }
+    if b.max_sync_commit_added.is_some() && !(plan.synchronous && plan.count > 0) {
+        return Err(Error::input(format!(
+            "{file}: budget.max_sync_commit_added judges the commit latency a synchronous standby adds, but the \
+             clone gets none; set replica.synchronous = true (and replica.count, or --replicas N)"
+        )));
+    }
+    if b.max_subscriber_errors.is_some() && !plan.logical {
+        return Err(Error::input(format!(
+            "{file}: budget.max_subscriber_errors judges the logical subscriber, but the clone gets none; set \
+             replica.logical = true"
+        )));
+    }
+    Ok(())
 }
 
 /// A `target = "replica"` class needs a standby to run on.

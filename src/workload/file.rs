@@ -201,21 +201,36 @@ fn parse_class(c: ClassFile, at: &str, path: &Path, scripts: &mut Vec<std::path:
             return Err(Error::input(format!("{at}: {key} must be 0 or more ops/s, not {v}")));
         }
     }
-    let on_replica = class_target(c.target.as_deref(), script.is_some() || hold.is_some(), at)?;
+    let on_replica = class_target(c.target.as_deref(), at)?;
     let (recorded_rate, peak_rate) = (c.recorded_rate, c.peak_rate);
-    Ok(Class { name: c.name, sql, pace, params, hold, recorded_rate, peak_rate, script, on_replica })
+    let class = Class { name: c.name, sql, pace, params, hold, recorded_rate, peak_rate, script, on_replica };
+    if on_replica {
+        read_only(&class, at)?;
+    }
+    Ok(class)
 }
 
-/// `target`: `"primary"` (default) or `"replica"`, for a one-statement class.
-fn class_target(target: Option<&str>, script_or_hold: bool, at: &str) -> Result<bool> {
+/// `target`: `"primary"` (default) or `"replica"`.
+fn class_target(target: Option<&str>, at: &str) -> Result<bool> {
     match target {
         None | Some("primary") => Ok(false),
-        Some("replica") if script_or_hold => Err(Error::input(format!(
-            "{at}: target = \"replica\" is for sql classes without hold, for now (not scripts or long transactions)"
-        ))),
         Some("replica") => Ok(true),
         Some(other) => Err(Error::input(format!("{at}: target = {other:?}: use \"primary\" or \"replica\""))),
     }
+}
+
+/// A `target = "replica"` class runs on a hot standby, which is read-only:
+/// a statement of it that writes is refused, naming the statement.
+fn read_only(class: &Class, at: &str) -> Result<()> {
+    for sql in class.statements() {
+        if let Some(why) = super::replica::write_in(sql) {
+            return Err(Error::input(format!(
+                "{at}: target = \"replica\", but {sql:?} cannot run on a standby ({why}): a hot standby is \
+                 read-only; run this class on the primary (remove target) or make it read-only"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// A class's `weight` or `rate`, exactly one of them, greater than 0.

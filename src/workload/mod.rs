@@ -377,7 +377,7 @@ fn open_connection(
         let mut prepared = Vec::new();
         if c.on_replica {
             // Prepared on the standby's connection (`replica::open`), under the same name.
-            statements.push(vec![replica::statement_name(ci)]);
+            statements.push(replica::statement_names(ci, c));
             continue;
         }
         for (si, sql) in c.statements().into_iter().enumerate() {

@@ -133,13 +133,10 @@ impl Worker {
             params.extend(class.params.iter().map(|p| p.draw(&mut rng)));
             let result = match (&class.script, class.hold) {
                 (Some(script), _) => self.script(op.class, script, &mut rng).map(|()| None),
-                (None, None) => match (class.on_replica, self.replica.as_mut()) {
-                    (true, Some(replica)) => replica,
-                    _ => &mut self.conn,
-                }
-                .execute(&self.statements[op.class][0], &params)
-                .map(|()| None)
-                .map_err(ScriptError::Db),
+                (None, None) => conn_for(&mut self.conn, &mut self.replica, class.on_replica)
+                    .execute(&self.statements[op.class][0], &params)
+                    .map(|()| None)
+                    .map_err(ScriptError::Db),
                 (None, Some(_)) => self.long_transaction(op.class, &params).map(Some),
             };
             now = Instant::now();
@@ -246,9 +243,10 @@ impl Worker {
                     }
                     let stmt = &self.statements[class][next];
                     next += 1;
-                    if let Err(e) = self.conn.execute(stmt, &values) {
-                        if !self.conn.is_closed() {
-                            let _ = self.conn.simple("ROLLBACK");
+                    let conn = conn_for(&mut self.conn, &mut self.replica, self.classes[class].on_replica);
+                    if let Err(e) = conn.execute(stmt, &values) {
+                        if !conn.is_closed() {
+                            let _ = conn.simple("ROLLBACK");
                         }
                         return Err(ScriptError::Db(e));
                     }
@@ -261,17 +259,27 @@ impl Worker {
     /// BEGIN, run the statement, hold the transaction open, COMMIT. Returns
     /// when the statement finished: its latency is recorded, not the hold.
     fn long_transaction(&mut self, class: usize, params: &[Value]) -> Result<Instant, ScriptError> {
-        let hold = self.classes[class].hold.unwrap_or_default();
-        self.conn.simple("BEGIN").map_err(ScriptError::Db)?;
-        if let Err(e) = self.conn.execute(&self.statements[class][0], params) {
-            if !self.conn.is_closed() {
-                let _ = self.conn.simple("ROLLBACK");
+        let (hold, on_replica) = (self.classes[class].hold.unwrap_or_default(), self.classes[class].on_replica);
+        let conn = conn_for(&mut self.conn, &mut self.replica, on_replica);
+        conn.simple("BEGIN").map_err(ScriptError::Db)?;
+        if let Err(e) = conn.execute(&self.statements[class][0], params) {
+            if !conn.is_closed() {
+                let _ = conn.simple("ROLLBACK");
             }
             return Err(ScriptError::Db(e));
         }
         let read_done = Instant::now();
         self.sleep_until(read_done + hold);
-        self.conn.simple("COMMIT").map_err(ScriptError::Db)?;
+        conn_for(&mut self.conn, &mut self.replica, on_replica).simple("COMMIT").map_err(ScriptError::Db)?;
         Ok(read_done)
+    }
+}
+
+/// The connection a class runs on: the standby's for a `target = "replica"`
+/// class (`replica` is opened whenever one exists), else the primary's.
+fn conn_for<'a>(primary: &'a mut Conn, replica: &'a mut Option<Conn>, on_replica: bool) -> &'a mut Conn {
+    match (on_replica, replica.as_mut()) {
+        (true, Some(r)) => r,
+        _ => primary,
     }
 }

@@ -33,6 +33,14 @@ pub fn remedy(r: &Report, v: &Violation) -> Option<String> {
             "{step} held a lock that the standbys replayed, and their reads waited for it: split it so that no slow \
              statement runs in the transaction that holds the lock"
         ),
+        "max_sync_commit_added" => format!(
+            "{step} wrote WAL that every commit then waited for the synchronous standby to confirm: batch it, with \
+             a pause between batches"
+        ),
+        "max_subscriber_errors" => format!(
+            "{step} changed a published table in a way the subscriber cannot apply: run the same DDL on the \
+             subscriber first (logical replication carries rows, not DDL)"
+        ),
         _ => return None,
     };
     Some(what)

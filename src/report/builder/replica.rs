@@ -102,6 +102,9 @@ fn logical(bounds: &Bounds, l: &LogicalRecord, step_at: &dyn Fn(Duration) -> Opt
         first_error_at_ms: first.map(ms),
         first_error_step: first.and_then(step_at),
         first_error_phase: first.filter(|t| step_at(*t).is_none()).map(|t| bounds.phase_at(t)),
+        published_tables: l.published.clone(),
+        publication_note: l.publication_note.clone(),
+        first_error_message: l.first_error.clone(),
     }
 }
 
@@ -162,6 +165,8 @@ pub(super) fn limits(b: &BudgetSection) -> Vec<(String, f64)> {
         b.max_replica_lag_bytes.map(|n| ("max_replica_lag_bytes", n as f64)),
         b.max_standby_cancels.map(|n| ("max_standby_cancels", n as f64)),
         b.max_standby_blocked.map(|d| ("max_standby_blocked", ms(d.0))),
+        b.max_sync_commit_added.map(|d| ("max_sync_commit_added", ms(d.0))),
+        b.max_subscriber_errors.map(|n| ("max_subscriber_errors", n as f64)),
     ]
     .into_iter()
     .flatten()
@@ -210,7 +215,47 @@ pub(super) fn violations(r: &Report, b: &BudgetSection) -> Vec<Violation> {
         }
     }
     v.extend(standby_blocked(rep, b));
+    v.extend(sync_commit_added(rep, b));
+    v.extend(subscriber_errors(rep, b));
     v
+}
+
+/// `max_sync_commit_added`: the most a synchronous standby added to a
+/// commit's median (`sync_commit.max_added_ms`), with the step where it did.
+fn sync_commit_added(rep: &ReplicasReport, b: &BudgetSection) -> Option<Violation> {
+    let limit = ms(b.max_sync_commit_added?.0);
+    let (s, sync) = rep.standbys.iter().find_map(|s| Some((s, s.sync_commit.as_ref()?)))?;
+    let added = sync.max_added_ms.filter(|a| *a > limit)?;
+    let place = match (sync.max_added_step, sync.max_added_phase) {
+        (Some(i), _) => format!(" in step {}", i + 1),
+        (None, Some(p)) => format!(" in the {} phase", p.name()),
+        (None, None) => String::new(),
+    };
+    let what = format!(
+        "the synchronous standby {} added {} to the median commit{place} (synchronous_commit = {}; budget {})",
+        s.name,
+        fmt_ms(added),
+        sync.level,
+        fmt_ms(limit)
+    );
+    Some(Violation { step: sync.max_added_step, ..Violation::new("max_sync_commit_added", limit, added, what) })
+}
+
+/// `max_subscriber_errors`: the logical subscriber's apply and sync errors
+/// (counted from PostgreSQL 15 on; before, unknown and not judged).
+fn subscriber_errors(rep: &ReplicasReport, b: &BudgetSection) -> Option<Violation> {
+    let limit = b.max_subscriber_errors?;
+    let (s, l) = rep.standbys.iter().find_map(|s| Some((s, s.logical.as_ref()?)))?;
+    let errors = l.apply_errors.unwrap_or(0) + l.sync_errors.unwrap_or(0);
+    if l.apply_errors.is_none() && l.sync_errors.is_none() || errors <= limit {
+        return None;
+    }
+    let first = l.first_error_message.as_deref().map(|m| format!("; the first: {m}")).unwrap_or_default();
+    let what = format!("the logical subscriber {} counted {errors} error(s) (budget {limit}){first}", s.name);
+    Some(Violation {
+        step: l.first_error_step,
+        ..Violation::new("max_subscriber_errors", limit as f64, errors as f64, what)
+    })
 }
 
 /// `max_standby_blocked`: the longest wait of a standby session on a

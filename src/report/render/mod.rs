@@ -556,6 +556,8 @@ fn limit_text(l: &BudgetLimit) -> String {
         "max_replica_lag_bytes" => format!("no standby more than {} behind the primary", fmt_bytes(n as u64)),
         "max_standby_cancels" => format!("at most {n} standby queries cancelled by recovery conflicts"),
         "max_standby_blocked" => format!("no standby session waits on a replayed lock longer than {d}"),
+        "max_sync_commit_added" => format!("the synchronous standby adds at most {d} to the median commit"),
+        "max_subscriber_errors" => format!("at most {n} errors of the logical subscriber"),
         other => match other.strip_prefix("max_p99_during_class.") {
             Some(class) => format!("p99 of {class} during the migration at most {d}"),
             None => format!("{other} {n}"),

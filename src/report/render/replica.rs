@@ -95,20 +95,24 @@ fn sync_commit_note(r: &Report, name: &str, sc: &SyncCommitReport) -> String {
     )
 }
 
-/// `logical subscriber X: N apply errors, the first in step …`.
+/// `logical subscriber X: N apply errors, the first in step …`, and what it subscribed to.
 fn logical_note(r: &Report, name: &str, l: &LogicalReport) -> String {
-    let (Some(apply), Some(sync)) = (l.apply_errors, l.sync_errors) else {
-        return format!("logical subscriber {name} (slot {}): its errors are not counted before PostgreSQL 15", l.slot);
+    let errors = match (l.apply_errors, l.sync_errors) {
+        (Some(apply), Some(sync)) if l.first_error_at_ms.is_some() => format!(
+            "{apply} apply and {sync} sync error(s), the first seen {}{}; logical replication does not carry DDL, so \
+             a new column written to breaks the subscriber until it has it too",
+            place(r, l.first_error_step, l.first_error_phase),
+            l.first_error_message.as_deref().map(|m| format!(" ({m})")).unwrap_or_default()
+        ),
+        (Some(_), Some(_)) => "no apply or sync error".to_string(),
+        _ => "its errors are not counted before PostgreSQL 15".to_string(),
     };
-    if l.first_error_at_ms.is_none() {
-        return format!("logical subscriber {name} (slot {}): no apply or sync error", l.slot);
-    }
-    format!(
-        "logical subscriber {name} (slot {}): {apply} apply and {sync} sync error(s), the first seen {}; logical \
-         replication does not carry DDL, so a new column written to breaks the subscriber until it has it too",
-        l.slot,
-        place(r, l.first_error_step, l.first_error_phase)
-    )
+    let publication = match (l.published_tables.as_slice(), &l.publication_note) {
+        ([], Some(why)) => format!(" (publication of all tables: {why})"),
+        ([], None) => String::new(),
+        (tables, _) => format!(" (publication of {})", tables.join(", ")),
+    };
+    format!("logical subscriber {name} (slot {}): {errors}{publication}", l.slot)
 }
 
 fn standby_row(s: &StandbyReport) -> Vec<String> {

@@ -398,6 +398,66 @@ fn a_replica_class_runs_on_the_standby_and_waits_for_a_replayed_lock() {
     assert!(class["baseline"]["max_ms"].as_f64().unwrap() < 500.0, "{class}");
 }
 
+/// A pgbench script class with `target = "replica"` runs its statements on
+/// the standby: its reads of `orders` wait for the replayed lock of the
+/// held ALTER, seen as blocked standby sessions and in the script's latency
+/// during the migration.
+#[test]
+fn a_replica_script_class_runs_on_the_standby_and_waits_for_a_replayed_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let path = scenario(dir.path(), "count = 1\nmax_standby_streaming_delay = -1");
+    let script = "[[class]]\nname = \"standby_script\"\nweight = 1\ntarget = \"replica\"\nscript_text = '''\n\
+\\set cid random(1, 1000)\nSELECT count(*) FROM orders WHERE customer_id = :cid;\nSELECT 1;\n'''\n";
+    use_workload(&path, &format!("{script}{CUSTOMER_READ}"));
+    std::fs::write(dir.path().join("migration.sql"), HELD_ALTER).unwrap();
+    let (code, stderr) = Run::start(&path, tmp.path(), &json).end();
+    assert!(matches!(code, Some(0 | 1)), "exit {code:?}:\n{stderr}");
+    let report = report(&json);
+    let s = &report["replicas"]["standbys"][0];
+    let class = &report["latency"]["standby_script"];
+    eprintln!("standby: {s}\nstandby_script latency: {class}");
+    assert!(class["baseline"]["count"].as_u64().unwrap() > 0, "the script ran: {class}");
+    assert_eq!(class["baseline"]["errors"].as_u64().unwrap_or(0), 0, "{class}");
+    assert!(s["blocked_sessions"].as_u64().unwrap() >= 1, "{s}");
+    assert!(s["longest_blocked_ms"].as_f64().unwrap() > 1000.0, "the replayed lock is held about 2 s: {s}");
+    assert!(class["during"]["max_ms"].as_f64().unwrap() > 1000.0, "{class}");
+    assert!(class["baseline"]["max_ms"].as_f64().unwrap() < 500.0, "{class}");
+}
+
+/// A `hold` class with `target = "replica"` keeps a transaction open on the
+/// standby after reading `orders` (a long report on a read replica): with a
+/// short `max_standby_streaming_delay`, replay of the ALTER's lock ends it,
+/// so the standby counts a lock conflict, the class fails during the
+/// migration (its session is cancelled or terminated), and
+/// `budget.max_standby_cancels = 0` fails the verdict.
+#[test]
+fn a_replica_hold_class_is_cancelled_by_a_replayed_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let replica = "count = 1\nmax_standby_streaming_delay = \"100ms\"\nhot_standby_feedback = true";
+    let path = scenario(dir.path(), replica);
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("[replica]", "[budget]\nmax_standby_cancels = 0\n[replica]")).unwrap();
+    let hold = "[[class]]\nname = \"standby_report\"\nrate = 3\nhold = \"1500ms\"\ntarget = \"replica\"\n\
+sql = \"SELECT count(*) FROM orders WHERE id <= 1000\"\n";
+    use_workload(&path, &format!("{hold}{CUSTOMER_READ}"));
+    std::fs::write(dir.path().join("migration.sql"), HELD_ALTER).unwrap();
+    let (code, stderr) = Run::start(&path, tmp.path(), &json).end();
+    let report = report(&json);
+    let s = &report["replicas"]["standbys"][0];
+    eprintln!("standby: {s}\nerrors: {}", report["workload"]["error_detail"]);
+    assert_eq!(code, Some(1), "the cancel exceeds max_standby_cancels = 0:\n{stderr}");
+    assert!(report["latency"]["standby_report"]["baseline"]["count"].as_u64().unwrap() > 0, "the class ran");
+    assert!(s["conflicts"]["lock"].as_u64().unwrap() >= 1, "{s}");
+    let errors = report["workload"]["error_detail"].as_array().unwrap();
+    assert!(errors.iter().any(|e| e["class"] == "standby_report"), "the held transaction was ended: {errors:?}");
+    let violations = report["verdict"]["violations"].as_array().unwrap();
+    assert!(violations.iter().any(|v| v["budget"] == "max_standby_cancels"), "{violations:?}");
+}
+
 /// `kill -9` of a run leaves its primary and standby running; `lockimpact
 /// clean` stops both (the standby first) and removes their directory.
 #[test]
@@ -424,13 +484,18 @@ fn clean_stops_a_killed_runs_standby() {
 
 /// `synchronous = true`: the primary names the standby in
 /// `synchronous_standby_names` and `pg_stat_replication` shows it `sync`
-/// while the run goes on; the run completes (commits are acknowledged).
+/// while the run goes on; the run completes (commits are acknowledged), and
+/// the standby, not slowed on purpose, keeps within
+/// `budget.max_sync_commit_added = "1s"`.
 #[test]
 fn a_synchronous_standby_is_sync_on_the_primary() {
     let dir = tempfile::tempdir().unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let json = dir.path().join("report.json");
-    let mut run = Run::start(&scenario(dir.path(), "count = 1\nsynchronous = true"), tmp.path(), &json);
+    let path = scenario(dir.path(), "count = 1\nsynchronous = true");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("[replica]", "[budget]\nmax_sync_commit_added = \"1s\"\n[replica]")).unwrap();
+    let mut run = Run::start(&path, tmp.path(), &json);
     let (server_dir, _) = server_location(&run.until("server: directory "));
     let (primary, _) = ports(&run.until("clone: local server binaries")).expect("ports");
     run.until("lockimpact: baseline");
@@ -448,6 +513,13 @@ fn a_synchronous_standby_is_sync_on_the_primary() {
     assert!(matches!(code, Some(0 | 1)), "exit {code:?}:\n{stderr}");
     let report = report(&json);
     assert!(report["replicas"]["standbys"][0]["samples"].as_u64().unwrap() > 50, "{}", report["replicas"]);
+    let sync = &report["replicas"]["standbys"][0]["sync_commit"];
+    eprintln!("max_added_ms: {}", sync["max_added_ms"]);
+    assert!(sync["max_added_ms"].as_f64().unwrap() < 1000.0, "{sync}");
+    let limits = report["budget"]["limits"].as_array().unwrap();
+    assert!(limits.iter().any(|l| l["budget"] == "max_sync_commit_added" && l["limit"] == 1000.0), "{limits:?}");
+    let violations = report["verdict"]["violations"].as_array().unwrap();
+    assert!(!violations.iter().any(|v| v["budget"] == "max_sync_commit_added"), "{violations:?}");
 }
 
 /// The shipped billing_country migrations compared on the same data and

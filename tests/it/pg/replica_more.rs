@@ -49,7 +49,7 @@ fn a_synchronous_standby_with_delayed_apply_adds_the_delay_to_commits() {
     let path = scenario(
         dir.path(),
         "count = 1\nsynchronous = true\nrecovery_min_apply_delay = \"300ms\"",
-        "[clone.settings]\nsynchronous_commit = \"remote_apply\"",
+        "[clone.settings]\nsynchronous_commit = \"remote_apply\"\n[budget]\nmax_sync_commit_added = \"50ms\"",
         "3s",
     );
     // The workload's writes wait 300 ms each too: the schedule falls behind
@@ -68,6 +68,9 @@ fn a_synchronous_standby_with_delayed_apply_adds_the_delay_to_commits() {
     assert_eq!(b["added_ms"].as_f64().unwrap(), waiting - local, "{b}");
     assert!(sync["max_added_ms"].as_f64().unwrap() >= b["added_ms"].as_f64().unwrap(), "{sync}");
     assert_eq!(sync["failed_probes"], 0, "{sync}");
+    let violations = report["verdict"]["violations"].as_array().unwrap();
+    let v = violations.iter().find(|v| v["budget"] == "max_sync_commit_added").expect("max_sync_commit_added exceeded");
+    assert_eq!((&v["limit"], &v["actual"]), (&Value::from(50.0), &sync["max_added_ms"]), "{v}");
 }
 
 /// Resumes a stopped process when dropped (the test's assertions may panic).
@@ -166,7 +169,7 @@ fn without_a_synchronous_standby_no_commit_latency_is_reported() {
 fn a_logical_subscriber_breaks_on_a_new_column_and_the_report_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("report.json");
-    let path = scenario(dir.path(), "logical = true", "", "1s");
+    let path = scenario(dir.path(), "logical = true", "[budget]\nmax_subscriber_errors = 0", "1s");
     let migration = "ALTER TABLE orders ADD COLUMN note text;\nUPDATE orders SET note = 'x' WHERE id <= 10;\n";
     std::fs::write(dir.path().join("migration.sql"), migration).unwrap();
     let text = std::fs::read_to_string(&path).unwrap().replace("cooldown = \"500ms\"", "cooldown = \"2s\"");
@@ -180,8 +183,16 @@ fn a_logical_subscriber_breaks_on_a_new_column_and_the_report_says_so() {
     let l = &s["logical"];
     assert!(l["apply_errors"].as_u64().unwrap() >= 1, "the subscriber fails on the new column: {l}");
     assert_ne!(l["first_error_phase"], "baseline", "{l}");
+    let message = l["first_error_message"].as_str().expect("the first error's message, from the server's log");
+    assert!(message.contains("is missing replicated column") && message.contains("note"), "{message}");
     assert!(l["first_error_at_ms"].as_f64().unwrap() >= report["steps"][0]["start_ms"].as_f64().unwrap(), "{l}");
     assert!(s["max_lag_bytes"].as_u64().unwrap() > s["baseline_max_lag_bytes"].as_u64().unwrap(), "{s}");
+    let violations = report["verdict"]["violations"].as_array().unwrap();
+    let v = violations.iter().find(|v| v["budget"] == "max_subscriber_errors").expect("max_subscriber_errors exceeded");
+    assert_eq!(v["limit"], 0.0, "{v}");
+    assert!(v["actual"].as_f64().unwrap() >= 1.0, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("; the first: logical replication target relation"), "{v}");
+    assert_ne!(code, Some(0), "the verdict fails");
 }
 
 /// A migration logical replication carries (an index: no row changes of a
@@ -190,9 +201,16 @@ fn a_logical_subscriber_breaks_on_a_new_column_and_the_report_says_so() {
 fn a_logical_subscriber_follows_a_migration_without_new_columns() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("report.json");
-    let path = scenario(dir.path(), "logical = true\ncount = 1", "", "1s");
+    let path = scenario(dir.path(), "logical = true\ncount = 1", "[budget]\nmax_subscriber_errors = 0", "1s");
     std::fs::write(dir.path().join("migration.sql"), "CREATE INDEX ON orders (status);\n").unwrap();
-    let (code, stderr) = Running::start(&run_args(&path, &json)).end();
+    let mut run = Running::start(&run_args(&path, &json));
+    let (server_dir, _) = server_location(run.until("server: directory "));
+    let (primary, _) = run.until("clone: local server binaries").lines().find_map(ports).expect("the primary's port");
+    run.until("lockimpact: baseline");
+    let published = psql(&server_dir, primary, "lockimpact_run", PUBLISHED);
+    let (code, stderr) = run.end();
+    assert_eq!(published, "orders", "only the table the migration changes is published:\n{stderr}");
+    assert!(stderr.contains("logical subscriber: publishing orders"), "{stderr}");
     assert!(matches!(code, Some(0 | 1)), "exit {code:?}:\n{stderr}");
     let report = report(&json);
     let standbys = report["replicas"]["standbys"].as_array().unwrap();
@@ -201,7 +219,58 @@ fn a_logical_subscriber_follows_a_migration_without_new_columns() {
     eprintln!("subscriber: {s}");
     assert_eq!(s["logical"]["apply_errors"], 0, "{s}");
     assert!(s["logical"]["first_error_at_ms"].is_null(), "{s}");
+    assert!(s["logical"].get("first_error_message").is_none(), "{s}");
     assert!(s["samples"].as_u64().unwrap() > 10, "{s}");
+    assert_eq!(s["logical"]["published_tables"], serde_json::json!(["orders"]), "{s}");
+    let violations = report["verdict"]["violations"].as_array().unwrap();
+    assert!(!violations.iter().any(|v| v["budget"] == "max_subscriber_errors"), "{violations:?}");
+}
+
+/// The tables of the run database's publication, as `schema.table`, comma-separated.
+const PUBLISHED: &str = "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_publication_tables \
+                         WHERE pubname = 'lockimpact_pub'";
+
+/// One value `sql` returns on database `db` of the server at `port` (its socket in `socket`).
+fn psql(socket: &Path, port: u16, db: &str, sql: &str) -> String {
+    let psql = lockimpact::clone::local::find_binaries(None, None).unwrap().dir.join("psql");
+    let out = std::process::Command::new(psql)
+        .args(["-X", "-At", "-h"])
+        .arg(socket)
+        .args(["-p", &port.to_string(), "-U", "postgres", "-d", db, "-c", sql])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A migration that changes no table existing before it runs (it creates
+/// one): the publication is `FOR ALL TABLES` (the seed's `customers` and
+/// `orders`), and the report says why.
+#[test]
+fn a_migration_naming_no_existing_table_publishes_all_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let path = scenario(dir.path(), "logical = true\ncount = 1", "", "1s");
+    std::fs::write(dir.path().join("migration.sql"), "CREATE TABLE audit (id bigint PRIMARY KEY);\n").unwrap();
+    let mut run = Running::start(&run_args(&path, &json));
+    let (server_dir, _) = server_location(run.until("server: directory "));
+    let (primary, _) = run.until("clone: local server binaries").lines().find_map(ports).expect("the primary's port");
+    run.until("lockimpact: baseline");
+    let published = psql(&server_dir, primary, "lockimpact_run", PUBLISHED);
+    let all = psql(&server_dir, primary, "lockimpact_run", "SELECT puballtables FROM pg_publication");
+    let (code, stderr) = run.end();
+    assert!(matches!(code, Some(0 | 1)), "exit {code:?}:\n{stderr}");
+    assert_eq!(all, "t", "{stderr}");
+    assert!(
+        published.split(',').any(|t| t == "orders") && published.split(',').any(|t| t == "customers"),
+        "{published}"
+    );
+    let report = report(&json);
+    let l = &report["replicas"]["standbys"].as_array().unwrap().iter().find(|s| s["name"] == "lockimpact_sub").unwrap()
+        ["logical"];
+    assert!(l.get("published_tables").is_none(), "{l}");
+    let note = l["publication_note"].as_str().unwrap();
+    assert_eq!(note, "none of the tables the migration changes exists before it runs (audit)", "{l}");
 }
 
 /// Bad `logical` and `standby` settings are refused before anything starts (exit 2), naming the key

@@ -83,6 +83,10 @@ fn replica_budgets_without_a_standby_are_refused_naming_the_key() {
         let expected = format!("budget.{key} judges the clone's standbys, but it gets none");
         assert!(err.contains(&expected), "{key}: {err}");
     }
+    let err = fails(|_| {}, &["--set", "budget.max_sync_commit_added=50ms", "--replicas", "1"]);
+    assert!(err.contains("budget.max_sync_commit_added judges the commit latency a synchronous standby adds"), "{err}");
+    let err = fails(|_| {}, &["--set", "budget.max_subscriber_errors=0", "--replicas", "1"]);
+    assert!(err.contains("budget.max_subscriber_errors judges the logical subscriber"), "{err}");
     let err = fails(|_| {}, &["--set", "budget.max_standby_blocked=soon", "--replicas", "1"]);
     assert!(err.contains("max_standby_blocked"), "{err}");
     let err = fails(|_| {}, &["--set", "replica.interval=20s", "--replicas", "1"]);

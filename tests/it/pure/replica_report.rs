@@ -323,6 +323,11 @@ fn every_format_tells_the_sync_commit_latency_and_the_subscribers_errors() {
         first_error_at_ms: Some(5000.0),
         first_error_step: None,
         first_error_phase: Some(Phase::After),
+        published_tables: vec!["orders".into()],
+        publication_note: None,
+        first_error_message: Some(
+            "logical replication target relation \"public.orders\" is missing replicated column: \"note\"".into(),
+        ),
     });
     standbys.push(sub);
     for format in [Format::Text, Format::Markdown, Format::Html] {
@@ -336,8 +341,84 @@ fn every_format_tells_the_sync_commit_latency_and_the_subscribers_errors() {
             "{format:?}:\n{text}"
         );
         assert!(
-            text.contains("logical subscriber lockimpact_sub (slot lockimpact_sub): 1 apply and 0 sync error(s), the first seen in the after phase"),
+            text.contains("logical subscriber lockimpact_sub (slot lockimpact_sub): 1 apply and 0 sync error(s), the first seen in the after phase")
+                && text.contains("publication of orders")
+                && text.contains(if format == Format::Html { "is missing replicated column: &quot;note&quot;" } else { "is missing replicated column: \"note\"" }),
             "{format:?}:\n{text}"
         );
     }
+}
+
+/// `rec`'s standby made synchronous, its commit probes waiting `waiting_ms`
+/// (local ones 2 ms) in step 2 (4.0 to 6.0 s) and 5 ms before; and a
+/// logical subscriber whose apply errors reach `errors` in step 2.
+fn with_sync_and_subscriber(mut rec: RunRecord, waiting_ms: u64, errors: u64) -> RunRecord {
+    use lockimpact::run_record::replica::{CommitProbe, LogicalRecord, SyncCommitRecord};
+    let probe = |at: u64, waits: bool, took: u64| CommitProbe {
+        at: Duration::from_millis(at),
+        waits,
+        took: Duration::from_millis(took),
+    };
+    let mut probes = Vec::new();
+    for t in (1500..6000).step_by(100) {
+        let in_step = t >= 4000;
+        probes.push(probe(
+            t,
+            t % 200 == 0,
+            if t % 200 != 0 {
+                2
+            } else if in_step {
+                waiting_ms
+            } else {
+                5
+            },
+        ));
+    }
+    let reps = rec.replicas.as_mut().unwrap();
+    reps.standbys[0].sync_commit = Some(SyncCommitRecord { level: "on".into(), probes, ..Default::default() });
+    let logical = LogicalRecord {
+        slot: "lockimpact_sub".into(),
+        database: "lockimpact_sub".into(),
+        errors: vec![(Duration::from_millis(1500), 0, 0), (Duration::from_millis(4500), errors, 0)],
+        ..Default::default()
+    };
+    let sub = StandbyRecord { name: "lockimpact_sub".into(), logical: Some(logical), ..Default::default() };
+    reps.standbys.push(sub);
+    rec
+}
+
+/// `max_sync_commit_added` judges the largest `added_ms` (its step named),
+/// `max_subscriber_errors` the subscriber's errors (the step of the first):
+/// each fails when exceeded and passes when not, and every format shows the
+/// budget and the violation.
+#[test]
+fn sync_commit_and_subscriber_budgets_are_judged() {
+    let budget =
+        BudgetSection { max_sync_commit_added: Some(ms(50)), max_subscriber_errors: Some(0), ..Default::default() };
+    let report = lockimpact::report::build(&with_sync_and_subscriber(record(budget.clone()), 300, 2));
+    let v: Vec<(&str, f64, f64, Option<usize>)> =
+        report.verdict.violations.iter().map(|v| (v.budget.as_str(), v.limit, v.actual, v.step)).collect();
+    assert!(v.contains(&("max_sync_commit_added", 50.0, 298.0, Some(1))), "{v:?}");
+    assert!(v.contains(&("max_subscriber_errors", 0.0, 2.0, Some(1))), "{v:?}");
+    for format in [Format::Text, Format::Markdown, Format::Html, Format::Json] {
+        let mut out = Vec::new();
+        render(Doc::Run(&report), format, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        for expected in [
+            "the synchronous standby lockimpact_standby_1 added 298.0 ms to the median commit in step 2",
+            "the logical subscriber lockimpact_sub counted 2 error(s) (budget 0)",
+        ] {
+            assert!(text.contains(expected), "{format:?}: {expected:?} in:\n{text}");
+        }
+        if format != Format::Json {
+            for expected in [
+                "the synchronous standby adds at most 50.0 ms to the median commit",
+                "at most 0 errors of the logical subscriber",
+            ] {
+                assert!(text.contains(expected), "{format:?}: {expected:?} in:\n{text}");
+            }
+        }
+    }
+    let within = lockimpact::report::build(&with_sync_and_subscriber(record(budget), 40, 0));
+    assert!(within.verdict.pass, "{:?}", within.verdict);
 }
