@@ -201,22 +201,27 @@ fn synthetic_load_names_the_check_constraint_it_breaks() {
     });
 }
 
+/// The statistics of the shipped orders seed at `rows` orders (1,000
+/// customers), taken on a server of their own, in `dir/stats.json`.
+fn orders_stats(dir: &Path, rows: u32) -> std::path::PathBuf {
+    let stats = dir.join("stats.json");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let server = source_server(&[]);
+    rt.block_on(async {
+        let db = client(&server, "postgres").await;
+        db.batch_execute(&orders_seed(rows, 1000)).await.unwrap();
+        db.batch_execute("ANALYZE").await.unwrap();
+    });
+    take_stats(&server, "postgres", &stats);
+    stats
+}
+
 /// `lockimpact run` on a scenario with `[snapshot] synthetic` and `scale`
 /// completes, and the report says the dataset came from the statistics.
 #[test]
 fn run_on_a_synthetic_dataset_reports_its_statistics() {
     let dir = tempfile::tempdir().unwrap();
-    let stats = dir.path().join("stats.json");
-    {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let server = source_server(&[]);
-        rt.block_on(async {
-            let db = client(&server, "postgres").await;
-            db.batch_execute(&orders_seed(20000, 1000)).await.unwrap();
-            db.batch_execute("ANALYZE").await.unwrap();
-        });
-        take_stats(&server, "postgres", &stats);
-    }
+    let stats = orders_stats(dir.path(), 20000);
     let scenario = synthetic_scenario(
         dir.path(),
         &stats,
@@ -257,17 +262,7 @@ fn run_on_a_synthetic_dataset_reports_its_statistics() {
 #[test]
 fn scales_over_a_synthetic_dataset_size_its_largest_table_and_predict_at_its_statistics() {
     let dir = tempfile::tempdir().unwrap();
-    let stats = dir.path().join("stats.json");
-    {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let server = source_server(&[]);
-        rt.block_on(async {
-            let db = client(&server, "postgres").await;
-            db.batch_execute(&orders_seed(40000, 1000)).await.unwrap();
-            db.batch_execute("ANALYZE").await.unwrap();
-        });
-        take_stats(&server, "postgres", &stats);
-    }
+    let stats = orders_stats(dir.path(), 40000);
     let scenario = synthetic_scenario(dir.path(), &stats, 0.2, "UPDATE orders SET total_cents = total_cents + 1;\n");
     let sc = scenario.to_str().unwrap();
     let out = run(&[sc, "--scales", "25%,50%,100%"]);
