@@ -169,8 +169,13 @@ fn push_step(
         "predicted / measured",
     );
     let met = same && row.ratio >= BAND.0 && row.ratio <= BAND.1;
-    let measured_at: Vec<String> =
-        fit["measured"].as_array().into_iter().flatten().map(|v| format!("{:.0}", v.as_f64().unwrap_or(0.0))).collect();
+    let measured_at = series(fit);
+    // Duration less lock hold at each scale: the step's own wait for its locks.
+    let hold = series(&e["figures"]["lock_hold_ms"]);
+    let waits: Vec<String> = measured_at.iter().zip(&hold).map(|(d, h)| format!("{:.0}", d - h)).collect();
+    let wal = &e["figures"]["wal_bytes"];
+    let (wal_p, wal_m) = (wal["predicted"].as_f64().unwrap_or(0.0), m["wal_bytes"].as_f64().unwrap_or(0.0));
+    let measured_at: Vec<String> = measured_at.iter().map(|v| format!("{v:.0}")).collect();
     let detail = format!(
         "{} fit ({}), R² {:.3}; measured at the scales {} ms; interval {:.1}–{:.1} s (90 %); {}; runs took {fit_s:.0} s \
          (scales) and {measured_s:.0} s (measured){}",
@@ -195,5 +200,17 @@ fn push_step(
         },
         if meas < 100.0 { "; under 100 ms measured: timing noise dominates such a step" } else { "" }
     );
+    let detail = format!(
+        "{detail}; its own lock wait {} ms at the scales and {:.0} ms measured; WAL predicted {:.1} MB, measured {:.1} MB",
+        waits.join(" / "),
+        m["lock_wait_ms"].as_f64().unwrap_or(0.0),
+        wal_p / 1e6,
+        wal_m / 1e6
+    );
     rep.rows.push(row.target("0.75–1.33", met).detail(detail));
+}
+
+/// A fit's `measured` values, one per scale.
+fn series(fit: &serde_json::Value) -> Vec<f64> {
+    fit["measured"].as_array().into_iter().flatten().map(|v| v.as_f64().unwrap_or(0.0)).collect()
 }
