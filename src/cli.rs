@@ -178,15 +178,22 @@ pub struct BenchArgs {
     #[arg(long)]
     pub reset_10gb: bool,
 
+    /// Row 8: predict each step of the shipped backfill and index scenarios
+    /// at 5M rows from `run --scales 100k,300k,1M`, and measure a 5M run to
+    /// compare (tens of minutes).
+    #[arg(long = "predict-5m")]
+    pub predict_5m: bool,
+
     /// Alternations of each side-by-side throughput measurement (default 5; 1 with --quick).
     #[arg(long, value_name = "N")]
     pub rounds: Option<u32>,
 
     /// Run only these rows, e.g. `--only 1` or `--only 1,3` (1 closed loop,
     /// 2 open loop, 3 sampler, 4 clone reset, 5 end to end, 6 replica
-    /// sampler). Row 5 needs the saturation rate of row 1; without row 1 it
-    /// is measured by one short closed-loop run that is not reported.
-    #[arg(long, value_name = "ROWS", value_delimiter = ',', value_parser = clap::value_parser!(u8).range(1..=6))]
+    /// sampler, 7 synthetic generation, 8 prediction accuracy). Row 5 needs
+    /// the saturation rate of row 1; without row 1 it is measured by one
+    /// short closed-loop run that is not reported.
+    #[arg(long, value_name = "ROWS", value_delimiter = ',', value_parser = clap::value_parser!(u8).range(1..=8))]
     pub only: Vec<u8>,
 
     /// No progress lines on stderr.

@@ -204,7 +204,7 @@ fn memory_rows(rep: &mut Report, rate: f64, achieved: f64, long: &Child) {
     );
 }
 
-struct Child {
+pub(super) struct Child {
     code: i32,
     wall: Duration,
     maxrss_kb: u64,
@@ -215,7 +215,12 @@ struct Child {
 /// Runs this binary with `args` (+ `--json dir/report.json`), reading its RSS
 /// at `points` after its baseline began; the child is stopped by pid on
 /// Ctrl-C.
-async fn child(args: &[String], dir: &Path, cancel: &CancellationToken, points: &[Duration]) -> Result<Child> {
+pub(super) async fn child(
+    args: &[String],
+    dir: &Path,
+    cancel: &CancellationToken,
+    points: &[Duration],
+) -> Result<Child> {
     let exe = std::env::current_exe().map_err(|e| Error::env(format!("cannot find this binary: {e}")))?;
     let mut cmd = Command::new(exe);
     cmd.args(args).arg("--json").arg(dir.join("report.json"));
@@ -280,7 +285,7 @@ async fn child(args: &[String], dir: &Path, cancel: &CancellationToken, points: 
     Ok(Child { code, wall, maxrss_kb, rss_at })
 }
 
-fn read_report(dir: &Path) -> Result<serde_json::Value> {
+pub(super) fn read_report(dir: &Path) -> Result<serde_json::Value> {
     let path = dir.join("report.json");
     let text = std::fs::read_to_string(&path).map_err(|e| Error::env(format!("{}: {e}", path.display())))?;
     serde_json::from_str(&text).map_err(|e| Error::env(format!("{}: {e}", path.display())))

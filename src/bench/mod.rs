@@ -16,7 +16,13 @@
 //! 5. `e2e`: wall time and peak memory of the flagship scenario, and memory
 //!    over run length;
 //! 6. `replica`: throughput with and without the replica sampler polling a
-//!    standby (a server of its own, with one standby).
+//!    standby (a server of its own, with one standby);
+//! 7. `synthetic`: the synthetic data generator's rate on the orders table
+//!    (from the seeded dataset's statistics) against the server's own
+//!    `INSERT … SELECT generate_series` and COPY of pre-generated rows;
+//! 8. `predict`: `run --scales` predictions of each step of the shipped
+//!    backfill and index scenarios at 5M rows against a measured 5M run
+//!    (opt-in, `--predict-5m`).
 //!
 //! `report` holds the model and writes both files. Targets live in the
 //! report only; nothing here fails on a figure.
@@ -25,10 +31,12 @@ pub mod closed;
 pub mod e2e;
 pub mod open;
 pub mod pgbench;
+pub mod predict;
 pub mod replica;
 pub mod report;
 pub mod reset;
 pub mod sampler;
+pub mod synthetic;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -105,6 +113,10 @@ pub struct Config {
     pub data_dir: std::path::PathBuf,
     /// The copy-on-write rows also measure a dataset of about 10 GB.
     pub reset_10gb: bool,
+    /// Orders row 7 generates from the statistics, each round.
+    pub synthetic_rows: u64,
+    /// Row 8 runs (`--predict-5m`).
+    pub predict_5m: bool,
     /// Memory over run length: RSS is read at these offsets into the baseline.
     pub memory_points: Vec<Duration>,
     pub memory_rate_cap: f64,
@@ -128,6 +140,8 @@ impl Config {
                 copies: 1,
                 data_dir: std::env::temp_dir(),
                 reset_10gb: false,
+                synthetic_rows: 20_000,
+                predict_5m: false,
                 memory_points: vec![Duration::from_secs(2), Duration::from_secs(5)],
                 memory_rate_cap: 5_000.0,
             }
@@ -147,6 +161,8 @@ impl Config {
                 copies: 3,
                 data_dir: std::env::temp_dir(),
                 reset_10gb: false,
+                synthetic_rows: 3_000_000,
+                predict_5m: false,
                 memory_points: vec![Duration::from_secs(60), Duration::from_secs(180)],
                 memory_rate_cap: 5_000.0,
             }
@@ -161,6 +177,7 @@ impl Config {
             c.data_dir = dir.clone();
         }
         c.reset_10gb = args.reset_10gb;
+        c.predict_5m = args.predict_5m;
         c
     }
 }
@@ -219,10 +236,10 @@ pub async fn bench(args: &BenchArgs, cancel: &CancellationToken) -> Result<()> {
     rep.machine.pgbench = pgbench::version(&ctx);
 
     let wanted = |row: u8| args.only.is_empty() || args.only.contains(&row);
-    let main_server = (1..=5).any(wanted);
+    let main_server = (1..=5).any(wanted) || wanted(7);
     let rows = async {
         if !main_server {
-            return Ok(0.0); // row 6 alone: it seeds a server of its own
+            return Ok(0.0); // rows 6 and 8 alone: they start servers of their own
         }
         ctx.say(&format!("seeding the orders dataset ({} rows)", ctx.cfg.rows));
         seed(&ctx, ctx.cfg.rows, ctx.cfg.customers).await?;
@@ -252,6 +269,15 @@ pub async fn bench(args: &BenchArgs, cancel: &CancellationToken) -> Result<()> {
             reset::run(&ctx, &mut rep).await?;
             ctx.check()?;
         }
+        if wanted(7) {
+            if wanted(4) {
+                // Row 4 left a larger dataset in the template.
+                seed(&ctx, ctx.cfg.rows, ctx.cfg.customers).await?;
+            }
+            rep.load("synthetic generation");
+            synthetic::run(&ctx, &mut rep).await?;
+            ctx.check()?;
+        }
         Ok::<f64, Error>(saturation)
     };
     let saturation = tokio::select! {
@@ -267,6 +293,10 @@ pub async fn bench(args: &BenchArgs, cancel: &CancellationToken) -> Result<()> {
     if wanted(6) {
         rep.load("replica sampler");
         replica::run(&cfg, args.pg_bin.clone(), &mut rep, quiet, cancel).await?;
+    }
+    if wanted(8) {
+        rep.load("prediction accuracy");
+        predict::run(&cfg, &mut rep, quiet, cancel).await?;
     }
 
     rep.finish(started.elapsed());

@@ -163,6 +163,7 @@ mod tests {
             reset_rows: None,
             data_dir: None,
             reset_10gb: false,
+            predict_5m: false,
             rounds: None,
             only: Vec::new(),
             quiet: true,

@@ -17,6 +17,8 @@ pub const SECTIONS: &[(u8, &str)] = &[
     (4, "Clone reset"),
     (5, "End to end"),
     (6, "Replica sampler cost"),
+    (7, "Synthetic data generation"),
+    (8, "Prediction accuracy"),
 ];
 
 /// What profiling the hot path showed, and what was changed because of it

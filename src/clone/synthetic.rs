@@ -56,6 +56,22 @@ pub struct Generated {
     pub rows: u64,
     /// Time spent generating and loading (COPY), without the schema and ANALYZE.
     pub load_time: Duration,
+    /// Each table's load, in load order.
+    pub loads: Vec<TableLoad>,
+}
+
+/// One table's generation and COPY.
+#[derive(Debug, Clone)]
+pub struct TableLoad {
+    pub table: String,
+    pub rows: u64,
+    /// COPY text sent.
+    pub bytes: u64,
+    /// From the COPY's start to the server's acknowledgement of its end.
+    pub took: Duration,
+    /// The part of `took` spent generating rows (the rest: sending and
+    /// waiting for the server).
+    pub generating: Duration,
 }
 
 // ---------------------------------------------------------------- schema
@@ -200,15 +216,48 @@ fn parse_time(s: &str) -> Option<f64> {
 }
 
 fn write_time(micros: f64, kind: Kind, out: &mut String) {
-    use std::fmt::Write;
     let us = micros.round() as i64;
     let (y, m, d) = civil_from_days(us.div_euclid(86_400_000_000));
-    let _ = write!(out, "{y:04}-{m:02}-{d:02}");
+    push_padded(out, y, 4);
+    out.push('-');
+    push_padded(out, m, 2);
+    out.push('-');
+    push_padded(out, d, 2);
     if let Kind::Timestamp { tz } = kind {
         let t = us.rem_euclid(86_400_000_000);
         let (s, f) = (t / 1_000_000, t % 1_000_000);
-        let _ = write!(out, " {:02}:{:02}:{:02}.{f:06}{}", s / 3600, s / 60 % 60, s % 60, if tz { "+00" } else { "" });
+        out.push(' ');
+        push_padded(out, s / 3600, 2);
+        out.push(':');
+        push_padded(out, s / 60 % 60, 2);
+        out.push(':');
+        push_padded(out, s % 60, 2);
+        out.push('.');
+        push_padded(out, f, 6);
+        if tz {
+            out.push_str("+00");
+        }
     }
+}
+
+/// `v` in decimal, zero-padded to `width` digits (a sign before them),
+/// without the formatting machinery: the generator writes millions of these.
+fn push_padded(out: &mut String, v: i64, width: usize) {
+    let mut digits = [0u8; 20];
+    let (mut n, mut u) = (0, v.unsigned_abs());
+    while u > 0 || n < width.max(1) {
+        digits[n] = b'0' + (u % 10) as u8;
+        u /= 10;
+        n += 1;
+    }
+    if v < 0 {
+        out.push('-');
+    }
+    out.extend(digits[..n].iter().rev().map(|&b| b as char));
+}
+
+fn push_int(out: &mut String, v: i64) {
+    push_padded(out, v, 1);
 }
 
 /// A value of a number-like column as f64 (timestamps in microseconds).
@@ -375,7 +424,7 @@ impl Values {
             let (j, frac) = ((pos as usize).min(self.slots.len() - 1), pos.fract());
             let (lo, hi) = (self.numbers[j], self.numbers[j + 1]);
             let idx = (frac * self.slots[j]).floor();
-            let _ = write!(out, "{}", (lo + idx * ((hi - lo) / self.slots[j]).max(1.0)).floor() as i64);
+            push_int(out, (lo + idx * ((hi - lo) / self.slots[j]).max(1.0)).floor() as i64);
             return;
         }
         if !self.numbers.is_empty() {
@@ -384,16 +433,14 @@ impl Values {
             let (lo, hi) = (self.numbers[j], self.numbers[(j + 1).min(self.numbers.len() - 1)]);
             let v = lo + frac * (hi - lo);
             match self.kind {
-                Kind::Int => drop(write!(out, "{}", v.floor() as i64)),
+                Kind::Int => push_int(out, v.floor() as i64),
                 Kind::Float { decimals } => drop(write!(out, "{v:.decimals$}")),
                 _ => write_time(v, self.kind, out),
             }
             return;
         }
         match self.kind {
-            Kind::Int => {
-                let _ = write!(out, "{}", k + 1);
-            }
+            Kind::Int => push_int(out, k as i64 + 1),
             Kind::Float { .. } => {
                 let _ = write!(out, "{k}");
             }
@@ -490,10 +537,7 @@ impl Keys {
 
     fn write(&self, j: u64, pos: usize, out: &mut String) {
         match self {
-            Keys::Range(_) => {
-                use std::fmt::Write;
-                let _ = write!(out, "{}", j + 1);
-            }
+            Keys::Range(_) => push_int(out, j as i64 + 1),
             Keys::Rows(r) => out.push_str(&r[j as usize][pos]),
         }
     }
@@ -589,8 +633,7 @@ impl TableGen {
                 let null = match &mut col.role {
                     Role::Skip => continue,
                     Role::Serial => {
-                        use std::fmt::Write;
-                        let _ = write!(value, "{}", row + 1);
+                        push_int(&mut value, row as i64 + 1);
                         false
                     }
                     Role::Drawn(values, dist) => match dist.draw(&mut self.rng) {
@@ -654,6 +697,10 @@ impl TableGen {
 
 /// COPY text format: backslash, tab, newline and carriage return escaped.
 fn escape(v: &str, buf: &mut Vec<u8>) {
+    if !v.bytes().any(|b| matches!(b, b'\\' | b'\t' | b'\n' | b'\r')) {
+        buf.extend_from_slice(v.as_bytes());
+        return;
+    }
     for b in v.bytes() {
         match b {
             b'\\' => buf.extend_from_slice(b"\\\\"),
@@ -852,32 +899,55 @@ async fn live_columns(db: &tokio_postgres::Client) -> Result<BTreeMap<String, Li
 // ---------------------------------------------------------------- loading
 
 /// Generates `gen`'s rows into COPY on a connection of its own; returns
-/// the generator (with the keys it recorded).
-async fn load_table(target: &Target, mut generator: TableGen) -> Result<TableGen> {
+/// the generator (with the keys it recorded) and how the time went. A
+/// blocking thread makes the chunks while the previous ones are sent (up to
+/// `AHEAD` waiting), so generation overlaps the server's load.
+async fn load_table(target: &Target, generator: TableGen) -> Result<(TableGen, TableLoad)> {
     let db = target
         .connect()
         .await
         .map_err(|e| Error::db(format!("cannot open a loading connection: {}", describe_pg(&e))))?;
-    let sql = generator.copy_sql();
-    let fail = |e: tokio_postgres::Error, name: &str| copy_error(name, &e);
-    let sink = db.copy_in::<_, bytes::Bytes>(&sql).await.map_err(|e| fail(e, &generator.name))?;
+    let (sql, name) = (generator.copy_sql(), generator.name.clone());
+    let fail = |e: tokio_postgres::Error| copy_error(&name, &e);
+    let started = Instant::now();
+    let sink = db.copy_in::<_, bytes::Bytes>(&sql).await.map_err(fail)?;
     futures_util::pin_mut!(sink);
-    loop {
-        let (g, buf, more) = tokio::task::spawn_blocking(move || {
-            let mut buf = Vec::with_capacity(1 << 20);
-            let more = generator.chunk(CHUNK_ROWS, &mut buf);
-            (generator, buf, more)
-        })
-        .await
-        .map_err(|e| Error::env(format!("the generator stopped: {e}")))?;
-        generator = g;
-        sink.send(bytes::Bytes::from(buf)).await.map_err(|e| fail(e, &generator.name))?;
-        if !more {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(AHEAD);
+    let producer = tokio::task::spawn_blocking(move || produce(generator, &tx));
+    let mut bytes = 0u64;
+    let mut sent = Ok(());
+    while let Some(buf) = rx.recv().await {
+        bytes += buf.len() as u64;
+        sent = sink.send(bytes::Bytes::from(buf)).await;
+        if sent.is_err() {
             break;
         }
     }
-    sink.as_mut().finish().await.map_err(|e| fail(e, &generator.name))?;
-    Ok(generator)
+    drop(rx); // stops the producer after a failed send
+    let (generator, generating) =
+        producer.await.map_err(|e| Error::env(format!("the generator of {name} stopped: {e}")))?;
+    sent.map_err(fail)?;
+    sink.as_mut().finish().await.map_err(fail)?;
+    let load = TableLoad { table: name.clone(), rows: generator.rows, bytes, took: started.elapsed(), generating };
+    Ok((generator, load))
+}
+
+/// Chunks waiting to be sent, at most.
+const AHEAD: usize = 2;
+
+/// Makes `generator`'s chunks into `tx` until done or the receiver is gone;
+/// returns it with the time spent generating.
+fn produce(mut generator: TableGen, tx: &tokio::sync::mpsc::Sender<Vec<u8>>) -> (TableGen, Duration) {
+    let mut generating = Duration::ZERO;
+    loop {
+        let t = Instant::now();
+        let mut buf = Vec::with_capacity(1 << 20);
+        let more = generator.chunk(CHUNK_ROWS, &mut buf);
+        generating += t.elapsed();
+        if tx.blocking_send(buf).is_err() || !more {
+            return (generator, generating);
+        }
+    }
 }
 
 /// A failed COPY, naming the table, the constraint or column, and the cause.
@@ -909,8 +979,9 @@ pub async fn build(target: &Target, plan: &SyntheticPlan, say: &(dyn Fn(&str) + 
         .map_err(|e| Error::input(format!("{file}: applying schema_sql (tables) failed: {}", describe_pg(&e))))?;
     let live = live_columns(&db).await?;
     let started = Instant::now();
-    let tables = load(target, plan, &live, say).await?;
+    let loads = load(target, plan, &live, say).await?;
     let load_time = started.elapsed();
+    let tables: Vec<(String, u64)> = loads.iter().map(|l| (l.table.clone(), l.rows)).collect();
     let rows = tables.iter().map(|t| t.1).sum();
     say(&format!(
         "generated {rows} rows in {} tables in {:.1} s; creating indexes and constraints",
@@ -926,16 +997,16 @@ pub async fn build(target: &Target, plan: &SyntheticPlan, say: &(dyn Fn(&str) + 
         ))
     })?;
     advance_sequences(&db).await?;
-    Ok(Generated { tables, rows, load_time })
+    Ok(Generated { tables, rows, load_time, loads })
 }
 
-/// Generates and loads every table, level by level; returns (table, rows) in load order.
+/// Generates and loads every table, level by level; returns their loads in load order.
 async fn load(
     target: &Target,
     plan: &SyntheticPlan,
     live: &BTreeMap<String, LiveColumn>,
     say: &(dyn Fn(&str) + Sync),
-) -> Result<Vec<(String, u64)>> {
+) -> Result<Vec<TableLoad>> {
     let m = Model::new(&plan.stats, plan.scale);
     let mut keys = KeyMap::new();
     let mut pending: BTreeSet<(String, Vec<String>)> = BTreeSet::new();
@@ -963,8 +1034,8 @@ async fn load(
         while !gens.is_empty() {
             let batch: Vec<TableGen> = gens.drain(..gens.len().min(PARALLEL)).collect();
             let loaded = futures_util::future::try_join_all(batch.into_iter().map(|g| load_table(target, g))).await?;
-            for g in loaded {
-                done.push((g.name.clone(), g.rows));
+            for (g, timing) in loaded {
+                done.push(timing);
                 for (cols, _, rows) in g.record {
                     pending.remove(&(g.name.clone(), cols.clone()));
                     keys.insert((g.name.clone(), cols), Arc::new(Keys::Rows(rows)));

@@ -37,6 +37,8 @@ fn the_quick_suite_writes_every_row_with_both_sides() {
         "e2e_peak_rss",
         "e2e_rss_growth",
         "e2e_rss_10min",
+        "synthetic_orders_load",
+        "synthetic_orders_generation",
     ] {
         assert!(ids.contains(&want), "row {want} missing: {ids:?}");
     }
@@ -60,10 +62,55 @@ fn the_quick_suite_writes_every_row_with_both_sides() {
         "## 3. Sampler cost and resolution",
         "## 4. Clone reset",
         "## 5. End to end",
+        "## 7. Synthetic data generation",
+        "Row 8, prediction accuracy: not measured",
         "load average",
         "--quick run",
     ] {
         assert!(md.contains(heading), "BENCHMARKS.md lacks {heading:?}:\n{md}");
     }
     assert!(md.contains("replayer:") && md.contains("pgbench:"), "{md}");
+}
+
+/// `bench --quick --only 7,8 --predict-5m`: the synthetic generator's rows
+/// with both sides, and one prediction row per extrapolated step of each
+/// shipped backfill and index scenario, each with its predicted and measured
+/// duration (tiny sizes; the figures are not checked: timing belongs to the
+/// report).
+#[test]
+fn the_synthetic_and_prediction_rows_are_produced() {
+    let out = tempfile::tempdir().unwrap();
+    let run = common::bin()
+        .args(["bench", "--quick", "--only", "7,8", "--predict-5m", "--out"])
+        .arg(out.path())
+        .output()
+        .expect("run lockimpact bench");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(0), "stderr:\n{stderr}");
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(out.path().join("bench.json")).unwrap()).unwrap();
+    let rows = json["rows"].as_array().unwrap();
+    let ids: Vec<&str> = rows.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    for want in ["synthetic_orders_load", "synthetic_orders_generation"] {
+        let r = &rows[ids.iter().position(|i| *i == want).unwrap_or_else(|| panic!("{want} missing: {ids:?}"))];
+        assert_eq!(r["section"], 7, "{r}");
+        assert!(r["a"]["value"].as_f64().unwrap() > 0.0 && r["b"]["value"].as_f64().unwrap() > 0.0, "{r}");
+        assert_eq!(r["target"], "≥ 1 M rows/s", "{r}");
+    }
+    for scenario in ["orders_billing_country_phased", "orders_index_plain"] {
+        let steps: Vec<&Value> = rows
+            .iter()
+            .filter(|r| r["id"].as_str().unwrap().starts_with(&format!("predict_{scenario}_step")))
+            .collect();
+        assert!(!steps.is_empty(), "no prediction row for {scenario}: {ids:?}");
+        for r in steps {
+            assert_eq!(r["section"], 8, "{r}");
+            assert_eq!(r["target"], "0.75–1.33", "{r}");
+            assert!(r["met"].is_boolean(), "{r}");
+            assert!(r["b"]["value"].as_f64().unwrap() > 0.0, "measured duration: {r}");
+            assert!(r["a"]["label"].as_str().unwrap().contains("2k,4k,8k"), "{r}");
+            assert!(r["detail"].as_str().unwrap().contains("fit"), "{r}");
+        }
+    }
+    let md = std::fs::read_to_string(out.path().join("BENCHMARKS.md")).unwrap();
+    assert!(md.contains("## 7. Synthetic data generation") && md.contains("## 8. Prediction accuracy"), "{md}");
 }
