@@ -188,21 +188,24 @@ pub fn own_usage() -> Usage {
     Usage::from_raw(&ru)
 }
 
-/// The CPU time (user + system) process `pid` has used so far, from
-/// `/proc/<pid>/stat` (in clock ticks, 10 ms on most systems).
+/// The CPU time process `pid`'s threads have used so far, to the
+/// nanosecond: the first field of each `/proc/<pid>/task/<tid>/schedstat`
+/// (`/proc/<pid>/stat` counts in 10 ms ticks, too coarse for a few polls).
 pub fn process_cpu(pid: u32) -> io::Result<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // The command name, in parentheses, may hold spaces: fields count from after it.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let tick = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
-    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
-    let (Some(user), Some(system)) = (tick(11), tick(12)) else {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("unexpected /proc/{pid}/stat: {stat}")));
-    };
-    // SAFETY: sysconf only reads a configuration value.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    Ok(Duration::from_nanos((user + system) * 1_000_000_000 / hz))
+    let mut ns = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let path = task?.path().join("schedstat");
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue, // the thread ended meanwhile
+            Err(e) => return Err(e),
+        };
+        let first = text.split_whitespace().next().and_then(|f| f.parse::<u64>().ok());
+        ns += first.ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidData, format!("unexpected {}: {text:?}", path.display()))
+        })?;
+    }
+    Ok(Duration::from_nanos(ns))
 }
 
 /// Waits for child `pid` to end; returns its exit code (or 128 + the signal

@@ -74,8 +74,8 @@ fn backend_share(cpu: std::time::Duration, polling: usize) -> String {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let share = cpu.as_secs_f64() * 100.0 / (polling.max(1) * cores) as f64;
     format!(
-        "; the sampler's server processes (its sessions on the primary and the standby) used {:.2} s of CPU in \
+        "; the sampler's server processes (its sessions on the primary and the standby) used {:.1} ms of CPU in \
          those {polling} s, {share:.2} % of the {cores} cores (its client side, in this process, is not counted)",
-        cpu.as_secs_f64()
+        cpu.as_secs_f64() * 1000.0
     )
 }

@@ -318,7 +318,7 @@ fn the_bench_row_of_the_replica_sampler_has_both_sides() {
     let detail = row["detail"].as_str().unwrap();
     assert!(detail.contains("polls of the standby"), "{row}");
     // The sampler's server processes did some work in the polling seconds.
-    let cpu = detail.split_once(" used ").and_then(|(_, r)| r.split_once(" s of CPU")).map(|(v, _)| v);
+    let cpu = detail.split_once(" used ").and_then(|(_, r)| r.split_once(" ms of CPU")).map(|(v, _)| v);
     assert!(cpu.and_then(|v| v.parse::<f64>().ok()).is_some_and(|v| v > 0.0), "{row}");
     let md = std::fs::read_to_string(out.path().join("BENCHMARKS.md")).unwrap();
     assert!(md.contains("## 6. Replica sampler cost"), "{md}");
