@@ -246,13 +246,16 @@ async fn start(
     let (plan, point) = (ask.plan, ask.point);
     // A disposable server: a fresh copy of the template (unless made); an existing one: its database.
     let logical = plan.clone.replicas.logical;
-    if logical {
-        crate::clone::logical::unsubscribe(server).await?;
-    }
     let (run_db, copy_time) = match (server.existing_database(), ask.made) {
         (Some(db), _) => (db, Duration::ZERO),
+        // `crate::fresh_copy` removed an earlier run's subscriber before its copy.
         (None, Some(made)) => (RUN_DB.to_string(), made.took),
-        (None, None) => (RUN_DB.to_string(), template::fresh_copy(server, RUN_DB).await?),
+        (None, None) => {
+            if logical {
+                crate::clone::logical::unsubscribe(server).await?; // its slot keeps the run database
+            }
+            (RUN_DB.to_string(), template::fresh_copy(server, RUN_DB).await?)
+        }
     };
     let publication = match logical {
         true => {
