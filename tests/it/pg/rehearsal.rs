@@ -94,7 +94,17 @@ fn concurrent_index_blocks_nobody_and_takes_no_strong_lock() {
         assert_eq!(l["sampled"], true, "{l}");
     }
     assert_eq!(r["steps"][0]["outcome"], "ok");
-    assert_eq!(o.code, 0, "{}\n{}", o.stdout, o.stderr);
+    // The verdict passes, but for a p99 budget a stalled machine broke: a
+    // class over max_p99_during then was as slow in the baseline, before
+    // the migration (order_by_id 506 ms during, 567 ms before, once in CI).
+    for v in r["verdict"]["violations"].as_array().into_iter().flatten() {
+        let class = r["latency"].as_object().unwrap().keys().find(|c| {
+            v["budget"] == "max_p99_during" && v["message"].as_str().unwrap().contains(&format!("p99 of {c} during"))
+        });
+        let before = class.map(|c| r["latency"][c]["baseline"]["p99_ms"].as_f64().unwrap());
+        assert!(before.is_some_and(|b| b >= v["limit"].as_f64().unwrap()), "{v}\n{}\n{}", o.stdout, o.stderr);
+    }
+    assert!(o.code == 0 || o.code == 1 && !r["verdict"]["violations"].as_array().unwrap().is_empty(), "{}", o.stderr);
 }
 
 #[test]
