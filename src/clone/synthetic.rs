@@ -1,11 +1,13 @@
 //! `[snapshot] synthetic = "stats.json"`: a dataset made from the planner's
-//! statistics (`clone::stats`, written by `lockimpact snapshot --stats-only`) instead of a seed script or a dump. The
-//! schema's pre-data part (tables, types, sequences) is applied first, each
-//! table's rows (`reltuples × scale`) are generated and loaded with COPY —
-//! parents before children, the tables of one level in parallel on their
-//! own connections — then the post-data part (indexes, keys, foreign keys,
-//! which validate the load), the sequences are moved past the loaded keys,
-//! and ANALYZE.
+//! statistics (`clone::stats`, written by `lockimpact snapshot --stats-only`)
+//! instead of a seed script or a dump. The schema's pre-data part (tables,
+//! types, sequences) is applied first, each table's rows (`reltuples ×
+//! scale`) are generated and loaded with COPY — parents before children, the
+//! tables of one level in parallel on their own connections, a table of a
+//! million rows or more over two, in COPY's binary format when every
+//! column's type has one (`binary`) — then the post-data part (indexes, keys,
+//! foreign keys, which validate the load), the sequences are moved past the
+//! loaded keys, and ANALYZE.
 //!
 //! Per column: NULL with `null_frac`; a most common value with its
 //! frequency; else one of the remaining distinct values (`n_distinct`, a
@@ -16,8 +18,9 @@
 //! table is laid out by the column. A single-column primary key or unique
 //! integer column is 1..n; other unique columns get one distinct value per
 //! row; a foreign key takes the parent's generated keys. Deterministic: the
-//! same file, scale and seed give the same rows. This module imports only
-//! the statistics' model and the shared vocabulary (no clone backend).
+//! same file, scale and seed give the same rows (a table loaded over two
+//! connections may place its chunks in another order). This module imports
+//! only the statistics' model and the shared vocabulary (no clone backend).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -26,6 +29,9 @@ use std::time::{Duration, Instant};
 
 use futures_util::SinkExt;
 
+mod binary;
+
+use self::binary::Binary;
 use super::stats::{ColumnStats, ConstraintStats, Stats, TableStats};
 use crate::error::{Error, Result, describe_pg};
 use crate::pg::Target;
@@ -67,6 +73,10 @@ pub struct TableLoad {
     pub rows: u64,
     /// COPY text sent.
     pub bytes: u64,
+    /// COPY connections it was loaded over (`STREAMS` for a large table).
+    pub streams: usize,
+    /// Sent in COPY's binary format (every column's type has one), else text.
+    pub binary: bool,
     /// From the COPY's start to the server's acknowledgement of its end.
     pub took: Duration,
     /// The part of `took` spent generating rows (the rest: sending and
@@ -515,6 +525,22 @@ enum Role {
 struct ColumnGen {
     name: String,
     role: Role,
+    /// Its type's binary form, when it has one.
+    binary: Option<Binary>,
+}
+
+impl ColumnGen {
+    /// Whether every value its statistics name converts to its binary form
+    /// (a generated value always does).
+    fn binary_ready(&self) -> bool {
+        let Some(b) = self.binary else { return false };
+        let converts = |v: &String| b.write(v, &mut Vec::new());
+        match &self.role {
+            Role::Skip | Role::Foreign { .. } => true,
+            Role::Serial => matches!(b, Binary::Int2 | Binary::Int4 | Binary::Int8),
+            Role::Drawn(values, _) => values.common.iter().flatten().chain(&values.bounds).all(converts),
+        }
+    }
 }
 
 // ---------------------------------------------------------------- keys
@@ -614,11 +640,14 @@ struct TableGen {
     fks: Vec<FkGen>,
     /// Referenced column sets (indexes into `columns`) whose values children need.
     record: Vec<Recorded>,
+    /// Loaded in COPY's binary format (every column converts), else text.
+    binary: bool,
 }
 
 impl TableGen {
-    /// Appends up to `max` rows in COPY text format to `buf`; false when done.
+    /// Appends up to `max` rows in its COPY format to `buf`; false when done.
     fn chunk(&mut self, max: u64, buf: &mut Vec<u8>) -> bool {
+        let fields = self.columns.iter().filter(|c| !matches!(c.role, Role::Skip)).count();
         let mut value = String::new();
         let mut picks = vec![None; self.fks.len()];
         let mut recorded: Vec<Vec<String>> = self.record.iter().map(|(_, c, _)| vec![String::new(); c.len()]).collect();
@@ -626,6 +655,9 @@ impl TableGen {
         for row in self.done..end {
             for (p, fk) in picks.iter_mut().zip(&mut self.fks) {
                 *p = fk.pick(&mut self.rng);
+            }
+            if self.binary {
+                binary::write_tuple_start(fields, buf);
             }
             let mut first = true;
             for (ci, col) in self.columns.iter_mut().enumerate() {
@@ -658,15 +690,23 @@ impl TableGen {
                         None => true,
                     },
                 };
-                if !first {
-                    buf.push(b'\t');
+                match (self.binary, col.binary) {
+                    (true, _) if null => binary::write_null(buf),
+                    // Converts by construction (`binary_ready`); else the
+                    // server refuses the field, naming the column.
+                    (true, Some(b)) => {
+                        if !b.write(&value, buf) {
+                            Binary::Text.write(&value, buf);
+                        }
+                    }
+                    _ => {
+                        if !first {
+                            buf.push(b'\t');
+                        }
+                        if null { buf.extend_from_slice(b"\\N") } else { escape(&value, buf) }
+                    }
                 }
                 first = false;
-                if null {
-                    buf.extend_from_slice(b"\\N");
-                } else {
-                    escape(&value, buf);
-                }
                 for ((_, cols, _), slots) in self.record.iter().zip(&mut recorded) {
                     if let Some(pos) = cols.iter().position(|&c| c == ci) {
                         slots[pos].clone_from(&value);
@@ -677,7 +717,9 @@ impl TableGen {
             for ((_, _, rows), slots) in self.record.iter_mut().zip(&recorded) {
                 rows.push(slots.clone());
             }
-            buf.push(b'\n');
+            if !self.binary {
+                buf.push(b'\n');
+            }
         }
         self.done = end;
         self.done < self.rows
@@ -691,7 +733,13 @@ impl TableGen {
             .filter(|c| !matches!(c.role, Role::Skip))
             .map(|c| format!("\"{}\"", c.name.replace('"', "\"\"")))
             .collect();
-        format!("COPY {} ({}) FROM STDIN", self.qualified, cols.join(", "))
+        let format = if self.binary { " (FORMAT binary)" } else { "" };
+        format!("COPY {} ({}) FROM STDIN{format}", self.qualified, cols.join(", "))
+    }
+
+    /// What each COPY stream starts and ends with.
+    fn framing(&self) -> (&'static [u8], &'static [u8]) {
+        if self.binary { (binary::HEADER, binary::TRAILER) } else { (b"", b"") }
     }
 }
 
@@ -835,7 +883,7 @@ fn table_gen(
                     Role::Drawn(Values::new(c, &dist), dist)
                 }
             };
-            ColumnGen { name: c.name.clone(), role }
+            ColumnGen { name: c.name.clone(), role, binary: Binary::of(&c.data_type) }
         })
         .collect::<Vec<_>>();
     let record = pending
@@ -846,7 +894,9 @@ fn table_gen(
             (cols.clone(), at, Vec::new())
         })
         .collect();
+    let binary = columns.iter().all(ColumnGen::binary_ready);
     Ok(TableGen {
+        binary,
         qualified: qualified(t),
         name,
         rows,
@@ -898,38 +948,80 @@ async fn live_columns(db: &tokio_postgres::Client) -> Result<BTreeMap<String, Li
 
 // ---------------------------------------------------------------- loading
 
-/// Generates `gen`'s rows into COPY on a connection of its own; returns
-/// the generator (with the keys it recorded) and how the time went. A
-/// blocking thread makes the chunks while the previous ones are sent (up to
-/// `AHEAD` waiting), so generation overlaps the server's load.
+/// Generates `gen`'s rows into COPY and returns the generator (with the
+/// keys it recorded) and how the time went. A blocking thread makes the
+/// chunks while the previous ones are sent (up to `AHEAD` waiting), so
+/// generation overlaps the server's load; a table of `STREAM_MIN_ROWS` or
+/// more is loaded over `STREAMS` connections, each taking the next chunk
+/// when it is free (one backend's COPY is the limit: bench row 7).
 async fn load_table(target: &Target, generator: TableGen) -> Result<(TableGen, TableLoad)> {
-    let db = target
-        .connect()
-        .await
-        .map_err(|e| Error::db(format!("cannot open a loading connection: {}", describe_pg(&e))))?;
-    let (sql, name) = (generator.copy_sql(), generator.name.clone());
-    let fail = |e: tokio_postgres::Error| copy_error(&name, &e);
-    let started = Instant::now();
-    let sink = db.copy_in::<_, bytes::Bytes>(&sql).await.map_err(fail)?;
-    futures_util::pin_mut!(sink);
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(AHEAD);
-    let producer = tokio::task::spawn_blocking(move || produce(generator, &tx));
-    let mut bytes = 0u64;
-    let mut sent = Ok(());
-    while let Some(buf) = rx.recv().await {
-        bytes += buf.len() as u64;
-        sent = sink.send(bytes::Bytes::from(buf)).await;
-        if sent.is_err() {
-            break;
-        }
+    let (sql, name, framing, binary) =
+        (generator.copy_sql(), generator.name.clone(), generator.framing(), generator.binary);
+    let streams = if generator.rows >= STREAM_MIN_ROWS { STREAMS } else { 1 };
+    let mut dbs = Vec::with_capacity(streams);
+    for _ in 0..streams {
+        dbs.push(
+            target
+                .connect()
+                .await
+                .map_err(|e| Error::db(format!("cannot open a loading connection: {}", describe_pg(&e))))?,
+        );
     }
-    drop(rx); // stops the producer after a failed send
+    let started = Instant::now();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(AHEAD);
+    let rx = tokio::sync::Mutex::new(rx);
+    let producer = tokio::task::spawn_blocking(move || produce(generator, &tx));
+    let sent = futures_util::future::try_join_all(dbs.iter().map(|db| copy_stream(db, &sql, framing, &rx))).await;
+    drop(rx); // stops the producer after a failed COPY
     let (generator, generating) =
         producer.await.map_err(|e| Error::env(format!("the generator of {name} stopped: {e}")))?;
-    sent.map_err(fail)?;
-    sink.as_mut().finish().await.map_err(fail)?;
-    let load = TableLoad { table: name.clone(), rows: generator.rows, bytes, took: started.elapsed(), generating };
+    let bytes = sent.map_err(|e| copy_error(&name, &e))?.iter().sum();
+    let load = TableLoad {
+        table: name.clone(),
+        rows: generator.rows,
+        bytes,
+        streams,
+        binary,
+        took: started.elapsed(),
+        generating,
+    };
     Ok((generator, load))
+}
+
+/// COPY connections a large table is loaded over.
+const STREAMS: usize = 2;
+/// Rows from which a table is loaded over `STREAMS` connections. The
+/// streams' chunks interleave in the table's pages, so a column laid out in
+/// row order stays so (its `correlation`) only when a chunk is a small part
+/// of the table: 50 chunks or more.
+pub const STREAM_MIN_ROWS: u64 = 50 * CHUNK_ROWS;
+
+/// One COPY of `sql` on `db`, fed the chunks it takes from `rx` until the
+/// generator is done, between the format's `(header, trailer)`; returns
+/// the bytes it sent.
+async fn copy_stream(
+    db: &tokio_postgres::Client,
+    sql: &str,
+    (header, trailer): (&'static [u8], &'static [u8]),
+    rx: &tokio::sync::Mutex<tokio::sync::mpsc::Receiver<Vec<u8>>>,
+) -> std::result::Result<u64, tokio_postgres::Error> {
+    let sink = db.copy_in::<_, bytes::Bytes>(sql).await?;
+    futures_util::pin_mut!(sink);
+    if !header.is_empty() {
+        sink.send(bytes::Bytes::from_static(header)).await?;
+    }
+    let mut bytes = (header.len() + trailer.len()) as u64;
+    loop {
+        let next = rx.lock().await.recv().await;
+        let Some(buf) = next else { break };
+        bytes += buf.len() as u64;
+        sink.send(bytes::Bytes::from(buf)).await?;
+    }
+    if !trailer.is_empty() {
+        sink.send(bytes::Bytes::from_static(trailer)).await?;
+    }
+    sink.as_mut().finish().await?;
+    Ok(bytes)
 }
 
 /// Chunks waiting to be sent, at most.

@@ -4,7 +4,8 @@
 //! they validate every row), gives the workload's queries the same plan
 //! shapes, reports a CHECK constraint the statistics break by name, a run
 //! on it says where its data came from, and `run --scales` sizes it by its
-//! largest table.
+//! largest table. A table of a million rows loads over two connections and
+//! keeps its row order.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -14,8 +15,9 @@ use crate::common::*;
 use lockimpact::clone::stats::Stats;
 use lockimpact::clone::synthetic::{self, SyntheticPlan};
 
-/// Beside the shipped orders seed: nullable columns, a CHECK, and a
-/// foreign key to a text key (the generator records the parent's values).
+/// Beside the shipped orders seed: nullable columns, a CHECK, a foreign
+/// key to a text key (the generator records the parent's values), and a
+/// numeric column (its table goes to COPY as text, the others in binary).
 const EXTRAS: &str = "
 CREATE TABLE coupons (code text PRIMARY KEY, percent int NOT NULL CHECK (percent BETWEEN 1 AND 90));
 INSERT INTO coupons SELECT 'SAVE' || g, 1 + g % 90 FROM generate_series(1, 400) g;
@@ -24,10 +26,12 @@ CREATE TABLE refunds (
     order_id bigint NOT NULL REFERENCES orders (id),
     coupon text REFERENCES coupons (code),
     reason text,
-    amount_cents int NOT NULL CHECK (amount_cents > 0)
+    amount_cents int NOT NULL CHECK (amount_cents > 0),
+    rate numeric(4,2)
 );
 INSERT INTO refunds SELECT g, 1 + (g * 13) % 20000, CASE WHEN g % 3 = 0 THEN 'SAVE' || (1 + g % 400) END,
-  CASE WHEN g % 5 < 2 THEN NULL ELSE (ARRAY['damaged','late','wrong size','changed mind'])[1 + g % 4] END, 1 + g % 5000
+  CASE WHEN g % 5 < 2 THEN NULL ELSE (ARRAY['damaged','late','wrong size','changed mind'])[1 + g % 4] END, 1 + g % 5000,
+  (g % 50) / 10.0
 FROM generate_series(1, 6000) g;
 ANALYZE;
 ";
@@ -133,6 +137,8 @@ fn synthetic_data_matches_the_statistics_keys_and_plans_of_its_source() {
         };
         let generated = synthetic::build(&server.target("synth"), &plan, &|_| {}).await.unwrap();
         assert_eq!(generated.tables.iter().find(|t| t.0 == "orders").map(|t| t.1), Some(20000));
+        let binary = |t: &str| generated.loads.iter().find(|l| l.table == t).map(|l| l.binary);
+        assert_eq!((binary("orders"), binary("refunds")), (Some(true), Some(false)), "numeric goes as text");
         let synth = client(&server, "synth").await;
         synth.batch_execute("ANALYZE").await.unwrap();
 
@@ -146,6 +152,14 @@ fn synthetic_data_matches_the_statistics_keys_and_plans_of_its_source() {
                 "{col}: n_distinct {g_distinct} vs {distinct} (source)"
             );
         }
+
+        // Binary timestamps land where the statistics put them (their epoch is 2000-01-01).
+        let range = "SELECT extract(epoch FROM min(created_at))::float8, extract(epoch FROM max(created_at))::float8 \
+                     FROM orders";
+        let (want, got) = (source.query_one(range, &[]).await.unwrap(), synth.query_one(range, &[]).await.unwrap());
+        let (lo, hi): (f64, f64) = (want.get(0), want.get(1));
+        let (g_lo, g_hi): (f64, f64) = (got.get(0), got.get(1));
+        assert!(g_lo >= lo - 86_400.0 && g_hi <= hi + 86_400.0 && g_hi - g_lo > 0.9 * (hi - lo), "{g_lo}..{g_hi} vs {lo}..{hi}");
 
         // Every foreign key was created after the load and validated it.
         let fks: i64 = synth
@@ -320,5 +334,44 @@ fn a_reserved_table_name_and_a_reordered_composite_key_are_followed() {
             .unwrap();
         let (rows, fks, orphans): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
         assert_eq!((rows, fks, orphans), (1500, 1, 0));
+    });
+}
+
+/// A table of a million rows or more is loaded over two COPY connections
+/// fed by one generator: every row arrives once (the primary key, created
+/// after the load, validates that), and a column laid out in row order in
+/// the source stays so (its correlation), though the two streams' chunks
+/// interleave in the table's pages. A smaller table takes one connection.
+#[test]
+fn a_million_row_table_loads_over_two_connections_and_keeps_its_row_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        let (server, _source) = seeded(&(orders_seed(20000, 1000) + ";\nANALYZE;")).await;
+        let stats = take_stats(&server, "source", &dir.path().join("stats.json"));
+        let plan = SyntheticPlan {
+            path: dir.path().join("stats.json"),
+            stats: Arc::new(stats),
+            scale: synthetic::STREAM_MIN_ROWS as f64 / 20000.0,
+            seed: synthetic::DEFAULT_SEED,
+        };
+        let generated = synthetic::build(&server.target("synth"), &plan, &|_| {}).await.unwrap();
+        let load = |t: &str| generated.loads.iter().find(|l| l.table == t).map(|l| (l.rows, l.streams));
+        assert_eq!(load("orders"), Some((synthetic::STREAM_MIN_ROWS, 2)));
+        assert_eq!(load("customers"), Some((50_000, 1)));
+
+        let synth = client(&server, "synth").await;
+        synth.batch_execute("ANALYZE orders").await.unwrap();
+        let row = synth
+            .query_one(
+                "SELECT (SELECT count(*) FROM orders), (SELECT max(id) FROM orders), \
+                 (SELECT correlation::float8 FROM pg_stats WHERE tablename = 'orders' AND attname = 'id')",
+                &[],
+            )
+            .await
+            .unwrap();
+        let (rows, max_id, correlation): (i64, i64, f64) = (row.get(0), row.get(1), row.get(2));
+        assert_eq!((rows as u64, max_id as u64), (synthetic::STREAM_MIN_ROWS, synthetic::STREAM_MIN_ROWS));
+        assert!(correlation > 0.99, "orders.id correlation {correlation}: the streams' chunks are out of row order");
     });
 }
