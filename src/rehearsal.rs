@@ -581,7 +581,11 @@ fn record(
         copy_method: None,
         restore_time: dataset.restore_time,
         dataset_bytes: dataset.bytes,
-        dump: plan.dump.as_ref().map(|d| (d.path.display().to_string(), d.format.as_str().to_string())),
+        dump: plan.dump.as_ref().map(|d| crate::run_record::DumpSource {
+            file: d.path.display().to_string(),
+            format: d.format.as_str().to_string(),
+            sample: d.sample,
+        }),
         synthetic: plan.synthetic.as_ref().map(|s| (s.path.display().to_string(), s.scale)),
         dataset_notes: dataset.notes.clone(),
         marks: m.clock.marks(),

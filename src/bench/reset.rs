@@ -68,7 +68,7 @@ pub async fn run(ctx: &Ctx, rep: &mut super::report::Report) -> Result<()> {
     ctx.check()?;
 
     drop_db(ctx, TEMPLATE_DB).await?;
-    let plan = DumpPlan { path: dump.clone(), format: DumpFormat::Custom, jobs: 2 };
+    let plan = DumpPlan { path: dump.clone(), format: DumpFormat::Custom, jobs: 2, sample: None };
     let say = |m: &str| ctx.say(m);
     let restored = Instant::now();
     let ds = crate::clone::restore::restore(&ctx.server, &plan, &say).await?;

@@ -170,10 +170,11 @@ fn push_rows(rep: &mut Report, rounds: &[Round], n: u64, scale: f64) {
     let met = generated.a.value >= TARGET_ROWS_PER_S;
     rep.rows.push(
         generated.target("≥ 1 M rows/s", met).detail(
-            "the generator's time inside the runs above (making the COPY text of each 20 000-row chunk on a blocking \
-         thread, the same rows), against the server loading the same rows, written to a file in its data directory \
-         first, with COPY FROM that file into the empty table: the load alone, with no client. A ratio above 1 \
-         means the generator outpaces what the server can load."
+            "the generator's time inside the runs above (making the COPY data of each 20 000-row chunk on a blocking \
+         thread, in the binary format the table goes in, the same rows), against the server loading the same rows, \
+         written to a file in its data directory first in text, with COPY FROM that file into the empty table on \
+         one backend: the load alone, with no client. A ratio above 1 means the generator outpaces one backend's \
+         text load."
                 .to_string(),
         ),
     );

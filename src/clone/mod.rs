@@ -27,6 +27,7 @@ pub mod owner;
 pub mod plan;
 pub mod reflink;
 pub mod restore;
+pub mod sample;
 pub mod sessions;
 pub mod standby;
 pub mod state;

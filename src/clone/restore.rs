@@ -86,6 +86,8 @@ pub struct DumpPlan {
     pub format: DumpFormat,
     /// pg_restore `-j` for custom and directory dumps.
     pub jobs: u32,
+    /// `snapshot.sample`: the fraction of the rows kept (`clone::sample`).
+    pub sample: Option<f64>,
 }
 
 /// Where the server's own client tools (pg_restore, psql) run.
@@ -286,6 +288,11 @@ pub async fn restore(server: &Server, dump: &DumpPlan, say: &(dyn Fn(&str) + Syn
     let restore_time = started.elapsed();
 
     let db = connect(server, TEMPLATE_DB, "analyze").await?;
+    if let Some(fraction) = dump.sample.filter(|f| *f < 1.0) {
+        let thinned = super::sample::thin(&db, fraction).await?;
+        let (before, after) = thinned.iter().fold((0, 0), |(b, a), t| (b + t.1, a + t.2));
+        say(&format!("sampled {fraction} of the dump: kept {after} of its {before} rows, foreign keys consistent"));
+    }
     db.batch_execute("ANALYZE").await.map_err(|e| Error::db(format!("ANALYZE failed: {}", describe_pg(&e))))?;
     let (tables, bytes) = describe_dataset(&db, true).await?;
     if tables.is_empty() {

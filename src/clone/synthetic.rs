@@ -71,7 +71,7 @@ pub struct Generated {
 pub struct TableLoad {
     pub table: String,
     pub rows: u64,
-    /// COPY text sent.
+    /// COPY data sent.
     pub bytes: u64,
     /// COPY connections it was loaded over (`STREAMS` for a large table).
     pub streams: usize,
@@ -696,7 +696,7 @@ impl TableGen {
                     // server refuses the field, naming the column.
                     (true, Some(b)) => {
                         if !b.write(&value, buf) {
-                            Binary::Text.write(&value, buf);
+                            binary::write_refused(buf);
                         }
                     }
                     _ => {

@@ -6,11 +6,13 @@
 //! The report is the largest scale's, with its `extrapolation`. A size is
 //! the seed script's `vars.rows`, or for a dataset generated from
 //! statistics (`[snapshot] synthetic`) the rows of its largest table, made
-//! by setting `snapshot.scale` (`Axis`).
+//! by setting `snapshot.scale`, or for a dump a percentage of its rows kept
+//! by `snapshot.sample` (sampled across foreign keys), measured by the
+//! largest table's rows in each sample (`Axis`).
 
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{RunArgs, RunOptions, Scales};
+use crate::cli::{RunArgs, RunOptions, Scales, Size};
 use crate::clone::plan::Backend;
 use crate::clone::synthetic::{SyntheticPlan, target_rows};
 use crate::error::{Error, ExitCode, Result};
@@ -26,7 +28,7 @@ pub async fn run(args: &RunArgs, scales: &Scales, cancel: &CancellationToken) ->
     let mut opts = args.opts.clone();
     opts.migration = args.migration.clone();
     let base = scenario::load(args.scenario.as_deref(), &opts)?;
-    let axis = check(&base, args)?;
+    let axis = check(&base, args, scales)?;
     let sizes = sizes(scales, &axis)?;
     let (predict, source) = match args.predict_rows {
         Some(n) => (n, PredictSource::Flag),
@@ -36,17 +38,24 @@ pub async fn run(args: &RunArgs, scales: &Scales, cancel: &CancellationToken) ->
     let progress = Progress::new(args.opts.quiet);
     clean::mention(&progress).await;
     let mut runs: Vec<(u64, Report)> = Vec::new();
-    for (k, &rows) in sizes.iter().enumerate() {
-        progress.say(&format!("scale {}/{}: {}", k + 1, sizes.len(), axis.describe(rows)));
-        let plan = axis.plan_at(args, &opts, rows)?;
+    for (k, &size) in sizes.iter().enumerate() {
+        progress.say(&format!("scale {}/{}: {}", k + 1, sizes.len(), axis.describe(size)));
+        let plan = axis.plan_at(args, &opts, size)?;
         let (report, stop) = one_scale(&plan, &progress, cancel).await?;
         if stop.is_some() {
             // What was measured is written; no fit from a partial series.
             outputs.write(Doc::Run(&report))?;
             return Ok(exit_code(&progress, [stop], report.verdict.status()));
         }
-        runs.push((rows, report));
+        runs.push((axis.rows(size, &report), report));
     }
+    let (predict, source) = match (args.predict_rows, &axis) {
+        (None, Axis::Dump) => {
+            let (rows, ppm) = (runs.last().map_or(0, |r| r.0), *sizes.last().expect("sizes"));
+            ((rows as f64 * 1e6 / ppm as f64).round() as u64, PredictSource::Dump)
+        }
+        _ => (predict, source),
+    };
     let refs: Vec<(u64, &Report)> = runs.iter().map(|(n, r)| (*n, r)).collect();
     let extrapolation = report::builder::extrapolate(&refs, predict, source);
     for risk in &extrapolation.risks {
@@ -58,8 +67,10 @@ pub async fn run(args: &RunArgs, scales: &Scales, cancel: &CancellationToken) ->
     Ok(exit_code(&progress, [None], last.verdict.status()))
 }
 
-/// What a size sets: the seed script's row count, or the scale of a
-/// dataset generated from statistics, measured by its largest table.
+/// What a size sets: the seed script's row count, the scale of a dataset
+/// generated from statistics, measured by its largest table, or the
+/// fraction of a dump kept (in parts per million), measured by its largest
+/// table once sampled.
 enum Axis {
     /// `vars.rows`, as the scenario sets it.
     VarsRows(u64),
@@ -70,6 +81,8 @@ enum Axis {
         /// Its rows at the scenario's `snapshot.scale`.
         configured: u64,
     },
+    /// `snapshot.sample` of a dump, in parts per million.
+    Dump,
 }
 
 impl Axis {
@@ -78,6 +91,16 @@ impl Axis {
         match self {
             Axis::VarsRows(n) => *n,
             Axis::Synthetic { configured, .. } => *configured,
+            Axis::Dump => 1_000_000,
+        }
+    }
+
+    /// The rows a rehearsal at `size` had: the size itself, or a sampled
+    /// dump's largest table.
+    fn rows(&self, size: u64, report: &Report) -> u64 {
+        match self {
+            Axis::Dump => report.dataset.tables.iter().map(|t| t.rows.max(0) as u64).max().unwrap_or(0),
+            _ => size,
         }
     }
 
@@ -86,6 +109,8 @@ impl Axis {
         match self {
             Axis::VarsRows(n) => (*n, PredictSource::Scenario),
             Axis::Synthetic { production, .. } => (*production, PredictSource::Statistics),
+            // Known once the largest sample is measured (`run`).
+            Axis::Dump => (0, PredictSource::Dump),
         }
     }
 
@@ -100,6 +125,7 @@ impl Axis {
             Axis::Synthetic { table, production, .. } => {
                 format!("snapshot.scale = {} ({rows} rows in {table})", Axis::scale(*production, rows))
             }
+            Axis::Dump => format!("snapshot.sample = {} of the dump", rows as f64 / 1e6),
         }
     }
 
@@ -109,17 +135,15 @@ impl Axis {
         opts.set.push(match self {
             Axis::VarsRows(_) => format!("vars.rows={rows}"),
             Axis::Synthetic { production, .. } => format!("snapshot.scale={}", Axis::scale(*production, rows)),
+            Axis::Dump => format!("snapshot.sample={}", rows as f64 / 1e6),
         });
         scenario::load(args.scenario.as_deref(), &opts)
     }
 }
 
 /// What the sizes set, after refusing what `--scales` cannot do.
-fn check(plan: &Plan, args: &RunArgs) -> Result<Axis> {
+fn check(plan: &Plan, args: &RunArgs, scales: &Scales) -> Result<Axis> {
     let refuse = |why: &str| Err(Error::input(format!("--scales {why}")));
-    if plan.dump.is_some() {
-        return refuse("sets the seed script's vars.rows, and this scenario restores a dump ([snapshot] dump)");
-    }
     if plan.clone.backend == Backend::Url {
         return refuse("seeds a server per size, and the url backend has only its one database");
     }
@@ -128,6 +152,18 @@ fn check(plan: &Plan, args: &RunArgs) -> Result<Axis> {
     }
     if plan.clone.keep {
         return refuse("removes each size's server after its rehearsal; --keep is not supported with it");
+    }
+    if let Some(dump) = &plan.dump {
+        if dump.sample.is_some() {
+            return refuse("sets snapshot.sample of the dump itself; remove it from the scenario");
+        }
+        if scales.0.iter().any(|s| !matches!(s, Size::Percent(p) if *p <= 100.0)) {
+            return refuse(
+                "over a dump takes percentages of it, up to 100% (e.g. 1%,3%,10%): its row counts are known only \
+                 once it is restored",
+            );
+        }
+        return Ok(Axis::Dump);
     }
     if let Some(synthetic) = &plan.synthetic {
         return synthetic_axis(synthetic).ok_or_else(|| {
@@ -169,6 +205,7 @@ fn sizes(scales: &Scales, axis: &Axis) -> Result<Vec<u64>> {
         let of = match axis {
             Axis::VarsRows(_) => "vars.rows".to_string(),
             Axis::Synthetic { table, .. } => format!("{table}'s rows at snapshot.scale"),
+            Axis::Dump => "the dump's rows (in parts per million)".to_string(),
         };
         return Err(Error::input(format!(
             "--scales: a percentage of {of} = {base} rounds to no row at all; use a larger one"

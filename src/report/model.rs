@@ -167,6 +167,9 @@ pub enum PredictSource {
     Scenario,
     /// The statistics file's row count of a generated dataset's largest table.
     Statistics,
+    /// A dump's largest table in full: its rows in the largest sample over
+    /// that sample's fraction.
+    Dump,
 }
 
 /// One step's figures, fitted and predicted.
@@ -368,6 +371,9 @@ pub struct DumpInfo {
     pub file: String,
     /// `custom`, `directory`, `tar` or `plain SQL`.
     pub format: String,
+    /// `snapshot.sample`: the fraction of its rows kept (absent: all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -47,8 +47,8 @@ pub struct RunRecord {
     pub restore_time: Option<Duration>,
     /// Size of the template database, bytes.
     pub dataset_bytes: Option<i64>,
-    /// `snapshot.dump`: (file, format).
-    pub dump: Option<(String, String)>,
+    /// `snapshot.dump`, when the dataset came from a dump.
+    pub dump: Option<DumpSource>,
     /// `snapshot.synthetic`: (statistics file, scale).
     pub synthetic: Option<(String, f64)>,
     /// Notes from building the dataset (e.g. skipped owners and grants).
@@ -520,6 +520,16 @@ pub enum StepType {
     Backfill,
     /// A pause between steps (`-- lockimpact: pause`).
     Pause,
+}
+
+/// The dump a dataset was restored from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DumpSource {
+    pub file: String,
+    /// `custom`, `directory`, `tar` or `plain SQL`.
+    pub format: String,
+    /// `snapshot.sample`: the fraction of its rows kept.
+    pub sample: Option<f64>,
 }
 
 #[derive(Debug, Clone)]

@@ -307,7 +307,7 @@ fn resolve_snapshot(
         return resolve_synthetic(s, on_url, at);
     }
     match (&s.seed, &s.dump) {
-        (None, None) if on_url && s.jobs.is_none() => Ok(Dataset {
+        (None, None) if on_url && s.jobs.is_none() && s.sample.is_none() => Ok(Dataset {
             seed_path: PathBuf::from("(the existing database)"),
             seed_sql: String::new(),
             dump: None,
@@ -317,9 +317,10 @@ fn resolve_snapshot(
             "{file}: [snapshot] is not used with the url backend: the database at the URL is the dataset; remove it"
         ))),
         (Some(seed), None) => {
-            if s.jobs.is_some() {
+            if let Some(key) = [("jobs", s.jobs.is_some()), ("sample", s.sample.is_some())].iter().find(|k| k.1) {
                 return Err(Error::input(format!(
-                    "{file}: snapshot.jobs applies to snapshot.dump only; remove it or restore a dump"
+                    "{file}: snapshot.{} applies to snapshot.dump only; remove it or restore a dump",
+                    key.0
                 )));
             }
             let seed_path = (at.resolve)(seed);
@@ -328,6 +329,12 @@ fn resolve_snapshot(
             Ok(Dataset { seed_path, seed_sql, dump: None, synthetic: None })
         }
         (None, Some(dump)) => {
+            if let Some(f) = s.sample.filter(|f| !(f.is_finite() && *f > 0.0 && *f <= 1.0)) {
+                return Err(Error::input(format!(
+                    "{file}: snapshot.sample must be the fraction of the dump's rows to keep, above 0 and at most 1 \
+                     (0.1 for 10 %), not {f}"
+                )));
+            }
             let path = (at.resolve)(dump);
             let format = DumpFormat::detect(&path).map_err(|e| e.context(format!("{file}: snapshot.dump")))?;
             let jobs = s.jobs.unwrap_or(2);
@@ -337,7 +344,7 @@ fn resolve_snapshot(
             Ok(Dataset {
                 seed_path: path.clone(),
                 seed_sql: String::new(),
-                dump: Some(DumpPlan { path, format, jobs }),
+                dump: Some(DumpPlan { path, format, jobs, sample: s.sample }),
                 synthetic: None,
             })
         }
@@ -359,7 +366,12 @@ fn resolve_synthetic(s: &file::SnapshotSection, on_url: bool, at: &Ctx) -> Resul
             "{file}: snapshot.scale applies to snapshot.synthetic only; remove it or name a statistics file"
         )));
     };
-    let other = [("seed", s.seed.is_some()), ("dump", s.dump.is_some()), ("jobs", s.jobs.is_some())];
+    let other = [
+        ("seed", s.seed.is_some()),
+        ("dump", s.dump.is_some()),
+        ("jobs", s.jobs.is_some()),
+        ("sample", s.sample.is_some()),
+    ];
     if let Some((key, _)) = other.iter().find(|(_, set)| *set) {
         return Err(Error::input(format!(
             "{file}: snapshot.synthetic and snapshot.{key} are both set; keep one way to build the dataset"

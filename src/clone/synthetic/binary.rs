@@ -87,6 +87,12 @@ pub fn write_null(buf: &mut Vec<u8>) {
     buf.extend_from_slice(&(-1i32).to_be_bytes());
 }
 
+/// An empty field: no type written in binary but text takes it, so the
+/// server refuses it, naming the column and the row.
+pub fn write_refused(buf: &mut Vec<u8>) {
+    buf.extend_from_slice(&0i32.to_be_bytes());
+}
+
 /// A tuple's start: its field count.
 pub fn write_tuple_start(fields: usize, buf: &mut Vec<u8>) {
     buf.extend_from_slice(&(fields as i16).to_be_bytes());

@@ -178,7 +178,7 @@ fn dataset(rec: &RunRecord) -> DatasetInfo {
         copy_ms: ms(rec.copy_time),
         restore_ms: rec.restore_time.map(ms),
         bytes: rec.dataset_bytes,
-        dump: rec.dump.as_ref().map(|(file, format)| DumpInfo { file: file.clone(), format: format.clone() }),
+        dump: rec.dump.as_ref().map(|d| DumpInfo { file: d.file.clone(), format: d.format.clone(), sample: d.sample }),
         synthetic: rec
             .synthetic
             .as_ref()

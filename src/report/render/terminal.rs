@@ -64,10 +64,11 @@ fn header(r: &Report, out: &mut impl Write) -> io::Result<()> {
     match (&r.dataset.dump, r.dataset.restore_ms) {
         (Some(dump), Some(restore_ms)) => writeln!(
             out,
-            "  dataset:   {} (restored from {} ({} dump) in {}, {}, copied in {})",
+            "  dataset:   {} (restored from {} ({} dump{}) in {}, {}, copied in {})",
             tables,
             dump.file,
             dump.format,
+            dump.sample.map(|f| format!(", {f} of its rows sampled")).unwrap_or_default(),
             fmt_ms(restore_ms),
             fmt_bytes(r.dataset.bytes.unwrap_or(0).max(0) as u64),
             copied(r)

@@ -3,6 +3,7 @@
 //! extension, objects owned by a role the clone lacks) restore in custom
 //! (`-j 2`), directory (`-j 2`), tar and plain format, and a rehearsal runs
 //! on each. A dump that needs an extension the server lacks is refused by name.
+//! `run --scales` samples a dump consistently across foreign keys.
 
 use crate::common::*;
 use serde_json::Value;
@@ -86,4 +87,58 @@ fn bad_snapshot_sections_are_input_errors() {
     let o = run(&[both.to_str().unwrap()]);
     assert_eq!(o.code, 2, "{}", o.stderr);
     assert!(o.stderr.contains("snapshot.seed and snapshot.dump are both set"), "{}", o.stderr);
+
+    // snapshot.sample: a fraction of a dump only.
+    let text = std::fs::read_to_string(&both).unwrap().replace("dump = \"x.dump\"\n", "sample = 0.5\n");
+    std::fs::write(&both, text).unwrap();
+    let o = run(&[both.to_str().unwrap()]);
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    assert!(o.stderr.contains("snapshot.sample applies to snapshot.dump only"), "{}", o.stderr);
+    let sampled = dump_scenario(dir.path(), &not_a_dump, DUMP_MIGRATION, "");
+    let text = std::fs::read_to_string(&sampled).unwrap().replace("jobs = 2", "jobs = 2\nsample = 1.5");
+    std::fs::write(&sampled, text).unwrap();
+    let o = run(&[sampled.to_str().unwrap()]);
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    assert!(o.stderr.contains("snapshot.sample must be the fraction of the dump's rows to keep"), "{}", o.stderr);
+}
+
+/// `run --scales` over a dump: each size keeps that percentage of the
+/// dump's rows (`snapshot.sample`), sampled consistently across foreign
+/// keys; the fit is over the largest table's rows in each sample and
+/// predicts at the dump's own size. The migration re-adds both foreign
+/// keys, which validates every kept row against its kept parent. A row
+/// count instead of a percentage is refused.
+#[test]
+fn scales_over_a_dump_sample_it_consistently_across_foreign_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let dumps = make_dumps(dir.path(), &["c"]);
+    let migration = "UPDATE orders SET total_cents = total_cents + 1;\n\
+        ALTER TABLE invoices DROP CONSTRAINT invoices_order_id_fkey, ADD CONSTRAINT invoices_order_id_fkey \
+        FOREIGN KEY (order_id) REFERENCES orders (id);\n\
+        ALTER TABLE orders DROP CONSTRAINT orders_customer_fk, ADD CONSTRAINT orders_customer_fk \
+        FOREIGN KEY (customer_id) REFERENCES customers (id);\n";
+    let scenario = dump_scenario(dir.path(), &dumps[0], migration, "");
+    let sc = scenario.to_str().unwrap();
+    let out = run(&[sc, "--backend", "local", "--scales", "20%,40%,80%"]);
+    assert!(out.code == 0 || out.code == 1, "{}", out.stderr);
+    assert!(out.stderr.contains("sampled 0.2 of the dump: kept "), "{}", out.stderr);
+    let r = out.report();
+    let e = &r["extrapolation"];
+    assert_eq!(e["predict_source"], "dump", "{e}");
+    // Orders are sampled, plus those the kept invoices (one order in ten) need.
+    let scales: Vec<f64> = e["scales"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    for (rows, f) in scales.iter().zip([0.2, 0.4, 0.8]) {
+        let want = 10_000.0 * (f + (1.0 - f) * f * 0.1);
+        assert!((rows / want - 1.0).abs() < 0.1, "{rows} orders kept at {f}, about {want} expected: {e}");
+    }
+    let predicted = e["predict_rows"].as_f64().unwrap();
+    assert!((predicted / 10_000.0 - 1.0).abs() < 0.1, "the dump's size estimated at {predicted}: {e}");
+    let steps = r["steps"].as_array().unwrap();
+    assert!(steps.iter().all(|s| s["outcome"] == "ok"), "every kept row has its parent: {steps:?}");
+    assert_eq!(e["steps"].as_array().unwrap().len(), 3, "{e}");
+    assert_eq!(e["steps"][0]["figures"]["wal_bytes"]["model"], "linear", "{e}");
+
+    let out = run(&[sc, "--backend", "local", "--scales", "1k,2k,4k"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("--scales over a dump takes percentages of it"), "{}", out.stderr);
 }
