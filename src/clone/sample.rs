@@ -48,7 +48,7 @@ pub async fn thin(db: &tokio_postgres::Client, fraction: f64) -> Result<Vec<(Str
     let mut out = Vec::new();
     for table in children_first(&tables, &fks) {
         let before: i64 = count(db, &table).await.map_err(|e| fail(&format!("counting {table}"), e))?;
-        let mut keep = vec![format!("(hashtext(t::text) & 2147483647) < {limit}")];
+        let mut keep = vec![format!("(hashtext(ROW(t.*)::text) & 2147483647) < {limit}")];
         for fk in fks.get(&table).into_iter().flatten() {
             let on: Vec<String> = fk
                 .columns

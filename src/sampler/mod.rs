@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::pg::lockmode::LockMode;
-use crate::run_record::{Episode, SamplerRecord, new_hist};
+use crate::run_record::{Episode, SamplerRecord, Who, new_hist};
 use crate::timeline::Clock;
 use crate::workload::Roles;
 
@@ -49,6 +49,17 @@ FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid \
 WHERE GATE ((NOT l.granted AND l.pid IS NOT NULL) \
    OR (l.pid = ANY($1) AND l.locktype = 'relation' AND l.relation >= 16384 \
        AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = l.relation)))";
+
+/// A blocker's name: the rehearsal's own role, an autovacuum worker by what
+/// it does (`autovacuum: VACUUM public.orders` in pg_stat_activity), or
+/// another session.
+fn blocker_name(who: Option<Who>, query: &str) -> String {
+    match (who, query.strip_prefix("autovacuum: ")) {
+        (Some(w), _) => w.to_string(),
+        (None, Some(what)) => format!("autovacuum {what}"),
+        (None, None) => "another session".into(),
+    }
+}
 
 /// `RELATION_NAME_SQL` as another session sees it: a relation it cannot see
 /// may be one created by a transaction not committed yet, so it keeps its oid.
@@ -341,8 +352,7 @@ impl State {
             .filter_map(|pq| {
                 let (pid, query) = pq.split_once(':')?;
                 let pid: i32 = pid.parse().ok()?;
-                let who = self.roles.who(pid, Some(query)).map_or_else(|| "another session".into(), |w| w.to_string());
-                Some(format!("{who} (pid {pid})"))
+                Some(format!("{} (pid {pid})", blocker_name(self.roles.who(pid, Some(query)), query)))
             })
             .collect();
         let ep = Episode {
@@ -458,6 +468,13 @@ fn reaches(pid: i32, target: i32, blockers: &HashMap<i32, Vec<i32>>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_blocker_outside_the_rehearsal_is_named_autovacuum_when_it_is() {
+        assert_eq!(blocker_name(Some(Who::Migration), "autovacuum: x"), "migration");
+        assert_eq!(blocker_name(None, "autovacuum: VACUUM public.orders"), "autovacuum VACUUM public.orders");
+        assert_eq!(blocker_name(None, "SELECT pg_sleep(10)"), "another session");
+    }
 
     #[test]
     fn chains_through_the_queue() {
