@@ -30,10 +30,6 @@ pub async fn run(args: &RunArgs, scales: &Scales, cancel: &CancellationToken) ->
     let base = scenario::load(args.scenario.as_deref(), &opts)?;
     let axis = check(&base, args, scales)?;
     let sizes = sizes(scales, &axis)?;
-    let (predict, source) = match args.predict_rows {
-        Some(n) => (n, PredictSource::Flag),
-        None => axis.production(),
-    };
     let outputs = Outputs::parse(&args.opts, &base.inputs)?;
     let progress = Progress::new(args.opts.quiet);
     clean::mention(&progress).await;
@@ -49,12 +45,10 @@ pub async fn run(args: &RunArgs, scales: &Scales, cancel: &CancellationToken) ->
         }
         runs.push((axis.rows(size, &report), report));
     }
-    let (predict, source) = match (args.predict_rows, &axis) {
-        (None, Axis::Dump) => {
-            let (rows, ppm) = (runs.last().map_or(0, |r| r.0), *sizes.last().expect("sizes"));
-            ((rows as f64 * 1e6 / ppm as f64).round() as u64, PredictSource::Dump)
-        }
-        _ => (predict, source),
+    let largest = (*sizes.last().expect("sizes"), runs.last().map_or(0, |r| r.0));
+    let (predict, source) = match args.predict_rows {
+        Some(n) => (n, PredictSource::Flag),
+        None => axis.production(largest),
     };
     let refs: Vec<(u64, &Report)> = runs.iter().map(|(n, r)| (*n, r)).collect();
     let extrapolation = report::builder::extrapolate(&refs, predict, source);
@@ -104,13 +98,13 @@ impl Axis {
         }
     }
 
-    /// The row count predicted at without `--predict-rows`.
-    fn production(&self) -> (u64, PredictSource) {
+    /// The row count predicted at without `--predict-rows`, given the
+    /// largest size and the rows it had (a dump: them over its fraction).
+    fn production(&self, (size, rows): (u64, u64)) -> (u64, PredictSource) {
         match self {
             Axis::VarsRows(n) => (*n, PredictSource::Scenario),
             Axis::Synthetic { production, .. } => (*production, PredictSource::Statistics),
-            // Known once the largest sample is measured (`run`).
-            Axis::Dump => (0, PredictSource::Dump),
+            Axis::Dump => ((rows as f64 * 1e6 / size.max(1) as f64).round() as u64, PredictSource::Dump),
         }
     }
 
