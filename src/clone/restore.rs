@@ -288,13 +288,20 @@ pub async fn restore(server: &Server, dump: &DumpPlan, say: &(dyn Fn(&str) + Syn
     let restore_time = started.elapsed();
 
     let db = connect(server, TEMPLATE_DB, "analyze").await?;
-    if let Some(fraction) = dump.sample.filter(|f| *f < 1.0) {
-        let thinned = super::sample::thin(&db, fraction).await?;
-        let (before, after) = thinned.iter().fold((0, 0), |(b, a), t| (b + t.1, a + t.2));
-        say(&format!("sampled {fraction} of the dump: kept {after} of its {before} rows, foreign keys consistent"));
-    }
+    let sample = match dump.sample.filter(|f| *f < 1.0) {
+        Some(fraction) => Some((fraction, super::sample::thin(&db, fraction).await?)),
+        None => None,
+    };
     db.batch_execute("ANALYZE").await.map_err(|e| Error::db(format!("ANALYZE failed: {}", describe_pg(&e))))?;
     let (tables, bytes) = describe_dataset(&db, true).await?;
+    if let Some((fraction, removed)) = sample {
+        // The kept rows, as describe_dataset counted them.
+        let kept: u64 = tables.iter().map(|t| t.rows.max(0) as u64).sum();
+        say(&format!(
+            "sampled {fraction} of the dump: kept {kept} of its {} rows, foreign keys consistent",
+            kept + removed
+        ));
+    }
     if tables.is_empty() {
         return Err(Error::input(format!(
             "{}: the dump restored no tables; it must hold the dataset the workload and migration use",

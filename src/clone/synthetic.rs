@@ -647,7 +647,7 @@ struct TableGen {
 impl TableGen {
     /// Appends up to `max` rows in its COPY format to `buf`; false when done.
     fn chunk(&mut self, max: u64, buf: &mut Vec<u8>) -> bool {
-        let fields = self.columns.iter().filter(|c| !matches!(c.role, Role::Skip)).count();
+        let fields = self.loaded().count();
         let mut value = String::new();
         let mut picks = vec![None; self.fks.len()];
         let mut recorded: Vec<Vec<String>> = self.record.iter().map(|(_, c, _)| vec![String::new(); c.len()]).collect();
@@ -725,14 +725,14 @@ impl TableGen {
         self.done < self.rows
     }
 
+    /// The columns in the COPY, in order.
+    fn loaded(&self) -> impl Iterator<Item = &ColumnGen> {
+        self.columns.iter().filter(|c| !matches!(c.role, Role::Skip))
+    }
+
     /// The COPY statement's column list.
     fn copy_sql(&self) -> String {
-        let cols: Vec<String> = self
-            .columns
-            .iter()
-            .filter(|c| !matches!(c.role, Role::Skip))
-            .map(|c| format!("\"{}\"", c.name.replace('"', "\"\"")))
-            .collect();
+        let cols: Vec<String> = self.loaded().map(|c| format!("\"{}\"", c.name.replace('"', "\"\""))).collect();
         let format = if self.binary { " (FORMAT binary)" } else { "" };
         format!("COPY {} ({}) FROM STDIN{format}", self.qualified, cols.join(", "))
     }
