@@ -281,6 +281,7 @@ async fn start(
     let mut record = MigrationRecord {
         file: plan.migration_path.display().to_string(),
         pid: mig_pid,
+        deadlock_timeout: deadlock_timeout(&client).await,
         source: Some(plan.migration.source.describe()),
         ..Default::default()
     };
@@ -343,6 +344,14 @@ async fn bind(
     workload::bind_samples(&mut classes, &admin, &plan.workload.path.display().to_string()).await?;
     workload::bind_scale(&mut classes, &admin, &plan.workload.path.display().to_string()).await?;
     Ok((server_version, classes))
+}
+
+/// The session's `deadlock_timeout` (`None` if it cannot be read: the hint
+/// that needs it is then not given).
+async fn deadlock_timeout(client: &tokio_postgres::Client) -> Option<Duration> {
+    let sql = "SELECT setting::bigint FROM pg_settings WHERE name = 'deadlock_timeout'";
+    let ms: i64 = client.query_one(sql, &[]).await.ok()?.get(0);
+    Some(Duration::from_millis(ms.max(0) as u64))
 }
 
 /// How the sampler opens a new session when its own ends (registered like

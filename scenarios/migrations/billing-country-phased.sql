@@ -2,6 +2,11 @@
 -- in its own short transaction, a lock timeout with retries on the one step
 -- that needs an AccessExclusiveLock, a batched backfill, and NOT NULL proven
 -- by a validated CHECK so SET NOT NULL needs no full scan under the lock.
+-- After the backfill, a VACUUM of its own: the backfill left a dead row for
+-- every row it filled, so autovacuum comes for the table, and a lock request
+-- with a lock_timeout shorter than deadlock_timeout (1 s) never gets the
+-- server to cancel it: at 5M rows the next step retried for 8.7-30.8 s
+-- behind it, stalling the queue at every attempt (docs/performance.md).
 -- Each `down` section is its step's reverse (`--rollback`, `--fail-at`); the
 -- backfill and the VALIDATE need none: the first step's reverse drops the
 -- column they fill and check.
@@ -32,6 +37,12 @@ WITH batch AS (SELECT nextval('orders_backfill_batch') AS k)
 UPDATE orders SET billing_country = shipping_country
 FROM batch
 WHERE orders.id > (batch.k - 1) * 20000 AND orders.id <= batch.k * 20000;
+
+-- Outside a transaction block, no lock_timeout: it waits for a running
+-- autovacuum without blocking reads or writes, the server cancels that one
+-- for it after deadlock_timeout, and it leaves autovacuum nothing to do.
+-- lockimpact: step "VACUUM (ANALYZE) after the backfill"
+VACUUM (ANALYZE) orders;
 
 -- lockimpact: step "add CHECK NOT VALID" lock_timeout=500ms retries=10 retry_backoff=200ms
 ALTER TABLE orders ADD CONSTRAINT orders_billing_country_not_null

@@ -56,6 +56,13 @@ impl Step {
             StepKind::Pause(_) => vec![],
         }
     }
+
+    /// A step of one statement that cannot run inside a transaction block
+    /// (VACUUM, CREATE INDEX CONCURRENTLY, …): in `step` mode it runs on its
+    /// own outside one, as `none` mode runs it.
+    pub fn outside_transaction(&self) -> bool {
+        matches!(&self.kind, StepKind::Sql(s) if s.len() == 1 && s[0].needs_autocommit.is_some())
+    }
 }
 
 /// A migration: its steps in order, grouped into the units a migration tool
@@ -466,15 +473,21 @@ impl TxHint {
     }
 }
 
-/// Refuses statements that cannot run in the group's transaction mode.
+/// Refuses statements that cannot run in the group's transaction mode (in
+/// `step` mode, such a statement runs as a step of its own).
 pub fn check(steps: &[Step], transaction: TxMode, file: &str, hint: &TxHint) -> Result<()> {
     if transaction == TxMode::None {
         return Ok(());
     }
-    for s in steps.iter().flat_map(Step::statements) {
+    let alone = |s: &&Step| transaction == TxMode::Step && s.outside_transaction();
+    for s in steps.iter().filter(|s| !alone(s)).flat_map(Step::statements) {
         if let Some(what) = s.needs_autocommit {
+            let own_step = match transaction {
+                TxMode::Step => " (in `step` mode it may be a step of its own: end the step group before it)",
+                _ => "",
+            };
             return Err(Error::input(format!(
-                "{file}:{}: statement {} uses {what}, which cannot run inside a transaction block{}; {}",
+                "{file}:{}: statement {} uses {what}, which cannot run inside a transaction block{}; {}{own_step}",
                 s.line, s.number, hint.why, hint.fix
             )));
         }
@@ -593,6 +606,21 @@ mod tests {
         assert!(
             err("BEGIN;\nSELECT 1;\nCOMMIT;\n", defaults(Some(TxMode::File))).contains("controls transactions itself")
         );
+    }
+
+    #[test]
+    fn in_step_mode_a_statement_that_needs_autocommit_may_be_a_step_of_its_own() {
+        let text = "-- lockimpact: transaction step\nUPDATE t SET a = 1;\nVACUUM (ANALYZE) t;\n";
+        let m = parse(text, Path::new("x.sql"), &defaults(None)).unwrap();
+        let alone: Vec<bool> = m.steps.iter().map(Step::outside_transaction).collect();
+        assert_eq!(alone, [false, true]);
+        // In a group with another statement it cannot run in the step's transaction.
+        let grouped = "-- lockimpact: transaction step\n-- lockimpact: step \"s\"\nUPDATE t SET a = 1;\nVACUUM t;\n";
+        let e = parse(grouped, Path::new("x.sql"), &defaults(None)).unwrap_err().message;
+        assert!(e.contains("x.sql:4: statement 2 uses VACUUM") && e.contains("a step of its own"), "{e}");
+        // `file` mode runs the file in one transaction: refused there.
+        let e = parse("UPDATE t SET a = 1;\nVACUUM t;\n", Path::new("x.sql"), &defaults(Some(TxMode::File)));
+        assert!(e.unwrap_err().message.contains("cannot run inside a transaction block"));
     }
 
     #[test]

@@ -679,6 +679,8 @@ pub enum HintKind {
     CheckBeforeNotNull,
     /// A type change rewrote the table: a new column and a backfill.
     NewColumnBackfill,
+    /// A short lock_timeout kept timing out behind autovacuum: VACUUM first.
+    VacuumFirst,
 }
 
 impl HintKind {
@@ -691,6 +693,7 @@ impl HintKind {
             HintKind::BatchedBackfill => "a batched backfill (-- lockimpact: backfill)",
             HintKind::CheckBeforeNotNull => "a CHECK (col IS NOT NULL) NOT VALID, VALIDATE, then SET NOT NULL",
             HintKind::NewColumnBackfill => "a new column, a batched backfill, then a swap",
+            HintKind::VacuumFirst => "a VACUUM (ANALYZE) of the table in a step of its own before it",
         }
     }
 }

@@ -328,6 +328,10 @@ pub struct MigrationRecord {
     /// All groups ran in one transaction (Drizzle).
     pub one_transaction: bool,
     pub pid: i32,
+    /// The migration session's `deadlock_timeout`: how long a lock request
+    /// waits before the server checks for a deadlock and cancels an
+    /// autovacuum in its way. `None` when it could not be read.
+    pub deadlock_timeout: Option<Duration>,
     pub committed: bool,
     pub steps: Vec<StepRecord>,
     /// The units applied whole (migration files), in order, over `steps`.
@@ -633,6 +637,49 @@ impl std::fmt::Display for Who {
     }
 }
 
+/// A session the migration waited behind, as the sampler saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blocker {
+    pub pid: i32,
+    pub kind: BlockerKind,
+}
+
+/// What a blocker of the migration was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlockerKind {
+    /// One of the rehearsal's own sessions.
+    Rehearsal(Who),
+    /// An autovacuum worker, by what it does (`VACUUM ANALYZE public.orders`,
+    /// `VACUUM public.orders (to prevent wraparound)`).
+    Autovacuum(String),
+    /// Any other session.
+    Other,
+}
+
+impl Blocker {
+    /// What the autovacuum worker does, when it is one that a waiting lock
+    /// request can cancel (after `deadlock_timeout`): not one to prevent
+    /// wraparound, which is never cancelled.
+    pub fn cancellable_autovacuum(&self) -> Option<&str> {
+        match &self.kind {
+            BlockerKind::Autovacuum(what) if !what.contains("to prevent wraparound") => Some(what),
+            _ => None,
+        }
+    }
+}
+
+/// "class (pid N)": `migration (pid 7)`, `autovacuum VACUUM public.orders (pid 9)`.
+impl std::fmt::Display for Blocker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.kind {
+            BlockerKind::Rehearsal(who) => write!(f, "{who}"),
+            BlockerKind::Autovacuum(what) => write!(f, "autovacuum {what}"),
+            BlockerKind::Other => f.write_str("another session"),
+        }?;
+        write!(f, " (pid {})", self.pid)
+    }
+}
+
 /// One session waiting for a lock, from first to last sighting.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Episode {
@@ -644,8 +691,8 @@ pub struct Episode {
     pub locktype: String,
     pub relation: Option<String>,
     pub blockers: Vec<i32>,
-    /// For the migration's own waits: who its blockers are, "class (pid N)".
-    pub blocker_classes: Vec<String>,
+    /// For the migration's own waits: who its blockers are.
+    pub blocker_classes: Vec<Blocker>,
     /// The migration backend is in its blocking chain.
     pub by_migration: bool,
 }

@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::pg::lockmode::LockMode;
-use crate::run_record::{Episode, SamplerRecord, Who, new_hist};
+use crate::run_record::{Blocker, BlockerKind, Episode, SamplerRecord, Who, new_hist};
 use crate::timeline::Clock;
 use crate::workload::Roles;
 
@@ -50,14 +50,14 @@ WHERE GATE ((NOT l.granted AND l.pid IS NOT NULL) \
    OR (l.pid = ANY($1) AND l.locktype = 'relation' AND l.relation >= 16384 \
        AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = l.relation)))";
 
-/// A blocker's name: the rehearsal's own role, an autovacuum worker by what
+/// What a blocker is: the rehearsal's own role, an autovacuum worker by what
 /// it does (`autovacuum: VACUUM public.orders` in pg_stat_activity), or
 /// another session.
-fn blocker_name(who: Option<Who>, query: &str) -> String {
+fn blocker_kind(who: Option<Who>, query: &str) -> BlockerKind {
     match (who, query.strip_prefix("autovacuum: ")) {
-        (Some(w), _) => w.to_string(),
-        (None, Some(what)) => format!("autovacuum {what}"),
-        (None, None) => "another session".into(),
+        (Some(w), _) => BlockerKind::Rehearsal(w),
+        (None, Some(what)) => BlockerKind::Autovacuum(what.to_string()),
+        (None, None) => BlockerKind::Other,
     }
 }
 
@@ -352,7 +352,7 @@ impl State {
             .filter_map(|pq| {
                 let (pid, query) = pq.split_once(':')?;
                 let pid: i32 = pid.parse().ok()?;
-                Some(format!("{} (pid {pid})", blocker_name(self.roles.who(pid, Some(query)), query)))
+                Some(Blocker { pid, kind: blocker_kind(self.roles.who(pid, Some(query)), query) })
             })
             .collect();
         let ep = Episode {
@@ -471,9 +471,17 @@ mod tests {
 
     #[test]
     fn a_blocker_outside_the_rehearsal_is_named_autovacuum_when_it_is() {
-        assert_eq!(blocker_name(Some(Who::Migration), "autovacuum: x"), "migration");
-        assert_eq!(blocker_name(None, "autovacuum: VACUUM public.orders"), "autovacuum VACUUM public.orders");
-        assert_eq!(blocker_name(None, "SELECT pg_sleep(10)"), "another session");
+        let named = |who, query| Blocker { pid: 9, kind: blocker_kind(who, query) }.to_string();
+        assert_eq!(named(Some(Who::Migration), "autovacuum: x"), "migration (pid 9)");
+        assert_eq!(named(None, "autovacuum: VACUUM public.orders"), "autovacuum VACUUM public.orders (pid 9)");
+        assert_eq!(named(None, "SELECT pg_sleep(10)"), "another session (pid 9)");
+        let vacuum = |query| Blocker { pid: 9, kind: blocker_kind(None, query) };
+        assert_eq!(
+            vacuum("autovacuum: VACUUM ANALYZE public.orders").cancellable_autovacuum(),
+            Some("VACUUM ANALYZE public.orders")
+        );
+        assert_eq!(vacuum("autovacuum: VACUUM public.orders (to prevent wraparound)").cancellable_autovacuum(), None);
+        assert_eq!(vacuum("SELECT 1").cancellable_autovacuum(), None);
     }
 
     #[test]

@@ -68,7 +68,7 @@ fn report(rec: &RunRecord, e: &Episode) -> EpisodeReport {
         locktype: e.locktype.clone(),
         relation: e.relation.clone(),
         blockers: e.blockers.clone(),
-        blocker_classes: e.blocker_classes.clone(),
+        blocker_classes: e.blocker_classes.iter().map(|b| b.to_string()).collect(),
         by_migration: e.by_migration,
         step,
     }

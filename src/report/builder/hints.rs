@@ -26,6 +26,13 @@
 //!   NOT NULL)`, which PostgreSQL uses instead of scanning.
 //! - `new_column_backfill`: `ALTER COLUMN … TYPE` whose step rewrote the
 //!   table (its relfilenode changed); the waits, if any, are told.
+//! - `vacuum_first`: a step whose `lock_timeout` is shorter than the
+//!   session's `deadlock_timeout` that itself waited for a lock behind an
+//!   autovacuum worker (not one to prevent wraparound). The server cancels
+//!   an autovacuum in a lock request's way only once the request has waited
+//!   `deadlock_timeout`, which such a step never does: it times out and
+//!   retries for as long as the autovacuum runs (after a backfill, seconds
+//!   to minutes on a big table).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -37,7 +44,7 @@ use super::blocked::{Episodes, overlap_ms};
 use crate::fmt::{fmt_count, fmt_ms};
 use crate::pg::lockmode::LockMode;
 use crate::report::model::{Hint, HintKind, Report, StepReport};
-use crate::run_record::{Episode, Outcome, StepType};
+use crate::run_record::{Blocker, Episode, Outcome, StepType};
 
 /// The shortest own lock wait that counts as a lock-queue stall.
 const MIN_STALL_MS: f64 = 100.0;
@@ -48,18 +55,19 @@ const MANY_ROWS: u64 = 10_000;
 /// that counts as a scan of the table.
 const MIN_SCAN_MS: f64 = 10.0;
 
-/// Fills `hints` of every step of `r`.
-pub fn annotate(r: &mut Report, eps: &Episodes) {
+/// Fills `hints` of every step of `r`; `deadlock_timeout` is the migration
+/// session's.
+pub fn annotate(r: &mut Report, eps: &Episodes, deadlock_timeout: Option<Duration>) {
     let statements = classify_steps(&r.steps);
     for (step, stmts) in r.steps.iter_mut().zip(statements) {
         if step.kind != StepType::Pause && step.outcome != Outcome::Skipped && step.sql.is_some() {
-            step.hints = step_hints(step, &stmts, eps);
+            step.hints = step_hints(step, &stmts, eps, deadlock_timeout);
         }
     }
 }
 
 /// The hints of one step, at most one of each kind, in the order of the rules.
-fn step_hints(s: &StepReport, stmts: &[Stmt], eps: &Episodes) -> Vec<Hint> {
+fn step_hints(s: &StepReport, stmts: &[Stmt], eps: &Episodes, deadlock_timeout: Option<Duration>) -> Vec<Hint> {
     let mut hints: Vec<Hint> = Vec::new();
     for stmt in stmts {
         let hint = match stmt {
@@ -72,6 +80,7 @@ fn step_hints(s: &StepReport, stmts: &[Stmt], eps: &Episodes) -> Vec<Hint> {
         hints.extend(hint);
     }
     hints.extend(lock_timeout_retries(s, eps));
+    hints.extend(deadlock_timeout.and_then(|d| vacuum_first(s, eps, d)));
     hints.sort_by_key(|h| h.kind);
     hints.dedup_by_key(|h| h.kind);
     hints
@@ -231,10 +240,14 @@ impl Waits {
     /// Those during `s` on `table` (or on no relation: a row lock of the
     /// migration's transaction) that `pred` keeps; `None` when there are none.
     fn of(s: &StepReport, table: &Table, eps: &Episodes, pred: impl Fn(&Episode) -> bool) -> Option<Waits> {
+        Waits::matching(s, eps, |e| e.relation.as_deref().is_none_or(|r| table.is(r)) && pred(e))
+    }
+
+    /// Those during `s` that `keep` keeps, on any relation.
+    fn matching(s: &StepReport, eps: &Episodes, keep: impl Fn(&Episode) -> bool) -> Option<Waits> {
         let (from, to) = window(s);
-        let on_table = |e: &&Episode| e.relation.as_deref().is_none_or(|r| table.is(r)) && pred(e);
         let during: Vec<&Episode> =
-            eps.by_migration().filter(on_table).filter(|e| e.end > from && e.start < to).collect();
+            eps.by_migration().filter(|e| keep(e)).filter(|e| e.end > from && e.start < to).collect();
         let total_ms = overlap_ms(during.iter().copied(), from, to);
         let mut pids: Vec<i32> = during.iter().map(|e| e.pid).collect();
         pids.sort_unstable();
@@ -399,11 +412,48 @@ fn lock_timeout_retries(s: &StepReport, eps: &Episodes) -> Option<Hint> {
     })
 }
 
+fn vacuum_first(s: &StepReport, eps: &Episodes, deadlock_timeout: Duration) -> Option<Hint> {
+    let timeout = s.lock_timeout_ms.filter(|&t| t < deadlock_timeout.as_secs_f64() * 1000.0)?;
+    let (from, to) = window(s);
+    let behind_vacuum: Vec<&Episode> = (eps.migration.iter())
+        .filter(|e| e.end > from && e.start < to)
+        .filter(|e| e.blocker_classes.iter().any(|b| b.cancellable_autovacuum().is_some()))
+        .collect();
+    let first = behind_vacuum.first()?;
+    let vacuum = first.blocker_classes.iter().find(|b| b.cancellable_autovacuum().is_some())?;
+    let on = first.relation.as_deref().map(|r| format!(" on {r}")).unwrap_or_default();
+    let table = first.relation.as_deref().unwrap_or("the table");
+    let queue = Waits::matching(s, eps, |_| true)
+        .map(|w| format!(", while {}", w.told_as("", "queued behind it")))
+        .unwrap_or_default();
+    Some(Hint {
+        kind: HintKind::VacuumFirst,
+        observed: format!(
+            "the step waited {} for {}{on} behind {vacuum} in {} waits over {} attempts{queue}; its \
+             lock_timeout ({}) is shorter than deadlock_timeout ({}), the wait after which the server cancels an \
+             autovacuum in a lock's way, so each attempt timed out instead",
+            fmt_ms(overlap_ms(behind_vacuum.iter().copied(), from, to)),
+            first.mode,
+            fmt_count(behind_vacuum.len() as u64),
+            fmt_count(u64::from(s.retries) + 1),
+            fmt_ms(timeout),
+            fmt_ms(deadlock_timeout.as_secs_f64() * 1000.0),
+        ),
+        advice: format!(
+            "VACUUM (ANALYZE) {table} in a step of its own just before this one, without a lock_timeout (after a \
+             backfill: right after it): it waits for the autovacuum without blocking reads or writes, the server \
+             cancels the autovacuum for it after deadlock_timeout, and it leaves the autovacuum nothing to do; or \
+             give this step a lock_timeout longer than deadlock_timeout"
+        ),
+    })
+}
+
 /// " behind long_report (pid 7)": at most three blockers, then how many more.
-fn behind(blockers: &[String]) -> String {
+fn behind(blockers: &[Blocker]) -> String {
+    let named: Vec<String> = blockers.iter().take(3).map(|b| b.to_string()).collect();
     match blockers.len() {
         0 => String::new(),
-        1..=3 => format!(" behind {}", blockers.join(", ")),
-        n => format!(" behind {} and {} more", blockers[..3].join(", "), n - 3),
+        1..=3 => format!(" behind {}", named.join(", ")),
+        n => format!(" behind {} and {} more", named.join(", "), n - 3),
     }
 }

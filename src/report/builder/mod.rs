@@ -159,7 +159,7 @@ pub fn build(rec: &RunRecord) -> Report {
         true => (BudgetSection::default_budget(), BudgetSource::Default),
         false => (rec.budget.clone(), BudgetSource::Scenario),
     };
-    hints::annotate(&mut report, &eps);
+    hints::annotate(&mut report, &eps, rec.migration.deadlock_timeout);
     report.budget = Some(BudgetReport { source, limits: verdict::limits(&budget) });
     report.verdict = verdict(&report, &budget);
     report

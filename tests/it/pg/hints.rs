@@ -107,3 +107,59 @@ fn widening_pgbench_bid_rewrites_and_gets_new_column_backfill() {
     assert_eq!(widen["rewrote"], true, "{widen}");
     assert_hint(widen, "new_column_backfill", &["ALTER COLUMN bid TYPE rewrote pgbench_accounts"]);
 }
+
+/// An autovacuum of orders that crawls (cost limit 1, 100 ms a page: tens
+/// of seconds on 10 000 rows) and is due at once (5 000 dead rows; the
+/// UPDATE leaves 10 000), then a step that waits until it runs. The pause
+/// lets the session report the UPDATE's dead rows (a backend flushes its
+/// statistics at most once a second, when idle).
+const CRAWLING_AUTOVACUUM: &str = "\
+-- lockimpact: transaction step
+ALTER TABLE orders SET (autovacuum_vacuum_threshold = 5000, autovacuum_vacuum_scale_factor = 0,
+  autovacuum_vacuum_cost_delay = 100, autovacuum_vacuum_cost_limit = 1);
+UPDATE orders SET status = status;
+-- lockimpact: pause 1200ms \"report the dead rows\"
+DO $$ BEGIN
+  FOR i IN 1..400 LOOP
+    PERFORM pg_stat_clear_snapshot();
+    IF EXISTS (SELECT 1 FROM pg_stat_activity WHERE query LIKE 'autovacuum: VACUUM%orders%') THEN RETURN; END IF;
+    PERFORM pg_sleep(0.05);
+  END LOOP;
+  RAISE EXCEPTION 'no autovacuum of orders started within 20 s';
+END $$;
+";
+
+/// The step that times out behind it: lock_timeout 100 ms, shorter than deadlock_timeout (1 s).
+const ADD_CHECK: &str = "\
+-- lockimpact: step \"add CHECK NOT VALID\" lock_timeout=100ms retries=3 retry_backoff=100ms
+ALTER TABLE orders ADD CONSTRAINT orders_id_positive CHECK (id > 0) NOT VALID;
+";
+
+/// A tiny scenario of `migration` whose server starts an autovacuum every second.
+fn under_autovacuum(dir: &std::path::Path, migration: &str) -> Outcome {
+    let sc = tiny_scenario(dir, migration, "[clone.settings]\nautovacuum_naptime = \"1s\"\n");
+    run(&[sc.to_str().unwrap()])
+}
+
+#[test]
+fn a_short_lock_timeout_behind_autovacuum_gets_vacuum_first_and_a_vacuum_step_first_clears_the_way() {
+    let (bad_dir, good_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let bad = under_autovacuum(bad_dir.path(), &format!("{CRAWLING_AUTOVACUUM}{ADD_CHECK}"));
+    let check = step(bad.report(), "ALTER TABLE orders ADD CONSTRAINT orders_id_positive");
+    assert_eq!(check["outcome"], "lock_timeout", "every attempt timed out behind the autovacuum: {check}");
+    assert_hint(check, "vacuum_first", &["behind autovacuum VACUUM", "public.orders", "shorter than deadlock_timeout"]);
+
+    // The safer form: VACUUM in a step of its own (outside a transaction
+    // block, no lock_timeout) waits deadlock_timeout, the server cancels
+    // the autovacuum, and the step after it gets its lock at once.
+    let vacuum = "-- lockimpact: step \"vacuum first\"\nVACUUM (ANALYZE) orders;\n";
+    let good = under_autovacuum(good_dir.path(), &format!("{CRAWLING_AUTOVACUUM}{vacuum}{ADD_CHECK}"));
+    let r = good.report();
+    let vacuumed = step(r, "VACUUM (ANALYZE) orders");
+    assert_eq!(vacuumed["outcome"], "ok", "{vacuumed}");
+    assert!(vacuumed["duration_ms"].as_f64().unwrap() >= 900.0, "it waited deadlock_timeout first: {vacuumed}");
+    let check = step(r, "ALTER TABLE orders ADD CONSTRAINT orders_id_positive");
+    assert_eq!((&check["outcome"], &check["retries"]), (&Value::from("ok"), &Value::from(0)), "{check}");
+    assert!(!kinds(r).contains(&"vacuum_first".into()), "{:?}", kinds(r));
+    assert_eq!(good.code, 0, "{}", good.stdout);
+}

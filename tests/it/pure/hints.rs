@@ -7,7 +7,9 @@
 use lockimpact::pg::lockmode::LockMode;
 use lockimpact::report::build;
 use lockimpact::report::model::{HintKind, Report};
-use lockimpact::run_record::{RunRecord, StepRecord, StepType};
+use std::time::Duration;
+
+use lockimpact::run_record::{Blocker, BlockerKind, RunRecord, StepRecord, StepType, Who};
 
 use super::record_builder::RunBuilder;
 
@@ -128,11 +130,9 @@ fn lock_queue(queued: bool, migration_wait_until: u64, edit: impl FnOnce(&mut St
         run = run.blocked(1, 3100, 3450).blocked(2, 3200, 3450);
     }
     let mut rec = record(run, &[(ADD_COLUMN, Some(LockMode::AccessExclusive))], LockMode::AccessShare);
-    rec.sampler
-        .episodes
-        .iter_mut()
-        .filter(|e| e.who.is_migration())
-        .for_each(|e| e.blocker_classes = vec!["long_report (pid 7)".into()]);
+    rec.sampler.episodes.iter_mut().filter(|e| e.who.is_migration()).for_each(|e| {
+        e.blocker_classes = vec![Blocker { pid: 7, kind: BlockerKind::Rehearsal(Who::Class("long_report".into())) }]
+    });
     edit(&mut rec.migration.steps[0]);
     build(&rec)
 }
@@ -159,6 +159,55 @@ fn no_lock_timeout_hint_without_a_stall_or_with_a_lock_timeout() {
     // It ran with a lock_timeout: the safer form already.
     let with_timeout = lock_queue(true, 3400, |s| s.lock_timeout = Some(std::time::Duration::from_millis(200)));
     assert_eq!(kinds(&with_timeout), vec![vec![]]);
+}
+
+const ADD_CHECK: &str = "ALTER TABLE orders ADD CONSTRAINT c CHECK (note IS NOT NULL) NOT VALID;";
+
+/// A step (3.0–5.0 s) with `lock_timeout` whose two attempts waited
+/// 3.0–3.5 and 4.0–4.5 s behind `blocker`, session 1 queued behind the
+/// first, on a session whose `deadlock_timeout` is `deadlock`.
+fn behind(blocker: BlockerKind, lock_timeout_ms: u64, deadlock: Option<u64>) -> Report {
+    let run = (RunBuilder::new().step("add check", 3000, 2000))
+        .migration_waited(3000, 3500)
+        .migration_waited(4000, 4500)
+        .blocked(1, 3100, 3500);
+    let mut rec = record(run, &[(ADD_CHECK, Some(LockMode::AccessExclusive))], LockMode::RowExclusive);
+    for e in rec.sampler.episodes.iter_mut().filter(|e| e.who.is_migration()) {
+        e.blocker_classes = vec![Blocker { pid: 9, kind: blocker.clone() }];
+    }
+    rec.migration.steps[0].lock_timeout = Some(Duration::from_millis(lock_timeout_ms));
+    rec.migration.steps[0].retries = 1;
+    rec.migration.deadlock_timeout = deadlock.map(Duration::from_millis);
+    build(&rec)
+}
+
+#[test]
+fn a_short_lock_timeout_that_kept_timing_out_behind_autovacuum_gets_vacuum_first() {
+    let autovacuum = BlockerKind::Autovacuum("VACUUM ANALYZE public.orders".into());
+    let r = behind(autovacuum.clone(), 500, Some(1000));
+    assert_eq!(kinds(&r), vec![vec![HintKind::VacuumFirst]]);
+    assert_eq!(
+        r.steps[0].hints[0].observed,
+        "the step waited 1.00 s for AccessExclusiveLock on orders behind autovacuum VACUUM ANALYZE public.orders \
+         (pid 9) in 2 waits over 2 attempts, while 1 session queued behind it, 400.0 ms summed; its \
+         lock_timeout (500.0 ms) is shorter than deadlock_timeout (1.00 s), the wait after which the server cancels \
+         an autovacuum in a lock's way, so each attempt timed out instead"
+    );
+    assert!(r.steps[0].hints[0].advice.starts_with("VACUUM (ANALYZE) orders in a step of its own"));
+    // A lock_timeout as long as deadlock_timeout lets the server cancel the autovacuum.
+    assert_eq!(kinds(&behind(autovacuum.clone(), 1000, Some(1000))), vec![vec![]]);
+    // deadlock_timeout unknown: no claim about it.
+    assert_eq!(kinds(&behind(autovacuum, 500, None)), vec![vec![]]);
+}
+
+#[test]
+fn no_vacuum_first_hint_behind_a_wraparound_autovacuum_or_another_session() {
+    // An autovacuum to prevent wraparound is never cancelled: VACUUM first would wait as long.
+    let wraparound = BlockerKind::Autovacuum("VACUUM public.orders (to prevent wraparound)".into());
+    assert_eq!(kinds(&behind(wraparound, 500, Some(1000))), vec![vec![]]);
+    let reader = BlockerKind::Rehearsal(Who::Class("long_report".into()));
+    assert_eq!(kinds(&behind(reader, 500, Some(1000))), vec![vec![]]);
+    assert_eq!(kinds(&behind(BlockerKind::Other, 500, Some(1000))), vec![vec![]]);
 }
 
 const UPDATE_ALL: &str = "UPDATE orders SET billing_country = shipping_country;";
@@ -280,7 +329,8 @@ fn a_lock_queue_hint_names_at_most_three_blockers() {
     let mut run = RunBuilder::new().step("add column", 3000, 500).migration_waited(3000, 3400).blocked(1, 3100, 3450);
     run = run.blocked(2, 3200, 3450);
     let mut rec = record(run, &[(ADD_COLUMN, Some(LockMode::AccessExclusive))], LockMode::AccessShare);
-    let blockers: Vec<String> = (1..=5).map(|p| format!("update_status (pid {p})")).collect();
+    let blockers: Vec<Blocker> =
+        (1..=5).map(|pid| Blocker { pid, kind: BlockerKind::Rehearsal(Who::Class("update_status".into())) }).collect();
     rec.sampler.episodes.iter_mut().filter(|e| e.who.is_migration()).for_each(|e| e.blocker_classes = blockers.clone());
     let r = build(&rec);
     let observed = &r.steps[0].hints[0].observed;
