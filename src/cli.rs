@@ -285,6 +285,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "ROWS", value_parser = rows_arg, requires = "scales")]
     pub predict_rows: Option<u64>,
 
+    /// With `--scales` over a seed script: other `[vars]` that grow with
+    /// the rows (e.g. `customers`), each set at every size to its value
+    /// times the size over `vars.rows` (at least 1); the others stay as set.
+    #[arg(long, value_name = "VAR,VAR…", value_delimiter = ',', requires = "scales")]
+    pub scale_vars: Vec<String>,
+
     #[command(flatten)]
     pub opts: RunOptions,
 }

@@ -1,7 +1,8 @@
 //! `run --scales`: the scenario rehearsed once per size, each on a server
-//! of its own with that many rows (every other variable, the workload's
-//! rate and connections and the phases as the scenario sets them: the same
-//! load shape), then each step's figures fitted against the rows and
+//! of its own with that many rows (every other variable as the scenario sets
+//! it unless `--scale-vars` grows it in proportion; the workload's rate and
+//! connections and the phases as set: the same load shape), then each step's
+//! figures fitted against the rows and
 //! predicted at production's row count (`report::builder::extrapolate`).
 //! The report is the largest scale's, with its `extrapolation`. A size is
 //! the seed script's `vars.rows`, or for a dataset generated from
@@ -51,7 +52,8 @@ pub async fn run(args: &RunArgs, scales: &Scales, cancel: &CancellationToken) ->
         None => axis.production(largest),
     };
     let refs: Vec<(u64, &Report)> = runs.iter().map(|(n, r)| (*n, r)).collect();
-    let extrapolation = report::builder::extrapolate(&refs, predict, source);
+    let mut extrapolation = report::builder::extrapolate(&refs, predict, source);
+    extrapolation.scaled_vars = axis.scaled_vars();
     for risk in &extrapolation.risks {
         progress.warn(&risk.message);
     }
@@ -66,8 +68,9 @@ pub async fn run(args: &RunArgs, scales: &Scales, cancel: &CancellationToken) ->
 /// fraction of a dump kept (in parts per million), measured by its largest
 /// table once sampled.
 enum Axis {
-    /// `vars.rows`, as the scenario sets it.
-    VarsRows(u64),
+    /// `vars.rows`, as the scenario sets it, and the `[vars]` that grow
+    /// with it (`--scale-vars`) with their values.
+    VarsRows(u64, Vec<(String, u64)>),
     Synthetic {
         /// The largest table, and its rows in the statistics (production's).
         table: String,
@@ -83,7 +86,7 @@ impl Axis {
     /// What a percentage is of: the dataset as the scenario sets it.
     fn base(&self) -> u64 {
         match self {
-            Axis::VarsRows(n) => *n,
+            Axis::VarsRows(n, _) => *n,
             Axis::Synthetic { configured, .. } => *configured,
             Axis::Dump => 1_000_000,
         }
@@ -102,7 +105,7 @@ impl Axis {
     /// largest size and the rows it had (a dump: them over its fraction).
     fn production(&self, (size, rows): (u64, u64)) -> (u64, PredictSource) {
         match self {
-            Axis::VarsRows(n) => (*n, PredictSource::Scenario),
+            Axis::VarsRows(n, _) => (*n, PredictSource::Scenario),
             Axis::Synthetic { production, .. } => (*production, PredictSource::Statistics),
             Axis::Dump => ((rows as f64 * 1e6 / size.max(1) as f64).round() as u64, PredictSource::Dump),
         }
@@ -115,7 +118,9 @@ impl Axis {
 
     fn describe(&self, rows: u64) -> String {
         match self {
-            Axis::VarsRows(_) => format!("vars.rows = {rows}"),
+            Axis::VarsRows(..) => {
+                self.vars_at(rows).iter().map(|(k, v)| format!("vars.{k} = {v}")).collect::<Vec<_>>().join(", ")
+            }
             Axis::Synthetic { table, production, .. } => {
                 format!("snapshot.scale = {} ({rows} rows in {table})", Axis::scale(*production, rows))
             }
@@ -126,12 +131,31 @@ impl Axis {
     /// The scenario loaded again at `rows` (after any `--set`).
     fn plan_at(&self, args: &RunArgs, opts: &RunOptions, rows: u64) -> Result<Plan> {
         let mut opts = opts.clone();
-        opts.set.push(match self {
-            Axis::VarsRows(_) => format!("vars.rows={rows}"),
-            Axis::Synthetic { production, .. } => format!("snapshot.scale={}", Axis::scale(*production, rows)),
-            Axis::Dump => format!("snapshot.sample={}", rows as f64 / 1e6),
-        });
+        match self {
+            Axis::VarsRows(..) => opts.set.extend(self.vars_at(rows).iter().map(|(k, v)| format!("vars.{k}={v}"))),
+            Axis::Synthetic { production, .. } => {
+                opts.set.push(format!("snapshot.scale={}", Axis::scale(*production, rows)))
+            }
+            Axis::Dump => opts.set.push(format!("snapshot.sample={}", rows as f64 / 1e6)),
+        }
         scenario::load(args.scenario.as_deref(), &opts)
+    }
+
+    /// `vars.rows` and each var that grows with it at `rows`: its value
+    /// times `rows` over the scenario's `vars.rows`, at least 1.
+    fn vars_at(&self, rows: u64) -> Vec<(String, u64)> {
+        let Axis::VarsRows(base, with) = self else { return Vec::new() };
+        let ratio = rows as f64 / (*base).max(1) as f64;
+        let grown = with.iter().map(|(k, v)| (k.clone(), ((*v as f64 * ratio).round() as u64).max(1)));
+        std::iter::once(("rows".to_string(), rows)).chain(grown).collect()
+    }
+
+    /// The vars `--scale-vars` grows with the rows.
+    fn scaled_vars(&self) -> Vec<String> {
+        match self {
+            Axis::VarsRows(_, with) => with.iter().map(|(k, _)| k.clone()).collect(),
+            _ => Vec::new(),
+        }
     }
 }
 
@@ -146,6 +170,13 @@ fn check(plan: &Plan, args: &RunArgs, scales: &Scales) -> Result<Axis> {
     }
     if plan.clone.keep {
         return refuse("removes each size's server after its rehearsal; --keep is not supported with it");
+    }
+    if !args.scale_vars.is_empty() && (plan.dump.is_some() || plan.synthetic.is_some()) {
+        return Err(Error::input(
+            "--scale-vars grows [vars] with vars.rows for a seed script; a dump's sample or a generated dataset's \
+             scale sizes every table already: remove it"
+                .to_string(),
+        ));
     }
     if let Some(dump) = &plan.dump {
         if dump.sample.is_some() {
@@ -169,13 +200,32 @@ fn check(plan: &Plan, args: &RunArgs, scales: &Scales) -> Result<Axis> {
         });
     }
     match plan.vars.get("rows").map(|v| crate::cli::rows_arg(v)) {
-        Some(Ok(n)) => Ok(Axis::VarsRows(n)),
+        Some(Ok(n)) => Ok(Axis::VarsRows(n, grown_vars(plan, &args.scale_vars)?)),
         Some(Err(e)) => refuse(&format!("sets vars.rows, and scenario {}'s [vars] rows: {}", plan.name, e.message)),
         None => refuse(&format!(
             "sets vars.rows, and scenario {} has no [vars] rows (its seed script's row count)",
             plan.name
         )),
     }
+}
+
+/// The `--scale-vars` with their values in the scenario: each a count in its `[vars]`.
+fn grown_vars(plan: &Plan, names: &[String]) -> Result<Vec<(String, u64)>> {
+    let refuse = |why: String| Error::input(format!("--scale-vars: {why}"));
+    let mut out: Vec<(String, u64)> = Vec::new();
+    for name in names.iter().map(|n| n.trim()) {
+        if name == "rows" {
+            return Err(refuse("rows is what --scales sets; name the other [vars] that grow with it".into()));
+        }
+        let text = (plan.vars.get(name))
+            .ok_or_else(|| refuse(format!("scenario {} has no [vars] {name:?} to grow with the rows", plan.name)))?;
+        let value = crate::cli::rows_arg(text)
+            .map_err(|e| refuse(format!("vars.{name} of scenario {} must be a count: {}", plan.name, e.message)))?;
+        if !out.iter().any(|(k, _)| k == name) {
+            out.push((name.to_string(), value));
+        }
+    }
+    Ok(out)
 }
 
 /// The largest table of a generated dataset; `None` when no table has rows.
@@ -197,7 +247,7 @@ fn sizes(scales: &Scales, axis: &Axis) -> Result<Vec<u64>> {
     let mut rows: Vec<u64> = scales.0.iter().map(|s| s.rows(base)).collect();
     if rows.contains(&0) {
         let of = match axis {
-            Axis::VarsRows(_) => "vars.rows".to_string(),
+            Axis::VarsRows(..) => "vars.rows".to_string(),
             Axis::Synthetic { table, .. } => format!("{table}'s rows at snapshot.scale"),
             Axis::Dump => "the dump's rows (in parts per million)".to_string(),
         };

@@ -158,6 +158,9 @@ pub struct Extrapolation {
     pub risks: Vec<BudgetRisk>,
     /// Steps or figures left out of the fit, and why.
     pub notes: Vec<String>,
+    /// `[vars]` set in proportion to `vars.rows` at each scale (`--scale-vars`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scaled_vars: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]

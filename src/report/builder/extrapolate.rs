@@ -38,6 +38,7 @@ pub fn extrapolate(runs: &[(u64, &Report)], predict_rows: u64, source: PredictSo
         steps,
         risks,
         notes,
+        scaled_vars: Vec::new(),
     }
 }
 

@@ -431,7 +431,7 @@ fn vacuum_first(s: &StepReport, eps: &Episodes, deadlock_timeout: Duration) -> O
         observed: format!(
             "the step waited {} for {}{on} behind {vacuum} in {} waits over {} attempts{queue}; its \
              lock_timeout ({}) is shorter than deadlock_timeout ({}), the wait after which the server cancels an \
-             autovacuum in a lock's way, so each attempt timed out instead",
+             autovacuum in a lock's way, so it timed out and retried instead",
             fmt_ms(overlap_ms(behind_vacuum.iter().copied(), from, to)),
             first.mode,
             fmt_count(behind_vacuum.len() as u64),

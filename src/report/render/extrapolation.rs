@@ -12,8 +12,12 @@ use crate::report::model::{Figure, FigureFit};
 pub fn extrapolation_tables(r: &Report) -> Option<(String, Rows, Vec<String>)> {
     let e = r.extrapolation.as_ref()?;
     let scales: Vec<String> = e.scales.iter().map(|&n| fmt_count(n)).collect();
+    let with = match e.scaled_vars.is_empty() {
+        true => String::new(),
+        false => format!(", {} in proportion", e.scaled_vars.join(", ")),
+    };
     let title = format!(
-        "Extrapolation to {} rows (rehearsed at {} rows; {:.0} % prediction intervals)",
+        "Extrapolation to {} rows (rehearsed at {} rows{with}; {:.0} % prediction intervals)",
         fmt_count(e.predict_rows),
         scales.join(", "),
         e.level * 100.0

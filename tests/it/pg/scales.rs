@@ -1,7 +1,7 @@
 //! `run --scales`: a tiny scenario rehearsed at three sizes on real
 //! servers, each step's figures fitted and predicted at a far larger row
-//! count; bad `--scales` values refused before anything starts, naming the
-//! flag. The fit itself is unit-tested on constructed series
+//! count, with a var grown in proportion (`--scale-vars`); bad `--scales`
+//! values refused before anything starts, naming the flag. The fit itself is unit-tested on constructed series
 //! (`report::fit`).
 
 use serde_json::Value;
@@ -24,7 +24,8 @@ fn figure<'a>(step: &'a Value, name: &str) -> &'a Value {
 fn three_scales_fit_each_step_and_predict_it_at_production_size() {
     let dir = tempfile::tempdir().unwrap();
     let s = tiny_scenario(dir.path(), MIGRATION, "[budget]\nmax_step = \"2s\"\n");
-    let o = run(&[s.to_str().unwrap(), "--scales", "2k,25%,8000", "--predict-rows", "1000M"]);
+    let o =
+        run(&[s.to_str().unwrap(), "--scales", "2k,25%,8000", "--predict-rows", "1000M", "--scale-vars", "customers"]);
     let r = o.report();
     assert!(o.code == 0 || o.code == 1, "exit {}\n{}", o.code, o.stderr);
     let e = &r["extrapolation"];
@@ -33,6 +34,10 @@ fn three_scales_fit_each_step_and_predict_it_at_production_size() {
     assert_eq!(e["predict_source"], "flag");
     assert_eq!(e["level"], 0.9);
     assert!(r["dataset"]["tables"].to_string().contains("8000"), "the largest scale's report");
+    // customers (1 000 at the scenario's 10 000 rows) grew with the rows.
+    assert_eq!(e["scaled_vars"], serde_json::json!(["customers"]));
+    let customers = r["dataset"]["tables"].as_array().unwrap().iter().find(|t| t["name"] == "customers").unwrap();
+    assert_eq!(customers["rows"], 800, "{customers}");
     let steps = e["steps"].as_array().unwrap();
     assert_eq!(steps.len(), 2, "{e}");
     for st in steps {
@@ -78,7 +83,8 @@ fn three_scales_fit_each_step_and_predict_it_at_production_size() {
         }
     }
     assert!(o.stdout.contains("Extrapolation to 1,000,000,000 rows"), "{}", o.stdout);
-    assert!(o.stderr.contains("scale 3/3: vars.rows = 8000"), "{}", o.stderr);
+    assert!(o.stderr.contains("scale 3/3: vars.rows = 8000, vars.customers = 800"), "{}", o.stderr);
+    assert!(o.stdout.contains("8,000 rows, customers in proportion;"), "{}", o.stdout);
 }
 
 /// Bad `--scales` and `--predict-rows` values exit 2 before a server
@@ -97,12 +103,16 @@ fn bad_scales_are_refused_naming_the_flag() {
         (vec!["--predict-rows", "5M"], "--scales"),
         (vec!["--scales", "1k,2k,3k", "--keep"], "--keep is not supported"),
         (vec!["--scales", "1k,2k,3k", "--fail-at", "1"], "--fail-at cannot be combined"),
+        (vec!["--scales", "1k,2k,3k", "--scale-vars", "products"], "has no [vars] \"products\""),
+        (vec!["--scales", "1k,2k,3k", "--scale-vars", "rows"], "rows is what --scales sets"),
+        (vec!["--scale-vars", "customers"], "--scales"),
     ] {
         let mut a = vec![sc];
         a.extend(args.iter().copied());
         let o = run(&a);
         assert_eq!(o.code, 2, "{args:?}: {}", o.stderr);
-        assert!(o.stderr.contains("--scales") || o.stderr.contains("--predict-rows"), "{args:?}: {}", o.stderr);
+        let flag = ["--scales", "--predict-rows", "--scale-vars"].iter().any(|f| o.stderr.contains(f));
+        assert!(flag, "{args:?}: {}", o.stderr);
         assert!(o.stderr.contains(says), "{args:?}: {}", o.stderr);
         assert!(!o.stderr.contains("seeding"), "refused before a server started: {}", o.stderr);
     }

@@ -191,7 +191,7 @@ fn a_short_lock_timeout_that_kept_timing_out_behind_autovacuum_gets_vacuum_first
         "the step waited 1.00 s for AccessExclusiveLock on orders behind autovacuum VACUUM ANALYZE public.orders \
          (pid 9) in 2 waits over 2 attempts, while 1 session queued behind it, 400.0 ms summed; its \
          lock_timeout (500.0 ms) is shorter than deadlock_timeout (1.00 s), the wait after which the server cancels \
-         an autovacuum in a lock's way, so each attempt timed out instead"
+         an autovacuum in a lock's way, so it timed out and retried instead"
     );
     assert!(r.steps[0].hints[0].advice.starts_with("VACUUM (ANALYZE) orders in a step of its own"));
     // A lock_timeout as long as deadlock_timeout lets the server cancel the autovacuum.
