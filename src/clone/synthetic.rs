@@ -17,7 +17,9 @@
 //! distinguishing tag, for text), in row order when `correlation` says the
 //! table is laid out by the column. A single-column primary key or unique
 //! integer column is 1..n; other unique columns get one distinct value per
-//! row; a foreign key takes the parent's generated keys. Deterministic: the
+//! row; a foreign key takes the parent's generated keys, and the last
+//! foreign key of a key made only of foreign-key columns takes them in turn
+//! for each combination of the others (`Distinct`), so the key stays unique. Deterministic: the
 //! same file, scale and seed give the same rows (a table loaded over two
 //! connections may place its chunks in another order). This module imports
 //! only the statistics' model and the shared vocabulary (no clone backend).
@@ -575,6 +577,33 @@ struct FkGen {
     keys: Arc<Keys>,
     dist: Dist,
     commons: usize,
+    /// Set when the foreign key completes a unique key made only of
+    /// foreign-key columns: its parent keys are then taken in turn.
+    distinct: Option<Distinct>,
+}
+
+/// A foreign key that must not repeat a parent key for the same picks of
+/// the key's other foreign keys (`others`, none when it is the whole
+/// unique key): for each combination of theirs it takes the parent keys
+/// in turn, from an offset of the combination's hash, so no tuple of the
+/// unique key repeats while a combination has no more rows than there are
+/// parent keys. Its own statistics then only say where it is NULL.
+#[derive(Debug)]
+struct Distinct {
+    others: Vec<usize>,
+    /// Rows so far per combination (by its hash).
+    taken: std::collections::HashMap<u64, u64>,
+}
+
+impl Distinct {
+    /// The parent key (< `n`) of the row whose foreign keys picked `picks`.
+    fn next(&mut self, picks: &[Option<u64>], n: u64) -> u64 {
+        let mix = |h: u64, v: u64| Rng(h ^ v).next();
+        let combination = self.others.iter().fold(0, |h, &o| mix(h, picks[o].map_or(u64::MAX, |p| p)));
+        let taken = self.taken.entry(combination).or_insert(0);
+        *taken += 1;
+        combination.wrapping_add(*taken - 1) % n
+    }
 }
 
 impl FkGen {
@@ -655,6 +684,12 @@ impl TableGen {
         for row in self.done..end {
             for (p, fk) in picks.iter_mut().zip(&mut self.fks) {
                 *p = fk.pick(&mut self.rng);
+            }
+            for fk in 0..self.fks.len() {
+                let n = self.fks[fk].keys.len();
+                if let (Some(d), Some(_)) = (&mut self.fks[fk].distinct, picks[fk]) {
+                    picks[fk] = Some(d.next(&picks, n));
+                }
             }
             if self.binary {
                 binary::write_tuple_start(fields, buf);
@@ -858,8 +893,9 @@ fn table_gen(
         for (pos, col) in c.columns.iter().enumerate() {
             fk_of.entry(col.clone()).or_insert((fks.len(), pos));
         }
-        fks.push(FkGen { dist: Dist::new(lead, rows, k.len()), keys: k, commons });
+        fks.push(FkGen { dist: Dist::new(lead, rows, k.len()), keys: k, commons, distinct: None });
     }
+    distinct_keys(m, &name, rows, &fk_of, &mut fks)?;
     let unique: BTreeSet<String> = m
         .constraints(&name, "p")
         .chain(m.constraints(&name, "u"))
@@ -906,6 +942,41 @@ fn table_gen(
         fks,
         record,
     })
+}
+
+/// Marks the foreign key that completes each primary or unique key of
+/// `table` made only of foreign-key columns (a join table's pair, a 1:1
+/// child's parent key): the last of its foreign keys takes its parent keys
+/// in turn (`Distinct`). Refuses a key that is one foreign key alone when
+/// the table has more rows than its parent has keys.
+fn distinct_keys(
+    m: &Model,
+    table: &str,
+    rows: u64,
+    fk_of: &BTreeMap<String, (usize, usize)>,
+    fks: &mut [FkGen],
+) -> Result<()> {
+    for c in m.constraints(table, "p").chain(m.constraints(table, "u")) {
+        let Some(mut involved) = c.columns.iter().map(|col| fk_of.get(col).map(|f| f.0)).collect::<Option<Vec<_>>>()
+        else {
+            continue; // a column of its own is made unique instead
+        };
+        involved.sort_unstable();
+        involved.dedup();
+        let Some(varying) = involved.pop() else { continue };
+        let parents = fks[varying].keys.len();
+        if involved.is_empty() && rows > parents {
+            return Err(Error::input(format!(
+                "cannot generate {table}: its key {} is a foreign key alone, so each of its {rows} rows needs a \
+                 parent row of its own, and the parent has {parents} at this scale",
+                c.name
+            )));
+        }
+        if fks[varying].distinct.is_none() {
+            fks[varying].distinct = Some(Distinct { others: involved, taken: Default::default() });
+        }
+    }
+    Ok(())
 }
 
 /// What the catalog says of a column once the pre-data schema is applied.

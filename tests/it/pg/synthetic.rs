@@ -5,7 +5,7 @@
 //! shapes, reports a CHECK constraint the statistics break by name, a run
 //! on it says where its data came from, and `run --scales` sizes it by its
 //! largest table. A table of a million rows loads over two connections and
-//! keeps its row order.
+//! keeps its row order. Keys made only of foreign keys stay unique.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -334,6 +334,64 @@ fn a_reserved_table_name_and_a_reordered_composite_key_are_followed() {
             .unwrap();
         let (rows, fks, orphans): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
         assert_eq!((rows, fks, orphans), (1500, 1, 0));
+    });
+}
+
+/// Keys made only of foreign-key columns: a join table's primary key of two
+/// foreign keys (a customer's favorite products) and a 1:1 child whose
+/// foreign key is its unique key. Their unique indexes, built after the
+/// load, validate that no pair and no parent repeats. A 1:1 child with more
+/// rows than its parent has keys is refused, naming the key.
+#[test]
+fn keys_made_only_of_foreign_keys_stay_unique() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        let sql = "CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL);
+            INSERT INTO customers SELECT g, 'c' || g FROM generate_series(1, 300) g;
+            CREATE TABLE products (id int PRIMARY KEY);
+            INSERT INTO products SELECT g FROM generate_series(1, 50) g;
+            CREATE TABLE favorites (customer_id int REFERENCES customers, product_id int REFERENCES products,
+                PRIMARY KEY (customer_id, product_id));
+            INSERT INTO favorites SELECT c, p FROM generate_series(1, 300) c, generate_series(1, 50) p
+                WHERE (c * 7 + p) % 5 = 0;
+            CREATE TABLE profiles (customer_id int NOT NULL UNIQUE REFERENCES customers, bio text);
+            INSERT INTO profiles SELECT g, 'b' || g FROM generate_series(1, 250) g;
+            ANALYZE;";
+        let (server, _source) = seeded(sql).await;
+        let stats = take_stats(&server, "source", &dir.path().join("stats.json"));
+        let plan = |stats: Stats| SyntheticPlan {
+            path: dir.path().join("stats.json"),
+            stats: Arc::new(stats),
+            scale: 1.0,
+            seed: synthetic::DEFAULT_SEED,
+        };
+        synthetic::build(&server.target("synth"), &plan(stats.clone()), &|_| {}).await.unwrap();
+        let synth = client(&server, "synth").await;
+        let row = synth
+            .query_one(
+                "SELECT (SELECT count(*) FROM favorites), (SELECT count(*) FROM profiles), \
+                 (SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid \
+                  WHERE i.indisunique AND c.relname IN ('favorites', 'profiles')), \
+                 (SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND convalidated)",
+                &[],
+            )
+            .await
+            .unwrap();
+        let counts: (i64, i64, i64, i64) = (row.get(0), row.get(1), row.get(2), row.get(3));
+        assert_eq!(counts, (3000, 250, 2, 3), "rows, unique indexes, validated foreign keys");
+
+        // More profiles than customers: no generation can keep the key unique.
+        let mut crowded = stats;
+        crowded.tables.iter_mut().find(|t| t.name == "profiles").unwrap().reltuples = 400;
+        client(&server, "postgres").await.batch_execute("CREATE DATABASE crowded").await.unwrap();
+        let e = synthetic::build(&server.target("crowded"), &plan(crowded), &|_| {}).await.unwrap_err();
+        assert!(
+            e.message.contains("cannot generate profiles: its key profiles_customer_id_key is a foreign key alone"),
+            "{}",
+            e.message
+        );
+        assert!(e.message.contains("400 rows") && e.message.contains("the parent has 300"), "{}", e.message);
     });
 }
 
