@@ -344,7 +344,8 @@ pub fn parse(text: &str, path: &Path, defaults: &Defaults) -> Result<Migration> 
     for (group, steps) in &mut parts {
         group.down = down_script(steps, path, &file)?;
         if group.down.is_some() {
-            let lacking = steps.iter().filter(|s| s.down.is_empty() && !matches!(s.kind, StepKind::Pause(_)));
+            let undoable = |s: &&Step| !s.statements().iter().all(|st| split::is_maintenance(&st.sql));
+            let lacking = steps.iter().filter(|s| s.down.is_empty()).filter(undoable);
             without.extend(lacking.map(|s| format!("{:?} (line {})", s.name, s.line)));
         }
     }
@@ -605,6 +606,17 @@ mod tests {
         // A mode chosen explicitly keeps today's rule.
         assert!(
             err("BEGIN;\nSELECT 1;\nCOMMIT;\n", defaults(Some(TxMode::File))).contains("controls transactions itself")
+        );
+    }
+
+    #[test]
+    fn a_vacuum_or_analyze_step_needs_no_down_section() {
+        let text = "-- lockimpact: transaction step\nALTER TABLE t ADD a int;\n-- lockimpact: down\nALTER TABLE t DROP a;\n\
+                    -- lockimpact: end\nVACUUM (ANALYZE) t;\nANALYZE t;\nUPDATE t SET a = 1;\n";
+        let m = parse(text, Path::new("x.sql"), &defaults(None)).unwrap();
+        assert_eq!(
+            m.notes,
+            ["steps without a down section (a rollback leaves their change in place): \"UPDATE t SET a = 1\" (line 8)"]
         );
     }
 

@@ -335,6 +335,14 @@ pub fn classify_sql(sql: &str) -> (Option<&'static str>, bool) {
     }
 }
 
+/// Whether `sql` is VACUUM or ANALYZE: it changes neither the schema nor
+/// the rows, so there is nothing for a down section to undo.
+pub fn is_maintenance(sql: &str) -> bool {
+    let Ok(parsed) = pg_query::parse(sql, 0) else { return false };
+    let mut nodes = parsed.protobuf.stmts.iter().filter_map(|s| s.stmt.as_ref()?.node.as_ref());
+    nodes.all(|n| matches!(n, NodeEnum::VacuumStmt(_)))
+}
+
 /// Whether `cmd` (of an ALTER TABLE) is `DETACH PARTITION … CONCURRENTLY`.
 fn detaches_concurrently(cmd: &pg_query::protobuf::Node) -> bool {
     let Some(NodeEnum::AlterTableCmd(c)) = &cmd.node else { return false };
