@@ -19,10 +19,11 @@
 //! integer column is 1..n; other unique columns get one distinct value per
 //! row; a foreign key takes the parent's generated keys, and the last
 //! foreign key of a key made only of foreign-key columns takes them in turn
-//! for each combination of the others (`Distinct`), so the key stays unique. Deterministic: the
-//! same file, scale and seed give the same rows (a table loaded over two
-//! connections may place its chunks in another order). This module imports
-//! only the statistics' model and the shared vocabulary (no clone backend).
+//! for each combination of the others (`Distinct`), so the key stays
+//! unique. Deterministic: the same file, scale and seed give the same rows
+//! (a table loaded over two connections may place its chunks in another
+//! order). This module imports only the statistics' model and the shared
+//! vocabulary (no clone backend).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -596,7 +597,8 @@ struct Distinct {
 }
 
 impl Distinct {
-    /// The parent key (< `n`) of the row whose foreign keys picked `picks`.
+    /// The parent key (< `n`, which is not 0: a foreign key with no parent
+    /// keys picks NULL) of the row whose foreign keys picked `picks`.
     fn next(&mut self, picks: &[Option<u64>], n: u64) -> u64 {
         let mix = |h: u64, v: u64| Rng(h ^ v).next();
         let combination = self.others.iter().fold(0, |h, &o| mix(h, picks[o].map_or(u64::MAX, |p| p)));
