@@ -595,7 +595,11 @@ fn record(
             format: d.format.as_str().to_string(),
             sample: d.sample,
         }),
-        synthetic: plan.synthetic.as_ref().map(|s| (s.path.display().to_string(), s.scale)),
+        synthetic: plan.synthetic.as_ref().map(|s| crate::run_record::SyntheticSource {
+            file: s.path.display().to_string(),
+            scale: s.scale,
+            seed: (s.seed != crate::clone::synthetic::DEFAULT_SEED).then_some(s.seed),
+        }),
         dataset_notes: dataset.notes.clone(),
         marks: m.clock.marks(),
         end: m.end,

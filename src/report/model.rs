@@ -367,6 +367,10 @@ pub struct SyntheticInfo {
     pub stats_file: String,
     /// `snapshot.scale`: the fraction of the statistics' row counts generated.
     pub scale: f64,
+    /// `snapshot.synthetic_seed`, when the scenario set one; absent: the
+    /// generator's fixed default seed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

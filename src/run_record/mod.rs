@@ -49,8 +49,8 @@ pub struct RunRecord {
     pub dataset_bytes: Option<i64>,
     /// `snapshot.dump`, when the dataset came from a dump.
     pub dump: Option<DumpSource>,
-    /// `snapshot.synthetic`: (statistics file, scale).
-    pub synthetic: Option<(String, f64)>,
+    /// `snapshot.synthetic`, when the dataset was generated from statistics.
+    pub synthetic: Option<SyntheticSource>,
     /// Notes from building the dataset (e.g. skipped owners and grants).
     pub dataset_notes: Vec<String>,
     pub marks: Vec<Mark>,
@@ -524,6 +524,16 @@ pub enum StepType {
     Backfill,
     /// A pause between steps (`-- lockimpact: pause`).
     Pause,
+}
+
+/// The statistics a dataset was generated from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyntheticSource {
+    pub file: String,
+    /// `snapshot.scale`: the fraction of the statistics' row counts generated.
+    pub scale: f64,
+    /// `snapshot.synthetic_seed`; `None`: the generator's fixed default.
+    pub seed: Option<u64>,
 }
 
 /// The dump a dataset was restored from.

@@ -65,6 +65,9 @@ pub struct SnapshotSection {
     pub synthetic: Option<String>,
     /// Fraction of the statistics' row counts to generate (default 1.0).
     pub scale: Option<f64>,
+    /// The generator's seed for `synthetic` (default: a fixed one, so every
+    /// run generates the same rows).
+    pub synthetic_seed: Option<u64>,
     /// Fraction of a dump's rows to keep, sampled consistently across
     /// foreign keys (default: all).
     pub sample: Option<f64>,

@@ -303,7 +303,7 @@ fn resolve_snapshot(
     at: &Ctx,
 ) -> Result<Dataset> {
     let file = at.file;
-    if s.synthetic.is_some() || s.scale.is_some() {
+    if s.synthetic.is_some() || s.scale.is_some() || s.synthetic_seed.is_some() {
         return resolve_synthetic(s, on_url, at);
     }
     match (&s.seed, &s.dump) {
@@ -362,8 +362,9 @@ fn resolve_snapshot(
 fn resolve_synthetic(s: &file::SnapshotSection, on_url: bool, at: &Ctx) -> Result<Dataset> {
     let file = at.file;
     let Some(stats_file) = &s.synthetic else {
+        let key = if s.scale.is_some() { "scale" } else { "synthetic_seed" };
         return Err(Error::input(format!(
-            "{file}: snapshot.scale applies to snapshot.synthetic only; remove it or name a statistics file"
+            "{file}: snapshot.{key} applies to snapshot.synthetic only; remove it or name a statistics file"
         )));
     };
     let other = [
@@ -415,7 +416,7 @@ fn resolve_synthetic(s: &file::SnapshotSection, on_url: bool, at: &Ctx) -> Resul
     }
     let seed_sql = stats.schema_sql.clone();
     let stats = std::sync::Arc::new(stats);
-    let seed = crate::clone::synthetic::DEFAULT_SEED;
+    let seed = s.synthetic_seed.unwrap_or(crate::clone::synthetic::DEFAULT_SEED);
     Ok(Dataset {
         seed_path: path.clone(),
         seed_sql,

@@ -179,10 +179,11 @@ fn dataset(rec: &RunRecord) -> DatasetInfo {
         restore_ms: rec.restore_time.map(ms),
         bytes: rec.dataset_bytes,
         dump: rec.dump.as_ref().map(|d| DumpInfo { file: d.file.clone(), format: d.format.clone(), sample: d.sample }),
-        synthetic: rec
-            .synthetic
-            .as_ref()
-            .map(|(file, scale)| SyntheticInfo { stats_file: file.clone(), scale: *scale }),
+        synthetic: (rec.synthetic.as_ref()).map(|s| SyntheticInfo {
+            stats_file: s.file.clone(),
+            scale: s.scale,
+            seed: s.seed,
+        }),
     }
 }
 

@@ -76,10 +76,11 @@ fn header(r: &Report, out: &mut impl Write) -> io::Result<()> {
         _ => match &r.dataset.synthetic {
             Some(syn) => writeln!(
                 out,
-                "  dataset:   {} (generated from the statistics in {} at scale {} in {}, copied in {})",
+                "  dataset:   {} (generated from the statistics in {} at scale {}{} in {}, copied in {})",
                 tables,
                 syn.stats_file,
                 syn.scale,
+                syn.seed.map(|s| format!(", seed {s}")).unwrap_or_default(),
                 fmt_ms(r.dataset.seed_ms),
                 copied(r)
             )?,

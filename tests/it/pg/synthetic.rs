@@ -242,16 +242,17 @@ fn run_on_a_synthetic_dataset_reports_its_statistics() {
         0.5,
         "ALTER TABLE orders ADD COLUMN note text;\nCREATE INDEX orders_status_idx ON orders (status);\n",
     );
-    let out = run(&[scenario.to_str().unwrap()]);
+    let out = run(&[scenario.to_str().unwrap(), "--set", "snapshot.synthetic_seed=7"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let r = out.report();
     assert_eq!(r["dataset"]["synthetic"]["scale"], 0.5, "{}", r["dataset"]);
+    assert_eq!(r["dataset"]["synthetic"]["seed"], 7, "{}", r["dataset"]);
     assert!(r["dataset"]["synthetic"]["stats_file"].as_str().unwrap().ends_with("stats.json"));
     let orders = r["dataset"]["tables"].as_array().unwrap().iter().find(|t| t["name"] == "orders").unwrap();
     assert_eq!(orders["rows"], 10000, "{orders}");
     assert!(out.stderr.contains("generating the template from the statistics"), "{}", out.stderr);
     assert!(
-        out.stdout.contains("generated from the statistics in ") && out.stdout.contains("at scale 0.5"),
+        out.stdout.contains("generated from the statistics in ") && out.stdout.contains("at scale 0.5, seed 7"),
         "{}",
         out.stdout
     );
@@ -267,6 +268,38 @@ fn run_on_a_synthetic_dataset_reports_its_statistics() {
     let out = run(&[bad.to_str().unwrap()]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("snapshot.synthetic and snapshot.seed are both set"), "{}", out.stderr);
+    // A seed without statistics to generate from is refused, naming the key.
+    let text = std::fs::read_to_string(&bad).unwrap();
+    let text = text.replace(&format!("synthetic = \"{}\"", stats.display()), "synthetic_seed = 7");
+    std::fs::write(&bad, text).unwrap();
+    let out = run(&[bad.to_str().unwrap()]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("snapshot.synthetic_seed applies to snapshot.synthetic only"), "{}", out.stderr);
+}
+
+/// Another seed generates other rows from the same statistics; the same
+/// seed the same rows.
+#[test]
+fn another_seed_generates_other_rows_and_the_same_seed_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        let (server, _source) = seeded(&format!("{}\nANALYZE;", orders_seed(2000, 100))).await;
+        let stats = Arc::new(take_stats(&server, "source", &dir.path().join("stats.json")));
+        let admin = client(&server, "postgres").await;
+        let mut digests = Vec::new();
+        for (db, seed) in [("synth", 1), ("other", 2), ("again", 1)] {
+            if db != "synth" {
+                admin.batch_execute(&format!("CREATE DATABASE {db}")).await.unwrap();
+            }
+            let plan = SyntheticPlan { path: dir.path().join("stats.json"), stats: stats.clone(), scale: 1.0, seed };
+            synthetic::build(&server.target(db), &plan, &|_| {}).await.unwrap();
+            let sql = "SELECT md5(string_agg(o::text, ',' ORDER BY o.id)) FROM orders o";
+            digests.push(client(&server, db).await.query_one(sql, &[]).await.unwrap().get::<_, String>(0));
+        }
+        assert_ne!(digests[0], digests[1], "seeds 1 and 2 gave the same orders");
+        assert_eq!(digests[0], digests[2], "seed 1 twice gave other orders");
+    });
 }
 
 /// `run --scales` over a generated dataset: each size is the largest
