@@ -63,6 +63,12 @@ impl Step {
     pub fn outside_transaction(&self) -> bool {
         matches!(&self.kind, StepKind::Sql(s) if s.len() == 1 && s[0].needs_autocommit.is_some())
     }
+
+    /// The mode the step runs in within a group of `group`'s mode: `none`
+    /// for a step `outside_transaction` in `step` mode, else the group's.
+    pub fn mode_in(&self, group: TxMode) -> TxMode {
+        if group == TxMode::Step && self.outside_transaction() { TxMode::None } else { group }
+    }
 }
 
 /// A migration: its steps in order, grouped into the units a migration tool
@@ -480,8 +486,7 @@ pub fn check(steps: &[Step], transaction: TxMode, file: &str, hint: &TxHint) -> 
     if transaction == TxMode::None {
         return Ok(());
     }
-    let alone = |s: &&Step| transaction == TxMode::Step && s.outside_transaction();
-    for s in steps.iter().filter(|s| !alone(s)).flat_map(Step::statements) {
+    for s in steps.iter().filter(|s| s.mode_in(transaction) != TxMode::None).flat_map(Step::statements) {
         if let Some(what) = s.needs_autocommit {
             let own_step = match transaction {
                 TxMode::Step => " (in `step` mode it may be a step of its own: end the step group before it)",

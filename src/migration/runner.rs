@@ -408,8 +408,7 @@ impl Runner<'_> {
     async fn attempt(&self, i: usize, step: &Step, mode: TxMode, r: &mut StepRecord) -> Result<(), Failure> {
         let c = self.client;
         let exec = |sql: String| async move { c.batch_execute(&sql).await.map_err(|e| Failure::from_pg(&e, None)) };
-        // In `step` mode, a step of one statement that cannot run in a transaction block runs as `none` runs it.
-        let mode = if mode == TxMode::Step && step.outside_transaction() { TxMode::None } else { mode };
+        let mode = step.mode_in(mode);
         let own_tx = mode == TxMode::Step && !matches!(step.kind, StepKind::Backfill { .. });
         // A savepoint lets a failed step be retried or skipped without losing
         // the file's transaction.

@@ -145,7 +145,7 @@ fn kept(m: &Migration, rec: &MigrationRecord, i: usize) -> bool {
     }
     let Some(g) = m.groups.iter().position(|g| g.steps.contains(&i)) else { return false };
     let s = &rec.steps[i];
-    match m.groups[g].transaction {
+    match m.steps[i].mode_in(m.groups[g].transaction) {
         TxMode::File => rec.groups.get(g).is_some_and(|g| g.committed),
         // A step's own transaction commits when it succeeds; a backfill's batches commit one by one.
         TxMode::Step => s.outcome == Outcome::Ok || s.kind == StepType::Backfill,

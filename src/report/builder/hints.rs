@@ -413,14 +413,15 @@ fn lock_timeout_retries(s: &StepReport, eps: &Episodes) -> Option<Hint> {
 }
 
 fn vacuum_first(s: &StepReport, eps: &Episodes, deadlock_timeout: Duration) -> Option<Hint> {
-    let timeout = s.lock_timeout_ms.filter(|&t| t < deadlock_timeout.as_secs_f64() * 1000.0)?;
+    let deadlock_ms = deadlock_timeout.as_secs_f64() * 1000.0;
+    let timeout = s.lock_timeout_ms.filter(|&t| t < deadlock_ms)?;
     let (from, to) = window(s);
-    let behind_vacuum: Vec<&Episode> = (eps.migration.iter())
+    // The step's own waits, each with the autovacuum it waited behind.
+    let behind_vacuum: Vec<(&Episode, &Blocker)> = (eps.migration.iter())
         .filter(|e| e.end > from && e.start < to)
-        .filter(|e| e.blocker_classes.iter().any(|b| b.cancellable_autovacuum().is_some()))
+        .filter_map(|e| Some((e, e.blocker_classes.iter().find(|b| b.cancellable_autovacuum().is_some())?)))
         .collect();
-    let first = behind_vacuum.first()?;
-    let vacuum = first.blocker_classes.iter().find(|b| b.cancellable_autovacuum().is_some())?;
+    let &(first, vacuum) = behind_vacuum.first()?;
     let on = first.relation.as_deref().map(|r| format!(" on {r}")).unwrap_or_default();
     let table = first.relation.as_deref().unwrap_or("the table");
     let queue = Waits::matching(s, eps, |_| true)
@@ -432,12 +433,12 @@ fn vacuum_first(s: &StepReport, eps: &Episodes, deadlock_timeout: Duration) -> O
             "the step waited {} for {}{on} behind {vacuum} in {} waits over {} attempts{queue}; its \
              lock_timeout ({}) is shorter than deadlock_timeout ({}), the wait after which the server cancels an \
              autovacuum in a lock's way, so it timed out and retried instead",
-            fmt_ms(overlap_ms(behind_vacuum.iter().copied(), from, to)),
+            fmt_ms(overlap_ms(behind_vacuum.iter().map(|(e, _)| *e), from, to)),
             first.mode,
             fmt_count(behind_vacuum.len() as u64),
             fmt_count(u64::from(s.retries) + 1),
             fmt_ms(timeout),
-            fmt_ms(deadlock_timeout.as_secs_f64() * 1000.0),
+            fmt_ms(deadlock_ms),
         ),
         advice: format!(
             "VACUUM (ANALYZE) {table} in a step of its own just before this one, without a lock_timeout (after a \

@@ -44,6 +44,16 @@ fn take_stats(server: &lockimpact::clone::Server, db: &str, out: &Path) -> Stats
     serde_json::from_str(&std::fs::read_to_string(out).unwrap()).unwrap()
 }
 
+/// The plan of generating `stats` (written to `dir`/stats.json) at `scale` with `seed`.
+fn plan_of(dir: &Path, stats: Stats, scale: f64, seed: u64) -> SyntheticPlan {
+    SyntheticPlan { path: dir.join("stats.json"), stats: Arc::new(stats), scale, seed }
+}
+
+/// The runtime of a test that talks to its servers itself.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
 /// (table.column) → (null_frac, distinct values as a count) from pg_stats.
 async fn column_stats(db: &tokio_postgres::Client) -> BTreeMap<String, (f64, f64)> {
     let rows = db
@@ -124,17 +134,12 @@ async fn seeded(sql: &str) -> (lockimpact::clone::Server, tokio_postgres::Client
 #[test]
 fn synthetic_data_matches_the_statistics_keys_and_plans_of_its_source() {
     let dir = tempfile::tempdir().unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = runtime();
     rt.block_on(async {
         let (server, source) = seeded(&(orders_seed(20000, 1000) + EXTRAS)).await;
         let stats = take_stats(&server, "source", &dir.path().join("stats.json"));
 
-        let plan = SyntheticPlan {
-            path: dir.path().join("stats.json"),
-            stats: Arc::new(stats),
-            scale: 1.0,
-            seed: synthetic::DEFAULT_SEED,
-        };
+        let plan = plan_of(dir.path(), stats, 1.0, synthetic::DEFAULT_SEED);
         let generated = synthetic::build(&server.target("synth"), &plan, &|_| {}).await.unwrap();
         assert_eq!(generated.tables.iter().find(|t| t.0 == "orders").map(|t| t.1), Some(20000));
         let binary = |t: &str| generated.loads.iter().find(|l| l.table == t).map(|l| l.binary);
@@ -197,7 +202,7 @@ fn synthetic_data_matches_the_statistics_keys_and_plans_of_its_source() {
 #[test]
 fn synthetic_load_names_the_check_constraint_it_breaks() {
     let dir = tempfile::tempdir().unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = runtime();
     rt.block_on(async {
         let (server, _source) = seeded(
             "CREATE TABLE items (id int PRIMARY KEY, qty int NOT NULL CHECK (qty > 0)); \
@@ -282,17 +287,17 @@ fn run_on_a_synthetic_dataset_reports_its_statistics() {
 #[test]
 fn another_seed_generates_other_rows_and_the_same_seed_the_same() {
     let dir = tempfile::tempdir().unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = runtime();
     rt.block_on(async {
         let (server, _source) = seeded(&format!("{}\nANALYZE;", orders_seed(2000, 100))).await;
-        let stats = Arc::new(take_stats(&server, "source", &dir.path().join("stats.json")));
+        let stats = take_stats(&server, "source", &dir.path().join("stats.json"));
         let admin = client(&server, "postgres").await;
         let mut digests = Vec::new();
         for (db, seed) in [("synth", 1), ("other", 2), ("again", 1)] {
             if db != "synth" {
                 admin.batch_execute(&format!("CREATE DATABASE {db}")).await.unwrap();
             }
-            let plan = SyntheticPlan { path: dir.path().join("stats.json"), stats: stats.clone(), scale: 1.0, seed };
+            let plan = plan_of(dir.path(), stats.clone(), 1.0, seed);
             synthetic::build(&server.target(db), &plan, &|_| {}).await.unwrap();
             let sql = "SELECT md5(string_agg(o::text, ',' ORDER BY o.id)) FROM orders o";
             digests.push(client(&server, db).await.query_one(sql, &[]).await.unwrap().get::<_, String>(0));
@@ -336,7 +341,7 @@ fn scales_over_a_synthetic_dataset_size_its_largest_table_and_predict_at_its_sta
 #[test]
 fn a_reserved_table_name_and_a_reordered_composite_key_are_followed() {
     let dir = tempfile::tempdir().unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = runtime();
     rt.block_on(async {
         let sql = "CREATE TABLE \"order\" (a int NOT NULL, b int NOT NULL, note text, PRIMARY KEY (b, a));
             INSERT INTO \"order\" SELECT g % 7, g, 'n' || g FROM generate_series(1, 500) g;
@@ -348,12 +353,7 @@ fn a_reserved_table_name_and_a_reordered_composite_key_are_followed() {
         let stats = take_stats(&server, "source", &dir.path().join("stats.json"));
         let order = stats.tables.iter().find(|t| t.name == "order").expect("the order table");
         assert_eq!(order.regclass.as_deref(), Some("\"order\""));
-        let plan = SyntheticPlan {
-            path: dir.path().join("stats.json"),
-            stats: Arc::new(stats),
-            scale: 1.0,
-            seed: synthetic::DEFAULT_SEED,
-        };
+        let plan = plan_of(dir.path(), stats, 1.0, synthetic::DEFAULT_SEED);
         synthetic::build(&server.target("synth"), &plan, &|_| {}).await.unwrap();
         let synth = client(&server, "synth").await;
         let row = synth
@@ -378,7 +378,7 @@ fn a_reserved_table_name_and_a_reordered_composite_key_are_followed() {
 #[test]
 fn keys_made_only_of_foreign_keys_stay_unique() {
     let dir = tempfile::tempdir().unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = runtime();
     rt.block_on(async {
         let sql = "CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL);
             INSERT INTO customers SELECT g, 'c' || g FROM generate_series(1, 300) g;
@@ -393,12 +393,7 @@ fn keys_made_only_of_foreign_keys_stay_unique() {
             ANALYZE;";
         let (server, _source) = seeded(sql).await;
         let stats = take_stats(&server, "source", &dir.path().join("stats.json"));
-        let plan = |stats: Stats| SyntheticPlan {
-            path: dir.path().join("stats.json"),
-            stats: Arc::new(stats),
-            scale: 1.0,
-            seed: synthetic::DEFAULT_SEED,
-        };
+        let plan = |stats: Stats| plan_of(dir.path(), stats, 1.0, synthetic::DEFAULT_SEED);
         synthetic::build(&server.target("synth"), &plan(stats.clone()), &|_| {}).await.unwrap();
         let synth = client(&server, "synth").await;
         let row = synth
@@ -436,16 +431,11 @@ fn keys_made_only_of_foreign_keys_stay_unique() {
 #[test]
 fn a_million_row_table_loads_over_two_connections_and_keeps_its_row_order() {
     let dir = tempfile::tempdir().unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = runtime();
     rt.block_on(async {
         let (server, _source) = seeded(&(orders_seed(20000, 1000) + ";\nANALYZE;")).await;
         let stats = take_stats(&server, "source", &dir.path().join("stats.json"));
-        let plan = SyntheticPlan {
-            path: dir.path().join("stats.json"),
-            stats: Arc::new(stats),
-            scale: synthetic::STREAM_MIN_ROWS as f64 / 20000.0,
-            seed: synthetic::DEFAULT_SEED,
-        };
+        let plan = plan_of(dir.path(), stats, synthetic::STREAM_MIN_ROWS as f64 / 20000.0, synthetic::DEFAULT_SEED);
         let generated = synthetic::build(&server.target("synth"), &plan, &|_| {}).await.unwrap();
         let load = |t: &str| generated.loads.iter().find(|l| l.table == t).map(|l| (l.rows, l.streams));
         assert_eq!(load("orders"), Some((synthetic::STREAM_MIN_ROWS, 2)));
