@@ -62,6 +62,21 @@ pub fn run(args: &[&str]) -> Outcome {
     }
 }
 
+/// Replaces `from` with `to` in the file at `path` (a scenario made bad).
+pub fn edit(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains(from), "{} lacks {from:?}", path.display());
+    std::fs::write(path, text.replace(from, to)).unwrap();
+}
+
+/// `lockimpact run SCENARIO`, which must exit 2 saying `says` on stderr.
+pub fn assert_refused(scenario: &Path, says: &str) -> Outcome {
+    let o = run(&[scenario.to_str().unwrap()]);
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    assert!(o.stderr.contains(says), "{says:?} not in: {}", o.stderr);
+    o
+}
+
 /// Writes a tiny scenario on the orders dataset (10 000 rows, short phases)
 /// with the given migration, into `dir`; `extra` is appended to the TOML.
 pub fn tiny_scenario(dir: &Path, migration_sql: &str, extra: &str) -> PathBuf {

@@ -82,24 +82,15 @@ fn bad_snapshot_sections_are_input_errors() {
     assert!(o.stderr.contains("snapshot.dump") && o.stderr.contains("toc.dat"), "{}", o.stderr);
 
     let both = tiny_scenario(dir.path(), "SELECT 1;\n", "");
-    let text = std::fs::read_to_string(&both).unwrap().replace("[snapshot]\n", "[snapshot]\ndump = \"x.dump\"\n");
-    std::fs::write(&both, text).unwrap();
-    let o = run(&[both.to_str().unwrap()]);
-    assert_eq!(o.code, 2, "{}", o.stderr);
-    assert!(o.stderr.contains("snapshot.seed and snapshot.dump are both set"), "{}", o.stderr);
+    edit(&both, "[snapshot]\n", "[snapshot]\ndump = \"x.dump\"\n");
+    assert_refused(&both, "snapshot.seed and snapshot.dump are both set");
 
     // snapshot.sample: a fraction of a dump only.
-    let text = std::fs::read_to_string(&both).unwrap().replace("dump = \"x.dump\"\n", "sample = 0.5\n");
-    std::fs::write(&both, text).unwrap();
-    let o = run(&[both.to_str().unwrap()]);
-    assert_eq!(o.code, 2, "{}", o.stderr);
-    assert!(o.stderr.contains("snapshot.sample applies to snapshot.dump only"), "{}", o.stderr);
+    edit(&both, "dump = \"x.dump\"\n", "sample = 0.5\n");
+    assert_refused(&both, "snapshot.sample applies to snapshot.dump only");
     let sampled = dump_scenario(dir.path(), &not_a_dump, DUMP_MIGRATION, "");
-    let text = std::fs::read_to_string(&sampled).unwrap().replace("jobs = 2", "jobs = 2\nsample = 1.5");
-    std::fs::write(&sampled, text).unwrap();
-    let o = run(&[sampled.to_str().unwrap()]);
-    assert_eq!(o.code, 2, "{}", o.stderr);
-    assert!(o.stderr.contains("snapshot.sample must be the fraction of the dump's rows to keep"), "{}", o.stderr);
+    edit(&sampled, "jobs = 2", "jobs = 2\nsample = 1.5");
+    assert_refused(&sampled, "snapshot.sample must be the fraction of the dump's rows to keep");
 }
 
 /// `run --scales` over a dump: each size keeps that percentage of the

@@ -264,22 +264,13 @@ fn run_on_a_synthetic_dataset_reports_its_statistics() {
 
     // A scale that is not a fraction is refused, naming the key.
     let bad = synthetic_scenario(dir.path(), &stats, -1.0, "SELECT 1;\n");
-    let out = run(&[bad.to_str().unwrap()]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out.stderr.contains("snapshot.scale"), "{}", out.stderr);
+    assert_refused(&bad, "snapshot.scale");
     // So is a second way to build the dataset.
-    let text = std::fs::read_to_string(&bad).unwrap().replace("scale = -1", "seed = \"seed.sql\"");
-    std::fs::write(&bad, text).unwrap();
-    let out = run(&[bad.to_str().unwrap()]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out.stderr.contains("snapshot.synthetic and snapshot.seed are both set"), "{}", out.stderr);
+    edit(&bad, "scale = -1", "seed = \"seed.sql\"");
+    assert_refused(&bad, "snapshot.synthetic and snapshot.seed are both set");
     // A seed without statistics to generate from is refused, naming the key.
-    let text = std::fs::read_to_string(&bad).unwrap();
-    let text = text.replace(&format!("synthetic = \"{}\"", stats.display()), "synthetic_seed = 7");
-    std::fs::write(&bad, text).unwrap();
-    let out = run(&[bad.to_str().unwrap()]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out.stderr.contains("snapshot.synthetic_seed applies to snapshot.synthetic only"), "{}", out.stderr);
+    edit(&bad, &format!("synthetic = \"{}\"", stats.display()), "synthetic_seed = 7");
+    assert_refused(&bad, "snapshot.synthetic_seed applies to snapshot.synthetic only");
 }
 
 /// Another seed generates other rows from the same statistics; the same
