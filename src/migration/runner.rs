@@ -370,6 +370,7 @@ impl Runner<'_> {
             *self.names_before.lock().expect("names") = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
         }
         let wal_before = self.wal_lsn().await;
+        r.wal_start = wal_before;
         let mut attempt = 0;
         loop {
             let res = self.attempt(i, step, mode, r).await;
@@ -627,21 +628,5 @@ pub(super) fn rewritten(before: &BTreeMap<String, String>, after: &BTreeMap<Stri
 /// The server's WAL insert position, in bytes.
 pub(super) async fn wal_lsn(client: &Client) -> Option<u64> {
     let row = client.query_one("SELECT pg_current_wal_insert_lsn()::text", &[]).await.ok()?;
-    parse_lsn(&row.get::<_, String>(0))
-}
-
-/// "16/B374D848" → byte position.
-fn parse_lsn(s: &str) -> Option<u64> {
-    let (hi, lo) = s.split_once('/')?;
-    Some((u64::from_str_radix(hi, 16).ok()? << 32) | u64::from_str_radix(lo, 16).ok()?)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn lsn() {
-        assert_eq!(super::parse_lsn("0/10"), Some(16));
-        assert_eq!(super::parse_lsn("1/0"), Some(1 << 32));
-        assert_eq!(super::parse_lsn("junk"), None);
-    }
+    crate::pg::lsn::parse(&row.get::<_, String>(0))
 }

@@ -9,6 +9,7 @@
 //! - `lockmode`: table-level lock modes, ordered by strength;
 //! - `catalog`: SQL naming the relation of a `pg_locks` row;
 //! - `lex`: PostgreSQL's own scanner and its error messages;
+//! - `lsn`: WAL positions read into byte positions;
 //! - `log`: PostgreSQL's server log (`stderr` and `csvlog`) read into entries;
 //! - `reach`: which SQL statements reach beyond their database (programs and
 //!   files on the server's host, settings and objects of the whole server),
@@ -19,6 +20,7 @@ pub mod conninfo;
 pub mod lex;
 pub mod lockmode;
 pub mod log;
+pub mod lsn;
 pub mod reach;
 pub mod tls;
 

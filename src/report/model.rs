@@ -982,6 +982,12 @@ pub struct StandbyReport {
     /// Where the largest lag was seen: a step's index, or `phase` for outside the steps.
     pub max_lag_step: Option<usize>,
     pub max_lag_phase: Option<Phase>,
+    /// The step that wrote most of the WAL the standby was behind on at its
+    /// largest lag (between its replay position and the primary's LSN): the
+    /// step that caused the lag, where `max_lag_step` is the one running.
+    /// `None` for no lag, or a lag of WAL written outside every step.
+    #[serde(default)]
+    pub max_lag_wal_step: Option<usize>,
     /// The largest lag in bytes during the baseline (before the migration).
     pub baseline_max_lag_bytes: u64,
     /// The largest `write_lag`, `flush_lag`, `replay_lag` the primary reported.

@@ -563,6 +563,9 @@ pub struct StepRecord {
     pub batches: Option<u64>,
     pub rows: u64,
     pub wal_bytes: Option<u64>,
+    /// The server's WAL insert position when the step began: with
+    /// `wal_bytes`, the range of WAL written while it ran.
+    pub wal_start: Option<u64>,
     pub rewritten: Vec<String>,
     /// Relation → lock mode, as read inside the step's transaction.
     pub locks: HeldLocks,
@@ -608,6 +611,7 @@ impl StepRecord {
             batches: None,
             rows: 0,
             wal_bytes: None,
+            wal_start: None,
             rewritten: Vec::new(),
             locks: HeldLocks::default(),
             unwrapped: Vec::new(),

@@ -85,6 +85,9 @@ pub struct LagSample {
     pub at: Duration,
     /// `pg_wal_lsn_diff(primary's pg_current_wal_lsn(), standby's pg_last_wal_replay_lsn())`, at least 0.
     pub lag_bytes: u64,
+    /// The position the standby had replayed (a subscriber: confirmed) up
+    /// to, as a WAL byte position: the primary's LSN − `lag_bytes`.
+    pub replay_lsn: Option<u64>,
     /// `write_lag`, `flush_lag`, `replay_lag` of the standby in the primary's
     /// `pg_stat_replication` (NULL there: `None`).
     pub write_lag: Option<Duration>,

@@ -332,9 +332,11 @@ impl Poller {
             };
             match polled {
                 Ok(row) => {
+                    let lag_bytes = row.get::<_, Option<i64>>(0).unwrap_or(0).max(0) as u64;
                     let sample = LagSample {
                         at,
-                        lag_bytes: row.get::<_, Option<i64>>(0).unwrap_or(0).max(0) as u64,
+                        lag_bytes,
+                        replay_lsn: crate::pg::lsn::parse(&lsn).map(|p| p.saturating_sub(lag_bytes)),
                         write_lag: time_lag[0],
                         flush_lag: time_lag[1],
                         replay_lag: time_lag[2],

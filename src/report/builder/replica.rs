@@ -74,6 +74,7 @@ fn standby(rec: &RunRecord, bounds: &Bounds, s: &StandbyRecord) -> StandbyReport
         max_lag_at_ms: max.map(|x| ms(x.at)),
         max_lag_step: max.and_then(|x| step_at(x.at)),
         max_lag_phase: max.filter(|x| step_at(x.at).is_none()).map(|x| bounds.phase_at(x.at)),
+        max_lag_wal_step: max.and_then(|x| wal_step(rec, x)),
         baseline_max_lag_bytes: baseline.iter().map(|x| x.lag_bytes).max().unwrap_or(0),
         max_write_lag_ms: max_ms(&|x| x.write_lag, &measured),
         max_flush_lag_ms: max_ms(&|x| x.flush_lag, &measured),
@@ -88,6 +89,21 @@ fn standby(rec: &RunRecord, bounds: &Bounds, s: &StandbyRecord) -> StandbyReport
         sync_commit: s.sync_commit.as_ref().map(|x| super::sync_commit::sync_commit(rec, bounds, x)),
         logical: s.logical.as_ref().map(|l| logical(bounds, l, &step_at)),
     }
+}
+
+/// The step that wrote most of the WAL a lagging standby was behind on:
+/// of the WAL between its replay position and the primary's, the largest
+/// share written while one step ran. A lag that outlasts its step is put on
+/// the step that caused it, not the one that happened to be running.
+fn wal_step(rec: &RunRecord, x: &LagSample) -> Option<usize> {
+    let behind = x.replay_lsn.map(|from| (from, from + x.lag_bytes))?;
+    let share = |s: &crate::run_record::StepRecord| match (s.wal_start, s.wal_bytes) {
+        (Some(from), Some(n)) => behind.1.min(from + n).saturating_sub(behind.0.max(from)),
+        _ => 0,
+    };
+    let (i, most) =
+        rec.migration.steps.iter().map(share).enumerate().max_by_key(|(i, n)| (*n, std::cmp::Reverse(*i)))?;
+    (most > 0).then_some(i)
 }
 
 /// A logical subscriber's error counts at the last poll, and the first poll that saw one.
@@ -199,7 +215,7 @@ pub(super) fn violations(r: &Report, b: &BudgetSection) -> Vec<Violation> {
             fmt_bytes(n)
         );
         if s.max_lag_bytes > n {
-            let step = s.max_lag_step.or_else(|| step_of(s, &|x| x.max_lag_bytes as f64));
+            let step = s.max_lag_wal_step.or(s.max_lag_step).or_else(|| step_of(s, &|x| x.max_lag_bytes as f64));
             v.push(Violation {
                 step,
                 ..Violation::new("max_replica_lag_bytes", n as f64, s.max_lag_bytes as f64, what)

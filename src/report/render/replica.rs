@@ -121,6 +121,10 @@ fn standby_row(s: &StandbyReport) -> Vec<String> {
         (None, Some(p)) => p.name().to_string(),
         (None, None) => "-".into(),
     };
+    let place = match s.max_lag_wal_step {
+        Some(w) if s.max_lag_step != Some(w) => format!("{place}, behind on step {}'s WAL", w + 1),
+        _ => place,
+    };
     let blocked = match s.blocked_sessions {
         0 => "0".to_string(),
         n => format!("{} (longest {})", fmt_count(n), fmt_ms(s.longest_blocked_ms)),

@@ -161,7 +161,8 @@ async fn poll_lag(socket: PathBuf, (primary, standby): (u16, u16), stop: Arc<Ato
 /// that. The test measures that change itself: the largest difference
 /// between two of its consecutive readings (≥ 20 ms apart, so the bound is
 /// generous, never assumed). The standby's `recovery_min_apply_delay` (300
-/// ms) holds replay back so the backfill's lag is megabytes, not a blip.
+/// ms) holds replay back so the backfill's lag is megabytes, not a blip;
+/// the peak is put on the backfill, which wrote most of the WAL behind.
 #[test]
 fn reported_lag_agrees_with_an_independent_reading_and_standbys_are_removed() {
     let dir = tempfile::tempdir().unwrap();
@@ -194,15 +195,20 @@ fn reported_lag_agrees_with_an_independent_reading_and_standbys_are_removed() {
     let own = lags.iter().map(|(_, l)| *l).max().unwrap();
     let step_change = lags.windows(2).map(|w| w[1].1.abs_diff(w[0].1)).max().unwrap();
     eprintln!(
-        "reported max lag {reported} B at {} ms (step {}), own reading {own} B over {} polls, largest change \
-         between two readings {step_change} B",
+        "reported max lag {reported} B at {} ms (step {}, most of it step {}'s WAL), own reading {own} B over {} \
+         polls, largest change between two readings {step_change} B",
         s["max_lag_at_ms"],
         s["max_lag_step"],
+        s["max_lag_wal_step"],
         lags.len()
     );
     assert!(own > 1_000_000, "the backfill should put the standby megabytes behind; read {own} B");
     assert!(reported.abs_diff(own) <= step_change, "reported {reported} B vs read {own} B, tolerance {step_change} B");
-    assert_eq!(s["max_lag_step"], 1, "the largest lag is in the backfill step: {s}");
+    // The peak may come just after the backfill, while the standby still
+    // replays it (seen in CI: step 3 was running): it is the backfill's WAL.
+    assert_eq!(s["max_lag_wal_step"], 1, "the largest lag is mostly the backfill's WAL: {s}");
+    let running = s["max_lag_step"].as_u64();
+    assert!(matches!(running, Some(1 | 2)) || s["max_lag_phase"] == "after", "peak while: {s}");
     assert!(s["samples"].as_u64().unwrap() > 50, "{s}");
     assert!(s["max_replay_lag_ms"].as_f64().unwrap() >= 250.0, "apply delay 300 ms: {s}");
 

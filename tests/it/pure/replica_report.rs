@@ -1,5 +1,6 @@
 //! The report's `replicas` object from a built record (no server): the
-//! largest lag and where, per-step maxima over the steps' time windows,
+//! largest lag and where (the step running, and the step that wrote most of
+//! the WAL behind), per-step maxima over the steps' time windows,
 //! samples before the baseline left out, blocked standby sessions counted as
 //! waits from their first poll to their last, conflicts as a difference, and
 //! the replica budgets as violations (`max_standby_blocked`: the longest
@@ -26,6 +27,7 @@ fn sample(at_ms: u64, lag: u64, replay_ms: Option<u64>, blocked: &[i32]) -> LagS
         flush_lag: None,
         replay_lag: replay_ms.map(Duration::from_millis),
         blocked_pids: blocked.to_vec(),
+        ..Default::default()
     }
 }
 
@@ -93,6 +95,62 @@ fn replica_budgets_are_violations() {
     // Without standbys a record has no `replicas`, and the JSON no field.
     let plain = lockimpact::report::build(&RunBuilder::new().build());
     assert!(serde_json::to_value(&plain).unwrap().get("replicas").is_none());
+}
+
+/// A lag that outlasts the step that caused it: the peak comes while step 3
+/// runs, and most of the WAL the standby is behind on is what the backfill
+/// (step 2) wrote. `max_lag_wal_step` names the backfill, the terminal says
+/// so, and the lag budget's violation points at it. Without the steps' WAL
+/// ranges, only the step that was running is known.
+#[test]
+fn a_lag_that_outlasts_its_step_is_put_on_the_step_that_wrote_most_of_it() {
+    let budget = BudgetSection { max_replica_lag_bytes: Some(1_000_000), ..Default::default() };
+    let build = |wal: bool| {
+        let mut rec = RunBuilder::new()
+            .step("add column", 3000, 1000)
+            .step("backfill", 4000, 2000)
+            .step("set not null", 6000, 500)
+            .budget(budget.clone())
+            .build();
+        if wal {
+            for (s, (from, n)) in
+                rec.migration.steps.iter_mut().zip([(1_000, 100), (2_000, 8_000_000), (8_002_000, 50)])
+            {
+                (s.wal_start, s.wal_bytes) = (Some(from), Some(n));
+            }
+        }
+        let at = |ms: u64, lag: u64, replay: u64| LagSample {
+            at: Duration::from_millis(ms),
+            lag_bytes: lag,
+            replay_lsn: Some(replay),
+            ..Default::default()
+        };
+        // At 6.1 s the standby has not replayed even step 1's WAL, but most
+        // of what it is behind on is the backfill's.
+        let samples = vec![at(1500, 0, 900), at(4500, 3_000_000, 2_000_500), at(6100, 8_001_000, 500)];
+        rec.replicas = Some(ReplicasRecord {
+            interval: Duration::from_millis(100),
+            standbys: vec![StandbyRecord { name: "lockimpact_standby_1".into(), samples, ..Default::default() }],
+        });
+        lockimpact::report::build(&rec)
+    };
+    let report = build(true);
+    let s = &report.replicas.as_ref().unwrap().standbys[0];
+    assert_eq!((s.max_lag_bytes, s.max_lag_step, s.max_lag_wal_step), (8_001_000, Some(2), Some(1)));
+    let v = report.verdict.violations.iter().find(|v| v.budget == "max_replica_lag_bytes").expect("a violation");
+    assert_eq!(v.step, Some(1), "{v:?}");
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["replicas"]["standbys"][0]["max_lag_wal_step"], 1);
+    let mut text = Vec::new();
+    render(Doc::Run(&report), Format::Text, &mut text).unwrap();
+    let text = String::from_utf8(text).unwrap();
+    assert!(text.contains("step 3, behind on step 2's WAL"), "{text}");
+
+    let report = build(false);
+    let s = &report.replicas.as_ref().unwrap().standbys[0];
+    assert_eq!((s.max_lag_step, s.max_lag_wal_step), (Some(2), None));
+    let v = report.verdict.violations.iter().find(|v| v.budget == "max_replica_lag_bytes").expect("a violation");
+    assert_eq!(v.step, Some(2), "{v:?}");
 }
 
 fn ms(n: u64) -> Dur {
