@@ -5,14 +5,17 @@
 //! estimated rows, pages and sizes (`pg_class`, `pg_stat_user_tables`), per
 //! column `null_frac`, `n_distinct`, `avg_width`, `correlation`, the most
 //! common values and their frequencies and the histogram bounds
-//! (`pg_stats`), and the keys and constraints; writes them as one JSON file.
+//! (`pg_stats`; a partitioned table's over all its partitions), which
+//! partition belongs to which table, and the keys and constraints; writes
+//! them as one JSON file.
 //! With `--redact-values`, the values the statistics quote (real data) are
 //! replaced by generated ones of the same width, in the same order.
 
 use serde::{Deserialize, Serialize};
 
-/// The statistics file's format version.
-pub const STATS_VERSION: u32 = 1;
+/// The statistics file's format version: 2 added the partitions (a
+/// partitioned table's statistics are its partitions' together).
+pub const STATS_VERSION: u32 = 2;
 
 /// The whole file.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -47,6 +50,13 @@ pub struct TableStats {
     pub n_live_tup: Option<i64>,
     /// The table was never analyzed: its columns have no statistics.
     pub analyzed: bool,
+    /// A partition: the table it is a partition of (regclass); its rows are
+    /// generated through that table, not on their own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition_of: Option<String>,
+    /// A partitioned table: its statistics are over all its partitions.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partitioned: bool,
     pub columns: Vec<ColumnStats>,
 }
 
@@ -92,13 +102,15 @@ pub const STATS_SQL: &str = "SELECT json_build_object(\
     SELECT n.nspname AS schema, c.relname AS name, c.oid::regclass::text AS regclass, c.reltuples::bigint AS reltuples, c.relpages::bigint AS relpages, \
       pg_table_size(c.oid) AS bytes, pg_total_relation_size(c.oid) AS total_bytes, s.n_live_tup, \
       (s.last_analyze IS NOT NULL OR s.last_autoanalyze IS NOT NULL OR c.reltuples >= 0) AS analyzed, \
+      (SELECT i.inhparent::regclass::text FROM pg_inherits i WHERE i.inhrelid = c.oid AND c.relispartition) AS partition_of, \
+      c.relkind = 'p' AS partitioned, \
       coalesce((SELECT json_agg(json_build_object(\
           'name', a.attname, 'type', format_type(a.atttypid, a.atttypmod), 'not_null', a.attnotnull, \
           'null_frac', st.null_frac, 'n_distinct', st.n_distinct, 'avg_width', st.avg_width, \
           'correlation', st.correlation, 'most_common_vals', st.most_common_vals::text, \
           'most_common_freqs', st.most_common_freqs, 'histogram_bounds', st.histogram_bounds::text) ORDER BY a.attnum) \
         FROM pg_attribute a LEFT JOIN pg_stats st ON st.schemaname = n.nspname AND st.tablename = c.relname \
-          AND st.attname = a.attname AND NOT st.inherited \
+          AND st.attname = a.attname AND st.inherited = (c.relkind = 'p') \
         WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '[]') AS columns \
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
     LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid \
@@ -115,6 +127,16 @@ pub const STATS_SQL: &str = "SELECT json_build_object(\
     FROM pg_constraint co JOIN pg_namespace n ON n.oid = co.connamespace \
     WHERE co.contype IN ('p','u','c','f') AND co.conrelid <> 0 \
       AND n.nspname NOT IN ('pg_catalog','information_schema')), '[]'))";
+
+impl Stats {
+    /// A partitioned table (not itself a partition) without statistics of
+    /// its own: its rows cannot be generated. Autovacuum never analyzes a
+    /// partitioned table; `ANALYZE` of it does, from a sample of its partitions.
+    pub fn unanalyzed_partitioned(&self) -> Option<&TableStats> {
+        let unanalyzed = |t: &TableStats| t.reltuples < 0 || t.columns.iter().all(|c| c.null_frac.is_none());
+        self.tables.iter().find(|t| t.partitioned && t.partition_of.is_none() && unanalyzed(t))
+    }
+}
 
 /// The statistics from `STATS_SQL`'s JSON and the schema dump.
 pub fn from_query(json: &str, schema_sql: String) -> Result<Stats, String> {

@@ -7,7 +7,9 @@
 //! million rows or more over two, in COPY's binary format when every
 //! column's type has one (`binary`) — then the post-data part (indexes, keys,
 //! foreign keys, which validate the load), the sequences are moved past the
-//! loaded keys, and ANALYZE.
+//! loaded keys, and ANALYZE. A partitioned table is generated as one table,
+//! from its statistics over all its partitions, and COPY routes each row to
+//! its partition; the partitions are not generated on their own.
 //!
 //! Per column: NULL with `null_frac`; a most common value with its
 //! frequency; else one of the remaining distinct values (`n_distinct`, a
@@ -819,10 +821,13 @@ impl<'a> Model<'a> {
         self.stats.constraints.iter().filter(move |c| c.table == table && c.kind == kind)
     }
 
-    /// Tables in levels: each level's foreign keys point only to earlier
-    /// levels (or to itself); a cycle ends up in one last level.
+    /// Tables in levels, partitions left out: each level's foreign keys
+    /// point only to earlier levels (or to itself); a cycle ends up in one
+    /// last level.
     fn levels(&self) -> Vec<Vec<usize>> {
-        let mut left: BTreeSet<usize> = (0..self.stats.tables.len()).collect();
+        // A partition's rows are generated through its partitioned table.
+        let mut left: BTreeSet<usize> =
+            (0..self.stats.tables.len()).filter(|&i| self.stats.tables[i].partition_of.is_none()).collect();
         let mut levels = Vec::new();
         while !left.is_empty() {
             let ready: Vec<usize> = left

@@ -414,6 +414,15 @@ fn resolve_synthetic(s: &file::SnapshotSection, on_url: bool, at: &Ctx) -> Resul
             path.display()
         )));
     }
+    if let Some(t) = stats.unanalyzed_partitioned() {
+        let name = t.regclass.clone().unwrap_or_else(|| t.name.clone());
+        return Err(Error::input(format!(
+            "{}: the partitioned table {name} has no statistics of its own, so its rows cannot be generated \
+             (autovacuum never analyzes a partitioned table); run ANALYZE {name} on the source (it reads a sample \
+             of its partitions' rows) and write the statistics file again (snapshot.synthetic in {file})",
+            path.display()
+        )));
+    }
     let seed_sql = stats.schema_sql.clone();
     let stats = std::sync::Arc::new(stats);
     let seed = s.synthetic_seed.unwrap_or(crate::clone::synthetic::DEFAULT_SEED);

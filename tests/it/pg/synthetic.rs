@@ -5,7 +5,8 @@
 //! shapes, reports a CHECK constraint the statistics break by name, a run
 //! on it says where its data came from, and `run --scales` sizes it by its
 //! largest table. A table of a million rows loads over two connections and
-//! keeps its row order. Keys made only of foreign keys stay unique.
+//! keeps its row order. Keys made only of foreign keys stay unique. A
+//! partitioned table is generated once, through its partitions' parent.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -445,5 +446,64 @@ fn a_million_row_table_loads_over_two_connections_and_keeps_its_row_order() {
         let (rows, max_id, correlation): (i64, i64, f64) = (row.get(0), row.get(1), row.get(2));
         assert_eq!((rows as u64, max_id as u64), (synthetic::STREAM_MIN_ROWS, synthetic::STREAM_MIN_ROWS));
         assert!(correlation > 0.99, "orders.id correlation {correlation}: the streams' chunks are out of row order");
+    });
+}
+
+/// Partitioned tables: a range-partitioned table and a hash-partitioned
+/// one, analyzed as a whole (`ANALYZE;` does). The synthetic dataset has
+/// each table's rows once and each partition about its own share: the
+/// table is generated from its statistics over all partitions, and COPY
+/// routes each row. A partitioned table without statistics of its own
+/// (only its partitions analyzed, as autovacuum leaves it) is refused,
+/// naming the table and the ANALYZE that gives it some.
+#[test]
+fn partitioned_tables_are_generated_once_into_their_partitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    rt.block_on(async {
+        let schema = "CREATE TABLE events (id bigint NOT NULL, at date NOT NULL, kind text, PRIMARY KEY (id, at))
+                PARTITION BY RANGE (at);
+            CREATE TABLE events_2025 PARTITION OF events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+            CREATE TABLE events_2026 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+            INSERT INTO events SELECT g, date '2025-01-01' + (g % 700), (ARRAY['a','b','c'])[1 + g % 3]
+                FROM generate_series(1, 7000) g;
+            CREATE TABLE sessions (id int PRIMARY KEY, token text NOT NULL) PARTITION BY HASH (id);
+            CREATE TABLE sessions_0 PARTITION OF sessions FOR VALUES WITH (MODULUS 2, REMAINDER 0);
+            CREATE TABLE sessions_1 PARTITION OF sessions FOR VALUES WITH (MODULUS 2, REMAINDER 1);
+            INSERT INTO sessions SELECT g, md5(g::text) FROM generate_series(1, 3000) g;";
+        let (server, source) = seeded(&format!("{schema}\nANALYZE;")).await;
+        let count = |db: tokio_postgres::Client| async move {
+            let rows = db
+                .query(
+                    "SELECT c.relname, (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM %s', \
+                     c.oid::regclass), false, true, '')))[1]::text::int8 FROM pg_class c \
+                     WHERE c.relname ~ '^(events|sessions)' AND c.relkind IN ('r', 'p') ORDER BY 1",
+                    &[],
+                )
+                .await
+                .unwrap();
+            rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1))).collect::<Vec<_>>()
+        };
+        let want = count(source).await;
+        let stats = take_stats(&server, "source", &dir.path().join("stats.json"));
+        synthetic::build(&server.target("synth"), &plan_of(dir.path(), stats, 1.0, synthetic::DEFAULT_SEED), &|_| {})
+            .await
+            .unwrap();
+        let got = count(client(&server, "synth").await).await;
+        eprintln!("source {want:?}\nsynthetic {got:?}");
+        assert_eq!(got.len(), want.len(), "{got:?}");
+        for ((name, n), (_, m)) in want.iter().zip(&got) {
+            let ratio = *m as f64 / *n as f64;
+            assert!((0.9..=1.1).contains(&ratio), "{name}: {m} rows generated, the source has {n}");
+        }
+
+        client(&server, "postgres").await.batch_execute("CREATE DATABASE bare").await.unwrap();
+        let analyze = "ANALYZE events_2025, events_2026, sessions_0, sessions_1;";
+        client(&server, "bare").await.batch_execute(&format!("{schema}\n{analyze}")).await.unwrap();
+        let stats = dir.path().join("bare.json");
+        take_stats(&server, "bare", &stats);
+        let scenario = synthetic_scenario(dir.path(), &stats, 1.0, "SELECT 1;\n");
+        assert_refused(&scenario, "the partitioned table events has no statistics of its own");
+        assert_refused(&scenario, "run ANALYZE events on the source");
     });
 }
