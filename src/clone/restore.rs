@@ -295,8 +295,16 @@ pub async fn restore(server: &Server, dump: &DumpPlan, say: &(dyn Fn(&str) + Syn
     db.batch_execute("ANALYZE").await.map_err(|e| Error::db(format!("ANALYZE failed: {}", describe_pg(&e))))?;
     let (tables, bytes) = describe_dataset(&db, true).await?;
     if let Some((fraction, removed)) = sample {
-        // The kept rows, as describe_dataset counted them.
-        let kept: u64 = tables.iter().map(|t| t.rows.max(0) as u64).sum();
+        // The kept rows, as describe_dataset counted them; a partitioned
+        // table's count holds its partitions'.
+        let partitions: Vec<String> = db
+            .query("SELECT oid::regclass::text FROM pg_class WHERE relispartition", &[])
+            .await
+            .map_err(|e| Error::db(format!("listing the partitions: {}", describe_pg(&e))))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let kept: u64 = tables.iter().filter(|t| !partitions.contains(&t.name)).map(|t| t.rows.max(0) as u64).sum();
         say(&format!(
             "sampled {fraction} of the dump: kept {kept} of its {} rows, foreign keys consistent",
             kept + removed

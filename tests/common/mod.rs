@@ -243,9 +243,14 @@ pub fn synthetic_scenario(dir: &Path, stats: &Path, scale: f64, migration_sql: &
 
 /// A generated dataset for pg_dump: the orders dataset (10 000 orders, a
 /// foreign key, an index, a bigserial sequence) plus a table with its own
-/// sequence and a foreign key, a trigram index (pg_trgm), a view, and an
-/// owner and a grant of a role that the clone will not have.
+/// sequence and a foreign key, a trigram index (pg_trgm), a view, a table
+/// partitioned by range (2 000 rows in two partitions), and an owner and a
+/// grant of a role that the clone will not have.
 pub const DUMP_EXTRAS: &str = "
+CREATE TABLE audit_log (id bigint NOT NULL, at date NOT NULL, note text) PARTITION BY RANGE (at);
+CREATE TABLE audit_log_2025 PARTITION OF audit_log FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+CREATE TABLE audit_log_2026 PARTITION OF audit_log FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+INSERT INTO audit_log SELECT g, date '2025-01-01' + (g % 700), 'n' || g FROM generate_series(1, 2000) g;
 CREATE EXTENSION pg_trgm;
 CREATE SEQUENCE invoice_no START 1000;
 CREATE TABLE invoices (
