@@ -179,10 +179,17 @@ pub struct BenchArgs {
     pub reset_10gb: bool,
 
     /// Row 8: predict each step of the shipped backfill and index scenarios
-    /// at 5M rows from `run --scales 100k,300k,1M`, and measure a 5M run to
-    /// compare (tens of minutes).
+    /// (phased and one-shot backfill, plain and concurrent index) at 5M rows
+    /// from `run --scales 100k,300k,1M`, and measure a 5M run to compare
+    /// (tens of minutes).
     #[arg(long = "predict-5m")]
     pub predict_5m: bool,
+
+    /// With --predict-5m: only the scenarios whose file name contains one of
+    /// these, e.g. `--predict-only oneshot,concurrently` (phased, oneshot,
+    /// plain, concurrently).
+    #[arg(long = "predict-only", value_name = "NAMES", value_delimiter = ',', requires = "predict_5m")]
+    pub predict_only: Vec<String>,
 
     /// Alternations of each side-by-side throughput measurement (default 5; 1 with --quick).
     #[arg(long, value_name = "N")]

@@ -115,8 +115,9 @@ pub struct Config {
     pub reset_10gb: bool,
     /// Orders row 7 generates from the statistics, each round.
     pub synthetic_rows: u64,
-    /// Row 8 runs (`--predict-5m`).
+    /// Row 8 runs (`--predict-5m`), on these scenarios only when any (`--predict-only`).
     pub predict_5m: bool,
+    pub predict_only: Vec<String>,
     /// Memory over run length: RSS is read at these offsets into the baseline.
     pub memory_points: Vec<Duration>,
     pub memory_rate_cap: f64,
@@ -142,6 +143,7 @@ impl Config {
                 reset_10gb: false,
                 synthetic_rows: 20_000,
                 predict_5m: false,
+                predict_only: Vec::new(),
                 memory_points: vec![Duration::from_secs(2), Duration::from_secs(5)],
                 memory_rate_cap: 5_000.0,
             }
@@ -163,6 +165,7 @@ impl Config {
                 reset_10gb: false,
                 synthetic_rows: 3_000_000,
                 predict_5m: false,
+                predict_only: Vec::new(),
                 memory_points: vec![Duration::from_secs(60), Duration::from_secs(180)],
                 memory_rate_cap: 5_000.0,
             }
@@ -178,6 +181,7 @@ impl Config {
         }
         c.reset_10gb = args.reset_10gb;
         c.predict_5m = args.predict_5m;
+        c.predict_only = args.predict_only.clone();
         c
     }
 }

@@ -164,6 +164,7 @@ mod tests {
             data_dir: None,
             reset_10gb: false,
             predict_5m: false,
+            predict_only: Vec::new(),
             rounds: None,
             only: Vec::new(),
             quiet: true,

@@ -36,15 +36,41 @@ const SCENARIOS: &[(&str, &[(&str, &str)])] = &[
         ],
     ),
     (
+        "scenarios/orders-billing-country-oneshot.toml",
+        &[
+            (
+                "scenarios/orders-billing-country-oneshot.toml",
+                include_str!("../../scenarios/orders-billing-country-oneshot.toml"),
+            ),
+            (
+                "scenarios/migrations/billing-country-oneshot.sql",
+                include_str!("../../scenarios/migrations/billing-country-oneshot.sql"),
+            ),
+        ],
+    ),
+    (
         "scenarios/orders-index-plain.toml",
         &[
             ("scenarios/orders-index-plain.toml", include_str!("../../scenarios/orders-index-plain.toml")),
             ("scenarios/migrations/index-plain.sql", include_str!("../../scenarios/migrations/index-plain.sql")),
         ],
     ),
+    (
+        "scenarios/orders-index-concurrently.toml",
+        &[
+            (
+                "scenarios/orders-index-concurrently.toml",
+                include_str!("../../scenarios/orders-index-concurrently.toml"),
+            ),
+            (
+                "scenarios/migrations/index-concurrently.sql",
+                include_str!("../../scenarios/migrations/index-concurrently.sql"),
+            ),
+        ],
+    ),
 ];
 
-/// The orders dataset both scenarios seed and replay.
+/// The orders dataset the scenarios seed and replay.
 const SHARED: &[(&str, &str)] = &[
     ("workloads/orders/seed.sql", include_str!("../../workloads/orders/seed.sql")),
     ("workloads/orders/workload.toml", include_str!("../../workloads/orders/workload.toml")),
@@ -74,15 +100,29 @@ pub async fn run(cfg: &Config, rep: &mut Report, quiet: bool, cancel: &Cancellat
             eprintln!("bench: {m}");
         }
     };
+    let chosen = chosen(&cfg.predict_only)?;
     let dir = tempfile::tempdir().map_err(|e| Error::env(format!("cannot create a temp dir: {e}")))?;
     write_bundle(dir.path())?;
-    for (scenario, _) in SCENARIOS {
+    for scenario in chosen {
         if cancel.is_cancelled() {
             return Err(Error::interrupted());
         }
         one_scenario(cfg, rep, &dir.path().join(scenario), cancel, &say).await?;
     }
     Ok(())
+}
+
+/// The scenarios `--predict-only` names (every one without it); a name
+/// that matches none is refused, listing them.
+fn chosen(only: &[String]) -> Result<Vec<&'static str>> {
+    let all: Vec<&'static str> = SCENARIOS.iter().map(|(s, _)| *s).collect();
+    if let Some(bad) = only.iter().find(|n| !all.iter().any(|s| s.contains(n.as_str()))) {
+        return Err(Error::input(format!(
+            "--predict-only {bad}: no row 8 scenario is named so; they are {}",
+            all.join(", ")
+        )));
+    }
+    Ok(all.into_iter().filter(|s| only.is_empty() || only.iter().any(|n| s.contains(n.as_str()))).collect())
 }
 
 /// The scenarios and the files they refer to, at their repository paths under `dir`.

@@ -74,9 +74,10 @@ fn the_quick_suite_writes_every_row_with_both_sides() {
 
 /// `bench --quick --only 7,8 --predict-5m`: the synthetic generator's rows
 /// with both sides, and one prediction row per extrapolated step of each
-/// shipped backfill and index scenario, each with its predicted and measured
-/// duration (tiny sizes; the figures are not checked: timing belongs to the
-/// report).
+/// shipped backfill and index scenario (phased and one-shot, plain and
+/// concurrent), each with its predicted and measured duration (tiny sizes;
+/// the figures are not checked: timing belongs to the report).
+/// `--predict-only` refuses a name that matches no scenario.
 #[test]
 fn the_synthetic_and_prediction_rows_are_produced() {
     let out = tempfile::tempdir().unwrap();
@@ -96,7 +97,13 @@ fn the_synthetic_and_prediction_rows_are_produced() {
         assert!(r["a"]["value"].as_f64().unwrap() > 0.0 && r["b"]["value"].as_f64().unwrap() > 0.0, "{r}");
         assert_eq!(r["target"], "≥ 1 M rows/s", "{r}");
     }
-    for scenario in ["orders_billing_country_phased", "orders_index_plain"] {
+    let scenarios = [
+        "orders_billing_country_phased",
+        "orders_billing_country_oneshot",
+        "orders_index_plain",
+        "orders_index_concurrently",
+    ];
+    for scenario in scenarios {
         let steps: Vec<&Value> = rows
             .iter()
             .filter(|r| r["id"].as_str().unwrap().starts_with(&format!("predict_{scenario}_step")))
@@ -113,4 +120,15 @@ fn the_synthetic_and_prediction_rows_are_produced() {
     }
     let md = std::fs::read_to_string(out.path().join("BENCHMARKS.md")).unwrap();
     assert!(md.contains("## 7. Synthetic data generation") && md.contains("## 8. Prediction accuracy"), "{md}");
+
+    // --predict-only names scenarios; one that matches none is refused, listing them.
+    let bad = common::bin()
+        .args(["bench", "--quick", "--only", "8", "--predict-5m", "--predict-only", "plain,nope", "--out"])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(2), "stderr:\n{stderr}");
+    assert!(stderr.contains("--predict-only nope: no row 8 scenario is named so"), "{stderr}");
+    assert!(stderr.contains("scenarios/orders-index-concurrently.toml"), "{stderr}");
 }
